@@ -1,0 +1,30 @@
+# dsphnf developer entry points.  `make demo` and `make test` are the two
+# commands the README opens with; both build .venv on first use.
+PY := .venv/bin/python
+export MPLBACKEND := Agg
+
+.PHONY: setup demo test book clean
+
+.venv/.installed: pyproject.toml Makefile
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test,book]"
+	touch $@
+
+setup: .venv/.installed
+
+demo: setup
+	.venv/bin/dsphnf demo -o demo_out
+
+test: setup
+	DSPHNF_FAST=1 $(PY) -m pytest -q -p no:cacheprovider tests
+	DSPHNF_FAST=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax book
+
+book: setup
+	.venv/bin/jupyter-book build . --warningiserror --keep-going
+	$(PY) scripts/check_book.py
+
+clean:
+	rm -rf _build demo_out

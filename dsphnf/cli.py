@@ -1,0 +1,62 @@
+"""The ``dsphnf`` command line.
+
+Each subcommand lives in ``dsphnf.commands.<name>`` and provides
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
+Errors that users can cause are raised as :class:`dsphnf.errors.DsphnfError`
+(or ``ValueError``/``OSError`` from reading input) and reported here as one line
+with exit status 2; nothing is written in that case.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import DsphnfError
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: Subcommand modules under dsphnf.commands, in the order shown by --help.
+COMMANDS: list[str] = ["demo", "mock", "info"]
+
+DESCRIPTION = """\
+Dark-matter density profiles of dwarf spheroidal galaxies from star catalogues
+with sky positions x, y [kpc] and line-of-sight velocities vz [km/s].
+
+Units everywhere: kpc, km/s, Msun; densities in Msun/kpc^3; the stellar
+number density nu in kpc^-3 normalised to one star.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dsphnf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"dsphnf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"dsphnf.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (DsphnfError, ValueError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"dsphnf: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dsphnf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

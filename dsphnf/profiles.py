@@ -1,0 +1,121 @@
+"""Zhao (alpha, beta, gamma) density profiles and their enclosed masses.
+
+    rho(r) = rho0 (r/rs)^-gamma [1 + (r/rs)^alpha]^((gamma - beta)/alpha)
+
+Lengths in kpc; ``rho0`` in Msun/kpc^3 for a mass profile, or kpc^-3 for a
+tracer number density.  NFW is (1, 3, 1), the Gaia Challenge cored halo is
+(1, 3, 0), Plummer is (2, 5, 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import integrate, special
+
+__all__ = ["Zhao", "nfw", "cored", "plummer", "tracer_zhao"]
+
+
+@dataclass(frozen=True)
+class Zhao:
+    """Spherical Zhao (alpha, beta, gamma) profile.
+
+    Parameters
+    ----------
+    rho0 : float
+        Normalisation [Msun/kpc^3, or kpc^-3 for tracers].
+    rs : float
+        Scale radius [kpc].
+    alpha, beta, gamma : float
+        Transition sharpness, outer and inner logarithmic slopes.
+    """
+
+    rho0: float
+    rs: float
+    alpha: float = 1.0
+    beta: float = 3.0
+    gamma: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.rs > 0 and self.alpha > 0):
+            raise ValueError("Zhao profile needs rs > 0 and alpha > 0")
+        if self.gamma >= 3:
+            raise ValueError("Zhao profile needs gamma < 3 for a finite central mass")
+
+    # ------------------------------------------------------------------
+    def density(self, r: np.ndarray | float) -> np.ndarray:
+        """Density at radius ``r`` [kpc] (units of ``rho0``)."""
+        x = np.asarray(r, dtype=float) / self.rs
+        return self.rho0 * x ** (-self.gamma) * (1.0 + x**self.alpha) ** (
+            (self.gamma - self.beta) / self.alpha
+        )
+
+    __call__ = density
+
+    def dlogrho_dlogr(self, r: np.ndarray | float) -> np.ndarray:
+        """Logarithmic slope dln rho / dln r at ``r`` [kpc]."""
+        xa = (np.asarray(r, dtype=float) / self.rs) ** self.alpha
+        return -self.gamma + (self.gamma - self.beta) * xa / (1.0 + xa)
+
+    def mass(self, r: np.ndarray | float) -> np.ndarray:
+        """Enclosed mass M(<r) = 4 pi Int_0^r rho r'^2 dr' (units rho0 kpc^3).
+
+        Uses the regularised incomplete beta function where beta > 3 and a
+        Gauss hypergeometric function otherwise; both are exact.
+        """
+        r = np.asarray(r, dtype=float)
+        x = r / self.rs
+        a, b, g = self.alpha, self.beta, self.gamma
+        p = (3.0 - g) / a
+        pref = 4.0 * np.pi * self.rho0 * self.rs**3
+        if b > 3.0:
+            q = (b - 3.0) / a
+            xa = x**a
+            u = xa / (1.0 + xa)
+            return pref * special.beta(p, q) * special.betainc(p, q, u) / a
+        # beta <= 3: total mass diverges; write the integral with u = x^a/(1+x^a)
+        # and a hypergeometric function evaluated at u in [0, 1).
+        xa = x**a
+        u = xa / (1.0 + xa)
+        # Int_0^x t^(2-g) (1+t^a)^((g-b)/a) dt
+        #   = (1/a) Int_0^u s^(p-1) (1-s)^(q-1) ds with q = (b-3)/a <= 0
+        #   = (1/a) u^p / p 2F1(p, 1-q; p+1; u)
+        q = (b - 3.0) / a
+        return pref * u**p / (a * p) * special.hyp2f1(p, 1.0 - q, p + 1.0, u)
+
+    def total_mass(self) -> float:
+        """Total mass (finite only for beta > 3)."""
+        if self.beta <= 3.0:
+            return float("inf")
+        a, b, g = self.alpha, self.beta, self.gamma
+        p, q = (3.0 - g) / a, (b - 3.0) / a
+        return float(4.0 * np.pi * self.rho0 * self.rs**3 * special.beta(p, q) / a)
+
+    def normalised(self) -> "Zhao":
+        """The same shape scaled to unit total mass (one star for a tracer)."""
+        return Zhao(self.rho0 / self.total_mass(), self.rs, self.alpha, self.beta, self.gamma)
+
+    def mass_quad(self, r: float) -> float:
+        """Enclosed mass by direct quadrature (slow; for tests)."""
+        f = lambda s: 4.0 * np.pi * s**2 * float(self.density(s))
+        return integrate.quad(f, 0.0, r, limit=200, epsrel=1e-11)[0]
+
+
+def nfw(rho0: float, rs: float) -> Zhao:
+    """NFW halo rho0 / [(r/rs)(1 + r/rs)^2] (Msun/kpc^3, kpc)."""
+    return Zhao(rho0, rs, 1.0, 3.0, 1.0)
+
+
+def cored(rho0: float, rs: float) -> Zhao:
+    """Cored halo rho0 / (1 + r/rs)^3, the Gaia Challenge core (Msun/kpc^3, kpc)."""
+    return Zhao(rho0, rs, 1.0, 3.0, 0.0)
+
+
+def plummer(mass: float, a: float) -> Zhao:
+    """Plummer sphere of total ``mass`` [Msun or stars] and scale ``a`` [kpc]."""
+    return Zhao(3.0 * mass / (4.0 * np.pi * a**3), a, 2.0, 5.0, 0.0)
+
+
+def tracer_zhao(rs: float, gamma: float = 0.0, beta: float = 5.0, alpha: float = 2.0) -> Zhao:
+    """Stellar tracer nu(r) of the Gaia Challenge family, normalised to one star."""
+    return Zhao(1.0, rs, alpha, beta, gamma).normalised()
