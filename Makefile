@@ -19,8 +19,9 @@ demo: setup
 	.venv/bin/dsphnf demo -o demo_out
 
 test: setup
-	DSPHNF_FAST=1 $(PY) -m pytest -q -p no:cacheprovider tests
-	DSPHNF_FAST=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax book
+	# Fast mode (DSPHNF_FAST=1) cuts training steps in the notebooks; the
+	# rendered book (make book) runs them in full.
+	DSPHNF_FAST=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbval-lax tests book
 
 book: setup
 	.venv/bin/jupyter-book build . --warningiserror --keep-going

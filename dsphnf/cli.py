@@ -19,7 +19,7 @@ from .errors import DsphnfError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Subcommand modules under dsphnf.commands, in the order shown by --help.
-COMMANDS: list[str] = ["demo", "mock", "info"]
+COMMANDS: list[str] = ["demo", "mock", "info", "baseline"]
 
 DESCRIPTION = """\
 Dark-matter density profiles of dwarf spheroidal galaxies from star catalogues
@@ -30,8 +30,15 @@ number density nu in kpc^-3 normalised to one star.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line (exit status 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dsphnf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"dsphnf {__version__}")
@@ -43,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error: return its status
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
