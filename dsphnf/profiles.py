@@ -73,6 +73,25 @@ class Zhao:
             xa = x**a
             u = xa / (1.0 + xa)
             return pref * special.beta(p, q) * special.betainc(p, q, u) / a
+        p_int = round(p)
+        if b == 3.0 and abs(p - p_int) < 1e-12 and p_int >= 1:
+            # fast exact path (NFW, cored, ...): Int_0^u s^(p-1)/(1-s) ds
+            #   = -ln(1-u) - sum_{n<p} u^n/n,  with -ln(1-u) = ln(1 + x^a);
+            # a short series sum_{n>=p} u^n/n where that would cancel.
+            xa = x**a
+            u = xa / (1.0 + xa)
+            exact = np.log1p(xa)
+            for n in range(1, p_int):
+                exact = exact - u**n / n
+            small = u < 0.1
+            if np.any(small):
+                us = u[small]
+                series = np.zeros_like(us)
+                for k in range(17, -1, -1):  # Horner: u^p sum_k u^k / (p + k)
+                    series = series * us + 1.0 / (p_int + k)
+                exact = np.where(small, 0.0, exact)
+                exact[small] = us**p_int * series
+            return pref * exact / a
         # beta <= 3: total mass diverges; write the integral with u = x^a/(1+x^a)
         # and a hypergeometric function evaluated at u in [0, 1).
         xa = x**a
