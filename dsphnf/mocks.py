@@ -1,0 +1,212 @@
+"""The Gaia Challenge spherical mock dwarf galaxies, as equilibrium models.
+
+Walker & Penarrubia (2011, ApJ 742, 20) models: a Zhao (2, 5, gamma*) stellar
+tracer of scale r* in a Zhao (1, 3, gamma) dark-matter halo with
+r_DM = 1 kpc, either a cusp (gamma = 1, rho0 = 6.4e7 Msun/kpc^3) or a core
+(gamma = 0, rho0 = 4.0e8 Msun/kpc^3), isotropic or Osipkov-Merritt with
+r_a = r*.  :func:`sample_stars` draws (x, y, z, vx, vy, vz) catalogues in the
+Gaia Challenge file layout from the exact distribution function
+(:class:`dsphnf.df.EddingtonDF`); :func:`truth_profiles` returns the true
+nu, sigma_r, beta, M and rho.  Units: kpc, km/s, Msun.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .anisotropy import Anisotropy, Isotropic, OsipkovMerritt
+from .df import EddingtonDF
+from .errors import DsphnfError
+from .profiles import Zhao, tracer_zhao
+
+__all__ = [
+    "GaiaModel",
+    "MODELS",
+    "R_DM",
+    "distribution_function",
+    "get_model",
+    "make_model",
+    "sample_stars",
+    "truth_profiles",
+    "model_from_filename",
+]
+
+#: Dark-matter scale radius of every Gaia Challenge spherical model [kpc].
+R_DM: float = 1.0
+_HALO_RHO0 = {"cusp": 6.4e7, "core": 4.0e8}  # Msun/kpc^3
+_HALO_GAMMA = {"cusp": 1.0, "core": 0.0}
+
+
+@dataclass(frozen=True)
+class GaiaModel:
+    """One spherical Gaia Challenge model.
+
+    Attributes
+    ----------
+    name : str
+        E.g. ``"NonPlumCuspIso"``.
+    tracer : Zhao
+        Stellar number density [kpc^-3], normalised to one star.
+    halo : Zhao
+        Dark-matter density [Msun/kpc^3].
+    anisotropy : Anisotropy
+        ``Isotropic()`` or ``OsipkovMerritt(r_a)`` (r_a in kpc).
+    """
+
+    name: str
+    tracer: Zhao
+    halo: Zhao
+    anisotropy: Anisotropy
+
+    @property
+    def r_star(self) -> float:
+        """Stellar scale radius r* [kpc]."""
+        return self.tracer.rs
+
+
+def make_model(name: str, gamma_star: float, r_star: float, dm: str, om: bool,
+               ra_over_rstar: float = 1.0) -> GaiaModel:
+    """Build a Gaia Challenge model from its parameters.
+
+    Parameters
+    ----------
+    name : str
+        Label.
+    gamma_star : float
+        Inner slope of the stars (alpha* = 2, beta* = 5).
+    r_star : float
+        Stellar scale radius [kpc].
+    dm : {"cusp", "core"}
+        Dark-matter halo.
+    om : bool
+        Osipkov-Merritt (r_a = ra_over_rstar * r*) if True, else isotropic.
+    """
+    halo = Zhao(_HALO_RHO0[dm], R_DM, 1.0, 3.0, _HALO_GAMMA[dm])
+    aniso: Anisotropy = OsipkovMerritt(ra_over_rstar * r_star) if om else Isotropic()
+    return GaiaModel(name, tracer_zhao(r_star, gamma_star, 5.0, 2.0), halo, aniso)
+
+
+_TABLE = [  # name, gamma*, r* [kpc], dm, om
+    ("PlumCoreIso", 0.1, 1.0, "core", False),
+    ("NonPlumCoreIso", 1.0, 1.0, "core", False),
+    ("PlumCuspIso", 0.1, 0.25, "cusp", False),
+    ("NonPlumCuspIso", 1.0, 0.25, "cusp", False),
+    ("PlumCoreOm", 0.1, 0.25, "core", True),
+    ("NonPlumCoreOm", 1.0, 0.25, "core", True),
+    ("PlumCuspOm", 0.1, 0.10, "cusp", True),
+    ("NonPlumCuspOm", 1.0, 0.10, "cusp", True),
+]
+
+#: The eight spherical Gaia Challenge models, by name.
+MODELS: dict[str, GaiaModel] = {row[0]: make_model(*row) for row in _TABLE}
+
+
+def get_model(name: str) -> GaiaModel:
+    """The model called ``name`` (case-insensitive).
+
+    Raises
+    ------
+    DsphnfError
+        For an unknown name (the message lists the valid ones).
+    """
+    for key, model in MODELS.items():
+        if key.lower() == str(name).strip().lower():
+            return model
+    raise DsphnfError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+
+
+@functools.lru_cache(maxsize=16)
+def _df(tracer: Zhao, halo: Zhao, anisotropy: Anisotropy) -> EddingtonDF:
+    return EddingtonDF(tracer, halo, anisotropy)
+
+
+def distribution_function(model: GaiaModel) -> EddingtonDF:
+    """The (cached) equilibrium distribution function of ``model``."""
+    return _df(model.tracer, model.halo, model.anisotropy)
+
+
+def sample_stars(model: GaiaModel | str, n: int, seed: int = 0, verr: float = 0.0) -> np.ndarray:
+    """Draw a mock catalogue in the Gaia Challenge layout.
+
+    Parameters
+    ----------
+    model : GaiaModel or str
+        The model (or its name).
+    n : int
+        Number of stars.
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same seed gives the same stars.
+    verr : float
+        Gaussian error [km/s] added to each velocity component (the Gaia
+        Challenge ``*_err.dat`` files use 2 km/s).
+
+    Returns
+    -------
+    ndarray, shape (n, 6)
+        x, y, z [kpc], vx, vy, vz [km/s].
+    """
+    if isinstance(model, str):
+        model = get_model(model)
+    if n < 1:
+        raise DsphnfError(f"number of stars must be positive, got {n}")
+    if verr < 0:
+        raise DsphnfError(f"velocity error must be >= 0 km/s, got {verr}")
+    rng = np.random.default_rng(seed)
+    stars = distribution_function(model).sample(n, rng)
+    if verr > 0:
+        stars[:, 3:] += rng.normal(0.0, verr, size=(n, 3))
+    return stars
+
+
+def truth_profiles(model: GaiaModel | str, r: np.ndarray) -> dict[str, np.ndarray]:
+    """True profiles of ``model`` at radii ``r`` [kpc].
+
+    Returns
+    -------
+    dict
+        ``r`` [kpc], ``nu`` [kpc^-3, one star], ``sigma_r`` [km/s], ``beta``,
+        ``M`` [Msun] and ``rho`` [Msun/kpc^3] (dark matter; the stars are massless).
+    """
+    from .jeans import jeans_profiles
+
+    if isinstance(model, str):
+        model = get_model(model)
+    r = np.asarray(r, dtype=float)
+    return jeans_profiles(r, model.tracer.density, model.halo.mass, model.anisotropy)
+
+
+_NAME_RE = re.compile(
+    r"gs(?P<gs>\d+)_bs(?P<bs>\d+)_rcrs(?P<rc>\d+)_rarc(?P<ra>inf|\d+)_(?P<dm>cusp|core)_(?P<rho>\d+)mpc3"
+)
+
+
+def model_from_filename(path: str | Path) -> GaiaModel | None:
+    """The model encoded in a Gaia Challenge file name, or None if it has no such code.
+
+    ``gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat`` means
+    gamma* = 1.00, beta* = 5.0, r*/r_DM = 0.25, isotropic (``rarc100``:
+    Osipkov-Merritt with r_a = 1.00 r*), cusp halo with
+    rho0 = 0.064 Msun/pc^3 = 6.4e7 Msun/kpc^3.  Returns the matching entry of
+    :data:`MODELS` when there is one, else a model named after the file.
+    """
+    m = _NAME_RE.search(Path(path).name)
+    if m is None:
+        return None
+    gamma_star = int(m["gs"]) / 100.0
+    beta_star = int(m["bs"]) / 10.0
+    r_star = int(m["rc"]) / 100.0 * R_DM
+    om = m["ra"] != "inf"
+    ra_ratio = int(m["ra"]) / 100.0 if om else 1.0
+    dm = m["dm"]
+    rho0 = int(m["rho"]) * 1e6  # 1e-3 Msun/pc^3 = 1e6 Msun/kpc^3
+    halo = Zhao(rho0, R_DM, 1.0, 3.0, _HALO_GAMMA[dm])
+    aniso: Anisotropy = OsipkovMerritt(ra_ratio * r_star) if om else Isotropic()
+    tracer = tracer_zhao(r_star, gamma_star, beta_star, 2.0)
+    for model in MODELS.values():
+        if model.tracer == tracer and model.halo == halo and model.anisotropy == aniso:
+            return model
+    return GaiaModel(Path(path).stem, tracer, halo, aniso)
