@@ -29,7 +29,9 @@ def binned_profiles(cat: Catalog, n_bins: int = 10, n_boot: int = 200, seed: int
     n_bins : int
         Number of annuli (edges at quantiles of R).
     n_boot : int
-        Bootstrap resamples (within each annulus) for the sigma_los errors.
+        Bootstrap resamples (within each annulus) for the sigma_los errors;
+        0 uses the Gaussian error sigma / sqrt(2 (n_eff - 1)) instead (fast,
+        for large samples).
     seed : int
         Seed of the bootstrap.
 
@@ -59,12 +61,17 @@ def binned_profiles(cat: Catalog, n_bins: int = 10, n_boot: int = 200, seed: int
         if cat.vz is not None and sel.sum() >= 3:
             v = cat.vz[sel]
             e = None if cat.vz_err is None else cat.vz_err[sel]
-            out["sigma_los"].append(ml_dispersion(v, e, wb)[2])
-            boots = []
-            for _ in range(n_boot):
-                k = rng.integers(0, v.size, v.size)
-                boots.append(ml_dispersion(v[k], None if e is None else e[k], wb[k])[2])
-            out["sigma_los_err"].append(np.std(boots, ddof=1))
+            sig = ml_dispersion(v, e, wb)[2]
+            out["sigma_los"].append(sig)
+            if n_boot > 0:
+                boots = []
+                for _ in range(n_boot):
+                    k = rng.integers(0, v.size, v.size)
+                    boots.append(ml_dispersion(v[k], None if e is None else e[k], wb[k])[2])
+                out["sigma_los_err"].append(np.std(boots, ddof=1))
+            else:
+                n_eff = wb.sum() ** 2 / np.sum(wb**2)
+                out["sigma_los_err"].append(sig / np.sqrt(2.0 * max(n_eff - 1.0, 1.0)))
         else:
             out["sigma_los"].append(np.nan)
             out["sigma_los_err"].append(np.nan)

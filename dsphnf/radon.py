@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-__all__ = ["random_rotation", "project_stars", "abel_deproject", "binned_profiles"]
+__all__ = ["random_rotation", "project_stars", "abel_deproject"]
 
 
 def random_rotation(rng: np.random.Generator | int | None = None) -> np.ndarray:
@@ -107,47 +107,3 @@ def abel_deproject(R: np.ndarray, Sigma: np.ndarray, r: np.ndarray, n_t: int = 4
     Rq = r[:, None] * np.cosh(t)[None, :]
     # dR / sqrt(R^2 - r^2) = dt  for R = r cosh t
     return -np.trapezoid(dSigma_dR(Rq), t, axis=1) / np.pi
-
-
-def binned_profiles(
-    R: np.ndarray, vz: np.ndarray | None = None, n_bins: int = 10, weights: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """Equal-number binned Sigma(R) and sigma_los(R) for display (never for fitting).
-
-    Parameters
-    ----------
-    R : ndarray
-        Projected radii [kpc].
-    vz : ndarray, optional
-        Line-of-sight velocities [km/s].
-    n_bins : int
-        Number of bins with equal numbers of stars.
-    weights : ndarray, optional
-        Membership weights (0..1).
-
-    Returns
-    -------
-    dict
-        ``R`` (median radius of the stars in each bin), ``Sigma`` and ``Sigma_err`` [stars/kpc^2,
-        normalised to one star], and with ``vz`` also ``sigma`` and ``sigma_err`` [km/s].
-    """
-    R = np.asarray(R, dtype=float)
-    w = np.ones_like(R) if weights is None else np.asarray(weights, dtype=float)
-    edges = np.quantile(R, np.linspace(0.0, 1.0, n_bins + 1))
-    edges[0] = max(edges[0], 1e-6)
-    idx = np.clip(np.searchsorted(edges, R, side="right") - 1, 0, n_bins - 1)
-    area = np.pi * np.diff(edges**2)
-    wsum = np.bincount(idx, w, n_bins)
-    n_eff = wsum**2 / np.maximum(np.bincount(idx, w**2, n_bins), 1e-300)
-    out = {
-        "R": np.array([np.median(R[idx == k]) for k in range(n_bins)]),
-        "Sigma": wsum / area / w.sum(),
-        "Sigma_err": wsum / np.sqrt(n_eff) / area / w.sum(),
-    }
-    if vz is not None:
-        vz = np.asarray(vz, dtype=float)
-        mean = np.bincount(idx, w * vz, n_bins) / wsum
-        var = np.bincount(idx, w * (vz - mean[idx]) ** 2, n_bins) / wsum * n_eff / np.maximum(n_eff - 1, 1)
-        out["sigma"] = np.sqrt(var)
-        out["sigma_err"] = np.sqrt(var) / np.sqrt(2 * np.maximum(n_eff - 1, 1))
-    return out

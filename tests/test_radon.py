@@ -8,7 +8,9 @@ from scipy import stats
 from dsphnf.mocks import get_model, sample_stars
 from dsphnf.profiles import plummer
 from dsphnf.projection import sigma_los, surface_density
-from dsphnf.radon import abel_deproject, binned_profiles, project_stars, random_rotation
+from dsphnf.catalog import Catalog
+from dsphnf.plotting import binned_profiles
+from dsphnf.radon import abel_deproject, project_stars, random_rotation
 
 
 def test_random_rotation_is_proper_and_uniform() -> None:
@@ -41,21 +43,20 @@ def test_projection_is_the_same_from_every_direction() -> None:
     assert stats.ks_2samp(R0, R1).pvalue > 0.001
     assert stats.ks_2samp(base[:, 2], rot[:, 2]).pvalue > 0.001
     # and both match the analytic projections
-    prof = binned_profiles(R1, rot[:, 2], n_bins=8)
+    prof = binned_profiles(Catalog(rot[:, 0], rot[:, 1], rot[:, 2]), n_bins=8, n_boot=0)
     Sig = surface_density(prof["R"], model.tracer)
     sig = sigma_los(prof["R"], model.tracer, model.halo.mass, model.anisotropy)
-    assert np.all(np.abs(prof["sigma"] - sig) < 4 * prof["sigma_err"])
-    # bin-averaged Sigma differs from Sigma at the bin's median R by curvature; allow 15%.
+    assert np.all(np.abs(prof["sigma_los"] - sig) < 4 * prof["sigma_los_err"])
+    # bin-averaged Sigma differs from Sigma at the bin's mean R by curvature; allow 15%.
     # The outermost bin reaches the farthest star, so its average is not a local value.
-    np.testing.assert_allclose(prof["Sigma"][:-1], Sig[:-1], rtol=0.15)
+    np.testing.assert_allclose(prof["Sigma"][:-1] / len(R1), Sig[:-1], rtol=0.15)
 
 
-def test_binned_profiles_with_weights_equal_unweighted_for_unit_weights() -> None:
+def test_binned_dispersion_errors_bootstrap_and_gaussian_agree() -> None:
     rng = np.random.default_rng(1)
-    R = rng.uniform(0.01, 1, 500)
-    v = rng.normal(0, 10, 500)
-    a = binned_profiles(R, v, 5)
-    b = binned_profiles(R, v, 5, weights=np.ones(500))
-    for k in a:
-        np.testing.assert_allclose(a[k], b[k])
-    assert np.all(np.abs(a["sigma"] - 10) < 4 * a["sigma_err"])
+    cat = Catalog(rng.normal(0, 0.3, 2000), rng.normal(0, 0.3, 2000), rng.normal(0, 10, 2000))
+    fast = binned_profiles(cat, 5, n_boot=0)
+    boot = binned_profiles(cat, 5, n_boot=300)
+    np.testing.assert_allclose(fast["sigma_los"], boot["sigma_los"])
+    np.testing.assert_allclose(fast["sigma_los_err"], boot["sigma_los_err"], rtol=0.25)
+    assert np.all(np.abs(fast["sigma_los"] - 10) < 4 * fast["sigma_los_err"])
