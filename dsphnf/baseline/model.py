@@ -1,0 +1,336 @@
+"""Parameters and priors of the parametric Jeans baseline.
+
+The model has three parts:
+
+- **Stars** (tracer): Zhao profile
+  nu(r) ∝ (r/r*)^-gamma* [1 + (r/r*)^alpha*]^((gamma* - beta*)/alpha*),
+  with r* [kpc], inner slope gamma*, outer slope beta*; alpha* = 2 fixed.
+- **Dark matter**: Zhao/gNFW halo
+  rho(r) = rho0 (r/r_s)^-gamma [1 + (r/r_s)^alpha_dm]^((gamma - beta_dm)/alpha_dm)
+  with rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma; alpha_dm = 1 and
+  beta_dm = 3 fixed.  ``--halo nfw`` fixes gamma = 1, ``--halo cored``
+  fixes gamma = 0.  The stellar mass is neglected.
+- **Anisotropy**: ``isotropic``; ``constant:B`` (fixed) or ``constant`` (free,
+  sampled as the symmetrised beta_sym = beta / (2 - beta) in [-1, 1]);
+  ``om:RA`` (Osipkov-Merritt, fixed r_a [kpc]) or ``om`` (free log10 r_a).
+- **Systemic velocity** v_sys [km/s] (catalogues usually have it removed
+  already, so the prior is centred on 0).
+
+Default priors (all uniform; the parameter vector sampled by emcee holds the
+free parameters in the order of :data:`PARAMETERS`):
+
+========== ==================== =============================================
+name        default prior        meaning
+========== ==================== =============================================
+log10_rstar U(-2, 1)             stellar scale radius r* [kpc]
+gamma_star  U(0, 2)              stellar inner slope gamma*
+beta_star   U(3.2, 8)            stellar outer slope beta*
+alpha_star  fixed 2              stellar transition sharpness
+log10_rho0  U(4, 11)             halo density scale rho0 [Msun/kpc^3]
+log10_rs    U(-1.5, 1.5)         halo scale radius r_s [kpc]
+gamma       U(0, 2)              halo inner slope (zhao; 1 nfw, 0 cored)
+alpha_dm    fixed 1              halo transition sharpness
+beta_dm     fixed 3              halo outer slope
+beta_sym    U(-1, 1)             beta/(2-beta), anisotropy ``constant``
+log10_ra    U(-1.5, 1.5)         anisotropy radius r_a [kpc], ``om``
+v_sys       U(-50, 50)           systemic velocity [km/s]
+========== ==================== =============================================
+
+A priors file (JSON or TOML, ``--priors FILE``) overrides any of these.
+Each entry is a number (fix the parameter), a two-element list
+``[lo, hi]`` (uniform) or a table ``{"uniform": [lo, hi]}`` or
+``{"normal": [mean, sd]}``.  Example (JSON)::
+
+    {"gamma_star": 1.0, "log10_rs": [-1, 1], "gamma": {"normal": [1.0, 0.5]}}
+
+and the same in TOML::
+
+    gamma_star = 1.0
+    log10_rs = [-1, 1]
+    gamma = {normal = [1.0, 0.5]}
+"""
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..anisotropy import ConstantBeta, Isotropic, OsipkovMerritt, parse_anisotropy
+from ..errors import FitError
+
+__all__ = ["PARAMETERS", "Prior", "BaselineModel", "read_priors", "HALOS"]
+
+#: All parameter names, their default prior and a description with units.
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "log10_rstar": ((-2.0, 1.0), "log10 stellar scale radius r* [kpc]"),
+    "gamma_star": ((0.0, 2.0), "stellar inner slope gamma*"),
+    "beta_star": ((3.2, 8.0), "stellar outer slope beta*"),
+    "alpha_star": (2.0, "stellar transition sharpness alpha*"),
+    "log10_rho0": ((4.0, 11.0), "log10 halo density scale rho0 [Msun/kpc^3]"),
+    "log10_rs": ((-1.5, 1.5), "log10 halo scale radius r_s [kpc]"),
+    "gamma": ((0.0, 2.0), "halo inner slope gamma"),
+    "alpha_dm": (1.0, "halo transition sharpness alpha"),
+    "beta_dm": (3.0, "halo outer slope"),
+    "beta_sym": ((-1.0, 1.0), "symmetrised anisotropy beta/(2-beta)"),
+    "log10_ra": ((-1.5, 1.5), "log10 Osipkov-Merritt radius r_a [kpc]"),
+    "v_sys": ((-50.0, 50.0), "systemic velocity [km/s]"),
+}
+
+#: Named halo restrictions: fixed values of the halo inner slope.
+HALOS: dict[str, float | None] = {"zhao": None, "nfw": 1.0, "cored": 0.0}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One parameter's prior: ``fixed`` value, ``uniform`` (lo, hi) or ``normal`` (mean, sd)."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    def logpdf(self, x: np.ndarray) -> np.ndarray:
+        """Log density (up to a constant) at ``x``; -inf outside a uniform range."""
+        x = np.asarray(x, dtype=float)
+        if self.kind == "uniform":
+            return np.where((x >= self.a) & (x <= self.b), 0.0, -np.inf)
+        if self.kind == "normal":
+            return -0.5 * ((x - self.a) / self.b) ** 2
+        raise ValueError("a fixed parameter has no density")
+
+    def centre(self) -> float:
+        return 0.5 * (self.a + self.b) if self.kind == "uniform" else self.a
+
+    def width(self) -> float:
+        return (self.b - self.a) if self.kind == "uniform" else self.b
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return f"fixed {self.a:g}"
+        if self.kind == "uniform":
+            return f"U({self.a:g}, {self.b:g})"
+        return f"N({self.a:g}, {self.b:g})"
+
+
+def _parse_prior(name: str, spec: object, source: str) -> Prior:
+    """Turn one priors-file entry into a :class:`Prior` (FitError on nonsense)."""
+    bad = f"{source}: bad prior for {name!r}: use a number, [lo, hi], {{uniform = [lo, hi]}} or {{normal = [mean, sd]}}"
+    if isinstance(spec, bool):
+        raise FitError(bad)
+    if isinstance(spec, (int, float)):
+        if not math.isfinite(spec):
+            raise FitError(bad)
+        return Prior("fixed", float(spec))
+    kind = "uniform"
+    if isinstance(spec, Mapping):
+        if len(spec) != 1 or next(iter(spec)) not in ("uniform", "normal"):
+            raise FitError(bad)
+        kind, spec = next(iter(spec.items()))
+    if not (isinstance(spec, (list, tuple)) and len(spec) == 2):
+        raise FitError(bad)
+    try:
+        a, b = float(spec[0]), float(spec[1])
+    except (TypeError, ValueError):
+        raise FitError(bad) from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise FitError(bad)
+    if kind == "uniform" and not a < b:
+        raise FitError(f"{source}: prior for {name!r} needs lo < hi, got [{a:g}, {b:g}]")
+    if kind == "normal" and not b > 0:
+        raise FitError(f"{source}: normal prior for {name!r} needs sd > 0, got {b:g}")
+    return Prior(kind, a, b)
+
+
+def read_priors(path: str | Path) -> dict[str, Prior]:
+    """Read a JSON (``.json``) or TOML (anything else) priors file.
+
+    Returns
+    -------
+    dict
+        Parameter name -> :class:`Prior`.
+
+    Raises
+    ------
+    FitError
+        One line naming the file and the problem (unreadable, not JSON/TOML,
+        unknown parameter, malformed entry).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FitError(f"{path}: cannot read priors file: {exc.__class__.__name__}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        what = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise FitError(f"{path}: not valid {what}: {msg}") from None
+    if not isinstance(data, Mapping):
+        raise FitError(f"{path}: priors file must hold a table of parameter names")
+    out = {}
+    for name, spec in data.items():
+        if name not in PARAMETERS:
+            raise FitError(f"{path}: unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
+        out[name] = _parse_prior(name, spec, str(path))
+    return out
+
+
+def _default_prior(name: str) -> Prior:
+    spec = PARAMETERS[name][0]
+    return Prior("fixed", float(spec)) if isinstance(spec, (int, float)) else Prior("uniform", *map(float, spec))
+
+
+class BaselineModel:
+    """The parametric model: which parameters are free, their priors, and unpacking.
+
+    Parameters
+    ----------
+    halo : {'zhao', 'nfw', 'cored'}
+        Halo family (``nfw``/``cored`` fix the inner slope gamma to 1/0).
+    anisotropy : str
+        ``isotropic``, ``constant:B``, ``constant`` (free), ``om:RA`` (RA in
+        kpc) or ``om`` (free r_a).
+    priors : mapping, optional
+        Overrides, name -> :class:`Prior` (see :func:`read_priors`).
+    """
+
+    def __init__(self, halo: str = "zhao", anisotropy: str = "isotropic",
+                 priors: Mapping[str, Prior] | None = None) -> None:
+        halo = halo.strip().lower()
+        if halo not in HALOS:
+            raise FitError(f"unknown halo {halo!r}: use one of {', '.join(HALOS)}")
+        self.halo = halo
+        spec = anisotropy.strip().lower()
+        if spec in ("constant", "const", "beta"):
+            self.aniso_kind, self.aniso_fixed = "constant", None
+        elif spec in ("om", "osipkov-merritt"):
+            self.aniso_kind, self.aniso_fixed = "om", None
+        else:
+            try:
+                a = parse_anisotropy(spec)
+            except ValueError as exc:
+                raise FitError(f"{exc}; or constant / om for a free parameter") from None
+            if isinstance(a, Isotropic):
+                self.aniso_kind, self.aniso_fixed = "isotropic", 0.0
+            elif isinstance(a, ConstantBeta):
+                self.aniso_kind, self.aniso_fixed = "constant", a.beta0
+            elif isinstance(a, OsipkovMerritt):
+                self.aniso_kind, self.aniso_fixed = "om", a.ra
+        self.anisotropy_spec = spec
+        priors = dict(priors or {})
+        used = {n for n in PARAMETERS if n not in ("beta_sym", "log10_ra")}
+        if self.aniso_kind == "constant" and self.aniso_fixed is None:
+            used.add("beta_sym")
+        if self.aniso_kind == "om" and self.aniso_fixed is None:
+            used.add("log10_ra")
+        for name in priors:
+            if name not in used:
+                raise FitError(f"prior for {name!r} does not apply to anisotropy {anisotropy!r}")
+            if name == "gamma" and HALOS[halo] is not None:
+                raise FitError(f"prior for 'gamma' conflicts with --halo {halo} (which fixes gamma = {HALOS[halo]:g})")
+        self.priors: dict[str, Prior] = {}
+        for name in PARAMETERS:
+            if name not in used:
+                continue
+            if name == "gamma" and HALOS[halo] is not None:
+                self.priors[name] = Prior("fixed", HALOS[halo])
+            else:
+                self.priors[name] = priors.get(name, _default_prior(name))
+        self.names: list[str] = [n for n, p in self.priors.items() if p.kind != "fixed"]
+        self.fixed: dict[str, float] = {n: p.a for n, p in self.priors.items() if p.kind == "fixed"}
+
+    @property
+    def ndim(self) -> int:
+        """Number of free parameters."""
+        return len(self.names)
+
+    def describe(self) -> dict[str, str]:
+        """Parameter name -> prior as text (for summary.json)."""
+        return {n: p.describe() for n, p in self.priors.items()}
+
+    def log_prior(self, theta: np.ndarray) -> np.ndarray:
+        """Sum of log prior densities for ``theta`` of shape (B, ndim) -> (B,)."""
+        theta = np.atleast_2d(theta)
+        out = np.zeros(theta.shape[0])
+        for i, n in enumerate(self.names):
+            out = out + self.priors[n].logpdf(theta[:, i])
+        return out
+
+    def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Physical parameters for ``theta`` (B, ndim): arrays of shape (B,).
+
+        Keys: ``rstar``, ``gamma_star``, ``beta_star``, ``alpha_star`` (stars),
+        ``rho0`` [Msun/kpc^3], ``rs`` [kpc], ``gamma``, ``alpha_dm``, ``beta_dm``
+        (halo), ``aniso`` (constant beta, or r_a [kpc] for OM; 0 isotropic),
+        ``v_sys`` [km/s] and ``valid`` (physically allowed rows).
+        """
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        B = theta.shape[0]
+        col = {n: theta[:, i] for i, n in enumerate(self.names)}
+        get = lambda n: col[n] if n in col else np.full(B, self.fixed[n])
+        p = {
+            "rstar": 10.0 ** get("log10_rstar"),
+            "gamma_star": get("gamma_star"),
+            "beta_star": get("beta_star"),
+            "alpha_star": get("alpha_star"),
+            "rho0": 10.0 ** get("log10_rho0"),
+            "rs": 10.0 ** get("log10_rs"),
+            "gamma": get("gamma"),
+            "alpha_dm": get("alpha_dm"),
+            "beta_dm": get("beta_dm"),
+            "v_sys": get("v_sys"),
+        }
+        valid = (p["gamma_star"] < 3) & (p["beta_star"] > 3) & (p["alpha_star"] > 0)
+        valid &= (p["gamma"] < 3) & (p["alpha_dm"] > 0) & (p["beta_dm"] > p["gamma"])
+        if self.aniso_kind == "isotropic":
+            p["aniso"] = np.zeros(B)
+        elif self.aniso_kind == "constant":
+            if self.aniso_fixed is not None:
+                p["aniso"] = np.full(B, self.aniso_fixed)
+            else:
+                bs = col["beta_sym"]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    p["aniso"] = 2.0 * bs / (1.0 + bs)
+                valid &= (bs > -1.0) & (bs <= 1.0)
+        else:
+            p["aniso"] = np.full(B, self.aniso_fixed) if self.aniso_fixed is not None else 10.0 ** col["log10_ra"]
+        p["valid"] = valid & np.all(np.isfinite(theta), axis=1)
+        return p
+
+    def initial_guess(self, R_half: float, sigma: float, v_mean: float = 0.0) -> np.ndarray:
+        """A starting point for the optimiser from the data's scales.
+
+        ``R_half`` [kpc] is the median projected radius and ``sigma`` [km/s]
+        the line-of-sight dispersion; the halo normalisation follows from the
+        Wolf et al. (2010) mass M(4/3 R_half) = 4 sigma^2 R_half / G.
+        """
+        from ..constants import G
+
+        r_half3 = 4.0 / 3.0 * R_half
+        mass = 4.0 * sigma**2 * R_half / G
+        guess = {
+            "log10_rstar": math.log10(max(R_half, 1e-3)),
+            "gamma_star": 0.5,
+            "beta_star": 5.0,
+            "log10_rs": 0.0,
+            "gamma": 1.0,
+            "beta_sym": 0.0,
+            "log10_ra": math.log10(max(2.0 * R_half, 1e-3)),
+            "v_sys": v_mean,
+        }
+        # NFW-ish halo with r_s = 1 kpc: M(r) ~ 2 pi rho0 r_s r^2 for r << r_s
+        guess["log10_rho0"] = math.log10(mass / (2.0 * math.pi * r_half3**2))
+        out = []
+        for n in self.names:
+            pr = self.priors[n]
+            x = guess.get(n, pr.centre())
+            if pr.kind == "uniform":
+                lo, hi = pr.a + 0.05 * pr.width(), pr.b - 0.05 * pr.width()
+                x = min(max(x, lo), hi)
+            out.append(x)
+        return np.array(out)

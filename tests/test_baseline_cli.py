@@ -1,0 +1,103 @@
+"""`dsphnf baseline` end to end through the command line, and its one-line errors."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from dsphnf.catalog import Catalog
+from dsphnf.cli import main
+
+COLUMNS = "r,nu,sigma_r,beta,M,M_lo,M_hi,rho,rho_lo,rho_hi,rho_lo95,rho_hi95".split(",")
+
+
+@pytest.fixture(scope="module")
+def stars(tmp_path_factory):
+    from dsphnf.mocks import get_model, sample_stars
+
+    xv = sample_stars(get_model("NonPlumCuspIso"), 300, seed=11, verr=2.0)
+    path = tmp_path_factory.mktemp("cat") / "stars.csv"
+    cat = Catalog.from_phase_space(xv, verr=2.0)
+    cat.to_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def baseline_out(stars, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "bl"
+    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "nfw", "--anisotropy", "constant",
+               "--steps", "300", "--walkers", "24", "--seed", "2", "--distance", "76", "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_baseline_writes_all_outputs(baseline_out):
+    for name in ("profile.csv", "summary.json", "chain.npz", "corner.png", "profiles.png"):
+        assert (baseline_out / name).is_file(), name
+    with open(baseline_out / "profile.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == COLUMNS
+    data = np.array(rows[1:], dtype=float)
+    col = {k: data[:, i] for i, k in enumerate(COLUMNS)}
+    assert np.all(np.diff(col["r"]) > 0)
+    assert np.all(col["rho_lo95"] <= col["rho_lo"]) and np.all(col["rho_lo"] <= col["rho"])
+    assert np.all(col["rho"] <= col["rho_hi"]) and np.all(col["rho_hi"] <= col["rho_hi95"])
+    assert np.all(col["M_lo"] <= col["M"]) and np.all(col["M"] <= col["M_hi"]) and np.all(np.diff(col["M"]) > 0)
+    assert np.all(col["beta"] < 1) and np.all(col["sigma_r"] > 0) and np.all(col["nu"] > 0)
+    s = json.loads((baseline_out / "summary.json").read_text())
+    assert s["settings"]["halo"] == "nfw" and s["fixed"]["gamma"] == 1.0
+    assert "beta_sym" in s["parameters"]
+    sam = s["sampler"]
+    assert 0 < sam["acceptance_fraction"] < 1 and sam["n_steps"] == 300 and sam["n_walkers"] == 24
+    assert all(np.isfinite(v) and v > 0 for v in sam["ess"].values())
+    j = s["log10_J"]
+    assert j["lo95"] <= j["lo"] <= j["median"] <= j["hi"] <= j["hi95"]
+    assert 17.5 < j["median"] < 20.5  # truth 19.05 at 76 kpc; 300 stars and a short chain
+    ch = np.load(baseline_out / "chain.npz")
+    assert ch["chain"].shape == (300, 24, len(ch["names"])) and ch["log_prob"].shape == (300, 24)
+    assert list(ch["names"]) == list(s["parameters"])
+
+
+def test_baseline_profile_near_truth(baseline_out):
+    """Even 300 stars put the true density inside the 95% band at r* (cusp halo, NFW fit)."""
+    from dsphnf.compare import compare_profiles
+    from dsphnf.mocks import get_model, truth_profiles
+
+    r = np.geomspace(0.01, 3.0, 100)
+    t = truth_profiles(get_model("NonPlumCuspIso"), r)
+    rows = compare_profiles([baseline_out], {"r": r, "rho": t["rho"], "M": t["M"]}, [0.25])
+    assert rows[0]["in95"] is True and abs(rows[0]["log10_err"]) < 0.3
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--anisotropy", "radial"], "bad anisotropy"),
+        (["--steps", "3"], "--steps"),
+        (["--distance", "-5"], "--distance"),
+        (["--priors", "MISSING.json"], "cannot read priors"),
+        (["--priors", "BAD.json"], "not valid JSON"),
+        (["--priors", "UNKNOWN.toml"], "unknown parameter"),
+    ],
+)
+def test_bad_inputs_one_line_exit_2(stars, tmp_path, capsys, extra, match):
+    (tmp_path / "BAD.json").write_text("{oops")
+    (tmp_path / "UNKNOWN.toml").write_text("rho_dm = [1, 2]\n")
+    extra = [str(tmp_path / e) if e in ("MISSING.json", "BAD.json", "UNKNOWN.toml") else e for e in extra]
+    out = tmp_path / "out"
+    rc = main(["baseline", str(stars), "-o", str(out), "--no-progress"] + extra)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and match in err and len(err.splitlines()) == 1
+    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_bad_catalogues(tmp_path, capsys):
+    nov = tmp_path / "novel.csv"
+    nov.write_text("x,y\n0.1,0.2\n0.3,0.1\n")
+    for path, match in ((tmp_path / "nope.csv", "no such file"), (nov, "vz")):
+        rc = main(["baseline", str(path), "-o", str(tmp_path / "o"), "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and match in err and len(err.splitlines()) == 1
+        assert not (tmp_path / "o").exists()

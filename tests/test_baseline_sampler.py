@@ -1,0 +1,109 @@
+"""emcee driver on a known target, and the priors file."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dsphnf.baseline import BaselineModel, read_priors
+from dsphnf.baseline.sampler import autocorr_time, run_emcee
+from dsphnf.errors import FitError
+
+COV = np.array([[1.0, 0.8], [0.8, 1.0]]) * np.array([[1.0, 2.0], [2.0, 4.0]])  # sd 1 and 2, correlation 0.8
+MEAN = np.array([1.0, -2.0])
+PREC = np.linalg.inv(COV)
+
+
+def gauss(theta: np.ndarray) -> np.ndarray:
+    d = np.atleast_2d(theta) - MEAN
+    return -0.5 * np.einsum("bi,ij,bj->b", d, PREC, d)
+
+
+def test_emcee_on_correlated_gaussian():
+    res = run_emcee(gauss, np.array([3.0, 3.0]), ["a", "b"], np.array([1.0, 1.0]), nwalkers=16,
+                    max_steps=6000, check_every=200, seed=4, progress=False)
+    assert 0.1 < res.acceptance < 0.9
+    assert np.all(np.isfinite(res.tau)) and np.all(res.tau > 0.5)
+    assert res.converged
+    assert np.all(res.ess > 500)
+    s = res.samples
+    err = np.sqrt(np.diag(COV) / res.ess)  # Monte Carlo error of the mean
+    assert np.all(np.abs(s.mean(0) - MEAN) < 5 * err)
+    np.testing.assert_allclose(np.cov(s.T), COV, rtol=0.15, atol=0.1)
+    np.testing.assert_allclose(res.theta_map, MEAN, atol=1e-2)
+    # seeded: the same seed gives the same chain
+    res2 = run_emcee(gauss, np.array([3.0, 3.0]), ["a", "b"], np.array([1.0, 1.0]), nwalkers=16,
+                     max_steps=200, check_every=200, seed=4, progress=False)
+    np.testing.assert_array_equal(res2.chain, res.chain[:200])
+
+
+def test_short_chain_reports_tau_without_error():
+    """A chain too short for a reliable tau still gives a number (no AutocorrError), not converged."""
+    res = run_emcee(gauss, np.array([0.0, 0.0]), ["a", "b"], np.array([1.0, 1.0]), nwalkers=8,
+                    max_steps=30, check_every=30, seed=0, progress=False)
+    assert not res.converged
+    assert res.chain.shape == (30, 8, 2)
+    assert np.all(np.isfinite(res.tau)) and np.all(np.isfinite(res.ess))
+    assert np.all(np.isfinite(autocorr_time(res.chain[:5])))
+
+
+def test_priors_file_json_and_toml(tmp_path):
+    pj = tmp_path / "p.json"
+    pj.write_text(json.dumps({"gamma_star": 1.0, "log10_rs": [-1, 1], "gamma": {"normal": [1.0, 0.5]}}))
+    pt = tmp_path / "p.toml"
+    pt.write_text("gamma_star = 1.0\nlog10_rs = [-1, 1]\ngamma = {normal = [1.0, 0.5]}\n")
+    for path in (pj, pt):
+        pri = read_priors(path)
+        m = BaselineModel("zhao", "isotropic", pri)
+        assert "gamma_star" not in m.names and m.fixed["gamma_star"] == 1.0
+        assert m.priors["log10_rs"].describe() == "U(-1, 1)"
+        i = m.names.index("gamma")
+        x = m.initial_guess(0.2, 10.0)
+        x[i] = 2.0  # normal prior: 2 sd from the mean -> log prior -2 relative to the mean
+        lp2 = m.log_prior(x)[0]
+        x[i] = 1.0
+        assert m.log_prior(x)[0] - lp2 == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "text,suffix,match",
+    [
+        ("{not json", ".json", "not valid JSON"),
+        ("a = = 1", ".toml", "not valid TOML"),
+        ('{"log10_rho": [1, 2]}', ".json", "unknown parameter"),
+        ('{"gamma": [2, 1]}', ".json", "lo < hi"),
+        ('{"gamma": {"normal": [1, -1]}}', ".json", "sd > 0"),
+        ('{"gamma": [1, 2, 3]}', ".json", "bad prior"),
+        ('{"gamma": "one"}', ".json", "bad prior"),
+        ("[1, 2]", ".json", "table of parameter names"),
+    ],
+)
+def test_bad_priors_file(tmp_path, text, suffix, match):
+    p = tmp_path / f"priors{suffix}"
+    p.write_text(text)
+    with pytest.raises(FitError, match=match) as exc:
+        read_priors(p)
+    assert "\n" not in str(exc.value)
+
+
+def test_model_options_and_conflicts():
+    assert BaselineModel("nfw", "isotropic").fixed["gamma"] == 1.0
+    assert BaselineModel("cored", "isotropic").fixed["gamma"] == 0.0
+    assert "beta_sym" in BaselineModel("zhao", "constant").names
+    assert "log10_ra" in BaselineModel("zhao", "om").names
+    m = BaselineModel("zhao", "constant")
+    x = m.initial_guess(0.2, 10.0)
+    x[m.names.index("beta_sym")] = 1.0 / 3.0  # beta = 2 b / (1 + b) = 0.5
+    assert m.unpack(x)["aniso"][0] == pytest.approx(0.5)
+    assert BaselineModel("zhao", "om:0.3").unpack(BaselineModel("zhao", "om:0.3").initial_guess(0.2, 10))["aniso"][0] == 0.3
+    from dsphnf.baseline.model import Prior
+
+    with pytest.raises(FitError, match="conflicts"):
+        BaselineModel("nfw", "isotropic", {"gamma": Prior("uniform", 0, 1)})
+    with pytest.raises(FitError, match="does not apply"):
+        BaselineModel("zhao", "isotropic", {"log10_ra": Prior("uniform", 0, 1)})
+    with pytest.raises(FitError, match="bad anisotropy"):
+        BaselineModel("zhao", "radial")
+    with pytest.raises(FitError, match="unknown halo"):
+        BaselineModel("burkert", "isotropic")
