@@ -13,7 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .catalog import Catalog, ml_dispersion
+from .catalog import Catalog
+from .kinematics import ml_dispersion
 from .outputs import atomic_file
 
 __all__ = ["binned_profiles", "plot_binned_profiles"]

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsphnf.catalog import Catalog, ml_dispersion, read_catalog, read_gaia_challenge, weighted_median
+from dsphnf.catalog import Catalog, read_catalog, read_gaia_challenge
+from dsphnf.kinematics import ml_dispersion, weighted_median
 from dsphnf.constants import ARCMIN_PER_RAD
 from dsphnf.errors import CatalogError
 

@@ -14,7 +14,8 @@ from typing import Mapping
 import numpy as np
 from scipy import special
 
-from ..catalog import Catalog, ml_dispersion, weighted_median
+from ..catalog import Catalog
+from ..kinematics import ml_dispersion, weighted_median
 from ..errors import FitError
 from ..outputs import atomic_dir, write_csv, write_json
 from .likelihood import BaselineLikelihood
