@@ -19,7 +19,7 @@ from .errors import DsphnfError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Subcommand modules under dsphnf.commands, in the order shown by --help.
-COMMANDS: list[str] = ["demo", "mock", "info", "baseline", "compare"]
+COMMANDS: list[str] = ["demo", "mock", "info", "baseline", "compare", "fit"]
 
 DESCRIPTION = """\
 Dark-matter density profiles of dwarf spheroidal galaxies from star catalogues

@@ -1,0 +1,109 @@
+"""Benchmark of the flow fit on the Gaia Challenge NonPlumCuspIso mock (not a test).
+
+Measures, for the 1000-star file, isotropic beta given, default settings:
+
+- the wall time of the whole fit (training, read-out; target <= 2 min on the
+  2-core CPU) for one flow, and per phase;
+- the median |log10(rho / rho_true)| over 21 log-spaced radii in [0.1, 1] kpc
+  (target <= 0.1 dex), rho_true the NFW halo rho0 = 6.4e7 Msun/kpc^3, r_s = 1 kpc;
+- with ``--ensemble 8``: whether the truth lies inside the 95 % band at
+  r = 0.1, 0.15, 0.25, 0.5, 1 kpc.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_flow.py                  # one flow, seed 0
+    .venv/bin/python benchmarks/bench_flow.py --ensemble 8     # bands
+    .venv/bin/python benchmarks/bench_flow.py --seeds 0 1 2    # several single flows
+
+Prints a Markdown table for benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dsphnf.catalog import read_catalog  # noqa: E402
+from dsphnf.flows import fit_catalog  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "gaia_challenge" / "NonPlumCuspIso"
+FILE = DATA / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat"
+R_CHECK = np.array([0.1, 0.15, 0.25, 0.5, 1.0])
+RHO_CHECK = np.array([5.29e8, 3.23e8, 1.64e8, 5.69e7, 1.60e7])  # data/README.md
+
+
+def rho_nfw(r: np.ndarray) -> np.ndarray:
+    """True dark-matter density [Msun/kpc^3]: NFW, rho0 = 6.4e7, r_s = 1 kpc."""
+    return 6.4e7 / (r * (1 + r) ** 2)
+
+
+def run(seed: int, ensemble: int, threads: int | None, steps: int | None) -> dict:
+    cat = read_catalog(FILE)
+    r_med = np.logspace(-1, 0, 21)
+    grid = np.unique(np.concatenate([r_med, R_CHECK]))
+    t0 = time.perf_counter()
+    res = fit_catalog(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps,
+                      progress=sys.stderr.isatty(), r_grid=grid, threads=threads, distance=76.0)
+    wall = time.perf_counter() - t0
+    p = res.profile
+    sel = np.isin(grid, r_med)
+    dex = np.log10(p["rho"][sel] / rho_nfw(grid[sel]))
+    at = np.isin(grid, R_CHECK)
+    out = {
+        "seed": seed, "ensemble": ensemble, "wall_s": wall, "timings_s": res.summary["timings_s"],
+        "steps": [m["steps"] for m in res.summary["members"]],
+        "median_abs_dex_0.1_1": float(np.median(np.abs(dex))),
+        "rho": p["rho"][at].tolist(), "rho_lo95": p["rho_lo95"][at].tolist(), "rho_hi95": p["rho_hi95"][at].tolist(),
+        "rho_lo": p["rho_lo"][at].tolist(), "rho_hi": p["rho_hi"][at].tolist(),
+        "log10_J_76kpc": res.summary.get("log10_J_0.5deg"),
+    }
+    out["dex_at_check"] = np.log10(np.array(out["rho"]) / RHO_CHECK).tolist()
+    out["in95"] = [bool(lo <= t <= hi) for lo, t, hi in zip(out["rho_lo95"], RHO_CHECK, out["rho_hi95"])]
+    out["in68"] = [bool(lo <= t <= hi) for lo, t, hi in zip(out["rho_lo"], RHO_CHECK, out["rho_hi"])]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--ensemble", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    args = ap.parse_args()
+    if not FILE.exists():
+        sys.exit(f"benchmark data not found: {FILE}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"threads {args.threads or torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f} at start")
+    results = [run(s, args.ensemble, args.threads, args.steps) for s in args.seeds]
+    print("\n| seed | K | steps | wall [s] | train [s] | read-out [s] | median abs dex 0.1-1 kpc | log10 J(76 kpc) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        t = r["timings_s"]
+        j = "-" if r["log10_J_76kpc"] is None else f"{r['log10_J_76kpc']:.2f}"
+        print(f"| {r['seed']} | {r['ensemble']} | {','.join(map(str, r['steps']))} | {r['wall_s']:.1f} | "
+              f"{t['train_s']:.1f} | {t['readout_s']:.1f} | {r['median_abs_dex_0.1_1']:.3f} | {j} |")
+    print("\n| seed | r [kpc] | rho_true | median | 95% band | log10 err | in 68% | in 95% |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for i, rc in enumerate(R_CHECK):
+            print(f"| {r['seed']} | {rc:g} | {RHO_CHECK[i]:.2e} | {r['rho'][i]:.2e} | "
+                  f"[{r['rho_lo95'][i]:.2e}, {r['rho_hi95'][i]:.2e}] | {r['dex_at_check'][i]:+.3f} | "
+                  f"{'yes' if r['in68'][i] else 'no'} | {'yes' if r['in95'][i] else 'no'} |")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""SO(3)-equivariant continuous normalizing flows for spherical Jeans analyses.
+
+Modules: :mod:`~dsphnf.flows.field` (equivariant vector fields),
+:mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.kde` (smeared-KDE
+loss), :mod:`~dsphnf.flows.train` (training loop), :mod:`~dsphnf.flows.moments`
+(Jeans read-out), :mod:`~dsphnf.flows.ensemble` (bands),
+:mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.plots`.
+"""
+from .cnf import SphericalFlow, beta_torch
+from .field import RadialField, VelocityField
+from .fit import FitResult, FlowConfig, default_steps, fast_mode, fit_catalog, load_flows
+from .kde import KDEData, bandwidths, smeared_kde_loss
+from .moments import flow_profiles
+from .train import TrainConfig, Trainer
+
+__all__ = [
+    "SphericalFlow", "beta_torch", "RadialField", "VelocityField", "FitResult", "FlowConfig",
+    "default_steps", "fast_mode", "fit_catalog", "load_flows", "KDEData", "bandwidths",
+    "smeared_kde_loss", "flow_profiles", "TrainConfig", "Trainer",
+]

@@ -1,0 +1,371 @@
+"""The SO(3)-equivariant continuous normalizing flow for a spherical dSph.
+
+Units: standardised. Positions are in units of a length scale L [kpc] and
+velocities in units of a velocity scale V [km/s]; :class:`SphericalFlow`
+stores L (``length_scale``) only to evaluate a physical anisotropy beta(r).
+
+The map T from the base (u_x, u_v) ~ N(0, I_3) x N(0, I_3) to phase space is
+triangular and radial:
+
+1. base radius u = |u_x|, direction n = u_x / u (kept by every step);
+2. optional fixed base reshaping (``base="plummer"``): the radius is mapped by
+   matching cumulative fractions, so that before any learning the positions
+   follow a Plummer sphere of scale radius 1 L (heavy r^-5 tails, as dSphs
+   have), instead of a Gaussian;
+3. the ODE (torchdiffeq) on the state (ln r, velocity state) from t = 0 to 1,
+   with the radial field of :class:`~dsphnf.flows.field.RadialField` and the
+   velocity field of :class:`~dsphnf.flows.field.VelocityField`; dx/dt does
+   not depend on v, so the x-marginal is itself a flow with exact density;
+4. ``inner="cuspy"``: the power-law radial map r -> r^(1 + c), c >= 0, whose
+   Jacobian makes the inner slope dln nu/dln r -> -3c / (1 + c);
+5. a given anisotropy beta(r): the tangential velocity is scaled by
+   sqrt(1 - beta(r)), which imposes beta(r) exactly on the isotropic
+   velocity field (``anisotropy="free"`` skips this and reads beta from the flow).
+
+Because the positional map is radial, its Jacobian determinant is
+(dr/du) (r/u)^2, and dr/du is obtained exactly (for the discretised solver
+actually used) by automatic differentiation through the solver.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+from torchdiffeq import odeint
+
+from ..anisotropy import Anisotropy, Isotropic
+from .field import INNER_MODES, RadialField, VelocityField, log_normal_radius
+from .layers import beta_torch, plummer_inverse, plummer_radius, resolve_anisotropy
+
+__all__ = ["SphericalFlow", "beta_torch", "resolve_anisotropy"]
+
+
+
+# ---------------------------------------------------------------------------
+class SphericalFlow(nn.Module):
+    """Triangular, rotation-equivariant CNF for positions (and velocities).
+
+    Parameters
+    ----------
+    kinematic : bool
+        True: phase-space flow for (x, v). False: positions only (nu alone).
+    inner : {"free", "cored", "cuspy"}
+        Inner-slope variant of the positional field.
+    anisotropy : str, Anisotropy or None
+        A given beta(r) (``"isotropic"``, ``"constant:B"``, ``"om:RA"``, an
+        :class:`~dsphnf.anisotropy.Anisotropy`, a callable) imposed exactly,
+        or ``"free"`` for a flow whose own beta(r) is read out.
+    length_scale : float
+        L [kpc]: the physical length of one standardised unit (for beta(r)).
+    base : {"plummer", "gaussian"}
+        Radial shape of the base before the ODE (module docstring).
+    r0 : float
+        Core radius of the cored suppression and offset of the radial feature
+        ln(r + r0) of the positional field [L].
+    rv0 : float or None
+        Offset of the radial feature ln(r + rv0) of the velocity field [L]
+        (None: ``r0``); inside ~rv0 the velocity field varies only weakly with
+        r. (Measured on the benchmark: 0.5 did not help over 0.1.)
+    cusp_c : float or None
+        Power of the cuspy map; None learns c >= 0 (starting at 0.5).
+    width, depth : int
+        MLP size of each field.
+    n_steps : int
+        Fixed steps of the solver (``method="rk4"``); ignored by adaptive solvers.
+    method : str
+        torchdiffeq method, e.g. ``"rk4"`` (default) or ``"dopri5"``.
+    """
+
+    def __init__(
+        self,
+        kinematic: bool = True,
+        inner: str = "free",
+        anisotropy: str | Anisotropy | Callable | None = "isotropic",
+        length_scale: float = 1.0,
+        base: str = "plummer",
+        r0: float = 0.1,
+        rv0: float | None = None,
+        cusp_c: float | None = None,
+        width: int = 32,
+        depth: int = 2,
+        n_steps: int = 8,
+        method: str = "rk4",
+    ) -> None:
+        super().__init__()
+        if inner not in INNER_MODES:
+            raise ValueError(f"inner must be one of {', '.join(INNER_MODES)}, got {inner!r}")
+        if base not in ("plummer", "gaussian"):
+            raise ValueError(f"base must be 'plummer' or 'gaussian', got {base!r}")
+        self.kinematic = bool(kinematic)
+        rv0 = r0 if rv0 is None else rv0
+        self.inner = inner
+        self.base = base
+        self.length_scale = float(length_scale)
+        self.n_steps = int(n_steps)
+        self.method = method
+        self.beta_model = resolve_anisotropy(anisotropy) if kinematic else Isotropic()
+        self.anisotropy_free = self.kinematic and self.beta_model is None
+        self.pos_field = RadialField("free" if inner == "free" else "cored", r0=r0, width=width, depth=depth)
+        self.vel_field = (
+            VelocityField("free" if self.anisotropy_free else "isotropic", r0=rv0, width=width, depth=depth)
+            if self.kinematic
+            else None
+        )
+        self.fixed_c = None if cusp_c is None else float(cusp_c)
+        if inner == "cuspy" and cusp_c is None:
+            self.c_raw = nn.Parameter(torch.tensor(math.log(math.expm1(0.5))))
+        else:
+            self.register_parameter("c_raw", None)
+
+    # ------------------------------------------------------------------ pieces
+    @property
+    def n_vstate(self) -> int:
+        return 0 if self.vel_field is None else self.vel_field.n_state
+
+    def cusp_power(self) -> torch.Tensor | None:
+        """c of the cuspy map r -> r^(1 + c) (None unless ``inner="cuspy"``)."""
+        if self.inner != "cuspy":
+            return None
+        if self.c_raw is None:
+            return torch.tensor(self.fixed_c)
+        return nn.functional.softplus(self.c_raw)
+
+    def spec(self) -> dict:
+        """The settings that rebuild this flow (for checkpoints and summaries)."""
+        return {
+            "kinematic": self.kinematic,
+            "inner": self.inner,
+            "anisotropy": "free" if self.anisotropy_free else self.beta_model.spec(),
+            "length_scale": self.length_scale,
+            "base": self.base,
+            "r0": self.pos_field.r0,
+            "rv0": None if self.vel_field is None else self.vel_field.r0,
+            "cusp_c": self.fixed_c,
+            "width": self.pos_field.mlp.net[0].out_features,
+            "depth": (len(self.pos_field.mlp.net) - 1) // 2,
+            "n_steps": self.n_steps,
+            "method": self.method,
+        }
+
+    def _rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logr = y[:, 0]
+        dl = self.pos_field.log_rate(logr, t).unsqueeze(-1)
+        if y.shape[1] == 1:  # positions only
+            return dl
+        return torch.cat([dl, self.vel_field.rates(logr, y[:, 1:], t)], dim=-1)
+
+    def solve(self, y0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """Integrate the state (ln r[, velocity state]) from t = 0 to 1 (or back).
+
+        A state with a single column is integrated with the positional field alone.
+        """
+        ts = torch.tensor([1.0, 0.0] if reverse else [0.0, 1.0], dtype=y0.dtype, device=y0.device)
+        opts = {"step_size": 1.0 / self.n_steps} if self.method in ("rk4", "euler", "midpoint", "explicit_adams") else None
+        kw = {"rtol": 1e-7, "atol": 1e-9} if opts is None else {}
+        return odeint(self._rhs, y0, ts, method=self.method, options=opts, **kw)[-1]
+
+    def premap(self, u: torch.Tensor) -> torch.Tensor:
+        """Fixed base reshaping of the radius (identity for the Gaussian base)."""
+        return plummer_radius(u) if self.base == "plummer" else u
+
+    def premap_inverse(self, r: torch.Tensor) -> torch.Tensor:
+        return plummer_inverse(r) if self.base == "plummer" else r
+
+    def _power(self, r: torch.Tensor) -> torch.Tensor:
+        c = self.cusp_power()
+        return r if c is None else r ** (1.0 + c.to(r))
+
+    def _power_inverse(self, r: torch.Tensor) -> torch.Tensor:
+        c = self.cusp_power()
+        return r if c is None else r ** (1.0 / (1.0 + c.to(r)))
+
+    def radial_map(self, u: torch.Tensor, vstate0: torch.Tensor | None = None):
+        """Final radius (and velocity state) of base radius ``u`` (shape (n,)).
+
+        Returns ``r`` or ``(r, vstate)`` when ``vstate0`` (n, n_vstate) is given.
+        """
+        logr0 = torch.log(self.premap(u).clamp_min(1e-300)).unsqueeze(-1)
+        y0 = logr0 if vstate0 is None else torch.cat([logr0, vstate0], dim=-1)
+        y1 = self.solve(y0)
+        r = self._power(torch.exp(y1[:, 0]))
+        return r if vstate0 is None else (r, y1[:, 1:])
+
+    def beta(self, r: torch.Tensor) -> torch.Tensor:
+        """Imposed beta at standardised radius ``r`` (zeros for the free mode)."""
+        if self.beta_model is None:
+            return torch.zeros_like(r)
+        return beta_torch(self.beta_model, r * self.length_scale)
+
+    # ------------------------------------------------------------------ maps
+    def transform(self, ux: torch.Tensor, uv: torch.Tensor | None = None):
+        """Push base points through the flow: ``x`` (n, 3) and, if kinematic, ``v`` (n, 3)."""
+        u = torch.linalg.vector_norm(ux, dim=-1).clamp_min(1e-30)
+        n = ux / u.unsqueeze(-1)
+        if not self.kinematic:
+            return n * self.radial_map(u).unsqueeze(-1)
+        if uv is None:
+            raise ValueError("a kinematic flow needs base velocities uv")
+        if self.anisotropy_free:
+            vr0 = (uv * n).sum(-1, keepdim=True)
+            vt0 = uv - vr0 * n
+            st0 = torch.linalg.vector_norm(vt0, dim=-1, keepdim=True).clamp_min(1e-30)
+            r, vs = self.radial_map(u, torch.cat([vr0, torch.log(st0)], dim=-1))
+            v = vs[:, :1] * n + vt0 * torch.exp(vs[:, 1:2] - torch.log(st0))
+        else:
+            s0 = torch.linalg.vector_norm(uv, dim=-1, keepdim=True).clamp_min(1e-30)
+            r, vs = self.radial_map(u, torch.log(s0))
+            v = uv * torch.exp(vs[:, :1] - torch.log(s0))
+            vr = (v * n).sum(-1, keepdim=True)
+            scale = torch.sqrt(1.0 - self.beta(r)).unsqueeze(-1)
+            v = vr * n + scale * (v - vr * n)
+        return n * r.unsqueeze(-1), v
+
+    def inverse(self, x: torch.Tensor, v: torch.Tensor | None = None):
+        """Approximate inverse by integrating the ODE backwards (same solver)."""
+        r = torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-30)
+        n = x / r.unsqueeze(-1)
+        r1 = self._power_inverse(r)
+        if not self.kinematic:
+            y0 = self.solve(torch.log(r1).unsqueeze(-1), reverse=True)
+            return n * self.premap_inverse(torch.exp(y0[:, 0])).unsqueeze(-1)
+        if self.anisotropy_free:
+            vr1 = (v * n).sum(-1, keepdim=True)
+            vt1 = v - vr1 * n
+            st1 = torch.linalg.vector_norm(vt1, dim=-1, keepdim=True).clamp_min(1e-30)
+            y0 = self.solve(torch.cat([torch.log(r1).unsqueeze(-1), vr1, torch.log(st1)], dim=-1), reverse=True)
+            uv = y0[:, 1:2] * n + vt1 * torch.exp(y0[:, 2:3] - torch.log(st1))
+        else:
+            vr = (v * n).sum(-1, keepdim=True)
+            scale = torch.sqrt(1.0 - self.beta(r)).unsqueeze(-1)
+            viso = vr * n + (v - vr * n) / scale
+            s1 = torch.linalg.vector_norm(viso, dim=-1, keepdim=True).clamp_min(1e-30)
+            y0 = self.solve(torch.cat([torch.log(r1).unsqueeze(-1), torch.log(s1)], dim=-1), reverse=True)
+            uv = viso * torch.exp(y0[:, 1:2] - torch.log(s1))
+        u = self.premap_inverse(torch.exp(y0[:, 0]))
+        return n * u.unsqueeze(-1), uv
+
+    def sample(self, n: int, generator: torch.Generator | None = None):
+        """Draw ``n`` stars: ``x`` (n, 3) and, if kinematic, ``v`` (n, 3) [standardised]."""
+        p = next(self.parameters())
+        ux = torch.randn(n, 3, generator=generator, dtype=p.dtype, device=p.device)
+        if not self.kinematic:
+            return self.transform(ux)
+        uv = torch.randn(n, 3, generator=generator, dtype=p.dtype, device=p.device)
+        return self.transform(ux, uv)
+
+    def sample_projected(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Observable columns of ``n`` flow stars: (x, y, v_z), or (x, y) without kinematics."""
+        return self.sample_projected_weighted(n, generator)[0]
+
+    def sample_projected_weighted(
+        self, n: int, generator: torch.Generator | None = None, base_scale: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projected flow stars drawn with a widened positional base, and their log-weights.
+
+        Base positions come from N(0, base_scale^2 I_3) instead of N(0, I_3),
+        which puts more samples into the sparse outskirts; the importance
+        weights ln w = ln N(u; 1) - ln N(u; base_scale) (None for 1) restore
+        the flow's distribution in weighted averages.
+        """
+        p = next(self.parameters())
+        ux = torch.randn(n, 3, generator=generator, dtype=p.dtype, device=p.device) * base_scale
+        if self.kinematic:
+            uv = torch.randn(n, 3, generator=generator, dtype=p.dtype, device=p.device)
+            x, v = self.transform(ux, uv)
+            obs = torch.cat([x[:, :2], v[:, 2:3]], dim=-1)
+        else:
+            obs = self.transform(ux)[:, :2]
+        if base_scale == 1.0:
+            return obs, None
+        u2 = (ux * ux).sum(-1)
+        logw = 3.0 * math.log(base_scale) - 0.5 * u2 * (1.0 - 1.0 / base_scale**2)
+        return obs, logw
+
+    # ------------------------------------------------------------------ densities
+    def inverse_radius(self, r: torch.Tensor, iters: int = 50) -> torch.Tensor:
+        """Base radius u with T(u) = r, by safeguarded Newton steps in ln u (no gradient)."""
+        target = torch.log(r.detach())
+        lo = torch.full_like(target, math.log(1e-8))
+        hi = torch.full_like(target, math.log(40.0))
+        lu = torch.log(self.premap_inverse(self._power_inverse(r.detach())).clamp(1e-6, 30.0))
+        for _ in range(iters):
+            with torch.enable_grad():
+                x = lu.detach().requires_grad_(True)
+                lr = torch.log(self.radial_map(torch.exp(x)))
+                (d,) = torch.autograd.grad(lr.sum(), x)
+            lr = lr.detach()
+            f = lr - target
+            lo = torch.where(f < 0, lu, lo)
+            hi = torch.where(f >= 0, lu, hi)
+            step = lu - f / d
+            bad = (step < lo) | (step > hi) | ~torch.isfinite(step)
+            lu = torch.where(f == 0, lu, torch.where(bad, 0.5 * (lo + hi), step))
+            if bool(torch.all(f.abs() < 1e-12)):
+                break
+        return torch.exp(lu)
+
+    def log_det_radial(self, u: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r, ln|det dT/du_x|) for base radii ``u``: ln(dr/du) + 2 ln(r/u), exact."""
+        with torch.enable_grad():
+            uu = u if u.requires_grad else u.detach().requires_grad_(True)
+            r = self.radial_map(uu)
+            (d,) = torch.autograd.grad(r.sum(), uu, create_graph=create_graph or u.requires_grad)
+        return r, torch.log(d) + 2.0 * (torch.log(r) - torch.log(uu))
+
+    def log_nu(self, r: torch.Tensor) -> torch.Tensor:
+        """Exact ln nu at standardised radius ``r`` (nu normalised to one, per L^3)."""
+        u = self.inverse_radius(r)
+        _, logdet = self.log_det_radial(u)
+        return log_normal_radius(u) - logdet
+
+    def log_prob_base(self, ux: torch.Tensor, uv: torch.Tensor | None = None):
+        """Images of base points and the exact log-density there.
+
+        Returns ``(x, ln nu(x))`` for a positions-only flow and
+        ``(x, v, ln f(x, v))`` for a kinematic one (f normalised in 6-D).
+        The triangular Jacobian is det(dx/du_x) det(dv/du_v | u_x): radial
+        factors (dr/du)(r/u)^2 for positions; (ds/ds0)(s/s0)^2 (1 - beta) for the
+        isotropic velocity field with the anisotropy layer; the 2x2 Jacobian of
+        (v_r, |v_t|) times |v_t|/|v_t0| for the free one; derivatives by autograd.
+        """
+        with torch.enable_grad():
+            u = torch.linalg.vector_norm(ux, dim=-1).detach().requires_grad_(True)
+            n = (ux / u.unsqueeze(-1)).detach()
+            lp = log_normal_radius(u)
+            if not self.kinematic:
+                r = self.radial_map(u)
+                (d,) = torch.autograd.grad(r.sum(), u, create_graph=torch.is_grad_enabled())
+                x = n * r.unsqueeze(-1)
+                return x, lp - torch.log(d) - 2.0 * (torch.log(r) - torch.log(u))
+            lp = lp + log_normal_radius(torch.linalg.vector_norm(uv, dim=-1))
+            if self.anisotropy_free:
+                vr0 = (uv * n).sum(-1).detach().requires_grad_(True)
+                vt0 = (uv - vr0.detach().unsqueeze(-1) * n).detach()
+                st0 = torch.linalg.vector_norm(vt0, dim=-1).detach().requires_grad_(True)
+                r, vs = self.radial_map(u, torch.stack([vr0, torch.log(st0)], dim=-1))
+                vr1, st1 = vs[:, 0], torch.exp(vs[:, 1])
+                (d,) = torch.autograd.grad(r.sum(), u, retain_graph=True)
+                a, b = torch.autograd.grad(vr1.sum(), (vr0, st0), retain_graph=True)
+                c, e = torch.autograd.grad(st1.sum(), (vr0, st0))
+                logdet_v = torch.log(torch.abs(a * e - b * c)) + torch.log(st1) - torch.log(st0)
+                v = vr1.unsqueeze(-1) * n + vt0 * (st1 / st0).unsqueeze(-1)
+            else:
+                s0 = torch.linalg.vector_norm(uv, dim=-1).detach().requires_grad_(True)
+                r, vs = self.radial_map(u, torch.log(s0).unsqueeze(-1))
+                s1 = torch.exp(vs[:, 0])
+                (d,) = torch.autograd.grad(r.sum(), u, retain_graph=True)
+                (ds,) = torch.autograd.grad(s1.sum(), s0)
+                beta = self.beta(r)
+                logdet_v = torch.log(ds) + 2.0 * (torch.log(s1) - torch.log(s0)) + torch.log1p(-beta)
+                v = uv * (s1 / s0).unsqueeze(-1)
+                vr = (v * n).sum(-1, keepdim=True)
+                v = vr * n + torch.sqrt(1.0 - beta).unsqueeze(-1) * (v - vr * n)
+            logdet_x = torch.log(d) + 2.0 * (torch.log(r) - torch.log(u))
+            x = n * r.unsqueeze(-1)
+        return x.detach(), v.detach(), (lp - logdet_x - logdet_v).detach()
+
+    def log_prob_x(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact ln nu(x) of positions ``x`` (n, 3)."""
+        return self.log_nu(torch.linalg.vector_norm(x, dim=-1))

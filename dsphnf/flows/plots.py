@@ -1,0 +1,161 @@
+"""Figures of a flow fit: profiles with bands, data against model, loss curves.
+
+The binned data summaries drawn here are for display only (the fit is
+unbinned): Sigma(R) [fraction of stars per kpc^2] in equal-number annuli and
+sigma_los(R) [km/s] per annulus (weighted dispersion, mean squared velocity
+error removed). The model curves come from samples of every ensemble member
+binned in the same annuli (median and 16-84 % over members).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ..outputs import atomic_file  # noqa: E402
+
+__all__ = ["binned_sky", "model_sky", "plot_profiles", "plot_data_vs_model", "plot_losses", "save_all"]
+
+
+def binned_sky(x, y, vz=None, w=None, verr=None, n_bins: int = 10, edges=None) -> dict[str, np.ndarray]:
+    """Sigma(R) [fraction/kpc^2] and sigma_los(R) [km/s] in annuli (equal-number unless ``edges``)."""
+    R = np.hypot(x, y)
+    w = np.ones_like(R) if w is None else np.asarray(w, float)
+    if edges is None:
+        edges = np.quantile(R, np.linspace(0, 1, n_bins + 1))
+        edges[0], edges[-1] = 0.0, edges[-1] * (1 + 1e-9)
+    idx = np.clip(np.digitize(R, edges) - 1, 0, len(edges) - 2)
+    nb = len(edges) - 1
+    out = {"edges": edges, "R": np.zeros(nb), "Sigma": np.zeros(nb), "Sigma_err": np.zeros(nb)}
+    if vz is not None:
+        out["sigma_los"] = np.zeros(nb)
+    for b in range(nb):
+        m = idx == b
+        wb = w[m]
+        area = np.pi * (edges[b + 1] ** 2 - edges[b] ** 2)
+        out["R"][b] = np.average(R[m], weights=wb) if wb.sum() > 0 else 0.5 * (edges[b] + edges[b + 1])
+        out["Sigma"][b] = wb.sum() / w.sum() / area
+        out["Sigma_err"][b] = np.sqrt(np.sum(wb**2)) / w.sum() / area
+        if vz is not None:
+            if wb.sum() > 0:
+                mu = np.average(vz[m], weights=wb)
+                var = np.average((vz[m] - mu) ** 2, weights=wb)
+                if verr is not None:
+                    var -= np.average(np.asarray(verr)[m] ** 2, weights=wb)
+                out["sigma_los"][b] = np.sqrt(max(var, 0.0))
+            else:
+                out["sigma_los"][b] = np.nan
+    return out
+
+
+@torch.no_grad()
+def model_sky(result, edges: np.ndarray, n: int = 20000, seed: int = 0) -> dict[str, np.ndarray]:
+    """Sigma(R) and sigma_los(R) of every member's flow samples in the annuli ``edges``."""
+    L, V = result.scales["L"], result.scales["V"]
+    sig, slos = [], []
+    for k, flow in enumerate(result.flows):
+        p = next(flow.parameters())
+        g = torch.Generator(device=p.device).manual_seed(seed + k)
+        s = flow.sample_projected(n, g).double().cpu().numpy()
+        b = binned_sky(s[:, 0] * L, s[:, 1] * L, s[:, 2] * V if s.shape[1] == 3 else None, edges=edges)
+        sig.append(b["Sigma"])
+        if "sigma_los" in b:
+            slos.append(b["sigma_los"])
+    out = {"Sigma": np.percentile(sig, [50, 16, 84], axis=0)}
+    if slos:
+        out["sigma_los"] = np.percentile(slos, [50, 16, 84], axis=0)
+    return out
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, path: str | os.PathLike | None = None):
+    """rho(r) and M(r) with 68/95 % bands (nu(r) for a positions-only fit); ``truth(r)`` may add curves."""
+    p = result.profile
+    r = p["r"]
+    tr = truth(r) if truth is not None else None
+    keys = [("rho", r"$\rho$ [M$_\odot$ kpc$^{-3}$]"), ("M", r"$M(<r)$ [M$_\odot$]")] if "rho" in p else [
+        ("nu", r"$\nu$ [kpc$^{-3}$]")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.2), squeeze=False)
+    for ax, (key, label) in zip(axes[0], keys):
+        if key + "_lo95" in p:
+            ax.fill_between(r, p[key + "_lo95"], p[key + "_hi95"], color="C0", alpha=0.18, lw=0, label="95 %")
+        if key + "_lo" in p:
+            ax.fill_between(r, p[key + "_lo"], p[key + "_hi"], color="C0", alpha=0.35, lw=0, label="68 %")
+        ax.plot(r, p[key], color="C0", label="flow (median)")
+        if tr is not None and key in tr:
+            ax.plot(r, tr[key], "k--", label="truth")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("r [kpc]")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"flow fit: {result.summary['settings']['anisotropy']}, inner {result.summary['settings']['inner']}, "
+                 f"{len(result.flows)} flow(s)", fontsize=10)
+    if path is not None:
+        _save(fig, Path(path))
+    return fig
+
+
+def plot_data_vs_model(result, n_bins: int = 10, path: str | os.PathLike | None = None):
+    """Binned Sigma(R) and sigma_los(R) of the data against the flows' samples."""
+    d = result.data
+    kin = "vz" in d
+    b = binned_sky(d["x"], d["y"], d.get("vz"), d["w"], d.get("verr"), n_bins=n_bins)
+    m = model_sky(result, b["edges"])
+    fig, axes = plt.subplots(1, 2 if kin else 1, figsize=(10.4 if kin else 5.2, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    ax.errorbar(b["R"], b["Sigma"], b["Sigma_err"], fmt="o", color="k", ms=4, label="data (binned)")
+    ax.plot(b["R"], m["Sigma"][0], color="C1", label="flow samples")
+    ax.fill_between(b["R"], m["Sigma"][1], m["Sigma"][2], color="C1", alpha=0.3, lw=0)
+    ax.set(xscale="log", yscale="log", xlabel="R [kpc]", ylabel=r"$\Sigma(R)$ [fraction kpc$^{-2}$]")
+    ax.legend(fontsize=8)
+    if kin:
+        ax = axes[0, 1]
+        ax.plot(b["R"], b["sigma_los"], "o", color="k", ms=4, label="data (binned)")
+        ax.plot(b["R"], m["sigma_los"][0], color="C1", label="flow samples")
+        ax.fill_between(b["R"], m["sigma_los"][1], m["sigma_los"][2], color="C1", alpha=0.3, lw=0)
+        ax.set(xscale="log", xlabel="R [kpc]", ylabel=r"$\sigma_{\rm los}(R)$ [km/s]")
+        ax.legend(fontsize=8)
+    if path is not None:
+        _save(fig, Path(path))
+    return fig
+
+
+def plot_losses(result, path: str | os.PathLike | None = None):
+    """Training (running mean over 20 steps) and validation losses of every member."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, h in enumerate(result.history):
+        loss = np.asarray(h["loss"])
+        if loss.size:
+            kern = np.ones(min(20, loss.size)) / min(20, loss.size)
+            ax.plot(h["step"][kern.size - 1:], np.convolve(loss, kern, "valid"), color=f"C{k % 10}", alpha=0.7,
+                    label="train" if k == 0 else None)
+        if h["val_loss"]:
+            ax.plot(h["val_step"], h["val_loss"], "o-", ms=2, color=f"C{k % 10}", label="validation" if k == 0 else None)
+    ax.set(xlabel="step", ylabel="smeared-KDE cross-entropy [nats/star]")
+    ax.legend(fontsize=8)
+    if path is not None:
+        _save(fig, Path(path))
+    return fig
+
+
+def save_all(result, folder: str | os.PathLike) -> list[Path]:
+    """Write profiles.png, data_vs_model.png and loss.png into ``folder``."""
+    folder = Path(folder)
+    paths = [folder / "profiles.png", folder / "data_vs_model.png", folder / "loss.png"]
+    plot_profiles(result, path=paths[0])
+    plot_data_vs_model(result, path=paths[1])
+    plot_losses(result, path=paths[2])
+    return paths

@@ -1,0 +1,120 @@
+"""``dsphnf fit`` end to end: a short smoke fit writing every output, and every error path."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dsphnf.cli import main
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GAIA = DATA / "gaia_challenge" / "NonPlumCuspIso" / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat"
+
+
+@pytest.fixture(scope="module")
+def stars(tmp_path_factory):
+    """300 stars of the Gaia Challenge NonPlumCuspIso mock as CSV (x, y, vz) and positions-only."""
+    if not GAIA.exists():
+        pytest.skip("shared data folder absent")
+    d = np.loadtxt(GAIA)[:300]
+    folder = tmp_path_factory.mktemp("stars")
+    full, pos = folder / "stars.csv", folder / "positions.csv"
+    np.savetxt(full, d[:, [0, 1, 5]], delimiter=",", header="x,y,vz", comments="")
+    np.savetxt(pos, d[:, [0, 1]], delimiter=",", header="x,y", comments="")
+    return full, pos
+
+
+def _header(path: Path) -> list[str]:
+    with open(path) as fh:
+        return next(csv.reader(fh))
+
+
+def test_smoke_fit_writes_all_outputs(stars, tmp_path, capsys):
+    out = tmp_path / "fit"
+    rc = main(["fit", str(stars[0]), "-o", str(out), "--steps", "30", "--ensemble", "2", "--distance", "76",
+               "--no-progress", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    assert _header(out / "profile.csv") == ["r", "nu", "sigma_r", "beta", "M", "M_lo", "M_hi", "rho", "rho_lo",
+                                           "rho_hi", "rho_lo95", "rho_hi95"]
+    prof = np.loadtxt(out / "profile.csv", delimiter=",", skiprows=1)
+    assert prof.shape == (40, 12) and np.all(np.isfinite(prof[:, :5]))
+    r = prof[:, 0]
+    R = np.hypot(*np.loadtxt(stars[0], delimiter=",", skiprows=1)[:, :2].T)
+    assert r[0] == pytest.approx(np.percentile(R, 2), rel=0.2) and r[-1] == pytest.approx(np.percentile(R, 98), rel=0.2)
+    assert np.all(prof[:, 3] == 0.0)  # isotropic imposed
+    assert np.all(prof[:, 5] <= prof[:, 4] + 1e-9 * abs(prof[:, 4])) and np.all(prof[:, 4] <= prof[:, 6] * (1 + 1e-9))
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("settings", "versions", "timings_s", "final_train_loss", "final_val_loss", "n_stars",
+                "log10_J_0.5deg", "log10_J_0.5deg_band68"):
+        assert key in s, key
+    assert s["n_stars"] == 300 and s["settings"]["ensemble"] == 2 and s["settings"]["seed"] == 0
+    assert all(k in s["timings_s"] for k in ("train_s", "readout_s", "total_s"))
+    for png in ("profiles.png", "data_vs_model.png", "loss.png"):
+        assert (out / png).stat().st_size > 1000
+    assert len(list((out / "flows").glob("flow_*.pt"))) == 2
+    assert not Path(str(out) + ".checkpoints").exists()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_positions_only_catalogue_fits_nu(stars, tmp_path):
+    out = tmp_path / "pos"
+    assert main(["fit", str(stars[1]), "-o", str(out), "--steps", "20", "--no-progress", "--no-plots"]) == 0
+    assert _header(out / "profile.csv") == ["r", "nu", "nu_lo", "nu_hi", "nu_lo95", "nu_hi95"]
+    prof = np.loadtxt(out / "profile.csv", delimiter=",", skiprows=1)
+    assert np.all(prof[:, 1] > 0) and np.all(np.diff(prof[:, 1]) < 0)  # a declining stellar density
+
+
+def test_saved_flows_reload(stars, tmp_path):
+    from dsphnf.flows import load_flows
+
+    out = tmp_path / "pos2"
+    assert main(["fit", str(stars[1]), "-o", str(out), "--steps", "5", "--no-progress", "--no-plots"]) == 0
+    flows, scales = load_flows(out)
+    assert len(flows) == 1 and scales["L"] > 0
+    r = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    assert torch.all(torch.isfinite(flows[0].double().log_nu(r)))
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--anisotropy", "sideways"], "anisotropy"),
+        (["--anisotropy", "constant:1.5"], "beta < 1"),
+        (["--steps", "0"], "--steps"),
+        (["--ensemble", "0"], "--ensemble"),
+        (["--inner", "hollow"], "--inner"),
+        (["--distance", "-3"], "--distance"),
+        (["--device", "tpu"], "device"),
+    ],
+)
+def test_bad_options_are_one_line_errors(stars, tmp_path, capsys, extra, message):
+    out = tmp_path / "bad"
+    rc = main(["fit", str(stars[0]), "-o", str(out), "--no-progress"] + extra)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("dsphnf: error:") and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cuda_without_gpu_is_an_error(stars, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    rc = main(["fit", str(stars[0]), "-o", str(tmp_path / "c"), "--device", "cuda"])
+    assert rc == 2 and "CUDA" in capsys.readouterr().err
+
+
+def test_missing_catalogue_is_an_error(tmp_path, capsys):
+    rc = main(["fit", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("dsphnf: error:") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_too_few_stars_is_an_error(tmp_path, capsys):
+    p = tmp_path / "few.csv"
+    np.savetxt(p, np.random.default_rng(0).normal(size=(10, 3)), delimiter=",", header="x,y,vz", comments="")
+    assert main(["fit", str(p), "-o", str(tmp_path / "o"), "--steps", "5"]) == 2
+    assert "at least" in capsys.readouterr().err
