@@ -165,7 +165,7 @@ def test_info_walker_draco(capsys):
 # ---------------------------------------------------------------- demo
 def test_demo_writes_consistent_outputs(capsys, tmp_path):
     out_dir = tmp_path / "demo"
-    rc, out, _ = run_cli(capsys, "demo", "-o", out_dir, "--n", 400, "--seed", 3, "--bins", 5)
+    rc, out, _ = run_cli(capsys, "demo", "-o", out_dir, "--n", 400, "--seed", 3, "--bins", 5, "--steps", 0)
     assert rc == 0
     assert sorted(p.name for p in out_dir.iterdir()) == ["binned.csv", "profiles.png", "stars.csv", "truth.csv"]
     assert (out_dir / "profiles.png").read_bytes()[:4] == b"\x89PNG"
@@ -181,6 +181,18 @@ def test_demo_writes_consistent_outputs(capsys, tmp_path):
     area = np.pi * (b["R_hi"] ** 2 - b["R_lo"] ** 2)
     assert np.sum(b["Sigma_true"] * area) == pytest.approx(400 * 0.9999, rel=2e-3)
     assert "chi2" in out and "R_half" in out
+
+
+def test_demo_fits_the_flow_and_reports_against_truth(capsys, tmp_path):
+    out_dir = tmp_path / "demo"
+    rc, out, _ = run_cli(capsys, "demo", "-o", out_dir, "--n", 300, "--seed", 1, "--bins", 5, "--steps", 25)
+    assert rc == 0
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"stars.csv", "truth.csv", "sky.png", "profile.csv", "summary.json", "profiles.png"} <= names
+    prof = np.genfromtxt(out_dir / "profile.csv", delimiter=",", names=True)
+    assert prof.dtype.names[:4] == ("r", "nu", "sigma_r", "beta")
+    assert np.all(np.isfinite(prof["nu"])) and np.all(prof["nu"] > 0)
+    assert "log10 err" in out and "rho_true" in out
 
 
 def test_demo_bad_input_leaves_nothing(capsys, tmp_path):
