@@ -11,7 +11,16 @@ from torchdiffeq import odeint
 from dsphnf.anisotropy import OsipkovMerritt
 from dsphnf.flows.cnf import SphericalFlow
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread_float64():
+    """float64 physics checks; one torch thread (small tensors, shared CPU). Restored afterwards."""
+    old, old_dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_num_threads(old)
+    torch.set_default_dtype(old_dtype)
 
 
 def random_flow(seed: int = 0, std: float = 0.15, **kw) -> SphericalFlow:
@@ -211,6 +220,6 @@ def test_free_inner_slope_follows_the_field():
         lin[2].weight[1, 0], lin[2].weight[1, 1] = -1.0, 1.0
         lin[4].weight[0, 0], lin[4].weight[0, 1] = 0.4, -0.4
     k = math.exp(0.4)  # r = u^k near the centre, slope -> 3 (1/k - 1)
-    h = flow.pos_field.log_rate(torch.tensor([math.log(0.5)]), 0.0)
+    h = flow.pos_field.log_rate(torch.tensor([math.log(0.5)]), 0.0).detach()
     assert float(h) == pytest.approx(0.4 * math.log(0.5), rel=1e-12)
     assert _inner_slope(flow, 1e-12) == pytest.approx(3 * (1 / k - 1), abs=0.05)

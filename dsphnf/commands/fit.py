@@ -25,8 +25,9 @@ Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
 Steps: --steps N per flow; without --steps the default is 800 (120 when the
-environment variable DSPHNF_FAST=1 is set).  Each flow stops early when the
-loss of the 20 % held-out stars stops improving.
+environment variable DSPHNF_FAST=1 is set).  Each flow stops early, but not
+before step min(400, N) (60 in fast mode), when the loss of the 20 % held-out
+stars stops improving.
 
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with 16/84 % M_lo/M_hi, rho [Msun/kpc^3] with 16/84 % and
