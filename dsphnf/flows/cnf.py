@@ -218,7 +218,7 @@ class SphericalFlow(nn.Module):
             r, vs = self.radial_map(u, torch.log(s0))
             v = uv * torch.exp(vs[:, :1] - torch.log(s0))
             vr = (v * n).sum(-1, keepdim=True)
-            scale = torch.sqrt(1.0 - self.beta(r)).unsqueeze(-1)
+            scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
             v = vr * n + scale * (v - vr * n)
         return n * r.unsqueeze(-1), v
 
@@ -238,7 +238,7 @@ class SphericalFlow(nn.Module):
             uv = y0[:, 1:2] * n + vt1 * torch.exp(y0[:, 2:3] - torch.log(st1))
         else:
             vr = (v * n).sum(-1, keepdim=True)
-            scale = torch.sqrt(1.0 - self.beta(r)).unsqueeze(-1)
+            scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
             viso = vr * n + (v - vr * n) / scale
             s1 = torch.linalg.vector_norm(viso, dim=-1, keepdim=True).clamp_min(1e-30)
             y0 = self.solve(torch.cat([torch.log(r1).unsqueeze(-1), torch.log(s1)], dim=-1), reverse=True)
@@ -358,7 +358,7 @@ class SphericalFlow(nn.Module):
                 (d,) = torch.autograd.grad(r.sum(), u, retain_graph=True)
                 (ds,) = torch.autograd.grad(s1.sum(), s0)
                 beta = self.beta(r)
-                logdet_v = torch.log(ds) + 2.0 * (torch.log(s1) - torch.log(s0)) + torch.log1p(-beta)
+                logdet_v = torch.log(ds) + 2.0 * (torch.log(s1) - torch.log(s0)) + torch.log1p(-beta.clamp(max=1.0 - 1e-12))
                 v = uv * (s1 / s0).unsqueeze(-1)
                 vr = (v * n).sum(-1, keepdim=True)
                 v = vr * n + torch.sqrt(1.0 - beta).unsqueeze(-1) * (v - vr * n)
