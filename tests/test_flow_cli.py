@@ -12,13 +12,7 @@ import torch
 from dsphnf.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one torch thread is fastest, and avoids oversubscribing a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GAIA = DATA / "gaia_challenge" / "NonPlumCuspIso" / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat"

@@ -12,15 +12,7 @@ from dsphnf.anisotropy import OsipkovMerritt
 from dsphnf.flows.cnf import SphericalFlow
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread_float64():
-    """float64 physics checks; one torch thread (small tensors, shared CPU). Restored afterwards."""
-    old, old_dtype = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_num_threads(old)
-    torch.set_default_dtype(old_dtype)
+pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
 
 def random_flow(seed: int = 0, std: float = 0.15, **kw) -> SphericalFlow:

@@ -16,15 +16,7 @@ from dsphnf.flows.moments import flow_profiles
 from test_flow_model import random_flow
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread_float64():
-    """float64 physics checks; one torch thread (small tensors, shared CPU). Restored afterwards."""
-    old, old_dtype = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_num_threads(old)
-    torch.set_default_dtype(old_dtype)
+pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
 L, V = 0.3, 9.0  # kpc, km/s of the standardised units
 

@@ -13,13 +13,7 @@ from dsphnf.flows import SphericalFlow, TrainConfig, Trainer, fit_catalog
 from dsphnf.flows.kde import KDEData, bandwidths
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one torch thread is fastest, and avoids oversubscribing a shared CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def zhao_251_positions(n: int, r_star: float, seed: int) -> np.ndarray:
