@@ -24,9 +24,9 @@ Anisotropy: isotropic, constant:B, om:RA (RA in kpc) imposed exactly, or free
 Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
-Steps: --steps N per flow; without --steps the default is 800 (120 when the
+Steps: --steps N per flow; without --steps the default is 400 (120 when the
 environment variable DSPHNF_FAST=1 is set).  Each flow stops early, but not
-before step min(400, N) (60 in fast mode), when the loss of the 20 % held-out
+before step min(200, N) (60 in fast mode), when the loss of the 20 % held-out
 stars stops improving.
 
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="isotropic | constant:B | om:RA | free (default isotropic)")
     p.add_argument("--inner", default="free", metavar="MODE", help="free | cored | cuspy (default free)")
     p.add_argument("--ensemble", type=int, default=1, metavar="K", help="flows on bootstrap resamples (default 1)")
-    p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 800)")
+    p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu | cuda (default cpu)")
     p.add_argument("--distance", type=float, default=None, metavar="KPC",

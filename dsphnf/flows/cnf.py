@@ -284,12 +284,18 @@ class SphericalFlow(nn.Module):
         return obs, logw
 
     # ------------------------------------------------------------------ densities
-    def inverse_radius(self, r: torch.Tensor, iters: int = 50) -> torch.Tensor:
-        """Base radius u with T(u) = r, by safeguarded Newton steps in ln u (no gradient)."""
+    def inverse_radius(self, r: torch.Tensor, iters: int = 60) -> torch.Tensor:
+        """Base radius u with T(u) = r, by safeguarded Newton steps in ln u (no gradient).
+
+        The bracket is u in [1e-30, 60]; radii whose root is not found to
+        1e-10 in ln r (1e-4 in float32) come back as NaN rather than as a wrong radius.
+        """
         target = torch.log(r.detach())
-        lo = torch.full_like(target, math.log(1e-8))
-        hi = torch.full_like(target, math.log(40.0))
+        lo = torch.full_like(target, math.log(1e-30))
+        hi = torch.full_like(target, math.log(60.0))
         lu = torch.log(self.premap_inverse(self._power_inverse(r.detach())).clamp(1e-6, 30.0))
+        tol = 1e-10 if target.dtype == torch.float64 else 1e-4
+        f = torch.full_like(target, math.inf)
         for _ in range(iters):
             with torch.enable_grad():
                 x = lu.detach().requires_grad_(True)
@@ -297,14 +303,14 @@ class SphericalFlow(nn.Module):
                 (d,) = torch.autograd.grad(lr.sum(), x)
             lr = lr.detach()
             f = lr - target
+            if bool(torch.all(f.abs() < tol * 1e-2)):
+                break
             lo = torch.where(f < 0, lu, lo)
             hi = torch.where(f >= 0, lu, hi)
             step = lu - f / d
             bad = (step < lo) | (step > hi) | ~torch.isfinite(step)
             lu = torch.where(f == 0, lu, torch.where(bad, 0.5 * (lo + hi), step))
-            if bool(torch.all(f.abs() < 1e-12)):
-                break
-        return torch.exp(lu)
+        return torch.where(f.abs() < tol, torch.exp(lu), torch.full_like(lu, math.nan))
 
     def log_det_radial(self, u: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(r, ln|det dT/du_x|) for base radii ``u``: ln(dr/du) + 2 ln(r/u), exact."""

@@ -10,9 +10,14 @@ rotation by construction. It is written for the state ln r as
 d ln r/dt = h(r, t) = g/r, with three inner-slope variants:
 
 ``free``
-    h = MLP(ln r, t): the network sees ln r, so its (asymptotically linear)
-    behaviour at small radii can produce any inner power law, cusp or core;
-    the data decide. The field x h is smooth away from the origin.
+    h = MLP(lambda(r), t) with lambda = ln r between 1e-6 L and 10 L and
+    smoothly saturating outside (:func:`soft_log_radius`): inside that range
+    the network's (asymptotically linear) behaviour in ln r can produce any
+    inner power law, cusp or core; the data decide. Outside it h is constant,
+    the map is a pure scaling, and the density keeps the base's flat centre
+    (below 1e-6 L, far inside any data) and r^-5 outskirts (beyond 10 L). An
+    unbounded feature let h grow linearly in ln r at large radii, where a few
+    training steps could make the outer trajectories run away (overflow).
 ``cored`` and ``cuspy``
     g = tanh(r / r0) f(ln(r + r0), t) (the seed's suppression): near the centre
     d ln r/dt -> f / r0 is independent of r, the map is a pure scaling there and
@@ -37,10 +42,17 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["MLP", "RadialField", "VelocityField", "INNER_MODES", "log_normal_radius"]
+__all__ = ["MLP", "RadialField", "VelocityField", "INNER_MODES", "log_normal_radius", "soft_log_radius"]
 
 INNER_MODES = ("free", "cored", "cuspy")
 _TINY = 1e-30
+_LOG_R_LO, _LOG_R_HI = math.log(1e-6), math.log(10.0)
+
+
+def soft_log_radius(logr: torch.Tensor) -> torch.Tensor:
+    """ln r, smoothly saturated below ln(1e-6) and above ln(10) (r in units of L)."""
+    sp = nn.functional.softplus
+    return _LOG_R_LO + sp(logr - _LOG_R_LO) - sp(logr - _LOG_R_HI)
 
 
 class MLP(nn.Module):
@@ -97,7 +109,7 @@ class RadialField(nn.Module):
         """d ln r/dt at ln r = ``logr`` (shape (n,)) and time ``t``."""
         tc = _time_column(t, logr)
         if self.inner == "free":
-            return self.mlp(torch.cat([logr.unsqueeze(-1), tc], dim=-1)).squeeze(-1)
+            return self.mlp(torch.cat([soft_log_radius(logr).unsqueeze(-1), tc], dim=-1)).squeeze(-1)
         r = torch.exp(logr)
         feat = torch.log(r + self.r0).unsqueeze(-1)
         f = self.mlp(torch.cat([feat, tc], dim=-1)).squeeze(-1)

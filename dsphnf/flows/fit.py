@@ -44,7 +44,7 @@ from .train import TrainConfig, Trainer
 __all__ = ["FlowConfig", "FitResult", "fit_catalog", "fast_mode", "default_steps", "load_flows",
            "standardise", "PROFILE_COLUMNS", "NU_COLUMNS", "DEFAULT_STEPS", "FAST_STEPS"]
 
-DEFAULT_STEPS = 800
+DEFAULT_STEPS = 400
 FAST_STEPS = 120
 MIN_STARS = 20
 PROFILE_COLUMNS = ["r", "nu", "sigma_r", "beta", "M", "M_lo", "M_hi", "rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95"]
@@ -304,8 +304,8 @@ def fit_catalog(
         tcfg.steps = int(steps)
     elif train_config is None:
         tcfg.steps = default_steps()
-        if fast_mode():
-            tcfg.n_model, tcfg.val_n_model, tcfg.min_steps = 1024, 4096, min(tcfg.min_steps, tcfg.steps // 2)
+    if train_config is None and fast_mode():
+        tcfg.n_model, tcfg.val_n_model, tcfg.min_steps = 1024, 4096, min(tcfg.min_steps, tcfg.steps // 2)
     tcfg.min_steps = min(tcfg.min_steps, tcfg.steps)
     if catalog.n < MIN_STARS:
         raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: {catalog.n} stars; the flow fit needs at least {MIN_STARS}")

@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["bandwidths", "KDEData", "smeared_kde_loss", "kde_log_likelihood_reference"]
+__all__ = ["bandwidths", "KDEData", "smeared_kde_loss", "conditional_velocity_loss", "kde_log_likelihood_reference"]
 
 
 def bandwidths(data: np.ndarray, weights: np.ndarray | None = None, factor: float = 1.0) -> np.ndarray:
@@ -72,17 +72,21 @@ class KDEData:
         self.h = torch.as_tensor(np.asarray(h, dtype=float), dtype=data.dtype, device=data.device)
         n = data.shape[0]
         self.weights = torch.ones(n, dtype=data.dtype, device=data.device) if weights is None else weights.to(data)
+        self.R = torch.linalg.vector_norm(data[:, :2], dim=-1)
         if self.d == 3:
             err2 = torch.zeros(n, dtype=data.dtype, device=data.device) if verr is None else verr.to(data) ** 2
+            self.err2 = err2
             self.inv_hv2 = 1.0 / (self.h[2] ** 2 + err2)
         else:
-            self.inv_hv2 = None
+            self.err2 = self.inv_hv2 = None
 
     def subset(self, idx: torch.Tensor) -> "KDEData":
         out = KDEData.__new__(KDEData)
         out.data, out.d, out.h = self.data[idx], self.d, self.h
         out.weights = self.weights[idx]
+        out.R = self.R[idx]
         out.inv_hv2 = None if self.inv_hv2 is None else self.inv_hv2[idx]
+        out.err2 = None if self.err2 is None else self.err2[idx]
         return out
 
     def smeared(self, generator: torch.Generator | None, n_smear: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -162,6 +166,34 @@ def smeared_kde_loss(
     x, w, inv = rows
     A, C, alpha = _augment(x, data.h, inv, model, log_w)
     return _WeightedLogMeanExp.apply(A.detach(), C, alpha.detach(), w)
+
+
+def conditional_velocity_loss(
+    data: KDEData,
+    model: torch.Tensor,
+    generator: torch.Generator | None = None,
+    n_smear: int = 1,
+    rows: tuple | None = None,
+    log_w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Smeared-KDE estimate of -<ln p(v_z | x, y)> (nats per star), for d = 3.
+
+    The joint smeared-KDE loss minus the same loss on the sky positions alone,
+    with the same smeared rows and flow samples (common random numbers, so the
+    Monte Carlo errors of numerator and denominator largely cancel). Added to
+    the exact positional term of :mod:`dsphnf.flows.surface` it gives the
+    ``"abel"`` loss of :class:`~dsphnf.flows.train.TrainConfig`.
+    """
+    if data.d != 3:
+        raise ValueError("the velocity conditional needs (x, y, v_z) data")
+    if rows is None:
+        rows = data.smeared(generator, n_smear)
+    x, w, inv = rows
+    A, C, alpha = _augment(x, data.h, inv, model, log_w)
+    joint = _WeightedLogMeanExp.apply(A.detach(), C, alpha.detach(), w)
+    A2, C2, alpha2 = _augment(x[:, :2], data.h, None, model[:, :2], log_w)
+    sky = _WeightedLogMeanExp.apply(A2.detach(), C2, alpha2.detach(), w)
+    return joint - sky
 
 
 def kde_log_likelihood_reference(rows: torch.Tensor, h: torch.Tensor, inv_hv2, model: torch.Tensor, w) -> torch.Tensor:
