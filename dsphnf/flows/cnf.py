@@ -16,8 +16,12 @@ triangular and radial:
    with the radial field of :class:`~dsphnf.flows.field.RadialField` and the
    velocity field of :class:`~dsphnf.flows.field.VelocityField`; dx/dt does
    not depend on v, so the x-marginal is itself a flow with exact density;
-4. ``inner="cuspy"``: the power-law radial map r -> r^(1 + c), c >= 0, whose
-   Jacobian makes the inner slope dln nu/dln r -> -3c / (1 + c);
+4. ``inner="cuspy"``: the inner power-law map r -> r (r / (r + 1))^c, c >= 0
+   (r in L): r^(1 + c) well inside one length scale, where its Jacobian
+   makes the inner slope dln nu/dln r -> -3c / (1 + c), and the identity
+   outside, so that c acts on the centre only (a global r^(1 + c) also
+   stretched the outskirts, which the network then had to undo, and c hardly
+   moved during training);
 5. a given anisotropy beta(r): the tangential velocity is scaled by
    sqrt(1 - beta(r)), which imposes beta(r) exactly on the isotropic
    velocity field (``anisotropy="free"`` skips this and reads beta from the flow).
@@ -125,7 +129,7 @@ class SphericalFlow(nn.Module):
         return 0 if self.vel_field is None else self.vel_field.n_state
 
     def cusp_power(self) -> torch.Tensor | None:
-        """c of the cuspy map r -> r^(1 + c) (None unless ``inner="cuspy"``)."""
+        """c of the cuspy map r -> r (r / (r + 1))^c (None unless ``inner="cuspy"``)."""
         if self.inner != "cuspy":
             return None
         if self.c_raw is None:
@@ -175,11 +179,25 @@ class SphericalFlow(nn.Module):
 
     def _power(self, r: torch.Tensor) -> torch.Tensor:
         c = self.cusp_power()
-        return r if c is None else r ** (1.0 + c.to(r))
+        if c is None:
+            return r
+        lr = torch.log(r)
+        return torch.exp(lr + c.to(r) * (lr - torch.log1p(r)))
 
     def _power_inverse(self, r: torch.Tensor) -> torch.Tensor:
+        """Inverse of the cuspy map by Newton steps in ln r (monotone: dln r'/dln r = 1 + c/(1 + r))."""
         c = self.cusp_power()
-        return r if c is None else r ** (1.0 / (1.0 + c.to(r)))
+        if c is None:
+            return r
+        c = c.to(r)
+        target = torch.log(r)
+        x = target / (1.0 + c)  # exact where r << 1
+        x = torch.where(target > 0, target, x)
+        for _ in range(40):
+            ex = torch.exp(x)
+            f = x + c * (x - torch.log1p(ex)) - target
+            x = x - f / (1.0 + c / (1.0 + ex))
+        return torch.exp(x)
 
     def radial_map(self, u: torch.Tensor, vstate0: torch.Tensor | None = None):
         """Final radius (and velocity state) of base radius ``u`` (shape (n,)).

@@ -79,7 +79,7 @@ def _interp_rows(q: torch.Tensor, lnr: torch.Tensor, table: torch.Tensor) -> tor
     qf = q.reshape(-1)
     idx = torch.searchsorted(lnr.detach().contiguous(), qf.detach().contiguous()).clamp(1, m - 1)
     x0, x1 = lnr[idx - 1], lnr[idx]
-    t = ((qf - x0) / (x1 - x0)).clamp(0.0, 1.0).unsqueeze(-1)
+    t = ((qf - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0).unsqueeze(-1)
     out = table[idx - 1] + t * (table[idx] - table[idx - 1])
     return out.reshape(*q.shape, table.shape[1])
 

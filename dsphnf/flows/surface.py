@@ -61,6 +61,8 @@ def radial_table(flow, n: int = 321) -> tuple[torch.Tensor, torch.Tensor]:
     g = _uniform_derivative(lnr, float(lnrho[1] - lnrho[0]))
     lnu = torch.log(u)
     # ln nu = ln N3(u) - ln(dr/du) - 2 ln(r/u), dr/du = (r/u) g dln rho/dln u
+    # a map that is not monotone (never for the exact flow; possible for a wild network
+    # and the finite solver) gives g <= 0 and a NaN loss, caught by the trainer's guard
     lnnu = log_normal_radius(u) - torch.log(g) - torch.log(dlnrho) - 3.0 * (lnr - lnu)
     return lnr, lnnu
 
@@ -103,7 +105,7 @@ def interp_log_nu(q: torch.Tensor, lnr: torch.Tensor, lnnu: torch.Tensor) -> tor
     idx = torch.searchsorted(lnr.detach().contiguous(), q.detach().reshape(-1).contiguous()).clamp(1, n - 1)
     x0, x1 = lnr[idx - 1], lnr[idx]
     f0, f1 = lnnu[idx - 1], lnnu[idx]
-    t = (q.reshape(-1) - x0) / (x1 - x0)
+    t = (q.reshape(-1) - x0) / (x1 - x0).clamp_min(1e-12)
     return (f0 + t * (f1 - f0)).reshape(q.shape)
 
 

@@ -101,6 +101,8 @@ class TrainConfig:
         removes most of the step-to-step noise of the stochastic loss.
     loss : {"abel", "kde"}
         Training objective (module docstring).
+    cusp_lr_factor : float
+        Learning-rate multiplier of the cuspy map's power c.
     h_v : float
         Velocity kernel of the exact ``"abel"`` loss [units of the velocity
         scale V]: the model's v_z is convolved with it (and each star's error)
@@ -126,6 +128,7 @@ class TrainConfig:
     ema: float = 0.98
     loss: str = "abel"
     h_v: float = 0.25
+    cusp_lr_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -182,7 +185,13 @@ class Trainer:
         p = next(flow.parameters())
         self.device, self.dtype = p.device, p.dtype
         self.gen = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.opt = torch.optim.Adam(flow.parameters(), lr=config.lr)
+        # the single cusp power c gets a larger step than the network weights: it is one
+        # number with a small gradient (only the innermost stars feel it), and with the
+        # common step it barely moved from its start while the network bent around it
+        cusp = [p for n, p in flow.named_parameters() if n == "c_raw"]
+        rest = [p for n, p in flow.named_parameters() if n != "c_raw"]
+        groups = [{"params": rest, "lr_factor": 1.0}] + ([{"params": cusp, "lr_factor": config.cusp_lr_factor}] if cusp else [])
+        self.opt = torch.optim.Adam(groups, lr=config.lr)
         self.step = 0
         self.lr_scale = 1.0
         self.failures = 0
@@ -374,7 +383,7 @@ class Trainer:
                 self._validate()
             while not self.done and self.step < cfg.steps:
                 for group in self.opt.param_groups:
-                    group["lr"] = self.lr_at(self.step)
+                    group["lr"] = self.lr_at(self.step) * group.get("lr_factor", 1.0)
                 self.opt.zero_grad(set_to_none=True)
                 loss = self.compute_loss()
                 if not torch.isfinite(loss):
