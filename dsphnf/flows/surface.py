@@ -42,6 +42,8 @@ __all__ = ["radial_table", "interp_log_nu", "line_of_sight_terms", "log_surface_
 
 #: range of the table in radii of the fixed base reshaping [L]
 TABLE_RANGE = (1e-4, 1e4)
+#: floor on dln r/dln rho in the table (see radial_table)
+G_FLOOR = 0.05
 
 
 def radial_table(flow, n: int = 321) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,9 +63,12 @@ def radial_table(flow, n: int = 321) -> tuple[torch.Tensor, torch.Tensor]:
     g = _uniform_derivative(lnr, float(lnrho[1] - lnrho[0]))
     lnu = torch.log(u)
     # ln nu = ln N3(u) - ln(dr/du) - 2 ln(r/u), dr/du = (r/u) g dln rho/dln u
-    # a map that is not monotone (never for the exact flow; possible for a wild network
-    # and the finite solver) gives g <= 0 and a NaN loss, caught by the trainer's guard
-    lnnu = log_normal_radius(u) - torch.log(g) - torch.log(dlnrho) - 3.0 * (lnr - lnu)
+    # Floor on the local stretch g = dln r/dln rho. The maximum-likelihood density of a
+    # finite sample is unbounded: a map that almost stops (g -> 0) at one radius makes a
+    # thin shell of high density, whose projection diverges at R = r_shell, and training
+    # found such shells (then g <= 0 in the differences, NaN). Smooth dSph profiles have
+    # g ~ 0.5-2 relative to the Plummer base; below G_FLOOR the loss stops rewarding it.
+    lnnu = log_normal_radius(u) - torch.log(g.clamp_min(G_FLOOR)) - torch.log(dlnrho) - 3.0 * (lnr - lnu)
     return lnr, lnnu
 
 
