@@ -216,3 +216,19 @@ def test_free_inner_slope_follows_the_field():
     h = flow.pos_field.log_rate(torch.tensor([math.log(0.5)]), 0.0).detach()
     assert float(h) == pytest.approx(0.4 * float(soft_log_radius(torch.tensor(math.log(0.5)))), rel=1e-12)
     assert _inner_slope(flow, 1e-4) == pytest.approx(3 * (1 / k - 1), abs=0.05)
+
+
+def test_inverse_radius_converges_where_the_map_bends_sharply():
+    """Strongly non-linear maps (where plain Newton steps can oscillate) are still inverted, and
+    radii outside the reachable range come back as NaN instead of a wrong radius."""
+    u = torch.logspace(-3, 0.6, 40, dtype=torch.float64)
+    for seed in range(8):
+        torch.manual_seed(seed)
+        flow = SphericalFlow(kinematic=False, inner="cuspy").double()
+        with torch.no_grad():
+            for p in flow.parameters():
+                p.normal_(0.0, 0.3)
+        r = flow.radial_map(u).detach()
+        keep = torch.cat([torch.tensor([True]), torch.diff(r) > 0])  # the monotone part of the discretised map
+        assert torch.allclose(flow.inverse_radius(r[keep]), u[keep], rtol=1e-8), seed
+    assert torch.isnan(flow.inverse_radius(torch.tensor([1e300], dtype=torch.float64))).all()

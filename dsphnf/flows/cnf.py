@@ -314,6 +314,7 @@ class SphericalFlow(nn.Module):
         lu = torch.log(self.premap_inverse(self._power_inverse(r.detach())).clamp(1e-6, 30.0))
         tol = 1e-10 if target.dtype == torch.float64 else 1e-4
         f = torch.full_like(target, math.inf)
+        f_prev = torch.full_like(target, math.inf)
         for _ in range(iters):
             with torch.enable_grad():
                 x = lu.detach().requires_grad_(True)
@@ -326,7 +327,10 @@ class SphericalFlow(nn.Module):
             lo = torch.where(f < 0, lu, lo)
             hi = torch.where(f >= 0, lu, hi)
             step = lu - f / d
-            bad = (step < lo) | (step > hi) | ~torch.isfinite(step)
+            # bisect when Newton leaves the bracket or stalls (|f| not halved: it can
+            # oscillate inside the bracket where the map bends sharply)
+            bad = (step < lo) | (step > hi) | ~torch.isfinite(step) | (f.abs() > 0.5 * f_prev)
+            f_prev = f.abs()
             lu = torch.where(f == 0, lu, torch.where(bad, 0.5 * (lo + hi), step))
         return torch.where(f.abs() < tol, torch.exp(lu), torch.full_like(lu, math.nan))
 
@@ -362,7 +366,8 @@ class SphericalFlow(nn.Module):
                 r = self.radial_map(u)
                 (d,) = torch.autograd.grad(r.sum(), u, create_graph=torch.is_grad_enabled())
                 x = n * r.unsqueeze(-1)
-                return x, lp - torch.log(d) - 2.0 * (torch.log(r) - torch.log(u))
+                logp = lp - torch.log(d) - 2.0 * (torch.log(r) - torch.log(u))
+                return x.detach(), logp.detach()
             lp = lp + log_normal_radius(torch.linalg.vector_norm(uv, dim=-1))
             if self.anisotropy_free:
                 vr0 = (uv * n).sum(-1).detach().requires_grad_(True)

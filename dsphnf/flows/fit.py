@@ -371,7 +371,7 @@ def fit_catalog(
                 "final_train_loss": float(np.mean(last)) if last else None,
                 "final_val_loss": None if trainer.val is None else float(trainer.best_val),
                 "bandwidths": h.tolist(), "rollbacks": len(hist["events"]), "train_wall_s": trainer.wall,
-                "cusp_c": None if flow.cusp_power() is None else float(flow.cusp_power()),
+                "cusp_c": None if flow.cusp_power() is None else float(flow.cusp_power().detach()),
             })
             flows.append(flow)
             members.append(prof)
