@@ -142,3 +142,30 @@ def test_likelihood_speed_and_invalid_rows():
         like(x)
     per_call = (time.perf_counter() - t0) / 50
     assert per_call < 0.02  # generous: the 1 ms target is measured in benchmarks/bench_baseline.py
+
+
+def test_j_factor_band_leaves_out_divergent_draws():
+    """Posterior draws with gamma >= 1.5 have an infinite J: counted, not fatal."""
+    from types import SimpleNamespace
+
+    from dsphnf.baseline.model import BaselineModel
+    from dsphnf.baseline.run import j_factor_band
+    from dsphnf.jfactor import log10_j_factor
+    from dsphnf.profiles import nfw
+
+    model = BaselineModel("zhao", "isotropic")
+    theta0 = np.array([model.fixed.get(n, 0.0) for n in model.names], dtype=float)
+    rows = []
+    for gamma in (1.0, 1.0, 1.7):
+        th = theta0.copy()
+        for n, v in {"log10_rho0": 7.806, "log10_rs": 0.0, "gamma": gamma, "alpha_dm": 1.0, "beta_dm": 3.0}.items():
+            if n in model.names:
+                th[model.names.index(n)] = v
+        rows.append(th)
+    result = SimpleNamespace(model=model, sampler=SimpleNamespace(samples=np.array(rows)))
+    p = model.unpack(np.array(rows))
+    assert np.allclose(p["gamma"], [1.0, 1.0, 1.7])
+    band = j_factor_band(result, 76.0, n_draws=10)
+    assert band["n_divergent"] == 1 and band["n_draws"] == 2
+    halo = nfw(p["rho0"][0], p["rs"][0])
+    assert band["median"] == pytest.approx(log10_j_factor(halo.density, 76.0), abs=1e-6)
