@@ -14,8 +14,10 @@ HELP = "fit SO(3)-equivariant flows to (x, y, vz) and read off rho(r), M(r) with
 DESCRIPTION = """\
 Model-independent spherical Jeans analysis (the method of the seed talk): an
 ensemble of rotation-equivariant continuous normalizing flows is trained on
-the projected stars with the smeared-KDE cross-entropy; nu(r), sigma_r(r) and
-beta(r) are read off every flow and the Jeans equation gives M(r) and rho(r)
+the projected stars by maximum likelihood (the exact Abel-projected density
+of the sky positions times the exact line-of-sight velocity distribution;
+the seed's smeared-KDE cross-entropy for a free anisotropy); nu(r),
+sigma_r(r) and beta(r) are read off every flow and the Jeans equation gives M(r) and rho(r)
 by automatic differentiation.  A catalogue without vz fits the positional
 flow alone and writes nu(r).
 

@@ -6,7 +6,8 @@
    standard deviation of v_z [km/s] after removing the weighted mean v_sys;
 2. for each of ``ensemble`` members: resample (bootstrap when ensemble > 1),
    split 80/20 into training and validation stars, train a
-   :class:`~dsphnf.flows.cnf.SphericalFlow` on the smeared-KDE loss;
+   :class:`~dsphnf.flows.cnf.SphericalFlow` by maximum likelihood (the exact
+   Abel-projected loss of :mod:`~dsphnf.flows.train`);
 3. read nu, sigma_r, beta, M, rho off every flow on a log grid from the 2nd to
    the 98th (weighted) percentile of the projected radii R (the radii where
    the data constrain the flow; with sigma_r and its slope known only where

@@ -144,7 +144,7 @@ def plot_losses(result, path: str | os.PathLike | None = None):
                     label="train" if k == 0 else None)
         if h["val_loss"]:
             ax.plot(h["val_step"], h["val_loss"], "o-", ms=2, color=f"C{k % 10}", label="validation" if k == 0 else None)
-    ax.set(xlabel="step", ylabel="smeared-KDE cross-entropy [nats/star]")
+    ax.set(xlabel="step", ylabel="loss [nats/star]")
     ax.legend(fontsize=8)
     if path is not None:
         _save(fig, Path(path))
