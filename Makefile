@@ -1,7 +1,6 @@
 # dsphnf developer entry points.  `make demo` and `make test` are the two
 # commands the README opens with; both build .venv on first use.
 PY := .venv/bin/python
-export MPLBACKEND := Agg
 
 .PHONY: setup demo test book clean
 
@@ -21,10 +20,11 @@ demo: setup
 test: setup
 	# Fast mode (DSPHNF_FAST=1) cuts training steps in the notebooks; the
 	# rendered book (make book) runs them in full.
-	DSPHNF_FAST=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbval-lax tests book
+	DSPHNF_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbval-lax tests book
 
 book: setup
-	.venv/bin/jupyter-book build . --warningiserror --keep-going
+	# no MPLBACKEND: the kernels must use the inline backend, or the figures are lost
+	env -u MPLBACKEND .venv/bin/jupyter-book build . --warningiserror --keep-going
 	$(PY) scripts/check_book.py
 
 clean:

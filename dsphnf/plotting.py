@@ -106,9 +106,6 @@ def plot_binned_profiles(
         drawn as open squares at the data radii: the like-for-like comparison
         in wide annuli.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     has_v = "sigma_los" in binned

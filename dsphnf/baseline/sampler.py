@@ -18,7 +18,7 @@ from typing import Callable
 import emcee
 import numpy as np
 from scipy import optimize
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bar; tqdm.auto warns in notebooks without ipywidgets
 
 from ..errors import FitError
 

@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import matplotlib
-
-matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# No matplotlib.use() here: a library must not switch the backend (in a notebook it
+# replaced the inline backend, and the book lost its figures); headless runs get Agg
+# from matplotlib's own fallback.
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
 from ..outputs import atomic_file  # noqa: E402
 

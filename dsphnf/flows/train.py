@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bar (shown on terminals only); tqdm.auto warns in notebooks without ipywidgets
 
 from ..errors import FitError
 from . import kde
