@@ -164,7 +164,11 @@ def smeared_kde_loss(
     if rows is None:
         rows = data.smeared(generator, n_smear)
     x, w, inv = rows
-    A, C, alpha = _augment(x, data.h, inv, model, log_w)
+    return _kde_term(x, data.h, inv, model, log_w, w)
+
+
+def _kde_term(x, h, inv, model, log_w, w) -> torch.Tensor:
+    A, C, alpha = _augment(x, h, inv, model, log_w)
     return _WeightedLogMeanExp.apply(A.detach(), C, alpha.detach(), w)
 
 
@@ -188,12 +192,9 @@ def conditional_velocity_loss(
         raise ValueError("the velocity conditional needs (x, y, v_z) data")
     if rows is None:
         rows = data.smeared(generator, n_smear)
-    x, w, inv = rows
-    A, C, alpha = _augment(x, data.h, inv, model, log_w)
-    joint = _WeightedLogMeanExp.apply(A.detach(), C, alpha.detach(), w)
-    A2, C2, alpha2 = _augment(x[:, :2], data.h, None, model[:, :2], log_w)
-    sky = _WeightedLogMeanExp.apply(A2.detach(), C2, alpha2.detach(), w)
-    return joint - sky
+    x, w, _ = rows
+    joint = smeared_kde_loss(data, model, rows=rows, log_w=log_w)
+    return joint - _kde_term(x[:, :2], data.h, None, model[:, :2], log_w, w)
 
 
 def kde_log_likelihood_reference(rows: torch.Tensor, h: torch.Tensor, inv_hv2, model: torch.Tensor, w) -> torch.Tensor:
