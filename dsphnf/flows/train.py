@@ -103,6 +103,8 @@ class TrainConfig:
         Training objective (module docstring).
     cusp_lr_factor : float
         Learning-rate multiplier of the cuspy map's power c.
+    keep_start : bool
+        Whether early stopping may select the untrained starting state (step 0).
     h_v : float
         Velocity kernel of the exact ``"abel"`` loss [units of the velocity
         scale V]: the model's v_z is convolved with it (and each star's error)
@@ -129,6 +131,7 @@ class TrainConfig:
     loss: str = "abel"
     h_v: float = 0.25
     cusp_lr_factor: float = 10.0
+    keep_start: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -358,7 +361,9 @@ class Trainer:
             return False
         self.history["val_step"].append(self.step)
         self.history["val_loss"].append(v)
-        if v < self.best_val - 1e-4:
+        if self.step == 0 and not self.cfg.keep_start:
+            pass  # recorded for the diagnostics, never selected
+        elif v < self.best_val - 1e-4:
             self.best_val, self.best_step, self.bad_evals = v, self.step, 0
             self.best_state = copy.deepcopy(self.ema_state)
         else:
