@@ -1,21 +1,8 @@
 """Training one flow: loss, schedule, validation, checkpoints, NaN guard.
 
-Loss (``TrainConfig.loss``):
-
-``"abel"`` (default)
-    exact -ln Sigma(R) of every star's sky position from the Abel-projected
-    flow density (:mod:`dsphnf.flows.surface`), plus, with velocities,
-    -ln p(v_z | R): exact (:mod:`dsphnf.flows.losvd`, quadrature over the
-    line of sight and the base speeds, model convolved with N(0, h_v^2 +
-    err^2), data velocities smeared by h_v) when the anisotropy is given, and
-    the smeared-KDE estimate (:func:`~dsphnf.flows.kde.conditional_velocity_loss`)
-    for ``anisotropy="free"``. A positions-only fit and a fit with given
-    beta then need no flow samples at all.
-``"kde"``
-    the seed's smeared-KDE cross-entropy on (x, y[, v_z]) alone
-    (:func:`~dsphnf.flows.kde.smeared_kde_loss`), kept for comparison: with
-    a few thousand flow samples its log of a Monte Carlo mean is biased
-    towards too spread-out densities (benchmarks/RESULTS.md).
+Loss (``TrainConfig.loss``): the exact projected likelihood by default,
+``"kde"`` for the seed's smeared-KDE cross-entropy; see
+:mod:`dsphnf.flows.objective`.
 
 The optimiser is Adam with a cosine learning-rate decay from ``lr`` to
 ``lr * lr_final`` over ``steps``. Every ``val_every`` steps the loss of the
@@ -54,10 +41,7 @@ from tqdm import tqdm  # text bar (shown on terminals only); tqdm.auto warns in 
 from ..errors import FitError
 from . import kde
 from .cnf import SphericalFlow
-from .losvd import exact_nll, supports_exact
-from .surface import positional_nll
-
-LOSSES = ("abel", "kde")
+from .objective import LOSSES, flow_loss
 
 __all__ = ["TrainConfig", "Trainer"]
 
@@ -281,29 +265,7 @@ class Trainer:
         if self.cfg.batch is not None and self.cfg.batch < data.data.shape[0]:
             idx = torch.randperm(data.data.shape[0], generator=self.gen, device=self.device)[: self.cfg.batch]
             data = data.subset(idx)
-        if self.cfg.loss == "abel" and data.d == 2:
-            return positional_nll(self.flow, data.R, data.weights)
-        if self._exact:
-            eps = torch.randn(data.R.shape, generator=self.gen, dtype=self.dtype, device=self.device)
-            return self._exact_loss(data, eps)
-        rows = data.smeared(self.gen, self.cfg.n_smear)
-        model, logw = self.flow.sample_projected_weighted(self.cfg.n_model, self.gen, self.cfg.base_scale)
-        return self._objective(data, model, rows, logw)
-
-    @property
-    def _exact(self) -> bool:
-        return self.cfg.loss == "abel" and supports_exact(self.flow)
-
-    def _exact_loss(self, data: kde.KDEData, eps: torch.Tensor) -> torch.Tensor:
-        h = self.cfg.h_v
-        return exact_nll(self.flow, data.R, data.data[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights)
-
-    def _objective(self, data: kde.KDEData, model: torch.Tensor, rows: tuple, logw: torch.Tensor | None) -> torch.Tensor:
-        if self.cfg.loss == "kde":
-            return kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
-        return positional_nll(self.flow, data.R, data.weights) + kde.conditional_velocity_loss(
-            data, model, rows=rows, log_w=logw
-        )
+        return flow_loss(self.flow, data, self.cfg, self.gen, self.cfg.n_model)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -322,13 +284,9 @@ class Trainer:
             current = copy.deepcopy(self.flow.state_dict())
             self.flow.load_state_dict(state)
         try:
-            if self.cfg.loss == "abel" and self.val.d == 2:
-                return float(positional_nll(self.flow, self.val.R, self.val.weights))
-            if self._exact:
-                return float(self._exact_loss(self.val, self._val_eps))
             g = torch.Generator(device=self.device).manual_seed(self.seed + 104729)
-            model, logw = self.flow.sample_projected_weighted(self.cfg.val_n_model, g, self.cfg.base_scale)
-            return float(self._objective(self.val, model, self._val_rows, logw))
+            return float(flow_loss(self.flow, self.val, self.cfg, g, self.cfg.val_n_model,
+                                   rows=self._val_rows, eps=self._val_eps))
         finally:
             if current is not None:
                 self.flow.load_state_dict(current)

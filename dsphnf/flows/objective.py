@@ -1,0 +1,65 @@
+"""The training objective of a flow: which loss for which data and flow.
+
+``loss="abel"`` (default, see :class:`~dsphnf.flows.train.TrainConfig`):
+
+- positions only: the exact -ln Sigma(R) (:func:`~dsphnf.flows.surface.positional_nll`);
+- positions and velocities with a given beta(r): the exact -ln[Sigma(R) p(v_z | R)]
+  (:func:`~dsphnf.flows.losvd.exact_nll`), the model's v_z convolved with
+  N(0, h_v^2 + err^2) and the data's v_z smeared by h_v (fresh draws ``eps``);
+- a free anisotropy: exact positions plus the smeared-KDE velocity conditional
+  (:func:`~dsphnf.flows.kde.conditional_velocity_loss`).
+
+``loss="kde"``: the seed's smeared-KDE cross-entropy on all observed columns.
+
+All values are in nats per star (weighted mean over stars), standardised units.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import kde
+from .losvd import exact_nll, supports_exact
+from .surface import positional_nll
+
+__all__ = ["LOSSES", "flow_loss"]
+
+LOSSES = ("abel", "kde")
+
+
+def flow_loss(
+    flow,
+    data: kde.KDEData,
+    cfg,
+    generator: torch.Generator | None,
+    n_model: int,
+    rows: tuple | None = None,
+    eps: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The objective of ``flow`` on ``data`` for the settings ``cfg`` (a TrainConfig).
+
+    Parameters
+    ----------
+    generator : torch.Generator
+        Source of the smearing draws and flow samples that are not given.
+    n_model : int
+        Flow samples for the KDE terms (unused by the exact losses).
+    rows, eps : optional
+        Fixed smeared data rows (KDE terms) and fixed velocity-smearing draws
+        (exact loss), e.g. for a validation loss with common random numbers.
+    """
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
+    p = next(flow.parameters())
+    if cfg.loss == "abel" and data.d == 2:
+        return positional_nll(flow, data.R, data.weights)
+    if cfg.loss == "abel" and supports_exact(flow):
+        if eps is None:
+            eps = torch.randn(data.R.shape, generator=generator, dtype=p.dtype, device=p.device)
+        h = cfg.h_v
+        return exact_nll(flow, data.R, data.data[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights)
+    if rows is None:
+        rows = data.smeared(generator, cfg.n_smear)
+    model, logw = flow.sample_projected_weighted(n_model, generator, cfg.base_scale)
+    if cfg.loss == "kde":
+        return kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
+    return positional_nll(flow, data.R, data.weights) + kde.conditional_velocity_loss(data, model, rows=rows, log_w=logw)
