@@ -1,9 +1,10 @@
 """SO(3)-equivariant continuous normalizing flows for spherical Jeans analyses.
 
 Modules: :mod:`~dsphnf.flows.field` (equivariant vector fields),
-:mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.surface` and :mod:`~dsphnf.flows.losvd` (exact
-projected likelihood), :mod:`~dsphnf.flows.kde` (smeared-KDE
-loss), :mod:`~dsphnf.flows.train` (training loop), :mod:`~dsphnf.flows.moments`
+:mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.surface` and
+:mod:`~dsphnf.flows.losvd` (exact projected likelihood), :mod:`~dsphnf.flows.kde`
+(smeared-KDE loss), :mod:`~dsphnf.flows.objective` (which loss),
+:mod:`~dsphnf.flows.train` (training loop), :mod:`~dsphnf.flows.moments`
 (Jeans read-out), :mod:`~dsphnf.flows.ensemble` (bands),
 :mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.plots`.
 """
