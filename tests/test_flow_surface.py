@@ -59,7 +59,7 @@ def test_sigma_is_the_abel_projection_of_the_exact_nu(inner):
 def test_sigma_is_normalised_to_one_star(inner):
     flow = random_flow(5, std=0.1, inner=inner)
     lnr, _ = radial_table(flow)
-    lnR = torch.linspace(float(lnr[0]), float(lnr[-1]), 4000)
+    lnR = torch.linspace(float(lnr[0].detach()), float(lnr[-1].detach()), 4000)
     R = torch.exp(lnR)
     y = 2 * math.pi * R * R * torch.exp(log_surface_density(flow, R)).detach()
     assert float(torch.trapezoid(y, lnR)) == pytest.approx(1.0, abs=3e-3)
