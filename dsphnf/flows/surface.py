@@ -2,8 +2,9 @@
 
 Because the positional part of :class:`~dsphnf.flows.cnf.SphericalFlow` is a
 monotone radial map r = T(u) of the base radius u, its whole 3-D density is
-one-dimensional and cheap to tabulate: on a fixed grid of base radii u_i the
-solver gives r_i = T(u_i) and, by autograd, dr/du, hence the exact
+one-dimensional and cheap to tabulate: on a fixed grid of base radii u_i one
+solver pass gives r_i = T(u_i), and differences on the uniform grid give dr/du
+(see :func:`radial_table`), hence
 
     ln nu(r_i) = ln N_3(u_i) - ln(dr/du)_i - 2 ln(r_i / u_i).
 
@@ -24,8 +25,8 @@ Carlo mean over a few thousand flow samples. That estimate is biased low
 where samples are sparse and cannot see structure narrower than the kernel,
 which favoured too spread-out nu(r) and left cored/cuspy fits blind to
 holes (benchmarks/RESULTS.md). The exact term replaces the positional part of
-the loss; the KDE then only supplies the velocity conditional (see
-:func:`~dsphnf.flows.kde.conditional_velocity_loss`).
+the loss; the velocities come from :mod:`dsphnf.flows.losvd` (given beta)
+or from the KDE conditional (free beta; see :mod:`dsphnf.flows.objective`).
 
 Units: standardised (positions in units of L); Sigma per L^2, nu per L^3.
 """
