@@ -9,7 +9,7 @@ import torch
 
 from dsphnf.flows import SphericalFlow
 from dsphnf.flows.kde import KDEData, bandwidths, conditional_velocity_loss, kde_log_likelihood_reference
-from dsphnf.flows.surface import interp_log_nu, log_surface_density, positional_nll, radial_table
+from dsphnf.flows.surface import interp_table, log_surface_density, positional_nll, radial_table
 from dsphnf.projection import surface_density
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
@@ -84,7 +84,12 @@ def test_interpolation_is_exact_at_nodes_and_linear_outside():
     lnr = torch.tensor([0.0, 1.0, 3.0])
     lnnu = torch.tensor([1.0, -1.0, -5.0])
     q = torch.tensor([0.0, 1.0, 3.0, 2.0, -1.0, 4.0])
-    assert torch.allclose(interp_log_nu(q, lnr, lnnu), torch.tensor([1.0, -1.0, -5.0, -3.0, 3.0, -7.0]))
+    assert torch.allclose(interp_table(q, lnr, lnnu), torch.tensor([1.0, -1.0, -5.0, -3.0, 3.0, -7.0]))
+    # a two-column table, held at the end values instead of extrapolated
+    two = torch.stack([lnnu, 2 * lnnu], dim=-1)
+    held = interp_table(q, lnr, two, extrapolate=False)
+    assert held.shape == (6, 2)
+    assert torch.allclose(held[:, 0], torch.tensor([1.0, -1.0, -5.0, -3.0, 1.0, -5.0])) and torch.allclose(held[:, 1], 2 * held[:, 0])
 
 
 def test_positional_nll_has_the_gradient_of_brute_force_finite_differences():

@@ -37,7 +37,7 @@ import math
 import torch
 
 from .moments import velocity_nodes
-from .surface import _base_nodes, line_of_sight_terms, radial_table
+from .surface import _base_nodes, interp_table, line_of_sight_terms, radial_table
 
 __all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact"]
 
@@ -68,20 +68,6 @@ def velocity_table(
     r, vs = flow.radial_map(u.repeat_interleave(J), ls0.repeat(m).unsqueeze(-1))
     lnr = torch.log(r.reshape(m, J)[:, 0])
     return lnr, vs[:, 0].reshape(m, J), torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
-
-
-def _interp_rows(q: torch.Tensor, lnr: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rows of ``table`` (m, J) interpolated linearly in ln r at ``q`` (any shape) -> q.shape + (J,).
-
-    Held constant beyond the end nodes.
-    """
-    m = lnr.shape[0]
-    qf = q.reshape(-1)
-    idx = torch.searchsorted(lnr.detach().contiguous(), qf.detach().contiguous()).clamp(1, m - 1)
-    x0, x1 = lnr[idx - 1], lnr[idx]
-    t = ((qf - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0).unsqueeze(-1)
-    out = table[idx - 1] + t * (table[idx] - table[idx - 1])
-    return out.reshape(*q.shape, table.shape[1])
 
 
 def log_losvd(
@@ -116,7 +102,7 @@ def log_losvd(
     nz2 = torch.tanh(s) ** 2
     beta = flow.beta(torch.exp(q))
     e = torch.sqrt((nz2 + (1.0 - beta) * (1.0 - nz2)).clamp_min(1e-12))
-    lns = _interp_rows(q, vl, vs)  # (n, n_s, J)
+    lns = interp_table(q, vl, vs, extrapolate=False)  # (n, n_s, J), held beyond the table
     a = (e.unsqueeze(-1) * torch.exp(lns)).clamp_min(1e-8)
     h = torch.as_tensor(h, dtype=a.dtype, device=a.device)
     hb = (h.reshape(-1, 1, 1) if h.dim() == 1 else h) * math.sqrt(2.0)

@@ -39,7 +39,7 @@ import torch
 
 from .field import log_normal_radius
 
-__all__ = ["radial_table", "interp_log_nu", "line_of_sight_terms", "log_surface_density", "positional_nll"]
+__all__ = ["radial_table", "interp_table", "line_of_sight_terms", "log_surface_density", "positional_nll"]
 
 #: range of the table in radii of the fixed base reshaping [L]
 TABLE_RANGE = (1e-4, 1e4)
@@ -105,14 +105,25 @@ def _base_nodes(base: str, n: int, r_range: tuple[float, float] = TABLE_RANGE) -
     return u, lnrho, (d * u).detach()
 
 
-def interp_log_nu(q: torch.Tensor, lnr: torch.Tensor, lnnu: torch.Tensor) -> torch.Tensor:
-    """ln nu at ln r = ``q`` (any shape), piecewise linear in the table, extrapolated linearly."""
+def interp_table(q: torch.Tensor, lnr: torch.Tensor, values: torch.Tensor, extrapolate: bool = True) -> torch.Tensor:
+    """A table over ln r interpolated linearly at ln r = ``q`` (any shape).
+
+    ``values`` (m,) or (m, J) on the increasing nodes ``lnr`` (m,); returns
+    q.shape (+ (J,)). Beyond the end nodes the end segments are continued
+    linearly (``extrapolate``) or the end values held. Differentiable in
+    ``q``, ``lnr`` and ``values`` (the bracketing nodes are found without gradient).
+    """
     n = lnr.shape[0]
-    idx = torch.searchsorted(lnr.detach().contiguous(), q.detach().reshape(-1).contiguous()).clamp(1, n - 1)
+    qf = q.reshape(-1)
+    idx = torch.searchsorted(lnr.detach().contiguous(), qf.detach().contiguous()).clamp(1, n - 1)
     x0, x1 = lnr[idx - 1], lnr[idx]
-    f0, f1 = lnnu[idx - 1], lnnu[idx]
-    t = (q.reshape(-1) - x0) / (x1 - x0).clamp_min(1e-12)
-    return (f0 + t * (f1 - f0)).reshape(q.shape)
+    t = (qf - x0) / (x1 - x0).clamp_min(1e-12)
+    if not extrapolate:
+        t = t.clamp(0.0, 1.0)
+    if values.dim() == 2:
+        t = t.unsqueeze(-1)
+    f0, f1 = values[idx - 1], values[idx]
+    return (f0 + t * (f1 - f0)).reshape(*q.shape, *values.shape[1:])
 
 
 def _simpson(k: int, dtype, device) -> torch.Tensor:
@@ -144,7 +155,7 @@ def line_of_sight_terms(
     lncosh = s + torch.log1p(torch.exp(-2.0 * s)) - math.log(2.0)  # ln cosh s, stable for large s
     q = torch.log(R).unsqueeze(-1) + lncosh
     lw = torch.log(_simpson(n_s, lnr.dtype, lnr.device) / (n_s - 1)) + torch.log(s_max).unsqueeze(-1)
-    return s, q, interp_log_nu(q, lnr, lnnu) + q + lw
+    return s, q, interp_table(q, lnr, lnnu) + q + lw
 
 
 def log_surface_density(
