@@ -35,7 +35,8 @@ def flow_loss(
     rows: tuple | None = None,
     eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The objective of ``flow`` on ``data`` for the settings ``cfg`` (a TrainConfig).
+    """The objective of ``flow`` on ``data`` for the settings ``cfg`` (a TrainConfig,
+    which has already checked ``cfg.loss`` against :data:`LOSSES`).
 
     Parameters
     ----------
@@ -47,8 +48,6 @@ def flow_loss(
         Fixed smeared data rows (KDE terms) and fixed velocity-smearing draws
         (exact loss), e.g. for a validation loss with common random numbers.
     """
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     p = next(flow.parameters())
     if cfg.loss == "abel" and data.d == 2:
         return positional_nll(flow, data.R, data.weights)
