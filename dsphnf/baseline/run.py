@@ -150,26 +150,26 @@ def j_factor_band(result: BaselineResult, distance: float, theta_deg: float = 0.
                   seed: int = 0) -> dict[str, float]:
     """Posterior of log10 J(theta) [GeV^2 cm^-5] for a halo at ``distance`` [kpc].
 
-    Draws with an inner slope gamma >= 1.5 have a divergent J (Int rho^2 dV
-    diverges at the centre); they are left out and counted in ``n_divergent``
-    (as the flow's J band leaves out such members), so that a prior allowing
-    steep cusps cannot abort the analysis. A large count means the upper tail
-    of J is unbounded and the band is a lower bound.
+    Draws whose J diverges (inner slope >= 1.5, detected by
+    :func:`dsphnf.jfactor.log10_j_factor`, which raises) are left out and
+    counted in ``n_divergent``, as the flow's J band leaves out such members,
+    so that a prior allowing steep cusps cannot abort the analysis. A large
+    count means the upper tail of J is unbounded and the band is a lower bound.
     """
     from ..jfactor import log10_j_factor
     from ..profiles import Zhao
 
     theta = _draws(result, n_draws, seed)
     p = result.model.unpack(theta)
-    vals, n_div = [], 0
+    vals, n_div, why = [], 0, ""
     for i in range(len(theta)):
-        if p["gamma"][i] >= 1.5:
-            n_div += 1
-            continue
         halo = Zhao(p["rho0"][i], p["rs"][i], p["alpha_dm"][i], p["beta_dm"][i], p["gamma"][i])
-        vals.append(log10_j_factor(halo.density, distance, theta_deg))
+        try:
+            vals.append(log10_j_factor(halo.density, distance, theta_deg))
+        except ValueError as exc:  # the J integral diverges at the centre
+            n_div, why = n_div + 1, str(exc)
     if not vals:
-        raise FitError("every posterior draw has an inner slope gamma >= 1.5: J diverges")
+        raise FitError(f"no posterior draw has a finite J-factor ({why})")
     q = np.percentile(vals, [2.5, 16, 50, 84, 97.5])
     return {"distance_kpc": float(distance), "theta_deg": float(theta_deg), "n_draws": int(len(vals)),
             "n_divergent": int(n_div), "median": q[2], "lo": q[1], "hi": q[3], "lo95": q[0], "hi95": q[4]}
