@@ -11,6 +11,10 @@
 
 ``loss="kde"``: the seed's smeared-KDE cross-entropy on all observed columns.
 
+With a smoothness prior (``prior=(log_range, tau)``, training only) the
+roughness penalty of :mod:`dsphnf.flows.prior`, divided by the weighted number
+of stars, is added: penalised maximum likelihood.
+
 All values are in nats per star (weighted mean over stars), standardised units.
 """
 from __future__ import annotations
@@ -18,8 +22,9 @@ from __future__ import annotations
 import torch
 
 from . import kde
-from .losvd import exact_nll, supports_exact
-from .surface import positional_nll
+from .losvd import log_losvd, supports_exact, velocity_table
+from .prior import smoothness_penalty
+from .surface import log_surface_density, radial_table
 
 __all__ = ["LOSSES", "flow_loss"]
 
@@ -34,6 +39,7 @@ def flow_loss(
     n_model: int,
     rows: tuple | None = None,
     eps: torch.Tensor | None = None,
+    prior: tuple[tuple[float, float], float, float] | None = None,
 ) -> torch.Tensor:
     """The objective of ``flow`` on ``data`` for the settings ``cfg`` (a TrainConfig,
     which has already checked ``cfg.loss`` against :data:`LOSSES`).
@@ -47,18 +53,40 @@ def flow_loss(
     rows, eps : optional
         Fixed smeared data rows (KDE terms) and fixed velocity-smearing draws
         (exact loss), e.g. for a validation loss with common random numbers.
+    prior : ((ln r_lo, ln r_hi), tau, n_eff) or None
+        Add the smoothness penalty of :func:`~dsphnf.flows.prior.smoothness_penalty`
+        over ln r in [ln r_lo, ln r_hi] [ln L] with scale tau, divided by the
+        weighted number of stars ``n_eff`` of the whole training set.
     """
     p = next(flow.parameters())
+    tables = cfg.loss == "abel" or prior is not None  # the exact loss and the prior share them
+    table = radial_table(flow) if tables else None
+    vtable = velocity_table(flow) if tables and supports_exact(flow) else None
     if cfg.loss == "abel" and data.d == 2:
-        return positional_nll(flow, data.R, data.weights)
-    if cfg.loss == "abel" and supports_exact(flow):
+        nll = _weighted_mean(-log_surface_density(flow, data.R, table), data.weights)
+    elif cfg.loss == "abel" and vtable is not None:
         if eps is None:
             eps = torch.randn(data.R.shape, generator=generator, dtype=p.dtype, device=p.device)
         h = cfg.h_v
-        return exact_nll(flow, data.R, data.data[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights)
-    if rows is None:
-        rows = data.smeared(generator, cfg.n_smear)
-    model, logw = flow.sample_projected_weighted(n_model, generator, cfg.base_scale)
-    if cfg.loss == "kde":
-        return kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
-    return positional_nll(flow, data.R, data.weights) + kde.conditional_velocity_loss(data, model, rows=rows, log_w=logw)
+        ls, lp = log_losvd(flow, data.R, data.data[:, 2] + h * eps, torch.sqrt(h * h + data.err2), table, vtable)
+        nll = _weighted_mean(-(ls + lp), data.weights)
+    else:
+        if rows is None:
+            rows = data.smeared(generator, cfg.n_smear)
+        model, logw = flow.sample_projected_weighted(n_model, generator, cfg.base_scale)
+        if cfg.loss == "kde":
+            nll = kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
+        else:
+            nll = (_weighted_mean(-log_surface_density(flow, data.R, table), data.weights)
+                   + kde.conditional_velocity_loss(data, model, rows=rows, log_w=logw))
+    if prior is None:
+        return nll
+    log_range, tau, n_eff = prior
+    return nll + smoothness_penalty(table, vtable, log_range, tau) / n_eff
+
+
+def _weighted_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return x.mean()
+    w = weights.to(x)
+    return (w * x).sum() / w.sum()

@@ -134,14 +134,14 @@ def plot_data_vs_model(result, n_bins: int = 10, path: str | os.PathLike | None 
 
 
 def plot_losses(result, path: str | os.PathLike | None = None):
-    """Training (running mean over 20 steps) and validation losses of every member."""
+    """Training loss with the prior (running mean over 20 steps) and any validation loss of every member."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, h in enumerate(result.history):
         loss = np.asarray(h["loss"])
         if loss.size:
             kern = np.ones(min(20, loss.size)) / min(20, loss.size)
             ax.plot(h["step"][kern.size - 1:], np.convolve(loss, kern, "valid"), color=f"C{k % 10}", alpha=0.7,
-                    label="train" if k == 0 else None)
+                    label="training (penalised)" if k == 0 else None)
         if h["val_loss"]:
             ax.plot(h["val_step"], h["val_loss"], "o-", ms=2, color=f"C{k % 10}", label="validation" if k == 0 else None)
     ax.set(xlabel="step", ylabel="loss [nats/star]")

@@ -89,6 +89,10 @@ class TrainConfig:
         Learning-rate multiplier of the cuspy map's power c.
     keep_start : bool
         Whether early stopping may select the untrained starting state (step 0).
+    smooth_tau : float or None
+        Scale of the smoothness prior on ln nu(r) and ln sigma_r^2(r) (third
+        logarithmic derivatives, :mod:`dsphnf.flows.prior`) over the training
+        stars' range of projected radii; smaller is smoother, None switches it off.
     h_v : float
         Velocity kernel of the exact ``"abel"`` loss [units of the velocity
         scale V]: the model's v_z is convolved with it (and each star's error)
@@ -116,10 +120,13 @@ class TrainConfig:
     h_v: float = 0.25
     cusp_lr_factor: float = 10.0
     keep_start: bool = True
+    smooth_tau: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.smooth_tau is not None and not self.smooth_tau > 0:
+            raise ValueError(f"smooth_tau must be positive or None, got {self.smooth_tau!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,6 +197,11 @@ class Trainer:
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": [], "events": []}
         self.done = False
         self.wall = 0.0
+        self._prior = None
+        if config.smooth_tau is not None:
+            R = train.R.detach()
+            self._prior = ((math.log(max(float(R.min()), 1e-3)), math.log(float(R.max()))), float(config.smooth_tau),
+                           float(train.weights.sum()))
         if val is not None:
             g = torch.Generator(device=self.device).manual_seed(self.seed + 7919)
             self._val_rows = val.smeared(g, config.val_n_smear)
@@ -265,7 +277,7 @@ class Trainer:
         if self.cfg.batch is not None and self.cfg.batch < data.data.shape[0]:
             idx = torch.randperm(data.data.shape[0], generator=self.gen, device=self.device)[: self.cfg.batch]
             data = data.subset(idx)
-        return flow_loss(self.flow, data, self.cfg, self.gen, self.cfg.n_model)
+        return flow_loss(self.flow, data, self.cfg, self.gen, self.cfg.n_model, prior=self._prior)
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -1,0 +1,99 @@
+"""Smoothness prior on the flow's nu(r) and sigma_r(r) (penalised maximum likelihood).
+
+Why: the Jeans read-out rho(r) = d/dr[-r sigma_r^2 (dln nu/dln r + dln sigma_r^2/dln r
++ 2 beta) / G] / (4 pi r^2) differentiates the fitted profiles twice. With 1000
+stars the likelihood barely distinguishes a smooth profile from one with small
+wiggles (the whole difference between the untrained Plummer start and the
+truth is ~0.02 nats per star on the benchmark mock), so an unpenalised flexible
+flow, trained on a bootstrap resample with its duplicated stars, grows wiggles
+in ln nu that the read-out turns into rho off by tenths of a dex, or negative
+(benchmarks/RESULTS.md). Early stopping on a held-out 20 % cannot tell these
+states apart either.
+
+The prior is a Gaussian process-like roughness penalty on the third
+logarithmic derivative, integrated over the data's range of radii:
+
+    P = [Int (d^3 ln nu / d ln r^3)^2 d ln r + Int (d^3 ln sigma_r^2 / d ln r^3)^2 d ln r] / (2 tau^2),
+
+added to the total negative log-likelihood (i.e. P / N_eff per star). It
+leaves power laws and their smooth turnovers (ln nu quadratic in ln r costs
+nothing; a Zhao profile has |d^3 ln nu/d ln r^3| <~ 2) almost free, while a
+wiggle of amplitude A and wavelength lambda in ln r costs A^2 (2 pi/lambda)^6 lambda / (4 tau^2)
+per wavelength: ~40/tau^2 nats for a 5 % wiggle over a factor e in radius. The true
+nu and sigma_r of the Gaia Challenge benchmark mock cost ~2.4/tau^2 nats in all.
+
+Derivatives are divided differences on the flow's own tables
+(:func:`~dsphnf.flows.surface.radial_table` for nu, 321 nodes;
+:func:`~dsphnf.flows.losvd.velocity_table` for sigma_r, 41 nodes), so the prior
+costs no extra solver pass. Units: standardised (radii in L); the penalty is
+dimensionless (nats).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["log_derivative", "roughness", "sigma_r2_table", "smoothness_penalty"]
+
+
+def log_derivative(x: torch.Tensor, f: torch.Tensor, order: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x', d^order f/dx^order at x') from divided differences on increasing nodes ``x``.
+
+    The k-th derivative is k! f[x_i, ..., x_{i+k}] (Newton's divided
+    difference), placed at the mean of its k + 1 nodes; ``len(x) - order``
+    values. Exact for polynomials of degree ``order``, on uneven nodes too.
+    """
+    d = f
+    for j in range(1, order + 1):
+        d = (d[1:] - d[:-1]) / (x[j:] - x[:-j]).clamp_min(1e-12)
+    centre = torch.stack([x[i: x.shape[0] - order + i] for i in range(order + 1)]).mean(dim=0)
+    return centre, d * math.factorial(order)
+
+
+def roughness(lnr: torch.Tensor, f: torch.Tensor, lo: float, hi: float, order: int = 3) -> torch.Tensor:
+    """Int_lo^hi (d^order f / d ln r^order)^2 d ln r (trapezoid on the nodes inside [lo, hi] in ln r)."""
+    x, d = log_derivative(lnr, f, order)
+    inside = (x.detach() >= lo) & (x.detach() <= hi)
+    x, d = x[inside], d[inside]
+    if x.numel() < 2:
+        return f.sum() * 0.0
+    d2 = d * d
+    return (0.5 * (d2[1:] + d2[:-1]) * (x[1:] - x[:-1])).sum()
+
+
+def sigma_r2_table(vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """ln sigma_r^2 (up to a constant) on the speed-table nodes.
+
+    Before the anisotropy layer the velocities are isotropic, and the layer does
+    not touch v_r, so sigma_r^2 = <S^2>/3 over the base speeds (quadrature
+    weights of :func:`~dsphnf.flows.losvd.velocity_table`).
+    """
+    _, lns, lw = vtable
+    return torch.logsumexp(2.0 * lns + lw, dim=-1)
+
+
+def smoothness_penalty(
+    table: tuple[torch.Tensor, torch.Tensor],
+    vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    log_range: tuple[float, float],
+    tau: float,
+) -> torch.Tensor:
+    """The prior's -ln p (nats, up to a constant): roughness of ln nu (and ln sigma_r^2) / (2 tau^2).
+
+    Parameters
+    ----------
+    table : (ln r, ln nu)
+        :func:`~dsphnf.flows.surface.radial_table`.
+    vtable : speed table or None
+        :func:`~dsphnf.flows.losvd.velocity_table` (None: positions only).
+    log_range : (float, float)
+        ln r limits [ln L] over which the roughness is integrated (the data's radii).
+    tau : float
+        Prior scale of the third logarithmic derivative.
+    """
+    lo, hi = log_range
+    p = roughness(table[0], table[1], lo, hi)
+    if vtable is not None:
+        p = p + roughness(vtable[0], sigma_r2_table(vtable), lo, hi)
+    return p / (2.0 * tau * tau)

@@ -1,0 +1,90 @@
+"""The smoothness prior: divided differences, roughness integrals, and how training adds it."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dsphnf.flows import SphericalFlow, TrainConfig
+from dsphnf.flows.kde import KDEData
+from dsphnf.flows.losvd import velocity_table
+from dsphnf.flows.objective import flow_loss
+from dsphnf.flows.prior import log_derivative, roughness, sigma_r2_table, smoothness_penalty
+from dsphnf.flows.surface import radial_table
+from dsphnf.flows.train import Trainer
+
+pytestmark = pytest.mark.usefixtures("float64_one_thread")
+
+
+def test_third_divided_difference_is_exact_for_a_cubic_on_uneven_nodes():
+    x = torch.sort(torch.rand(40, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 6 - 3).values
+    f = 0.7 * x**3 - 2.0 * x**2 + x - 5.0
+    _, d3 = log_derivative(x, f, 3)
+    assert torch.allclose(d3, torch.full_like(d3, 6 * 0.7), atol=1e-7)
+
+
+def test_roughness_of_power_laws_vanishes_and_of_a_wiggle_matches_the_integral():
+    lnr = torch.linspace(-5, 3, 801, dtype=torch.float64)
+    quad = -3.0 * lnr - 0.4 * lnr**2  # any power law with a curvature: ln nu quadratic in ln r
+    assert float(roughness(lnr, quad, -4.0, 2.0)) < 1e-12
+    a, k = 0.05, 2 * math.pi  # a 5 % wiggle with wavelength 1 in ln r
+    wiggle = quad + a * torch.sin(k * lnr)
+    # Int (a k^3 cos)^2 over whole periods = a^2 k^6 (hi - lo) / 2
+    want = a**2 * k**6 * 6.0 / 2.0
+    assert float(roughness(lnr, wiggle, -4.0, 2.0)) == pytest.approx(want, rel=0.02)
+
+
+def test_roughness_integrates_only_inside_the_range():
+    lnr = torch.linspace(-5, 3, 801, dtype=torch.float64)
+    f = lnr**4  # third derivative 24 x: Int_0^1 (24 x)^2 dx = 192
+    # the trapezoid runs over the nodes inside [0, 1]: up to one spacing (0.01) is missed at each end
+    assert float(roughness(lnr, f, 0.0, 1.0)) == pytest.approx(192.0, rel=0.03)
+    assert float(roughness(lnr, f, 1.0, 2.0)) == pytest.approx(576.0 * 7.0 / 3.0, rel=0.03)
+
+
+def test_sigma_r2_of_the_untrained_kinematic_flow_is_flat():
+    """Identity flow: the base velocities are a unit Gaussian at every radius, sigma_r^2 = 1."""
+    flow = SphericalFlow(anisotropy="isotropic").double()
+    vt = velocity_table(flow)
+    s2 = torch.exp(sigma_r2_table(vt)) / 3.0
+    assert torch.allclose(s2, torch.ones_like(s2), atol=1e-6)
+    assert float(roughness(vt[0], sigma_r2_table(vt), -3.0, 3.0).detach()) < 1e-10
+
+
+def test_penalty_of_the_plummer_start_matches_its_closed_form():
+    """ln nu = -5/2 ln(1 + r^2) + const for the untrained flow on the Plummer base."""
+    flow = SphericalFlow(kinematic=False).double()
+    table = radial_table(flow)
+    lnr = torch.linspace(-4, 3, 2001, dtype=torch.float64)
+    want = roughness(lnr, -2.5 * torch.log1p(torch.exp(2 * lnr)), -3.0, 2.0) / (2 * 0.5**2)
+    got = smoothness_penalty(table, None, (-3.0, 2.0), 0.5)
+    assert float(got.detach()) == pytest.approx(float(want), rel=0.02)
+
+
+def test_training_loss_is_the_likelihood_plus_the_prior_per_star():
+    torch.manual_seed(0)
+    flow = SphericalFlow(anisotropy="isotropic", width=16).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    rng = np.random.default_rng(1)
+    obs = torch.as_tensor(np.column_stack([rng.normal(size=(300, 2)), rng.normal(size=300)]))
+    data = KDEData(obs, [0.2, 0.2, 0.25])
+    cfg = TrainConfig(smooth_tau=0.7)
+    tr = Trainer(flow, data, None, cfg, seed=3, progress=False)
+    got = tr.compute_loss()
+    R = data.R
+    lo, hi = math.log(float(R.min())), math.log(float(R.max()))
+    nll = flow_loss(flow, data, cfg, torch.Generator().manual_seed(3), cfg.n_model)
+    pen = smoothness_penalty(radial_table(flow), velocity_table(flow), (lo, hi), 0.7)
+    assert float(got) == pytest.approx(float(nll + pen / 300.0), rel=1e-12)
+    assert float(pen) > 0
+    off = Trainer(flow, data, None, TrainConfig(smooth_tau=None), seed=3, progress=False).compute_loss()
+    assert float(off) == pytest.approx(float(nll), rel=1e-12)
+
+
+def test_smooth_tau_must_be_positive():
+    with pytest.raises(ValueError, match="smooth_tau"):
+        TrainConfig(smooth_tau=0.0)
