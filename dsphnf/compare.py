@@ -1,7 +1,7 @@
 """Compare profile outputs (``dsphnf fit`` / ``dsphnf baseline``) with each other and the truth.
 
 Reads ``OUT/profile.csv`` folders (columns r [kpc], rho [Msun/kpc^3] with
-16/84% ``rho_lo``/``rho_hi`` and 2.5/97.5% ``rho_lo95``/``rho_hi95``, M [Msun]
+68% ``rho_lo``/``rho_hi`` and 95% ``rho_lo95``/``rho_hi95`` bands, M [Msun]
 with ``M_lo``/``M_hi``, ...) and a truth CSV as written by
 ``dsphnf mock --truth`` (columns r, nu, sigma_r, beta, M, rho).
 

@@ -1,0 +1,61 @@
+"""Ensemble bands: Student-t bootstrap intervals and their coverage."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dsphnf.flows.ensemble import band_profiles, bootstrap_indices, t_interval
+
+
+def test_t_interval_of_known_values():
+    v = np.array([1.0, 2.0, 3.0, 4.0])
+    b = t_interval(v)
+    half = stats.t.ppf(0.975, 3) * np.std(v, ddof=1) * np.sqrt(1 + 1 / 4)
+    assert b["_lo95"] == pytest.approx(2.5 - half) and b["_hi95"] == pytest.approx(2.5 + half)
+    assert b["_lo"] < 2.5 - np.std(v, ddof=1) * np.sqrt(1.25)  # t with 3 dof: wider than a normal 68 % band
+    assert b["_hi"] - 2.5 == pytest.approx(stats.t.ppf(0.5 + 0.6827 / 2, 3) * np.std(v, ddof=1) * np.sqrt(1.25))
+
+
+def test_bands_cover_the_truth_at_their_nominal_rate_with_eight_members():
+    """An estimate scatters around the truth, its K = 8 bootstrap members around the estimate
+    (both N(., 1)): the t bands cover the truth in 68 % / 95 % of trials, the percentile
+    band of eight members (the old bands) only in ~78 % for its nominal 95 %."""
+    rng = np.random.default_rng(0)
+    trials, K = 20000, 8
+    est = rng.normal(0.0, 1.0, trials)
+    members = est[:, None] + rng.normal(0.0, 1.0, (trials, K))
+    b = t_interval(members, axis=1)
+    cov68 = np.mean((b["_lo"] <= 0) & (b["_hi"] >= 0))
+    cov95 = np.mean((b["_lo95"] <= 0) & (b["_hi95"] >= 0))
+    assert cov68 == pytest.approx(0.6827, abs=0.015)
+    assert cov95 == pytest.approx(0.95, abs=0.01)
+    lo, hi = np.percentile(members, [2.5, 97.5], axis=1)
+    assert np.mean((lo <= 0) & (hi >= 0)) < 0.82
+
+
+def test_band_profiles_in_log_space_skip_non_positive_members():
+    r = np.array([0.1, 1.0])
+    rho = [np.array([1e8, 1e7]), np.array([2e8, 2e7]), np.array([4e8, -1e7])]
+    members = [{"r": r, "rho": x, "beta": np.array([0.1, -0.2 + 0.1 * i])} for i, x in enumerate(rho)]
+    p = band_profiles(members, ["rho", "beta"])
+    assert p["rho"][0] == pytest.approx(2e8)  # median = geometric middle member
+    assert p["rho"][1] == pytest.approx(np.sqrt(2) * 1e7)  # the negative member is left out
+    lo, hi = p["rho_lo95"][0], p["rho_hi95"][0]
+    assert lo > 0 and np.sqrt(lo * hi) == pytest.approx(2e8)  # symmetric in ln rho around the mean of ln rho
+    assert p["beta"][1] == pytest.approx(-0.1) and p["beta_lo"][1] < -0.1 < p["beta_hi"][1]
+
+
+def test_single_flow_band_collapses_onto_the_value():
+    r = np.array([0.1, 1.0])
+    p = band_profiles([{"r": r, "rho": np.array([3e8, 2e7])}], ["rho"])
+    np.testing.assert_allclose(p["rho_lo95"], p["rho"])
+    np.testing.assert_allclose(p["rho_hi"], p["rho"])
+
+
+def test_bootstrap_indices_are_reproducible_resamples():
+    a = bootstrap_indices(100, 0, 1, 8)
+    assert np.array_equal(a, bootstrap_indices(100, 0, 1, 8))
+    assert not np.array_equal(a, bootstrap_indices(100, 0, 2, 8))
+    assert len(np.unique(a)) < 100 and a.min() >= 0 and a.max() < 100
+    assert np.array_equal(bootstrap_indices(50, 3, 0, 1), np.arange(50))
