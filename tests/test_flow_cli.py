@@ -91,6 +91,7 @@ def test_saved_flows_reload(stars, tmp_path):
         (["--ensemble", "0"], "--ensemble"),
         (["--inner", "hollow"], "--inner"),
         (["--distance", "-3"], "--distance"),
+        (["--val-fraction", "0.95"], "--val-fraction"),
         (["--device", "tpu"], "device"),
     ],
 )

@@ -27,13 +27,16 @@ Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
 Steps: --steps N per flow; without --steps the default is 400 (120 when the
-environment variable DSPHNF_FAST=1 is set).  Each flow stops early, but not
-before step min(200, N) (60 in fast mode), when the loss of the 20 % held-out
-stars stops improving.
+environment variable DSPHNF_FAST=1 is set).  Every flow trains on all its
+stars for all its steps, with a smoothness prior on nu(r) and sigma_r(r);
+with --val-fraction F a fraction F of the stars is held out instead and each
+flow stops early, but not before step min(200, N) (60 in fast mode), when
+their loss stops improving.
 
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
-beta, M [Msun] with 16/84 % M_lo/M_hi, rho [Msun/kpc^3] with 16/84 % and
-2.5/97.5 % bands; positions only: r, nu with bands), profile_bands.csv (every
+beta, M [Msun] with its 68 % band M_lo/M_hi, rho [Msun/kpc^3] with 68 % and
+95 % bands; positions only: r, nu with bands; median over the ensemble, bands
+are Student-t bootstrap intervals, which need --ensemble 2 or more), profile_bands.csv (every
 quantity with every band), summary.json (settings, versions, timings, losses,
 log10 J(0.5 deg) with --distance), flows/ (trained weights), profiles.png,
 data_vs_model.png, loss.png.  OUT is replaced atomically when the fit
@@ -54,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=int, default=1, metavar="K", help="flows on bootstrap resamples (default 1)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
+                   help="hold out this fraction of the stars for early stopping (default 0: none)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu | cuda (default cpu)")
     p.add_argument("--distance", type=float, default=None, metavar="KPC",
                    help="distance [kpc]: converts Walker-format catalogues and gives the J(0.5 deg) band")
@@ -76,6 +81,8 @@ def _check_args(args: argparse.Namespace):
         raise FitError(f"--ensemble must be at least 1, got {args.ensemble}")
     if args.inner not in INNER_MODES:
         raise FitError(f"bad --inner {args.inner!r}: use free, cored or cuspy")
+    if not 0.0 <= args.val_fraction < 0.9:
+        raise FitError(f"--val-fraction must be in [0, 0.9), got {args.val_fraction}")
     if args.distance is not None and not args.distance > 0:
         raise FitError(f"--distance must be > 0 kpc, got {args.distance}")
     if args.threads is not None and args.threads < 1:
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     res = fit_catalog(
         cat, anisotropy=args.anisotropy, inner=args.inner, steps=args.steps, ensemble=args.ensemble,
         seed=args.seed, device=args.device, progress=not args.no_progress, distance=args.distance,
-        checkpoint_dir=ck, resume=args.resume, threads=args.threads,
+        checkpoint_dir=ck, resume=args.resume, threads=args.threads, val_fraction=args.val_fraction,
     )
     res.save(out, plots=not args.no_plots)
     shutil.rmtree(ck, ignore_errors=True)

@@ -4,14 +4,17 @@
 
 1. standardise: L = weighted median projected radius [kpc], V = weighted
    standard deviation of v_z [km/s] after removing the weighted mean v_sys;
-2. for each of ``ensemble`` members: resample (bootstrap when ensemble > 1),
-   split 80/20 into training and validation stars, train a
-   :class:`~dsphnf.flows.cnf.SphericalFlow` by maximum likelihood (the exact
-   Abel-projected loss of :mod:`~dsphnf.flows.train`);
+2. for each of ``ensemble`` members: resample (bootstrap when ensemble > 1)
+   and train a :class:`~dsphnf.flows.cnf.SphericalFlow` by penalised maximum
+   likelihood (the exact Abel-projected loss of :mod:`~dsphnf.flows.objective`
+   plus the smoothness prior of :mod:`~dsphnf.flows.prior`) for a fixed number
+   of steps; with ``val_fraction > 0`` a random part of the stars is held out
+   instead and training stops early when their loss stops improving;
 3. read nu, sigma_r, beta, M, rho off every flow on a log grid from the 2nd to
    the 98th (weighted) percentile of the projected radii R (the radii where
    the data constrain the flow; with sigma_r and its slope known only where
-   there are stars) and take percentiles across members;
+   there are stars); the median across members and Student-t bootstrap bands
+   (:mod:`~dsphnf.flows.ensemble`);
 4. J(0.5 deg) per member and its band when a distance is given.
 
 A catalogue without velocities fits the positional flow alone and returns nu.
@@ -85,7 +88,7 @@ class FitResult:
     profile : dict of ndarray
         ``r`` [kpc] and medians/bands: ``nu`` [kpc^-3], and with velocities
         ``sigma_r`` [km/s], ``beta``, ``M`` [Msun], ``rho`` [Msun/kpc^3], each
-        with ``_lo``/``_hi`` (16/84) and ``_lo95``/``_hi95`` (2.5/97.5).
+        with ``_lo``/``_hi`` (68 %) and ``_lo95``/``_hi95`` (95 %) bootstrap bands.
     members : list of dict
         The profile of every ensemble member.
     summary : dict
@@ -231,7 +234,7 @@ def fit_catalog(
     n_grid: int = 40,
     r_grid: np.ndarray | None = None,
     bandwidth_factor: float = 1.0,
-    val_fraction: float = 0.2,
+    val_fraction: float = 0.0,
     flow_config: FlowConfig | None = None,
     train_config: TrainConfig | None = None,
     dtype: torch.dtype = torch.float64,
@@ -271,7 +274,13 @@ def fit_catalog(
     bandwidth_factor : float
         Multiplies the Silverman-like kernel widths (:func:`~dsphnf.flows.kde.bandwidths`).
     val_fraction : float
-        Fraction of stars held out for validation and early stopping.
+        Fraction of stars held out for validation and early stopping (default
+        0: every star is used for training, for the full number of steps).
+        Early stopping on a held-out fifth of 1000 stars could not tell
+        trained flows from the untrained start (the held-out loss moves by
+        ~0.02 nats per star, as much as its noise) and kept the start in half
+        of the ensemble members (benchmarks/RESULTS.md); the smoothness prior,
+        not early stopping, is what keeps the flows from over-fitting.
     flow_config, train_config : FlowConfig, TrainConfig
         Architecture and optimisation settings (``steps`` overrides ``train_config.steps``).
     dtype : torch.dtype
@@ -332,7 +341,7 @@ def fit_catalog(
         t_train = t_read = 0.0
         for k in range(int(ensemble)):
             idx = ens.bootstrap_indices(catalog.n, seed, k, int(ensemble))
-            # validation stars: a random 20 % of the *original* stars, so that a
+            # validation stars: a random fraction of the *original* stars, so that a
             # bootstrap duplicate never sits in both the training and validation sets
             rng = np.random.default_rng([int(seed), k, 7])
             n_val_orig = int(round(val_fraction * catalog.n)) if catalog.n >= 50 else 0
