@@ -11,7 +11,7 @@ from dsphnf.flows import SphericalFlow, TrainConfig
 from dsphnf.flows.kde import KDEData
 from dsphnf.flows.losvd import velocity_table
 from dsphnf.flows.objective import flow_loss
-from dsphnf.flows.prior import log_derivative, roughness, sigma_r2_table, smoothness_penalty
+from dsphnf.flows.prior import HOLE_TAU, hole_penalty, log_derivative, roughness, sigma_r2_table, smoothness_penalty
 from dsphnf.flows.surface import radial_table
 from dsphnf.flows.train import Trainer
 
@@ -88,3 +88,14 @@ def test_training_loss_is_the_likelihood_plus_the_prior_per_star():
 def test_smooth_tau_must_be_positive():
     with pytest.raises(ValueError, match="smooth_tau"):
         TrainConfig(smooth_tau=0.0)
+
+
+def test_hole_penalty_charges_only_a_density_rising_outwards():
+    lnr = torch.linspace(-3, 3, 601, dtype=torch.float64)
+    falling = -3.0 * lnr - 0.4 * lnr**2 + 0.1 * torch.sin(lnr)  # slope < 0 on [-2, 2]
+    assert float(hole_penalty(lnr, falling, -2.0, 2.0)) == 0.0
+    hole = torch.where(lnr < 0, lnr, -2.0 * lnr)  # slope +1 below r = 1, then falling
+    assert float(hole_penalty(lnr, hole, -2.0, 2.0)) == pytest.approx(2.0, rel=0.01)  # Int_{-2}^{0} 1^2
+    table = (lnr, hole)
+    base = smoothness_penalty(table, None, (-2.0, 2.0), 1.0) - roughness(lnr, hole, -2.0, 2.0) / 2.0
+    assert float(base) == pytest.approx(2.0 / (2 * HOLE_TAU**2), rel=0.01)

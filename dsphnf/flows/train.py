@@ -92,7 +92,8 @@ class TrainConfig:
     smooth_tau : float or None
         Scale of the smoothness prior on ln nu(r) and ln sigma_r^2(r) (third
         logarithmic derivatives, :mod:`dsphnf.flows.prior`) over the training
-        stars' range of projected radii; smaller is smoother, None switches it off.
+        stars' range of projected radii, plus its fixed one-sided term against a
+        density rising outwards; smaller is smoother, None switches both off.
     h_v : float
         Velocity kernel of the exact ``"abel"`` loss [units of the velocity
         scale V]: the model's v_z is convolved with it (and each star's error)
