@@ -11,7 +11,7 @@
 
 ``loss="kde"``: the seed's smeared-KDE cross-entropy on all observed columns.
 
-With a smoothness prior (``prior=(log_range, tau)``, training only) the
+With a smoothness prior (``prior=(log_range, tau, n_eff)``, training only) the
 roughness penalty of :mod:`dsphnf.flows.prior`, divided by the weighted number
 of stars, is added: penalised maximum likelihood.
 

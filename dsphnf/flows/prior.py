@@ -68,26 +68,25 @@ def log_derivative(x: torch.Tensor, f: torch.Tensor, order: int = 3) -> tuple[to
     return centre, d * math.factorial(order)
 
 
+def _integral_inside(x: torch.Tensor, f2: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Trapezoid integral of ``f2`` over the nodes ``x`` that lie inside [lo, hi]."""
+    inside = (x.detach() >= lo) & (x.detach() <= hi)
+    x, f2 = x[inside], f2[inside]
+    if x.numel() < 2:
+        return f2.sum() * 0.0
+    return (0.5 * (f2[1:] + f2[:-1]) * (x[1:] - x[:-1])).sum()
+
+
 def roughness(lnr: torch.Tensor, f: torch.Tensor, lo: float, hi: float, order: int = 3) -> torch.Tensor:
     """Int_lo^hi (d^order f / d ln r^order)^2 d ln r (trapezoid on the nodes inside [lo, hi] in ln r)."""
     x, d = log_derivative(lnr, f, order)
-    inside = (x.detach() >= lo) & (x.detach() <= hi)
-    x, d = x[inside], d[inside]
-    if x.numel() < 2:
-        return f.sum() * 0.0
-    d2 = d * d
-    return (0.5 * (d2[1:] + d2[:-1]) * (x[1:] - x[:-1])).sum()
+    return _integral_inside(x, d * d, lo, hi)
 
 
 def hole_penalty(lnr: torch.Tensor, lnnu: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """Int_lo^hi max(0, d ln nu/d ln r)^2 d ln r (trapezoid on the nodes inside [lo, hi] in ln r)."""
     x, d = log_derivative(lnr, lnnu, 1)
-    inside = (x.detach() >= lo) & (x.detach() <= hi)
-    x, d = x[inside], torch.relu(d[inside])
-    if x.numel() < 2:
-        return lnnu.sum() * 0.0
-    d2 = d * d
-    return (0.5 * (d2[1:] + d2[:-1]) * (x[1:] - x[:-1])).sum()
+    return _integral_inside(x, torch.relu(d) ** 2, lo, hi)
 
 
 def sigma_r2_table(vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
