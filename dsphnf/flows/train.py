@@ -398,6 +398,8 @@ class Trainer:
         finally:
             self._bar.close()
             self._bar = None
+        if self.val is None:  # no validation: the returned state is the final average
+            self.best_step = self.step
         self.flow.load_state_dict(self.best_state if self.val is not None else self.ema_state)
         self.wall = time.perf_counter() - t_start
         return self.history
