@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _check_args(args: argparse.Namespace):
     from ..flows.cnf import resolve_anisotropy
     from ..flows.field import INNER_MODES
-    from ..flows.fit import _check_device
+    from ..flows.standardise import check_device
 
     if args.steps is not None and args.steps <= 0:
         raise FitError(f"--steps must be a positive integer, got {args.steps}")
@@ -91,7 +91,7 @@ def _check_args(args: argparse.Namespace):
         resolve_anisotropy(args.anisotropy)
     except ValueError as exc:
         raise FitError(str(exc).replace("use isotropic,", "use isotropic, free,")) from None
-    _check_device(args.device)
+    check_device(args.device)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ Modules: :mod:`~dsphnf.flows.field` (equivariant vector fields),
 :mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.surface` and
 :mod:`~dsphnf.flows.losvd` (exact projected likelihood), :mod:`~dsphnf.flows.kde`
 (smeared-KDE loss), :mod:`~dsphnf.flows.objective` (which loss),
-:mod:`~dsphnf.flows.train` (training loop), :mod:`~dsphnf.flows.moments`
-(Jeans read-out), :mod:`~dsphnf.flows.ensemble` (bands),
+:mod:`~dsphnf.flows.prior` (smoothness prior), :mod:`~dsphnf.flows.train`
+(training loop), :mod:`~dsphnf.flows.moments` (Jeans read-out),
+:mod:`~dsphnf.flows.ensemble` (bands), :mod:`~dsphnf.flows.standardise` (units, grid),
 :mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.plots`.
 """
 from .cnf import SphericalFlow, beta_torch

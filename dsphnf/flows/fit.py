@@ -25,7 +25,6 @@ samples to 1024; an explicit ``steps`` always wins.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import time
@@ -43,6 +42,7 @@ from . import ensemble as ens
 from .cnf import SphericalFlow, resolve_anisotropy
 from .kde import KDEData, bandwidths
 from .moments import flow_profiles
+from .standardise import check_device, fingerprint, radial_grid, standardise
 from .train import TrainConfig, Trainer
 
 __all__ = ["FlowConfig", "FitResult", "fit_catalog", "fast_mode", "default_steps", "load_flows",
@@ -159,66 +159,6 @@ def load_flows(folder: str | os.PathLike) -> tuple[list[SphericalFlow], dict]:
     return flows, scales
 
 
-# ---------------------------------------------------------------------------
-def standardise(catalog) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Standardised observables of a catalogue and the scales L, V, v_sys.
-
-    Returns ``obs`` (n, 3) or (n, 2), ``verr`` (n,) or None, ``w`` (n,), and
-    the scales in kpc and km/s.
-    """
-    x = np.asarray(catalog.x, dtype=float)
-    y = np.asarray(catalog.y, dtype=float)
-    w = np.asarray(catalog.weights, dtype=float)
-    R = np.hypot(x, y)
-    order = np.argsort(R)
-    cw = np.cumsum(w[order]) / w.sum()
-    L = float(R[order][np.searchsorted(cw, 0.5)])
-    if not L > 0:
-        raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: half-number radius is zero; are x, y in kpc?")
-    scales = {"L": L, "V": 1.0, "v_sys": 0.0}
-    out = {"w": w, "verr": None}
-    if catalog.vz is not None:
-        vz = np.asarray(catalog.vz, dtype=float)
-        v_sys = float(np.sum(w * vz) / w.sum())
-        V = float(np.sqrt(np.sum(w * (vz - v_sys) ** 2) / w.sum()))
-        if not V > 0:
-            raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: all velocities are equal")
-        scales.update(V=V, v_sys=v_sys)
-        out["obs"] = np.column_stack([x / L, y / L, (vz - v_sys) / V])
-        if catalog.vz_err is not None:
-            out["verr"] = np.asarray(catalog.vz_err, dtype=float) / V
-    else:
-        out["obs"] = np.column_stack([x / L, y / L])
-    return out, scales
-
-
-def _radial_grid(R: np.ndarray, w: np.ndarray, n: int, lo_q: float = 2.0, hi_q: float = 98.0) -> np.ndarray:
-    order = np.argsort(R)
-    cw = (np.cumsum(w[order]) - 0.5 * w[order]) / w.sum()
-    lo, hi = np.interp([lo_q / 100, hi_q / 100], cw, R[order])
-    return np.logspace(np.log10(lo), np.log10(hi), n)
-
-
-def _fingerprint(*arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is not None:
-            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _check_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise FitError(f"unknown device {device!r}: use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FitError("--device cuda requested but no CUDA GPU is available to torch")
-    if dev.type not in ("cpu", "cuda"):
-        raise FitError(f"unsupported device {device!r}: use cpu or cuda")
-    return dev
-
-
 def fit_catalog(
     catalog,
     anisotropy: Any = "isotropic",
@@ -306,7 +246,7 @@ def fit_catalog(
         raise FitError(f"ensemble must be at least 1, got {ensemble}")
     if not 0.0 <= val_fraction < 0.9:
         raise FitError(f"val_fraction must be in [0, 0.9), got {val_fraction}")
-    dev = _check_device(device)
+    dev = check_device(device)
     try:
         beta_model = resolve_anisotropy(anisotropy)
     except ValueError as exc:
@@ -330,7 +270,7 @@ def fit_catalog(
         std, scales = standardise(catalog)
         kinematic = std["obs"].shape[1] == 3
         R_kpc = np.hypot(catalog.x, catalog.y)
-        r_out = np.asarray(r_grid, dtype=float) if r_grid is not None else _radial_grid(R_kpc, std["w"], n_grid)
+        r_out = np.asarray(r_grid, dtype=float) if r_grid is not None else radial_grid(R_kpc, std["w"], n_grid)
         ck = None if checkpoint_dir is None else Path(checkpoint_dir)
         if ck is not None and not resume and ck.exists():
             for old in ck.glob("member_*.pt"):
@@ -367,7 +307,7 @@ def fit_catalog(
             trainer = Trainer(
                 flow, kd(tr), kd(va) if n_val else None, tcfg, seed=int(seed) * 7919 + k,
                 checkpoint=None if ck is None else ck / f"member_{k}.pt", progress=progress,
-                desc=f"flow {k + 1}/{ensemble}", fingerprint=_fingerprint(std["obs"][tr], std["w"][tr], h),
+                desc=f"flow {k + 1}/{ensemble}", fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
             )
             t1 = time.perf_counter()
             hist = trainer.run(resume=resume)
