@@ -37,7 +37,7 @@ import math
 import torch
 
 from .moments import velocity_nodes
-from .surface import _base_nodes, interp_table, line_of_sight_terms, radial_table
+from .surface import _base_nodes, interp_table, line_of_sight_terms, radial_table, weighted_mean
 
 __all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact"]
 
@@ -116,12 +116,17 @@ def log_losvd(
 
 
 def exact_nll(
-    flow, R: torch.Tensor, v: torch.Tensor, h: torch.Tensor, weights: torch.Tensor | None = None
+    flow,
+    R: torch.Tensor,
+    v: torch.Tensor,
+    h: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    table: tuple[torch.Tensor, torch.Tensor] | None = None,
+    vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Weighted mean of -ln[Sigma(R_a) p(v_a | R_a)] over stars [nats per star]."""
-    ls, lp = log_losvd(flow, R, v, h)
-    tot = ls + lp
-    if weights is None:
-        return -tot.mean()
-    w = weights.to(tot)
-    return -(w * tot).sum() / w.sum()
+    """Weighted mean of -ln[Sigma(R_a) p(v_a | R_a)] over stars [nats per star].
+
+    ``table`` and ``vtable`` may pass precomputed radial and speed tables.
+    """
+    ls, lp = log_losvd(flow, R, v, h, table, vtable)
+    return weighted_mean(-(ls + lp), weights)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 
 from . import kde
-from .losvd import log_losvd, supports_exact, velocity_table
+from .losvd import exact_nll, supports_exact, velocity_table
 from .prior import smoothness_penalty
-from .surface import log_surface_density, radial_table
+from .surface import positional_nll, radial_table
 
 __all__ = ["LOSSES", "flow_loss"]
 
@@ -63,13 +63,13 @@ def flow_loss(
     table = radial_table(flow) if tables else None
     vtable = velocity_table(flow) if tables and supports_exact(flow) else None
     if cfg.loss == "abel" and data.d == 2:
-        nll = _weighted_mean(-log_surface_density(flow, data.R, table), data.weights)
+        nll = positional_nll(flow, data.R, data.weights, table)
     elif cfg.loss == "abel" and vtable is not None:
         if eps is None:
             eps = torch.randn(data.R.shape, generator=generator, dtype=p.dtype, device=p.device)
         h = cfg.h_v
-        ls, lp = log_losvd(flow, data.R, data.data[:, 2] + h * eps, torch.sqrt(h * h + data.err2), table, vtable)
-        nll = _weighted_mean(-(ls + lp), data.weights)
+        nll = exact_nll(flow, data.R, data.data[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights,
+                        table, vtable)
     else:
         if rows is None:
             rows = data.smeared(generator, cfg.n_smear)
@@ -77,16 +77,10 @@ def flow_loss(
         if cfg.loss == "kde":
             nll = kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
         else:
-            nll = (_weighted_mean(-log_surface_density(flow, data.R, table), data.weights)
+            nll = (positional_nll(flow, data.R, data.weights, table)
                    + kde.conditional_velocity_loss(data, model, rows=rows, log_w=logw))
     if prior is None:
         return nll
     log_range, tau, n_eff = prior
     return nll + smoothness_penalty(table, vtable, log_range, tau) / n_eff
 
-
-def _weighted_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    if weights is None:
-        return x.mean()
-    w = weights.to(x)
-    return (w * x).sum() / w.sum()

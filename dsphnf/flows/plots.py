@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..outputs import atomic_file  # noqa: E402
+from ..outputs import atomic_file
 
 __all__ = ["binned_sky", "model_sky", "plot_profiles", "plot_data_vs_model", "plot_losses", "save_all"]
 

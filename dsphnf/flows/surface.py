@@ -39,7 +39,8 @@ import torch
 
 from .field import log_normal_radius
 
-__all__ = ["radial_table", "interp_table", "line_of_sight_terms", "log_surface_density", "positional_nll"]
+__all__ = ["radial_table", "interp_table", "line_of_sight_terms", "log_surface_density", "weighted_mean",
+           "positional_nll"]
 
 #: range of the table in radii of the fixed base reshaping [L]
 TABLE_RANGE = (1e-4, 1e4)
@@ -172,10 +173,19 @@ def log_surface_density(
     return math.log(2.0) + torch.logsumexp(terms, dim=-1)
 
 
-def positional_nll(flow, R: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Weighted mean of -ln Sigma(R_a) over stars [nats per star, standardised units]."""
-    ls = log_surface_density(flow, R)
+def weighted_mean(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-star values ``x`` weighted by membership ``weights`` (None: plain mean)."""
     if weights is None:
-        return -ls.mean()
-    w = weights.to(ls)
-    return -(w * ls).sum() / w.sum()
+        return x.mean()
+    w = weights.to(x)
+    return (w * x).sum() / w.sum()
+
+
+def positional_nll(
+    flow, R: torch.Tensor, weights: torch.Tensor | None = None, table: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Weighted mean of -ln Sigma(R_a) over stars [nats per star, standardised units].
+
+    ``table`` may pass a precomputed :func:`radial_table`.
+    """
+    return weighted_mean(-log_surface_density(flow, R, table), weights)
