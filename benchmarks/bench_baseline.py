@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.baseline.likelihood import BaselineLikelihood
 from dsphnf.baseline.model import BaselineModel
 from dsphnf.baseline.run import fit_baseline, j_factor_band, posterior_profiles, write_outputs
@@ -36,7 +37,7 @@ TRUTH = np.array([5.29e8, 3.23e8, 1.64e8, 5.69e7, 1.60e7])
 def time_likelihood(cat) -> dict:
     out = {}
     for aniso in ("isotropic", "constant", "om"):
-        m = BaselineModel("zhao", aniso)
+        m = BaselineModel("zhao", parse_anisotropy(aniso))
         like = BaselineLikelihood(m, cat.R, cat.vz, cat.vz_err, cat.weights)
         x = m.initial_guess(float(np.median(cat.R)), float(np.std(cat.vz)))
         xb = x + 1e-3 * np.random.default_rng(0).standard_normal((16, x.size))

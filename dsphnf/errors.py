@@ -1,6 +1,6 @@
 """Exceptions whose message is shown to command-line users as one line."""
 
-__all__ = ["DsphnfError", "CatalogError", "FitError"]
+__all__ = ["DsphnfError", "CatalogError", "FitError", "AnisotropyError"]
 
 
 class DsphnfError(Exception):
@@ -13,3 +13,7 @@ class CatalogError(DsphnfError, ValueError):
 
 class FitError(DsphnfError):
     """A fit cannot proceed (bad settings, diverging training, bad prior file)."""
+
+
+class AnisotropyError(DsphnfError, ValueError):
+    """A malformed or unsupported anisotropy spelling, or a model outside its limits."""

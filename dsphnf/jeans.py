@@ -24,11 +24,11 @@ from typing import Callable
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from .anisotropy import Anisotropy, Isotropic, parse_anisotropy
+from .anisotropy import Anisotropy, Isotropic
 from .constants import G
 
 __all__ = [
-    "as_anisotropy",
+    "check_model",
     "nu_sigma_r2",
     "sigma_r2",
     "mass_from_jeans",
@@ -44,20 +44,13 @@ _GL_X = 0.5 * (_GL_X + 1.0)
 _GL_W = 0.5 * _GL_W
 
 
-def as_anisotropy(anisotropy: Anisotropy | str | None) -> Anisotropy:
-    """Return an :class:`~dsphnf.anisotropy.Anisotropy` from a model, a spec string or None.
-
-    ``None`` means isotropic; a string is parsed by
-    :func:`~dsphnf.anisotropy.parse_anisotropy` (``isotropic``, ``constant:B``,
-    ``om:RA``).
-    """
+def check_model(anisotropy: Anisotropy | None) -> Anisotropy:
+    """None means isotropic; anything else must already be a parsed model."""
     if anisotropy is None:
         return Isotropic()
-    if isinstance(anisotropy, str):
-        return parse_anisotropy(anisotropy)
     if isinstance(anisotropy, Anisotropy):
         return anisotropy
-    raise TypeError(f"expected an Anisotropy model or spec string, got {type(anisotropy).__name__}")
+    raise TypeError(f"expected an Anisotropy model (dsphnf.anisotropy), got {type(anisotropy).__name__}")
 
 
 def _default_rmax(r: np.ndarray) -> float:
@@ -69,7 +62,7 @@ def nu_sigma_r2(
     r: np.ndarray | float,
     nu: ArrayFn,
     mass: ArrayFn,
-    anisotropy: Anisotropy | str | None = None,
+    anisotropy: Anisotropy | None = None,
     *,
     r_max: float | None = None,
 ) -> np.ndarray:
@@ -87,13 +80,13 @@ def nu_sigma_r2(
         Tracer density nu(r) (any normalisation).
     mass : callable
         Enclosed mass M(r) [Msun].
-    anisotropy : Anisotropy, str or None
+    anisotropy : Anisotropy or None
         Anisotropy model (None: isotropic).
     r_max : float, optional
         Outer boundary [kpc] where nu sigma_r^2 = 0 (default
         max(1000 kpc, 1000 max(r))).
     """
-    aniso = as_anisotropy(anisotropy)
+    aniso = check_model(anisotropy)
     r = np.asarray(r, dtype=float)
     shape = r.shape
     r = r.ravel()
@@ -119,7 +112,7 @@ def sigma_r2(
     r: np.ndarray | float,
     nu: ArrayFn,
     mass: ArrayFn,
-    anisotropy: Anisotropy | str | None = None,
+    anisotropy: Anisotropy | None = None,
     *,
     r_max: float | None = None,
 ) -> np.ndarray:
@@ -158,11 +151,9 @@ def _check_grid(r: np.ndarray) -> np.ndarray:
 
 
 def _beta_values(r: np.ndarray, beta) -> np.ndarray:
-    """beta on the grid from a scalar, an array, an Anisotropy model, a spec or a callable."""
-    if isinstance(beta, (Anisotropy, str)):
-        return np.asarray(as_anisotropy(beta).beta(r), dtype=float)
-    if callable(beta):
-        return np.asarray(beta(r), dtype=float)
+    """beta on the grid from an Anisotropy model, a scalar or an array."""
+    if isinstance(beta, Anisotropy):
+        return np.asarray(beta.beta(r), dtype=float)
     return np.broadcast_to(np.asarray(beta, dtype=float), r.shape).astype(float)
 
 
@@ -186,8 +177,8 @@ def mass_from_jeans(
         Tracer density on the grid (any normalisation).
     sigma_r2 : ndarray
         Radial dispersion squared on the grid [(km/s)^2].
-    beta : float, ndarray, Anisotropy, str or callable
-        Anisotropy on the grid.
+    beta : Anisotropy, float or ndarray
+        Anisotropy model, or beta on the grid.
     dlnnu_dlnr, dlnsig2_dlnr : ndarray, optional
         Logarithmic slopes when known (e.g. from automatic differentiation);
         otherwise taken from a cubic spline in (ln r, ln f).
@@ -216,7 +207,7 @@ def jeans_profiles(
     r: np.ndarray,
     nu: ArrayFn,
     mass: ArrayFn,
-    anisotropy: Anisotropy | str | None = None,
+    anisotropy: Anisotropy | None = None,
     *,
     r_max: float | None = None,
 ) -> dict[str, np.ndarray]:
@@ -228,7 +219,7 @@ def jeans_profiles(
     with) a ``density`` attribute, e.g. ``Zhao.mass``; otherwise M'/(4 pi r^2).
     """
     r = _check_grid(r)
-    aniso = as_anisotropy(anisotropy)
+    aniso = check_model(anisotropy)
     nu_r = np.asarray(nu(r), dtype=float)
     s2 = nu_sigma_r2(r, nu, mass, aniso, r_max=r_max) / nu_r
     M = np.asarray(mass(r), dtype=float)

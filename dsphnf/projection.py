@@ -27,7 +27,7 @@ import numpy as np
 
 from .anisotropy import Anisotropy, ConstantBeta, Isotropic, OsipkovMerritt
 from .constants import G
-from .jeans import as_anisotropy, nu_sigma_r2
+from .jeans import check_model, nu_sigma_r2
 
 __all__ = [
     "surface_density",
@@ -107,7 +107,7 @@ def _project(R, nu, mass, anisotropy, r_max, step, want_sigma2: bool):
     Sigma = 2.0 * Rf * ((nu_r * ch) @ w)
     if not want_sigma2:
         return Sigma.reshape(shape), None
-    aniso = as_anisotropy(anisotropy)
+    aniso = check_model(anisotropy)
     th = np.tanh(t)
     if isinstance(aniso, (Isotropic, ConstantBeta, OsipkovMerritt)):
         if isinstance(aniso, Isotropic) or (isinstance(aniso, ConstantBeta) and aniso.beta0 == 0.0):
@@ -150,7 +150,7 @@ def surface_density_and_sigma_los2(
     R,
     nu: ArrayFn,
     mass: ArrayFn,
-    anisotropy: Anisotropy | str | None = None,
+    anisotropy: Anisotropy | None = None,
     *,
     r_max: float | None = None,
     step: float | None = None,
@@ -166,7 +166,7 @@ def sigma_los2(
     R,
     nu: ArrayFn,
     mass: ArrayFn,
-    anisotropy: Anisotropy | str | None = None,
+    anisotropy: Anisotropy | None = None,
     *,
     r_max: float | None = None,
     step: float | None = None,
@@ -181,10 +181,10 @@ def sigma_los2(
         Tracer density nu(r) (any normalisation; e.g. an un-normalised Zhao).
     mass : callable
         Enclosed mass M(r) [Msun] of the potential.
-    anisotropy : Anisotropy, str or None
+    anisotropy : Anisotropy or None
         Isotropic / ConstantBeta / OsipkovMerritt use the single-integral
         Mamon & Lokas kernels; any other model (CallableBeta) the double
-        integral.  A string is parsed by ``parse_anisotropy``; None is isotropic.
+        integral.  None is isotropic.
     r_max : float, optional
         Truncation radius [kpc] (default max(1000 kpc, 1000 max(R))).
     step : float, optional
@@ -193,6 +193,6 @@ def sigma_los2(
     return _project(R, nu, mass, anisotropy, r_max, step, True)[1]
 
 
-def sigma_los(R, nu: ArrayFn, mass: ArrayFn, anisotropy: Anisotropy | str | None = None, **kw) -> np.ndarray:
+def sigma_los(R, nu: ArrayFn, mass: ArrayFn, anisotropy: Anisotropy | None = None, **kw) -> np.ndarray:
     """Line-of-sight velocity dispersion sigma_los(R) [km/s]; see :func:`sigma_los2`."""
     return np.sqrt(sigma_los2(R, nu, mass, anisotropy, **kw))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from dsphnf.anisotropy import ConstantBeta, Isotropic, OsipkovMerritt
+from dsphnf.anisotropy import ConstantBeta, Isotropic, OsipkovMerritt, parse_anisotropy
 from dsphnf.baseline import BaselineLikelihood, BaselineModel, JeansProjector
 from dsphnf.baseline.sampler import find_map
 from dsphnf.constants import G
@@ -91,7 +91,7 @@ def test_grid_mass_and_batching():
 
 def test_position_likelihood_is_normalised():
     """exp(log L_pos) of one star, integrated over the radial window, is one."""
-    m = BaselineModel("nfw", "isotropic", {"v_sys": _fixed(0.0)})
+    m = BaselineModel("nfw", parse_anisotropy("isotropic"), {"v_sys": _fixed(0.0)})
     Rw = np.geomspace(0.02, 2.0, 4001)
     like = BaselineLikelihood(m, Rw, np.zeros_like(Rw))
     theta = np.array([[np.log10(0.25), 1.0, 5.0, 7.8, 0.0]])
@@ -112,7 +112,7 @@ def test_likelihood_maximum_near_truth_10k_mock():
     from dsphnf.mocks import get_model, sample_stars
 
     xv = sample_stars(get_model("NonPlumCuspIso"), 10000, seed=3)
-    m = BaselineModel("zhao", "isotropic")
+    m = BaselineModel("zhao", parse_anisotropy("isotropic"))
     like = BaselineLikelihood(m, np.hypot(xv[:, 0], xv[:, 1]), xv[:, 5])
     truth = np.array([np.log10(0.25), 1.0, 5.0, np.log10(6.4e7), 0.0, 1.0, 0.0])
     x0 = truth + np.array([0.1, -0.2, 0.3, 0.3, -0.2, -0.2, 1.0])
@@ -130,7 +130,7 @@ def test_likelihood_speed_and_invalid_rows():
 
     rng = np.random.default_rng(0)
     Rs = rng.uniform(0.01, 2.0, 1000)
-    m = BaselineModel("zhao", "om")
+    m = BaselineModel("zhao", parse_anisotropy("om"))
     like = BaselineLikelihood(m, Rs, rng.normal(0, 10, 1000), np.full(1000, 2.0))
     x = m.initial_guess(0.3, 10.0)
     bad = x.copy()
@@ -153,7 +153,7 @@ def test_j_factor_band_leaves_out_divergent_draws():
     from dsphnf.jfactor import log10_j_factor
     from dsphnf.profiles import nfw
 
-    model = BaselineModel("zhao", "isotropic")
+    model = BaselineModel("zhao", parse_anisotropy("isotropic"))
     theta0 = np.array([model.fixed.get(n, 0.0) for n in model.names], dtype=float)
     rows = []
     for gamma in (1.0, 1.0, 1.7):

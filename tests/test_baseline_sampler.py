@@ -8,7 +8,8 @@ import pytest
 
 from dsphnf.baseline import BaselineModel, read_priors
 from dsphnf.baseline.sampler import autocorr_time, run_emcee
-from dsphnf.errors import FitError
+from dsphnf.anisotropy import parse_anisotropy
+from dsphnf.errors import AnisotropyError, FitError
 
 COV = np.array([[1.0, 0.8], [0.8, 1.0]]) * np.array([[1.0, 2.0], [2.0, 4.0]])  # sd 1 and 2, correlation 0.8
 MEAN = np.array([1.0, -2.0])
@@ -55,7 +56,7 @@ def test_priors_file_json_and_toml(tmp_path):
     pt.write_text("gamma_star = 1.0\nlog10_rs = [-1, 1]\ngamma = {normal = [1.0, 0.5]}\n")
     for path in (pj, pt):
         pri = read_priors(path)
-        m = BaselineModel("zhao", "isotropic", pri)
+        m = BaselineModel("zhao", parse_anisotropy("isotropic"), pri)
         assert "gamma_star" not in m.names and m.fixed["gamma_star"] == 1.0
         assert m.priors["log10_rs"].describe() == "U(-1, 1)"
         i = m.names.index("gamma")
@@ -88,22 +89,24 @@ def test_bad_priors_file(tmp_path, text, suffix, match):
 
 
 def test_model_options_and_conflicts():
-    assert BaselineModel("nfw", "isotropic").fixed["gamma"] == 1.0
-    assert BaselineModel("cored", "isotropic").fixed["gamma"] == 0.0
-    assert "beta_sym" in BaselineModel("zhao", "constant").names
-    assert "log10_ra" in BaselineModel("zhao", "om").names
-    m = BaselineModel("zhao", "constant")
+    assert BaselineModel("nfw", parse_anisotropy("isotropic")).fixed["gamma"] == 1.0
+    assert BaselineModel("cored", parse_anisotropy("isotropic")).fixed["gamma"] == 0.0
+    assert "beta_sym" in BaselineModel("zhao", parse_anisotropy("constant")).names
+    assert "log10_ra" in BaselineModel("zhao", parse_anisotropy("om")).names
+    m = BaselineModel("zhao", parse_anisotropy("constant"))
     x = m.initial_guess(0.2, 10.0)
     x[m.names.index("beta_sym")] = 1.0 / 3.0  # beta = 2 b / (1 + b) = 0.5
     assert m.unpack(x)["aniso"][0] == pytest.approx(0.5)
-    assert BaselineModel("zhao", "om:0.3").unpack(BaselineModel("zhao", "om:0.3").initial_guess(0.2, 10))["aniso"][0] == 0.3
+    assert BaselineModel("zhao", parse_anisotropy("om:0.3")).unpack(BaselineModel("zhao", parse_anisotropy("om:0.3")).initial_guess(0.2, 10))["aniso"][0] == 0.3
     from dsphnf.baseline.model import Prior
 
     with pytest.raises(FitError, match="conflicts"):
-        BaselineModel("nfw", "isotropic", {"gamma": Prior("uniform", 0, 1)})
+        BaselineModel("nfw", parse_anisotropy("isotropic"), {"gamma": Prior("uniform", 0, 1)})
     with pytest.raises(FitError, match="does not apply"):
-        BaselineModel("zhao", "isotropic", {"log10_ra": Prior("uniform", 0, 1)})
-    with pytest.raises(FitError, match="bad anisotropy"):
-        BaselineModel("zhao", "radial")
+        BaselineModel("zhao", parse_anisotropy("isotropic"), {"log10_ra": Prior("uniform", 0, 1)})
+    with pytest.raises(AnisotropyError, match="bad anisotropy"):
+        parse_anisotropy("radial")
+    with pytest.raises(AnisotropyError, match="baseline does not support"):
+        BaselineModel("zhao", parse_anisotropy("free"))
     with pytest.raises(FitError, match="unknown halo"):
-        BaselineModel("burkert", "isotropic")
+        BaselineModel("burkert", parse_anisotropy("isotropic"))

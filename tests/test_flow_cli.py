@@ -86,7 +86,7 @@ def test_saved_flows_reload(stars, tmp_path):
     "extra, message",
     [
         (["--anisotropy", "sideways"], "anisotropy"),
-        (["--anisotropy", "constant:1.5"], "beta < 1"),
+        (["--anisotropy", "constant:1.5"], "B < 1"),
         (["--steps", "0"], "--steps"),
         (["--ensemble", "0"], "--ensemble"),
         (["--inner", "hollow"], "--inner"),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.flows import SphericalFlow
 from dsphnf.flows.losvd import exact_nll, log_losvd, velocity_table
 
@@ -28,7 +29,7 @@ def test_identity_flow_has_a_gaussian_losvd_at_every_radius(h):
 @pytest.mark.parametrize("anisotropy", ["om:1.0", "constant:-0.5"])
 def test_losvd_matches_a_kernel_estimate_from_flow_samples(anisotropy):
     torch.manual_seed(3)
-    flow = SphericalFlow(kinematic=True, anisotropy=anisotropy, length_scale=1.0).double()
+    flow = SphericalFlow(kinematic=True, anisotropy=parse_anisotropy(anisotropy), length_scale=1.0).double()
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(torch.randn_like(p) * 0.3)

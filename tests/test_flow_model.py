@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from dsphnf.anisotropy import OsipkovMerritt
+from dsphnf.anisotropy import ConstantBeta, Inferred, Isotropic, OsipkovMerritt
 from dsphnf.flows.cnf import SphericalFlow
 from dsphnf.flows.field import soft_log_radius
 
@@ -38,10 +38,10 @@ def random_rotation(seed: int) -> torch.Tensor:
 
 
 CASES = [
-    dict(inner="free", anisotropy="isotropic"),
+    dict(inner="free", anisotropy=Isotropic()),
     dict(inner="cored", anisotropy=OsipkovMerritt(0.5), length_scale=0.3),
-    dict(inner="cuspy", anisotropy="free"),
-    dict(inner="cuspy", anisotropy="constant:-0.4", base="gaussian"),
+    dict(inner="cuspy", anisotropy=Inferred("free")),
+    dict(inner="cuspy", anisotropy=ConstantBeta(-0.4), base="gaussian"),
 ]
 
 

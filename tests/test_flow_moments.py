@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dsphnf.anisotropy import ConstantBeta, Isotropic, OsipkovMerritt
+from dsphnf.anisotropy import ConstantBeta, Inferred, Isotropic, OsipkovMerritt, parse_anisotropy
 from dsphnf.constants import G
 from dsphnf.flows.cnf import SphericalFlow
 from dsphnf.flows.kde import KDEData, bandwidths, kde_log_likelihood_reference, smeared_kde_loss
@@ -71,7 +71,7 @@ def _mc_moments(flow, u0: float, n: int = 60_000, seed: int = 0):
 @pytest.mark.parametrize("spec", ["om:0.4", "constant:0.5", "constant:-0.8", "free"])
 def test_velocity_moments_match_flow_samples(spec):
     """Quadrature moments (and hence an imposed beta) agree with samples of the 6-D flow."""
-    flow = random_flow(21, std=0.2, anisotropy=spec, length_scale=L, inner="cored")
+    flow = random_flow(21, std=0.2, anisotropy=parse_anisotropy(spec), length_scale=L, inner="cored")
     for u0 in (0.4, 1.3):
         r, vr2, vt2, n = _mc_moments(flow, u0)
         p = flow_profiles(flow, np.array([r * L]), L, 1.0, need_rho=False)
@@ -81,14 +81,12 @@ def test_velocity_moments_match_flow_samples(spec):
         beta_mc = 1 - vt2 / vr2
         assert p["beta"][0] == pytest.approx(beta_mc, abs=2 * tol)
         if spec != "free":
-            from dsphnf.anisotropy import parse_anisotropy
-
             # the imposed profile, exactly
             assert p["beta"][0] == pytest.approx(float(parse_anisotropy(spec).beta(r * L)), abs=1e-12)
 
 
 def test_free_anisotropy_flow_is_not_isotropic():
-    flow = random_flow(22, std=0.3, anisotropy="free")
+    flow = random_flow(22, std=0.3, anisotropy=Inferred("free"))
     p = flow_profiles(flow, np.array([0.1, 0.5, 2.0]), 1.0, 1.0, need_rho=False)
     assert np.all(np.isfinite(p["beta"])) and np.ptp(p["beta"]) > 0.05
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dsphnf.anisotropy import Isotropic
 from dsphnf.flows import SphericalFlow, TrainConfig
 from dsphnf.flows.kde import KDEData
 from dsphnf.flows.losvd import velocity_table
@@ -46,7 +47,7 @@ def test_roughness_integrates_only_inside_the_range():
 
 def test_sigma_r2_of_the_untrained_kinematic_flow_is_flat():
     """Identity flow: the base velocities are a unit Gaussian at every radius, sigma_r^2 = 1."""
-    flow = SphericalFlow(anisotropy="isotropic").double()
+    flow = SphericalFlow(anisotropy=Isotropic()).double()
     vt = velocity_table(flow)
     s2 = torch.exp(sigma_r2_table(vt)) / 3.0
     assert torch.allclose(s2, torch.ones_like(s2), atol=1e-6)
@@ -65,7 +66,7 @@ def test_penalty_of_the_plummer_start_matches_its_closed_form():
 
 def test_training_loss_is_the_likelihood_plus_the_prior_per_star():
     torch.manual_seed(0)
-    flow = SphericalFlow(anisotropy="isotropic", width=16).double()
+    flow = SphericalFlow(anisotropy=Isotropic(), width=16).double()
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.2 * torch.randn_like(p))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dsphnf import flows
 from dsphnf.flows import SphericalFlow
 from dsphnf.flows.kde import KDEData, bandwidths, conditional_velocity_loss, kde_log_likelihood_reference
 from dsphnf.flows.surface import interp_table, log_surface_density, positional_nll, radial_table
@@ -16,12 +17,7 @@ pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
 
 def random_flow(seed: int, std: float = 0.3, **kw) -> SphericalFlow:
-    torch.manual_seed(seed)
-    flow = SphericalFlow(kinematic=False, **kw).double()
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(torch.randn_like(p) * std)
-    return flow
+    return flows.random_flow(seed, std, kinematic=False, **kw)
 
 
 def test_untrained_flow_projects_to_the_plummer_surface_density():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.catalog import Catalog
 from dsphnf.errors import FitError
 from dsphnf.flows import SphericalFlow, TrainConfig, Trainer, fit_catalog
@@ -161,7 +162,7 @@ def test_objective_dispatch_matches_its_parts(loss, anisotropy):
     from dsphnf.flows.surface import positional_nll
 
     torch.manual_seed(0)
-    flow = SphericalFlow(anisotropy=anisotropy, width=16).double()
+    flow = SphericalFlow(anisotropy=parse_anisotropy(anisotropy), width=16).double()
     train, _ = _toy_data()
     data = KDEData(train.data.double(), train.h.numpy())
     cfg = TrainConfig(loss=loss)

@@ -76,7 +76,7 @@ def test_density_from_mass_nfw():
 
 
 def test_jeans_profiles_table():
-    out = jeans_profiles(R_GRID, TRACER, HALO.mass, "om:0.25")
+    out = jeans_profiles(R_GRID, TRACER, HALO.mass, OsipkovMerritt(0.25))
     assert set(out) >= {"r", "nu", "sigma_r", "beta", "M", "rho"}
     np.testing.assert_allclose(out["rho"], HALO.density(R_GRID), rtol=1e-14)  # from Zhao.density
     np.testing.assert_allclose(out["beta"], R_GRID**2 / (R_GRID**2 + 0.25**2))

@@ -151,15 +151,15 @@ def test_callable_beta_equals_kernel_paths():
 
 def test_normalisation_shapes_and_specs():
     R = np.geomspace(0.01, 2.0, 6)
-    a = sigma_los2(R, TRACER, HALO.mass, "om:0.3")
+    a = sigma_los2(R, TRACER, HALO.mass, OsipkovMerritt(0.3))
     b = sigma_los2(R, TRACER.normalised(), HALO.mass, OsipkovMerritt(0.3))
     np.testing.assert_allclose(a, b, rtol=1e-12)
-    S, s2 = surface_density_and_sigma_los2(R.reshape(2, 3), TRACER, HALO.mass, "constant:0.2")
+    S, s2 = surface_density_and_sigma_los2(R.reshape(2, 3), TRACER, HALO.mass, ConstantBeta(0.2))
     assert S.shape == s2.shape == (2, 3)
     np.testing.assert_allclose(s2.ravel(), sigma_los2(R, TRACER, HALO.mass, ConstantBeta(0.2)), rtol=1e-12)
     assert np.ndim(sigma_los2(0.1, TRACER, HALO.mass)) == 0
     # sigma_los grows with radial anisotropy at small R for this cuspy model
-    iso, rad = sigma_los2(0.02, TRACER, HALO.mass), sigma_los2(0.02, TRACER, HALO.mass, "constant:0.5")
+    iso, rad = sigma_los2(0.02, TRACER, HALO.mass), sigma_los2(0.02, TRACER, HALO.mass, ConstantBeta(0.5))
     assert rad > iso
     with pytest.raises(ValueError):
         sigma_los2(np.array([0.0, 0.1]), TRACER, HALO.mass)

@@ -60,7 +60,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..anisotropy import ConstantBeta, Isotropic, OsipkovMerritt, parse_anisotropy
+from ..anisotropy import AnisotropySpec, ConstantBeta, Inferred, Isotropic, OsipkovMerritt, require_form
 from ..errors import FitError
 
 __all__ = ["PARAMETERS", "Prior", "BaselineModel", "read_priors", "HALOS"]
@@ -185,6 +185,10 @@ def _default_prior(name: str) -> Prior:
     return Prior("fixed", float(spec)) if isinstance(spec, (int, float)) else Prior("uniform", *map(float, spec))
 
 
+#: Anisotropy forms the baseline supports (see :func:`dsphnf.anisotropy.require_form`).
+BASELINE_FORMS = ("given:isotropic", "given:constant", "given:om", "inferred:constant", "inferred:om")
+
+
 class BaselineModel:
     """The parametric model: which parameters are free, their priors, and unpacking.
 
@@ -192,36 +196,30 @@ class BaselineModel:
     ----------
     halo : {'zhao', 'nfw', 'cored'}
         Halo family (``nfw``/``cored`` fix the inner slope gamma to 1/0).
-    anisotropy : str
-        ``isotropic``, ``constant:B``, ``constant`` (free), ``om:RA`` (RA in
-        kpc) or ``om`` (free r_a).
+    anisotropy : Anisotropy or Inferred
+        Given isotropic, constant or Osipkov-Merritt, or inferred ``constant``
+        / ``om`` (see :data:`BASELINE_FORMS`).
     priors : mapping, optional
         Overrides, name -> :class:`Prior` (see :func:`read_priors`).
     """
 
-    def __init__(self, halo: str = "zhao", anisotropy: str = "isotropic",
+    def __init__(self, halo: str = "zhao", anisotropy: AnisotropySpec = Isotropic(),
                  priors: Mapping[str, Prior] | None = None) -> None:
         halo = halo.strip().lower()
         if halo not in HALOS:
             raise FitError(f"unknown halo {halo!r}: use one of {', '.join(HALOS)}")
         self.halo = halo
-        spec = anisotropy.strip().lower()
-        if spec in ("constant", "const", "beta"):
-            self.aniso_kind, self.aniso_fixed = "constant", None
-        elif spec in ("om", "osipkov-merritt"):
-            self.aniso_kind, self.aniso_fixed = "om", None
+        require_form(anisotropy, BASELINE_FORMS, "the baseline")
+        if isinstance(anisotropy, Inferred):
+            self.aniso_kind, self.aniso_fixed = anisotropy.family, None
+        elif isinstance(anisotropy, Isotropic):
+            self.aniso_kind, self.aniso_fixed = "isotropic", 0.0
+        elif isinstance(anisotropy, OsipkovMerritt):
+            self.aniso_kind, self.aniso_fixed = "om", anisotropy.ra
         else:
-            try:
-                a = parse_anisotropy(spec)
-            except ValueError as exc:
-                raise FitError(f"{exc}; or constant / om for a free parameter") from None
-            if isinstance(a, Isotropic):
-                self.aniso_kind, self.aniso_fixed = "isotropic", 0.0
-            elif isinstance(a, ConstantBeta):
-                self.aniso_kind, self.aniso_fixed = "constant", a.beta0
-            elif isinstance(a, OsipkovMerritt):
-                self.aniso_kind, self.aniso_fixed = "om", a.ra
-        self.anisotropy_spec = spec
+            self.aniso_kind, self.aniso_fixed = "constant", anisotropy.beta0
+        self.anisotropy = anisotropy
+        self.anisotropy_spec = anisotropy.spec()
         priors = dict(priors or {})
         used = {n for n in PARAMETERS if n not in ("beta_sym", "log10_ra")}
         if self.aniso_kind == "constant" and self.aniso_fixed is None:
@@ -230,7 +228,7 @@ class BaselineModel:
             used.add("log10_ra")
         for name in priors:
             if name not in used:
-                raise FitError(f"prior for {name!r} does not apply to anisotropy {anisotropy!r}")
+                raise FitError(f"prior for {name!r} does not apply to anisotropy {anisotropy.spec()!r}")
             if name == "gamma" and HALOS[halo] is not None:
                 raise FitError(f"prior for 'gamma' conflicts with --halo {halo} (which fixes gamma = {HALOS[halo]:g})")
         self.priors: dict[str, Prior] = {}

@@ -14,6 +14,7 @@ from typing import Mapping
 import numpy as np
 from scipy import special
 
+from ..anisotropy import anisotropy_from
 from ..catalog import Catalog
 from ..kinematics import ml_dispersion, weighted_median
 from ..errors import FitError
@@ -64,7 +65,7 @@ def fit_baseline(catalog: Catalog, anisotropy: str = "isotropic", halo: str = "z
         raise FitError(f"{catalog.source}: only {catalog.n} stars; the baseline needs at least 10")
     if isinstance(priors, (str, Path)):
         priors = read_priors(priors)
-    model = BaselineModel(halo, anisotropy, priors)
+    model = BaselineModel(halo, anisotropy_from(anisotropy), priors)
     R = catalog.R
     if np.any(R <= 0):
         keep = R > 0

@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..anisotropy import parse_anisotropy
     from ..baseline.model import BaselineModel, read_priors
     from ..baseline.run import run_baseline
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.distance is not None and not args.distance > 0:
         raise FitError(f"--distance must be > 0 kpc, got {args.distance}")
     priors = read_priors(args.priors) if args.priors else None
+    args.anisotropy = parse_anisotropy(args.anisotropy)
     BaselineModel(args.halo, args.anisotropy, priors)  # validate settings before reading data
     cat = read_catalog(args.catalog, distance=args.distance, require_velocity=True)
     summary = run_baseline(cat, args.output, args.anisotropy, args.halo, priors=priors, max_steps=args.steps,

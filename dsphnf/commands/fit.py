@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_args(args: argparse.Namespace):
-    from ..flows.cnf import resolve_anisotropy
+    from ..anisotropy import parse_anisotropy, require_form
+    from ..flows.cnf import FLOW_FORMS
     from ..flows.field import INNER_MODES
     from ..flows.standardise import check_device
 
@@ -87,10 +88,7 @@ def _check_args(args: argparse.Namespace):
         raise FitError(f"--distance must be > 0 kpc, got {args.distance}")
     if args.threads is not None and args.threads < 1:
         raise FitError(f"--threads must be at least 1, got {args.threads}")
-    try:
-        resolve_anisotropy(args.anisotropy)
-    except ValueError as exc:
-        raise FitError(str(exc).replace("use isotropic,", "use isotropic, free,")) from None
+    args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
     check_device(args.device)
 
 

@@ -9,7 +9,7 @@ Modules: :mod:`~dsphnf.flows.field` (equivariant vector fields),
 :mod:`~dsphnf.flows.ensemble` (bands), :mod:`~dsphnf.flows.standardise` (units, grid),
 :mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.plots`.
 """
-from .cnf import SphericalFlow, beta_torch
+from .cnf import SphericalFlow, random_flow
 from .field import RadialField, VelocityField
 from .fit import FitResult, FlowConfig, default_steps, fast_mode, fit_catalog, load_flows
 from .kde import KDEData, bandwidths, smeared_kde_loss
@@ -17,7 +17,7 @@ from .moments import flow_profiles
 from .train import TrainConfig, Trainer
 
 __all__ = [
-    "SphericalFlow", "beta_torch", "RadialField", "VelocityField", "FitResult", "FlowConfig",
+    "SphericalFlow", "random_flow", "RadialField", "VelocityField", "FitResult", "FlowConfig",
     "default_steps", "fast_mode", "fit_catalog", "load_flows", "KDEData", "bandwidths",
     "smeared_kde_loss", "flow_profiles", "TrainConfig", "Trainer",
 ]

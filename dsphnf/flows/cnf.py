@@ -33,17 +33,19 @@ actually used) by automatic differentiation through the solver.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from ..anisotropy import Anisotropy, Isotropic
+from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from .field import INNER_MODES, RadialField, VelocityField, log_normal_radius
-from .layers import beta_torch, plummer_inverse, plummer_radius, resolve_anisotropy
+from .layers import plummer_inverse, plummer_radius
 
-__all__ = ["SphericalFlow", "beta_torch", "resolve_anisotropy"]
+__all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
+
+#: Anisotropy forms the flow supports (see :func:`dsphnf.anisotropy.require_form`).
+FLOW_FORMS = ("given:*", "inferred:free")
 
 
 
@@ -57,10 +59,9 @@ class SphericalFlow(nn.Module):
         True: phase-space flow for (x, v). False: positions only (nu alone).
     inner : {"free", "cored", "cuspy"}
         Inner-slope variant of the positional field.
-    anisotropy : str, Anisotropy or None
-        A given beta(r) (``"isotropic"``, ``"constant:B"``, ``"om:RA"``, an
-        :class:`~dsphnf.anisotropy.Anisotropy`, a callable) imposed exactly,
-        or ``"free"`` for a flow whose own beta(r) is read out.
+    anisotropy : Anisotropy or Inferred
+        A given model (:mod:`dsphnf.anisotropy`) imposed exactly, or
+        ``Inferred("free")`` for a flow whose own beta(r) is read out.
     length_scale : float
         L [kpc]: the physical length of one standardised unit (for beta(r)).
     base : {"plummer", "gaussian"}
@@ -86,7 +87,7 @@ class SphericalFlow(nn.Module):
         self,
         kinematic: bool = True,
         inner: str = "free",
-        anisotropy: str | Anisotropy | Callable | None = "isotropic",
+        anisotropy: AnisotropySpec = Isotropic(),
         length_scale: float = 1.0,
         base: str = "plummer",
         r0: float = 0.1,
@@ -109,8 +110,9 @@ class SphericalFlow(nn.Module):
         self.length_scale = float(length_scale)
         self.n_steps = int(n_steps)
         self.method = method
-        self.beta_model = resolve_anisotropy(anisotropy) if kinematic else Isotropic()
-        self.anisotropy_free = self.kinematic and self.beta_model is None
+        require_form(anisotropy, FLOW_FORMS, "the flow")
+        self.anisotropy_free = self.kinematic and isinstance(anisotropy, Inferred)
+        self.beta_model = None if self.anisotropy_free else (anisotropy if kinematic else Isotropic())
         self.pos_field = RadialField("free" if inner == "free" else "cored", r0=r0, width=width, depth=depth)
         self.vel_field = (
             VelocityField("free" if self.anisotropy_free else "isotropic", r0=rv0, width=width, depth=depth)
@@ -214,7 +216,7 @@ class SphericalFlow(nn.Module):
         """Imposed beta at standardised radius ``r`` (zeros for the free mode)."""
         if self.beta_model is None:
             return torch.zeros_like(r)
-        return beta_torch(self.beta_model, r * self.length_scale)
+        return self.beta_model.beta_torch(r * self.length_scale)
 
     # ------------------------------------------------------------------ maps
     def transform(self, ux: torch.Tensor, uv: torch.Tensor | None = None):
@@ -398,3 +400,32 @@ class SphericalFlow(nn.Module):
     def log_prob_x(self, x: torch.Tensor) -> torch.Tensor:
         """Exact ln nu(x) of positions ``x`` (n, 3)."""
         return self.log_nu(torch.linalg.vector_norm(x, dim=-1))
+
+
+def random_flow(seed: int, std: float = 0.3, **settings) -> SphericalFlow:
+    """A float64 flow with random, non-trivial weights: for demonstrations and tests.
+
+    Parameters
+    ----------
+    seed : int
+        Random seed of the weights.
+    std : float
+        Standard deviation of the Gaussian perturbation added to every weight
+        (the start is the identity map, all weights of the last layers zero).
+    **settings
+        Passed to :class:`SphericalFlow` (e.g. ``kinematic=False``,
+        ``inner="cored"``, ``anisotropy=OsipkovMerritt(0.3)``).
+
+    Examples
+    --------
+    >>> flow = random_flow(0, kinematic=False, inner="cored")
+    >>> x = flow.sample(4, torch.Generator().manual_seed(1))
+    >>> tuple(x.shape)
+    (4, 3)
+    """
+    torch.manual_seed(seed)
+    flow = SphericalFlow(**settings).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(torch.randn_like(p) * std)
+    return flow

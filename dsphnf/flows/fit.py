@@ -39,7 +39,8 @@ from .. import __version__
 from ..errors import FitError
 from ..outputs import atomic_dir, write_csv, write_json
 from . import ensemble as ens
-from .cnf import SphericalFlow, resolve_anisotropy
+from ..anisotropy import anisotropy_from, parse_anisotropy, require_form
+from .cnf import FLOW_FORMS, SphericalFlow
 from .kde import KDEData, bandwidths
 from .moments import flow_profiles
 from .standardise import check_device, fingerprint, radial_grid, standardise
@@ -152,7 +153,7 @@ def load_flows(folder: str | os.PathLike) -> tuple[list[SphericalFlow], dict]:
     flows, scales = [], {}
     for f in files:
         st = torch.load(f, map_location="cpu", weights_only=False)
-        flow = SphericalFlow(**st["spec"])
+        flow = SphericalFlow(**{**st["spec"], "anisotropy": parse_anisotropy(st["spec"]["anisotropy"])})
         flow.load_state_dict(st["state"])
         flows.append(flow)
         scales = st["scales"]
@@ -247,10 +248,7 @@ def fit_catalog(
     if not 0.0 <= val_fraction < 0.9:
         raise FitError(f"val_fraction must be in [0, 0.9), got {val_fraction}")
     dev = check_device(device)
-    try:
-        beta_model = resolve_anisotropy(anisotropy)
-    except ValueError as exc:
-        raise FitError(str(exc)) from None
+    beta_model = require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit")
     fcfg = flow_config or FlowConfig()
     tcfg = replace(train_config or TrainConfig())
     if steps is not None:
@@ -301,7 +299,7 @@ def fit_catalog(
             h = bandwidths(std["obs"][tr], std["w"][tr], bandwidth_factor)
             torch.manual_seed(int(seed) * 1009 + k)
             flow = SphericalFlow(
-                kinematic=kinematic, inner=inner, anisotropy=beta_model if beta_model is not None else "free",
+                kinematic=kinematic, inner=inner, anisotropy=beta_model,
                 length_scale=scales["L"], **asdict(fcfg),
             ).to(device=dev, dtype=dtype)
             trainer = Trainer(
@@ -348,7 +346,7 @@ def fit_catalog(
         "n_eff": float(np.sum(std["w"])),
         "kinematic": kinematic,
         "settings": {
-            "anisotropy": "free" if beta_model is None else beta_model.spec(),
+            "anisotropy": beta_model.spec(),
             "inner": inner, "ensemble": int(ensemble), "seed": int(seed), "device": str(dev),
             "dtype": str(dtype).replace("torch.", ""), "bandwidth_factor": bandwidth_factor,
             "val_fraction": val_fraction, "fast_mode": fast_mode(), "threads": torch.get_num_threads() if not threads else threads,

@@ -1,78 +1,19 @@
-"""Fixed (parameter-free) layers of the flow: base reshaping and anisotropy.
+"""Fixed (parameter-free) layers of the flow: the base reshaping.
 
 - :func:`plummer_radius` maps the radius of a 3-D standard normal point to the
   radius with the same cumulative fraction in a Plummer sphere of scale 1
   (M(<r) = r^3 / (1 + r^2)^(3/2)), so the untrained flow already has the
   r^-5 outskirts of a dSph; :func:`plummer_inverse` undoes it.
-- :func:`beta_torch` evaluates a :class:`~dsphnf.anisotropy.Anisotropy`
-  beta(r) (r in kpc) as a differentiable torch tensor, used by the layer that
-  scales tangential velocities by sqrt(1 - beta(r)).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
 
-import numpy as np
 import torch
 
-from ..anisotropy import Anisotropy, ConstantBeta, Isotropic, OsipkovMerritt, parse_anisotropy
-
-__all__ = ["beta_torch", "resolve_anisotropy", "plummer_radius", "plummer_inverse", "chi3_cdf_sf"]
+__all__ = ["plummer_radius", "plummer_inverse", "chi3_cdf_sf"]
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
-# ---------------------------------------------------------------------------
-# anisotropy in torch
-class _NumpyBeta(torch.autograd.Function):
-    """beta(r) from a numpy function, with a central-difference derivative."""
-
-    @staticmethod
-    def forward(ctx, r, func):  # type: ignore[override]
-        rn = r.detach().cpu().double().numpy()
-        h = 1e-5 * np.maximum(np.abs(rn), 1e-3)
-        ctx.save_for_backward(torch.as_tensor((func(rn + h) - func(rn - h)) / (2 * h), dtype=r.dtype, device=r.device))
-        return torch.as_tensor(np.asarray(func(rn), dtype=float), dtype=r.dtype, device=r.device)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (d,) = ctx.saved_tensors
-        return grad * d, None
-
-
-def beta_torch(model: Anisotropy, r_kpc: torch.Tensor) -> torch.Tensor:
-    """beta(r) of an anisotropy model as a differentiable torch tensor (r in kpc)."""
-    if isinstance(model, Isotropic):
-        return torch.zeros_like(r_kpc)
-    if isinstance(model, ConstantBeta):
-        return torch.full_like(r_kpc, float(model.beta0))
-    if isinstance(model, OsipkovMerritt):
-        return r_kpc**2 / (r_kpc**2 + float(model.ra) ** 2)
-    func = getattr(model, "func", None)
-    if func is not None:
-        try:
-            out = func(r_kpc)
-            if isinstance(out, torch.Tensor):
-                return out.to(r_kpc)
-        except Exception:  # the user function is numpy-only
-            pass
-    return _NumpyBeta.apply(r_kpc, model.beta)
-
-
-def resolve_anisotropy(spec: str | Anisotropy | None) -> Anisotropy | None:
-    """An :class:`Anisotropy` for a given model, or None for ``"free"``."""
-    if spec is None:
-        return Isotropic()
-    if isinstance(spec, Anisotropy):
-        return spec
-    if isinstance(spec, str) and spec.strip().lower() == "free":
-        return None
-    if callable(spec) and not isinstance(spec, str):
-        from ..anisotropy import CallableBeta
-
-        return CallableBeta(spec)
-    return parse_anisotropy(str(spec))
 
 
 # ---------------------------------------------------------------------------
