@@ -15,10 +15,12 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .anisotropy import Anisotropy, Isotropic, OsipkovMerritt
+from .catalog import Catalog
 from .df import EddingtonDF
 from .errors import DsphnfError
 from .profiles import Zhao, tracer_zhao
@@ -33,7 +35,19 @@ __all__ = [
     "sample_stars",
     "truth_profiles",
     "model_from_filename",
+    "Mock",
+    "draw_mock",
+    "truth_grid",
+    "TRUTH_COLUMNS",
+    "TRUTH_POINTS",
+    "TRUTH_SPAN",
 ]
+
+#: Columns of a truth table, in order, with units.
+TRUTH_COLUMNS = ("r", "nu", "sigma_r", "beta", "M", "rho")
+#: Points of the logarithmic truth grid, and its span in tracer scale radii.
+TRUTH_POINTS = 200
+TRUTH_SPAN = (0.01, 10.0)
 
 #: Dark-matter scale radius of every Gaia Challenge spherical model [kpc].
 R_DM: float = 1.0
@@ -210,3 +224,56 @@ def model_from_filename(path: str | Path) -> GaiaModel | None:
         if model.tracer == tracer and model.halo == halo and model.anisotropy == aniso:
             return model
     return GaiaModel(Path(path).stem, tracer, halo, aniso)
+
+
+class Mock(NamedTuple):
+    """A drawn mock: the projected catalogue, the true profiles and the model they came from.
+
+    ``truth`` has the columns :data:`TRUTH_COLUMNS` on :func:`truth_grid`:
+    ``r`` [kpc], ``nu`` [kpc^-3, one star], ``sigma_r`` [km/s], ``beta``,
+    ``M`` [Msun], ``rho`` [Msun/kpc^3].
+    """
+
+    catalog: Catalog
+    truth: dict
+    model: GaiaModel
+
+
+def truth_grid(model: GaiaModel) -> np.ndarray:
+    """Logarithmic radial grid [kpc] of a truth table: 0.01 to 10 tracer scale radii, 200 points."""
+    return np.geomspace(TRUTH_SPAN[0] * model.r_star, TRUTH_SPAN[1] * model.r_star, TRUTH_POINTS)
+
+
+def draw_mock(model: str | GaiaModel, n: int = 1000, seed: int = 0, verr: float | None = None) -> Mock:
+    """Draw ``n`` stars of an equilibrium model, projected along z, with the true profiles.
+
+    Parameters
+    ----------
+    model : str or GaiaModel
+        A model or the name of one (:data:`MODELS`, case-insensitive).
+    n : int
+        Number of stars (>= 1).
+    seed : int
+        Random seed; the same seed gives the same stars.
+    verr : float, optional
+        Gaussian velocity error [km/s] added to vz and recorded as ``vz_err``.
+
+    Returns
+    -------
+    Mock
+        ``(catalog, truth, model)``.
+
+    Examples
+    --------
+    >>> cat, truth, model = draw_mock("PlumCuspIso", n=50, seed=1)
+    >>> cat.n, model.name, sorted(truth)[:3]
+    (50, 'PlumCuspIso', ['M', 'beta', 'nu'])
+    """
+    if verr is not None and not (np.isfinite(verr) and verr >= 0):
+        raise DsphnfError(f"velocity error must be a non-negative number of km/s, got {verr:g}")
+    if isinstance(model, str):
+        model = get_model(model)
+    xv = sample_stars(model, n, seed=seed, verr=0.0 if verr is None else float(verr))
+    cat = Catalog.from_phase_space(xv, verr, source=f"mock:{model.name}", model=model.name, seed=seed)
+    truth = truth_profiles(model, truth_grid(model))
+    return Mock(cat, {k: np.asarray(truth[k], dtype=float) for k in TRUTH_COLUMNS}, model)

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import DsphnfError
 from ..outputs import atomic_dir, write_csv
 from .info import format_summary
-from .mock import make_mock, truth_columns
+from ..mocks import draw_mock
 
 HELP = "the main job: draw the default mock (NonPlumCuspIso, 1000 stars), fit the flow, compare with the truth"
 
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise DsphnfError(f"--steps must be >= 0, got {args.steps}")
     if args.ensemble < 1:
         raise DsphnfError(f"--ensemble must be >= 1, got {args.ensemble}")
-    cat, truth, model = make_mock(DEFAULT_MODEL, args.n, args.seed)
+    cat, truth, model = draw_mock(DEFAULT_MODEL, args.n, args.seed)
     cat.source = f"{DEFAULT_MODEL} mock (seed {args.seed})"
     cat.meta["format"] = "mock"
     binned = binned_profiles(cat, n_bins=args.bins, seed=args.seed)
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if result is not None:
             result.write_into(tmp)
         cat.to_csv(tmp / "stars.csv")
-        write_csv(tmp / "truth.csv", truth_columns(truth))
+        write_csv(tmp / "truth.csv", truth)
         cols = {k: binned[k] for k in ("R_lo", "R_hi", "R", "n", "Sigma", "Sigma_err", "sigma_los", "sigma_los_err")}
         cols.update(Sigma_true=at_bins["Sigma"], sigma_los_true=at_bins["sigma_los"])
         write_csv(tmp / "binned.csv", cols)
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if result is None:
         print(f"wrote {out}/stars.csv, truth.csv, binned.csv, profiles.png")
         return 0
-    rows = compare_profiles({"flow": result.profile}, truth=truth_columns(truth))
+    rows = compare_profiles({"flow": result.profile}, truth=truth)
     print(format_table(rows))
     print(f"flow fit: {result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
           "(stars.csv, truth.csv, binned.csv, sky.png, profile.csv, summary.json, profiles.png, ...)")
