@@ -154,9 +154,9 @@ class BaselineArtefacts:
                  "anisotropy": self.model.anisotropy_spec, "halo": self.model.halo}
         with warnings.catch_warnings():  # a short run has more walkers than draws, which arviz flags
             warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
-            if int(az.__version__.split(".")[0]) < 1:
+            if int(az.__version__.split(".")[0]) < 1:  # InferenceData (Python 3.11 gets arviz 0.x)
                 return az.from_dict(**groups, save_warmup=True, attrs=attrs)
-            return az.from_dict(groups, save_warmup=True, attrs=attrs)
+            return az.from_dict(groups, save_warmup=True, attrs={"/": attrs, "posterior": attrs})  # DataTree
 
     def write_into(self, folder: Path) -> list[str]:
         """chain.npz (chain, log_prob, names, burn, thin, tau) and posterior.nc (ArviZ, netCDF via h5netcdf)."""

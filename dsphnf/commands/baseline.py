@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--distance", type=float, default=None, metavar="KPC",
                    help="distance [kpc]: converts Walker-format catalogues and gives the J-factor band")
     p.add_argument("--priors", default=None, metavar="FILE", help="prior overrides, JSON (.json) or TOML")
+    p.add_argument("--no-plots", action="store_true", help="skip corner.png and profiles.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -71,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
     result = fit_baseline(cat, anisotropy, args.halo, priors=args.priors, max_steps=args.steps,
                           nwalkers=args.walkers, seed=args.seed, distance=args.distance,
                           progress=False if args.no_progress else None)
-    result.save(args.output, plots=True)
+    result.save(args.output, plots=not args.no_plots)
     _report(result.summary, args.output)
     return 0
 
 
 def _report(summary: dict, out: str) -> None:
-    """Three lines: sampler diagnostics, the J-factor band (with --distance), the files written."""
+    """Sampler diagnostics, stars left out (if any), the J-factor band (with --distance), the files written."""
     s = summary["diagnostics"]["sampler"]
     conv = "converged" if s["converged"] else "NOT converged (raise --steps)"
     print(f"baseline: {s['n_steps']} steps x {s['n_walkers']} walkers, {conv}; acceptance "
@@ -86,8 +87,11 @@ def _report(summary: dict, out: str) -> None:
     left = summary["diagnostics"]["data"]["n_stars_left_out"]
     if left:
         print(f"{left} star(s) at R = 0 left out; {summary['n_stars']} used")
-    if "jfactor" in summary:
-        j = summary["jfactor"]
+    j = summary.get("jfactor")
+    if j is not None and j["n_used"] == 0:
+        print(f"log10 J({j['theta_deg']:g} deg): every one of the {j['n_left_out']} posterior draws diverges "
+              "(halo inner slope >= 1.5); no band")
+    elif j is not None:
         print(f"log10 J({j['theta_deg']:g} deg) = {j['log10_J']:.2f} +{j['log10_J_hi'] - j['log10_J']:.2f} "
               f"-{j['log10_J'] - j['log10_J_lo']:.2f} [GeV^2 cm^-5] at {j['distance_kpc']:g} kpc "
               f"({j['n_used']} posterior draws, {j['n_left_out']} with a divergent J left out)")
