@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 import timeit
 from pathlib import Path
 
 import numpy as np
 
 from dsphnf.anisotropy import parse_anisotropy
-from dsphnf.baseline.likelihood import BaselineLikelihood
-from dsphnf.baseline.model import BaselineModel
-from dsphnf.baseline.run import fit_baseline, j_factor_band, posterior_profiles, write_outputs
+from dsphnf.baseline import BaselineLikelihood, BaselineModel, fit_baseline
 from dsphnf.catalog import read_catalog
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_challenge" / "NonPlumCuspIso"
@@ -36,7 +33,7 @@ TRUTH = np.array([5.29e8, 3.23e8, 1.64e8, 5.69e7, 1.60e7])
 
 def time_likelihood(cat) -> dict:
     out = {}
-    for aniso in ("isotropic", "constant", "om"):
+    for aniso in ("isotropic", "constant", "om", "cuddeford", "baes"):
         m = BaselineModel("zhao", parse_anisotropy(aniso))
         like = BaselineLikelihood(m, cat.R, cat.vz, cat.vz_err, cat.weights)
         x = m.initial_guess(float(np.median(cat.R)), float(np.std(cat.vz)))
@@ -60,16 +57,14 @@ def main() -> None:
     print("likelihood, 1000 stars [ms]: single min / median, per walker in a batch of 16 min / median")
     for k, v in time_likelihood(cat).items():
         print(f"  {k:10s} {v[0]:.3f} / {v[1]:.3f}    {v[2]:.3f} / {v[3]:.3f}")
-    t0 = time.perf_counter()
-    res = fit_baseline(cat, "isotropic", "zhao", seed=args.seed, progress=False)
-    t_fit = time.perf_counter() - t0
-    s = res.sampler
-    prof = posterior_profiles(res, r=np.geomspace(0.05, 2.0, 64), seed=args.seed)
-    t_prof = time.perf_counter() - t0
-    j = j_factor_band(res, 76.0, seed=args.seed)
+    res = fit_baseline(cat, "isotropic", "zhao", seed=args.seed, distance=76.0, progress=False)
+    s, t = res.artefacts.sampler, res.summary["timings_s"]
+    prof = res.artefacts.profile_at(np.geomspace(0.05, 2.0, 64), seed=args.seed)
+    j = res.summary["jfactor"]
     print(f"run: {s.chain.shape[0]} steps x {s.chain.shape[1]} walkers, converged={s.converged}, "
           f"acceptance {s.acceptance:.3f}, max tau {s.tau.max():.1f}, min ESS {s.ess.min():.0f}, burn {s.burn}")
-    print(f"wall time: fit (MAP + emcee) {t_fit:.1f} s, incl. posterior profiles {t_prof:.1f} s")
+    print(f"wall time: sampler (MAP + emcee) {t['sampler_s']:.1f} s, posterior profiles {t['profiles_s']:.1f} s, "
+          f"J band {t['jfactor_s']:.1f} s, fit_baseline in all {t['total_s']:.1f} s")
     lo68 = np.exp(np.interp(np.log(RADII), np.log(prof["r"]), np.log(prof["rho_lo"])))
     hi68 = np.exp(np.interp(np.log(RADII), np.log(prof["r"]), np.log(prof["rho_hi"])))
     lo = np.exp(np.interp(np.log(RADII), np.log(prof["r"]), np.log(prof["rho_lo95"])))
@@ -81,10 +76,10 @@ def main() -> None:
         print(f"| {r:g} | {TRUTH[i]:.3g} | {med[i]:.3g} | [{lo[i]:.3g}, {hi[i]:.3g}] | "
               f"{np.log10(med[i] / TRUTH[i]):+.3f} | {'yes' if lo68[i] <= TRUTH[i] <= hi68[i] else 'no'} | "
               f"{'yes' if lo[i] <= TRUTH[i] <= hi[i] else 'no'} |")
-    print(f"log10 J(0.5 deg) at 76 kpc: {j['median']:.3f} [{j['lo']:.3f}, {j['hi']:.3f}] 68%, "
-          f"[{j['lo95']:.3f}, {j['hi95']:.3f}] 95% (truth 19.05)")
+    print(f"log10 J(0.5 deg) at 76 kpc: {j['log10_J']:.3f} [{j['log10_J_lo']:.3f}, {j['log10_J_hi']:.3f}] 68%, "
+          f"[{j['log10_J_lo95']:.3f}, {j['log10_J_hi95']:.3f}] 95% (truth 19.05; {j['n_left_out']} draws left out)")
     if args.out:
-        write_outputs(res, args.out, t_fit, distance=76.0, seed=args.seed)
+        res.save(args.out)
         print(f"wrote {args.out}")
 
 

@@ -33,8 +33,9 @@ def baseline_out(stars, tmp_path_factory):
     return out
 
 
-def test_baseline_writes_all_outputs(baseline_out):
-    for name in ("profile.csv", "summary.json", "chain.npz", "corner.png", "profiles.png"):
+def test_baseline_writes_all_outputs(baseline_out, capsys):
+    for name in ("profile.csv", "profile_bands.csv", "summary.json", "chain.npz", "posterior.nc", "corner.png",
+                 "profiles.png"):
         assert (baseline_out / name).is_file(), name
     with open(baseline_out / "profile.csv") as fh:
         rows = list(csv.reader(fh))
@@ -47,17 +48,27 @@ def test_baseline_writes_all_outputs(baseline_out):
     assert np.all(col["M_lo"] <= col["M"]) and np.all(col["M"] <= col["M_hi"]) and np.all(np.diff(col["M"]) > 0)
     assert np.all(col["beta"] < 1) and np.all(col["sigma_r"] > 0) and np.all(col["nu"] > 0)
     s = json.loads((baseline_out / "summary.json").read_text())
-    assert s["settings"]["halo"] == "nfw" and s["fixed"]["gamma"] == 1.0
-    assert "beta_sym" in s["parameters"]
-    sam = s["sampler"]
+    assert s["method"] == "baseline" and s["n_stars"] == 300
+    assert s["settings"]["halo"] == "nfw" and s["settings"]["fixed"]["gamma"] == 1.0
+    assert s["settings"]["anisotropy"] == "constant" and s["timings_s"]["total_s"] > 0
+    assert "beta_sym" in s["diagnostics"]["parameters"]
+    sam = s["diagnostics"]["sampler"]
     assert 0 < sam["acceptance_fraction"] < 1 and sam["n_steps"] == 300 and sam["n_walkers"] == 24
     assert all(np.isfinite(v) and v > 0 for v in sam["ess"].values())
-    j = s["log10_J"]
-    assert j["lo95"] <= j["lo"] <= j["median"] <= j["hi"] <= j["hi95"]
-    assert 17.5 < j["median"] < 20.5  # truth 19.05 at 76 kpc; 300 stars and a short chain
+    j = s["jfactor"]
+    assert j["log10_J_lo95"] <= j["log10_J_lo"] <= j["log10_J"] <= j["log10_J_hi"] <= j["log10_J_hi95"]
+    assert 17.5 < j["log10_J"] < 20.5  # truth 19.05 at 76 kpc; 300 stars and a short chain
+    assert j["n_used"] + j["n_left_out"] == 200
     ch = np.load(baseline_out / "chain.npz")
     assert ch["chain"].shape == (300, 24, len(ch["names"])) and ch["log_prob"].shape == (300, 24)
-    assert list(ch["names"]) == list(s["parameters"])
+    assert list(ch["names"]) == list(s["diagnostics"]["parameters"])
+
+
+def test_help_lists_the_anisotropy_grammar(capsys):
+    assert main(["baseline", "--help"]) == 0
+    out = capsys.readouterr().out
+    for form in ("cuddeford:B0,RA", "baes:B0,BINF,RA,ETA", "constant | om | cuddeford | baes", "posterior.nc"):
+        assert form in " ".join(out.split()), form
 
 
 def test_baseline_profile_near_truth(baseline_out):
@@ -75,6 +86,9 @@ def test_baseline_profile_near_truth(baseline_out):
     "extra,match",
     [
         (["--anisotropy", "radial"], "bad anisotropy"),
+        (["--anisotropy", "free"], "baseline does not support the inferred anisotropy 'free'"),
+        (["--anisotropy", "baes:0,0.5,-1,2"], "RA > 0"),
+        (["--walkers", "2"], "--walkers"),
         (["--steps", "3"], "--steps"),
         (["--distance", "-5"], "--distance"),
         (["--priors", "MISSING.json"], "cannot read priors"),

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from dsphnf.anisotropy import ConstantBeta, Isotropic, OsipkovMerritt, parse_anisotropy
-from dsphnf.baseline import BaselineLikelihood, BaselineModel, JeansProjector
+from dsphnf.anisotropy import Baes, CallableBeta, ConstantBeta, Cuddeford, Inferred, Isotropic, OsipkovMerritt, parse_anisotropy
+from dsphnf.baseline import BaselineArtefacts, BaselineLikelihood, BaselineModel, JeansProjector
 from dsphnf.baseline.sampler import find_map
 from dsphnf.constants import G
 from dsphnf.profiles import Zhao
@@ -17,19 +17,17 @@ HALO = Zhao(6.4e7, 1.0, 1.0, 3.0, 1.0)
 CORE_STAR = Zhao(1.0, 0.25, 2.0, 5.0, 0.1)
 CORE_HALO = Zhao(4.0e8, 1.0, 1.0, 3.0, 0.0)
 
-CASES = [
-    ("isotropic", Isotropic(), 0.0),
-    ("constant", ConstantBeta(0.4), 0.4),
-    ("constant", ConstantBeta(-1.5), -1.5),
-    ("om", OsipkovMerritt(0.25), 0.25),
-]
+CASES = [Isotropic(), ConstantBeta(0.4), ConstantBeta(-1.5), OsipkovMerritt(0.25)]
+#: Given models the baseline gained with the shared grammar: radial, tangential, sharp and soft transitions.
+NEW_CASES = [Cuddeford(-0.5, 0.3), Cuddeford(0.3, 1.0), Baes(-0.3, 0.6, 0.3, 2.0), Baes(0.4, -0.8, 0.5, 4.0),
+             Baes(0.0, 0.5, 0.2, 1.0)]
 
 
-def _params(star: Zhao, halo: Zhao, aniso: float) -> dict[str, np.ndarray]:
+def _params(star: Zhao, halo: Zhao, **aniso: float) -> dict[str, np.ndarray]:
     a = lambda x: np.array([float(x)])
     return dict(rstar=a(star.rs), alpha_star=a(star.alpha), beta_star=a(star.beta), gamma_star=a(star.gamma),
                 rho0=a(halo.rho0), rs=a(halo.rs), alpha_dm=a(halo.alpha), beta_dm=a(halo.beta),
-                gamma=a(halo.gamma), aniso=a(aniso))
+                gamma=a(halo.gamma), **{k: a(v) for k, v in aniso.items()})
 
 
 def _quad_reference(Rj: float, star: Zhao, halo: Zhao, anis) -> tuple[float, float]:
@@ -52,26 +50,72 @@ def _quad_reference(Rj: float, star: Zhao, halo: Zhao, anis) -> tuple[float, flo
     return Sig, P / Sig
 
 
-@pytest.mark.parametrize("kind,anis,value", CASES)
-def test_sigma_los_against_direct_quadrature(kind, anis, value):
+@pytest.mark.parametrize("anis", CASES)
+def test_sigma_los_against_direct_quadrature(anis):
     proj = JeansProjector(R)
-    prof = proj.profiles(_params(STAR, HALO, value), kind)
+    prof = proj.profiles(_params(STAR, HALO), anis)
     for j, Rj in enumerate(R[::2]):
         Sig, s2 = _quad_reference(Rj, STAR, HALO, anis)
         assert prof["sigma_los2"][0, 2 * j] == pytest.approx(s2, rel=2e-3)
         assert prof["Sigma"][0, 2 * j] == pytest.approx(Sig * STAR.rho0, rel=2e-3)
 
 
-@pytest.mark.parametrize("kind,anis,value", CASES)
-@pytest.mark.parametrize("star,halo", [(STAR, HALO), (CORE_STAR, CORE_HALO)])
-def test_sigma_los_against_projection_module(kind, anis, value, star, halo):
+@pytest.mark.parametrize("anis", CASES + NEW_CASES, ids=lambda a: a.spec())
+@pytest.mark.parametrize("star,halo", [(STAR, HALO), (CORE_STAR, CORE_HALO)], ids=["cusp", "core"])
+def test_sigma_los_against_projection_module(anis, star, halo):
+    """The vectorised closed forms against dsphnf.projection (a generic double integral for Cuddeford/Baes)."""
     from dsphnf.projection import sigma_los2, surface_density
 
     proj = JeansProjector(R)
-    prof = proj.profiles(_params(star, halo, value), kind)
+    prof = proj.profiles(_params(star, halo), anis)
     ref = sigma_los2(R, star.density, halo.mass, anis)
     np.testing.assert_allclose(prof["sigma_los2"][0], ref, rtol=2e-3)
     np.testing.assert_allclose(prof["Sigma"][0], surface_density(R, star.density), rtol=2e-3)
+
+
+def _theta(model: BaselineModel, **values: float) -> np.ndarray:
+    """A parameter vector of ``model`` at the STAR/HALO truth plus the given sampled values."""
+    truth = {"log10_rstar": np.log10(STAR.rs), "gamma_star": STAR.gamma, "beta_star": STAR.beta,
+             "log10_rho0": np.log10(HALO.rho0), "log10_rs": np.log10(HALO.rs), "gamma": HALO.gamma, "v_sys": 0.3}
+    truth.update(values)
+    return np.array([truth[n] for n in model.names])
+
+
+sym = lambda b: b / (2.0 - b)  # noqa: E731  the sampled beta/(2-beta)
+
+
+@pytest.mark.parametrize("given,family,values", [
+    (ConstantBeta(-0.7), "constant", {"beta_sym": sym(-0.7)}),
+    (OsipkovMerritt(0.4), "om", {"log10_ra": np.log10(0.4)}),
+    (Cuddeford(-0.5, 0.3), "cuddeford", {"b0_sym": sym(-0.5), "log10_ra": np.log10(0.3)}),
+    (Baes(-0.3, 0.6, 0.3, 2.5), "baes", {"b0_sym": sym(-0.3), "binf_sym": sym(0.6), "log10_ra": np.log10(0.3),
+                                         "eta": 2.5}),
+])
+def test_inferred_family_at_given_values_equals_given_model(given, family, values):
+    """Sampling a family's parameters and fixing them give the same likelihood and sigma_los (batched rows agree)."""
+    rng = np.random.default_rng(5)
+    Rs, v = rng.uniform(0.02, 1.5, 200), rng.normal(0.0, 9.0, 200)
+    free, fixed = BaselineModel("zhao", Inferred(family)), BaselineModel("zhao", given)
+    assert set(values) <= set(free.names) and not set(values) & set(fixed.names)
+    like_free, like_fixed = BaselineLikelihood(free, Rs, v), BaselineLikelihood(fixed, Rs, v)
+    t_free, t_fixed = _theta(free, **values), _theta(fixed)
+    other = _theta(free, **{k: x * 0.8 for k, x in values.items()})
+    ll = like_free.log_likelihood(np.array([t_free, other]))
+    assert ll[0] == pytest.approx(like_fixed.log_likelihood(t_fixed)[0], rel=1e-10, abs=1e-8)
+    assert ll[1] != pytest.approx(ll[0])
+    p = free.unpack(t_free)
+    for key in ("beta0", "b0", "binf", "ra", "eta"):
+        if hasattr(given, key) and key in p:
+            assert p[key][0] == pytest.approx(getattr(given, key), rel=1e-12)
+
+
+def test_callable_beta_uses_the_generic_integrating_factor():
+    """A callable beta(r) (Python API) goes through its numerical log_g and matches the closed form."""
+    closed = Cuddeford(-0.4, 0.35)
+    proj = JeansProjector(R)
+    a = proj.profiles(_params(STAR, HALO), closed)["sigma_los2"]
+    b = proj.profiles(_params(STAR, HALO), CallableBeta(closed.beta))["sigma_los2"]
+    np.testing.assert_allclose(b, a, rtol=1e-6)
 
 
 def test_grid_mass_and_batching():
@@ -82,9 +126,9 @@ def test_grid_mass_and_batching():
     _, logM = proj.log_mass(stack("rho0"), stack("rs"), stack("alpha"), stack("beta"), stack("gamma"))
     for i, h in enumerate(halos):
         np.testing.assert_allclose(np.exp(logM[i]), h.mass(proj.r), rtol=5e-4)
-    p = {k: np.concatenate([v, v + (0.1 if k == "aniso" else 0.0)]) for k, v in _params(STAR, HALO, 0.2).items()}
-    both = proj.profiles(p, "constant")["sigma_los2"]
-    second = proj.profiles(_params(STAR, HALO, 0.3), "constant")["sigma_los2"]
+    p = {k: np.concatenate([v, v + (0.1 if k == "beta0" else 0.0)]) for k, v in _params(STAR, HALO, beta0=0.2).items()}
+    both = proj.profiles(p, Inferred("constant"))["sigma_los2"]
+    second = proj.profiles(_params(STAR, HALO), ConstantBeta(0.3))["sigma_los2"]
     np.testing.assert_allclose(both[1], second[0], rtol=1e-12)
     assert not np.allclose(both[0], both[1])
 
@@ -95,7 +139,7 @@ def test_position_likelihood_is_normalised():
     Rw = np.geomspace(0.02, 2.0, 4001)
     like = BaselineLikelihood(m, Rw, np.zeros_like(Rw))
     theta = np.array([[np.log10(0.25), 1.0, 5.0, 7.8, 0.0]])
-    prof = like.proj.profiles(m.unpack(theta), "isotropic")
+    prof = like.proj.profiles(m.unpack(theta), m.anisotropy)
     n_win = prof["Sigma"] @ like.win
     dens = 2 * np.pi * Rw * np.exp(like.at_stars(np.log(prof["Sigma"])))[0] / n_win[0]
     assert integrate.trapezoid(dens, Rw) == pytest.approx(1.0, rel=1e-3)
@@ -145,11 +189,9 @@ def test_likelihood_speed_and_invalid_rows():
 
 
 def test_j_factor_band_leaves_out_divergent_draws():
-    """Posterior draws with gamma >= 1.5 have an infinite J: counted, not fatal."""
+    """Posterior draws with gamma >= 1.5 have an infinite J: counted as left out, not fatal."""
     from types import SimpleNamespace
 
-    from dsphnf.baseline.model import BaselineModel
-    from dsphnf.baseline.run import j_factor_band
     from dsphnf.jfactor import log10_j_factor
     from dsphnf.profiles import nfw
 
@@ -158,14 +200,18 @@ def test_j_factor_band_leaves_out_divergent_draws():
     rows = []
     for gamma in (1.0, 1.0, 1.7):
         th = theta0.copy()
-        for n, v in {"log10_rho0": 7.806, "log10_rs": 0.0, "gamma": gamma, "alpha_dm": 1.0, "beta_dm": 3.0}.items():
-            if n in model.names:
-                th[model.names.index(n)] = v
+        for n, v in {"log10_rho0": 7.806, "log10_rs": 0.0, "gamma": gamma}.items():
+            th[model.names.index(n)] = v
         rows.append(th)
-    result = SimpleNamespace(model=model, sampler=SimpleNamespace(samples=np.array(rows)))
+    art = BaselineArtefacts(model, None, SimpleNamespace(samples=np.array(rows)))
     p = model.unpack(np.array(rows))
     assert np.allclose(p["gamma"], [1.0, 1.0, 1.7])
-    band = j_factor_band(result, 76.0, n_draws=10)
-    assert band["n_divergent"] == 1 and band["n_draws"] == 2
+    band = art.jfactor(76.0, n_draws=10)
+    assert band["n_left_out"] == 1 and band["n_used"] == 2
+    assert band["distance_kpc"] == 76.0 and band["theta_deg"] == 0.5
     halo = nfw(p["rho0"][0], p["rs"][0])
-    assert band["median"] == pytest.approx(log10_j_factor(halo.density, 76.0), abs=1e-6)
+    assert band["log10_J"] == pytest.approx(log10_j_factor(halo.density, 76.0), abs=1e-6)
+    assert band["log10_J_lo95"] <= band["log10_J_lo"] <= band["log10_J"] <= band["log10_J_hi"] <= band["log10_J_hi95"]
+    steep = BaselineArtefacts(model, None, SimpleNamespace(samples=np.array(rows[2:])))
+    none = steep.jfactor(76.0)
+    assert none["n_used"] == 0 and none["n_left_out"] == 1 and np.isnan(none["log10_J"])

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from dsphnf.baseline import BaselineModel, read_priors
+from dsphnf.baseline import ANISOTROPY_PARAMETERS, BaselineModel, read_priors
 from dsphnf.baseline.sampler import autocorr_time, run_emcee
 from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.errors import AnisotropyError, FitError
@@ -96,17 +96,42 @@ def test_model_options_and_conflicts():
     m = BaselineModel("zhao", parse_anisotropy("constant"))
     x = m.initial_guess(0.2, 10.0)
     x[m.names.index("beta_sym")] = 1.0 / 3.0  # beta = 2 b / (1 + b) = 0.5
-    assert m.unpack(x)["aniso"][0] == pytest.approx(0.5)
-    assert BaselineModel("zhao", parse_anisotropy("om:0.3")).unpack(BaselineModel("zhao", parse_anisotropy("om:0.3")).initial_guess(0.2, 10))["aniso"][0] == 0.3
+    assert m.unpack(x)["beta0"][0] == pytest.approx(0.5)
+    given = BaselineModel("zhao", parse_anisotropy("om:0.3"))
+    assert "ra" not in given.unpack(given.initial_guess(0.2, 10)) and given.anisotropy.ra == 0.3
     from dsphnf.baseline.model import Prior
 
     with pytest.raises(FitError, match="conflicts"):
         BaselineModel("nfw", parse_anisotropy("isotropic"), {"gamma": Prior("uniform", 0, 1)})
     with pytest.raises(FitError, match="does not apply"):
         BaselineModel("zhao", parse_anisotropy("isotropic"), {"log10_ra": Prior("uniform", 0, 1)})
+    with pytest.raises(FitError, match="does not apply"):
+        BaselineModel("zhao", parse_anisotropy("cuddeford:0.1,0.5"), {"b0_sym": Prior("uniform", 0, 1)})
     with pytest.raises(AnisotropyError, match="bad anisotropy"):
         parse_anisotropy("radial")
-    with pytest.raises(AnisotropyError, match="baseline does not support"):
+    with pytest.raises(AnisotropyError, match="baseline does not support the inferred anisotropy 'free'") as exc:
         BaselineModel("zhao", parse_anisotropy("free"))
+    assert "cuddeford or baes" in str(exc.value)
     with pytest.raises(FitError, match="unknown halo"):
         BaselineModel("burkert", parse_anisotropy("isotropic"))
+
+
+def test_inferred_cuddeford_and_baes_parameters():
+    """The new families sample symmetrised anisotropies, log10 r_a and eta, with their default priors."""
+    cud = BaselineModel("nfw", parse_anisotropy("cuddeford"))
+    assert [n for n in cud.names if n in ANISOTROPY_PARAMETERS["baes"]] == ["b0_sym", "log10_ra"]
+    baes = BaselineModel("zhao", parse_anisotropy("baes"))
+    assert [n for n in baes.names if n in ANISOTROPY_PARAMETERS["baes"]] == ["b0_sym", "binf_sym", "log10_ra", "eta"]
+    assert baes.describe()["eta"] == "U(1, 3)" and baes.describe()["binf_sym"] == "U(-1, 1)"
+    x = baes.initial_guess(0.2, 10.0)
+    assert np.isfinite(baes.log_prior(x)[0])
+    x[baes.names.index("b0_sym")] = -0.5   # b0 = 2 b / (1 + b) = -2
+    x[baes.names.index("binf_sym")] = 0.5  # binf = 2/3
+    x[baes.names.index("log10_ra")] = -0.5
+    x[baes.names.index("eta")] = 1.5
+    p = baes.unpack(np.array([x, np.where(np.arange(x.size) == baes.names.index("binf_sym"), -1.0, x)]))
+    assert p["b0"][0] == pytest.approx(-2.0) and p["binf"][0] == pytest.approx(2.0 / 3.0)
+    assert p["ra"][0] == pytest.approx(10**-0.5) and p["eta"][0] == 1.5
+    assert p["valid"].tolist() == [True, False]  # binf_sym = -1 is beta = -infinity
+    x[baes.names.index("eta")] = 3.5
+    assert baes.log_prior(x)[0] == -np.inf

@@ -6,7 +6,8 @@ The fast path precomputes everything that does not depend on the parameters:
    ``r_max`` (default 1000 x the largest);
 2. the Jeans solution on that grid,
    nu sigma_r^2 (r) = (1/g(r)) Int_r^inf g nu G M / s^2 ds, with g the
-   anisotropy integrating factor, integrated segment by segment exactly for a
+   anisotropy integrating factor (closed forms for every family, batched over
+   walkers for an inferred one: :func:`anisotropy_grid`), integrated segment by segment exactly for a
    power law between grid points (log-sum-exp accumulation, so steep g of
    strongly tangential models does not overflow);
 3. two fixed projection matrices W0, W1 (projected radii x grid) such that
@@ -25,13 +26,16 @@ quadrature.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 from scipy import special
 
+from ..anisotropy import AnisotropySpec, Inferred
 from ..constants import G
 from .model import BaselineModel
 
-__all__ = ["JeansProjector", "BaselineLikelihood", "cubic_weights"]
+__all__ = ["JeansProjector", "BaselineLikelihood", "anisotropy_grid", "cubic_weights"]
 
 
 def cubic_weights(u: np.ndarray, u0: float, du: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +87,64 @@ def zhao_mass_inner(x: np.ndarray, alpha: np.ndarray, beta: np.ndarray, gamma: n
     p = (3.0 - gamma) / alpha
     q = (beta - 3.0) / alpha
     return u**p / (alpha * p) * special.hyp2f1(p, 1.0 - q, p + 1.0, u)
+
+
+def anisotropy_grid(anisotropy: AnisotropySpec, params: Mapping[str, np.ndarray], r: np.ndarray,
+                    u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ln g(r) (the Jeans integrating factor, up to a constant) and beta(r) on a radial grid.
+
+    Closed forms, batched over the rows of ``params`` for an inferred family
+    (parameters ``beta0``, ``ra``, ``b0``, ``binf``, ``eta`` as unpacked by
+    :meth:`BaselineModel.unpack`) and taken from the model's fields for a
+    given one; any other given model (a callable beta) uses its own
+    ``log_g`` and ``beta``.
+
+    Parameters
+    ----------
+    anisotropy : Anisotropy or Inferred
+    params : mapping
+        Unpacked parameters, arrays of shape (B,) (only read when inferred).
+    r, u : ndarray
+        Grid radii [kpc] and u = ln r, shape (n,).
+
+    Returns
+    -------
+    L, beta : ndarray
+        Shapes (B, n) or (1, n) (a given model: the same for every row).
+
+    Examples
+    --------
+    >>> from dsphnf.anisotropy import Cuddeford, Inferred
+    >>> r, model = np.geomspace(0.1, 10.0, 5), Cuddeford(0.2, 1.0)
+    >>> L, beta = anisotropy_grid(Inferred("cuddeford"), {"b0": np.array([0.2]), "ra": np.array([1.0])}, r, np.log(r))
+    >>> np.allclose(beta[0], model.beta(r)), np.allclose(np.diff(L[0]), np.diff(model.log_g(r)))
+    (True, True)
+    """
+    if isinstance(anisotropy, Inferred):
+        family = anisotropy.family
+        get = lambda k: np.asarray(params[k], dtype=float)[:, None]  # noqa: E731
+    else:
+        family = anisotropy.name
+        get = lambda k: np.full((1, 1), float(getattr(anisotropy, k)))  # noqa: E731
+    r, u = r[None, :], u[None, :]
+    if family == "isotropic":
+        return np.zeros_like(u), np.zeros_like(u)
+    if family == "constant":
+        beta0 = get("beta0")
+        return 2.0 * beta0 * u, beta0 + np.zeros_like(u)
+    if family in ("om", "cuddeford"):
+        r2, ra2 = r**2, get("ra") ** 2
+        if family == "om":
+            return np.log(r2 + ra2), r2 / (r2 + ra2)
+        b0 = get("b0")
+        return 2.0 * b0 * u + (1.0 - b0) * np.log(r2 + ra2), (b0 * ra2 + r2) / (r2 + ra2)
+    if family == "baes":
+        b0, binf, eta = get("b0"), get("binf"), get("eta")
+        x = eta * (u - np.log(get("ra")))  # ln (r / r_a)^eta; stable forms for any eta
+        return 2.0 * b0 * u + 2.0 * (binf - b0) / eta * np.logaddexp(0.0, x), b0 + (binf - b0) * special.expit(x)
+    if isinstance(anisotropy, Inferred):
+        raise ValueError(f"the baseline cannot infer the anisotropy family {family!r}")
+    return np.asarray(anisotropy.log_g(r), dtype=float), np.asarray(anisotropy.beta(r), dtype=float)
 
 
 class JeansProjector:
@@ -142,27 +204,12 @@ class JeansProjector:
         M = np.concatenate([m0[:, None], m0[:, None] + np.cumsum(seg, axis=1)], axis=1)
         return logrho, np.log(M)
 
-    def log_nu_sigma_r2(self, log_nu: np.ndarray, log_M: np.ndarray, kind: str,
-                        aniso: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """ln(nu sigma_r^2) [units of nu x (km/s)^2] and beta(r) on the grid, (B, n_r).
+    def log_nu_sigma_r2(self, log_nu: np.ndarray, log_M: np.ndarray, L: np.ndarray) -> np.ndarray:
+        """ln(nu sigma_r^2) [units of nu x (km/s)^2] on the grid, (B, n_r).
 
-        ``kind`` is ``isotropic``, ``constant`` (``aniso`` = beta) or ``om``
-        (``aniso`` = r_a [kpc]).
+        ``L`` is ln g, the log integrating factor of the anisotropy on the grid
+        ((B, n_r) or (1, n_r); see :func:`anisotropy_grid`).
         """
-        B = log_nu.shape[0]
-        if kind == "isotropic":
-            L = np.zeros((1, self.r.size))
-            beta = np.zeros((B, self.r.size))
-        elif kind == "constant":
-            L = 2.0 * aniso[:, None] * self.u[None, :]
-            beta = np.broadcast_to(aniso[:, None], (B, self.r.size))
-        elif kind == "om":
-            r2 = self.r[None, :] ** 2
-            ra2 = aniso[:, None] ** 2
-            L = np.log(r2 + ra2)
-            beta = r2 / (r2 + ra2)
-        else:
-            raise ValueError(f"unknown anisotropy kind {kind!r}")
         f = L + log_nu + np.log(G) + log_M - self.u[None, :]  # ln(g nu G M / s^2 * s)
         d = f[:, 1:] - f[:, :-1]
         logc = np.empty_like(f)
@@ -170,7 +217,7 @@ class JeansProjector:
         slope = np.minimum(d[:, -1] / self.du, -0.5)
         logc[:, -1] = f[:, -1] - np.log(-slope)  # power-law tail beyond r_max
         acc = np.logaddexp.accumulate(logc[:, ::-1], axis=1)[:, ::-1]
-        return acc - L, beta
+        return acc - L
 
     def project(self, nu: np.ndarray, p: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sigma(R) and Sigma sigma_los^2 (R) from nu, p = nu sigma_r^2 and beta on the grid."""
@@ -179,8 +226,11 @@ class JeansProjector:
         P = np.einsum("bk,kj->bj", p, self.W0T) - np.einsum("bk,kj->bj", beta * p, self.W1T)
         return Sigma, P
 
-    def profiles(self, params: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
+    def profiles(self, params: dict[str, np.ndarray], anisotropy: AnisotropySpec) -> dict[str, np.ndarray]:
         """Grid profiles for unpacked parameters (see :meth:`BaselineModel.unpack`).
+
+        ``anisotropy`` is the model's (:attr:`BaselineModel.anisotropy`): a
+        given model, or an inferred family whose parameters are in ``params``.
 
         Returns ``log_nu`` (unnormalised), ``log_p`` (ln nu sigma_r^2),
         ``log_rho``, ``log_M``, ``beta`` (all (B, n_r)), ``Sigma`` and
@@ -190,7 +240,9 @@ class JeansProjector:
                                   params["gamma_star"])
         log_rho, log_M = self.log_mass(params["rho0"], params["rs"], params["alpha_dm"], params["beta_dm"],
                                        params["gamma"])
-        log_p, beta = self.log_nu_sigma_r2(log_nu, log_M, kind, params["aniso"])
+        L, beta = anisotropy_grid(anisotropy, params, self.r, self.u)
+        log_p = self.log_nu_sigma_r2(log_nu, log_M, L)
+        beta = np.broadcast_to(beta, log_nu.shape)
         Sigma, P = self.project(np.exp(log_nu), np.exp(log_p), beta)
         return {"log_nu": log_nu, "log_p": log_p, "log_rho": log_rho, "log_M": log_M, "beta": beta,
                 "Sigma": Sigma, "sigma_los2": P / Sigma}
@@ -263,7 +315,7 @@ class BaselineLikelihood:
             return out
         sub = {k: v[ok] for k, v in params.items()}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            prof = self.proj.profiles(sub, self.model.aniso_kind)
+            prof = self.proj.profiles(sub, self.model.anisotropy)
             Sigma, s2 = prof["Sigma"], prof["sigma_los2"]
             lS = self.at_stars(np.log(Sigma))
             lpos = np.einsum("bn,n->b", lS, self.w) - self.wsum * np.log(np.einsum("bj,j->b", Sigma, self.win))

@@ -10,9 +10,12 @@ The model has three parts:
   with rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma; alpha_dm = 1 and
   beta_dm = 3 fixed.  ``--halo nfw`` fixes gamma = 1, ``--halo cored``
   fixes gamma = 0.  The stellar mass is neglected.
-- **Anisotropy**: ``isotropic``; ``constant:B`` (fixed) or ``constant`` (free,
-  sampled as the symmetrised beta_sym = beta / (2 - beta) in [-1, 1]);
-  ``om:RA`` (Osipkov-Merritt, fixed r_a [kpc]) or ``om`` (free log10 r_a).
+- **Anisotropy**: any given model of :mod:`dsphnf.anisotropy` (``isotropic``,
+  ``constant:B``, ``om:RA``, ``cuddeford:B0,RA``, ``baes:B0,BINF,RA,ETA`` or a
+  callable beta(r)), or an inferred family: ``constant`` (sampled as the
+  symmetrised beta_sym = beta / (2 - beta) in [-1, 1]), ``om`` (log10 r_a),
+  ``cuddeford`` (b0_sym = b0 / (2 - b0), log10 r_a) or ``baes`` (b0_sym,
+  binf_sym, log10 r_a, eta).
 - **Systemic velocity** v_sys [km/s] (catalogues usually have it removed
   already, so the prior is centred on 0).
 
@@ -32,7 +35,11 @@ gamma       U(0, 2)              halo inner slope (zhao; 1 nfw, 0 cored)
 alpha_dm    fixed 1              halo transition sharpness
 beta_dm     fixed 3              halo outer slope
 beta_sym    U(-1, 1)             beta/(2-beta), anisotropy ``constant``
-log10_ra    U(-1.5, 1.5)         anisotropy radius r_a [kpc], ``om``
+b0_sym      U(-1, 1)             b0/(2-b0), ``cuddeford`` and ``baes``
+binf_sym    U(-1, 1)             binf/(2-binf), ``baes``
+log10_ra    U(-1.5, 1.5)         anisotropy radius r_a [kpc], ``om``,
+                                 ``cuddeford`` and ``baes``
+eta         U(1, 3)              Baes transition sharpness, ``baes``
 v_sys       U(-50, 50)           systemic velocity [km/s]
 ========== ==================== =============================================
 
@@ -56,14 +63,15 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
-from ..anisotropy import AnisotropySpec, ConstantBeta, Inferred, Isotropic, OsipkovMerritt, require_form
+from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from ..errors import FitError
 
-__all__ = ["PARAMETERS", "Prior", "BaselineModel", "read_priors", "HALOS"]
+__all__ = ["PARAMETERS", "ANISOTROPY_PARAMETERS", "BASELINE_FORMS", "Prior", "BaselineModel", "read_priors",
+           "HALOS"]
 
 #: All parameter names, their default prior and a description with units.
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -76,10 +84,22 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "gamma": ((0.0, 2.0), "halo inner slope gamma"),
     "alpha_dm": (1.0, "halo transition sharpness alpha"),
     "beta_dm": (3.0, "halo outer slope"),
-    "beta_sym": ((-1.0, 1.0), "symmetrised anisotropy beta/(2-beta)"),
-    "log10_ra": ((-1.5, 1.5), "log10 Osipkov-Merritt radius r_a [kpc]"),
+    "beta_sym": ((-1.0, 1.0), "symmetrised constant anisotropy beta/(2-beta)"),
+    "b0_sym": ((-1.0, 1.0), "symmetrised central anisotropy b0/(2-b0) (cuddeford, baes)"),
+    "binf_sym": ((-1.0, 1.0), "symmetrised outer anisotropy binf/(2-binf) (baes)"),
+    "log10_ra": ((-1.5, 1.5), "log10 anisotropy radius r_a [kpc] (om, cuddeford, baes)"),
+    "eta": ((1.0, 3.0), "Baes transition sharpness eta"),
     "v_sys": ((-50.0, 50.0), "systemic velocity [km/s]"),
 }
+
+#: Sampled parameters of each inferred anisotropy family and the physical ones they give.
+ANISOTROPY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "constant": ("beta_sym",),
+    "om": ("log10_ra",),
+    "cuddeford": ("b0_sym", "log10_ra"),
+    "baes": ("b0_sym", "binf_sym", "log10_ra", "eta"),
+}
+_ALL_ANISOTROPY = {n for names in ANISOTROPY_PARAMETERS.values() for n in names}
 
 #: Named halo restrictions: fixed values of the halo inner slope.
 HALOS: dict[str, float | None] = {"zhao": None, "nfw": 1.0, "cored": 0.0}
@@ -185,8 +205,9 @@ def _default_prior(name: str) -> Prior:
     return Prior("fixed", float(spec)) if isinstance(spec, (int, float)) else Prior("uniform", *map(float, spec))
 
 
-#: Anisotropy forms the baseline supports (see :func:`dsphnf.anisotropy.require_form`).
-BASELINE_FORMS = ("given:isotropic", "given:constant", "given:om", "inferred:constant", "inferred:om")
+#: Anisotropy forms the baseline supports (see :func:`dsphnf.anisotropy.require_form`): every given
+#: model, and the families whose integrating factor has a closed form that vectorises over walkers.
+BASELINE_FORMS = ("given:*", "inferred:constant", "inferred:om", "inferred:cuddeford", "inferred:baes")
 
 
 class BaselineModel:
@@ -197,10 +218,16 @@ class BaselineModel:
     halo : {'zhao', 'nfw', 'cored'}
         Halo family (``nfw``/``cored`` fix the inner slope gamma to 1/0).
     anisotropy : Anisotropy or Inferred
-        Given isotropic, constant or Osipkov-Merritt, or inferred ``constant``
-        / ``om`` (see :data:`BASELINE_FORMS`).
+        Any given model, or an inferred ``constant``, ``om``, ``cuddeford``
+        or ``baes`` (see :data:`BASELINE_FORMS`, :data:`ANISOTROPY_PARAMETERS`).
     priors : mapping, optional
         Overrides, name -> :class:`Prior` (see :func:`read_priors`).
+
+    Examples
+    --------
+    >>> from dsphnf.anisotropy import parse_anisotropy
+    >>> BaselineModel("nfw", parse_anisotropy("cuddeford")).names
+    ['log10_rstar', 'gamma_star', 'beta_star', 'log10_rho0', 'log10_rs', 'b0_sym', 'log10_ra', 'v_sys']
     """
 
     def __init__(self, halo: str = "zhao", anisotropy: AnisotropySpec = Isotropic(),
@@ -209,23 +236,12 @@ class BaselineModel:
         if halo not in HALOS:
             raise FitError(f"unknown halo {halo!r}: use one of {', '.join(HALOS)}")
         self.halo = halo
-        require_form(anisotropy, BASELINE_FORMS, "the baseline")
-        if isinstance(anisotropy, Inferred):
-            self.aniso_kind, self.aniso_fixed = anisotropy.family, None
-        elif isinstance(anisotropy, Isotropic):
-            self.aniso_kind, self.aniso_fixed = "isotropic", 0.0
-        elif isinstance(anisotropy, OsipkovMerritt):
-            self.aniso_kind, self.aniso_fixed = "om", anisotropy.ra
-        else:
-            self.aniso_kind, self.aniso_fixed = "constant", anisotropy.beta0
-        self.anisotropy = anisotropy
+        self.anisotropy = require_form(anisotropy, BASELINE_FORMS, "the baseline")
         self.anisotropy_spec = anisotropy.spec()
+        self.inferred = isinstance(anisotropy, Inferred)
+        sampled = set(ANISOTROPY_PARAMETERS[anisotropy.family]) if self.inferred else set()
+        used = {n for n in PARAMETERS if n not in _ALL_ANISOTROPY} | sampled
         priors = dict(priors or {})
-        used = {n for n in PARAMETERS if n not in ("beta_sym", "log10_ra")}
-        if self.aniso_kind == "constant" and self.aniso_fixed is None:
-            used.add("beta_sym")
-        if self.aniso_kind == "om" and self.aniso_fixed is None:
-            used.add("log10_ra")
         for name in priors:
             if name not in used:
                 raise FitError(f"prior for {name!r} does not apply to anisotropy {anisotropy.spec()!r}")
@@ -264,8 +280,10 @@ class BaselineModel:
 
         Keys: ``rstar``, ``gamma_star``, ``beta_star``, ``alpha_star`` (stars),
         ``rho0`` [Msun/kpc^3], ``rs`` [kpc], ``gamma``, ``alpha_dm``, ``beta_dm``
-        (halo), ``aniso`` (constant beta, or r_a [kpc] for OM; 0 isotropic),
-        ``v_sys`` [km/s] and ``valid`` (physically allowed rows).
+        (halo), ``v_sys`` [km/s] and ``valid`` (physically allowed rows); for
+        an inferred anisotropy also its physical parameters, named as the
+        fields of the given models: ``beta0`` (constant), ``ra`` [kpc] (om),
+        ``b0``, ``ra`` (cuddeford), ``b0``, ``binf``, ``ra``, ``eta`` (baes).
         """
         theta = np.atleast_2d(np.asarray(theta, dtype=float))
         B = theta.shape[0]
@@ -285,20 +303,27 @@ class BaselineModel:
         }
         valid = (p["gamma_star"] < 3) & (p["beta_star"] > 3) & (p["alpha_star"] > 0)
         valid &= (p["gamma"] < 3) & (p["alpha_dm"] > 0) & (p["beta_dm"] > p["gamma"])
-        if self.aniso_kind == "isotropic":
-            p["aniso"] = np.zeros(B)
-        elif self.aniso_kind == "constant":
-            if self.aniso_fixed is not None:
-                p["aniso"] = np.full(B, self.aniso_fixed)
-            else:
-                bs = col["beta_sym"]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    p["aniso"] = 2.0 * bs / (1.0 + bs)
-                valid &= (bs > -1.0) & (bs <= 1.0)
-        else:
-            p["aniso"] = np.full(B, self.aniso_fixed) if self.aniso_fixed is not None else 10.0 ** col["log10_ra"]
+        if self.inferred:
+            valid &= self._unpack_anisotropy(get, p)
         p["valid"] = valid & np.all(np.isfinite(theta), axis=1)
         return p
+
+    def _unpack_anisotropy(self, get: Callable[[str], np.ndarray], p: dict[str, np.ndarray]) -> np.ndarray:
+        """Physical parameters of the inferred anisotropy into ``p``; returns the rows that are allowed."""
+        family = self.anisotropy.family
+        valid = np.ones_like(get("v_sys"), dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for sym, key in (("beta_sym", "beta0"), ("b0_sym", "b0"), ("binf_sym", "binf")):
+                if sym in ANISOTROPY_PARAMETERS[family]:
+                    bs = get(sym)
+                    p[key] = 2.0 * bs / (1.0 + bs)  # inverse of beta / (2 - beta)
+                    valid &= (bs > -1.0) & (bs <= 1.0)
+        if "log10_ra" in ANISOTROPY_PARAMETERS[family]:
+            p["ra"] = 10.0 ** get("log10_ra")
+        if "eta" in ANISOTROPY_PARAMETERS[family]:
+            p["eta"] = get("eta")
+            valid &= p["eta"] > 0
+        return valid
 
     def initial_guess(self, R_half: float, sigma: float, v_mean: float = 0.0) -> np.ndarray:
         """A starting point for the optimiser from the data's scales.

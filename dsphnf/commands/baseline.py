@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
 from ..catalog import read_catalog
-from ..errors import FitError
 
 HELP = "parametric Jeans baseline (Zhao stars + gNFW halo + anisotropy) sampled with emcee"
 
@@ -17,14 +16,19 @@ Dark matter: Zhao/gNFW halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma
 (--halo nfw fixes gamma = 1, --halo cored gamma = 0).  Velocities:
 v_i ~ N(v_sys, sigma_los^2(R_i) + err_i^2), weighted by membership.
 
-Anisotropy: isotropic, constant:B (fixed), constant (free, sampled as
-beta/(2-beta) in [-1, 1]), om:RA (Osipkov-Merritt, r_a in kpc) or om (free r_a).
+Anisotropy (--anisotropy): any given model -- isotropic, constant:B,
+om:RA (Osipkov-Merritt, r_a in kpc), cuddeford:B0,RA (beta = (B0 + r^2/RA^2) /
+(1 + r^2/RA^2)), baes:B0,BINF,RA,ETA (beta = B0 + (BINF - B0) / (1 + (RA/r)^ETA))
+-- or an inferred family: constant (beta sampled as beta/(2-beta) in [-1, 1]),
+om (free r_a), cuddeford (b0_sym = b0/(2-b0) and r_a free) or baes (b0_sym,
+binf_sym, r_a and eta free).  free is not supported by the baseline.
 
 Default priors (override with --priors FILE, JSON or TOML; an entry is a number
 to fix a parameter, [lo, hi] for uniform or {normal = [mean, sd]}):
   log10_rstar U(-2, 1)  gamma_star U(0, 2)  beta_star U(3.2, 8)  alpha_star 2
   log10_rho0 U(4, 11)   log10_rs U(-1.5, 1.5)  gamma U(0, 2)  alpha_dm 1  beta_dm 3
-  beta_sym U(-1, 1)  log10_ra U(-1.5, 1.5)  v_sys U(-50, 50) km/s
+  beta_sym U(-1, 1)  b0_sym U(-1, 1)  binf_sym U(-1, 1)  log10_ra U(-1.5, 1.5)  eta U(1, 3)
+  v_sys U(-50, 50) km/s
 
 Sampling: emcee (32 walkers by default) started from a Gaussian around the
 maximum a posteriori point; runs until the chain is longer than 50
@@ -32,9 +36,10 @@ autocorrelation times (or --steps).
 
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with 16/84% M_lo/M_hi, rho [Msun/kpc^3] with 16/84% and
-2.5/97.5% bands), summary.json (settings, acceptance, tau, ESS, wall time,
-parameter posteriors, log10 J(0.5 deg) with --distance), chain.npz,
-corner.png and profiles.png.
+2.5/97.5% bands), profile_bands.csv (the 68/95% bands of every quantity),
+summary.json (settings, acceptance, tau, ESS, timings, parameter posteriors,
+log10 J(0.5 deg) with --distance), chain.npz, posterior.nc (the chain as ArviZ
+InferenceData: arviz.from_netcdf), corner.png and profiles.png.
 """
 
 
@@ -44,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("catalog", metavar="STARS", help="star catalogue (.csv, .ecsv, .fits, .dat) with vz")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (replaced atomically)")
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC",
-                   help="isotropic | constant:B | constant | om:RA | om (default isotropic)")
+                   help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA (given) or "
+                        "constant | om | cuddeford | baes (inferred); default isotropic")
     p.add_argument("--halo", default="zhao", choices=["zhao", "nfw", "cored"], help="halo family (default zhao)")
     p.add_argument("--steps", type=int, default=20000, metavar="N", help="maximum emcee steps (default 20000)")
     p.add_argument("--walkers", type=int, default=32, metavar="W", help="emcee walkers (default 32)")
@@ -52,36 +58,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--distance", type=float, default=None, metavar="KPC",
                    help="distance [kpc]: converts Walker-format catalogues and gives the J-factor band")
     p.add_argument("--priors", default=None, metavar="FILE", help="prior overrides, JSON (.json) or TOML")
+    p.add_argument("--no-plots", action="store_true", help="skip corner.png and profiles.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..anisotropy import parse_anisotropy
-    from ..baseline.model import BaselineModel, read_priors
-    from ..baseline.run import run_baseline
+    from ..baseline import fit_baseline
 
-    if args.steps < 10:
-        raise FitError(f"--steps must be at least 10, got {args.steps}")
-    if args.walkers < 4:
-        raise FitError(f"--walkers must be at least 4, got {args.walkers}")
-    if args.distance is not None and not args.distance > 0:
-        raise FitError(f"--distance must be > 0 kpc, got {args.distance}")
-    priors = read_priors(args.priors) if args.priors else None
-    args.anisotropy = parse_anisotropy(args.anisotropy)
-    BaselineModel(args.halo, args.anisotropy, priors)  # validate settings before reading data
+    anisotropy = parse_anisotropy(args.anisotropy)
     cat = read_catalog(args.catalog, distance=args.distance, require_velocity=True)
-    summary = run_baseline(cat, args.output, args.anisotropy, args.halo, priors=priors, max_steps=args.steps,
-                           nwalkers=args.walkers, seed=args.seed, distance=args.distance,
-                           progress=False if args.no_progress else None)
-    s = summary["sampler"]
+    result = fit_baseline(cat, anisotropy, args.halo, priors=args.priors, max_steps=args.steps,
+                          nwalkers=args.walkers, seed=args.seed, distance=args.distance,
+                          progress=False if args.no_progress else None)
+    result.save(args.output, plots=not args.no_plots)
+    _report(result.summary, args.output)
+    return 0
+
+
+def _report(summary: dict, out: str) -> None:
+    """Sampler diagnostics, stars left out (if any), the J-factor band (with --distance), the files written."""
+    s = summary["diagnostics"]["sampler"]
     conv = "converged" if s["converged"] else "NOT converged (raise --steps)"
     print(f"baseline: {s['n_steps']} steps x {s['n_walkers']} walkers, {conv}; acceptance "
           f"{s['acceptance_fraction']:.2f}, max tau {max(s['tau'].values()):.0f} steps, min ESS {s['ess_min']:.0f}; "
-          f"{summary['wall_s']:.1f} s")
-    if "log10_J" in summary:
-        j = summary["log10_J"]
-        print(f"log10 J(0.5 deg) = {j['median']:.2f} +{j['hi'] - j['median']:.2f} -{j['median'] - j['lo']:.2f} "
-              f"[GeV^2 cm^-5] at {j['distance_kpc']:g} kpc")
-    print(f"wrote {args.output}/ (profile.csv, summary.json, chain.npz, corner.png, profiles.png)", file=sys.stdout)
-    return 0
+          f"{summary['timings_s']['total_s']:.1f} s")
+    left = summary["diagnostics"]["data"]["n_stars_left_out"]
+    if left:
+        print(f"{left} star(s) at R = 0 left out; {summary['n_stars']} used")
+    j = summary.get("jfactor")
+    if j is not None and j["n_used"] == 0:
+        print(f"log10 J({j['theta_deg']:g} deg): every one of the {j['n_left_out']} posterior draws diverges "
+              "(halo inner slope >= 1.5); no band")
+    elif j is not None:
+        print(f"log10 J({j['theta_deg']:g} deg) = {j['log10_J']:.2f} +{j['log10_J_hi'] - j['log10_J']:.2f} "
+              f"-{j['log10_J'] - j['log10_J_lo']:.2f} [GeV^2 cm^-5] at {j['distance_kpc']:g} kpc "
+              f"({j['n_used']} posterior draws, {j['n_left_out']} with a divergent J left out)")
+    names = sorted(p.name for p in Path(out).iterdir())
+    print(f"wrote {out}/ ({', '.join(names)})")
