@@ -12,7 +12,9 @@
 Column names (case-insensitive; see :data:`dsphnf.validate.COLUMN_ALIASES`):
 ``x``, ``y`` [kpc], ``vz`` [km/s], optional ``vz_err`` [km/s] and
 ``p_member`` [0..1].  Positions-only catalogues (no ``vz``) are allowed.
-Every reader ends with :func:`dsphnf.validate.validate`.
+Every reader ends with :meth:`Catalog.validated` (the checks of
+:func:`dsphnf.validate.validate_columns`).  :func:`format_summary` is the
+catalogue summary printed by ``dsphnf info``.
 """
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ import numpy as np
 
 from .constants import ARCMIN_PER_RAD
 from .errors import CatalogError
-from .kinematics import ml_dispersion, weighted_median
+from .kinematics import half_number_radius, kish_size, ml_dispersion, weighted_mean
 from .outputs import write_csv
-from .validate import resolve_columns, validate
+from .validate import resolve_columns, validate_columns
 
 __all__ = [
     "Catalog",
+    "format_summary",
     "read_catalog",
     "read_gaia_challenge",
     "read_walker",
@@ -125,8 +128,7 @@ class Catalog:
     @property
     def n_kish(self) -> float:
         """Kish's effective sample size (sum w)^2 / sum w^2."""
-        w = self.weights
-        return float(w.sum() ** 2 / np.sum(w**2))
+        return kish_size(self.weights)
 
     @property
     def has_velocities(self) -> bool:
@@ -156,6 +158,15 @@ class Catalog:
         out.meta["bootstrap"] = True
         return out
 
+    def validated(self, rows: np.ndarray | None = None) -> "Catalog":
+        """Check the columns (:func:`dsphnf.validate.validate_columns`); return the catalogue itself.
+
+        ``rows`` are the 1-based file rows of the stars, for messages.
+        Raises :class:`CatalogError` with one line naming the source and row or column.
+        """
+        validate_columns(self.columns(), self.source, rows)
+        return self
+
     def to_csv(self, path: str | Path) -> None:
         """Write the catalogue atomically as CSV with header x,y[,vz][,vz_err][,p_member]."""
         write_csv(path, self.columns(), fmt="%.10g")
@@ -167,16 +178,59 @@ class Catalog:
         -------
         dict
             ``n`` stars, ``n_eff`` (sum of weights), ``n_kish``, ``R_half``
-            [kpc] (weighted median R); with velocities also ``v_mean``,
+            [kpc] (:func:`dsphnf.kinematics.half_number_radius`, the weighted
+            median R: the flow's length unit); with velocities also ``v_mean``,
             ``v_mean_err``, ``sigma_los``, ``sigma_los_err`` [km/s] from
             :func:`ml_dispersion`.
         """
         w = self.weights
-        out = {"n": self.n, "n_eff": self.n_eff, "n_kish": self.n_kish, "R_half": weighted_median(self.R, w)}
+        out = {"n": self.n, "n_eff": self.n_eff, "n_kish": self.n_kish, "R_half": half_number_radius(self.x, self.y, w)}
         if self.vz is not None:
             mu, smu, sig, ssig = ml_dispersion(self.vz, self.vz_err, w)
             out.update(v_mean=mu, v_mean_err=smu, sigma_los=sig, sigma_los_err=ssig)
         return out
+
+
+def format_summary(cat: Catalog) -> str:
+    """The catalogue summary printed by ``dsphnf info`` (and ``dsphnf demo``), one quantity a line.
+
+    Provenance (format, conversion, dropped rows, ignored columns), then the
+    numbers of :meth:`Catalog.summary` with units: stars, effective members,
+    R_half [kpc] (the flow's length unit), mean v_z and sigma_los [km/s].
+
+    Examples
+    --------
+    >>> cat = Catalog(np.linspace(0.1, 1.0, 20), np.zeros(20), source="mem")
+    >>> print(format_summary(cat).splitlines()[-2])
+    R_half           0.5263 kpc (membership-weighted median projected radius; the flow's length unit)
+    """
+    s = cat.summary()
+    m = cat.meta
+    lines = [f"catalogue        {cat.source} ({m.get('format', 'unknown format')})"]
+    if "distance_kpc" in m:
+        lines.append(
+            f"conversion       distance {m['distance_kpc']:g} kpc; systemic velocity "
+            f"{m['v_sys_removed_kms']:.2f} km/s (membership-weighted mean) removed"
+        )
+    if m.get("n_dropped_nonmember") or m.get("n_dropped_bad_velocity"):
+        lines.append(
+            f"dropped          {m.get('n_dropped_nonmember', 0)} of {m.get('n_rows', '?')} rows with membership "
+            f"< {m.get('min_member', 0):g}, {m.get('n_dropped_bad_velocity', 0)} with unusable velocities"
+        )
+    if m.get("ignored_columns"):
+        lines.append(f"ignored columns  {', '.join(m['ignored_columns'])}")
+    lines.append(f"stars            {s['n']}")
+    lines.append(f"members          {s['n_eff']:.1f} effective (sum p_member), Kish {s['n_kish']:.1f}")
+    lines.append(f"R_half           {s['R_half']:.4f} kpc (membership-weighted median projected radius; "
+                 "the flow's length unit)")
+    if cat.has_velocities:
+        errs = "velocity errors removed" if cat.vz_err is not None else "no velocity errors given"
+        lines.append(f"mean vz          {s['v_mean']:.2f} +- {s['v_mean_err']:.2f} km/s")
+        lines.append(f"sigma_los        {s['sigma_los']:.2f} +- {s['sigma_los_err']:.2f} km/s "
+                     f"(max. likelihood, {errs})")
+    else:
+        lines.append("velocities       none (positions only: enough for nu(r), not for the mass)")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------
@@ -279,7 +333,7 @@ def _read_csv(path: Path, require_velocity: bool) -> Catalog:
     cols = {c: data[:, header.index(n)] for c, n in found.items()}
     extra = [h for h in header if h not in found.values()]
     meta = {"format": "csv"} | ({"ignored_columns": extra} if extra else {})
-    return validate(Catalog(source=str(path), meta=meta, **cols))
+    return Catalog(source=str(path), meta=meta, **cols).validated()
 
 
 def _is_number(s: str) -> bool:
@@ -326,7 +380,7 @@ def _read_astropy(path: Path, require_velocity: bool) -> Catalog:
         cols[canon] = vals
     extra = [n for n in table.colnames if n not in found.values()]
     meta = {"format": fmt.replace("ascii.", "")} | ({"ignored_columns": extra} if extra else {})
-    return validate(Catalog(source=str(path), meta=meta, **cols))
+    return Catalog(source=str(path), meta=meta, **cols).validated()
 
 
 def _dat_columns(path: Path) -> int:
@@ -363,7 +417,7 @@ def read_gaia_challenge(path: str | Path) -> tuple[Catalog, np.ndarray]:
     xv, rows = _read_dat(path, 6, ["x", "y", "z", "vx", "vy", "vz"])
     err = GAIA_CHALLENGE_VERR if path.stem.endswith("_err") else None
     cat = Catalog.from_phase_space(xv, err, str(path), format="gaia_challenge", projection="z")
-    return validate(cat, rows), xv
+    return cat.validated(rows), xv
 
 
 #: Walker-format column names (0-based positions) used by the reader.
@@ -431,7 +485,7 @@ def walker_to_catalog(
         raise CatalogError(f"{source}: no star has membership >= {min_member:g} and a usable velocity")
     scale = distance / ARCMIN_PER_RAD
     w = p[keep]
-    v_sys = float(np.sum(w * v[keep]) / w.sum())
+    v_sys = weighted_mean(v[keep], w)
     meta = {
         "format": "walker",
         "distance_kpc": float(distance),
@@ -444,4 +498,4 @@ def walker_to_catalog(
     cat = Catalog(
         table[keep, c["xi"]] * scale, table[keep, c["eta"]] * scale, v[keep] - v_sys, ev[keep], w, source, meta
     )
-    return validate(cat, rows[keep])
+    return cat.validated(rows[keep])

@@ -9,17 +9,19 @@ with exit status 2; nothing is written in that case.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Sequence
 
 from . import __version__
+from .commands import baseline, compare, demo, fit, info, mock
 from .errors import DsphnfError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-#: Subcommand modules under dsphnf.commands, in the order shown by --help.
-COMMANDS: list[str] = ["demo", "mock", "info", "baseline", "compare", "fit"]
+#: Subcommand modules, in the order shown by --help.
+_MODULES = (demo, mock, info, baseline, compare, fit)
+#: Subcommand names, in the order shown by --help.
+COMMANDS: list[str] = [m.__name__.rsplit(".", 1)[1] for m in _MODULES]
 
 DESCRIPTION = """\
 Dark-matter density profiles of dwarf spheroidal galaxies from star catalogues
@@ -43,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dsphnf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"dsphnf.commands.{name}").register(sub)
+    for module in _MODULES:
+        module.register(sub)
     return parser
 
 

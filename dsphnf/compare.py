@@ -1,35 +1,49 @@
-"""Compare profile outputs (``dsphnf fit`` / ``dsphnf baseline``) with each other and the truth.
+"""Compare fitted profiles (``dsphnf fit`` / ``dsphnf baseline`` results) with each other and the truth.
 
-Reads ``OUT/profile.csv`` folders (columns r [kpc], rho [Msun/kpc^3] with
-68% ``rho_lo``/``rho_hi`` and 95% ``rho_lo95``/``rho_hi95`` bands, M [Msun]
-with ``M_lo``/``M_hi``, ...) and a truth CSV as written by
-``dsphnf mock --truth`` (columns r, nu, sigma_r, beta, M, rho).
+A run is a :class:`dsphnf.result.Result` (as returned by ``fit_flow`` /
+``fit_baseline``), a plain profile mapping, or a result folder, read with
+:func:`dsphnf.result.load_result` whichever method wrote it.  Profiles have
+columns r [kpc], rho [Msun/kpc^3] and M [Msun], with 68 % (``_lo``/``_hi``)
+and 95 % (``_lo95``/``_hi95``) bands where the method gives them.  The truth
+is a mapping or CSV as written by ``dsphnf mock --truth`` (columns r, nu,
+sigma_r, beta, M, rho).
 
 :func:`compare_profiles` tabulates, at chosen radii, log10(rho / rho_true)
 and whether the truth lies inside the 68% and 95% bands (profiles are
 interpolated linearly in log r - log rho); :func:`plot_comparison` overlays
-the rho and M bands.
+the rho and M bands (:func:`dsphnf.plotting.plot_band`).
 """
 from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import DsphnfError
 from .outputs import atomic_file
+from .result import Result, load_result
 
-__all__ = ["DEFAULT_RADII", "read_profile", "read_truth", "parse_radii", "compare_profiles", "format_table",
-           "plot_comparison"]
+__all__ = ["DEFAULT_RADII", "read_run", "load_runs", "read_truth", "parse_radii", "compare_profiles",
+           "format_table", "plot_comparison"]
 
 #: Radii [kpc] of the Gaia Challenge benchmark table.
 DEFAULT_RADII = (0.1, 0.15, 0.25, 0.5, 1.0)
 
-PROFILE_REQUIRED = ("r", "rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "M", "M_lo", "M_hi")
+#: Columns every compared profile needs (bands are optional: NaN when absent).
+PROFILE_REQUIRED = ("r", "rho", "M")
 TRUTH_REQUIRED = ("r", "rho")
+BAND_KEYS = ("rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "M")
+
+Run = Any  # a Result, a profile mapping, or a result folder
+
+
+def _check_r(r: np.ndarray, where: str) -> None:
+    if not (np.all(np.isfinite(r)) and np.all(r > 0) and np.all(np.diff(r) > 0)):
+        raise DsphnfError(f"{where}: column r must be positive and increasing [kpc]")
 
 
 def _read_columns(path: Path, required: Sequence[str], what: str) -> dict[str, np.ndarray]:
@@ -51,21 +65,48 @@ def _read_columns(path: Path, required: Sequence[str], what: str) -> dict[str, n
     if data.ndim != 2 or data.shape[1] != len(header):
         raise DsphnfError(f"{path}: {what} rows do not match the header's {len(header)} columns")
     out = {h: data[:, i] for i, h in enumerate(header)}
-    r = out["r"]
-    if not (np.all(np.isfinite(r)) and np.all(r > 0) and np.all(np.diff(r) > 0)):
-        raise DsphnfError(f"{path}: column r must be positive and increasing [kpc]")
+    _check_r(out["r"], str(path))
     return out
 
 
-def read_profile(folder: str | Path) -> dict[str, np.ndarray]:
-    """Columns of ``folder/profile.csv`` (or of a profile CSV given directly)."""
+def _checked(profile: Mapping[str, np.ndarray], where: str) -> Mapping[str, np.ndarray]:
+    """The profile, after checking it has r, rho and M (one-line DsphnfError otherwise)."""
+    missing = [c for c in PROFILE_REQUIRED if c not in profile]
+    if missing:
+        raise DsphnfError(f"{where}: profile lacks {', '.join(missing)} (a positions-only fit has no mass "
+                          "profile to compare)")
+    _check_r(np.asarray(profile["r"], dtype=float), where)
+    return profile
+
+
+def read_run(folder: str | os.PathLike) -> Result:
+    """Read a result folder of ``dsphnf fit`` or ``dsphnf baseline`` (:func:`dsphnf.result.load_result`).
+
+    Raises
+    ------
+    DsphnfError
+        One line naming the folder: missing, not a result folder, or without
+        r, rho and M columns.
+    """
     folder = Path(folder)
-    path = folder / "profile.csv" if folder.is_dir() else folder
     if not folder.exists():
         raise DsphnfError(f"{folder}: no such output folder")
-    if not path.is_file():
-        raise DsphnfError(f"{folder}: no profile.csv in this folder")
-    return _read_columns(path, PROFILE_REQUIRED, "profile.csv")
+    if not folder.is_dir():
+        raise DsphnfError(f"{folder}: not a folder; give the output folder of dsphnf fit or dsphnf baseline")
+    result = load_result(folder)
+    _checked(result.profile, str(folder))
+    return result
+
+
+def load_runs(folders: Iterable[str | os.PathLike]) -> dict[str, Result]:
+    """Read result folders, labelled by folder name (repeated names get primes)."""
+    out: dict[str, Result] = {}
+    for folder in folders:
+        label = Path(folder).name or str(folder)
+        while label in out:
+            label += "'"
+        out[label] = read_run(folder)
+    return out
 
 
 def read_truth(path: str | Path) -> dict[str, np.ndarray]:
@@ -98,16 +139,20 @@ def _loginterp(r: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _as_profiles(runs) -> dict[str, dict[str, np.ndarray]]:
+def _profile(run: Run, label: str) -> Mapping[str, np.ndarray]:
+    """The profile columns of a Result (anything with ``.profile``), a mapping or a result folder."""
+    if hasattr(run, "profile"):
+        return _checked(run.profile, label)
+    if isinstance(run, Mapping):
+        return _checked(run, label)
+    return read_run(run).profile
+
+
+def _as_profiles(runs) -> dict[str, Mapping[str, np.ndarray]]:
+    """Label -> profile for a mapping of runs, or a sequence of result folders."""
     if isinstance(runs, Mapping):
-        return {str(k): (v if isinstance(v, Mapping) else read_profile(v)) for k, v in runs.items()}
-    out = {}
-    for v in runs:
-        label = Path(v).name or str(v)
-        while label in out:
-            label += "'"
-        out[label] = read_profile(v)
-    return out
+        return {str(k): _profile(v, str(k)) for k, v in runs.items()}
+    return {label: r.profile for label, r in load_runs(runs).items()}
 
 
 def compare_profiles(runs, truth: Mapping[str, np.ndarray] | str | Path | None = None,
@@ -116,7 +161,9 @@ def compare_profiles(runs, truth: Mapping[str, np.ndarray] | str | Path | None =
 
     Parameters
     ----------
-    runs : sequence of folders, or mapping label -> folder or profile dict
+    runs : mapping label -> run, or sequence of result folders
+        A run is a :class:`dsphnf.result.Result`, a profile mapping (``r``,
+        ``rho``, ``M`` and any bands) or a result folder.
     truth : mapping, path or None
         Truth columns (r, rho[, M]) or a truth CSV path.
     radii : sequence of float
@@ -129,7 +176,8 @@ def compare_profiles(runs, truth: Mapping[str, np.ndarray] | str | Path | None =
         ``rho_hi``, ``rho_lo95``, ``rho_hi95`` [Msun/kpc^3]; with a truth also
         ``rho_true``, ``log10_err`` = log10(rho / rho_true), ``in68``,
         ``in95`` (booleans) and ``M``, ``M_true`` [Msun] where available.
-        Radii outside a run's grid give NaN and ``in68 = in95 = None``.
+        Radii outside a run's grid give NaN and ``in68 = in95 = None``, as
+        does a band the run does not have.
     """
     profiles = _as_profiles(runs)
     if isinstance(truth, (str, Path)):
@@ -137,7 +185,7 @@ def compare_profiles(runs, truth: Mapping[str, np.ndarray] | str | Path | None =
     radii = np.asarray(radii, dtype=float)
     rows = []
     for label, p in profiles.items():
-        vals = {k: _loginterp(radii, p["r"], p[k]) for k in ("rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "M")}
+        vals = {k: _loginterp(radii, p["r"], p[k]) if k in p else np.full(radii.size, np.nan) for k in BAND_KEYS}
         if truth is not None:
             rt = _loginterp(radii, truth["r"], truth["rho"])
             mt = _loginterp(radii, truth["r"], truth["M"]) if "M" in truth else np.full(radii.size, np.nan)
@@ -149,10 +197,15 @@ def compare_profiles(runs, truth: Mapping[str, np.ndarray] | str | Path | None =
                 row["M_true"] = float(mt[i])
                 ok = math.isfinite(t) and math.isfinite(row["rho"])
                 row["log10_err"] = math.log10(row["rho"] / t) if ok else float("nan")
-                row["in68"] = bool(row["rho_lo"] <= t <= row["rho_hi"]) if ok else None
-                row["in95"] = bool(row["rho_lo95"] <= t <= row["rho_hi95"]) if ok else None
+                row["in68"] = _inside(t, row["rho_lo"], row["rho_hi"]) if ok else None
+                row["in95"] = _inside(t, row["rho_lo95"], row["rho_hi95"]) if ok else None
             rows.append(row)
     return rows
+
+
+def _inside(value: float, lo: float, hi: float) -> bool | None:
+    """Whether lo <= value <= hi; None when the band is missing (NaN)."""
+    return bool(lo <= value <= hi) if math.isfinite(lo) and math.isfinite(hi) else None
 
 
 def format_table(rows: list[dict]) -> str:
@@ -171,56 +224,59 @@ def format_table(rows: list[dict]) -> str:
         lines.append(s)
     if has_truth:
         for label in dict.fromkeys(r["run"] for r in rows):
-            sub = [r for r in rows if r["run"] == label and r["in68"] is not None]
+            sub = [r for r in rows if r["run"] == label and math.isfinite(r["log10_err"])]
             if sub:
-                n68 = sum(r["in68"] for r in sub)
-                n95 = sum(r["in95"] for r in sub)
+                cover = {b: [r[b] for r in sub if r[b] is not None] for b in ("in68", "in95")}
                 rms = math.sqrt(sum(r["log10_err"] ** 2 for r in sub) / len(sub))
-                lines.append(f"{label}: truth inside 68% band at {n68}/{len(sub)} radii, inside 95% at "
-                             f"{n95}/{len(sub)}; rms log10 error {rms:.3f}")
+                lines.append(f"{label}: truth inside 68% band at {sum(cover['in68'])}/{len(cover['in68'])} radii, "
+                             f"inside 95% at {sum(cover['in95'])}/{len(cover['in95'])}; rms log10 error {rms:.3f}")
     return "\n".join(lines)
 
 
 def plot_comparison(runs, truth: Mapping[str, np.ndarray] | str | Path | None = None,
                     path: str | Path | None = None, radii: Sequence[float] | None = None):
-    """Overlay rho (68/95% bands) and M (68% band) of each run, with the truth.
+    """Overlay rho(r) and M(<r) of each run with their bands (:func:`dsphnf.plotting.plot_band`) and the truth.
 
-    Returns the matplotlib figure; saves it atomically to ``path`` if given.
+    Parameters
+    ----------
+    runs : mapping label -> run, or sequence of result folders
+        As in :func:`compare_profiles`.
+    truth : mapping, path or None
+        Truth columns (r, rho[, M]) or a truth CSV path, drawn dashed.
+    path : str or Path, optional
+        Image to write atomically (format from the extension).
+    radii : sequence of float, optional
+        Radii [kpc] of the table, marked by thin vertical lines.
+
+    Returns
+    -------
+    matplotlib Figure
     """
     import matplotlib.pyplot as plt
+
+    from .plotting import plot_band
 
     profiles = _as_profiles(runs)
     if isinstance(truth, (str, Path)):
         truth = read_truth(truth)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
     for i, (label, p) in enumerate(profiles.items()):
-        c = f"C{i}"
-        a.fill_between(p["r"], p["rho_lo95"], p["rho_hi95"], color=c, alpha=0.12)
-        a.fill_between(p["r"], p["rho_lo"], p["rho_hi"], color=c, alpha=0.3)
-        a.loglog(p["r"], p["rho"], color=c, label=label)
-        b.fill_between(p["r"], p["M_lo"], p["M_hi"], color=c, alpha=0.3)
-        b.loglog(p["r"], p["M"], color=c, label=label)
-    if truth is not None:
-        a.loglog(truth["r"], truth["rho"], "k--", label="truth")
-        if "M" in truth:
-            b.loglog(truth["r"], truth["M"], "k--", label="truth")
-    if radii is not None:
-        for r in radii:
-            a.axvline(r, color="0.7", lw=0.6, zorder=0)
+        shown = truth if i == len(profiles) - 1 else None  # the truth once, on top
+        plot_band(a, p, "rho", label=label, color=f"C{i}", truth=shown)
+        plot_band(b, p, "M", label=label, color=f"C{i}", truth=shown)
+    for r in radii if radii is not None else ():
+        a.axvline(r, color="0.7", lw=0.6, zorder=0)
     lo = min(p["r"][0] for p in profiles.values())
     hi = max(p["r"][-1] for p in profiles.values())
     for ax in (a, b):
         ax.set_xlim(lo, hi)
-        ax.set_xlabel("r [kpc]")
-        ax.legend(fontsize=8)
-    a.set_ylabel(r"$\rho_{\rm DM}$ [M$_\odot$ kpc$^{-3}$]")
-    b.set_ylabel(r"$M(<r)$ [M$_\odot$]")
-    if truth is not None:
-        sel = (truth["r"] >= lo) & (truth["r"] <= hi)
-        if np.any(sel):
-            ylo = min(np.min(truth["rho"][sel]), min(np.nanmin(p["rho_lo95"]) for p in profiles.values()))
-            yhi = max(np.max(truth["rho"][sel]), max(np.nanmax(p["rho_hi95"]) for p in profiles.values()))
-            a.set_ylim(0.5 * ylo, 2.0 * yhi)
+    if truth is not None:  # the truth's range, widened to every drawn rho
+        shown = [np.asarray(truth["rho"])[(truth["r"] >= lo) & (truth["r"] <= hi)]]
+        shown += [np.asarray(p[k]) for p in profiles.values() for k in ("rho", "rho_lo95", "rho_hi95") if k in p]
+        v = np.concatenate(shown)
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            a.set_ylim(0.5 * v.min(), 2.0 * v.max())
     fig.tight_layout()
     if path is not None:
         path = Path(path)

@@ -1,85 +1,106 @@
-"""Binned summaries of a catalogue and the figures drawn from them.
+"""Figures shared by the commands and the book: profiles with credible bands, binned sky profiles.
 
-The binned estimators here are for display and checks only (the fits are
-unbinned): the surface density Sigma(R) [stars/kpc^2] in equal-number
-annuli with Poisson errors, and the intrinsic line-of-sight dispersion
-sigma_los(R) [km/s] per annulus (maximum likelihood with the per-star
-velocity errors removed) with bootstrap errors.
+:func:`plot_band` is the one way a profile with 68 % / 95 % bands is drawn
+(median line, shaded bands from the ``key_lo``/``key_hi`` and
+``key_lo95``/``key_hi95`` columns of a :class:`dsphnf.result.Result` profile).
+:func:`plot_binned_profiles` draws the output of
+:func:`dsphnf.binned.binned_profiles` (Sigma(R), sigma_los(R)) against model curves.
+Units: r, R in kpc; rho in Msun/kpc^3; M in Msun; nu in kpc^-3; velocities in km/s.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .catalog import Catalog
-from .kinematics import ml_dispersion
+from .binned import binned_profiles  # noqa: F401  (old home, still imported by tests/test_radon.py and the book)
 from .outputs import atomic_file
 
-__all__ = ["binned_profiles", "plot_binned_profiles"]
+__all__ = ["plot_band", "plot_binned_profiles", "AXIS_LABELS"]
+
+#: y-axis label with units, and whether the axis is logarithmic, for each profile quantity.
+AXIS_LABELS: dict[str, tuple[str, bool]] = {
+    "rho": (r"$\rho_{\rm DM}(r)$ [M$_\odot$ kpc$^{-3}$]", True),
+    "M": (r"$M(<r)$ [M$_\odot$]", True),
+    "nu": (r"$\nu(r)$ [kpc$^{-3}$, one star]", True),
+    "sigma_r": (r"$\sigma_r(r)$ [km s$^{-1}$]", False),
+    "beta": (r"$\beta(r)$", False),
+}
+#: Band width -> (suffix of the lower / upper column, shading alpha).
+BANDS: dict[int, tuple[str, str, float]] = {68: ("_lo", "_hi", 0.3), 95: ("_lo95", "_hi95", 0.12)}
 
 
-def binned_profiles(cat: Catalog, n_bins: int = 10, n_boot: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
-    """Sigma(R) and sigma_los(R) in annuli holding equal numbers of stars.
+def _profile_of(run: Any) -> Mapping[str, np.ndarray]:
+    """The profile columns of a :class:`dsphnf.result.Result` or of a plain mapping."""
+    return run.profile if hasattr(run, "profile") else run
+
+
+def plot_band(ax, profile: Any, key: str = "rho", *, label: str | None = None, color: str | None = None,
+              truth: Mapping[str, np.ndarray] | None = None, bands: Sequence[int] = (68, 95)):
+    """Draw a profile's median and its shaded credible bands on ``ax``.
 
     Parameters
     ----------
-    cat : Catalog
-        Stars; membership probabilities act as weights.
-    n_bins : int
-        Number of annuli (edges at quantiles of R).
-    n_boot : int
-        Bootstrap resamples (within each annulus) for the sigma_los errors;
-        0 uses the Gaussian error sigma / sqrt(2 (n_eff - 1)) instead (fast,
-        for large samples).
-    seed : int
-        Seed of the bootstrap.
+    ax : matplotlib Axes
+    profile : Result or mapping
+        Columns ``r`` [kpc], ``key`` and, where present, ``key_lo``/``key_hi``
+        (68 %) and ``key_lo95``/``key_hi95`` (95 %).  A band whose columns are
+        absent, entirely NaN or of zero width (lower = upper, e.g. a single
+        flow) is skipped and left out of the legend.
+    key : str
+        The quantity: ``rho`` [Msun/kpc^3], ``M`` [Msun], ``nu`` [kpc^-3],
+        ``sigma_r`` [km/s] or ``beta``; sets the y label (with units) and scale.
+    label : str, optional
+        Legend label of the median (default "median"); the bands are labelled
+        "<label> 68 %" and "<label> 95 %".
+    color : str, optional
+        Colour of the line and bands (default: the axes' next colour).
+    truth : mapping, optional
+        Columns ``r`` and ``key`` of the true profile, drawn dashed black as "truth".
+    bands : sequence of int
+        Which bands to draw, from 68 and 95.
 
     Returns
     -------
-    dict
-        ``R_lo``, ``R_hi``, ``R`` (weighted mean R) [kpc], ``n`` (stars),
-        ``Sigma``, ``Sigma_err`` [stars/kpc^2, weighted], and with velocities
-        ``sigma_los``, ``sigma_los_err`` [km/s].
+    Axes
+        ``ax``, with log r axis, labels and a legend of what was drawn.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> r = np.geomspace(0.1, 1.0, 5)
+    >>> ax = plot_band(Figure().add_subplot(), {"r": r, "M": r**3, "M_lo": 0.8 * r**3, "M_hi": 1.2 * r**3}, "M")
+    >>> [t.get_text() for t in ax.get_legend().get_texts()], ax.get_xlabel()
+    (['median', 'median 68 %'], 'r [kpc]')
     """
-    R, w = cat.R, cat.weights
-    edges = np.quantile(R, np.linspace(0.0, 1.0, n_bins + 1))
-    edges[0] = 0.0
-    idx = np.clip(np.searchsorted(edges, R, side="right") - 1, 0, n_bins - 1)
-    rng = np.random.default_rng(seed)
-    out: dict[str, list] = {k: [] for k in ("R_lo", "R_hi", "R", "n", "Sigma", "Sigma_err", "sigma_los", "sigma_los_err")}
-    for b in range(n_bins):
-        sel = idx == b
-        area = np.pi * (edges[b + 1] ** 2 - edges[b] ** 2)
-        wb = w[sel]
-        out["R_lo"].append(edges[b])
-        out["R_hi"].append(edges[b + 1])
-        out["R"].append(np.average(R[sel], weights=wb) if wb.sum() > 0 else np.nan)
-        out["n"].append(int(sel.sum()))
-        out["Sigma"].append(wb.sum() / area)
-        out["Sigma_err"].append(np.sqrt(np.sum(wb**2)) / area)
-        if cat.vz is not None and sel.sum() >= 3:
-            v = cat.vz[sel]
-            e = None if cat.vz_err is None else cat.vz_err[sel]
-            sig = ml_dispersion(v, e, wb)[2]
-            out["sigma_los"].append(sig)
-            if n_boot > 0:
-                boots = []
-                for _ in range(n_boot):
-                    k = rng.integers(0, v.size, v.size)
-                    boots.append(ml_dispersion(v[k], None if e is None else e[k], wb[k])[2])
-                out["sigma_los_err"].append(np.std(boots, ddof=1))
-            else:
-                n_eff = wb.sum() ** 2 / np.sum(wb**2)
-                out["sigma_los_err"].append(sig / np.sqrt(2.0 * max(n_eff - 1.0, 1.0)))
-        else:
-            out["sigma_los"].append(np.nan)
-            out["sigma_los_err"].append(np.nan)
-    res = {k: np.asarray(v, dtype=float) for k, v in out.items()}
-    if cat.vz is None:
-        del res["sigma_los"], res["sigma_los_err"]
-    return res
+    p = _profile_of(profile)
+    r = np.asarray(p["r"], dtype=float)
+    name = label or "median"
+    (line,) = ax.plot(r, p[key], color=color, label=name)
+    color = line.get_color()
+    unknown = [b for b in bands if int(b) not in BANDS]
+    if unknown:
+        raise ValueError(f"bands {unknown} not available; choose from {sorted(BANDS)}")
+    for width in sorted(bands, reverse=True):
+        lo_suffix, hi_suffix, alpha = BANDS[int(width)]
+        lo, hi = p.get(key + lo_suffix), p.get(key + hi_suffix)
+        if lo is None or hi is None:
+            continue
+        lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if not np.any(ok) or np.all(lo[ok] == hi[ok]):  # absent, NaN, or of zero width (e.g. one flow)
+            continue
+        ax.fill_between(r, lo, hi, color=color, alpha=alpha, lw=0, label=f"{name} {int(width)} %")
+    if truth is not None and key in truth:
+        ax.plot(truth["r"], truth[key], "k--", label="truth")
+    ylabel, log = AXIS_LABELS.get(key, (key, False))
+    ax.set_xscale("log")
+    if log:
+        ax.set_yscale("log")
+    ax.set(xlabel="r [kpc]", ylabel=ylabel)
+    ax.legend(fontsize=8, frameon=False)
+    return ax
 
 
 def plot_binned_profiles(

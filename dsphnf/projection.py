@@ -17,7 +17,10 @@ Any other anisotropy (e.g. :class:`~dsphnf.anisotropy.CallableBeta`) uses the
 general double integral with nu sigma_r^2 from :func:`dsphnf.jeans.nu_sigma_r2`.
 
 Units: R, r in kpc; M in Msun; velocities in km/s.  Results do not depend on
-the normalisation of the tracer ``nu``.
+the normalisation of the tracer ``nu``, except :func:`sky_profiles` and
+:func:`annulus_averages`, which expect ``nu`` normalised to one star and
+return Sigma in stars/kpc^2 for a given number of stars (what a catalogue of
+that many stars measures, e.g. with :func:`dsphnf.binned.binned_profiles`).
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ __all__ = [
     "surface_density_and_sigma_los2",
     "constant_beta_kernel",
     "om_kernel",
+    "sky_profiles",
+    "annulus_averages",
 ]
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
@@ -196,3 +201,75 @@ def sigma_los2(
 def sigma_los(R, nu: ArrayFn, mass: ArrayFn, anisotropy: Anisotropy | None = None, **kw) -> np.ndarray:
     """Line-of-sight velocity dispersion sigma_los(R) [km/s]; see :func:`sigma_los2`."""
     return np.sqrt(sigma_los2(R, nu, mass, anisotropy, **kw))
+
+
+def sky_profiles(R, nu: ArrayFn, mass: ArrayFn, anisotropy: Anisotropy | None = None,
+                 n_stars: float = 1.0) -> dict[str, np.ndarray]:
+    """Exact Sigma(R) [stars/kpc^2] and sigma_los(R) [km/s] of a model seen as ``n_stars`` stars.
+
+    Parameters
+    ----------
+    R : array_like
+        Projected radii [kpc], > 0.
+    nu : callable
+        Tracer density nu(r) [kpc^-3] normalised to one star.
+    mass : callable
+        Enclosed mass M(r) [Msun].
+    anisotropy : Anisotropy or None
+        As in :func:`sigma_los2` (None: isotropic).
+    n_stars : float
+        Number of stars (Sigma scales with it).
+
+    Returns
+    -------
+    dict
+        ``R`` [kpc], ``Sigma`` [stars/kpc^2], ``sigma_los`` [km/s].
+
+    Examples
+    --------
+    A Plummer sphere of one star (a = 0.2 kpc) seen as 100 stars: Sigma(a) = N / (4 pi a^2).
+
+    >>> from dsphnf.profiles import plummer
+    >>> s = sky_profiles([0.2], plummer(1.0, 0.2), plummer(1e7, 0.2).mass, n_stars=100)
+    >>> bool(np.isclose(s["Sigma"][0], 100 / (4 * np.pi * 0.2**2), rtol=1e-6))
+    True
+    """
+    R = np.asarray(R, dtype=float)
+    sigma, s2 = surface_density_and_sigma_los2(R, nu, mass, anisotropy)
+    return {"R": R, "Sigma": n_stars * np.asarray(sigma, dtype=float),
+            "sigma_los": np.sqrt(np.asarray(s2, dtype=float))}
+
+
+def annulus_averages(R_lo, R_hi, nu: ArrayFn, mass: ArrayFn, anisotropy: Anisotropy | None = None,
+                     n_stars: float = 1.0, points: int = 128) -> dict[str, np.ndarray]:
+    """Exact annulus averages of Sigma [stars/kpc^2] and of sigma_los (Sigma-weighted) [km/s].
+
+    These are what the binned estimators measure: the mean surface density
+    over each annulus, and sqrt(<Sigma sigma_los^2> / <Sigma>) over it
+    (trapezoid rule on ``points`` log-spaced radii per annulus; an inner edge
+    at 0 starts at 1e-5 of the outer edge).
+
+    Parameters
+    ----------
+    R_lo, R_hi : array_like
+        Inner and outer edges [kpc] of the annuli.
+    nu, mass, anisotropy, n_stars
+        As in :func:`sky_profiles` (``nu`` normalised to one star).
+    points : int
+        Radii per annulus.
+
+    Returns
+    -------
+    dict
+        ``Sigma`` [stars/kpc^2] and ``sigma_los`` [km/s], one value per annulus.
+    """
+    sig, los = [], []
+    for lo, hi in zip(np.atleast_1d(R_lo), np.atleast_1d(R_hi)):
+        lnR = np.linspace(np.log(max(lo, 1e-5 * hi)), np.log(hi), points)
+        R = np.exp(lnR)
+        S, s2 = surface_density_and_sigma_los2(R, nu, mass, anisotropy)
+        dn = 2.0 * np.pi * R**2 * S  # dN / dln R per star
+        N = np.trapezoid(dn, lnR)
+        sig.append(n_stars * N / (np.pi * (hi**2 - lo**2)))
+        los.append(np.sqrt(np.trapezoid(dn * s2, lnR) / N))
+    return {"Sigma": np.asarray(sig), "sigma_los": np.asarray(los)}

@@ -1,7 +1,10 @@
-"""Validation of star catalogues and resolution of their column names.
+"""Validation of star-catalogue columns and resolution of their names.
 
-Every reader in :mod:`dsphnf.catalog` ends with :func:`validate`, so that all
-formats obey the same rules.  Each failure raises
+Works on plain arrays (x, y, vz, vz_err, p_member) and knows nothing of the
+catalogue type, so that :mod:`dsphnf.catalog` imports this module and not the
+other way round.  Every reader in :mod:`dsphnf.catalog` ends with
+:meth:`dsphnf.catalog.Catalog.validated`, which calls :func:`validate_columns`,
+so that all formats obey the same rules.  Each failure raises
 :class:`dsphnf.errors.CatalogError` with ONE line that names the file and the
 offending row (1-based data row) or column.
 
@@ -9,14 +12,12 @@ Units: positions x, y in kpc, velocities vz and their errors in km/s.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import CatalogError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .catalog import Catalog
+from .kinematics import weighted_mean_std
 
 __all__ = [
     "MIN_STARS",
@@ -25,7 +26,7 @@ __all__ = [
     "SYSTEMIC_MAX_SIGMAS",
     "COLUMN_ALIASES",
     "resolve_columns",
-    "validate",
+    "validate_columns",
 ]
 
 #: Fewer stars (with non-zero membership) than this cannot constrain a profile.
@@ -103,14 +104,11 @@ def _first_bad(mask: np.ndarray) -> int | None:
     return int(idx[0]) if idx.size else None
 
 
-def _weighted_mean_std(v: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    sw = w.sum()
-    m = float(np.sum(w * v) / sw)
-    return m, float(np.sqrt(np.sum(w * (v - m) ** 2) / sw))
+Columns = Mapping[str, "np.ndarray | None"]
 
 
-def validate(catalog: "Catalog", rows: Iterable[int] | None = None) -> "Catalog":
-    """Check a catalogue; raise :class:`CatalogError` with one line on failure.
+def validate_columns(columns: Columns, source: str, rows: Iterable[int] | None = None) -> None:
+    """Check catalogue columns; raise :class:`CatalogError` with one line on failure.
 
     Checks, in order: finite values in every column, non-negative velocity
     errors, membership probabilities in [0, 1], at least :data:`MIN_STARS`
@@ -120,64 +118,74 @@ def validate(catalog: "Catalog", rows: Iterable[int] | None = None) -> "Catalog"
 
     Parameters
     ----------
-    catalog : Catalog
-        The catalogue to check.
+    columns : mapping
+        ``x``, ``y`` [kpc] and optionally ``vz``, ``vz_err`` [km/s] and
+        ``p_member`` [0..1] (absent or None: not given), equal lengths.
+    source : str
+        File name used in messages.
     rows : iterable of int, optional
         1-based data-row numbers of the stars in the file (default 1..n), used
         in messages when a reader dropped rows before validating.
 
-    Returns
-    -------
-    Catalog
-        The same catalogue, for chaining.
+    Examples
+    --------
+    >>> x = np.linspace(0.01, 0.5, 30)
+    >>> validate_columns({"x": x, "y": x[::-1], "vz": np.resize([-5.0, 5.0], 30)}, "mem")
+    >>> validate_columns({"x": x[:5], "y": x[:5]}, "mem")
+    Traceback (most recent call last):
+    ...
+    dsphnf.errors.CatalogError: mem: only 5 stars; at least 20 are needed
     """
-    src = catalog.source
+    cols = {k: (None if columns.get(k) is None else np.asarray(columns[k], dtype=float))
+            for k in ("x", "y", "vz", "vz_err", "p_member")}
     rows_arr = None if rows is None else np.asarray(list(rows), dtype=int)
-    cols = {"x": catalog.x, "y": catalog.y, "vz": catalog.vz, "vz_err": catalog.vz_err, "p_member": catalog.p_member}
+    _check_values(cols, source, rows_arr)
+    n = cols["x"].size
+    w = cols["p_member"] if cols["p_member"] is not None else np.ones(n)
+    n_pos = int(np.count_nonzero(w > 0))
+    if n_pos < MIN_STARS:
+        extra = f" with non-zero membership (of {n} rows)" if n_pos != n else ""
+        raise CatalogError(f"{source}: only {n_pos} stars{extra}; at least {MIN_STARS} are needed")
+    med_r = float(np.median(np.hypot(cols["x"], cols["y"])[w > 0]))
+    if med_r > MAX_MEDIAN_R_KPC:
+        raise CatalogError(
+            f"{source}: median projected radius {med_r:.4g} kpc is implausible for a dwarf galaxy; "
+            "x, y must be in kpc (convert angles with the distance)"
+        )
+    _check_duplicates(cols, source, rows_arr)
+    if cols["vz"] is not None:
+        m, s = weighted_mean_std(cols["vz"][w > 0], w[w > 0])
+        if abs(m) > SYSTEMIC_MAX_KMS or abs(m) > SYSTEMIC_MAX_SIGMAS * s:
+            raise CatalogError(
+                f"{source}: column 'vz': weighted mean {m:.4g} km/s vs dispersion {s:.4g} km/s looks like the "
+                f"systemic velocity was not removed; subtract it (vz - ({m:.4g})) before fitting"
+            )
+
+
+def _check_values(cols: dict, src: str, rows: np.ndarray | None) -> None:
+    """Finite values, non-negative velocity errors, memberships in [0, 1]."""
     for name, arr in cols.items():
         if arr is None:
             continue
         i = _first_bad(~np.isfinite(arr))
         if i is not None:
-            raise CatalogError(f"{src}: row {_row(rows_arr, i)}, column {name!r}: value {arr[i]} is not finite")
-    if catalog.vz_err is not None:
-        i = _first_bad(catalog.vz_err < 0)
+            raise CatalogError(f"{src}: row {_row(rows, i)}, column {name!r}: value {arr[i]} is not finite")
+    if cols["vz_err"] is not None:
+        i = _first_bad(cols["vz_err"] < 0)
         if i is not None:
             raise CatalogError(
-                f"{src}: row {_row(rows_arr, i)}, column 'vz_err': negative velocity error {catalog.vz_err[i]:g} km/s"
+                f"{src}: row {_row(rows, i)}, column 'vz_err': negative velocity error {cols['vz_err'][i]:g} km/s"
             )
-    if catalog.p_member is not None:
-        i = _first_bad((catalog.p_member < 0) | (catalog.p_member > 1))
+    if cols["p_member"] is not None:
+        p = cols["p_member"]
+        i = _first_bad((p < 0) | (p > 1))
         if i is not None:
-            raise CatalogError(
-                f"{src}: row {_row(rows_arr, i)}, column 'p_member': membership {catalog.p_member[i]:g} "
-                "is outside [0, 1]"
-            )
-    w = catalog.weights
-    n_pos = int(np.count_nonzero(w > 0))
-    if n_pos < MIN_STARS:
-        extra = f" with non-zero membership (of {catalog.n} rows)" if n_pos != catalog.n else ""
-        raise CatalogError(f"{src}: only {n_pos} stars{extra}; at least {MIN_STARS} are needed")
-    med_r = float(np.median(catalog.R[w > 0]))
-    if med_r > MAX_MEDIAN_R_KPC:
-        raise CatalogError(
-            f"{src}: median projected radius {med_r:.4g} kpc is implausible for a dwarf galaxy; "
-            "x, y must be in kpc (convert angles with the distance)"
-        )
-    _check_duplicates(catalog, rows_arr)
-    if catalog.vz is not None:
-        m, s = _weighted_mean_std(catalog.vz[w > 0], w[w > 0])
-        if abs(m) > SYSTEMIC_MAX_KMS or abs(m) > SYSTEMIC_MAX_SIGMAS * s:
-            raise CatalogError(
-                f"{src}: column 'vz': weighted mean {m:.4g} km/s vs dispersion {s:.4g} km/s looks like the "
-                f"systemic velocity was not removed; subtract it (vz - ({m:.4g})) before fitting"
-            )
-    return catalog
+            raise CatalogError(f"{src}: row {_row(rows, i)}, column 'p_member': membership {p[i]:g} is outside [0, 1]")
 
 
-def _check_duplicates(catalog: "Catalog", rows: np.ndarray | None) -> None:
-    parts = [catalog.x, catalog.y] + ([catalog.vz] if catalog.vz is not None else [])
-    key = np.column_stack(parts)
+def _check_duplicates(cols: dict, src: str, rows: np.ndarray | None) -> None:
+    has_v = cols["vz"] is not None
+    key = np.column_stack([cols["x"], cols["y"]] + ([cols["vz"]] if has_v else []))
     _, first, inverse, counts = np.unique(key, axis=0, return_index=True, return_inverse=True, return_counts=True)
     inverse = np.ravel(inverse)
     dup = np.flatnonzero(counts[inverse] > 1)
@@ -185,8 +193,8 @@ def _check_duplicates(catalog: "Catalog", rows: np.ndarray | None) -> None:
         # first occurrence of a duplicated group, and the next star in it
         i = int(first[inverse[dup[0]]])
         j = int(next(k for k in dup if inverse[k] == inverse[i] and k != i))
-        what = "x, y, vz" if catalog.vz is not None else "x, y"
+        what = "x, y, vz" if has_v else "x, y"
         raise CatalogError(
-            f"{catalog.source}: rows {_row(rows, i)} and {_row(rows, j)} are the same star (identical {what}); "
+            f"{src}: rows {_row(rows, i)} and {_row(rows, j)} are the same star (identical {what}); "
             f"{dup.size - np.count_nonzero(counts > 1)} duplicate rows in all, remove them"
         )

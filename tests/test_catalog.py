@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dsphnf.catalog import Catalog, read_catalog, read_gaia_challenge
-from dsphnf.kinematics import ml_dispersion, weighted_median
+from dsphnf.kinematics import ml_dispersion
 from dsphnf.constants import ARCMIN_PER_RAD
 from dsphnf.errors import CatalogError
 
@@ -93,40 +93,35 @@ def test_subset_and_bootstrap():
     assert set(b1.x) <= set(cat.x)
 
 
-# ---------------------------------------------------------------- statistics
-def test_weighted_median_matches_repetition():
-    v = np.array([1.0, 2.0, 3.0, 4.0])
-    assert weighted_median(v) == pytest.approx(2.5)
-    # integer weights = repeated values: 1,1,1,2,3,4,4 -> median 2
-    assert weighted_median(v, np.array([3.0, 1.0, 1.0, 2.0])) == pytest.approx(2.0)
-    # zero weights are ignored
-    assert weighted_median(np.array([0.0, 1.0, 2.0, 3.0, 100.0]), np.array([1, 1, 0, 1, 0.0])) == pytest.approx(1.0)
+# ---------------------------------------------------------------- summary
+def test_summary_uses_the_shared_statistics_and_the_flows_length_unit():
+    from dsphnf.catalog import format_summary
+    from dsphnf.flows.standardise import standardise
+
+    cols = stars(n=301)
+    cat = Catalog(**cols, source="mem")
+    s = cat.summary()
+    # R_half is the flow's length unit L, and the hand-computed weighted median of R
+    _, scales = standardise(cat)
+    assert s["R_half"] == scales["L"]
+    R, w = np.hypot(cols["x"], cols["y"]), cols["p_member"]
+    order = np.argsort(R)
+    below = np.cumsum(w[order]) < 0.5 * w.sum()
+    assert s["R_half"] == R[order][np.count_nonzero(below)]
+    assert np.sum(w[R < s["R_half"]]) < 0.5 * w.sum() <= np.sum(w[R <= s["R_half"]])
+    assert s["v_mean"] == pytest.approx(ml_dispersion(cols["vz"], cols["vz_err"], w)[0])
+    text = format_summary(cat)
+    assert f"R_half           {s['R_half']:.4f} kpc" in text and "the flow's length unit" in text
+    assert "Kish" in text and "velocity errors removed" in text
 
 
-def test_ml_dispersion_recovers_sigma_with_heteroscedastic_errors():
-    rng = np.random.default_rng(42)
-    n, sigma, mu = 4000, 7.0, 1.5
-    err = rng.uniform(1.0, 12.0, n)
-    v = rng.normal(mu, sigma, n) + rng.normal(0, err)
-    m, sm, s, ss = ml_dispersion(v, err)
-    assert abs(s - sigma) < 3 * ss and 0.05 < ss < 0.3
-    assert abs(m - mu) < 3 * sm
-    assert np.std(v) > sigma + 2  # the naive dispersion is badly inflated
-    # without errors: the ML solution is the (weighted) sample mean and std
-    m0, _, s0, ss0 = ml_dispersion(v)
-    assert m0 == pytest.approx(v.mean()) and s0 == pytest.approx(v.std(), rel=1e-6)
-    assert ss0 == pytest.approx(v.std() / np.sqrt(2 * n), rel=1e-3)
-
-
-def test_ml_dispersion_error_bars_are_calibrated():
-    rng = np.random.default_rng(7)
-    pulls = []
-    for _ in range(200):
-        err = rng.uniform(1.0, 6.0, 300)
-        v = rng.normal(0, 5.0, 300) + rng.normal(0, err)
-        _, _, s, ss = ml_dispersion(v, err)
-        pulls.append((s - 5.0) / ss)
-    assert abs(np.mean(pulls)) < 0.25 and 0.8 < np.std(pulls) < 1.2
+def test_validated_checks_the_columns():
+    cols = stars()
+    cat = Catalog(**cols, source="mem")
+    assert cat.validated() is cat
+    cols["vz"][3] = np.nan
+    with pytest.raises(CatalogError, match=r"mem: row 13, column 'vz'"):
+        Catalog(**cols, source="mem").validated(rows=np.arange(10, 210))
 
 
 # ---------------------------------------------------------------- validation

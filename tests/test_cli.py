@@ -1,6 +1,7 @@
-"""The command line: dsphnf mock / info / demo, errors as one line with exit status 2."""
+"""The command line: dsphnf mock / info, errors as one line with exit status 2; the package's import structure."""
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -114,8 +115,10 @@ def test_info_recovers_known_dispersion_with_errors(capsys, tmp_path):
     rc, out, _ = run_cli(capsys, "info", path)
     assert rc == 0
     assert _number(r"stars\s+(\d+)", out) == [n]
-    (rhalf,) = _number(r"R_half\s+([\d.]+) kpc", out)
+    (rhalf,) = _number(r"R_half\s+([\d.]+) kpc \(membership-weighted median projected radius; the flow's length unit\)",
+                       out)
     assert rhalf == pytest.approx(0.3 / np.sqrt(2), rel=0.03)
+    assert rhalf == pytest.approx(np.sort(R)[n // 2 - 1], abs=5e-5)  # the lower median of R, as printed (4 digits)
     s, ds = _number(r"sigma_los\s+([\d.]+) \+- ([\d.]+) km/s", out)
     assert abs(s - sigma) < 3 * ds and 0.1 < ds < 0.3
     assert np.std(vz) > sigma + 1.5  # the errors matter: naive dispersion is far off
@@ -162,45 +165,6 @@ def test_info_walker_draco(capsys):
     assert 8.5 < s < 10.0 and ds < 0.5  # Draco: sigma_los ~ 9.1 km/s
 
 
-# ---------------------------------------------------------------- demo
-def test_demo_writes_consistent_outputs(capsys, tmp_path):
-    out_dir = tmp_path / "demo"
-    rc, out, _ = run_cli(capsys, "demo", "-o", out_dir, "--n", 400, "--seed", 3, "--bins", 5, "--steps", 0)
-    assert rc == 0
-    assert sorted(p.name for p in out_dir.iterdir()) == ["binned.csv", "profiles.png", "stars.csv", "truth.csv"]
-    assert (out_dir / "profiles.png").read_bytes()[:4] == b"\x89PNG"
-    assert read_catalog(out_dir / "stars.csv").n == 400
-    b = np.genfromtxt(out_dir / "binned.csv", delimiter=",", names=True)
-    assert b["n"].sum() == 400
-    # the mock agrees with its exact projections, annulus by annulus
-    pull_sigma = (b["Sigma"] - b["Sigma_true"]) / b["Sigma_err"]
-    pull_los = (b["sigma_los"] - b["sigma_los_true"]) / b["sigma_los_err"]
-    assert np.all(np.abs(pull_sigma) < 3.5) and np.all(np.abs(pull_los) < 3.5)
-    assert np.sum(pull_sigma**2) < 20 and np.sum(pull_los**2) < 20  # chi2, 5 dof: p < 0.002 fails
-    # the annulus-averaged truth integrates to the number of stars
-    area = np.pi * (b["R_hi"] ** 2 - b["R_lo"] ** 2)
-    assert np.sum(b["Sigma_true"] * area) == pytest.approx(400 * 0.9999, rel=2e-3)
-    assert "chi2" in out and "R_half" in out
-
-
-def test_demo_fits_the_flow_and_reports_against_truth(capsys, tmp_path):
-    out_dir = tmp_path / "demo"
-    rc, out, _ = run_cli(capsys, "demo", "-o", out_dir, "--n", 300, "--seed", 1, "--bins", 5, "--steps", 25)
-    assert rc == 0
-    names = {p.name for p in out_dir.iterdir()}
-    assert {"stars.csv", "truth.csv", "sky.png", "profile.csv", "summary.json", "profiles.png"} <= names
-    prof = np.genfromtxt(out_dir / "profile.csv", delimiter=",", names=True)
-    assert prof.dtype.names[:4] == ("r", "nu", "sigma_r", "beta")
-    assert np.all(np.isfinite(prof["nu"])) and np.all(prof["nu"] > 0)
-    assert "log10 err" in out and "rho_true" in out
-
-
-def test_demo_bad_input_leaves_nothing(capsys, tmp_path):
-    rc, _, err = run_cli(capsys, "demo", "-o", tmp_path / "d", "--n", 5)
-    assert_one_line_error(rc, err, "--n must be at least 20")
-    assert list(tmp_path.iterdir()) == []
-
-
 # ---------------------------------------------------------------- entry point
 def test_console_entry_point_end_to_end(tmp_path):
     script = Path(sys.executable).parent / "dsphnf"
@@ -213,3 +177,69 @@ def test_console_entry_point_end_to_end(tmp_path):
     bad = env_run("info", tmp_path / "nothing.csv")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [f"dsphnf: error: {tmp_path / 'nothing.csv'}: no such file"]
+
+
+# ---------------------------------------------------------------- import structure
+PACKAGE = Path(__file__).resolve().parents[1] / "dsphnf"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """Every dsphnf module that ``path`` imports anywhere (top level, in functions, under TYPE_CHECKING)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+    return (found & modules) - {name}
+
+
+def test_no_import_circle_anywhere_in_the_package():
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {m: _imports(p, set(files)) for m, p in files.items()}
+    assert "dsphnf.validate" in graph["dsphnf.catalog"] and "dsphnf.catalog" not in graph["dsphnf.validate"]
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            assert state.get(n) != 1, f"import circle: {' -> '.join(path[path.index(n):] + [n]) if n in path else n}"
+            if n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_validate_imports_without_the_catalogue():
+    code = "import sys, dsphnf.validate; print('dsphnf.catalog' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def test_commands_do_not_import_commands():
+    names = {p.stem for p in (PACKAGE / "commands").glob("*.py")} - {"__init__"}
+    assert set(COMMANDS) == names
+    for path in (PACKAGE / "commands").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level != 1, f"{path.name} imports a sibling command (from .{node.module or ''})"
+                assert not (node.module or "").startswith("dsphnf.commands"), path.name
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("dsphnf.commands") for a in node.names), path.name
+    cli = (PACKAGE / "cli.py").read_text()
+    assert "importlib" not in cli and "from .commands import baseline, compare, demo, fit, info, mock" in cli
+    assert COMMANDS == ["demo", "mock", "info", "baseline", "compare", "fit"]  # the order of --help

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..binned import BINNED_COLUMNS, binned_profiles, chi2
+from ..catalog import format_summary
 from ..errors import DsphnfError
-from ..outputs import atomic_dir, write_csv
-from .info import format_summary
 from ..mocks import draw_mock
+from ..outputs import atomic_dir, write_csv
+from ..projection import annulus_averages, sky_profiles
 
 HELP = "the main job: draw the default mock (NonPlumCuspIso, 1000 stars), fit the flow, compare with the truth"
 
@@ -53,45 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def true_projections(model, R: np.ndarray, n_stars: int) -> dict[str, np.ndarray]:
-    """Exact Sigma(R) [stars/kpc^2, for ``n_stars``] and sigma_los(R) [km/s] of a mock model."""
-    from ..projection import surface_density_and_sigma_los2
-
-    R = np.asarray(R, dtype=float)
-    sigma, s2 = surface_density_and_sigma_los2(R, model.tracer, model.halo.mass, model.anisotropy)
-    return {"R": R, "Sigma": n_stars * np.asarray(sigma, dtype=float), "sigma_los": np.sqrt(np.asarray(s2, dtype=float))}
-
-
-def annulus_averages(model, R_lo: np.ndarray, R_hi: np.ndarray, n_stars: int, points: int = 128) -> dict:
-    """Exact annulus averages of Sigma [stars/kpc^2] and of sigma_los^2 (Sigma-weighted) [km/s].
-
-    These are what the binned estimators measure: the mean surface density
-    over each annulus, and sqrt(<Sigma sigma_los^2> / <Sigma>) over it.
-    """
-    from ..projection import surface_density_and_sigma_los2
-
-    sig, los = [], []
-    for lo, hi in zip(R_lo, R_hi):
-        lnR = np.linspace(np.log(max(lo, 1e-5 * hi)), np.log(hi), points)
-        R = np.exp(lnR)
-        S, s2 = surface_density_and_sigma_los2(R, model.tracer, model.halo.mass, model.anisotropy)
-        dn = 2.0 * np.pi * R**2 * S  # dN / dln R per star
-        N = np.trapezoid(dn, lnR)
-        sig.append(n_stars * N / (np.pi * (hi**2 - lo**2)))
-        los.append(np.sqrt(np.trapezoid(dn * s2, lnR) / N))
-    return {"Sigma": np.asarray(sig), "sigma_los": np.asarray(los)}
-
-
-def chi2(data: np.ndarray, err: np.ndarray, model: np.ndarray) -> tuple[float, int]:
-    """chi^2 and the number of finite points."""
-    ok = np.isfinite(data) & np.isfinite(err) & (err > 0) & np.isfinite(model)
-    return float(np.sum(((data[ok] - model[ok]) / err[ok]) ** 2)), int(ok.sum())
-
-
 def run(args: argparse.Namespace) -> int:
-    from scipy.stats import chi2 as chi2_dist
-
-    from ..plotting import binned_profiles, plot_binned_profiles
+    from ..plotting import plot_binned_profiles
 
     if args.n < 20:
         raise DsphnfError(f"--n must be at least 20 stars for the demo, got {args.n}")
@@ -105,15 +70,15 @@ def run(args: argparse.Namespace) -> int:
     cat.source = f"{DEFAULT_MODEL} mock (seed {args.seed})"
     cat.meta["format"] = "mock"
     binned = binned_profiles(cat, n_bins=args.bins, seed=args.seed)
+    physics = (model.tracer, model.halo.mass, model.anisotropy)
     R = np.geomspace(max(binned["R_hi"][0] / 10, 1e-3), binned["R_hi"][-1], 60)
-    exact = true_projections(model, R, cat.n)
-    at_bins = annulus_averages(model, binned["R_lo"], binned["R_hi"], cat.n)
-    c_sig, k_sig = chi2(binned["Sigma"], binned["Sigma_err"], at_bins["Sigma"])
-    c_los, k_los = chi2(binned["sigma_los"], binned["sigma_los_err"], at_bins["sigma_los"])
+    exact = sky_profiles(R, *physics, n_stars=cat.n)
+    at_bins = annulus_averages(binned["R_lo"], binned["R_hi"], *physics, n_stars=cat.n)
+    tests = {"Sigma(R)": chi2(binned["Sigma"], binned["Sigma_err"], at_bins["Sigma"]),
+             "sigma_los(R)": chi2(binned["sigma_los"], binned["sigma_los_err"], at_bins["sigma_los"])}
 
     result = None
     if args.steps != 0:
-        from ..compare import compare_profiles, format_table
         from ..flows import fit_catalog
 
         result = fit_catalog(cat, anisotropy="isotropic", steps=args.steps, ensemble=args.ensemble,
@@ -125,21 +90,21 @@ def run(args: argparse.Namespace) -> int:
             result.write_into(tmp)
         cat.to_csv(tmp / "stars.csv")
         write_csv(tmp / "truth.csv", truth)
-        cols = {k: binned[k] for k in ("R_lo", "R_hi", "R", "n", "Sigma", "Sigma_err", "sigma_los", "sigma_los_err")}
+        cols = {k: binned[k] for k in BINNED_COLUMNS}
         cols.update(Sigma_true=at_bins["Sigma"], sigma_los_true=at_bins["sigma_los"])
         write_csv(tmp / "binned.csv", cols)
-        plot_binned_profiles(
-            tmp / ("sky.png" if result is not None else "profiles.png"), binned, exact, title=f"{DEFAULT_MODEL}: {cat.n} stars, seed {args.seed}",
-            model_binned=at_bins,
-        )
+        plot_binned_profiles(tmp / ("sky.png" if result is not None else "profiles.png"), binned, exact,
+                             title=f"{DEFAULT_MODEL}: {cat.n} stars, seed {args.seed}", model_binned=at_bins)
 
     print(format_summary(cat))
-    for label, c, k in (("Sigma(R)", c_sig, k_sig), ("sigma_los(R)", c_los, k_los)):
-        print(f"{label:<16} chi2 = {c:.1f} for {k} annuli against the exact projection (p = {chi2_dist.sf(c, k):.2f})")
+    for label, c in tests.items():
+        print(f"{label:<16} chi2 = {c.value:.1f} for {c.n} annuli against the exact projection (p = {c.p:.2f})")
     if result is None:
         print(f"wrote {out}/stars.csv, truth.csv, binned.csv, profiles.png")
         return 0
-    rows = compare_profiles({"flow": result.profile}, truth=truth)
+    from ..compare import compare_profiles, format_table
+
+    rows = compare_profiles({"flow": result}, truth=truth)
     print(format_table(rows))
     print(f"flow fit: {result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
           "(stars.csv, truth.csv, binned.csv, sky.png, profile.csv, summary.json, profiles.png, ...)")

@@ -25,34 +25,18 @@ __all__ = ["binned_sky", "model_sky", "plot_profiles", "plot_data_vs_model", "pl
 
 
 def binned_sky(x, y, vz=None, w=None, verr=None, n_bins: int = 10, edges=None) -> dict[str, np.ndarray]:
-    """Sigma(R) [fraction/kpc^2] and sigma_los(R) [km/s] in annuli (equal-number unless ``edges``)."""
-    R = np.hypot(x, y)
-    w = np.ones_like(R) if w is None else np.asarray(w, float)
-    if edges is None:
-        edges = np.quantile(R, np.linspace(0, 1, n_bins + 1))
-        edges[0], edges[-1] = 0.0, edges[-1] * (1 + 1e-9)
-    idx = np.clip(np.digitize(R, edges) - 1, 0, len(edges) - 2)
-    nb = len(edges) - 1
-    out = {"edges": edges, "R": np.zeros(nb), "Sigma": np.zeros(nb), "Sigma_err": np.zeros(nb)}
-    if vz is not None:
-        out["sigma_los"] = np.zeros(nb)
-    for b in range(nb):
-        m = idx == b
-        wb = w[m]
-        area = np.pi * (edges[b + 1] ** 2 - edges[b] ** 2)
-        out["R"][b] = np.average(R[m], weights=wb) if wb.sum() > 0 else 0.5 * (edges[b] + edges[b + 1])
-        out["Sigma"][b] = wb.sum() / w.sum() / area
-        out["Sigma_err"][b] = np.sqrt(np.sum(wb**2)) / w.sum() / area
-        if vz is not None:
-            if wb.sum() > 0:
-                mu = np.average(vz[m], weights=wb)
-                var = np.average((vz[m] - mu) ** 2, weights=wb)
-                if verr is not None:
-                    var -= np.average(np.asarray(verr)[m] ** 2, weights=wb)
-                out["sigma_los"][b] = np.sqrt(max(var, 0.0))
-            else:
-                out["sigma_los"][b] = np.nan
-    return out
+    """Sigma(R) [fraction/kpc^2] and sigma_los(R) [km/s] in annuli (equal-number unless ``edges``).
+
+    The library's one binned estimator (:func:`dsphnf.binned.binned_profiles`, Gaussian
+    sigma_los errors), plus the annulus ``edges`` [kpc].
+    """
+    from ..binned import binned_profiles
+    from ..catalog import Catalog
+
+    b = binned_profiles(Catalog(x, y, vz, verr if vz is not None else None, w), n_bins=n_bins, n_boot=0,
+                        edges=edges, normalise=True)
+    b["edges"] = np.append(b["R_lo"], b["R_hi"][-1])
+    return b
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import FitError
+from ..kinematics import half_number_radius, weighted_mean_std
 
 __all__ = ["standardise", "radial_grid", "fingerprint", "check_device"]
 
@@ -27,18 +28,14 @@ def standardise(catalog) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     x = np.asarray(catalog.x, dtype=float)
     y = np.asarray(catalog.y, dtype=float)
     w = np.asarray(catalog.weights, dtype=float)
-    R = np.hypot(x, y)
-    order = np.argsort(R)
-    cw = np.cumsum(w[order]) / w.sum()
-    L = float(R[order][np.searchsorted(cw, 0.5)])
+    L = half_number_radius(x, y, w)
     if not L > 0:
         raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: half-number radius is zero; are x, y in kpc?")
     scales = {"L": L, "V": 1.0, "v_sys": 0.0}
     out = {"w": w, "verr": None}
     if catalog.vz is not None:
         vz = np.asarray(catalog.vz, dtype=float)
-        v_sys = float(np.sum(w * vz) / w.sum())
-        V = float(np.sqrt(np.sum(w * (vz - v_sys) ** 2) / w.sum()))
+        v_sys, V = weighted_mean_std(vz, w)
         if not V > 0:
             raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: all velocities are equal")
         scales.update(V=V, v_sys=v_sys)
