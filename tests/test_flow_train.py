@@ -11,7 +11,8 @@ from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.catalog import Catalog
 from dsphnf.errors import FitError
 from dsphnf.flows import SphericalFlow, TrainConfig, Trainer, fit_catalog
-from dsphnf.flows.kde import KDEData, bandwidths
+from dsphnf.flows.kde import bandwidths
+from dsphnf.flows.stars import StarData
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,7 +48,7 @@ def _toy_data(seed=0, n=200):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, generator=g) * torch.tensor([1.0, 1.0, 0.9])
     h = bandwidths(x.numpy())
-    return KDEData(x[:160], h), KDEData(x[160:], h)
+    return StarData(x[:160], h), StarData(x[160:], h)
 
 
 def _trainer(path, steps=60, seed=3, **cfg):
@@ -164,13 +165,13 @@ def test_objective_dispatch_matches_its_parts(loss, anisotropy):
     torch.manual_seed(0)
     flow = SphericalFlow(anisotropy=parse_anisotropy(anisotropy), width=16).double()
     train, _ = _toy_data()
-    data = KDEData(train.data.double(), train.h.numpy())
+    data = StarData(train.obs.double(), train.h.numpy())
     cfg = TrainConfig(loss=loss)
     got = flow_loss(flow, data, cfg, torch.Generator().manual_seed(3), 256)
     g = torch.Generator().manual_seed(3)
     if loss == "abel" and anisotropy != "free":
         eps = torch.randn(data.R.shape, generator=g, dtype=torch.float64)
-        want = exact_nll(flow, data.R, data.data[:, 2] + cfg.h_v * eps, torch.sqrt(cfg.h_v**2 + data.err2), data.weights)
+        want = exact_nll(flow, data.R, data.obs[:, 2] + cfg.h_v * eps, torch.sqrt(cfg.h_v**2 + data.err2), data.weights)
     else:
         rows = data.smeared(g, cfg.n_smear)
         model, logw = flow.sample_projected_weighted(256, g, cfg.base_scale)

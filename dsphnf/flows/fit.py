@@ -41,7 +41,8 @@ from ..outputs import atomic_dir, write_csv, write_json
 from . import ensemble as ens
 from ..anisotropy import anisotropy_from, parse_anisotropy, require_form
 from .cnf import FLOW_FORMS, SphericalFlow
-from .kde import KDEData, bandwidths
+from .kde import bandwidths
+from .stars import StarData
 from .moments import flow_profiles
 from .standardise import check_device, fingerprint, radial_grid, standardise
 from .train import TrainConfig, Trainer
@@ -294,7 +295,7 @@ def fit_catalog(
                 obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
                 wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
                 ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
-                return KDEData(obs, h, wt, ve)
+                return StarData(obs, h, wt, ve)
 
             h = bandwidths(std["obs"][tr], std["w"][tr], bandwidth_factor)
             torch.manual_seed(int(seed) * 1009 + k)
