@@ -10,7 +10,7 @@ import torch
 from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.catalog import Catalog
 from dsphnf.errors import FitError
-from dsphnf.flows import SphericalFlow, TrainConfig, Trainer, fit_catalog
+from dsphnf.flows import FitOptions, SphericalFlow, TrainConfig, Trainer, fit_flow
 from dsphnf.flows.kde import bandwidths
 from dsphnf.flows.stars import StarData
 
@@ -31,8 +31,8 @@ def test_brief_positions_only_fit_recovers_a_cuspy_tracer():
     r_star = 0.25
     xyz = zhao_251_positions(2000, r_star, seed=1)
     cat = Catalog(xyz[:, 0], xyz[:, 1], source="zhao251")
-    res = fit_catalog(cat, steps=200, seed=0, progress=False, threads=1,
-                      r_grid=np.array([0.3, 0.5, 1.0, 2.0, 3.0]) * r_star)
+    res = fit_flow(cat, steps=200, seed=0, progress=False,
+                   options=FitOptions(r_grid=np.array([0.3, 0.5, 1.0, 2.0, 3.0]) * r_star, threads=1))
     assert not res.kinematic and list(res.table()) == ["r", "nu", "nu_lo", "nu_hi", "nu_lo95", "nu_hi95"]
     x = res.profile["r"] / r_star
     truth = 1 / (2 * np.pi * r_star**3) / x / (1 + x**2) ** 2
@@ -135,13 +135,13 @@ def test_nan_guard_gives_up_with_fit_error(monkeypatch, tmp_path):
     assert tr.failures == tr.cfg.max_failures + 1
 
 
-def test_fit_catalog_writes_nothing_when_training_diverges(monkeypatch, tmp_path):
+def test_fit_flow_writes_nothing_when_training_diverges(monkeypatch, tmp_path):
     _inject(monkeypatch, lambda tr: tr.step >= 5)
     rng = np.random.default_rng(0)
     cat = Catalog(rng.normal(size=100), rng.normal(size=100), rng.normal(size=100) * 10, source="toy")
     out = tmp_path / "out"
     with pytest.raises(FitError):
-        res = fit_catalog(cat, steps=40, progress=False)
+        res = fit_flow(cat, steps=40, progress=False)
         res.save(out)
     assert not out.exists()
 
