@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dsphnf.catalog import read_catalog  # noqa: E402
-from dsphnf.flows import fit_catalog  # noqa: E402
+from dsphnf.flows import FitOptions, fit_flow  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "gaia_challenge" / "NonPlumCuspIso"
 FILE = DATA / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat"
@@ -52,8 +52,8 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None) -> dic
     r_med = np.logspace(-1, 0, 21)
     grid = np.unique(np.concatenate([r_med, R_CHECK]))
     t0 = time.perf_counter()
-    res = fit_catalog(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps,
-                      progress=sys.stderr.isatty(), r_grid=grid, threads=threads, distance=76.0)
+    res = fit_flow(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps, distance=76.0,
+                   progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads))
     wall = time.perf_counter() - t0
     p = res.profile
     sel = np.isin(grid, r_med)
@@ -61,11 +61,11 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None) -> dic
     at = np.isin(grid, R_CHECK)
     out = {
         "seed": seed, "ensemble": ensemble, "wall_s": wall, "timings_s": res.summary["timings_s"],
-        "steps": [m["steps"] for m in res.summary["members"]],
+        "steps": [m["steps"] for m in res.summary["diagnostics"]["members"]],
         "median_abs_dex_0.1_1": float(np.median(np.abs(dex))),
         "rho": p["rho"][at].tolist(), "rho_lo95": p["rho_lo95"][at].tolist(), "rho_hi95": p["rho_hi95"][at].tolist(),
         "rho_lo": p["rho_lo"][at].tolist(), "rho_hi": p["rho_hi"][at].tolist(),
-        "log10_J_76kpc": res.summary.get("log10_J_0.5deg"),
+        "log10_J_76kpc": res.summary["jfactor"]["log10_J"],
     }
     out["dex_at_check"] = np.log10(np.array(out["rho"]) / RHO_CHECK).tolist()
     out["in95"] = [bool(lo <= t <= hi) for lo, t, hi in zip(out["rho_lo95"], RHO_CHECK, out["rho_hi95"])]
@@ -90,7 +90,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         t = r["timings_s"]
-        j = "-" if r["log10_J_76kpc"] is None else f"{r['log10_J_76kpc']:.2f}"
+        j = "-" if not np.isfinite(r["log10_J_76kpc"]) else f"{r['log10_J_76kpc']:.2f}"
         print(f"| {r['seed']} | {r['ensemble']} | {','.join(map(str, r['steps']))} | {r['wall_s']:.1f} | "
               f"{t['train_s']:.1f} | {t['readout_s']:.1f} | {r['median_abs_dex_0.1_1']:.3f} | {j} |")
     print("\n| seed | r [kpc] | rho_true | median | 95% band | log10 err | in 68% | in 95% |")

@@ -51,16 +51,28 @@ def test_smoke_fit_writes_all_outputs(stars, tmp_path, capsys):
     assert np.all(prof[:, 3] == 0.0)  # isotropic imposed
     assert np.all(prof[:, 5] <= prof[:, 4] + 1e-9 * abs(prof[:, 4])) and np.all(prof[:, 4] <= prof[:, 6] * (1 + 1e-9))
     s = json.loads((out / "summary.json").read_text())
-    for key in ("settings", "versions", "timings_s", "final_train_loss", "final_val_loss", "n_stars",
-                "log10_J_0.5deg", "log10_J_0.5deg_band68"):
+    for key in ("method", "source", "n_stars", "settings", "timings_s", "diagnostics", "jfactor", "versions"):
         assert key in s, key
+    assert s["method"] == "flow" and s["settings"]["anisotropy"] == "isotropic"
     assert s["n_stars"] == 300 and s["settings"]["ensemble"] == 2 and s["settings"]["seed"] == 0
     assert all(k in s["timings_s"] for k in ("train_s", "readout_s", "total_s"))
+    d = s["diagnostics"]
+    assert [m["steps"] for m in d["members"]] == [30, 30] and np.isfinite(d["final_train_loss"])
+    assert d["final_val_loss"] is None  # no validation stars by default
+    jf = s["jfactor"]
+    assert jf["distance_kpc"] == 76.0 and jf["theta_deg"] == 0.5 and jf["n_used"] + jf["n_left_out"] == 2
+    member_j = [m["log10_J"] for m in d["members"] if m["log10_J"] is not None]
+    assert len(member_j) == jf["n_used"]
+    if member_j:
+        assert jf["log10_J"] == pytest.approx(np.median(member_j))
+        assert jf["log10_J_lo95"] <= jf["log10_J_lo"] <= jf["log10_J"] <= jf["log10_J_hi"] <= jf["log10_J_hi95"]
+    assert not any(k.startswith("log10_J") for k in s)  # the J-factor lives in its block only
     for png in ("profiles.png", "data_vs_model.png", "loss.png"):
         assert (out / png).stat().st_size > 1000
     assert len(list((out / "flows").glob("flow_*.pt"))) == 2
     assert not Path(str(out) + ".checkpoints").exists()
-    assert "wrote" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "2 flow(s) (30, 30 steps)" in printed and "log10 J(0.5 deg)" in printed
 
 
 def test_positions_only_catalogue_fits_nu(stars, tmp_path):

@@ -59,3 +59,20 @@ def test_bootstrap_indices_are_reproducible_resamples():
     assert not np.array_equal(a, bootstrap_indices(100, 0, 2, 8))
     assert len(np.unique(a)) < 100 and a.min() >= 0 and a.max() < 100
     assert np.array_equal(bootstrap_indices(50, 3, 0, 1), np.arange(50))
+
+
+def test_j_band_of_an_ensemble_counts_members_without_a_density_as_left_out():
+    from dsphnf.flows.ensemble import ensemble_j_band, member_log10_j
+
+    r = np.geomspace(0.01, 1.0, 60)
+    good = [{"r": r, "rho": a * 1e8 / (r * (1 + r) ** 2)} for a in (0.5, 1.0, 2.0)]
+    bad = [{"r": r, "rho": np.where(r < 0.1, -1.0, 1e8)}, {"r": r, "rho": np.full_like(r, np.nan)}, {"r": r}]
+    band, each = ensemble_j_band(good + bad, 76.0)
+    assert each[3:] == [None, None, None] and band["n_used"] == 3 and band["n_left_out"] == 3
+    j = [member_log10_j(m, 76.0) for m in good]
+    assert j[2] - j[1] == pytest.approx(2 * np.log10(2.0))  # J scales as rho^2
+    assert band["log10_J"] == pytest.approx(j[1])  # the median member
+    t = t_interval(np.array(j))
+    assert band["log10_J_lo95"] == pytest.approx(float(t["_lo95"])) and band["distance_kpc"] == 76.0
+    none, _ = ensemble_j_band(bad, 76.0)
+    assert none["n_used"] == 0 and np.isnan(none["log10_J"])

@@ -10,7 +10,8 @@ import torch
 from dsphnf.anisotropy import ConstantBeta, Inferred, Isotropic, OsipkovMerritt, parse_anisotropy
 from dsphnf.constants import G
 from dsphnf.flows.cnf import SphericalFlow
-from dsphnf.flows.kde import KDEData, bandwidths, kde_log_likelihood_reference, smeared_kde_loss
+from dsphnf.flows.kde import bandwidths, kde_log_likelihood_reference, smeared_kde_loss
+from dsphnf.flows.stars import StarData
 from dsphnf.flows.moments import flow_profiles
 
 from test_flow_model import random_flow
@@ -97,7 +98,7 @@ def _kde_setup(seed=0, verr=True, d=3):
     data = torch.randn(40, d, generator=g, dtype=torch.float64)
     w = torch.rand(40, generator=g, dtype=torch.float64)
     ve = torch.rand(40, generator=g, dtype=torch.float64) * 0.5 if (verr and d == 3) else None
-    kd = KDEData(data, [0.3, 0.25, 0.4][:d], w, ve)
+    kd = StarData(data, [0.3, 0.25, 0.4][:d], w, ve)
     rows = kd.smeared(g, 3)
     return kd, rows
 
@@ -117,7 +118,7 @@ def test_fast_kde_loss_equals_the_plain_formula_and_its_gradient(d, verr):
 def test_kde_loss_is_a_proper_gaussian_cross_entropy():
     """One data point, one model point: -log N(a - c; 0, h^2 + err^2) exactly."""
     a = torch.tensor([[0.3, -0.2, 0.5]], dtype=torch.float64)
-    kd = KDEData(a, [0.2, 0.3, 0.4], verr=torch.tensor([0.3], dtype=torch.float64))
+    kd = StarData(a, [0.2, 0.3, 0.4], verr=torch.tensor([0.3], dtype=torch.float64))
     rows = (a.clone(), torch.ones(1, dtype=torch.float64), kd.inv_hv2)
     c = torch.tensor([[0.1, 0.1, -0.1]], dtype=torch.float64)
     s2 = torch.tensor([0.04, 0.09, 0.16 + 0.09], dtype=torch.float64)
@@ -128,7 +129,7 @@ def test_kde_loss_is_a_proper_gaussian_cross_entropy():
 def test_importance_weighted_kde_is_unbiased_for_the_flow():
     """Widened-base samples with weights estimate the same smeared density as plain samples."""
     flow = random_flow(23, std=0.15, kinematic=False)
-    kd = KDEData(torch.tensor([[0.2, 0.1], [2.5, -1.0], [6.0, 0.0]]), [0.3, 0.3])
+    kd = StarData(torch.tensor([[0.2, 0.1], [2.5, -1.0], [6.0, 0.0]]), [0.3, 0.3])
     dens, spread = {}, {}
     for scale in (1.0, 1.8):
         per = []
@@ -136,7 +137,7 @@ def test_importance_weighted_kde_is_unbiased_for_the_flow():
             g = torch.Generator().manual_seed(100 + i)
             with torch.no_grad():
                 obs, lw = flow.sample_projected_weighted(50_000, g, scale)
-            logk = -0.5 * (((kd.data[:, None, :] - obs[None]) / kd.h) ** 2).sum(-1)
+            logk = -0.5 * (((kd.obs[:, None, :] - obs[None]) / kd.h) ** 2).sum(-1)
             lw = torch.zeros(obs.shape[0], dtype=obs.dtype) if lw is None else lw
             per.append(torch.exp(torch.logsumexp(logk + lw, 1) - torch.logsumexp(lw, 0)))
         per = torch.stack(per)

@@ -9,7 +9,7 @@ import torch
 
 from dsphnf.anisotropy import Isotropic
 from dsphnf.flows import SphericalFlow, TrainConfig
-from dsphnf.flows.kde import KDEData
+from dsphnf.flows.stars import StarData
 from dsphnf.flows.losvd import velocity_table
 from dsphnf.flows.objective import flow_loss
 from dsphnf.flows.prior import HOLE_TAU, hole_penalty, log_derivative, roughness, sigma_r2_table, smoothness_penalty
@@ -72,7 +72,7 @@ def test_training_loss_is_the_likelihood_plus_the_prior_per_star():
             p.add_(0.2 * torch.randn_like(p))
     rng = np.random.default_rng(1)
     obs = torch.as_tensor(np.column_stack([rng.normal(size=(300, 2)), rng.normal(size=300)]))
-    data = KDEData(obs, [0.2, 0.2, 0.25])
+    data = StarData(obs, [0.2, 0.2, 0.25])
     cfg = TrainConfig(smooth_tau=0.7)
     tr = Trainer(flow, data, None, cfg, seed=3, progress=False)
     got = tr.compute_loss()
@@ -100,3 +100,18 @@ def test_hole_penalty_charges_only_a_density_rising_outwards():
     table = (lnr, hole)
     base = smoothness_penalty(table, None, (-2.0, 2.0), 1.0) - roughness(lnr, hole, -2.0, 2.0) / 2.0
     assert float(base) == pytest.approx(2.0 / (2 * HOLE_TAU**2), rel=0.01)
+
+
+def test_smoothness_prior_spans_the_training_radii_and_divides_by_their_weight():
+    from dsphnf.flows.prior import SmoothnessPrior
+
+    R = torch.tensor([1e-5, 0.5, 4.0], dtype=torch.float64)
+    prior = SmoothnessPrior.for_stars(R, torch.tensor([0.5, 1.0, 1.0], dtype=torch.float64), tau=0.7)
+    assert prior.log_range == pytest.approx((math.log(1e-3), math.log(4.0)))  # floored at 1e-3 L
+    assert prior.n_eff == 2.5 and prior.tau == 0.7 and prior.hole_tau == HOLE_TAU
+    flow = SphericalFlow(kinematic=False).double()
+    table = radial_table(flow)
+    want = smoothness_penalty(table, None, prior.log_range, 0.7) / 2.5
+    assert float(prior.per_star(table, None).detach()) == pytest.approx(float(want.detach()), rel=1e-14)
+    with pytest.raises(AttributeError):
+        prior.tau = 1.0  # frozen: one training set, one prior

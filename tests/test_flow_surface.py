@@ -9,7 +9,8 @@ import torch
 
 from dsphnf import flows
 from dsphnf.flows import SphericalFlow
-from dsphnf.flows.kde import KDEData, bandwidths, conditional_velocity_loss, kde_log_likelihood_reference
+from dsphnf.flows.kde import bandwidths, conditional_velocity_loss, kde_log_likelihood_reference
+from dsphnf.flows.stars import StarData
 from dsphnf.flows.surface import interp_table, log_surface_density, positional_nll, radial_table
 from dsphnf.projection import surface_density
 
@@ -117,7 +118,7 @@ def test_conditional_velocity_loss_is_joint_minus_sky_kde():
     g = torch.Generator().manual_seed(1)
     data = torch.randn(50, 3, generator=g, dtype=torch.float64)
     h = bandwidths(data.numpy())
-    kd = KDEData(data, h, torch.rand(50, generator=g, dtype=torch.float64), torch.rand(50, generator=g, dtype=torch.float64) * 0.3)
+    kd = StarData(data, h, torch.rand(50, generator=g, dtype=torch.float64), torch.rand(50, generator=g, dtype=torch.float64) * 0.3)
     model = torch.randn(300, 3, generator=g, dtype=torch.float64) * 1.1
     rows = kd.smeared(g)
     got = conditional_velocity_loss(kd, model, rows=rows)

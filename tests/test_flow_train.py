@@ -10,8 +10,9 @@ import torch
 from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.catalog import Catalog
 from dsphnf.errors import FitError
-from dsphnf.flows import SphericalFlow, TrainConfig, Trainer, fit_catalog
-from dsphnf.flows.kde import KDEData, bandwidths
+from dsphnf.flows import FitOptions, SphericalFlow, TrainConfig, Trainer, fit_flow
+from dsphnf.flows.kde import bandwidths
+from dsphnf.flows.stars import StarData
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -30,8 +31,8 @@ def test_brief_positions_only_fit_recovers_a_cuspy_tracer():
     r_star = 0.25
     xyz = zhao_251_positions(2000, r_star, seed=1)
     cat = Catalog(xyz[:, 0], xyz[:, 1], source="zhao251")
-    res = fit_catalog(cat, steps=200, seed=0, progress=False, threads=1,
-                      r_grid=np.array([0.3, 0.5, 1.0, 2.0, 3.0]) * r_star)
+    res = fit_flow(cat, steps=200, seed=0, progress=False,
+                   options=FitOptions(r_grid=np.array([0.3, 0.5, 1.0, 2.0, 3.0]) * r_star, threads=1))
     assert not res.kinematic and list(res.table()) == ["r", "nu", "nu_lo", "nu_hi", "nu_lo95", "nu_hi95"]
     x = res.profile["r"] / r_star
     truth = 1 / (2 * np.pi * r_star**3) / x / (1 + x**2) ** 2
@@ -47,7 +48,7 @@ def _toy_data(seed=0, n=200):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, generator=g) * torch.tensor([1.0, 1.0, 0.9])
     h = bandwidths(x.numpy())
-    return KDEData(x[:160], h), KDEData(x[160:], h)
+    return StarData(x[:160], h), StarData(x[160:], h)
 
 
 def _trainer(path, steps=60, seed=3, **cfg):
@@ -134,13 +135,13 @@ def test_nan_guard_gives_up_with_fit_error(monkeypatch, tmp_path):
     assert tr.failures == tr.cfg.max_failures + 1
 
 
-def test_fit_catalog_writes_nothing_when_training_diverges(monkeypatch, tmp_path):
+def test_fit_flow_writes_nothing_when_training_diverges(monkeypatch, tmp_path):
     _inject(monkeypatch, lambda tr: tr.step >= 5)
     rng = np.random.default_rng(0)
     cat = Catalog(rng.normal(size=100), rng.normal(size=100), rng.normal(size=100) * 10, source="toy")
     out = tmp_path / "out"
     with pytest.raises(FitError):
-        res = fit_catalog(cat, steps=40, progress=False)
+        res = fit_flow(cat, steps=40, progress=False)
         res.save(out)
     assert not out.exists()
 
@@ -164,13 +165,13 @@ def test_objective_dispatch_matches_its_parts(loss, anisotropy):
     torch.manual_seed(0)
     flow = SphericalFlow(anisotropy=parse_anisotropy(anisotropy), width=16).double()
     train, _ = _toy_data()
-    data = KDEData(train.data.double(), train.h.numpy())
+    data = StarData(train.obs.double(), train.h.numpy())
     cfg = TrainConfig(loss=loss)
     got = flow_loss(flow, data, cfg, torch.Generator().manual_seed(3), 256)
     g = torch.Generator().manual_seed(3)
     if loss == "abel" and anisotropy != "free":
         eps = torch.randn(data.R.shape, generator=g, dtype=torch.float64)
-        want = exact_nll(flow, data.R, data.data[:, 2] + cfg.h_v * eps, torch.sqrt(cfg.h_v**2 + data.err2), data.weights)
+        want = exact_nll(flow, data.R, data.obs[:, 2] + cfg.h_v * eps, torch.sqrt(cfg.h_v**2 + data.err2), data.weights)
     else:
         rows = data.smeared(g, cfg.n_smear)
         model, logw = flow.sample_projected_weighted(256, g, cfg.base_scale)

@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
     result = None
     if args.steps != 0:
-        from ..flows import fit_catalog
+        from ..flows import fit_flow
 
-        result = fit_catalog(cat, anisotropy="isotropic", steps=args.steps, ensemble=args.ensemble,
-                             seed=args.seed, distance=76.0)
+        result = fit_flow(cat, anisotropy="isotropic", steps=args.steps, ensemble=args.ensemble,
+                          seed=args.seed, distance=76.0)
 
     out = Path(args.output)
     with atomic_dir(out) as tmp:

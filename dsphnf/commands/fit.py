@@ -12,14 +12,15 @@ from ..errors import FitError
 HELP = "fit SO(3)-equivariant flows to (x, y, vz) and read off rho(r), M(r) with bands"
 
 DESCRIPTION = """\
-Model-independent spherical Jeans analysis (the method of the seed talk): an
-ensemble of rotation-equivariant continuous normalizing flows is trained on
-the projected stars by maximum likelihood (the exact Abel-projected density
-of the sky positions times the exact line-of-sight velocity distribution;
-the seed's smeared-KDE cross-entropy for a free anisotropy); nu(r),
-sigma_r(r) and beta(r) are read off every flow and the Jeans equation gives M(r) and rho(r)
-by automatic differentiation.  A catalogue without vz fits the positional
-flow alone and writes nu(r).
+Model-independent spherical Jeans analysis (the method of Lim et al. 2025,
+arXiv:2505.00763): an ensemble of rotation-equivariant continuous normalizing
+flows is trained on the projected stars by maximum likelihood (the exact
+Abel-projected density of the sky positions times the exact line-of-sight
+velocity distribution; for a free anisotropy the velocities enter through
+the paper's smeared-KDE cross-entropy); nu(r), sigma_r(r) and beta(r) are
+read off every flow and the Jeans equation gives M(r) and rho(r) by automatic
+differentiation.  A catalogue without vz fits the positional flow alone and
+writes nu(r).
 
 Anisotropy: isotropic, constant:B, om:RA (RA in kpc) imposed exactly, or free
 (beta(r) read from the flow; weakly constrained by (x, y, vz)).
@@ -36,13 +37,16 @@ their loss stops improving.
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with its 68 % band M_lo/M_hi, rho [Msun/kpc^3] with 68 % and
 95 % bands; positions only: r, nu with bands; median over the ensemble, bands
-are Student-t bootstrap intervals, which need --ensemble 2 or more), profile_bands.csv (every
-quantity with every band), summary.json (settings, versions, timings, losses,
-log10 J(0.5 deg) with --distance), flows/ (trained weights), profiles.png,
-data_vs_model.png, loss.png.  OUT is replaced atomically when the fit
-succeeds.  While training, checkpoints are kept in OUT.checkpoints/ beside
-OUT; after an interruption, the same command with --resume continues from
-them; they are removed after a successful run.
+are Student-t bootstrap intervals, which need --ensemble 2 or more),
+profile_bands.csv (every quantity with every band), summary.json (method,
+source, n_stars, settings, timings_s, diagnostics with every member's steps
+and losses, versions, and with --distance the jfactor block: log10 J(0.5 deg)
+with 68 % and 95 % bands over the members, members with rho <= 0 counted as
+left out), flows/ (trained weights), profiles.png, data_vs_model.png,
+loss.png.  OUT is replaced atomically when the fit succeeds.  While training,
+checkpoints are kept in OUT.checkpoints/ beside OUT; after an interruption,
+the same command with --resume continues from them; they are removed after a
+successful run.
 """
 
 
@@ -93,7 +97,7 @@ def _check_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..flows.fit import fit_catalog
+    from ..flows import FitOptions, fit_flow
 
     _check_args(args)
     out = Path(args.output)
@@ -101,23 +105,34 @@ def run(args: argparse.Namespace) -> int:
     ck = out.with_name(out.name + ".checkpoints")
     if args.resume and not ck.exists():
         print(f"dsphnf fit: no checkpoints in {ck}; starting afresh", file=sys.stderr)
-    res = fit_catalog(
-        cat, anisotropy=args.anisotropy, inner=args.inner, steps=args.steps, ensemble=args.ensemble,
-        seed=args.seed, device=args.device, progress=not args.no_progress, distance=args.distance,
-        checkpoint_dir=ck, resume=args.resume, threads=args.threads, val_fraction=args.val_fraction,
+    res = fit_flow(
+        cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
+        distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
+        resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads),
     )
     res.save(out, plots=not args.no_plots)
     shutil.rmtree(ck, ignore_errors=True)
-    s = res.summary
-    t = s["timings_s"]
-    steps = ", ".join(str(m["steps"]) for m in s["members"])
-    print(f"fit: {s['n_stars']} stars, {len(res.flows)} flow(s) ({steps} steps), "
-          f"train loss {s['final_train_loss']:.4f}"
-          + (f", validation {s['final_val_loss']:.4f}" if s["final_val_loss"] is not None else "")
-          + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s)")
-    if "log10_J_0.5deg" in s:
-        j, (lo, hi) = s["log10_J_0.5deg"], s["log10_J_0.5deg_band68"]
-        print(f"log10 J(0.5 deg) = {j:.2f} +{hi - j:.2f} -{j - lo:.2f} [GeV^2 cm^-5] at {args.distance:g} kpc")
+    _report(res.summary)
     files = "profile.csv, profile_bands.csv, summary.json, flows/" + ("" if args.no_plots else ", *.png")
     print(f"wrote {out}/ ({files})")
     return 0
+
+
+def _report(s: dict) -> None:
+    """Print the members' steps and losses, the timings and any J-factor of a flow summary."""
+    d, t = s["diagnostics"], s["timings_s"]
+    steps = ", ".join(str(m["steps"]) for m in d["members"])
+    print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
+          f"train loss {d['final_train_loss']:.4f}"
+          + (f", validation {d['final_val_loss']:.4f}" if d["final_val_loss"] is not None else "")
+          + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s)")
+    jf = s.get("jfactor")
+    if jf is None:
+        return
+    left = f"; {jf['n_left_out']} of {jf['n_used'] + jf['n_left_out']} member(s) left out (rho <= 0 or divergent)"
+    if jf["n_used"] == 0:
+        print(f"log10 J({jf['theta_deg']:g} deg): no member has a finite J-factor{left}")
+        return
+    j, lo, hi = jf["log10_J"], jf["log10_J_lo"], jf["log10_J_hi"]
+    print(f"log10 J({jf['theta_deg']:g} deg) = {j:.2f} +{hi - j:.2f} -{j - lo:.2f} [GeV^2 cm^-5] "
+          f"at {jf['distance_kpc']:g} kpc" + (left if jf["n_left_out"] else ""))

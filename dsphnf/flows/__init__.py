@@ -1,23 +1,30 @@
 """SO(3)-equivariant continuous normalizing flows for spherical Jeans analyses.
 
-Modules: :mod:`~dsphnf.flows.field` (equivariant vector fields),
-:mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.surface` and
-:mod:`~dsphnf.flows.losvd` (exact projected likelihood), :mod:`~dsphnf.flows.kde`
-(smeared-KDE loss), :mod:`~dsphnf.flows.objective` (which loss),
-:mod:`~dsphnf.flows.prior` (smoothness prior), :mod:`~dsphnf.flows.train`
-(training loop), :mod:`~dsphnf.flows.moments` (Jeans read-out),
-:mod:`~dsphnf.flows.ensemble` (bands), :mod:`~dsphnf.flows.standardise` (units, grid),
-:mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.plots`.
+The method of the paper (Lim, Hayashi, Horigome, Matsumoto, Nojiri 2025,
+arXiv:2505.00763). Modules: :mod:`~dsphnf.flows.field` (equivariant vector
+fields), :mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.stars`
+(training data), :mod:`~dsphnf.flows.surface` and :mod:`~dsphnf.flows.losvd`
+(exact projected likelihood), :mod:`~dsphnf.flows.kde` (smeared-KDE loss),
+:mod:`~dsphnf.flows.objective` (which loss), :mod:`~dsphnf.flows.prior`
+(smoothness prior), :mod:`~dsphnf.flows.train` (training loop),
+:mod:`~dsphnf.flows.moments` (Jeans read-out), :mod:`~dsphnf.flows.ensemble`
+(bands), :mod:`~dsphnf.flows.standardise` (units, grid),
+:mod:`~dsphnf.flows.settings` (options), :mod:`~dsphnf.flows.fit` (end-to-end
+fit), :mod:`~dsphnf.flows.artefacts` (saved flows), :mod:`~dsphnf.flows.plots`.
 """
+from .artefacts import FlowArtefacts, load_flows
 from .cnf import SphericalFlow, random_flow
 from .field import RadialField, VelocityField
-from .fit import FitResult, FlowConfig, default_steps, fast_mode, fit_catalog, load_flows
-from .kde import KDEData, bandwidths, smeared_kde_loss
+from .fit import fit_flow
+from .kde import bandwidths, smeared_kde_loss
 from .moments import flow_profiles
+from .prior import SmoothnessPrior
+from .settings import FitOptions, FlowConfig, default_steps, fast_mode
+from .stars import StarData
 from .train import TrainConfig, Trainer
 
 __all__ = [
-    "SphericalFlow", "random_flow", "RadialField", "VelocityField", "FitResult", "FlowConfig",
-    "default_steps", "fast_mode", "fit_catalog", "load_flows", "KDEData", "bandwidths",
-    "smeared_kde_loss", "flow_profiles", "TrainConfig", "Trainer",
+    "SphericalFlow", "random_flow", "RadialField", "VelocityField", "FitOptions", "FlowConfig", "FlowArtefacts",
+    "default_steps", "fast_mode", "fit_flow", "load_flows", "StarData", "bandwidths", "smeared_kde_loss",
+    "flow_profiles", "SmoothnessPrior", "TrainConfig", "Trainer",
 ]

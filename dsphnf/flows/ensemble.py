@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-__all__ = ["BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "band_profiles", "j_factor_band"]
+__all__ = ["BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "band_profiles", "member_log10_j", "ensemble_j_band"]
 
 #: suffix -> (side, two-sided coverage) of every banded quantity
 BANDS = {"_lo": (-1, 0.6827), "_hi": (1, 0.6827), "_lo95": (-1, 0.95), "_hi95": (1, 0.95)}
@@ -88,29 +88,40 @@ def band_profiles(members: list[dict[str, np.ndarray]], keys: list[str]) -> dict
     return out
 
 
-def j_factor_band(members: list[dict[str, np.ndarray]], distance: float, theta_deg: float = 0.5) -> dict:
-    """log10 J(theta) [GeV^2 cm^-5] of every member with a positive rho profile, median and t bands.
+def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: float = 0.5) -> float | None:
+    """log10 J(theta) [GeV^2 cm^-5] of one member's rho(r), or None when it has none.
 
-    Members whose rho(r) has a non-positive or non-finite value on the grid
-    are left out (counted in ``n_excluded``). The density is truncated
-    outside the grid (see :func:`dsphnf.jfactor.j_factor_tabulated`).
+    A member whose rho(r) is missing, non-finite or non-positive anywhere on the
+    grid, or whose J diverges, gives None (the caller counts it as left out).
+    The density is truncated outside the grid (see
+    :func:`dsphnf.jfactor.j_factor_tabulated`); ``distance`` in kpc.
     """
     from ..jfactor import j_factor_tabulated
 
-    values, excluded = [], 0
-    for m in members:
-        rho = np.asarray(m.get("rho", []), dtype=float)
-        if rho.size == 0 or not np.all(np.isfinite(rho)) or np.any(rho <= 0):
-            excluded += 1
-            continue
-        try:
-            values.append(math.log10(j_factor_tabulated(np.asarray(m["r"]), rho, distance, theta_deg)))
-        except ValueError:
-            excluded += 1
-    out: dict = {"distance_kpc": float(distance), "theta_deg": float(theta_deg), "n_excluded": excluded,
-                 "members": values}
-    if values:
-        v = np.array(values)
-        out["log10_J"] = float(np.median(v))
-        out.update({"log10_J" + k: float(b) for k, b in t_interval(v).items()})
-    return out
+    rho = np.asarray(member.get("rho", []), dtype=float)
+    if rho.size == 0 or not np.all(np.isfinite(rho)) or np.any(rho <= 0):
+        return None
+    try:
+        return math.log10(j_factor_tabulated(np.asarray(member["r"]), rho, distance, theta_deg))
+    except ValueError:
+        return None
+
+
+def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
+                    theta_deg: float = 0.5) -> tuple[dict, list[float | None]]:
+    """The J-factor band of an ensemble (:func:`dsphnf.result.j_band` schema) and every member's log10 J.
+
+    The value is the median over the members with a J (:func:`member_log10_j`),
+    the bands are Student-t intervals (:func:`t_interval`); members without a
+    J are counted in ``n_left_out``.
+
+    >>> r = np.geomspace(0.01, 1.0, 50)
+    >>> band, each = ensemble_j_band([{"r": r, "rho": 1e8 / r}, {"r": r, "rho": -r}], 76.0)
+    >>> band["n_used"], band["n_left_out"], each[1], band["log10_J"] == each[0]
+    (1, 1, None, True)
+    """
+    from ..result import j_band
+
+    each = [member_log10_j(m, distance, theta_deg) for m in members]
+    values = [v for v in each if v is not None]
+    return j_band(values, distance, theta_deg, len(members), t_interval), each

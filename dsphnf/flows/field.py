@@ -19,9 +19,10 @@ d ln r/dt = h(r, t) = g/r, with three inner-slope variants:
     unbounded feature let h grow linearly in ln r at large radii, where a few
     training steps could make the outer trajectories run away (overflow).
 ``cored`` and ``cuspy``
-    g = tanh(r / r0) f(ln(r + r0), t) (the seed's suppression): near the centre
-    d ln r/dt -> f / r0 is independent of r, the map is a pure scaling there and
-    the density keeps the flat (Gaussian or Plummer) core of the base.
+    g = tanh(r / r0) f(ln(r + r0), t) (the suppression of the paper,
+    arXiv:2505.00763): near the centre d ln r/dt -> f / r0 is independent of r,
+    the map is a pure scaling there and the density keeps the flat (Gaussian or
+    Plummer) core of the base.
     ``cuspy`` adds a power-law radial map after the flow (see ``cnf``).
 
 The divergence needed by the instantaneous change of variables is

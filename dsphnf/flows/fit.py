@@ -1,186 +1,120 @@
 """End-to-end flow fit of a star catalogue: rho(r), M(r), nu(r) with bands.
 
-:func:`fit_catalog` is what ``dsphnf fit``, the demo and the book use:
+:func:`fit_flow` is what ``dsphnf fit``, the demo and the book use. It returns
+the shared :class:`~dsphnf.result.Result` (method ``"flow"``) whose
+``artefacts`` are a :class:`~dsphnf.flows.artefacts.FlowArtefacts`. Its steps:
 
-1. standardise: L = weighted median projected radius [kpc], V = weighted
-   standard deviation of v_z [km/s] after removing the weighted mean v_sys;
-2. for each of ``ensemble`` members: resample (bootstrap when ensemble > 1)
-   and train a :class:`~dsphnf.flows.cnf.SphericalFlow` by penalised maximum
-   likelihood (the exact Abel-projected loss of :mod:`~dsphnf.flows.objective`
-   plus the smoothness prior of :mod:`~dsphnf.flows.prior`) for a fixed number
-   of steps; with ``val_fraction > 0`` a random part of the stars is held out
+1. prepare: check the settings, standardise (L = weighted median projected
+   radius [kpc], V = weighted standard deviation of v_z [km/s] after removing
+   the weighted mean v_sys; :mod:`~dsphnf.flows.standardise`) and lay out the
+   output grid, log-spaced from the 2nd to the 98th (weighted) percentile of
+   the projected radii R (where the data constrain the flow);
+2. train the members: each of ``ensemble`` flows on its own resample
+   (bootstrap when ensemble > 1) by penalised maximum likelihood (the exact
+   Abel-projected loss of :mod:`~dsphnf.flows.objective` plus the smoothness
+   prior of :mod:`~dsphnf.flows.prior`) for a fixed number of steps; with
+   ``FitOptions.val_fraction > 0`` a random part of the stars is held out
    instead and training stops early when their loss stops improving;
-3. read nu, sigma_r, beta, M, rho off every flow on a log grid from the 2nd to
-   the 98th (weighted) percentile of the projected radii R (the radii where
-   the data constrain the flow; with sigma_r and its slope known only where
-   there are stars); the median across members and Student-t bootstrap bands
-   (:mod:`~dsphnf.flows.ensemble`);
-4. J(0.5 deg) per member and its band when a distance is given.
+3. read out nu, sigma_r, beta, M, rho of every flow on the grid, the median
+   across members and Student-t bootstrap bands (:mod:`~dsphnf.flows.ensemble`),
+   and with a distance J(0.5 deg) per member and its band;
+4. summarise in the common schema of :mod:`dsphnf.result`.
 
 A catalogue without velocities fits the positional flow alone and returns nu.
 
-Fast mode: with the environment variable ``DSPHNF_FAST=1`` the default number
-of steps (``steps=None``) drops to :data:`FAST_STEPS` and the batch of flow
-samples to 1024; an explicit ``steps`` always wins.
+Fast mode (:mod:`~dsphnf.flows.settings`): with the environment variable
+``DSPHNF_FAST=1`` the default number of steps (``steps=None``) drops to
+``FAST_STEPS`` and the batch of flow samples to 1024; an explicit ``steps``
+always wins.
 """
 from __future__ import annotations
 
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from .. import __version__
+from ..anisotropy import AnisotropySpec, anisotropy_from, require_form
 from ..errors import FitError
-from ..outputs import atomic_dir, write_csv, write_json
+from ..result import MIN_STARS, Result
 from . import ensemble as ens
-from ..anisotropy import anisotropy_from, parse_anisotropy, require_form
+from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS, SphericalFlow
-from .kde import KDEData, bandwidths
+from .field import INNER_MODES
+from .kde import bandwidths
 from .moments import flow_profiles
+from .settings import FitOptions, FlowConfig, default_steps, fast_mode
 from .standardise import check_device, fingerprint, radial_grid, standardise
+from .stars import StarData
 from .train import TrainConfig, Trainer
 
-__all__ = ["FlowConfig", "FitResult", "fit_catalog", "fast_mode", "default_steps", "load_flows",
-           "standardise", "PROFILE_COLUMNS", "NU_COLUMNS", "DEFAULT_STEPS", "FAST_STEPS"]
+__all__ = ["fit_flow"]
 
-DEFAULT_STEPS = 400
-FAST_STEPS = 120
-MIN_STARS = 20
-PROFILE_COLUMNS = ["r", "nu", "sigma_r", "beta", "M", "M_lo", "M_hi", "rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95"]
-NU_COLUMNS = ["r", "nu", "nu_lo", "nu_hi", "nu_lo95", "nu_hi95"]
-
-
-def fast_mode() -> bool:
-    """True when the environment asks for quick runs (``DSPHNF_FAST=1``)."""
-    return os.environ.get("DSPHNF_FAST", "").strip() not in ("", "0", "false", "no")
-
-
-def default_steps() -> int:
-    """Training steps used when none are given (smaller in fast mode)."""
-    return FAST_STEPS if fast_mode() else DEFAULT_STEPS
+#: Integration angle of the J-factor [deg].
+J_THETA_DEG = 0.5
 
 
 @dataclass
-class FlowConfig:
-    """Architecture of each flow (see :class:`~dsphnf.flows.cnf.SphericalFlow`)."""
+class _Setup:
+    """The settings of one fit, checked and parsed, shared by every step."""
 
-    base: str = "plummer"
-    r0: float = 0.1
-    rv0: float = 0.1
-    cusp_c: float | None = None
-    width: int = 32
-    depth: int = 2
-    n_steps: int = 4
-    method: str = "rk4"
+    anisotropy: AnisotropySpec
+    inner: str
+    ensemble: int
+    seed: int
+    device: torch.device
+    options: FitOptions
+    flow: FlowConfig
+    train: TrainConfig
+    checkpoints: Path | None
+    resume: bool
+    progress: bool
 
 
 @dataclass
-class FitResult:
-    """Outcome of :func:`fit_catalog`.
+class _Stars:
+    """The catalogue in standardised units and the output grid [kpc]."""
 
-    Attributes
-    ----------
-    profile : dict of ndarray
-        ``r`` [kpc] and medians/bands: ``nu`` [kpc^-3], and with velocities
-        ``sigma_r`` [km/s], ``beta``, ``M`` [Msun], ``rho`` [Msun/kpc^3], each
-        with ``_lo``/``_hi`` (68 %) and ``_lo95``/``_hi95`` (95 %) bootstrap bands.
-    members : list of dict
-        The profile of every ensemble member.
-    summary : dict
-        Settings, versions, timings, losses, J-factor (JSON-ready).
-    flows : list of SphericalFlow
-    history : list of dict
-        Training history of every member (``step``, ``loss``, ``val_step``, ``val_loss``, ``events``).
-    scales : dict
-        ``L`` [kpc], ``V`` [km/s], ``v_sys`` [km/s] of the standardisation.
-    data : dict
-        The standardisation inputs kept for plots (x, y [kpc], vz [km/s], weights).
-    """
-
-    profile: dict[str, np.ndarray]
-    members: list[dict[str, np.ndarray]]
-    summary: dict[str, Any]
-    flows: list[SphericalFlow]
-    history: list[dict]
+    std: dict[str, Any]
     scales: dict[str, float]
-    data: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def kinematic(self) -> bool:
-        return "rho" in self.profile
-
-    def table(self) -> dict[str, np.ndarray]:
-        """The columns of ``profile.csv`` in their order."""
-        cols = PROFILE_COLUMNS if self.kinematic else NU_COLUMNS
-        return {c: self.profile[c] for c in cols}
-
-    def save(self, out_dir: str | os.PathLike, plots: bool = True) -> Path:
-        """Write profile.csv, profile_bands.csv, summary.json, flows/ and plots into ``out_dir`` atomically."""
-        out_dir = Path(out_dir)
-        with atomic_dir(out_dir) as tmp:
-            self.write_into(tmp, plots=plots)
-        return out_dir
-
-    def write_into(self, folder: Path, plots: bool = True) -> None:
-        folder = Path(folder)
-        write_csv(folder / "profile.csv", self.table())
-        write_csv(folder / "profile_bands.csv", self.profile)
-        write_json(folder / "summary.json", self.summary)
-        (folder / "flows").mkdir(exist_ok=True)
-        for k, flow in enumerate(self.flows):
-            torch.save({"spec": flow.spec(), "state": flow.state_dict(), "scales": self.scales},
-                       folder / "flows" / f"flow_{k}.pt")
-        if plots:
-            from . import plots as fplots
-
-            old = torch.get_num_threads()
-            torch.set_num_threads(int(self.summary.get("settings", {}).get("threads") or old))
-            try:
-                fplots.save_all(self, folder)
-            finally:
-                torch.set_num_threads(old)
+    kinematic: bool
+    r_out: np.ndarray
 
 
-def load_flows(folder: str | os.PathLike) -> tuple[list[SphericalFlow], dict]:
-    """Rebuild the flows saved by :meth:`FitResult.save` (and the scales)."""
-    files = sorted(Path(folder, "flows").glob("flow_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    flows, scales = [], {}
-    for f in files:
-        st = torch.load(f, map_location="cpu", weights_only=False)
-        flow = SphericalFlow(**{**st["spec"], "anisotropy": parse_anisotropy(st["spec"]["anisotropy"])})
-        flow.load_state_dict(st["state"])
-        flows.append(flow)
-        scales = st["scales"]
-    return flows, scales
+@dataclass
+class _Member:
+    """One trained ensemble member."""
+
+    flow: SphericalFlow
+    history: dict
+    info: dict[str, Any]
+    train_s: float
 
 
-def fit_catalog(
+def fit_flow(
     catalog,
     anisotropy: Any = "isotropic",
     inner: str = "free",
-    steps: int | None = None,
+    *,
     ensemble: int = 1,
+    steps: int | None = None,
     seed: int = 0,
+    distance: float | None = None,
     device: str = "cpu",
     progress: bool = True,
-    distance: float | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    n_grid: int = 40,
-    r_grid: np.ndarray | None = None,
-    bandwidth_factor: float = 1.0,
-    val_fraction: float = 0.0,
+    options: FitOptions | None = None,
     flow_config: FlowConfig | None = None,
     train_config: TrainConfig | None = None,
-    dtype: torch.dtype = torch.float64,
-    threads: int | None = 1,
-) -> FitResult:
+) -> Result:
     """Fit an ensemble of equivariant flows to a catalogue and read off the profiles.
 
     Parameters
@@ -188,192 +122,269 @@ def fit_catalog(
     catalog : Catalog
         Stars with ``x``, ``y`` [kpc], ``vz`` [km/s] or None, optional
         ``vz_err`` [km/s] and membership ``weights`` (see :mod:`dsphnf.catalog`).
-    anisotropy : str, Anisotropy or callable
-        ``"isotropic"``, ``"constant:B"``, ``"om:RA"`` (RA in kpc), an
-        :class:`~dsphnf.anisotropy.Anisotropy`, a callable beta(r [kpc]), or
-        ``"free"`` (beta read from the flow).
+    anisotropy : str, Anisotropy, Inferred or callable
+        Any given beta(r) of :mod:`dsphnf.anisotropy` (``"isotropic"``,
+        ``"constant:B"``, ``"om:RA"`` with RA in kpc, ..., a model or a
+        callable beta(r [kpc])), or ``"free"`` (beta read from the flow).
     inner : {"free", "cored", "cuspy"}
         Inner-slope variant.
-    steps : int or None
-        Maximum training steps per flow (None: :func:`default_steps`).
     ensemble : int
         Number of flows; > 1 trains each on a bootstrap resample.
+    steps : int or None
+        Maximum training steps per flow (None: :func:`default_steps`).
     seed : int
-        Seed of everything random.
+        Random seed of everything random.
+    distance : float or None
+        Distance [kpc]; adds ``summary["jfactor"]``, log10 J(0.5 deg) with its band.
     device : str
         ``cpu`` or ``cuda``.
     progress : bool
         tqdm progress bars (on a terminal only).
-    distance : float or None
-        Distance [kpc]; adds log10 J(0.5 deg) with its band.
     checkpoint_dir : path or None
         Folder for per-member checkpoints; ``resume=True`` continues from them.
-    n_grid : int
-        Radii of the output grid (log-spaced over the 2nd-98th percentile of R).
-    r_grid : ndarray or None
-        Explicit output radii [kpc] instead.
-    bandwidth_factor : float
-        Multiplies the Silverman-like kernel widths (:func:`~dsphnf.flows.kde.bandwidths`).
-    val_fraction : float
-        Fraction of stars held out for validation and early stopping (default
-        0: every star is used for training, for the full number of steps).
-        Early stopping on a held-out fifth of 1000 stars could not tell
-        trained flows from the untrained start (the held-out loss moves by
-        ~0.02 nats per star, as much as its noise) and kept the start in half
-        of the ensemble members (benchmarks/RESULTS.md); the smoothness prior,
-        not early stopping, is what keeps the flows from over-fitting.
+    options : FitOptions or None
+        Output grid, kernel widths, validation, precision and threads.
     flow_config, train_config : FlowConfig, TrainConfig
         Architecture and optimisation settings (``steps`` overrides ``train_config.steps``).
-    dtype : torch.dtype
-        Training precision (the read-out is always float64). float64 by
-        default: the tables of the exact loss take differences of nearby
-        radii, and on the CPU it costs only ~5 % more time than float32
-        (the networks are tiny); float32 may pay off on a GPU.
-    threads : int or None
-        torch intra-op threads during the fit (None: leave torch's setting).
-        The default is 1: the per-step tensors are small, and on the shared
-        2-core benchmark machine 2 threads made a step 20x slower (thread
-        oversubscription) while 1 thread never lost much (benchmarks/RESULTS.md).
 
     Returns
     -------
-    FitResult
+    Result
+        Method ``"flow"``: ``profile`` (``r`` [kpc], ``nu`` [kpc^-3], and with
+        velocities ``sigma_r`` [km/s], ``beta``, ``M`` [Msun], ``rho``
+        [Msun/kpc^3], each with ``_lo``/``_hi`` (68 %) and ``_lo95``/``_hi95``
+        (95 %) bands), ``summary`` in the common schema (``diagnostics``: the
+        members' steps, losses, kernel widths, J) and ``artefacts`` a
+        :class:`~dsphnf.flows.artefacts.FlowArtefacts`.
+
+    Raises
+    ------
+    FitError
+        Bad settings, too few stars, or a diverged training (nothing is returned).
+
+    Examples
+    --------
+    >>> from dsphnf.mocks import draw_mock
+    >>> stars = draw_mock("PlumCuspIso", n=40, seed=0).catalog
+    >>> res = fit_flow(stars, steps=2, ensemble=2, distance=76.0, progress=False)
+    >>> res.method, res.summary["settings"]["anisotropy"], len(res.artefacts.flows)
+    ('flow', 'isotropic', 2)
+    >>> res.summary["jfactor"]["n_used"] + res.summary["jfactor"]["n_left_out"]
+    2
     """
     t_all = time.perf_counter()
-    timings: dict[str, float] = {}
+    opts = options or FitOptions()
+    _check_arguments(catalog, inner, ensemble, steps, opts)
+    setup = _Setup(
+        anisotropy=require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit"), inner=inner,
+        ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,
+        flow=flow_config or FlowConfig(), train=_train_config(steps, train_config),
+        checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
+    )
+    with _torch_threads(opts.threads):
+        t0 = time.perf_counter()
+        stars = _prepare(catalog, setup)
+        timings = {"prepare_s": time.perf_counter() - t0}
+        trained = [_train_member(setup, stars, k) for k in range(setup.ensemble)]
+        timings["train_s"] = sum(m.train_s for m in trained)
+        t0 = time.perf_counter()
+        members, profile = _read_out(stars, [m.flow for m in trained])
+        timings["readout_s"] = time.perf_counter() - t0
+        jband = None
+        if distance is not None and stars.kinematic:
+            t0 = time.perf_counter()
+            jband = _j_factor(members, trained, float(distance))
+            timings["jfactor_s"] = time.perf_counter() - t0
+        timings["total_s"] = time.perf_counter() - t_all
+    summary = _summary(catalog, setup, stars, trained, timings, distance, jband)
+    artefacts = FlowArtefacts([m.flow for m in trained], members, [m.history for m in trained], stars.scales,
+                              _plot_data(catalog, stars))
+    return Result("flow", profile, summary, artefacts)
+
+
+# ---------------------------------------------------------------------------- prepare
+def _check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts: FitOptions) -> None:
+    """One-line FitErrors for settings no fit can use."""
     if steps is not None and int(steps) <= 0:
         raise FitError(f"steps must be a positive integer, got {steps}")
     if int(ensemble) < 1:
         raise FitError(f"ensemble must be at least 1, got {ensemble}")
-    if not 0.0 <= val_fraction < 0.9:
-        raise FitError(f"val_fraction must be in [0, 0.9), got {val_fraction}")
-    dev = check_device(device)
-    beta_model = require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit")
-    fcfg = flow_config or FlowConfig()
-    tcfg = replace(train_config or TrainConfig())
+    if inner not in INNER_MODES:
+        raise FitError(f"inner must be one of {', '.join(INNER_MODES)}, got {inner!r}")
+    if not 0.0 <= opts.val_fraction < 0.9:
+        raise FitError(f"val_fraction must be in [0, 0.9), got {opts.val_fraction}")
+    if catalog.n < MIN_STARS:
+        raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: {catalog.n} stars; "
+                       f"the flow fit needs at least {MIN_STARS}")
+
+
+def _train_config(steps: int | None, given: TrainConfig | None) -> TrainConfig:
+    """The optimisation settings: ``given`` or the defaults (fast mode: fewer steps and samples)."""
+    tcfg = replace(given or TrainConfig())
     if steps is not None:
         tcfg.steps = int(steps)
-    elif train_config is None:
+    elif given is None:
         tcfg.steps = default_steps()
-    if train_config is None and fast_mode():
+    if given is None and fast_mode():
         tcfg.n_model, tcfg.val_n_model, tcfg.min_steps = 1024, 4096, min(tcfg.min_steps, tcfg.steps // 2)
     tcfg.min_steps = min(tcfg.min_steps, tcfg.steps)
-    if catalog.n < MIN_STARS:
-        raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: {catalog.n} stars; the flow fit needs at least {MIN_STARS}")
-    old_threads = torch.get_num_threads()
+    return tcfg
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch intra-op threads (None: unchanged), restored afterwards."""
+    old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        t0 = time.perf_counter()
-        std, scales = standardise(catalog)
-        kinematic = std["obs"].shape[1] == 3
-        R_kpc = np.hypot(catalog.x, catalog.y)
-        r_out = np.asarray(r_grid, dtype=float) if r_grid is not None else radial_grid(R_kpc, std["w"], n_grid)
-        ck = None if checkpoint_dir is None else Path(checkpoint_dir)
-        if ck is not None and not resume and ck.exists():
-            for old in ck.glob("member_*.pt"):
-                old.unlink()
-        timings["prepare_s"] = time.perf_counter() - t0
-
-        flows, members, histories, member_info = [], [], [], []
-        t_train = t_read = 0.0
-        for k in range(int(ensemble)):
-            idx = ens.bootstrap_indices(catalog.n, seed, k, int(ensemble))
-            # validation stars: a random fraction of the *original* stars, so that a
-            # bootstrap duplicate never sits in both the training and validation sets
-            rng = np.random.default_rng([int(seed), k, 7])
-            n_val_orig = int(round(val_fraction * catalog.n)) if catalog.n >= 50 else 0
-            first = rng.permutation(catalog.n)
-            is_val = np.zeros(catalog.n, bool)
-            is_val[first[:n_val_orig]] = True
-            perm = first if int(ensemble) == 1 else rng.permutation(idx)
-            tr, va = perm[~is_val[perm]], perm[is_val[perm]]
-            n_val = len(va)
-
-            def kd(sel):
-                obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
-                wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
-                ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
-                return KDEData(obs, h, wt, ve)
-
-            h = bandwidths(std["obs"][tr], std["w"][tr], bandwidth_factor)
-            torch.manual_seed(int(seed) * 1009 + k)
-            flow = SphericalFlow(
-                kinematic=kinematic, inner=inner, anisotropy=beta_model,
-                length_scale=scales["L"], **asdict(fcfg),
-            ).to(device=dev, dtype=dtype)
-            trainer = Trainer(
-                flow, kd(tr), kd(va) if n_val else None, tcfg, seed=int(seed) * 7919 + k,
-                checkpoint=None if ck is None else ck / f"member_{k}.pt", progress=progress,
-                desc=f"flow {k + 1}/{ensemble}", fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
-            )
-            t1 = time.perf_counter()
-            hist = trainer.run(resume=resume)
-            t_train += time.perf_counter() - t1
-            t1 = time.perf_counter()
-            prof = flow_profiles(flow, r_out, scales["L"], scales["V"])
-            t_read += time.perf_counter() - t1
-            last = hist["loss"][-25:]
-            member_info.append({
-                "member": k, "steps": trainer.step, "best_step": trainer.best_step, "early_stopped": trainer.step < tcfg.steps,
-                "final_train_loss": float(np.mean(last)) if last else None,
-                "final_val_loss": None if trainer.val is None else float(trainer.best_val),
-                "bandwidths": h.tolist(), "rollbacks": len(hist["events"]), "train_wall_s": trainer.wall,
-                "cusp_c": None if flow.cusp_power() is None else float(flow.cusp_power().detach()),
-            })
-            flows.append(flow)
-            members.append(prof)
-            histories.append(hist)
-        timings["train_s"] = t_train
-        timings["readout_s"] = t_read
-        keys = ["nu", "sigma_r", "beta", "M", "rho", "dlnnu_dlnr"] if kinematic else ["nu", "dlnnu_dlnr"]
-        profile = ens.band_profiles(members, keys)
-        jband = None
-        if distance is not None and kinematic:
-            t1 = time.perf_counter()
-            jband = ens.j_factor_band(members, float(distance))
-            timings["jfactor_s"] = time.perf_counter() - t1
-        timings["total_s"] = time.perf_counter() - t_all
+        yield
     finally:
-        torch.set_num_threads(old_threads)
+        torch.set_num_threads(old)
 
-    summary = {
-        "dsphnf_version": __version__,
-        "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                     "torchdiffeq": _version("torchdiffeq")},
+
+def _prepare(catalog, setup: _Setup) -> _Stars:
+    """Standardise the stars, lay out the output grid and clear stale checkpoints (unless resuming)."""
+    std, scales = standardise(catalog)
+    R_kpc = np.hypot(catalog.x, catalog.y)
+    r_grid = setup.options.r_grid
+    r_out = np.asarray(r_grid, dtype=float) if r_grid is not None else radial_grid(R_kpc, std["w"],
+                                                                                    setup.options.n_grid)
+    ck = setup.checkpoints
+    if ck is not None and not setup.resume and ck.exists():
+        for old in ck.glob("member_*.pt"):
+            old.unlink()
+    return _Stars(std, scales, std["obs"].shape[1] == 3, r_out)
+
+
+# ---------------------------------------------------------------------------- train
+def _member_split(n: int, seed: int, k: int, ensemble: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation star indices of member ``k`` (with bootstrap duplicates when ensemble > 1).
+
+    The validation stars are a random fraction of the *original* stars, so
+    that a bootstrap duplicate never sits in both sets; catalogues under 50
+    stars keep every star for training.
+    """
+    idx = ens.bootstrap_indices(n, seed, k, ensemble)
+    rng = np.random.default_rng([int(seed), k, 7])
+    n_val = int(round(val_fraction * n)) if n >= 50 else 0
+    first = rng.permutation(n)
+    is_val = np.zeros(n, bool)
+    is_val[first[:n_val]] = True
+    perm = first if ensemble == 1 else rng.permutation(idx)
+    return perm[~is_val[perm]], perm[is_val[perm]]
+
+
+def _star_data(setup: _Setup, stars: _Stars, sel: np.ndarray, h: np.ndarray) -> StarData:
+    """The stars ``sel`` as tensors on the fit's device and dtype."""
+    std, dev, dtype = stars.std, setup.device, setup.options.dtype
+    obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
+    wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
+    ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
+    return StarData(obs, h, wt, ve)
+
+
+def _train_member(setup: _Setup, stars: _Stars, k: int) -> _Member:
+    """Train ensemble member ``k`` on its resample (seeded by the fit's seed and k)."""
+    std, seed = stars.std, setup.seed
+    tr, va = _member_split(len(std["w"]), seed, k, setup.ensemble, setup.options.val_fraction)
+    h = bandwidths(std["obs"][tr], std["w"][tr], setup.options.bandwidth_factor)
+    torch.manual_seed(seed * 1009 + k)
+    flow = SphericalFlow(
+        kinematic=stars.kinematic, inner=setup.inner, anisotropy=setup.anisotropy,
+        length_scale=stars.scales["L"], **asdict(setup.flow),
+    ).to(device=setup.device, dtype=setup.options.dtype)
+    trainer = Trainer(
+        flow, _star_data(setup, stars, tr, h), _star_data(setup, stars, va, h) if len(va) else None, setup.train,
+        seed=seed * 7919 + k, checkpoint=None if setup.checkpoints is None else setup.checkpoints / f"member_{k}.pt",
+        progress=setup.progress, desc=f"flow {k + 1}/{setup.ensemble}",
+        fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
+    )
+    t0 = time.perf_counter()
+    history = trainer.run(resume=setup.resume)
+    train_s = time.perf_counter() - t0
+    return _Member(flow, history, _member_info(k, trainer, h), train_s)
+
+
+def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:
+    """JSON-ready diagnostics of a trained member (losses in nats per star)."""
+    last = trainer.history["loss"][-25:]
+    cusp = trainer.flow.cusp_power()
+    return {
+        "member": k, "steps": trainer.step, "best_step": trainer.best_step,
+        "early_stopped": trainer.step < trainer.cfg.steps,
+        "final_train_loss": float(np.mean(last)) if last else None,
+        "final_val_loss": None if trainer.val is None else float(trainer.best_val),
+        "bandwidths": h.tolist(), "rollbacks": len(trainer.history["events"]), "train_wall_s": trainer.wall,
+        "cusp_c": None if cusp is None else float(cusp.detach()),
+    }
+
+
+# ---------------------------------------------------------------------------- read out
+def _read_out(stars: _Stars, flows: list[SphericalFlow]) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Every member's profiles on the output grid and their median with bootstrap bands."""
+    members = [flow_profiles(flow, stars.r_out, stars.scales["L"], stars.scales["V"]) for flow in flows]
+    keys = ["nu", "sigma_r", "beta", "M", "rho", "dlnnu_dlnr"] if stars.kinematic else ["nu", "dlnnu_dlnr"]
+    return members, ens.band_profiles(members, keys)
+
+
+def _j_factor(members: list[dict], trained: list[_Member], distance: float) -> dict[str, Any]:
+    """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
+    band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG)
+    for m, j in zip(trained, each):
+        m.info["log10_J"] = j
+    return band
+
+
+# ---------------------------------------------------------------------------- summarise
+def _summary(catalog, setup: _Setup, stars: _Stars, trained: list[_Member], timings: dict[str, float],
+             distance: float | None, jband: dict | None) -> dict[str, Any]:
+    """The summary in the common schema of :mod:`dsphnf.result` (JSON-ready)."""
+    info = [m.info for m in trained]
+    val = None if info[0]["final_val_loss"] is None else float(np.mean([m["final_val_loss"] for m in info]))
+    out = {
+        "method": "flow",
         "source": str(getattr(catalog, "source", "<memory>")),
         "n_stars": int(catalog.n),
-        "n_eff": float(np.sum(std["w"])),
-        "kinematic": kinematic,
-        "settings": {
-            "anisotropy": beta_model.spec(),
-            "inner": inner, "ensemble": int(ensemble), "seed": int(seed), "device": str(dev),
-            "dtype": str(dtype).replace("torch.", ""), "bandwidth_factor": bandwidth_factor,
-            "val_fraction": val_fraction, "fast_mode": fast_mode(), "threads": torch.get_num_threads() if not threads else threads,
-            "flow": asdict(fcfg), "train": tcfg.to_dict(),
-            "grid": "log-spaced over the 2nd-98th weighted percentile of R" if r_grid is None else "user",
-        },
-        "scales": scales,
+        "settings": _settings(setup, distance),
         "timings_s": timings,
-        "members": member_info,
-        "final_train_loss": float(np.mean([m["final_train_loss"] for m in member_info])),
-        "final_val_loss": (None if member_info[0]["final_val_loss"] is None
-                           else float(np.mean([m["final_val_loss"] for m in member_info]))),
+        "diagnostics": {
+            "kinematic": stars.kinematic, "n_eff": float(np.sum(stars.std["w"])), "scales": stars.scales,
+            "members": info,
+            "final_train_loss": float(np.mean([m["final_train_loss"] for m in info])),
+            "final_val_loss": val,
+        },
     }
-    if distance is not None:
-        summary["distance_kpc"] = float(distance)
     if jband is not None:
-        summary["jfactor"] = jband
-        if "log10_J" in jband:
-            summary["log10_J_0.5deg"] = jband["log10_J"]
-            summary["log10_J_0.5deg_band68"] = [jband["log10_J_lo"], jband["log10_J_hi"]]
-            summary["log10_J_0.5deg_band95"] = [jband["log10_J_lo95"], jband["log10_J_hi95"]]
-    data = {"x": np.asarray(catalog.x, float), "y": np.asarray(catalog.y, float), "w": std["w"]}
-    if kinematic:
-        data["vz"] = np.asarray(catalog.vz, float) - scales["v_sys"]
+        out["jfactor"] = jband
+    out["dsphnf_version"] = __version__
+    out["versions"] = {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+                       "torchdiffeq": _version("torchdiffeq")}
+    return out
+
+
+def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
+    """The settings block of the summary (the anisotropy as its spec string)."""
+    opts = setup.options
+    return {
+        "anisotropy": setup.anisotropy.spec(), "inner": setup.inner, "ensemble": setup.ensemble,
+        "seed": setup.seed, "distance_kpc": None if distance is None else float(distance),
+        "device": str(setup.device), "dtype": str(opts.dtype).replace("torch.", ""),
+        "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
+        "threads": opts.threads or torch.get_num_threads(),
+        "flow": asdict(setup.flow), "train": setup.train.to_dict(),
+        "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",
+    }
+
+
+def _plot_data(catalog, stars: _Stars) -> dict[str, np.ndarray]:
+    """The stars kept for the figures: x, y [kpc], weights, v_z - v_sys and errors [km/s]."""
+    data = {"x": np.asarray(catalog.x, float), "y": np.asarray(catalog.y, float), "w": stars.std["w"]}
+    if stars.kinematic:
+        data["vz"] = np.asarray(catalog.vz, float) - stars.scales["v_sys"]
         if catalog.vz_err is not None:
             data["verr"] = np.asarray(catalog.vz_err, float)
-    return FitResult(profile, members, summary, flows, histories, scales, data)
+    return data
 
 
 def _version(name: str) -> str:

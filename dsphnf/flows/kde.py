@@ -1,4 +1,4 @@
-"""The smeared-KDE cross-entropy loss (DESIGN.md, method step 4).
+"""The smeared-KDE cross-entropy loss: the training loss of the paper (Lim et al. 2025, arXiv:2505.00763).
 
     L(theta) = - sum_a w_a log[ 1/N_G sum_c K_{h_a}(w_a + eps_a - P T(z_c)) ] / sum_a w_a
 
@@ -29,7 +29,9 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["bandwidths", "KDEData", "smeared_kde_loss", "conditional_velocity_loss", "kde_log_likelihood_reference"]
+from .stars import StarData
+
+__all__ = ["bandwidths", "smeared_kde_loss", "conditional_velocity_loss", "kde_log_likelihood_reference"]
 
 
 def bandwidths(data: np.ndarray, weights: np.ndarray | None = None, factor: float = 1.0) -> np.ndarray:
@@ -49,54 +51,6 @@ def bandwidths(data: np.ndarray, weights: np.ndarray | None = None, factor: floa
         s = min(std[k], (q75 - q25) / 1.349) if q75 > q25 else std[k]
         h[k] = factor * s * (4.0 / ((d + 2) * n_eff)) ** (1.0 / (d + 4))
     return h
-
-
-class KDEData:
-    """Fixed data side of the loss: standardised stars, widths, weights.
-
-    Parameters
-    ----------
-    data : tensor (n, d)
-        Standardised observables, d = 3 (x, y, v_z) or 2 (x, y).
-    h : sequence of d floats
-        Kernel widths per dimension (standardised units).
-    weights : tensor (n,) or None
-        Membership weights (default 1).
-    verr : tensor (n,) or None
-        Per-star velocity errors in standardised units (d = 3 only).
-    """
-
-    def __init__(self, data: torch.Tensor, h, weights: torch.Tensor | None = None, verr: torch.Tensor | None = None):
-        self.data = data
-        self.d = data.shape[1]
-        self.h = torch.as_tensor(np.asarray(h, dtype=float), dtype=data.dtype, device=data.device)
-        n = data.shape[0]
-        self.weights = torch.ones(n, dtype=data.dtype, device=data.device) if weights is None else weights.to(data)
-        self.R = torch.linalg.vector_norm(data[:, :2], dim=-1)
-        if self.d == 3:
-            err2 = torch.zeros(n, dtype=data.dtype, device=data.device) if verr is None else verr.to(data) ** 2
-            self.err2 = err2
-            self.inv_hv2 = 1.0 / (self.h[2] ** 2 + err2)
-        else:
-            self.err2 = self.inv_hv2 = None
-
-    def subset(self, idx: torch.Tensor) -> "KDEData":
-        out = KDEData.__new__(KDEData)
-        out.data, out.d, out.h = self.data[idx], self.d, self.h
-        out.weights = self.weights[idx]
-        out.R = self.R[idx]
-        out.inv_hv2 = None if self.inv_hv2 is None else self.inv_hv2[idx]
-        out.err2 = None if self.err2 is None else self.err2[idx]
-        return out
-
-    def smeared(self, generator: torch.Generator | None, n_smear: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Data rows with fresh smearing draws (n * n_smear, d), their weights and inverse variances."""
-        rows = self.data.repeat(n_smear, 1)
-        eps = torch.randn(rows.shape, generator=generator, dtype=rows.dtype, device=rows.device)
-        rows = rows + eps * self.h
-        w = self.weights.repeat(n_smear)
-        inv = None if self.inv_hv2 is None else self.inv_hv2.repeat(n_smear)
-        return rows, w, inv
 
 
 def _augment(rows: torch.Tensor, h: torch.Tensor, inv_hv2: torch.Tensor | None, model: torch.Tensor,
@@ -149,7 +103,7 @@ class _WeightedLogMeanExp(torch.autograd.Function):
 
 
 def smeared_kde_loss(
-    data: KDEData,
+    data: StarData,
     model: torch.Tensor,
     generator: torch.Generator | None = None,
     n_smear: int = 1,
@@ -173,7 +127,7 @@ def _kde_term(x, h, inv, model, log_w, w) -> torch.Tensor:
 
 
 def conditional_velocity_loss(
-    data: KDEData,
+    data: StarData,
     model: torch.Tensor,
     generator: torch.Generator | None = None,
     n_smear: int = 1,

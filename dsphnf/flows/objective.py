@@ -9,11 +9,12 @@
 - a free anisotropy: exact positions plus the smeared-KDE velocity conditional
   (:func:`~dsphnf.flows.kde.conditional_velocity_loss`).
 
-``loss="kde"``: the seed's smeared-KDE cross-entropy on all observed columns.
+``loss="kde"``: the smeared-KDE cross-entropy of the paper (Lim et al. 2025,
+arXiv:2505.00763) on all observed columns.
 
-With a smoothness prior (``prior=(log_range, tau, n_eff)``, training only) the
-roughness penalty of :mod:`dsphnf.flows.prior`, divided by the weighted number
-of stars, is added: penalised maximum likelihood.
+With a smoothness prior (a :class:`~dsphnf.flows.prior.SmoothnessPrior`,
+training only) the roughness penalty of :mod:`dsphnf.flows.prior`, divided by
+the weighted number of stars, is added: penalised maximum likelihood.
 
 All values are in nats per star (weighted mean over stars), standardised units.
 """
@@ -23,7 +24,8 @@ import torch
 
 from . import kde
 from .losvd import exact_nll, supports_exact, velocity_table
-from .prior import smoothness_penalty
+from .prior import SmoothnessPrior
+from .stars import StarData
 from .surface import positional_nll, radial_table
 
 __all__ = ["LOSSES", "flow_loss"]
@@ -33,13 +35,13 @@ LOSSES = ("abel", "kde")
 
 def flow_loss(
     flow,
-    data: kde.KDEData,
+    data: StarData,
     cfg,
     generator: torch.Generator | None,
     n_model: int,
     rows: tuple | None = None,
     eps: torch.Tensor | None = None,
-    prior: tuple[tuple[float, float], float, float] | None = None,
+    prior: SmoothnessPrior | None = None,
 ) -> torch.Tensor:
     """The objective of ``flow`` on ``data`` for the settings ``cfg`` (a TrainConfig,
     which has already checked ``cfg.loss`` against :data:`LOSSES`).
@@ -53,10 +55,10 @@ def flow_loss(
     rows, eps : optional
         Fixed smeared data rows (KDE terms) and fixed velocity-smearing draws
         (exact loss), e.g. for a validation loss with common random numbers.
-    prior : ((ln r_lo, ln r_hi), tau, n_eff) or None
-        Add the smoothness penalty of :func:`~dsphnf.flows.prior.smoothness_penalty`
-        over ln r in [ln r_lo, ln r_hi] [ln L] with scale tau, divided by the
-        weighted number of stars ``n_eff`` of the whole training set.
+    prior : SmoothnessPrior or None
+        Add its penalty per star (:meth:`~dsphnf.flows.prior.SmoothnessPrior.per_star`):
+        the roughness over the training stars' radii, divided by the weighted
+        number of stars of the whole training set.
     """
     p = next(flow.parameters())
     tables = cfg.loss == "abel" or prior is not None  # the exact loss and the prior share them
@@ -68,7 +70,7 @@ def flow_loss(
         if eps is None:
             eps = torch.randn(data.R.shape, generator=generator, dtype=p.dtype, device=p.device)
         h = cfg.h_v
-        nll = exact_nll(flow, data.R, data.data[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights,
+        nll = exact_nll(flow, data.R, data.obs[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights,
                         table, vtable)
     else:
         if rows is None:
@@ -81,6 +83,5 @@ def flow_loss(
                    + kde.conditional_velocity_loss(data, model, rows=rows, log_w=logw))
     if prior is None:
         return nll
-    log_range, tau, n_eff = prior
-    return nll + smoothness_penalty(table, vtable, log_range, tau) / n_eff
+    return nll + prior.per_star(table, vtable)
 

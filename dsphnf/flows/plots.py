@@ -5,6 +5,10 @@ unbinned): Sigma(R) [fraction of stars per kpc^2] in equal-number annuli and
 sigma_los(R) [km/s] per annulus (weighted dispersion, mean squared velocity
 error removed). The model curves come from samples of every ensemble member
 binned in the same annuli (median and 16-84 % over members).
+
+Every function takes the :class:`~dsphnf.result.Result` of
+:func:`~dsphnf.flows.fit.fit_flow` (its ``artefacts`` a
+:class:`~dsphnf.flows.artefacts.FlowArtefacts`).
 """
 from __future__ import annotations
 
@@ -42,9 +46,10 @@ def binned_sky(x, y, vz=None, w=None, verr=None, n_bins: int = 10, edges=None) -
 @torch.no_grad()
 def model_sky(result, edges: np.ndarray, n: int = 20000, seed: int = 0) -> dict[str, np.ndarray]:
     """Sigma(R) and sigma_los(R) of every member's flow samples in the annuli ``edges``."""
-    L, V = result.scales["L"], result.scales["V"]
+    art = result.artefacts
+    L, V = art.scales["L"], art.scales["V"]
     sig, slos = [], []
-    for k, flow in enumerate(result.flows):
+    for k, flow in enumerate(art.flows):
         p = next(flow.parameters())
         g = torch.Generator(device=p.device).manual_seed(seed + k)
         s = flow.sample_projected(n, g).double().cpu().numpy()
@@ -86,7 +91,7 @@ def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, pat
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
     fig.suptitle(f"flow fit: {result.summary['settings']['anisotropy']}, inner {result.summary['settings']['inner']}, "
-                 f"{len(result.flows)} flow(s)", fontsize=10)
+                 f"{len(result.artefacts.flows)} flow(s)", fontsize=10)
     if path is not None:
         _save(fig, Path(path))
     return fig
@@ -94,7 +99,7 @@ def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, pat
 
 def plot_data_vs_model(result, n_bins: int = 10, path: str | os.PathLike | None = None):
     """Binned Sigma(R) and sigma_los(R) of the data against the flows' samples."""
-    d = result.data
+    d = result.artefacts.data
     kin = "vz" in d
     b = binned_sky(d["x"], d["y"], d.get("vz"), d["w"], d.get("verr"), n_bins=n_bins)
     m = model_sky(result, b["edges"])
@@ -120,7 +125,7 @@ def plot_data_vs_model(result, n_bins: int = 10, path: str | os.PathLike | None 
 def plot_losses(result, path: str | os.PathLike | None = None):
     """Training loss with the prior (running mean over 20 steps) and any validation loss of every member."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for k, h in enumerate(result.history):
+    for k, h in enumerate(result.artefacts.history):
         loss = np.asarray(h["loss"])
         if loss.size:
             kern = np.ones(min(20, loss.size)) / min(20, loss.size)

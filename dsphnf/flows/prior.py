@@ -45,10 +45,12 @@ dimensionless (nats).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["HOLE_TAU", "log_derivative", "roughness", "hole_penalty", "sigma_r2_table", "smoothness_penalty"]
+__all__ = ["HOLE_TAU", "SmoothnessPrior", "log_derivative", "roughness", "hole_penalty", "sigma_r2_table",
+           "smoothness_penalty"]
 
 #: scale of the one-sided prior against a density rising outwards (d ln nu/d ln r > 0)
 HOLE_TAU = 0.1
@@ -105,6 +107,7 @@ def smoothness_penalty(
     vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
     log_range: tuple[float, float],
     tau: float,
+    hole_tau: float = HOLE_TAU,
 ) -> torch.Tensor:
     """The prior's -ln p (nats, up to a constant): roughness of ln nu (and ln sigma_r^2) / (2 tau^2) plus the hole term.
 
@@ -118,9 +121,56 @@ def smoothness_penalty(
         ln r limits [ln L] over which the roughness is integrated (the data's radii).
     tau : float
         Prior scale of the third logarithmic derivative.
+    hole_tau : float
+        Scale of the one-sided term against d ln nu/d ln r > 0.
     """
     lo, hi = log_range
     p = roughness(table[0], table[1], lo, hi)
     if vtable is not None:
         p = p + roughness(vtable[0], sigma_r2_table(vtable), lo, hi)
-    return p / (2.0 * tau * tau) + hole_penalty(table[0], table[1], lo, hi) / (2.0 * HOLE_TAU**2)
+    return p / (2.0 * tau * tau) + hole_penalty(table[0], table[1], lo, hi) / (2.0 * hole_tau**2)
+
+
+@dataclass(frozen=True)
+class SmoothnessPrior:
+    """The smoothness prior of one training set, as the training loss adds it.
+
+    Attributes
+    ----------
+    log_range : (float, float)
+        ln r limits [ln L] over which the roughness is integrated: the training
+        stars' smallest (at least 1e-3 L) and largest projected radius.
+    tau : float
+        Scale of the third logarithmic derivatives (``TrainConfig.smooth_tau``).
+    n_eff : float
+        Weighted number of training stars; the penalty is divided by it to
+        give nats per star, like the likelihood.
+    hole_tau : float
+        Scale of the one-sided term against a density rising outwards.
+
+    Examples
+    --------
+    >>> prior = SmoothnessPrior.for_stars(torch.tensor([0.5, 1.0, 2.0]), torch.ones(3), tau=1.0)
+    >>> [round(x, 3) for x in prior.log_range], prior.n_eff, prior.hole_tau
+    ([-0.693, 0.693], 3.0, 0.1)
+    """
+
+    log_range: tuple[float, float]
+    tau: float
+    n_eff: float
+    hole_tau: float = HOLE_TAU
+
+    @classmethod
+    def for_stars(cls, R: torch.Tensor, weights: torch.Tensor, tau: float) -> "SmoothnessPrior":
+        """The prior over the range of the projected radii ``R`` [L] of stars with ``weights``."""
+        R = R.detach()
+        log_range = (math.log(max(float(R.min()), 1e-3)), math.log(float(R.max())))
+        return cls(log_range, float(tau), float(weights.sum()))
+
+    def per_star(
+        self,
+        table: tuple[torch.Tensor, torch.Tensor],
+        vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """:func:`smoothness_penalty` on the flow's tables divided by ``n_eff`` [nats per star]."""
+        return smoothness_penalty(table, vtable, self.log_range, self.tau, self.hole_tau) / self.n_eff

@@ -20,8 +20,8 @@ exact probability density of a star's sky position (x, y) under the flow
 (normalised to one star), differentiable with respect to every parameter
 through the node values.
 
-Why: the seed's smeared-KDE loss estimates log Sigma by the log of a Monte
-Carlo mean over a few thousand flow samples. That estimate is biased low
+Why: the smeared-KDE loss of the paper (arXiv:2505.00763) estimates log Sigma
+by the log of a Monte Carlo mean over a few thousand flow samples. That estimate is biased low
 where samples are sparse and cannot see structure narrower than the kernel,
 which favoured too spread-out nu(r) and left cored/cuspy fits blind to
 holes (benchmarks/RESULTS.md). The exact term replaces the positional part of

@@ -1,7 +1,8 @@
 """Training one flow: loss, schedule, validation, checkpoints, NaN guard.
 
 Loss (``TrainConfig.loss``): the exact projected likelihood by default,
-``"kde"`` for the seed's smeared-KDE cross-entropy; see
+``"kde"`` for the smeared-KDE cross-entropy of the paper (Lim et al. 2025,
+arXiv:2505.00763); see
 :mod:`dsphnf.flows.objective`.
 
 The optimiser is Adam with a cosine learning-rate decay from ``lr`` to
@@ -39,9 +40,10 @@ import torch
 from tqdm import tqdm  # text bar (shown on terminals only); tqdm.auto warns in notebooks without ipywidgets
 
 from ..errors import FitError
-from . import kde
 from .cnf import SphericalFlow
 from .objective import LOSSES, flow_loss
+from .prior import SmoothnessPrior
+from .stars import StarData
 
 __all__ = ["TrainConfig", "Trainer"]
 
@@ -147,7 +149,7 @@ class Trainer:
     ----------
     flow : SphericalFlow
         The model (already on its device and dtype).
-    train, val : KDEData
+    train, val : StarData
         Standardised training and validation stars (``val`` may be None:
         then no early stopping, and the final state is returned).
     config : TrainConfig
@@ -164,8 +166,8 @@ class Trainer:
     def __init__(
         self,
         flow: SphericalFlow,
-        train: kde.KDEData,
-        val: kde.KDEData | None,
+        train: StarData,
+        val: StarData | None,
         config: TrainConfig,
         seed: int = 0,
         checkpoint: str | os.PathLike | None = None,
@@ -198,11 +200,8 @@ class Trainer:
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": [], "events": []}
         self.done = False
         self.wall = 0.0
-        self._prior = None
-        if config.smooth_tau is not None:
-            R = train.R.detach()
-            self._prior = ((math.log(max(float(R.min()), 1e-3)), math.log(float(R.max()))), float(config.smooth_tau),
-                           float(train.weights.sum()))
+        self._prior = (None if config.smooth_tau is None
+                       else SmoothnessPrior.for_stars(train.R, train.weights, config.smooth_tau))
         if val is not None:
             g = torch.Generator(device=self.device).manual_seed(self.seed + 7919)
             self._val_rows = val.smeared(g, config.val_n_smear)
@@ -275,8 +274,8 @@ class Trainer:
     def compute_loss(self) -> torch.Tensor:
         """The training loss of one step (fresh smearing and base draws)."""
         data = self.train
-        if self.cfg.batch is not None and self.cfg.batch < data.data.shape[0]:
-            idx = torch.randperm(data.data.shape[0], generator=self.gen, device=self.device)[: self.cfg.batch]
+        if self.cfg.batch is not None and self.cfg.batch < data.n:
+            idx = torch.randperm(data.n, generator=self.gen, device=self.device)[: self.cfg.batch]
             data = data.subset(idx)
         return flow_loss(self.flow, data, self.cfg, self.gen, self.cfg.n_model, prior=self._prior)
 

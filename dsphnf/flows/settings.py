@@ -1,0 +1,88 @@
+"""What a flow fit can be told besides the catalogue: architecture, output options, default steps.
+
+:class:`FlowConfig` is the architecture of every flow, :class:`FitOptions`
+the rarely changed knobs of :func:`~dsphnf.flows.fit.fit_flow` (output grid,
+kernel widths, validation, precision, threads); the optimisation settings
+are :class:`~dsphnf.flows.train.TrainConfig`. Without an explicit number of
+steps a fit trains :data:`DEFAULT_STEPS` per flow, or :data:`FAST_STEPS` in
+fast mode (environment variable ``DSPHNF_FAST=1``, used by the tests and the
+book's quick builds).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+__all__ = ["FlowConfig", "FitOptions", "fast_mode", "default_steps", "DEFAULT_STEPS", "FAST_STEPS"]
+
+#: Training steps per flow by default.
+DEFAULT_STEPS = 400
+#: Training steps per flow by default in fast mode.
+FAST_STEPS = 120
+
+
+def fast_mode() -> bool:
+    """True when the environment asks for quick runs (``DSPHNF_FAST=1``)."""
+    return os.environ.get("DSPHNF_FAST", "").strip() not in ("", "0", "false", "no")
+
+
+def default_steps() -> int:
+    """Training steps used when none are given (smaller in fast mode)."""
+    return FAST_STEPS if fast_mode() else DEFAULT_STEPS
+
+
+@dataclass
+class FlowConfig:
+    """Architecture of each flow (see :class:`~dsphnf.flows.cnf.SphericalFlow`)."""
+
+    base: str = "plummer"
+    r0: float = 0.1
+    rv0: float = 0.1
+    cusp_c: float | None = None
+    width: int = 32
+    depth: int = 2
+    n_steps: int = 4
+    method: str = "rk4"
+
+
+@dataclass
+class FitOptions:
+    """Rarely changed knobs of :func:`fit_flow`: output grid, kernel widths, validation, precision, threads.
+
+    Attributes
+    ----------
+    n_grid : int
+        Radii of the output grid (log-spaced over the 2nd-98th percentile of R).
+    r_grid : sequence of float or None
+        Explicit output radii [kpc] instead.
+    bandwidth_factor : float
+        Multiplies the Silverman-like kernel widths (:func:`~dsphnf.flows.kde.bandwidths`).
+    val_fraction : float
+        Fraction of stars held out for validation and early stopping (default
+        0: every star is used for training, for the full number of steps).
+        Early stopping on a held-out fifth of 1000 stars could not tell
+        trained flows from the untrained start (the held-out loss moves by
+        ~0.02 nats per star, as much as its noise) and kept the start in half
+        of the ensemble members (benchmarks/RESULTS.md); the smoothness prior,
+        not early stopping, is what keeps the flows from over-fitting.
+    dtype : torch.dtype
+        Training precision (the read-out is always float64). float64 by
+        default: the tables of the exact loss take differences of nearby
+        radii, and on the CPU it costs only ~5 % more time than float32
+        (the networks are tiny); float32 may pay off on a GPU.
+    threads : int or None
+        torch intra-op threads during the fit (None: leave torch's setting).
+        The default is 1: the per-step tensors are small, and on the shared
+        2-core benchmark machine 2 threads made a step 20x slower (thread
+        oversubscription) while 1 thread never lost much (benchmarks/RESULTS.md).
+    """
+
+    n_grid: int = 40
+    r_grid: Sequence[float] | None = None
+    bandwidth_factor: float = 1.0
+    val_fraction: float = 0.0
+    dtype: torch.dtype = torch.float64
+    threads: int | None = 1
