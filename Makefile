@@ -20,7 +20,7 @@ demo: setup
 test: setup
 	# Fast mode (DSPHNF_FAST=1) cuts training steps in the notebooks; the
 	# rendered book (make book) runs them in full.
-	DSPHNF_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbval-lax tests book
+	DSPHNF_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbval-lax --doctest-modules dsphnf tests book
 
 book: setup
 	# no MPLBACKEND: the kernels must use the inline backend, or the figures are lost

@@ -257,6 +257,19 @@ def read_catalog(path: str | Path, distance: float | None = None, require_veloci
     ------
     CatalogError
         With one line naming the file and row or column.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "stars.csv"
+    >>> _ = f.write_text("x,y,vz,vz_err\\n" + "".join(f"{0.01 * i},0.1,{i % 7 - 3},2\\n" for i in range(1, 31)))
+    >>> cat = read_catalog(f)
+    >>> cat.n, cat.has_velocities, round(float(cat.R.max()), 3)
+    (30, True, 0.316)
+    >>> read_catalog(f.with_name("missing.csv"))
+    Traceback (most recent call last):
+    ...
+    dsphnf.errors.CatalogError: ...missing.csv: no such file
     """
     path = Path(path)
     suffix = path.suffix.lower()

@@ -8,7 +8,7 @@ and 95 % (``_lo95``/``_hi95``) bands where the method gives them.  The truth
 is a mapping or CSV as written by ``dsphnf mock --truth`` (columns r, nu,
 sigma_r, beta, M, rho).
 
-:func:`compare_profiles` tabulates, at chosen radii, log10(rho / rho_true)
+:func:`compare` tabulates, at chosen radii, log10(rho / rho_true)
 and whether the truth lies inside the 68% and 95% bands (profiles are
 interpolated linearly in log r - log rho); :func:`plot_comparison` overlays
 the rho and M bands (:func:`dsphnf.plotting.plot_band`).
@@ -27,7 +27,7 @@ from .errors import DsphnfError
 from .outputs import atomic_file
 from .result import Result, load_result
 
-__all__ = ["DEFAULT_RADII", "read_run", "load_runs", "read_truth", "parse_radii", "compare_profiles",
+__all__ = ["DEFAULT_RADII", "read_run", "load_runs", "read_truth", "parse_radii", "compare",
            "format_table", "plot_comparison"]
 
 #: Radii [kpc] of the Gaia Challenge benchmark table.
@@ -155,7 +155,7 @@ def _as_profiles(runs) -> dict[str, Mapping[str, np.ndarray]]:
     return {label: r.profile for label, r in load_runs(runs).items()}
 
 
-def compare_profiles(runs, truth: Mapping[str, np.ndarray] | str | Path | None = None,
+def compare(runs, truth: Mapping[str, np.ndarray] | str | Path | None = None,
                      radii: Sequence[float] = DEFAULT_RADII) -> list[dict]:
     """Table of each run's rho at ``radii`` [kpc] against the truth.
 
@@ -178,6 +178,16 @@ def compare_profiles(runs, truth: Mapping[str, np.ndarray] | str | Path | None =
         ``in95`` (booleans) and ``M``, ``M_true`` [Msun] where available.
         Radii outside a run's grid give NaN and ``in68 = in95 = None``, as
         does a band the run does not have.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = np.geomspace(0.05, 2.0, 20)
+    >>> truth = {"r": r, "rho": 1e8 / r}
+    >>> run = {"r": r, "rho": 1.1e8 / r, "rho_lo": 0.9e8 / r, "rho_hi": 1.3e8 / r, "M": r}
+    >>> row = compare({"fit": run}, truth=truth, radii=[0.5])[0]
+    >>> round(row["log10_err"], 3), row["in68"]
+    (0.041, True)
     """
     profiles = _as_profiles(runs)
     if isinstance(truth, (str, Path)):
@@ -209,7 +219,7 @@ def _inside(value: float, lo: float, hi: float) -> bool | None:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Plain-text table of :func:`compare_profiles` rows (one block per run)."""
+    """Plain-text table of :func:`compare` rows (one block per run)."""
     has_truth = bool(rows) and "rho_true" in rows[0]
     head = f"{'run':<20s} {'r[kpc]':>7s} {'rho':>10s} {'68% band':>23s}"
     if has_truth:
@@ -240,7 +250,7 @@ def plot_comparison(runs, truth: Mapping[str, np.ndarray] | str | Path | None = 
     Parameters
     ----------
     runs : mapping label -> run, or sequence of result folders
-        As in :func:`compare_profiles`.
+        As in :func:`compare`.
     truth : mapping, path or None
         Truth columns (r, rho[, M]) or a truth CSV path, drawn dashed.
     path : str or Path, optional

@@ -73,12 +73,12 @@ def test_help_lists_the_anisotropy_grammar(capsys):
 
 def test_baseline_profile_near_truth(baseline_out):
     """Even 300 stars put the true density inside the 95% band at r* (cusp halo, NFW fit)."""
-    from dsphnf.compare import compare_profiles
+    from dsphnf.compare import compare
     from dsphnf.mocks import get_model, truth_profiles
 
     r = np.geomspace(0.01, 3.0, 100)
     t = truth_profiles(get_model("NonPlumCuspIso"), r)
-    rows = compare_profiles([baseline_out], {"r": r, "rho": t["rho"], "M": t["M"]}, [0.25])
+    rows = compare([baseline_out], {"r": r, "rho": t["rho"], "M": t["M"]}, [0.25])
     assert rows[0]["in95"] is True and abs(rows[0]["log10_err"]) < 0.3
 
 

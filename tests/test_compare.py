@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from dsphnf.cli import main
-from dsphnf.compare import compare_profiles, format_table, parse_radii, read_run
+from dsphnf.compare import compare, format_table, parse_radii, read_run
 from dsphnf.errors import DsphnfError
 from dsphnf.outputs import write_csv
 from dsphnf.plotting import plot_band
@@ -49,7 +49,7 @@ def runs(tmp_path):
 
 def test_table_errors_and_coverage(runs):
     good, off, truth = runs
-    rows = compare_profiles([good, off], truth, [0.1, 0.5, 1.0, 5.0])
+    rows = compare([good, off], truth, [0.1, 0.5, 1.0, 5.0])
     assert len(rows) == 8
     g = [r for r in rows if r["run"] == "good"]
     o = [r for r in rows if r["run"] == "off"]
@@ -133,7 +133,7 @@ def test_both_methods_are_read_the_same_way(tmp_path):
     write_csv(base / "profile.csv", _columns(factor=1.1))
     (base / "summary.json").write_text(json.dumps({"method": "baseline", "n_stars": 100}))
     assert read_run(base).method == "baseline" and read_run(flow).method == "flow"
-    rows = compare_profiles([flow, base], TRUTH, [0.1, 0.5])
+    rows = compare([flow, base], TRUTH, [0.1, 0.5])
     for a, b in zip(rows[:2], rows[2:]):
         assert {k: v for k, v in a.items() if k != "run"} == {k: v for k, v in b.items() if k != "run"}
 
@@ -141,8 +141,8 @@ def test_both_methods_are_read_the_same_way(tmp_path):
 def test_result_objects_and_dicts_in_the_python_api(runs, tmp_path):
     good, off, _ = runs
     result = _result(factor=1.1)
-    from_objects = compare_profiles({"flow": result, "dict": _columns(factor=1.4)}, truth=TRUTH, radii=[0.25])
-    from_folders = compare_profiles({"flow": good, "dict": off}, truth=TRUTH, radii=[0.25])
+    from_objects = compare({"flow": result, "dict": _columns(factor=1.4)}, truth=TRUTH, radii=[0.25])
+    from_folders = compare({"flow": good, "dict": off}, truth=TRUTH, radii=[0.25])
     for a, b in zip(from_objects, from_folders):  # the same up to the CSV's 8 digits
         assert a.keys() == b.keys() and a["in68"] == b["in68"] and a["in95"] == b["in95"]
         assert [a[k] for k in ("rho", "rho_lo", "rho_hi95", "M")] == pytest.approx(
@@ -150,14 +150,14 @@ def test_result_objects_and_dicts_in_the_python_api(runs, tmp_path):
     assert from_objects[0]["in68"] is True and from_objects[1]["in68"] is False
     assert from_objects[0]["log10_err"] == pytest.approx(np.log10(1.1), abs=1e-6)
     # a result loaded back is a Result too
-    assert compare_profiles({"x": load_result(good)}, TRUTH, [0.25])[0]["rho"] == from_folders[0]["rho"]
+    assert compare({"x": load_result(good)}, TRUTH, [0.25])[0]["rho"] == from_folders[0]["rho"]
     # a run without 95 % bands: coverage at 95 % is unknown (None), not "outside"
     no95 = {k: v for k, v in _columns(factor=1.1).items() if not k.endswith("95")}
-    row = compare_profiles({"no95": no95}, TRUTH, [0.25])[0]
+    row = compare({"no95": no95}, TRUTH, [0.25])[0]
     assert row["in68"] is True and row["in95"] is None
     assert "inside 68% band at 1/1 radii, inside 95% at 0/0" in format_table([row])
     with pytest.raises(DsphnfError, match="lacks rho"):
-        compare_profiles({"nu": {"r": R, "nu": np.exp(-R)}}, TRUTH)
+        compare({"nu": {"r": R, "nu": np.exp(-R)}}, TRUTH)
 
 
 # ---------------------------------------------------------------- plot_band

@@ -30,14 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare_profiles, format_table, load_runs, parse_radii, plot_comparison, read_truth
+    from ..compare import compare, format_table, load_runs, parse_radii, plot_comparison, read_truth
 
     radii = parse_radii(args.radii)
     if Path(args.output).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DsphnfError(f"{args.output}: figure must end in .png, .pdf or .svg")
     runs = load_runs(args.runs)
     truth = read_truth(args.truth) if args.truth else None
-    rows = compare_profiles(runs, truth, radii)
+    rows = compare(runs, truth, radii)
     plot_comparison(runs, truth, args.output, radii=radii)
     print(format_table(rows))
     print(f"wrote {args.output}")

@@ -102,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     if result is None:
         print(f"wrote {out}/stars.csv, truth.csv, binned.csv, profiles.png")
         return 0
-    from ..compare import compare_profiles, format_table
+    from ..compare import compare, format_table
 
-    rows = compare_profiles({"flow": result}, truth=truth)
+    rows = compare({"flow": result}, truth=truth)
     print(format_table(rows))
     print(f"flow fit: {result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
           "(stars.csv, truth.csv, binned.csv, sky.png, profile.csv, summary.json, profiles.png, ...)")
