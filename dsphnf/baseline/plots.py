@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..plotting import plot_band
+
 __all__ = ["corner_plot", "profile_plot"]
 
 
@@ -50,19 +52,6 @@ def corner_plot(samples: np.ndarray, names: Sequence[str], path: str | Path | No
     return fig
 
 
-def _bands(ax, profile: Mapping[str, np.ndarray], key: str, color: str, log: bool) -> None:
-    """Median of ``key`` with its 95 % and 68 % bands where the profile has them."""
-    r = np.asarray(profile["r"])
-    for lo, hi, alpha, label in (("_lo95", "_hi95", 0.2, "95%"), ("_lo", "_hi", 0.4, "68%")):
-        if key + lo in profile and key + hi in profile:
-            ax.fill_between(r, profile[key + lo], profile[key + hi], color=color, alpha=alpha, label=label)
-    ax.plot(r, profile[key], color=color, label="median")
-    ax.set_xscale("log")
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel("r [kpc]")
-
-
 def profile_plot(profile: Mapping[str, np.ndarray], path: str | Path | None = None, title: str = ""):
     """Four panels against r [kpc]: rho, M, sigma_r and beta, each median with its 68/95 % bands.
 
@@ -72,15 +61,8 @@ def profile_plot(profile: Mapping[str, np.ndarray], path: str | Path | None = No
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(2, 2, figsize=(9, 7))
-    _bands(ax[0, 0], profile, "rho", "C0", log=True)
-    ax[0, 0].set_ylabel(r"$\rho_{\rm DM}$ [M$_\odot$ kpc$^{-3}$]")
-    ax[0, 0].legend(fontsize=8)
-    _bands(ax[0, 1], profile, "M", "C1", log=True)
-    ax[0, 1].set_ylabel(r"$M(<r)$ [M$_\odot$]")
-    _bands(ax[1, 0], profile, "sigma_r", "C2", log=False)
-    ax[1, 0].set_ylabel(r"$\sigma_r$ [km/s]")
-    _bands(ax[1, 1], profile, "beta", "C3", log=False)
-    ax[1, 1].set_ylabel(r"$\beta$")
+    for axis, key, color in zip(ax.ravel(), ("rho", "M", "sigma_r", "beta"), ("C0", "C1", "C2", "C3")):
+        plot_band(axis, profile, key, label="baseline", color=color)
     lowest = min(float(np.min(profile[k])) for k in ("beta", "beta_lo95") if k in profile)
     ax[1, 1].set_ylim(min(-1.0, lowest - 0.1), 1.0)
     if title:

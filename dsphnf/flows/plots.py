@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..outputs import atomic_file
+from ..plotting import plot_band
 
 __all__ = ["binned_sky", "model_sky", "plot_profiles", "plot_data_vs_model", "plot_losses", "save_all"]
 
@@ -74,22 +75,10 @@ def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, pat
     p = result.profile
     r = p["r"]
     tr = truth(r) if truth is not None else None
-    keys = [("rho", r"$\rho$ [M$_\odot$ kpc$^{-3}$]"), ("M", r"$M(<r)$ [M$_\odot$]")] if "rho" in p else [
-        ("nu", r"$\nu$ [kpc$^{-3}$]")]
+    keys = ["rho", "M"] if "rho" in p else ["nu"]
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.2), squeeze=False)
-    for ax, (key, label) in zip(axes[0], keys):
-        if key + "_lo95" in p:
-            ax.fill_between(r, p[key + "_lo95"], p[key + "_hi95"], color="C0", alpha=0.18, lw=0, label="95 %")
-        if key + "_lo" in p:
-            ax.fill_between(r, p[key + "_lo"], p[key + "_hi"], color="C0", alpha=0.35, lw=0, label="68 %")
-        ax.plot(r, p[key], color="C0", label="flow (median)")
-        if tr is not None and key in tr:
-            ax.plot(r, tr[key], "k--", label="truth")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("r [kpc]")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8)
+    for ax, key in zip(axes[0], keys):
+        plot_band(ax, p, key, label="flow", color="C0", truth=tr)
     fig.suptitle(f"flow fit: {result.summary['settings']['anisotropy']}, inner {result.summary['settings']['inner']}, "
                  f"{len(result.artefacts.flows)} flow(s)", fontsize=10)
     if path is not None:
