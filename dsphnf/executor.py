@@ -334,9 +334,12 @@ def _run_ray(func: Callable, pending: dict[str, Mapping[str, Any]], common: dict
              n_done: Callable[[], int], box: TaskStore | None, max_retries: int) -> int:
     """Submit the pending tasks to Ray, at most ``workers`` at once; returns the workers used."""
     import ray
-    from ray.exceptions import RayTaskError
+    from ray import exceptions as rex
 
+    lost = tuple(getattr(rex, n) for n in ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError",
+                                           "LocalRayletDiedError") if hasattr(rex, n))
     started = _connect(spec)
+    running: dict[Any, str] = {}  # object ref -> key of the tasks submitted and not yet collected
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(spec.workers or cpus, cpus, len(pending)))
@@ -344,7 +347,6 @@ def _run_ray(func: Callable, pending: dict[str, Mapping[str, Any]], common: dict
         remote = ray.remote(num_cpus=1, max_retries=int(max_retries), retry_exceptions=False)(_call_task)
         common_ref = ray.put(common) if common else None
         queue = iter(pending.items())
-        running: dict[Any, str] = {}
         cap = spec.workers or len(pending)  # Ray itself runs at most one task per CPU
 
         def submit() -> None:
@@ -359,16 +361,17 @@ def _run_ray(func: Callable, pending: dict[str, Mapping[str, Any]], common: dict
             key = running.pop(ref)
             try:
                 value = ray.get(ref)
-            except Exception as exc:  # RayTaskError: the task raised; other RayErrors: its worker died
-                for other in running:
-                    ray.cancel(other)
-                cause = exc.cause if isinstance(exc, RayTaskError) and exc.cause is not None else exc
-                what = (f"failed: {_cause(cause)}" if isinstance(exc, RayTaskError)
-                        else f"lost its worker {max_retries + 1} time(s) ({type(exc).__name__})")
+            except Exception as exc:  # RayTaskError: the task raised (not retried); `lost`: its worker died
+                cause = exc.cause if isinstance(exc, rex.RayTaskError) and exc.cause is not None else exc
+                what = (f"lost its worker {max_retries + 1} time(s) ({type(exc).__name__})" if isinstance(exc, lost)
+                        else f"failed: {_cause(cause)}")
                 raise _failure(key, what, box, n_done()) from cause
             finished(key, value)
             submit()
         return workers
-    finally:
+    finally:  # on a failure or Ctrl-C, stop the rest; what finished is in the store already
         if started:
             ray.shutdown()
+        else:
+            for ref in running:
+                ray.cancel(ref)
