@@ -87,7 +87,8 @@ class ExecutorSpec:
         ``"ray://HOST:10001"``); None starts a local Ray instance.
     workers : int or None
         Most tasks running at once (Ray only); for a local Ray instance also
-        its number of CPUs. None: every CPU of the instance or cluster.
+        its number of CPUs. None: every CPU of the instance or cluster (as
+        counted when the grid starts).
     """
 
     kind: Literal["local", "ray"] = "local"
@@ -261,8 +262,9 @@ def run_grid(func: Callable[..., Any], tasks: Mapping[str, Mapping[str, Any]], *
     Raises
     ------
     TaskError
-        At the first failed task (one line naming the key); results finished
-        so far stay in ``store``.
+        When a task fails (one line naming the key): no further task starts;
+        on Ray the tasks already running finish first. Every finished result
+        stays in ``store``, and the same call resumes from there.
 
     Examples
     --------
@@ -347,29 +349,35 @@ def _run_ray(func: Callable, pending: dict[str, Mapping[str, Any]], common: dict
         remote = ray.remote(num_cpus=1, max_retries=int(max_retries), retry_exceptions=False)(_call_task)
         common_ref = ray.put(common) if common else None
         queue = iter(pending.items())
-        cap = spec.workers or len(pending)  # Ray itself runs at most one task per CPU
 
-        def submit() -> None:
+        def submit() -> None:  # keep `workers` tasks in flight: a failure then waits for at most those
             for key, kwargs in queue:
                 running[remote.remote(func, kwargs, common_ref)] = key
-                if len(running) >= cap:
+                if len(running) >= workers:
                     return
 
         submit()
+        failed: list[tuple[str, Exception]] = []
         while running:
             (ref,), _ = ray.wait(list(running), num_returns=1)
             key = running.pop(ref)
             try:
                 value = ray.get(ref)
             except Exception as exc:  # RayTaskError: the task raised (not retried); `lost`: its worker died
-                cause = exc.cause if isinstance(exc, rex.RayTaskError) and exc.cause is not None else exc
-                what = (f"lost its worker {max_retries + 1} time(s) ({type(exc).__name__})" if isinstance(exc, lost)
-                        else f"failed: {_cause(cause)}")
-                raise _failure(key, what, box, n_done()) from cause
+                failed.append((key, exc))  # submit no more; store what is still running, then report
+                continue
             finished(key, value)
-            submit()
+            if not failed:
+                submit()
+        if failed:
+            key, exc = failed[0]
+            cause = exc.cause if isinstance(exc, rex.RayTaskError) and exc.cause is not None else exc
+            what = (f"lost its worker {max_retries + 1} time(s) ({type(exc).__name__})" if isinstance(exc, lost)
+                    else f"failed: {_cause(cause)}")
+            more = f" ({len(failed) - 1} more task(s) failed)" if len(failed) > 1 else ""
+            raise _failure(key, what + more, box, n_done()) from cause
         return workers
-    finally:  # on a failure or Ctrl-C, stop the rest; what finished is in the store already
+    finally:  # Ctrl-C: stop the rest; what finished is in the store already
         if started:
             ray.shutdown()
         else:

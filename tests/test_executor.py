@@ -248,13 +248,18 @@ def test_ray_reports_a_worker_lost_too_often_and_the_same_call_resumes(ray2, tmp
     assert calls(marks, "b") == 2 and all(calls(marks, k) == 1 for k in kept)
 
 
-def test_ray_does_not_retry_a_task_that_raises(ray2, tmp_path) -> None:
-    (tmp_path / "c.fail").touch()
+def test_ray_does_not_retry_a_task_that_raises_and_stores_the_tasks_still_running(ray2, tmp_path) -> None:
+    marks, store = tmp_path / "marks", tmp_path / "store"
+    marks.mkdir()
+    (marks / "c.fail").touch()
     with pytest.raises(TaskError) as err:
-        run_grid(counted, counted_tasks(tmp_path), executor=ray2, progress=False, max_retries=3)
-    assert str(err.value) == "task 'c' failed: ValueError: bad value for c"
+        run_grid(counted, counted_tasks(marks, "abcdef"), executor=ray2, store=store, progress=False, max_retries=3)
+    assert re.match(rf"^task 'c' failed: ValueError: bad value for c; \d finished result\(s\) kept in {store}",
+                    str(err.value)), str(err.value)
     assert isinstance(err.value.__cause__, ValueError), repr(err.value.__cause__)
-    assert calls(tmp_path, "c") == 1
+    assert calls(marks, "c") == 1  # not retried
+    started = {k for k in "abcdef" if calls(marks, k)}
+    assert {p.stem for p in store.glob("*.pkl")} == started - {"c"}  # all that ran, bar c, are kept
 
 
 def test_ray_address_connects_to_a_running_cluster_and_leaves_it_running(ray2) -> None:
