@@ -40,7 +40,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 from tqdm import tqdm  # text bar (terminals only by default); tqdm.auto warns in notebooks without ipywidgets
@@ -228,6 +227,16 @@ def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def _stored(box: TaskStore | None, prints: Mapping[str, str]) -> dict[str, Any]:
+    """Results of the tasks already in the store, by key (in task order)."""
+    results: dict[str, Any] = {}
+    for key, fingerprint in prints.items():
+        found, value = box.load(key, fingerprint)
+        if found:
+            results[key] = value
+    return results
+
+
 def run_grid(func: Callable[..., Any], tasks: Mapping[str, Mapping[str, Any]], *,
              executor: ExecutorSpec | None = None, common: Mapping[str, Any] | None = None,
              store: str | os.PathLike | None = None, progress: bool | None = None,
@@ -282,12 +291,7 @@ def run_grid(func: Callable[..., Any], tasks: Mapping[str, Mapping[str, Any]], *
             raise ExecutorError(f"task {key!r}: argument(s) {sorted(clash)} given both per task and in common")
     box = None if store is None else TaskStore(store)
     prints = {k: task_fingerprint(func, kw, common) for k, kw in tasks.items()} if box else {}
-    results: dict[str, Any] = {}
-    for key in tasks:
-        if box is not None:
-            found, value = box.load(key, prints[key])
-            if found:
-                results[key] = value
+    results = _stored(box, prints)
     resumed = tuple(results)
     pending = {k: kw for k, kw in tasks.items() if k not in results}
     show = sys.stderr.isatty() if progress is None else bool(progress)
@@ -305,7 +309,7 @@ def run_grid(func: Callable[..., Any], tasks: Mapping[str, Mapping[str, Any]], *
         else:
             workers = 1
             bar.set_postfix_str("local", refresh=False)
-            for key, kwargs in pending.items():
+            for key, kwargs in pending.items():  # in order, in this process: no pool of our own
                 try:
                     value = _call_task(func, kwargs, common)
                 except Exception as exc:
