@@ -37,6 +37,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -328,11 +329,30 @@ def _connect(spec: ExecutorSpec) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    if spec.ray_address:
-        ray.init(address=spec.ray_address, **quiet)
-    else:  # "local": a new instance even if RAY_ADDRESS is set (that is what --ray-address is for)
-        ray.init(address="local", num_cpus=spec.workers or os.cpu_count() or 1, **quiet)
+    try:
+        if spec.ray_address:
+            _check_reachable(spec.ray_address)
+            ray.init(address=spec.ray_address, **quiet)
+        else:  # "local": a new instance even if RAY_ADDRESS is set (that is what --ray-address is for)
+            ray.init(address="local", num_cpus=spec.workers or os.cpu_count() or 1, **quiet)
+    except ExecutorError:
+        raise
+    except Exception as exc:
+        where = f"the Ray cluster at {spec.ray_address}" if spec.ray_address else "a local Ray instance"
+        raise ExecutorError(f"cannot start or reach {where}: {_cause(exc)}") from exc
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a HOST:PORT (or ray://HOST:PORT) nobody listens on at once; Ray itself waits for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other spellings: Ray's own checks
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ExecutorError(f"no Ray cluster at {address} ({exc.strerror or type(exc).__name__}): "
+                            f"start one with 'ray start --head' or check the address") from exc
 
 
 def _run_ray(func: Callable, pending: dict[str, Mapping[str, Any]], common: dict[str, Any],

@@ -278,3 +278,19 @@ def test_ray_address_connects_to_a_running_cluster_and_leaves_it_running(ray2) -
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == f"{{'a': 1, 'b': 4, 'c': 9}} 2 {address}"
     assert ray.get(ray.remote(lambda b: b ** 5).remote(2)) == 32  # the cluster outlived the other driver
+
+
+def test_an_address_without_a_cluster_is_a_one_line_error_at_once() -> None:
+    """Ray itself would wait for minutes; the driver runs apart, as no Ray session may be connected."""
+    import subprocess
+
+    pytest.importorskip("ray", reason="Ray not installed: pip install 'dsphnf[ray]' to run the Ray tests")
+    script = ("from dsphnf.executor import executor_from, run_grid\n"
+              "try:\n"
+              "    run_grid(pow, {'a': {'base': 2, 'exp': 2}}, executor=executor_from('ray', '127.0.0.1:1'))\n"
+              "except Exception as exc:\n"
+              "    print(type(exc).__name__, exc)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(ex.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.strip() == ("ExecutorError no Ray cluster at 127.0.0.1:1 (Connection refused): "
+                                  "start one with 'ray start --head' or check the address"), out.stdout + out.stderr[-1000:]
