@@ -30,6 +30,15 @@ With a ``store`` folder every result is written to disk as it arrives
 (:mod:`dsphnf.taskstore`), and the same call run again, after a crash, a
 Ctrl-C or a failed task, loads the finished results instead of recomputing
 them. One progress bar counts the tasks of the whole grid across workers.
+
+On a cluster: run ``ray start --head`` on one node (it prints the address,
+``HOST:6379``) and ``ray start --address HOST:6379`` on the others, each in
+a Python environment with the same dsphnf installed (``pip install
+"dsphnf[ray]"``), then give ``ray_address="HOST:6379"`` (``--ray-address``;
+``"auto"`` on a node of the cluster). The grid uses one worker per CPU of
+the cluster (``ray status`` lists them), at most ``workers``; results come
+back to this process, which alone writes the store. Worker output goes to
+Ray's logs (``/tmp/ray/session_latest/logs``), not to this terminal.
 """
 from __future__ import annotations
 
