@@ -9,7 +9,7 @@ PY := .venv/bin/python
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test,book]"
+	$(PY) -m pip install --quiet -e ".[test,book,ray]"
 	touch $@
 
 setup: .venv/.installed
