@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsphnf.catalog import Catalog, read_catalog, read_gaia_challenge
+from dsphnf.catalog import Catalog, read_catalog
 from dsphnf.kinematics import ml_dispersion
 from dsphnf.constants import ARCMIN_PER_RAD
 from dsphnf.errors import CatalogError
+from dsphnf.formats import read_gaia_challenge
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NPCI = DATA / "gaia_challenge" / "NonPlumCuspIso" / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0"
@@ -208,7 +209,8 @@ def test_file_level_errors(tmp_path):
 # ---------------------------------------------------------------- reference data
 def test_gaia_challenge_projection_and_errors():
     need_data(NPCI.with_suffix(".dat"))
-    cat, xv = read_gaia_challenge(NPCI.with_suffix(".dat"))
+    parsed, xv = read_gaia_challenge(NPCI.with_suffix(".dat"))
+    cat = Catalog.from_parsed(parsed)
     assert xv.shape == (1000, 6) and cat.n == 1000 and cat.vz_err is None
     np.testing.assert_array_equal(cat.vz, xv[:, 5])
     np.testing.assert_array_equal(cat.R, np.hypot(xv[:, 0], xv[:, 1]))
