@@ -1,6 +1,8 @@
 """Star catalogues: projected positions x, y [kpc], line-of-sight velocities vz [km/s].
 
-:func:`read_catalog` dispatches on the file extension:
+:class:`Catalog` holds the stars; :func:`read_catalog` is the one entry point
+for files.  It dispatches on the file extension to the parsers of
+:mod:`dsphnf.formats`:
 
 - ``.csv``: plain CSV with a header naming the columns;
 - ``.ecsv``, ``.fits``/``.fit``: astropy tables (columns with units are
@@ -12,39 +14,27 @@
 Column names (case-insensitive; see :data:`dsphnf.validate.COLUMN_ALIASES`):
 ``x``, ``y`` [kpc], ``vz`` [km/s], optional ``vz_err`` [km/s] and
 ``p_member`` [0..1].  Positions-only catalogues (no ``vz``) are allowed.
-Every reader ends with :meth:`Catalog.validated` (the checks of
+Every file becomes a catalogue through :meth:`Catalog.from_parsed`, which ends
+with :meth:`Catalog.validated` (the checks of
 :func:`dsphnf.validate.validate_columns`).  :func:`format_summary` is the
 catalogue summary printed by ``dsphnf info``.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .constants import ARCMIN_PER_RAD
 from .errors import CatalogError
-from .kinematics import half_number_radius, kish_size, ml_dispersion, weighted_mean
+from .formats import Parsed, read_astropy, read_csv, read_dat
+from .kinematics import half_number_radius, kish_size, ml_dispersion
 from .outputs import write_csv
-from .validate import resolve_columns, validate_columns
+from .validate import validate_columns
 
-__all__ = [
-    "Catalog",
-    "format_summary",
-    "read_catalog",
-    "read_gaia_challenge",
-    "read_walker",
-    "walker_to_catalog",
-    "GAIA_CHALLENGE_VERR",
-    "WALKER_MIN_MEMBER",
-]
+__all__ = ["Catalog", "format_summary", "read_catalog"]
 
-#: Velocity error [km/s] of the Gaia Challenge ``*_err.dat`` files.
-GAIA_CHALLENGE_VERR: float = 2.0
-#: Walker-format stars below this membership probability are dropped (the files' floor is 1e-10).
-WALKER_MIN_MEMBER: float = 1e-3
+#: File extensions :func:`read_catalog` knows (the parsers are in :mod:`dsphnf.formats`).
 SUFFIXES = (".csv", ".ecsv", ".fits", ".fit", ".dat")
 
 
@@ -104,6 +94,25 @@ class Catalog:
             raise CatalogError(f"{source}: expected an (n, 6) array of x, y, z, vx, vy, vz, got shape {xv.shape}")
         err = None if verr is None else np.full(len(xv), float(verr))
         return cls(xv[:, 0], xv[:, 1], xv[:, 5], err, None, source, dict(meta))
+
+    @classmethod
+    def from_parsed(cls, parsed: Parsed) -> "Catalog":
+        """The validated catalogue of a parsed file (:class:`dsphnf.formats.Parsed`).
+
+        Raises :class:`CatalogError` with one line naming the file and the
+        (file) row or column, as :meth:`validated` does.
+
+        Examples
+        --------
+        >>> from dsphnf.formats import walker_columns
+        >>> t = np.zeros((30, 25))
+        >>> t[:, 2], t[:, 3] = np.linspace(1.0, 20.0, 30), 1.0     # xi, eta [arcmin]
+        >>> t[:, 6], t[:, 7], t[:, 15] = np.resize([-280.0, -300.0], 30), 2.0, 1.0
+        >>> cat = Catalog.from_parsed(walker_columns(t, distance=76.0, source="toy"))
+        >>> cat.n, cat.meta["format"], cat.meta["v_sys_removed_kms"], cat.vz[:2].tolist()
+        (30, 'walker', -290.0, [10.0, -10.0])
+        """
+        return cls(source=parsed.source, meta=dict(parsed.meta), **parsed.columns).validated(parsed.rows)
 
     @property
     def n(self) -> int:
@@ -234,7 +243,7 @@ def format_summary(cat: Catalog) -> str:
 
 
 # ----------------------------------------------------------------------
-# readers
+# the one file reader
 def read_catalog(path: str | Path, distance: float | None = None, require_velocity: bool = False) -> Catalog:
     """Read and validate a star catalogue (format chosen by the extension).
 
@@ -282,233 +291,12 @@ def read_catalog(path: str | Path, distance: float | None = None, require_veloci
     if path.stat().st_size == 0:
         raise CatalogError(f"{path}: file is empty")
     if suffix == ".csv":
-        cat = _read_csv(path, require_velocity)
+        parsed = read_csv(path, require_velocity)
     elif suffix == ".dat":
-        ncol = _dat_columns(path)
-        if ncol == 6:
-            cat = read_gaia_challenge(path)[0]
-        elif ncol == 25:
-            cat = read_walker(path, distance)
-        else:
-            raise CatalogError(
-                f"{path}: .dat file has {ncol} columns; expected 6 (Gaia Challenge x y z vx vy vz) "
-                "or 25 (Walker spectroscopic catalogue)"
-            )
+        parsed = read_dat(path, distance)
     else:
-        cat = _read_astropy(path, require_velocity)
+        parsed = read_astropy(path, require_velocity)
+    cat = Catalog.from_parsed(parsed)
     if require_velocity and not cat.has_velocities:
         raise CatalogError(f"{path}: no line-of-sight velocities (column vz [km/s]) but this task needs them")
     return cat
-
-
-def _text_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-empty, non-comment lines with their 1-based line numbers."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{path}: cannot read: {exc}") from None
-    out = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip() and not ln.lstrip().startswith("#")]
-    if not out:
-        raise CatalogError(f"{path}: file is empty (no data lines)")
-    return out
-
-
-def _to_float(tok: str, path: Path, row: int, col: str) -> float:
-    try:
-        return float(tok)
-    except ValueError:
-        shown = repr(tok.strip()) if tok.strip() else "an empty value"
-        raise CatalogError(f"{path}: row {row}, column {col!r}: {shown} is not a number") from None
-
-
-def _parse_rows(path: Path, rows: list[list[str]], names: list[str], first_row: int = 1) -> np.ndarray:
-    out = np.empty((len(rows), len(names)))
-    for i, fields in enumerate(rows):
-        if len(fields) != len(names):
-            raise CatalogError(
-                f"{path}: row {first_row + i} has {len(fields)} fields, the header has {len(names)}"
-            )
-        for j, tok in enumerate(fields):
-            out[i, j] = _to_float(tok, path, first_row + i, names[j])
-    return out
-
-
-def _read_csv(path: Path, require_velocity: bool) -> Catalog:
-    lines = _text_lines(path)
-    reader = list(csv.reader([ln for _, ln in lines]))
-    header = [h.strip() for h in reader[0]]
-    if all(_is_number(h) for h in header):
-        raise CatalogError(f"{path}: first line must be a header naming the columns (x,y,vz), found numbers")
-    found = resolve_columns(header, str(path), require_velocity)
-    if len(reader) < 2:
-        raise CatalogError(f"{path}: header but no data rows")
-    data = _parse_rows(path, reader[1:], header)
-    cols = {c: data[:, header.index(n)] for c, n in found.items()}
-    extra = [h for h in header if h not in found.values()]
-    meta = {"format": "csv"} | ({"ignored_columns": extra} if extra else {})
-    return Catalog(source=str(path), meta=meta, **cols).validated()
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def _read_astropy(path: Path, require_velocity: bool) -> Catalog:
-    import astropy.units as u
-    from astropy.table import Table
-
-    fmt = "ascii.ecsv" if path.suffix.lower() == ".ecsv" else "fits"
-    try:
-        table = Table.read(path, format=fmt)
-    except Exception as exc:  # astropy raises many types for corrupt files
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CatalogError(f"{path}: cannot read as {fmt.replace('ascii.', '').upper()}: {msg}") from None
-    if len(table) == 0:
-        raise CatalogError(f"{path}: table has no rows")
-    found = resolve_columns(list(table.colnames), str(path), require_velocity)
-    target = {"x": u.kpc, "y": u.kpc, "vz": u.km / u.s, "vz_err": u.km / u.s, "p_member": u.dimensionless_unscaled}
-    cols = {}
-    for canon, name in found.items():
-        col = table[name]
-        mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else np.zeros(len(col), bool)
-        if mask.any():
-            raise CatalogError(f"{path}: row {int(np.flatnonzero(mask)[0]) + 1}, column {name!r}: value is missing")
-        try:
-            vals = np.asarray(col, dtype=np.float64)
-        except (ValueError, TypeError):
-            for i, tok in enumerate(np.asarray(col)):
-                _to_float(str(tok), path, i + 1, name)
-            raise CatalogError(f"{path}: column {name!r} is not numeric") from None
-        if col.unit is not None and col.unit != u.dimensionless_unscaled:
-            try:
-                vals = (vals * col.unit).to_value(target[canon])
-            except u.UnitConversionError:
-                raise CatalogError(
-                    f"{path}: column {name!r} has unit {col.unit}, cannot convert to {target[canon]}"
-                ) from None
-        cols[canon] = vals
-    extra = [n for n in table.colnames if n not in found.values()]
-    meta = {"format": fmt.replace("ascii.", "")} | ({"ignored_columns": extra} if extra else {})
-    return Catalog(source=str(path), meta=meta, **cols).validated()
-
-
-def _dat_columns(path: Path) -> int:
-    return len(_text_lines(path)[0][1].split())
-
-
-def _read_dat(path: Path, ncol: int, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    lines = _text_lines(path)
-    data = np.empty((len(lines), ncol))
-    for i, (_, ln) in enumerate(lines):
-        fields = ln.split()
-        if len(fields) != ncol:
-            raise CatalogError(f"{path}: row {i + 1} has {len(fields)} columns, expected {ncol}")
-        for j, tok in enumerate(fields):
-            data[i, j] = _to_float(tok, path, i + 1, names[j])
-    return data, np.arange(1, len(lines) + 1)
-
-
-def read_gaia_challenge(path: str | Path) -> tuple[Catalog, np.ndarray]:
-    """Read a Gaia Challenge mock (6 columns x y z [kpc] vx vy vz [km/s]).
-
-    The observer looks along z: the catalogue keeps x, y and vz.  Files named
-    ``*_err.dat`` have 2 km/s Gaussian errors on every velocity, recorded as
-    ``vz_err``.
-
-    Returns
-    -------
-    catalog : Catalog
-        The validated projected catalogue.
-    xv : ndarray, shape (n, 6)
-        The full phase-space coordinates.
-    """
-    path = Path(path)
-    xv, rows = _read_dat(path, 6, ["x", "y", "z", "vx", "vy", "vz"])
-    err = GAIA_CHALLENGE_VERR if path.stem.endswith("_err") else None
-    cat = Catalog.from_phase_space(xv, err, str(path), format="gaia_challenge", projection="z")
-    return cat.validated(rows), xv
-
-
-#: Walker-format column names (0-based positions) used by the reader.
-WALKER_COLUMNS = {"ra": 0, "dec": 1, "xi": 2, "eta": 3, "R_ell": 4, "v": 6, "v_err": 7, "mg": 12, "p_member": 15}
-
-
-def read_walker(path: str | Path, distance: float | None, min_member: float = WALKER_MIN_MEMBER) -> Catalog:
-    """Read a Walker-format 25-column spectroscopic catalogue (see :func:`walker_to_catalog`)."""
-    path = Path(path)
-    if distance is None:
-        raise CatalogError(f"{path}: Walker-format positions are in arcmin; give the distance in kpc (--distance)")
-    names = [f"col{j}" for j in range(25)]
-    for k, j in WALKER_COLUMNS.items():
-        names[j] = k
-    data, rows = _read_dat(path, 25, names)
-    return walker_to_catalog(data, distance, str(path), min_member, rows)
-
-
-def walker_to_catalog(
-    table: np.ndarray,
-    distance: float,
-    source: str = "<walker>",
-    min_member: float = WALKER_MIN_MEMBER,
-    rows: np.ndarray | None = None,
-) -> Catalog:
-    """Convert a Walker-format table (n, 25) into a validated catalogue.
-
-    Tangent-plane offsets xi, eta [arcmin] (columns 2, 3) become
-    x, y = offset * distance / ARCMIN_PER_RAD [kpc]; column 6 is the
-    heliocentric velocity, 7 its error [km/s], 15 the membership probability.
-    Stars with membership below ``min_member`` are dropped, as are stars with
-    unusable velocities (non-finite, error <= 0, or sentinel values
-    |v| >= 999 or v = -99).  The membership-weighted mean velocity (the
-    systemic velocity) is subtracted and recorded in ``meta``.
-
-    Parameters
-    ----------
-    table : ndarray, shape (n, 25)
-    distance : float
-        Heliocentric distance [kpc].
-    source : str
-        Name used in messages.
-    min_member : float
-        Membership threshold below which stars are dropped.
-    rows : ndarray, optional
-        1-based file row of each table row (for messages).
-    """
-    table = np.asarray(table, dtype=float)
-    if not (np.isfinite(distance) and distance > 0):
-        raise CatalogError(f"{source}: distance must be a positive number of kpc, got {distance}")
-    if table.ndim != 2 or table.shape[1] != 25:
-        raise CatalogError(f"{source}: Walker-format table needs 25 columns, got shape {table.shape}")
-    rows = np.arange(1, len(table) + 1) if rows is None else np.asarray(rows)
-    c = WALKER_COLUMNS
-    p = table[:, c["p_member"]]
-    i = np.flatnonzero(~np.isfinite(p) | (p < 0) | (p > 1))
-    if i.size:
-        raise CatalogError(f"{source}: row {rows[i[0]]}, column 15 (membership): {p[i[0]]} is not in [0, 1]")
-    v, ev = table[:, c["v"]], table[:, c["v_err"]]
-    finite = np.all(np.isfinite(table[:, [c["xi"], c["eta"], c["v"], c["v_err"]]]), axis=1)
-    usable = finite & (ev > 0) & (np.abs(v) < 999.0) & (v != -99.0)
-    member = p >= min_member
-    keep = usable & member
-    if not np.any(keep):
-        raise CatalogError(f"{source}: no star has membership >= {min_member:g} and a usable velocity")
-    scale = distance / ARCMIN_PER_RAD
-    w = p[keep]
-    v_sys = weighted_mean(v[keep], w)
-    meta = {
-        "format": "walker",
-        "distance_kpc": float(distance),
-        "v_sys_removed_kms": v_sys,
-        "n_rows": int(len(table)),
-        "min_member": float(min_member),
-        "n_dropped_nonmember": int(np.count_nonzero(~member)),
-        "n_dropped_bad_velocity": int(np.count_nonzero(member & ~usable)),
-    }
-    cat = Catalog(
-        table[keep, c["xi"]] * scale, table[keep, c["eta"]] * scale, v[keep] - v_sys, ev[keep], w, source, meta
-    )
-    return cat.validated(rows[keep])

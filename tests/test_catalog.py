@@ -1,17 +1,21 @@
-"""Star-catalogue readers and validation (dsphnf.catalog, dsphnf.validate)."""
+"""Star catalogues, their file formats and validation (dsphnf.catalog, dsphnf.formats, dsphnf.validate)."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dsphnf.catalog import Catalog, read_catalog, read_gaia_challenge
-from dsphnf.kinematics import ml_dispersion
+import dsphnf.formats
+from dsphnf.catalog import Catalog, read_catalog
 from dsphnf.constants import ARCMIN_PER_RAD
+from dsphnf.datasets import data_root
 from dsphnf.errors import CatalogError
+from dsphnf.formats import Parsed, read_gaia_challenge
+from dsphnf.kinematics import ml_dispersion
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = data_root() or Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NPCI = DATA / "gaia_challenge" / "NonPlumCuspIso" / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0"
 DRACO = DATA / "walker_dwarfs" / "dra_spec.dat"
 
@@ -205,10 +209,43 @@ def test_file_level_errors(tmp_path):
         read_catalog(tmp_path / "g.dat")
 
 
+# ---------------------------------------------------------------- formats -> catalogue
+def test_formats_do_not_know_the_catalogue():
+    """dsphnf.catalog imports dsphnf.formats, never the other way round (not even lazily)."""
+    tree = ast.parse(Path(dsphnf.formats.__file__).read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {f"{n.module or ''}.{a.name}" if n.level else f"{n.module}.{a.name}"
+              for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not any("catalog" in name for name in names), names
+
+
+def test_parsed_walker_rows_reach_the_validation_messages(tmp_path):
+    """Rows dropped by the Walker parser do not shift the file rows named by the validation."""
+    t = np.zeros((30, 25))
+    t[:, 2], t[:, 3] = np.linspace(1.0, 20.0, 30), 1.0
+    t[:, 6], t[:, 7], t[:, 15] = np.resize([-280.0, -300.0], 30), 2.0, 1.0
+    t[:3, 15] = 0.0  # rows 1-3: non-members, dropped
+    t[19, [2, 6]] = t[9, [2, 6]]  # row 20 repeats the star of row 10
+    path = tmp_path / "w.dat"
+    np.savetxt(path, t)
+    with pytest.raises(CatalogError, match=r"w\.dat: rows 10 and 20 are the same star"):
+        read_catalog(path, distance=76.0)
+    parsed = dsphnf.formats.read_walker(path, 76.0)
+    assert isinstance(parsed, Parsed) and parsed.rows.tolist() == list(range(4, 31))
+    assert parsed.meta["n_dropped_nonmember"] == 3 and "x" in parsed.columns
+    t[19, 2] = 20.5  # a different star again
+    np.savetxt(path, t)
+    cat = Catalog.from_parsed(dsphnf.formats.read_walker(path, 76.0))
+    assert cat.n == 27 and cat.source == str(path)
+    np.testing.assert_allclose(cat.x, t[3:, 2] * 76.0 / ARCMIN_PER_RAD)
+    np.testing.assert_allclose(cat.vz, t[3:, 6] - cat.meta["v_sys_removed_kms"])
+
+
 # ---------------------------------------------------------------- reference data
 def test_gaia_challenge_projection_and_errors():
     need_data(NPCI.with_suffix(".dat"))
-    cat, xv = read_gaia_challenge(NPCI.with_suffix(".dat"))
+    parsed, xv = read_gaia_challenge(NPCI.with_suffix(".dat"))
+    cat = Catalog.from_parsed(parsed)
     assert xv.shape == (1000, 6) and cat.n == 1000 and cat.vz_err is None
     np.testing.assert_array_equal(cat.vz, xv[:, 5])
     np.testing.assert_array_equal(cat.R, np.hypot(xv[:, 0], xv[:, 1]))
