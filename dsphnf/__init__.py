@@ -24,16 +24,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .catalog import read_catalog  # noqa: E402
-from .compare import compare  # noqa: E402
-from .mocks import draw_mock  # noqa: E402
+from .compare import compare  # noqa: E402  (eager: the name is also a submodule's)
 from .result import Result, load_result  # noqa: E402
 
 __all__ = ["__version__", "read_catalog", "draw_mock", "fit_flow", "fit_baseline", "compare", "Result",
            "load_result"]
 
-#: Public names imported on first use (torch and emcee take seconds to import).
-_LAZY = {"fit_flow": "dsphnf.flows", "fit_baseline": "dsphnf.baseline"}
+#: Public names imported on first use (torch and emcee take seconds to import, scipy's
+#: quadrature a fraction of one; the layers below stay importable on their own).
+_LAZY = {"fit_flow": "dsphnf.flows", "fit_baseline": "dsphnf.baseline", "read_catalog": "dsphnf.catalog",
+         "draw_mock": "dsphnf.mocks"}
 
 
 def __getattr__(name: str) -> Any:

@@ -2,8 +2,10 @@
 
 Works on plain arrays (x, y, vz, vz_err, p_member) and knows nothing of the
 catalogue type, so that :mod:`dsphnf.catalog` imports this module and not the
-other way round.  Every reader in :mod:`dsphnf.catalog` ends with
-:meth:`dsphnf.catalog.Catalog.validated`, which calls :func:`validate_columns`,
+other way round.  Every file read by :func:`dsphnf.catalog.read_catalog`
+(parsed by :mod:`dsphnf.formats`) becomes a catalogue through
+:meth:`dsphnf.catalog.Catalog.from_parsed`, which ends with
+:meth:`dsphnf.catalog.Catalog.validated` and so :func:`validate_columns`,
 so that all formats obey the same rules.  Each failure raises
 :class:`dsphnf.errors.CatalogError` with ONE line that names the file and the
 offending row (1-based data row) or column.
