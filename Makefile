@@ -18,9 +18,17 @@ demo: setup
 	.venv/bin/dsphnf demo -o demo_out
 
 test: setup
-	# Fast mode (DSPHNF_FAST=1) cuts training steps in the notebooks; the
-	# rendered book (make book) runs them in full.
-	DSPHNF_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbval-lax tests book
+	# Unit tests and the doctests of the package.
+	DSPHNF_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=15 --doctest-modules tests dsphnf
+	# Every chapter, executed once, in fast mode (DSPHNF_FAST=1: fewer training steps and
+	# shorter chains), as the book build: a failing cell or check, or any Sphinx warning,
+	# fails it, and scripts/check_book.py then fails on a badly rendered page.  The fast
+	# build has its own folder, emptied first: jupyter-cache keys on the code cells only,
+	# so a stale cache would hide a change in dsphnf; and `make book` must never pick up
+	# fast-mode outputs.  No MPLBACKEND: the kernels need the inline backend for figures.
+	rm -rf _build/fast
+	env -u MPLBACKEND DSPHNF_FAST=1 .venv/bin/jupyter-book build . --path-output _build/fast --warningiserror
+	$(PY) scripts/check_book.py --build _build/fast/_build
 
 book: setup
 	# no MPLBACKEND: the kernels must use the inline backend, or the figures are lost
