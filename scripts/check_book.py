@@ -61,6 +61,14 @@ def png_width(path: Path) -> int | None:
     return struct.unpack(">I", head[16:20])[0]
 
 
+def shown(path: Path) -> str:
+    """A path as printed in a problem: relative to the checkout when inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def chapters() -> list[str]:
     toc = (ROOT / "_toc.yml").read_text()
     files = re.findall(r"^\s*(?:root|-\s*file)\s*:\s*(\S+)", toc, flags=re.M)
@@ -75,27 +83,28 @@ def main(argv: list[str] | None = None) -> int:
     for ch in chapters():
         html = build / "html" / f"{ch}.html"
         if not html.exists():
-            problems.append(f"missing page: {html.relative_to(ROOT)}")
+            problems.append(f"missing page: {shown(html)}")
             continue
         text = html.read_text(errors="replace")
         if len(text) < 2000:
-            problems.append(f"suspiciously small page: {html.relative_to(ROOT)}")
+            problems.append(f"suspiciously small page: {shown(html)}")
         if "Traceback (most recent call last)" in text or 'class="output traceback' in text:
-            problems.append(f"execution error shown in {html.relative_to(ROOT)}")
-        problems += text_problems(visible_text(text), str(html.relative_to(ROOT)))
+            problems.append(f"execution error shown in {shown(html)}")
+        problems += text_problems(visible_text(text), str(shown(html)))
         # every numbered chapter draws figures; none means the kernels ran without the
         # inline backend (e.g. MPLBACKEND=Agg in the environment) and the book lost them
         if re.match(r"book/\d", ch):
-            imgs = re.findall(r'<img[^>]+src="([^"]+)"', text)
+            # figures of the notebooks' outputs (not the theme's logos and buttons)
+            imgs = [src for src in re.findall(r'<img[^>]+src="([^"]+)"', text) if "_images/" in src]
             if not imgs:
-                problems.append(f"no figures in {html.relative_to(ROOT)}")
+                problems.append(f"no figures in {shown(html)}")
             for src in imgs:
                 if src.startswith(("http", "data:")):
                     continue
                 if not (html.parent / src).exists():
-                    problems.append(f"missing image {src} in {html.relative_to(ROOT)}")
+                    problems.append(f"missing image {src} in {shown(html)}")
                 elif (width := png_width(html.parent / src)) is not None and width < MIN_FIGURE_PX:
-                    problems.append(f"figure {src} in {html.relative_to(ROOT)} is {width} px wide "
+                    problems.append(f"figure {src} in {shown(html)} is {width} px wide "
                                     f"(< {MIN_FIGURE_PX}: drawn below 150 dpi? call dsphnf.style.use())")
     for p in problems:
         print(p)
