@@ -18,9 +18,18 @@ demo: setup
 	.venv/bin/dsphnf demo -o demo_out
 
 test: setup
-	# Fast mode (DSPHNF_FAST=1) cuts training steps in the notebooks; the
-	# rendered book (make book) runs them in full.
-	DSPHNF_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbval-lax --doctest-modules dsphnf tests book
+	# Unit tests, the package's doctests and every chapter as a test (nbval), in fast
+	# mode (DSPHNF_FAST=1: fewer training steps and shorter chains).
+	DSPHNF_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --durations=15 --doctest-modules --nbval-lax tests dsphnf book
+	# The book itself, built in fast mode: any Sphinx warning fails it, and
+	# scripts/check_book.py then fails on a badly rendered page (missing figures, paths,
+	# developer words).  The fast build has its own folder, emptied first: jupyter-cache
+	# keys on the code cells only, so a stale cache would hide a change in dsphnf; and
+	# `make book` must never pick up fast-mode outputs.  No MPLBACKEND: the kernels need
+	# the inline backend for figures.
+	rm -rf _build/fast
+	env -u MPLBACKEND DSPHNF_FAST=1 .venv/bin/jupyter-book build . --path-output _build/fast --warningiserror
+	$(PY) scripts/check_book.py --build _build/fast/_build
 
 book: setup
 	# no MPLBACKEND: the kernels must use the inline backend, or the figures are lost

@@ -1,0 +1,79 @@
+"""Static checks of the book's chapters: one figure style, checks off the page, clean text, known citations.
+
+These read the notebooks (nothing is executed), so they run in a second; the
+rendered pages are checked by scripts/check_book.py after the book build.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+PAGES = sorted((ROOT / "book").glob("*.md"))
+HIDDEN = {"remove-cell", "remove-input"}
+
+
+def _check_book():
+    spec = importlib.util.spec_from_file_location("check_book", ROOT / "scripts" / "check_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _code_cells(path: Path):
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_there_are_seven_chapters() -> None:
+    assert len(CHAPTERS) == 7
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_one_figure_style(path: Path) -> None:
+    cells = _code_cells(path)
+    assert "style.use()" in cells[0].source, "the first code cell must call dsphnf.style.use()"
+    for cell in cells:
+        assert "plt.subplots(" not in cell.source, "figures come from dsphnf.style.figure (<= 3 panels a row)"
+        assert "figure.dpi" not in cell.source and "tight_layout" not in cell.source
+        for m in re.finditer(r"style\.figure\((\d+)", cell.source):
+            assert int(m.group(1)) <= 3
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_checks_are_off_the_page(path: Path) -> None:
+    for cell in _code_cells(path):
+        if re.search(r"^\s*assert\b", cell.source, flags=re.M):
+            tags = set(cell.metadata.get("tags", []))
+            assert tags & HIDDEN, f"a cell with asserts is shown on the page:\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_outputs_are_not_stored(path: Path) -> None:
+    assert all(not c.outputs and c.execution_count is None for c in _code_cells(path))
+
+
+@pytest.mark.parametrize("path", CHAPTERS + PAGES, ids=lambda p: p.name)
+def test_no_machine_paths_or_repository_internals(path: Path) -> None:
+    check = _check_book()
+    if path.suffix == ".md":
+        text = path.read_text()
+    else:
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+    assert check.text_problems(text, path.name) == []
+
+
+def test_every_citation_is_in_the_bibliography() -> None:
+    keys = set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), flags=re.M))
+    cited = set()
+    for path in CHAPTERS + PAGES:
+        text = path.read_text()
+        for group in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", text):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited, "no citations found"
+    assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+    assert {"Lim2025", "WalkerPenarrubia2011", "ReadWalkerSteger2019", "PaceStrigari2019", "ForemanMackey2013"} <= cited
