@@ -10,19 +10,11 @@ import pytest
 import dsphnf.formats
 from dsphnf.catalog import Catalog, read_catalog
 from dsphnf.constants import ARCMIN_PER_RAD
-from dsphnf.datasets import data_root
 from dsphnf.errors import CatalogError
 from dsphnf.formats import Parsed, read_gaia_challenge
 from dsphnf.kinematics import ml_dispersion
 
-DATA = data_root() or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NPCI = DATA / "gaia_challenge" / "NonPlumCuspIso" / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0"
-DRACO = DATA / "walker_dwarfs" / "dra_spec.dat"
-
-
-def need_data(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"reference data {path} absent")
+NPCI = ("gaia_challenge", "NonPlumCuspIso", "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0")
 
 
 def stars(n: int = 200, seed: int = 1, sigma: float = 8.0) -> dict[str, np.ndarray]:
@@ -242,16 +234,16 @@ def test_parsed_walker_rows_reach_the_validation_messages(tmp_path):
 
 
 # ---------------------------------------------------------------- reference data
-def test_gaia_challenge_projection_and_errors():
-    need_data(NPCI.with_suffix(".dat"))
-    parsed, xv = read_gaia_challenge(NPCI.with_suffix(".dat"))
+def test_gaia_challenge_projection_and_errors(reference_file):
+    exact = reference_file(*NPCI[:-1], NPCI[-1] + ".dat")
+    parsed, xv = read_gaia_challenge(exact)
     cat = Catalog.from_parsed(parsed)
     assert xv.shape == (1000, 6) and cat.n == 1000 and cat.vz_err is None
     np.testing.assert_array_equal(cat.vz, xv[:, 5])
     np.testing.assert_array_equal(cat.R, np.hypot(xv[:, 0], xv[:, 1]))
     # projected half-number radius of the benchmark: 0.190 kpc (data/README), sampling error ~4%
     assert cat.summary()["R_half"] == pytest.approx(0.190, rel=0.06)
-    err = read_catalog(Path(str(NPCI) + "_err.dat"))
+    err = read_catalog(reference_file(*NPCI[:-1], NPCI[-1] + "_err.dat"))
     assert np.all(err.vz_err == 2.0)
     np.testing.assert_array_equal(err.x, cat.x)
     # the _err file's vz differ from the exact ones by N(0, 2 km/s)
@@ -259,8 +251,8 @@ def test_gaia_challenge_projection_and_errors():
     assert abs(d.std() - 2.0) < 0.15 and abs(d.mean()) < 0.2
 
 
-def test_walker_draco():
-    need_data(DRACO)
+def test_walker_draco(reference_file):
+    DRACO = reference_file("walker_dwarfs", "dra_spec.dat")
     with pytest.raises(CatalogError, match=r"dra_spec\.dat: .*give the distance"):
         read_catalog(DRACO)
     cat = read_catalog(DRACO, distance=76.0)

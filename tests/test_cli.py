@@ -14,8 +14,6 @@ from dsphnf import mocks
 from dsphnf.catalog import read_catalog
 from dsphnf.cli import COMMANDS, main
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DRACO = DATA / "walker_dwarfs" / "dra_spec.dat"
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -152,9 +150,8 @@ def test_info_positions_only(capsys, tmp_path):
     assert rc == 0 and "positions only" in out and "sigma_los" not in out
 
 
-def test_info_walker_draco(capsys):
-    if not DRACO.exists():
-        pytest.skip("reference data absent")
+def test_info_walker_draco(capsys, reference_file):
+    DRACO = reference_file("walker_dwarfs", "dra_spec.dat")
     rc, _, err = run_cli(capsys, "info", DRACO)
     assert_one_line_error(rc, err, "dra_spec.dat", "distance")
     rc, out, _ = run_cli(capsys, "info", DRACO, "--distance", 76)

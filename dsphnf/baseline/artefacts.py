@@ -85,7 +85,7 @@ class BaselineArtefacts:
             the columns ``_lo``/``_hi`` (16/84 %) and ``_lo95``/``_hi95``
             (2.5/97.5 %) of :func:`dsphnf.result.band_columns`.
         """
-        like, model = self.likelihood, self.model
+        like = self.likelihood
         r = np.geomspace(like.R_min, like.R_max, 64) if r is None else np.asarray(r, dtype=float)
         proj = like.proj
         if r.min() < proj.r[0] or r.max() > proj.r[-1]:
