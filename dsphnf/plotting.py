@@ -14,7 +14,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .binned import binned_profiles  # noqa: F401  (old home, still imported by tests/test_radon.py and the book)
 from .outputs import atomic_file
 
 __all__ = ["plot_band", "plot_binned_profiles", "AXIS_LABELS"]
@@ -117,7 +116,7 @@ def plot_binned_profiles(
     path : str or Path
         Output image (format from the extension), written atomically.
     binned : mapping
-        Output of :func:`binned_profiles`.
+        Output of :func:`dsphnf.binned.binned_profiles`.
     model : mapping, optional
         ``R`` [kpc], ``Sigma`` [stars/kpc^2] and ``sigma_los`` [km/s] curves.
     title : str

@@ -9,7 +9,7 @@ from dsphnf.mocks import get_model, sample_stars
 from dsphnf.profiles import plummer
 from dsphnf.projection import sigma_los, surface_density
 from dsphnf.catalog import Catalog
-from dsphnf.plotting import binned_profiles
+from dsphnf.binned import binned_profiles
 from dsphnf.radon import abel_deproject, project_stars, random_rotation
 
 
