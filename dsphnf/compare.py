@@ -24,7 +24,6 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import DsphnfError
-from .outputs import atomic_file
 from .result import Result, load_result
 
 __all__ = ["DEFAULT_RADII", "read_run", "load_runs", "read_truth", "parse_radii", "compare",
@@ -264,7 +263,7 @@ def plot_comparison(runs, truth: Mapping[str, np.ndarray] | str | Path | None = 
     """
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_band
+    from .plotting import plot_band, save_figure
 
     profiles = _as_profiles(runs)
     if isinstance(truth, (str, Path)):
@@ -289,8 +288,5 @@ def plot_comparison(runs, truth: Mapping[str, np.ndarray] | str | Path | None = 
             a.set_ylim(0.5 * v.min(), 2.0 * v.max())
     fig.tight_layout()
     if path is not None:
-        path = Path(path)
-        with atomic_file(path, "wb") as fh:
-            fig.savefig(fh, dpi=110, format=path.suffix.lstrip(".").lower() or "png")
-        plt.close(fig)
+        save_figure(fig, path)
     return fig

@@ -15,8 +15,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .outputs import atomic_file
+from .style import DPI, SMALL_PT
 
-__all__ = ["plot_band", "plot_binned_profiles", "AXIS_LABELS"]
+__all__ = ["plot_band", "plot_binned_profiles", "save_figure", "AXIS_LABELS"]
 
 #: y-axis label with units, and whether the axis is logarithmic, for each profile quantity.
 AXIS_LABELS: dict[str, tuple[str, bool]] = {
@@ -98,7 +99,7 @@ def plot_band(ax, profile: Any, key: str = "rho", *, label: str | None = None, c
     if log:
         ax.set_yscale("log")
     ax.set(xlabel="r [kpc]", ylabel=ylabel)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=SMALL_PT, frameon=False)
     return ax
 
 
@@ -154,7 +155,18 @@ def plot_binned_profiles(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save ``fig`` atomically at the style's resolution (:data:`dsphnf.style.DPI`) and close it.
+
+    The format follows the suffix of ``path`` (PNG when there is none).
+    """
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format=path.suffix.lstrip(".") or "png", dpi=120)
+        fig.savefig(fh, format=path.suffix.lstrip(".").lower() or "png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
+    return path

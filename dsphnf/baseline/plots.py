@@ -11,7 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..plotting import plot_band
+from ..plotting import plot_band, save_figure
+from ..style import SMALL_PT
 
 __all__ = ["corner_plot", "profile_plot"]
 
@@ -37,7 +38,6 @@ def corner_plot(samples: np.ndarray, names: Sequence[str], path: str | Path | No
     matplotlib.figure.Figure
     """
     import corner
-    import matplotlib.pyplot as plt
 
     samples = np.asarray(samples, dtype=float)
     lims = [tuple(np.percentile(samples[:, i], [0.5, 99.5])) for i in range(samples.shape[1])]
@@ -45,10 +45,9 @@ def corner_plot(samples: np.ndarray, names: Sequence[str], path: str | Path | No
     truth_list = None if truths is None else [truths.get(n) for n in names]
     fig = corner.corner(samples, labels=list(names), range=lims, bins=bins, truths=truth_list,
                         quantiles=(0.16, 0.5, 0.84), levels=(0.68, 0.95), show_titles=True, title_fmt=".3g",
-                        title_kwargs={"fontsize": 7}, label_kwargs={"fontsize": 7}, truth_color="C3")
+                        title_kwargs={"fontsize": SMALL_PT}, label_kwargs={"fontsize": SMALL_PT}, truth_color="C3")
     if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
@@ -69,6 +68,5 @@ def profile_plot(profile: Mapping[str, np.ndarray], path: str | Path | None = No
         fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig

@@ -23,8 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..outputs import atomic_file
-from ..plotting import plot_band
+from ..plotting import plot_band, save_figure
+from ..style import SMALL_PT
 
 __all__ = ["binned_sky", "model_sky", "plot_profiles", "plot_data_vs_model", "plot_losses", "save_all"]
 
@@ -65,9 +65,7 @@ def model_sky(result, edges: np.ndarray, n: int = 20000, seed: int = 0) -> dict[
 
 
 def _save(fig, path: Path) -> None:
-    with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, path: str | os.PathLike | None = None):
@@ -98,14 +96,14 @@ def plot_data_vs_model(result, n_bins: int = 10, path: str | os.PathLike | None 
     ax.plot(b["R"], m["Sigma"][0], color="C1", label="flow samples")
     ax.fill_between(b["R"], m["Sigma"][1], m["Sigma"][2], color="C1", alpha=0.3, lw=0)
     ax.set(xscale="log", yscale="log", xlabel="R [kpc]", ylabel=r"$\Sigma(R)$ [fraction kpc$^{-2}$]")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=SMALL_PT)
     if kin:
         ax = axes[0, 1]
         ax.plot(b["R"], b["sigma_los"], "o", color="k", ms=4, label="data (binned)")
         ax.plot(b["R"], m["sigma_los"][0], color="C1", label="flow samples")
         ax.fill_between(b["R"], m["sigma_los"][1], m["sigma_los"][2], color="C1", alpha=0.3, lw=0)
         ax.set(xscale="log", xlabel="R [kpc]", ylabel=r"$\sigma_{\rm los}(R)$ [km/s]")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=SMALL_PT)
     if path is not None:
         _save(fig, Path(path))
     return fig
@@ -123,7 +121,7 @@ def plot_losses(result, path: str | os.PathLike | None = None):
         if h["val_loss"]:
             ax.plot(h["val_step"], h["val_loss"], "o-", ms=2, color=f"C{k % 10}", label="validation" if k == 0 else None)
     ax.set(xlabel="step", ylabel="loss [nats/star]")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=SMALL_PT)
     if path is not None:
         _save(fig, Path(path))
     return fig
