@@ -117,9 +117,9 @@ def plot_losses(result, path: str | os.PathLike | None = None):
         if loss.size:
             kern = np.ones(min(20, loss.size)) / min(20, loss.size)
             ax.plot(h["step"][kern.size - 1:], np.convolve(loss, kern, "valid"), color=f"C{k % 10}", alpha=0.7,
-                    label="training (penalised)" if k == 0 else None)
+                    label=f"member {k + 1}: training (penalised)")
         if h["val_loss"]:
-            ax.plot(h["val_step"], h["val_loss"], "o-", ms=2, color=f"C{k % 10}", label="validation" if k == 0 else None)
+            ax.plot(h["val_step"], h["val_loss"], "o-", ms=2, color=f"C{k % 10}", label=f"member {k + 1}: validation")
     ax.set(xlabel="step", ylabel="loss [nats/star]")
     ax.legend(fontsize=SMALL_PT)
     if path is not None:
