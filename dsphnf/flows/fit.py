@@ -130,7 +130,8 @@ def fit_flow(
     progress : bool
         tqdm progress bars (on a terminal only).
     checkpoint_dir : path or None
-        Folder for per-member checkpoints; ``resume=True`` continues from them.
+        Folder for the finished members and per-member checkpoints;
+        ``resume=True`` continues from them (see Notes).
     options : FitOptions or None
         Output grid, kernel widths, validation, precision and threads.
     flow_config, train_config : FlowConfig, TrainConfig
@@ -210,7 +211,8 @@ def fit_flow(
         timings["members_s"] = grid["wall_s"]
         timings["train_s"] = sum(m.train_s for m in trained)
         t0 = time.perf_counter()
-        flows = [rebuild_flow(m, stars, _member_settings(setup)) for m in trained]
+        settings = _member_settings(setup)
+        flows = [rebuild_flow(m, stars, settings) for m in trained]
         members, profile = _read_out(stars, trained)
         timings["readout_s"] = sum(m.readout_s for m in trained) + time.perf_counter() - t0
         jband = None
