@@ -32,6 +32,7 @@ def test_tiny_fit_returns_a_result_in_the_common_schema(tiny):
     assert {"method", "source", "n_stars", "settings", "timings_s", "diagnostics", "jfactor"} <= set(s)
     assert s["method"] == "flow" and s["n_stars"] == 60 and s["source"] == str(cat.source)
     assert s["settings"]["anisotropy"] == "om:0.5" and s["settings"]["distance_kpc"] == 76.0
+    assert s["settings"]["executor"] == "local" and s["diagnostics"]["grid"]["n_computed"] == 2
     assert s["timings_s"]["total_s"] >= s["timings_s"]["train_s"] > 0
     assert not any(k.startswith("log10_J") for k in s)
     d = s["diagnostics"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..catalog import read_catalog
 from ..errors import FitError
+from ..executor import ExecutorError, add_executor_arguments, executor_from_args
 
 HELP = "fit SO(3)-equivariant flows to (x, y, vz) and read off rho(r), M(r) with bands"
 
@@ -44,9 +45,15 @@ and losses, versions, and with --distance the jfactor block: log10 J(0.5 deg)
 with 68 % and 95 % bands over the members, members with rho <= 0 counted as
 left out), flows/ (trained weights), profiles.png, data_vs_model.png,
 loss.png.  OUT is replaced atomically when the fit succeeds.  While training,
-checkpoints are kept in OUT.checkpoints/ beside OUT; after an interruption,
-the same command with --resume continues from them; they are removed after a
+checkpoints are kept in OUT.checkpoints/ beside OUT (every finished flow in
+OUT.checkpoints/members/, and with --executor local each flow's training
+state); after an interruption, the same command with --resume keeps the
+finished flows and continues the others; they are removed after a
 successful run.
+
+Scale-out: --executor ray trains the flows in parallel on Ray (a local Ray
+instance, or the cluster at --ray-address), at most --workers at once, with
+results bit-identical to --executor local for the same seed (CPU only).
 """
 
 
@@ -71,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_executor_arguments(p, "flows of the ensemble")
     p.set_defaults(func=run)
 
 
@@ -93,6 +101,9 @@ def _check_args(args: argparse.Namespace):
     if args.threads is not None and args.threads < 1:
         raise FitError(f"--threads must be at least 1, got {args.threads}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
+    args.executor = executor_from_args(args)
+    if args.executor.kind == "ray" and args.device.strip().lower().startswith("cuda"):
+        raise ExecutorError("--device cuda with --executor ray is not supported yet: use --executor local on a GPU")
     check_device(args.device)
 
 
@@ -109,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
         distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
         resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads),
+        executor=args.executor,
     )
     res.save(out, plots=not args.no_plots)
     shutil.rmtree(ck, ignore_errors=True)
@@ -118,6 +130,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid_note(grid: dict | None) -> str:
+    """How the flows ran, for the report: Ray workers and flows kept from an interrupted run."""
+    if not grid:
+        return ""
+    note = ""
+    if grid["executor"] == "ray":
+        note += f", summed over flows; {grid['wall_s']:.1f} s on Ray with {grid['workers_used']} worker(s)"
+    if grid["n_resumed"]:
+        note += f"; {grid['n_resumed']} of {grid['n_tasks']} flow(s) kept from the interrupted run"
+    return note
+
+
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings and any J-factor of a flow summary."""
     d, t = s["diagnostics"], s["timings_s"]
@@ -125,7 +149,8 @@ def _report(s: dict) -> None:
     print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
           f"train loss {d['final_train_loss']:.4f}"
           + (f", validation {d['final_val_loss']:.4f}" if d["final_val_loss"] is not None else "")
-          + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s)")
+          + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s"
+          + _grid_note(d.get("grid")) + ")")
     jf = s.get("jfactor")
     if jf is None:
         return

@@ -14,7 +14,10 @@ the shared :class:`~dsphnf.result.Result` (method ``"flow"``) whose
    Abel-projected loss of :mod:`~dsphnf.flows.objective` plus the smoothness
    prior of :mod:`~dsphnf.flows.prior`) for a fixed number of steps; with
    ``FitOptions.val_fraction > 0`` a random part of the stars is held out
-   instead and training stops early when their loss stops improving;
+   instead and training stops early when their loss stops improving. The
+   members are independent tasks (:mod:`~dsphnf.flows.member`) run by
+   :func:`dsphnf.executor.run_grid`, one after the other here or in
+   parallel on Ray, with bit-identical results;
 3. read out nu, sigma_r, beta, M, rho of every flow on the grid, the median
    across members and Student-t bootstrap bands (:mod:`~dsphnf.flows.ensemble`),
    and with a distance J(0.5 deg) per member and its band;
@@ -30,6 +33,7 @@ always wins.
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import time
 from contextlib import contextmanager
@@ -43,22 +47,23 @@ import torch
 from .. import __version__
 from ..anisotropy import AnisotropySpec, anisotropy_from, require_form
 from ..errors import FitError
+from ..executor import TASK_THREADS, ExecutorError, ExecutorSpec, TaskError, executor_from, run_grid
 from ..result import MIN_STARS, Result
 from . import ensemble as ens
 from .artefacts import FlowArtefacts
-from .cnf import FLOW_FORMS, SphericalFlow
+from .cnf import FLOW_FORMS
 from .field import INNER_MODES
-from .kde import bandwidths
-from .moments import flow_profiles
+from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
 from .settings import FitOptions, FlowConfig, default_steps, fast_mode
-from .standardise import check_device, fingerprint, radial_grid, standardise
-from .stars import StarData
-from .train import TrainConfig, Trainer
+from .standardise import check_device, radial_grid, standardise
+from .train import TrainConfig
 
 __all__ = ["fit_flow"]
 
 #: Integration angle of the J-factor [deg].
 J_THETA_DEG = 0.5
+#: Folder inside ``checkpoint_dir`` that keeps the finished members (:mod:`dsphnf.taskstore`).
+MEMBER_STORE = "members"
 
 
 @dataclass
@@ -76,26 +81,7 @@ class _Setup:
     checkpoints: Path | None
     resume: bool
     progress: bool
-
-
-@dataclass
-class _Stars:
-    """The catalogue in standardised units and the output grid [kpc]."""
-
-    std: dict[str, Any]
-    scales: dict[str, float]
-    kinematic: bool
-    r_out: np.ndarray
-
-
-@dataclass
-class _Member:
-    """One trained ensemble member."""
-
-    flow: SphericalFlow
-    history: dict
-    info: dict[str, Any]
-    train_s: float
+    executor: ExecutorSpec
 
 
 def fit_flow(
@@ -114,6 +100,9 @@ def fit_flow(
     options: FitOptions | None = None,
     flow_config: FlowConfig | None = None,
     train_config: TrainConfig | None = None,
+    executor: ExecutorSpec | str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> Result:
     """Fit an ensemble of equivariant flows to a catalogue and read off the profiles.
 
@@ -141,11 +130,22 @@ def fit_flow(
     progress : bool
         tqdm progress bars (on a terminal only).
     checkpoint_dir : path or None
-        Folder for per-member checkpoints; ``resume=True`` continues from them.
+        Folder for the finished members and per-member checkpoints;
+        ``resume=True`` continues from them (see Notes).
     options : FitOptions or None
         Output grid, kernel widths, validation, precision and threads.
     flow_config, train_config : FlowConfig, TrainConfig
         Architecture and optimisation settings (``steps`` overrides ``train_config.steps``).
+    executor : {"local", "ray"} or ExecutorSpec
+        Where the members train (:mod:`dsphnf.executor`): ``"local"`` one
+        after the other in this process, ``"ray"`` in parallel on Ray (a
+        local Ray instance, or the cluster at ``ray_address``). The profiles
+        are bit-identical for the same seed. ``"ray"`` is CPU only for now.
+    ray_address : str or None
+        Address of a running Ray cluster (``"auto"``, ``"HOST:6379"``); only with ``executor="ray"``.
+    workers : int or None
+        With ``executor="ray"``: at most this many members at once (default:
+        every CPU of the Ray instance or cluster).
 
     Returns
     -------
@@ -161,6 +161,24 @@ def fit_flow(
     ------
     FitError
         Bad settings, too few stars, or a diverged training (nothing is returned).
+    ExecutorError
+        Bad executor settings, Ray not installed or not reachable, ``device="cuda"`` with Ray.
+    TaskError
+        A member's Ray worker died more often than Ray retries it.
+
+    Notes
+    -----
+    Members run as the tasks ``member_0`` ... of :func:`dsphnf.executor.run_grid`
+    (:mod:`~dsphnf.flows.member`). With ``checkpoint_dir`` every finished
+    member is kept in ``checkpoint_dir/members/`` and, with the local
+    executor, every member's training state in ``checkpoint_dir/member_k.pt``
+    (every ``checkpoint_every`` steps); ``resume=True`` reuses the finished
+    members and continues the unfinished ones. Timings: ``members_s`` is the
+    wall time of the members' grid, ``train_s`` and ``readout_s`` are summed
+    over the members (on Ray they run in parallel, so they may exceed
+    ``total_s``). ``summary["settings"]["executor"]`` is ``"local"`` or
+    ``"ray"``; ``summary["diagnostics"]["grid"]`` records the executor, the
+    workers used, the members resumed and computed and the grid's wall time.
 
     Examples
     --------
@@ -171,25 +189,32 @@ def fit_flow(
     ('flow', 'isotropic', 2)
     >>> res.summary["jfactor"]["n_used"] + res.summary["jfactor"]["n_left_out"]
     2
+    >>> res.summary["settings"]["executor"], res.summary["diagnostics"]["grid"]["n_computed"]
+    ('local', 2)
     """
     t_all = time.perf_counter()
     opts = options or FitOptions()
     _check_arguments(catalog, inner, ensemble, steps, opts)
+    where = _executor(executor, ray_address, workers, device)
     setup = _Setup(
         anisotropy=require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit"), inner=inner,
         ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,
         flow=flow_config or FlowConfig(), train=_train_config(steps, train_config),
         checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
+        executor=where,
     )
     with _torch_threads(opts.threads):
         t0 = time.perf_counter()
         stars = _prepare(catalog, setup)
         timings = {"prepare_s": time.perf_counter() - t0}
-        trained = [_train_member(setup, stars, k) for k in range(setup.ensemble)]
+        trained, grid = _train_members(setup, stars)
+        timings["members_s"] = grid["wall_s"]
         timings["train_s"] = sum(m.train_s for m in trained)
         t0 = time.perf_counter()
-        members, profile = _read_out(stars, [m.flow for m in trained])
-        timings["readout_s"] = time.perf_counter() - t0
+        settings = _member_settings(setup)
+        flows = [rebuild_flow(m, stars, settings) for m in trained]
+        members, profile = _read_out(stars, trained)
+        timings["readout_s"] = sum(m.readout_s for m in trained) + time.perf_counter() - t0
         jband = None
         if distance is not None and stars.kinematic:
             t0 = time.perf_counter()
@@ -197,8 +222,8 @@ def fit_flow(
             timings["jfactor_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_all
     summary = _summary(catalog, setup, stars, trained, timings, distance, jband)
-    artefacts = FlowArtefacts([m.flow for m in trained], members, [m.history for m in trained], stars.scales,
-                              _plot_data(catalog, stars))
+    summary["diagnostics"]["grid"] = grid
+    artefacts = FlowArtefacts(flows, members, [m.history for m in trained], stars.scales, _plot_data(catalog, stars))
     return Result("flow", profile, summary, artefacts)
 
 
@@ -216,6 +241,15 @@ def _check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts
     if catalog.n < MIN_STARS:
         raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: {catalog.n} stars; "
                        f"the flow fit needs at least {MIN_STARS}")
+
+
+def _executor(executor: ExecutorSpec | str, ray_address: str | None, workers: int | None,
+              device: str) -> ExecutorSpec:
+    """The executor settings, parsed once; a GPU fit on Ray is refused (one line)."""
+    where = executor_from(executor, ray_address, workers)
+    if where.kind == "ray" and str(device).strip().lower().startswith("cuda"):
+        raise ExecutorError("device='cuda' with executor='ray' is not supported yet: use executor='local' on a GPU")
+    return where
 
 
 def _train_config(steps: int | None, given: TrainConfig | None) -> TrainConfig:
@@ -243,8 +277,8 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _prepare(catalog, setup: _Setup) -> _Stars:
-    """Standardise the stars, lay out the output grid and clear stale checkpoints (unless resuming)."""
+def _prepare(catalog, setup: _Setup) -> MemberStars:
+    """Standardise the stars, lay out the output grid and clear stale checkpoints and members (unless resuming)."""
     std, scales = standardise(catalog)
     R_kpc = np.hypot(catalog.x, catalog.y)
     r_grid = setup.options.r_grid
@@ -252,83 +286,74 @@ def _prepare(catalog, setup: _Setup) -> _Stars:
                                                                                     setup.options.n_grid)
     ck = setup.checkpoints
     if ck is not None and not setup.resume and ck.exists():
-        for old in ck.glob("member_*.pt"):
+        for old in [*ck.glob("member_*.pt"), *(ck / MEMBER_STORE).glob("member_*.pkl")]:
             old.unlink()
-    return _Stars(std, scales, std["obs"].shape[1] == 3, r_out)
+    return MemberStars(std, scales, std["obs"].shape[1] == 3, r_out)
 
 
 # ---------------------------------------------------------------------------- train
-def _member_split(n: int, seed: int, k: int, ensemble: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation star indices of member ``k`` (with bootstrap duplicates when ensemble > 1).
-
-    The validation stars are a random fraction of the *original* stars, so
-    that a bootstrap duplicate never sits in both sets; catalogues under 50
-    stars keep every star for training.
-    """
-    idx = ens.bootstrap_indices(n, seed, k, ensemble)
-    rng = np.random.default_rng([int(seed), k, 7])
-    n_val = int(round(val_fraction * n)) if n >= 50 else 0
-    first = rng.permutation(n)
-    is_val = np.zeros(n, bool)
-    is_val[first[:n_val]] = True
-    perm = first if ensemble == 1 else rng.permutation(idx)
-    return perm[~is_val[perm]], perm[is_val[perm]]
-
-
-def _star_data(setup: _Setup, stars: _Stars, sel: np.ndarray, h: np.ndarray) -> StarData:
-    """The stars ``sel`` as tensors on the fit's device and dtype."""
-    std, dev, dtype = stars.std, setup.device, setup.options.dtype
-    obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
-    wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
-    ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
-    return StarData(obs, h, wt, ve)
-
-
-def _train_member(setup: _Setup, stars: _Stars, k: int) -> _Member:
-    """Train ensemble member ``k`` on its resample (seeded by the fit's seed and k)."""
-    std, seed = stars.std, setup.seed
-    tr, va = _member_split(len(std["w"]), seed, k, setup.ensemble, setup.options.val_fraction)
-    h = bandwidths(std["obs"][tr], std["w"][tr], setup.options.bandwidth_factor)
-    torch.manual_seed(seed * 1009 + k)
-    flow = SphericalFlow(
-        kinematic=stars.kinematic, inner=setup.inner, anisotropy=setup.anisotropy,
-        length_scale=stars.scales["L"], **asdict(setup.flow),
-    ).to(device=setup.device, dtype=setup.options.dtype)
-    trainer = Trainer(
-        flow, _star_data(setup, stars, tr, h), _star_data(setup, stars, va, h) if len(va) else None, setup.train,
-        seed=seed * 7919 + k, checkpoint=None if setup.checkpoints is None else setup.checkpoints / f"member_{k}.pt",
-        progress=setup.progress, desc=f"flow {k + 1}/{setup.ensemble}",
-        fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
+def _member_settings(setup: _Setup) -> MemberSettings:
+    """The settings that decide a member's result, as plain picklable data for its task."""
+    opts = setup.options
+    return MemberSettings(
+        anisotropy=setup.anisotropy, inner=setup.inner, ensemble=setup.ensemble, seed=setup.seed,
+        flow=setup.flow, train=setup.train, val_fraction=opts.val_fraction,
+        bandwidth_factor=opts.bandwidth_factor, dtype=opts.dtype, device=str(setup.device),
+        threads=opts.threads or TASK_THREADS,
     )
-    t0 = time.perf_counter()
-    history = trainer.run(resume=setup.resume)
-    train_s = time.perf_counter() - t0
-    return _Member(flow, history, _member_info(k, trainer, h), train_s)
 
 
-def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:
-    """JSON-ready diagnostics of a trained member (losses in nats per star)."""
-    last = trainer.history["loss"][-25:]
-    cusp = trainer.flow.cusp_power()
-    return {
-        "member": k, "steps": trainer.step, "best_step": trainer.best_step,
-        "early_stopped": trainer.step < trainer.cfg.steps,
-        "final_train_loss": float(np.mean(last)) if last else None,
-        "final_val_loss": None if trainer.val is None else float(trainer.best_val),
-        "bandwidths": h.tolist(), "rollbacks": len(trainer.history["events"]), "train_wall_s": trainer.wall,
-        "cusp_c": None if cusp is None else float(cusp.detach()),
-    }
+def _member_store(setup: _Setup, settings: MemberSettings) -> tuple[Path | None, str | None]:
+    """Folder that keeps finished members (None without checkpoints) and why there is none."""
+    if setup.checkpoints is None:
+        return None, None
+    try:
+        pickle.dumps(settings)
+    except Exception as exc:  # a lambda beta(r): the store could not recognise the task
+        return None, (f"finished members are not kept: the settings cannot be pickled "
+                      f"({type(exc).__name__}; a callable beta(r) must be a top-level function)")
+    return setup.checkpoints / MEMBER_STORE, None
+
+
+def _train_members(setup: _Setup, stars: MemberStars) -> tuple[list[TrainedMember], dict[str, Any]]:
+    """Train the members as a grid of tasks ``member_k`` (locally or on Ray); also the grid's record.
+
+    One bar counts the members; a single member on the local executor shows
+    its own bar over the training steps instead. Per-step checkpoints are
+    written by the local executor only; on Ray an interrupted fit resumes
+    from its finished members.
+    """
+    spec = setup.executor
+    local = spec.kind == "local"
+    own_bar = setup.progress and local and setup.ensemble == 1
+    runner = MemberRunner(setup.checkpoints if local else None, own_bar)
+    settings = _member_settings(setup)
+    store, skipped = _member_store(setup, settings)
+    tasks = {f"member_{k}": {"k": k} for k in range(setup.ensemble)}
+    try:
+        grid = run_grid(runner, tasks, executor=spec, common={"stars": stars, "settings": settings}, store=store,
+                        progress=setup.progress and not own_bar, desc="members")
+    except TaskError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, FitError):  # a diverged member: its FitError as before (it names the flow)
+            kept = f"; the finished members are kept in {store}, resume=True continues" if store else ""
+            raise FitError(f"{cause}{kept}") from exc
+        raise
+    record = {**grid.summary(), "store": None if store is None else str(store)}
+    if skipped:
+        record["store_skipped"] = skipped
+    return list(grid.results.values()), record
 
 
 # ---------------------------------------------------------------------------- read out
-def _read_out(stars: _Stars, flows: list[SphericalFlow]) -> tuple[list[dict], dict[str, np.ndarray]]:
+def _read_out(stars: MemberStars, trained: list[TrainedMember]) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Every member's profiles on the output grid and their median with bootstrap bands."""
-    members = [flow_profiles(flow, stars.r_out, stars.scales["L"], stars.scales["V"]) for flow in flows]
+    members = [m.profile for m in trained]
     keys = ["nu", "sigma_r", "beta", "M", "rho", "dlnnu_dlnr"] if stars.kinematic else ["nu", "dlnnu_dlnr"]
     return members, ens.band_profiles(members, keys)
 
 
-def _j_factor(members: list[dict], trained: list[_Member], distance: float) -> dict[str, Any]:
+def _j_factor(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
     """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
     band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG)
     for m, j in zip(trained, each):
@@ -337,7 +362,7 @@ def _j_factor(members: list[dict], trained: list[_Member], distance: float) -> d
 
 
 # ---------------------------------------------------------------------------- summarise
-def _summary(catalog, setup: _Setup, stars: _Stars, trained: list[_Member], timings: dict[str, float],
+def _summary(catalog, setup: _Setup, stars: MemberStars, trained: list[TrainedMember], timings: dict[str, float],
              distance: float | None, jband: dict | None) -> dict[str, Any]:
     """The summary in the common schema of :mod:`dsphnf.result` (JSON-ready)."""
     info = [m.info for m in trained]
@@ -371,13 +396,13 @@ def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
         "seed": setup.seed, "distance_kpc": None if distance is None else float(distance),
         "device": str(setup.device), "dtype": str(opts.dtype).replace("torch.", ""),
         "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
-        "threads": opts.threads or torch.get_num_threads(),
+        "threads": opts.threads or TASK_THREADS, "executor": setup.executor.kind,
         "flow": asdict(setup.flow), "train": setup.train.to_dict(),
         "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",
     }
 
 
-def _plot_data(catalog, stars: _Stars) -> dict[str, np.ndarray]:
+def _plot_data(catalog, stars: MemberStars) -> dict[str, np.ndarray]:
     """The stars kept for the figures: x, y [kpc], weights, v_z - v_sys and errors [km/s]."""
     data = {"x": np.asarray(catalog.x, float), "y": np.asarray(catalog.y, float), "w": stars.std["w"]}
     if stars.kinematic:

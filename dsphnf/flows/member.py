@@ -1,0 +1,262 @@
+"""One ensemble member of a flow fit as a self-contained task: train it, read it out, return plain data.
+
+:func:`~dsphnf.flows.fit.fit_flow` runs its members through
+:func:`dsphnf.executor.run_grid` (one after the other in this process, or in
+parallel on Ray), so a member is a call of the top-level, picklable
+:func:`train_member` whose arguments are plain data: the stars shared by
+every member (:class:`MemberStars`, sent to the workers once), the settings
+of the fit (:class:`MemberSettings`) and the member's index ``k``. It
+returns a :class:`TrainedMember` (the flow's weights and settings, its
+profile on the output grid, its training history and diagnostics), from
+which the driver rebuilds the :class:`~dsphnf.flows.cnf.SphericalFlow`
+(:func:`rebuild_flow`).
+
+Everything random in a member is seeded by the fit's seed and ``k`` alone,
+and the member trains with the torch thread count of the fit
+(:attr:`MemberSettings.threads`), so a member is bit-identical wherever it
+runs. Where the per-step training checkpoint goes and whether a progress
+bar is drawn do not change the result; they belong to the
+:class:`MemberRunner` that calls :func:`train_member`, not to the task, so
+that a finished member stored by an interrupted fit is reused however the
+fit is resumed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..anisotropy import AnisotropySpec
+from . import ensemble as ens
+from .cnf import SphericalFlow
+from .kde import bandwidths
+from .moments import flow_profiles
+from .settings import FlowConfig
+from .standardise import fingerprint
+from .stars import StarData
+from .train import TrainConfig, Trainer
+
+__all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split",
+           "rebuild_flow", "TASK_NAME"]
+
+#: The name a member task is stored under (:func:`dsphnf.taskstore.task_fingerprint`).
+TASK_NAME = "train_member"
+
+
+@dataclass(frozen=True)
+class MemberStars:
+    """The catalogue in standardised units and the output grid, shared by every member.
+
+    Attributes
+    ----------
+    std : dict of ndarray
+        ``obs`` (standardised R, and v_z when ``kinematic``), ``w`` weights and
+        ``verr`` (or None), from :func:`~dsphnf.flows.standardise.standardise`.
+    scales : dict
+        ``L`` [kpc], ``V`` [km/s], ``v_sys`` [km/s].
+    kinematic : bool
+        Whether the stars have velocities.
+    r_out : ndarray
+        Output grid [kpc].
+    """
+
+    std: dict[str, Any]
+    scales: dict[str, float]
+    kinematic: bool
+    r_out: np.ndarray
+
+
+@dataclass(frozen=True)
+class MemberSettings:
+    """Everything of a fit's settings that decides a member's result (all picklable)."""
+
+    anisotropy: AnisotropySpec
+    inner: str
+    ensemble: int
+    seed: int
+    flow: FlowConfig
+    train: TrainConfig
+    val_fraction: float
+    bandwidth_factor: float
+    dtype: torch.dtype
+    device: str
+    threads: int | None
+
+
+@dataclass
+class TrainedMember:
+    """What a trained member sends back (picklable; tensors on the CPU).
+
+    Attributes
+    ----------
+    member : int
+        Index ``k`` in the ensemble.
+    state : dict of Tensor
+        The flow's ``state_dict`` after training.
+    spec : dict
+        The flow's settings (:meth:`~dsphnf.flows.cnf.SphericalFlow.spec`).
+    profile : dict of ndarray
+        The member's profile on the output grid (:func:`~dsphnf.flows.moments.flow_profiles`).
+    history : dict
+        Training history (``step``, ``loss``, ``val_step``, ``val_loss``, ``events``).
+    info : dict
+        JSON-ready diagnostics (steps, losses in nats per star, kernel widths, ...).
+    train_s, readout_s : float
+        Wall time of training and of the read-out [s].
+    """
+
+    member: int
+    state: dict[str, torch.Tensor]
+    spec: dict[str, Any]
+    profile: dict[str, np.ndarray]
+    history: dict
+    info: dict[str, Any]
+    train_s: float
+    readout_s: float
+
+
+def member_split(n: int, seed: int, k: int, ensemble: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation star indices of member ``k`` (with bootstrap duplicates when ensemble > 1).
+
+    The validation stars are a random fraction of the *original* stars, so
+    that a bootstrap duplicate never sits in both sets; catalogues under 50
+    stars keep every star for training.
+
+    >>> tr, va = member_split(60, 0, 0, 1, 0.2)
+    >>> len(tr), len(va), len(set(tr) | set(va))
+    (48, 12, 60)
+    """
+    idx = ens.bootstrap_indices(n, seed, k, ensemble)
+    rng = np.random.default_rng([int(seed), k, 7])
+    n_val = int(round(val_fraction * n)) if n >= 50 else 0
+    first = rng.permutation(n)
+    is_val = np.zeros(n, bool)
+    is_val[first[:n_val]] = True
+    perm = first if ensemble == 1 else rng.permutation(idx)
+    return perm[~is_val[perm]], perm[is_val[perm]]
+
+
+def _star_data(stars: MemberStars, settings: MemberSettings, sel: np.ndarray, h: np.ndarray) -> StarData:
+    """The stars ``sel`` as tensors on the fit's device and dtype."""
+    std, dev, dtype = stars.std, torch.device(settings.device), settings.dtype
+    obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
+    wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
+    ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
+    return StarData(obs, h, wt, ve)
+
+
+def new_flow(stars: MemberStars, settings: MemberSettings) -> SphericalFlow:
+    """An untrained flow with the fit's architecture, on its device and dtype (weights from torch's seed)."""
+    return SphericalFlow(
+        kinematic=stars.kinematic, inner=settings.inner, anisotropy=settings.anisotropy,
+        length_scale=stars.scales["L"], **asdict(settings.flow),
+    ).to(device=torch.device(settings.device), dtype=settings.dtype)
+
+
+def rebuild_flow(trained: TrainedMember, stars: MemberStars, settings: MemberSettings) -> SphericalFlow:
+    """The trained flow of a member, rebuilt from its weights (bit-identical to the one trained)."""
+    flow = new_flow(stars, settings)
+    flow.load_state_dict(trained.state)
+    return flow
+
+
+def train_member(k: int, *, stars: MemberStars, settings: MemberSettings, checkpoint: str | None = None,
+                 progress: bool = False) -> TrainedMember:
+    """Train ensemble member ``k`` on its resample and read out its profile.
+
+    Parameters
+    ----------
+    k : int
+        Index of the member; with the fit's seed it seeds the resample, the
+        initial weights and every draw of the training.
+    stars : MemberStars
+    settings : MemberSettings
+    checkpoint : str or None
+        Per-step training checkpoint of this member; an existing one is
+        continued (the caller removes stale ones when not resuming).
+    progress : bool
+        Draw the member's tqdm bar over its steps (on a terminal only).
+
+    Returns
+    -------
+    TrainedMember
+
+    Raises
+    ------
+    FitError
+        When the training diverges.
+    """
+    old = torch.get_num_threads()
+    if settings.threads:
+        torch.set_num_threads(int(settings.threads))
+    try:
+        return _train(k, stars, settings, checkpoint, progress)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str | None,
+           progress: bool) -> TrainedMember:
+    std, seed = stars.std, settings.seed
+    tr, va = member_split(len(std["w"]), seed, k, settings.ensemble, settings.val_fraction)
+    h = bandwidths(std["obs"][tr], std["w"][tr], settings.bandwidth_factor)
+    torch.manual_seed(seed * 1009 + k)
+    flow = new_flow(stars, settings)
+    trainer = Trainer(
+        flow, _star_data(stars, settings, tr, h), _star_data(stars, settings, va, h) if len(va) else None,
+        settings.train, seed=seed * 7919 + k, checkpoint=checkpoint, progress=progress,
+        desc=f"flow {k + 1}/{settings.ensemble}", fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
+    )
+    t0 = time.perf_counter()
+    history = trainer.run(resume=checkpoint is not None)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    profile = flow_profiles(flow, stars.r_out, stars.scales["L"], stars.scales["V"])
+    readout_s = time.perf_counter() - t0
+    state = {name: t.detach().to("cpu", copy=True) for name, t in flow.state_dict().items()}
+    return TrainedMember(k, state, flow.spec(), profile, history, _member_info(k, trainer, h), train_s, readout_s)
+
+
+def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:
+    """JSON-ready diagnostics of a trained member (losses in nats per star)."""
+    last = trainer.history["loss"][-25:]
+    cusp = trainer.flow.cusp_power()
+    return {
+        "member": k, "steps": trainer.step, "best_step": trainer.best_step,
+        "early_stopped": trainer.step < trainer.cfg.steps,
+        "final_train_loss": float(np.mean(last)) if last else None,
+        "final_val_loss": None if trainer.val is None else float(trainer.best_val),
+        "bandwidths": h.tolist(), "rollbacks": len(trainer.history["events"]), "train_wall_s": trainer.wall,
+        "cusp_c": None if cusp is None else float(cusp.detach()),
+    }
+
+
+class MemberRunner:
+    """:func:`train_member` with the settings of a run that do not change its result.
+
+    The tasks of a fit's grid are calls of a runner: where member ``k``
+    keeps its per-step checkpoint (``checkpoints/member_k.pt``; None: none)
+    and whether it draws its own progress bar. A stored member is recognised
+    by the task's name (:data:`TASK_NAME`) and its arguments only
+    (:func:`dsphnf.taskstore.task_fingerprint`), so these runtime settings
+    may differ between an interrupted run and its resumption.
+
+    >>> MemberRunner(None, False).__qualname__
+    'train_member'
+    """
+
+    def __init__(self, checkpoints: str | Path | None, progress: bool) -> None:
+        self.checkpoints = None if checkpoints is None else str(checkpoints)
+        self.progress = bool(progress)
+        self.__qualname__ = TASK_NAME  # the task's identity in the store: the function, not the runtime settings
+
+    def __call__(self, k: int, *, stars: MemberStars, settings: MemberSettings) -> TrainedMember:
+        ck = None if self.checkpoints is None else str(Path(self.checkpoints) / f"member_{k}.pt")
+        return train_member(k, stars=stars, settings=settings, checkpoint=ck, progress=self.progress)
+
+    def __repr__(self) -> str:
+        return f"MemberRunner(checkpoints={self.checkpoints!r}, progress={self.progress})"
