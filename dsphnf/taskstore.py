@@ -52,6 +52,13 @@ def check_key(key: object) -> str:
 def task_fingerprint(func: Callable, kwargs: Mapping[str, Any], common: Mapping[str, Any] | None = None) -> str:
     """SHA-256 (hex) of a task: the function's qualified name and its pickled arguments.
 
+    The contract callers rely on: the fingerprint covers ``func.__module__``,
+    ``func.__qualname__`` (a callable object such as the flow's
+    ``MemberRunner`` is named by its class) and the task's arguments, and
+    nothing else.  Run-time-only settings that must not invalidate stored
+    results (a progress bar, a checkpoint path) therefore belong in the
+    callable's own attributes, not in the arguments.
+
     >>> task_fingerprint(pow, {"base": 2, "exp": 3}) == task_fingerprint(pow, {"base": 2, "exp": 3})
     True
     >>> task_fingerprint(pow, {"base": 2, "exp": 3}) == task_fingerprint(pow, {"base": 2, "exp": 4})

@@ -9,21 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import find_reference
 from dsphnf.cli import main
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-GAIA = DATA / "gaia_challenge" / "NonPlumCuspIso" / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat"
 
 
 @pytest.fixture(scope="module")
 def stars(tmp_path_factory):
     """300 stars of the Gaia Challenge NonPlumCuspIso mock as CSV (x, y, vz) and positions-only."""
-    if not GAIA.exists():
-        pytest.skip("shared data folder absent")
-    d = np.loadtxt(GAIA)[:300]
+    gaia = find_reference("gaia_challenge", "NonPlumCuspIso", "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat")
+    d = np.loadtxt(gaia)[:300]
     folder = tmp_path_factory.mktemp("stars")
     full, pos = folder / "stars.csv", folder / "positions.csv"
     np.savetxt(full, d[:, [0, 1, 5]], delimiter=",", header="x,y,vz", comments="")
