@@ -165,3 +165,37 @@ def test_malformed_specs_are_one_line_errors(capsys, tmp_path, argv, words):
 def test_help_states_units_and_definitions(capsys):
     rc, text, _ = run_cli(capsys, "calibrate", "--help")
     assert rc == 0 and "kpc" in text and "km/s" in text and "half-width of" in text and "--executor" in text
+
+
+def test_tasks_survive_pickling_as_on_ray():
+    import pickle
+
+    from dsphnf.calibrate import calibration_task
+
+    spec = calibration_spec("PlumCuspIso", realisations=2, stars=60, methods="both", ensemble=2, steps=2,
+                            fit_anisotropy="om:0.3")
+    for kwargs in spec.tasks().values():
+        func, back = pickle.loads(pickle.dumps((calibration_task, kwargs)))
+        assert func is calibration_task and back == kwargs
+    assert spec.fits[0].anisotropy.spec() == "om:0.3" and spec.seed == 0
+
+
+def test_a_failed_fit_is_counted_not_dropped(capsys, tmp_path, monkeypatch):
+    import dsphnf.calibrate.run as run_module
+    from dsphnf.errors import FitError
+
+    def diverge(fit, catalog, radii, seed):
+        if seed == 1:
+            raise FitError("training diverged")
+        r = np.asarray(radii)
+        return {"r": r, "rho": 1e8 / r, "rho_lo": 0.5e8 / r, "rho_hi": 2e8 / r, "M": r}
+
+    monkeypatch.setattr(run_module, "_fit_profile", diverge)
+    rc, text, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "baseline", "-o", tmp_path)
+    assert rc == 0, err
+    assert "1 fit(s) failed" in text and "r0001_baseline: training diverged" in text
+    rows = read_rows(tmp_path / "calibration.csv")
+    assert len(rows) == 2 * len(RADII_OVER_RHALF)  # the failed realisation keeps its (NaN) rows
+    assert all(math.isnan(r["log10_err"]) for r in rows if r["realisation"] == 1)
+    assert all(c["n_fits"] == 2 and c["n_banded"] == 1 for c in read_rows(tmp_path / "coverage.csv"))
+    assert json.loads((tmp_path / "summary.json").read_text())["failed"] == {"r0001_baseline": "training diverged"}
