@@ -198,4 +198,6 @@ def test_a_failed_fit_is_counted_not_dropped(capsys, tmp_path, monkeypatch):
     assert len(rows) == 2 * len(RADII_OVER_RHALF)  # the failed realisation keeps its (NaN) rows
     assert all(math.isnan(r["log10_err"]) for r in rows if r["realisation"] == 1)
     assert all(c["n_fits"] == 2 and c["n_banded"] == 1 for c in read_rows(tmp_path / "coverage.csv"))
-    assert json.loads((tmp_path / "summary.json").read_text())["failed"] == {"r0001_baseline": "training diverged"}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed"] == {"r0001_baseline": "training diverged"} and summary["n_rows_without_fit"] == 5
+    assert "5 of 10 rows have no fitted rho" in text

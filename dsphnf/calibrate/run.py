@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import FitError
 from ..executor import ExecutorSpec, GridRun, run_grid
 from ..outputs import atomic_file, write_json
+from ..plotting import save_figure
 from .report import plot_coverage
 from .score import CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile
 from .spec import CalibrationError, CalibrationSpec, FitSettings, FlowSettings, MockSource
@@ -94,6 +95,11 @@ class Calibration:
     unbanded: tuple[str, ...]
     folder: Path
 
+    @property
+    def without_fit(self) -> int:
+        """Rows with no log10 error: failed fits, or radii outside a baseline's radial grid or the truth table."""
+        return sum(1 for r in self.rows if not np.isfinite(r["log10_err"]))
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready record written to summary.json."""
         times = {m: {"n": len(t), "mean_s": float(np.mean(t)), "max_s": float(np.max(t))}
@@ -101,7 +107,8 @@ class Calibration:
         return {"spec": self.spec.describe(), "r_half_from": "projected half-number radius of the true tracer",
                 "z": "log10(rho_fit/rho_true) / half-width of the 68% band in log10",
                 "coverage_error": "binomial sqrt(p(1-p)/n)", "unbanded": list(self.unbanded),
-                "failed": self.failed, "fit_wall_s": times, "grid": self.grid.summary()}
+                "failed": self.failed, "n_rows": len(self.rows), "n_rows_without_fit": self.without_fit,
+                "fit_wall_s": times, "grid": self.grid.summary()}
 
 
 def calibrate(spec: CalibrationSpec, out: str | Path, *, executor: ExecutorSpec | None = None,
@@ -134,9 +141,10 @@ def calibrate(spec: CalibrationSpec, out: str | Path, *, executor: ExecutorSpec 
     failed = {k: v["failed"] for k, v in grid.results.items() if v["failed"]}
     unbanded = tuple(f.method for f in spec.fits if not f.banded)
     cal = Calibration(spec, rows, coverage(rows), grid, fit_s, failed, unbanded, out)
+    fig = plot_coverage(cal)  # everything is computed before the first file is written, each file atomically
     _write_table(out / "calibration.csv", rows, CALIBRATION_COLUMNS)
     _write_table(out / "coverage.csv", cal.coverage, COVERAGE_COLUMNS)
-    plot_coverage(cal, out / "coverage.png")
+    save_figure(fig, out / "coverage.png")
     write_json(out / "summary.json", cal.summary())
     return cal
 

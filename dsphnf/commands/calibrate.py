@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if cal.failed:
         print(f"{len(cal.failed)} fit(s) failed (NaN rows, left out of the coverage): "
               + "; ".join(f"{k}: {v}" for k, v in cal.failed.items()))
+    if cal.without_fit:
+        print(f"{cal.without_fit} of {len(cal.rows)} rows have no fitted rho (failed fits, or radii outside a "
+              "baseline's radial grid): NaN in calibration.csv, left out of the coverage")
     g = cal.grid
     print(f"{len(g.computed)} fit(s) computed, {len(g.resumed)} resumed from {cal.folder / 'tasks'} "
           f"in {g.wall_s:.1f} s")
