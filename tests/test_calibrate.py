@@ -201,3 +201,21 @@ def test_a_failed_fit_is_counted_not_dropped(capsys, tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["failed"] == {"r0001_baseline": "training diverged"} and summary["n_rows_without_fit"] == 5
     assert "5 of 10 rows have no fitted rho" in text
+
+
+def test_halo_and_tracer_specs_pass_through_to_draw_mock(monkeypatch):
+    from dsphnf.anisotropy import OsipkovMerritt
+
+    real, seen = mocks.draw_mock, []
+
+    def draw_mock(model=None, n=1000, seed=0, verr=None, *, halo=None, tracer=None, anisotropy=None, distance=None):
+        seen.append((model, n, seed, halo, tracer, anisotropy))  # the signature being built for the mock issue
+        return real("PlumCuspIso", n, seed)
+
+    monkeypatch.setattr(mocks, "draw_mock", draw_mock)
+    spec = calibration_spec(halo="burkert:1e8,0.5", tracer="plummer:0.25", anisotropy="om:0.5", realisations=2,
+                            stars=60, methods="baseline", seed=7)
+    assert seen == [(None, 20, 7, "burkert:1e8,0.5", "plummer:0.25", OsipkovMerritt(0.5))]
+    assert spec.source.label() == "halo burkert:1e8,0.5, tracer plummer:0.25, anisotropy om:0.5"
+    spec.source.draw(60, 8)
+    assert seen[-1] == (None, 60, 8, "burkert:1e8,0.5", "plummer:0.25", OsipkovMerritt(0.5))

@@ -225,4 +225,6 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     seed = _integer(seed, "--seed", 0)
     fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers)
     probe = source.draw(MIN_STARS, seed)  # parses halo/tracer specs now, before anything is written
-    return CalibrationSpec(source, realisations, stars, fits, projected_half_radius(probe.model.tracer.density), seed)
+    nu = getattr(getattr(probe.model, "tracer", None), "density", None)
+    _need(callable(nu), f"the mock model of {source.label()} has no tracer density nu(r) to take R_half from")
+    return CalibrationSpec(source, realisations, stars, fits, projected_half_radius(nu), seed)
