@@ -1,0 +1,70 @@
+"""Reporting a calibration: the coverage/PIT figure and the plain-text coverage table."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .score import NOMINAL68, NOMINAL95, RADII_OVER_RHALF
+
+__all__ = ["plot_coverage", "format_coverage"]
+
+
+def plot_coverage(cal: Any, path: str | Path | None = None):
+    """Coverage per radius against the nominal 68/95 % (left) and the histogram of z (right).
+
+    Returns the matplotlib Figure (saved atomically to ``path`` when given).
+    """
+    import matplotlib.pyplot as plt
+
+    from ..plotting import save_figure
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.6))
+    for i, method in enumerate(cal.spec.methods):
+        cov = [c for c in cal.coverage if c["method"] == method]
+        x = np.array([c["r_over_rhalf"] for c in cov])
+        for j, (key, mark) in enumerate((("cover68", "o"), ("cover95", "s"))):
+            y = np.array([c[key] for c in cov])
+            if np.isfinite(y).any():  # methods and bands side by side around each radius
+                a.errorbar(x * 1.05 ** (2 * i + j - 1.5), y, yerr=[c[key + "_err"] for c in cov], fmt=mark,
+                           color=f"C{i}", mfc="none" if j else None, capsize=2, label=f"{method}, {key[-2:]} % band")
+        z = np.array([r["z"] for r in cal.rows if r["method"] == method], dtype=float)
+        z = np.clip(z[np.isfinite(z)], -3.99, 3.99)  # |z| > 4 counted in the end bins
+        if z.size:
+            b.hist(z, bins=np.linspace(-4, 4, 17), density=True, histtype="step", color=f"C{i}", label=method)
+    for level in (NOMINAL68, NOMINAL95):
+        a.axhline(level, color="0.5", ls="--", lw=0.8)
+        a.text(RADII_OVER_RHALF[-1] * 1.45, level + 0.01, f"nominal {level:.0%}", ha="right", va="bottom",
+               fontsize="small", color="0.4")
+    u = np.linspace(-4, 4, 200)
+    b.plot(u, np.exp(-0.5 * u**2) / math.sqrt(2 * math.pi), "k--", lw=0.8, label="N(0, 1)")
+    a.set(xscale="log", xlabel=r"$r / R_{\rm half}$", ylabel="fraction of realisations inside the band",
+          ylim=(-0.02, 1.05), xlim=(RADII_OVER_RHALF[0] / 1.5, RADII_OVER_RHALF[-1] * 1.5),
+          title=f"{cal.spec.source.label()}: {cal.spec.realisations} x {cal.spec.stars} stars")
+    a.set_xticks(RADII_OVER_RHALF, [f"{r:g}" for r in RADII_OVER_RHALF])
+    a.minorticks_off()
+    b.set(xlabel=r"$z = \log_{10}(\rho/\rho_{\rm true}) / w_{68}$ ($|z| > 4$ in the end bins)", ylabel="density")
+    if a.get_legend_handles_labels()[0]:
+        a.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    if b.get_legend_handles_labels()[0]:
+        b.legend(frameon=False)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def format_coverage(cal: Any) -> str:
+    """Plain-text coverage table (one line per method and radius)."""
+    head = (f"{'method':<9s} {'r/R_half':>8s} {'r[kpc]':>8s} {'n':>3s} {'68% cover':>13s} {'95% cover':>13s} "
+            f"{'z mean':>7s} {'z std':>6s} {'rms log10 err':>13s}")
+    lines = [head, "-" * len(head)]
+    f = lambda p, e: "         -   " if not math.isfinite(p) else f"{p:5.2f} +- {e:4.2f}"
+    g = lambda v, w: f"{'-':>{w}s}" if not math.isfinite(v) else f"{v:{w}.2f}"
+    for c in cal.coverage:
+        lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['n_banded']:3d} "
+                     f"{f(c['cover68'], c['cover68_err']):>13s} {f(c['cover95'], c['cover95_err']):>13s} "
+                     f"{g(c['z_mean'], 7)} {g(c['z_std'], 6)} {g(c['log10_err_rms'], 13)}")
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""Scoring one fitted rho(r) against the truth, and the coverage of many.
+
+R_half [kpc] is the projected half-number radius of the true tracer
+(:func:`projected_half_radius`); the scored radii are :data:`RADII_OVER_RHALF`
+x R_half. ``z`` = log10(rho_fit / rho_true) / w68 with w68 the half-width of
+the 68 % band in log10; coverage errors are binomial, sqrt(p (1 - p) / n).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
+           "projected_half_radius", "score_profile", "coverage"]
+
+#: Radii of the table, in units of R_half (projected half-number radius of the true tracer).
+RADII_OVER_RHALF: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: Fewest realisations a coverage can be computed from.
+MIN_REALISATIONS = 2
+#: Nominal coverage of the two bands.
+NOMINAL68, NOMINAL95 = 0.6827, 0.95
+#: Columns of calibration.csv (rho in Msun/kpc^3, r in kpc; in68/in95 are 1, 0 or NaN).
+CALIBRATION_COLUMNS = ("realisation", "seed", "method", "r_over_rhalf", "r", "rho_true", "rho", "rho_lo", "rho_hi",
+                       "rho_lo95", "rho_hi95", "log10_err", "z", "in68", "in95")
+#: Columns of coverage.csv (n_fits: realisations; n_banded: those with a band and a truth there).
+COVERAGE_COLUMNS = ("method", "r_over_rhalf", "r", "n_fits", "n_banded", "cover68", "cover68_err", "cover95",
+                    "cover95_err", "z_mean", "z_std", "log10_err_mean", "log10_err_rms")
+
+
+def projected_half_radius(nu, r_lo: float = 1e-6, r_hi: float = 1e6) -> float:
+    """Projected half-number radius R_half [kpc] of a spherical tracer density ``nu(r)`` [any normalisation].
+
+    Solves N(R > R_half) = N / 2, with N(R' > R) = Int_R^inf 4 pi r^2 nu(r) sqrt(1 - R^2/r^2) dr
+    (stars whose projected radius exceeds R) and N its value at R = 0.
+
+    Examples
+    --------
+    >>> from dsphnf.profiles import tracer_zhao
+    >>> round(projected_half_radius(tracer_zhao(0.3, 0.0, 5.0, 2.0).density), 6)  # Plummer: R_half = a
+    0.3
+    """
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    def outside(R: float) -> float:  # in ln r; sqrt(1 - R^2/r^2) -> 1 as R -> 0
+        f = lambda u: 4.0 * math.pi * math.exp(3.0 * u) * float(nu(math.exp(u))) * math.sqrt(
+            max(0.0, 1.0 - (R / math.exp(u)) ** 2))
+        lo = math.log(R) if R > 0 else math.log(r_lo) - 20.0
+        return quad(f, lo, math.log(r_hi) + 10.0, limit=400, epsabs=0.0, epsrel=1e-10)[0]
+
+    total = outside(0.0)
+    if not (math.isfinite(total) and total > 0):
+        raise ValueError("the tracer density has no finite positive total number")
+    root = brentq(lambda lnR: outside(math.exp(lnR)) / total - 0.5, math.log(r_lo), math.log(r_hi), xtol=1e-12)
+    return math.exp(root)
+
+
+def score_profile(method: str, profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray],
+                  radii: Sequence[float], r_half: float, banded: bool = True) -> list[dict[str, Any]]:
+    """Rows of calibration.csv (without realisation/seed) for one fitted profile.
+
+    ``profile`` has ``r`` [kpc], ``rho``, ``M`` and the bands ``rho_lo``,
+    ``rho_hi``, ``rho_lo95``, ``rho_hi95`` [Msun/kpc^3]; ``truth`` has ``r``
+    and ``rho`` (read by :func:`dsphnf.compare.compare`, log-log interpolated).
+    Without bands (``banded=False``, or a band of zero or non-finite width)
+    ``z``, ``in68`` and ``in95`` are NaN.
+
+    Examples
+    --------
+    >>> r = np.geomspace(0.05, 2.0, 20)
+    >>> fit = {"r": r, "rho": 2e8 / r, "rho_lo": 1e8 / r, "rho_hi": 4e8 / r, "rho_lo95": 5e7 / r,
+    ...        "rho_hi95": 8e8 / r, "M": r}
+    >>> row = score_profile("flow", fit, {"r": r, "rho": 1e8 / r}, [0.5], r_half=0.5)[0]
+    >>> round(row["log10_err"], 4), round(row["z"], 4), row["in68"], row["in95"]  # z = log10 2 / log10 2
+    (0.301, 1.0, 1.0, 1.0)
+    """
+    from ..compare import compare
+
+    radii = np.asarray(radii, dtype=float)
+    rows = []
+    for c in compare({method: profile}, truth=truth, radii=radii):
+        width = 0.5 * (math.log10(c["rho_hi"]) - math.log10(c["rho_lo"])) if c["rho_lo"] > 0 else math.nan
+        ok = banded and math.isfinite(width) and width > 0 and math.isfinite(c["log10_err"])
+        row = {"method": method, "r_over_rhalf": c["r"] / r_half, "r": c["r"]}
+        row.update({k: c[k] for k in ("rho_true", "rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "log10_err")})
+        row["z"] = c["log10_err"] / width if ok else math.nan
+        row["in68"] = float(c["in68"]) if ok and c["in68"] is not None else math.nan
+        row["in95"] = float(c["in95"]) if ok and c["in95"] is not None else math.nan
+        rows.append(row)
+    return rows
+
+
+def _binomial(flags: np.ndarray) -> tuple[float, float]:
+    """Fraction of ones among finite flags and its binomial standard error (NaN, NaN without any)."""
+    f = flags[np.isfinite(flags)]
+    if f.size == 0:
+        return math.nan, math.nan
+    p = float(f.mean())
+    return p, math.sqrt(p * (1.0 - p) / f.size)
+
+
+def coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Coverage of the 68 % and 95 % bands, and the mean and spread of z, per method and radius.
+
+    Examples
+    --------
+    >>> rows = [{"method": "flow", "r_over_rhalf": 1.0, "r": 0.2, "in68": f, "in95": 1.0, "z": z,
+    ...          "log10_err": 0.1 * z} for f, z in [(1.0, 0.5), (1.0, -0.5), (1.0, 0.2), (0.0, 1.5)]]
+    >>> c = coverage(rows)[0]
+    >>> c["n_banded"], c["cover68"], round(c["cover68_err"], 4), c["cover95"]  # sqrt(0.75 * 0.25 / 4)
+    (4, 0.75, 0.2165, 1.0)
+    """
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        for ratio in sorted({r["r_over_rhalf"] for r in rows if r["method"] == method}):
+            sub = [r for r in rows if r["method"] == method and r["r_over_rhalf"] == ratio]
+            col = {k: np.array([float(r[k]) for r in sub]) for k in ("in68", "in95", "z", "log10_err")}
+            z = col["z"][np.isfinite(col["z"])]
+            err = col["log10_err"][np.isfinite(col["log10_err"])]
+            (p68, e68), (p95, e95) = _binomial(col["in68"]), _binomial(col["in95"])
+            out.append({
+                "method": method, "r_over_rhalf": ratio, "r": sub[0]["r"], "n_fits": len(sub),
+                "n_banded": int(np.isfinite(col["in68"]).sum()), "cover68": p68, "cover68_err": e68,
+                "cover95": p95, "cover95_err": e95,
+                "z_mean": float(z.mean()) if z.size else math.nan,
+                "z_std": float(z.std(ddof=1)) if z.size > 1 else math.nan,
+                "log10_err_mean": float(err.mean()) if err.size else math.nan,
+                "log10_err_rms": float(np.sqrt(np.mean(err**2))) if err.size else math.nan,
+            })
+    return out

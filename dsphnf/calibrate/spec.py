@@ -1,0 +1,230 @@
+"""Settings of a calibration, parsed and checked once: what the mocks are drawn from and how each method fits.
+
+:func:`calibration_spec` turns user input into a :class:`CalibrationSpec`
+(one-line :class:`CalibrationError` for anything malformed) and draws one
+small mock to check the model and to compute R_half of the true tracer.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+from ..anisotropy import Anisotropy, AnisotropySpec, anisotropy_from, require_form
+from ..errors import DsphnfError
+from ..result import MIN_STARS
+from .score import RADII_OVER_RHALF, projected_half_radius
+
+__all__ = ["MIN_REALISATIONS", "CalibrationError", "MockSource", "FlowSettings", "BaselineSettings", "FitSettings",
+           "CalibrationSpec", "calibration_spec"]
+
+#: Fewest realisations a coverage can be computed from.
+MIN_REALISATIONS = 2
+_METHODS = ("flow", "baseline")
+
+
+class CalibrationError(DsphnfError, ValueError):
+    """Bad calibration settings (one line)."""
+
+
+@dataclass(frozen=True)
+class MockSource:
+    """What the mocks are drawn from: a named Gaia Challenge ``model``, or ``halo``/``tracer`` spec strings.
+
+    ``anisotropy`` is the mock's given beta(r); the spec strings are handed to
+    :func:`dsphnf.mocks.draw_mock` as they are (it parses them).
+    """
+
+    model: str | None = None
+    halo: str | None = None
+    tracer: str | None = None
+    anisotropy: Anisotropy | None = None
+
+    def label(self) -> str:
+        """Human-readable description, e.g. ``'PlumCuspIso'`` or ``'halo burkert:1e8,0.5, tracer plummer:0.25'``."""
+        parts = [self.model] if self.model else []
+        parts += [f"{k} {v}" for k, v in (("halo", self.halo), ("tracer", self.tracer)) if v]
+        if self.anisotropy is not None:
+            parts.append(f"anisotropy {self.anisotropy.spec()}")
+        return ", ".join(parts)
+
+    def draw(self, n: int, seed: int):
+        """``draw_mock(model, n, seed, halo=..., tracer=..., anisotropy=...)`` (only the keywords given)."""
+        from ..mocks import draw_mock
+
+        extra = {k: v for k, v in (("halo", self.halo), ("tracer", self.tracer), ("anisotropy", self.anisotropy))
+                 if v is not None}
+        missing = [k for k in extra if k not in inspect.signature(draw_mock).parameters]
+        if missing:
+            raise CalibrationError(f"draw_mock of this dsphnf does not take {', '.join('--' + k for k in missing)} "
+                                   "yet (no halo/tracer mocks in this version); give a named MODEL alone")
+        return draw_mock(self.model, n, seed, **extra)
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``."""
+
+    anisotropy: AnisotropySpec
+    ensemble: int
+    steps: int
+    method: ClassVar[str] = "flow"
+
+    @property
+    def banded(self) -> bool:
+        """Whether the fit has bands (an ensemble of at least two flows)."""
+        return self.ensemble >= 2
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """Baseline fits: ``fit_baseline(catalog, anisotropy, max_steps=max_steps, nwalkers=nwalkers)`` (Zhao halo)."""
+
+    anisotropy: AnisotropySpec
+    max_steps: int
+    nwalkers: int
+    method: ClassVar[str] = "baseline"
+    banded: ClassVar[bool] = True
+
+
+FitSettings = Union[FlowSettings, BaselineSettings]
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Parsed settings of a calibration (build with :func:`calibration_spec`).
+
+    Attributes
+    ----------
+    source : MockSource
+    realisations, stars : int
+        Mocks and stars per mock.
+    fits : tuple of FlowSettings / BaselineSettings
+        One per method.
+    r_half : float
+        Projected half-number radius [kpc] of the true tracer.
+    seed : int
+        Base random seed: realisation ``i`` uses ``seed + i``.
+    """
+
+    source: MockSource
+    realisations: int
+    stars: int
+    fits: tuple[FitSettings, ...]
+    r_half: float
+    seed: int = 0
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(f.method for f in self.fits)
+
+    @property
+    def radii(self) -> np.ndarray:
+        """The scored radii [kpc]."""
+        return np.asarray(RADII_OVER_RHALF) * self.r_half
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        """Per-task arguments of :func:`calibration_task`, keyed ``r0003_flow``."""
+        return {f"r{i:04d}_{fit.method}": {"realisation": i, "seed": self.seed + i, "fit": fit}
+                for i in range(self.realisations) for fit in self.fits}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready record of the settings."""
+        fits = {f.method: {k: (v.spec() if hasattr(v, "spec") else v) for k, v in vars(f).items()} for f in self.fits}
+        return {"source": self.source.label(), "realisations": self.realisations, "stars": self.stars,
+                "seed": self.seed, "seed_rule": "realisation i: mock and fit use seed + i", "fits": fits,
+                "r_half_kpc": self.r_half, "radii_over_r_half": list(RADII_OVER_RHALF),
+                "radii_kpc": self.radii.tolist()}
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise CalibrationError(message)
+
+
+def _integer(value: Any, name: str, least: int) -> int:
+    _need(not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= least,
+          f"{name} must be an integer of at least {least}, got {value!r}")
+    return int(value)
+
+
+def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy: Any) -> MockSource:
+    from ..mocks import get_model
+
+    _need(not (model and (halo or tracer)), "give a MODEL or --halo/--tracer, not both")
+    _need(bool(model or halo or tracer), "give a MODEL (e.g. PlumCuspIso) or --halo SPEC --tracer SPEC")
+    beta = None if anisotropy is None else require_form(anisotropy_from(anisotropy), ("given:*",), "a mock")
+    return MockSource(get_model(model).name if model else None, halo, tracer, beta)
+
+
+def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
+                  nwalkers: int) -> tuple[FitSettings, ...]:
+    from ..baseline.model import BASELINE_FORMS
+    from ..flows.cnf import FLOW_FORMS
+    from ..flows.settings import default_steps
+
+    chosen = {"flow": ("flow",), "baseline": ("baseline",), "both": _METHODS}.get(str(methods).strip().lower())
+    _need(chosen is not None, f"unknown --method {methods!r}: use flow, baseline or both")
+    beta = anisotropy_from(fit_anisotropy)
+    fits: list[FitSettings] = []
+    if "flow" in chosen:
+        fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
+                                 default_steps() if steps is None else _integer(steps, "--steps", 1)))
+    if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs
+        fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
+                                     _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4)))
+    return tuple(fits)
+
+
+def calibration_spec(model: str | None = None, *, halo: str | None = None, tracer: str | None = None,
+                     anisotropy: Any = None, realisations: int = 20, stars: int = 1000, methods: str = "both",
+                     ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
+                     max_steps: int = 20000, nwalkers: int = 32, seed: int = 0) -> CalibrationSpec:
+    """Parse and check calibration settings once; draws one small mock to check the model.
+
+    Parameters
+    ----------
+    model : str or None
+        Gaia Challenge model name (:data:`dsphnf.mocks.MODELS`), or None with ``halo``/``tracer``.
+    halo, tracer : str or None
+        Spec strings for :func:`dsphnf.mocks.draw_mock` (e.g. ``burkert:1e8,0.5``, ``plummer:0.25``).
+    anisotropy : str, Anisotropy or None
+        The mock's given beta(r) (None: the model's own).
+    realisations, stars : int
+        Mocks (>= 2) and stars per mock (>= 20).
+    methods : {"flow", "baseline", "both"}
+    ensemble, steps : int
+        Flows per fit and training steps per flow (None: ``dsphnf fit``'s default).
+    fit_anisotropy : str or Anisotropy
+        The beta(r) the fits assume (default isotropic), in the grammar of :mod:`dsphnf.anisotropy`.
+    max_steps, nwalkers : int
+        Baseline emcee settings.
+    seed : int
+        Base random seed (>= 0); realisation ``i`` uses ``seed + i``.
+
+    Raises
+    ------
+    CalibrationError, AnisotropyError, DsphnfError
+        One line, for any malformed setting.
+
+    Examples
+    --------
+    >>> spec = calibration_spec("plumcuspiso", realisations=2, stars=60, methods="flow", ensemble=2, steps=2)
+    >>> spec.source.model, spec.methods, list(spec.tasks())
+    ('PlumCuspIso', ('flow',), ['r0000_flow', 'r0001_flow'])
+    >>> calibration_spec("PlumCuspIso", realisations=1)
+    Traceback (most recent call last):
+    ...
+    dsphnf.calibrate.spec.CalibrationError: --realisations must be an integer of at least 2, got 1
+    """
+    source = _source(model, halo, tracer, anisotropy)
+    realisations = _integer(realisations, "--realisations", MIN_REALISATIONS)
+    stars = _integer(stars, "--stars", MIN_STARS)
+    seed = _integer(seed, "--seed", 0)
+    fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers)
+    probe = source.draw(MIN_STARS, seed)  # parses halo/tracer specs now, before anything is written
+    nu = getattr(getattr(probe.model, "tracer", None), "density", None)
+    _need(callable(nu), f"the mock model of {source.label()} has no tracer density nu(r) to take R_half from")
+    return CalibrationSpec(source, realisations, stars, fits, projected_half_radius(nu), seed)

@@ -1,0 +1,221 @@
+"""dsphnf calibrate: R_half of the true tracer, z and band membership, coverage from the rows, resume, one-line errors."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dsphnf import mocks
+from dsphnf.calibrate import (CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, calibrate, calibration_spec,
+                              coverage, projected_half_radius, score_profile)
+from dsphnf.cli import main
+from dsphnf.profiles import tracer_zhao
+
+# a tiny grid: 2 realisations x 60 stars, 2 flows of 2 steps, 60 emcee steps of 8 walkers (seconds per fit)
+TINY = ["--realisations", 2, "--stars", 60, "--ensemble", 2, "--steps", 2, "--max-steps", 60, "--walkers", 8,
+        "--no-progress"]
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def read_rows(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: (v if k == "method" else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+# ---------------------------------------------------------------- R_half, z, coverage
+def test_half_radius_of_the_true_tracer():
+    assert projected_half_radius(tracer_zhao(0.3, 0.0, 5.0, 2.0).density) == pytest.approx(0.3, rel=1e-6)  # Plummer
+    model = mocks.get_model("NonPlumCuspIso")  # gamma* = 1: R_half well below r* = 0.25 kpc
+    r_half = projected_half_radius(model.tracer.density)
+    assert 0.1 < r_half < 0.24
+    cat = mocks.draw_mock(model, n=3000, seed=3).catalog
+    # the median projected radius of many stars estimates it (standard error ~2 % here)
+    assert np.median(np.hypot(cat.x, cat.y)) == pytest.approx(r_half, rel=0.07)
+
+
+def test_z_is_the_error_in_units_of_the_68_band_and_no_band_is_nan():
+    r = np.geomspace(0.05, 2.0, 30)
+    truth = {"r": r, "rho": 1e8 * r**-1.5}
+    fit = {"r": r, "rho": 1e8 * r**-1.5 * 10**-0.2, "rho_lo": 1e8 * r**-1.5 * 10**-0.3,
+           "rho_hi": 1e8 * r**-1.5 * 10**0.1, "rho_lo95": 1e8 * r**-1.5 * 10**-0.5,
+           "rho_hi95": 1e8 * r**-1.5 * 10**0.3, "M": r}
+    rows = score_profile("baseline", fit, truth, [0.1, 0.2, 0.4], r_half=0.2)
+    assert [row["r_over_rhalf"] for row in rows] == pytest.approx([0.5, 1.0, 2.0])
+    for row in rows:
+        assert row["log10_err"] == pytest.approx(-0.2, abs=1e-9)
+        assert row["z"] == pytest.approx(-0.2 / 0.2, abs=1e-9)  # half-width of [-0.3, 0.1] dex is 0.2
+        assert row["in68"] == 1.0 and row["in95"] == 1.0
+    shifted = {k: (v if k in ("r", "M") else v * 10**-0.25) for k, v in fit.items()}  # truth above the 68 % band
+    row = score_profile("baseline", shifted, truth, [0.2], r_half=0.2)[0]
+    assert row["in68"] == 0.0 and row["in95"] == 1.0 and row["z"] == pytest.approx(-2.25)
+    for banded, band in ((False, fit), (True, {**fit, "rho_lo": fit["rho"], "rho_hi": fit["rho"]})):
+        row = score_profile("flow", band, truth, [0.2], r_half=0.2, banded=banded)[0]  # a single flow: no band to cover with
+        assert row["log10_err"] == pytest.approx(-0.2)
+        assert all(math.isnan(row[k]) for k in ("z", "in68", "in95"))
+
+
+def test_coverage_counts_only_rows_with_a_band():
+    rows = [{"method": "flow", "r_over_rhalf": 1.0, "r": 0.2, "in68": f, "in95": g, "z": z, "log10_err": e}
+            for f, g, z, e in [(1.0, 1.0, 0.5, 0.1), (0.0, 1.0, -1.5, -0.3), (0.0, 0.0, 2.5, 0.5),
+                               (math.nan, math.nan, math.nan, 0.2)]]
+    (c,) = coverage(rows)
+    assert (c["n_fits"], c["n_banded"]) == (4, 3)
+    assert c["cover68"] == pytest.approx(1 / 3) and c["cover68_err"] == pytest.approx(math.sqrt(2 / 27))
+    assert c["cover95"] == pytest.approx(2 / 3) and c["z_mean"] == pytest.approx(0.5)
+    assert c["z_std"] == pytest.approx(2.0) and c["log10_err_mean"] == pytest.approx(0.125)
+
+
+# ---------------------------------------------------------------- end to end
+def test_calibrate_tiny_grid_end_to_end_and_resume(capsys, tmp_path):
+    out = tmp_path / "cal"
+    rc, text, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "-o", out)
+    assert rc == 0, err
+    assert "4 fit(s) computed, 0 resumed" in text and "R_half = 0.24" in text
+    assert {p.name for p in out.iterdir()} == {"calibration.csv", "coverage.csv", "coverage.png", "summary.json",
+                                              "tasks"}
+    assert (out / "coverage.png").stat().st_size > 10_000
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # nothing half-written left behind
+    assert (out / "calibration.csv").read_text().splitlines()[0] == ",".join(CALIBRATION_COLUMNS)
+    rows = read_rows(out / "calibration.csv")
+    assert len(rows) == 2 * 2 * len(RADII_OVER_RHALF)  # realisations x methods x radii
+
+    model = mocks.get_model("PlumCuspIso")
+    r_half = projected_half_radius(model.tracer.density)
+    for row in rows:
+        assert row["seed"] == row["realisation"]  # base seed 0 + realisation
+        assert row["r"] == pytest.approx(row["r_over_rhalf"] * r_half, rel=1e-6)
+        assert row["rho_true"] == pytest.approx(model.halo.density(row["r"]), rel=1e-3)  # the truth, not the fit
+        assert row["log10_err"] == pytest.approx(math.log10(row["rho"] / row["rho_true"]), abs=1e-6)
+        assert row["in68"] == float(row["rho_lo"] <= row["rho_true"] <= row["rho_hi"])
+        assert row["in95"] == float(row["rho_lo95"] <= row["rho_true"] <= row["rho_hi95"])
+        w68 = 0.5 * math.log10(row["rho_hi"] / row["rho_lo"])
+        assert row["z"] == pytest.approx(row["log10_err"] / w68, rel=1e-3)  # from 8-digit CSV values
+    baseline = [r for r in rows if r["method"] == "baseline"]
+    assert all(abs(r["log10_err"]) < 1.0 for r in baseline)  # even 60 emcee steps land within a dex
+
+    cover = read_rows(out / "coverage.csv")
+    assert list(cover[0]) == list(COVERAGE_COLUMNS) and len(cover) == 2 * len(RADII_OVER_RHALF)
+    for c in cover:  # coverage is computed from the rows
+        sub = [r for r in rows if r["method"] == c["method"] and r["r_over_rhalf"] == c["r_over_rhalf"]]
+        p = np.mean([r["in68"] for r in sub])
+        assert c["n_banded"] == 2 and c["cover68"] == pytest.approx(p)
+        assert c["cover68_err"] == pytest.approx(math.sqrt(p * (1 - p) / 2), abs=1e-8)
+        assert c["z_mean"] == pytest.approx(np.mean([r["z"] for r in sub]), rel=1e-6)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["grid"]["n_computed"] == 4 and summary["spec"]["r_half_kpc"] == pytest.approx(r_half)
+
+    first = (out / "calibration.csv").read_text()
+    rc, text, _ = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "-o", out)  # the same command resumes
+    assert rc == 0 and "0 fit(s) computed, 4 resumed" in text
+    assert (out / "calibration.csv").read_text() == first
+    assert json.loads((out / "summary.json").read_text())["grid"]["n_computed"] == 0
+
+    more = [str(a) for a in TINY]
+    more[1] = "3"  # a third realisation reuses the two finished flow fits
+    rc, text, _ = run_cli(capsys, "calibrate", "PlumCuspIso", *more, "--method", "flow", "-o", out)
+    assert rc == 0 and "1 fit(s) computed, 2 resumed" in text
+    assert sorted({r["realisation"] for r in read_rows(out / "calibration.csv")}) == [0.0, 1.0, 2.0]
+
+
+def test_a_single_flow_is_not_reported_as_covering(capsys, tmp_path):
+    spec = calibration_spec("PlumCuspIso", realisations=2, stars=60, methods="flow", ensemble=1, steps=2)
+    cal = calibrate(spec, tmp_path / "one", progress=False)
+    assert cal.unbanded == ("flow",)
+    assert all(math.isfinite(r["log10_err"]) for r in cal.rows)
+    assert all(math.isnan(r[k]) for r in cal.rows for k in ("z", "in68", "in95"))
+    assert all(c["n_banded"] == 0 and math.isnan(c["cover68"]) and math.isnan(c["cover95"]) for c in cal.coverage)
+    rc, text, _ = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow", "--ensemble", 1,
+                          "-o", tmp_path / "one")
+    assert rc == 0 and "0 fit(s) computed" in text and "no bands" in text
+
+
+# ---------------------------------------------------------------- one-line errors, nothing written
+@pytest.mark.parametrize("argv, words", [
+    (["NoSuchModel"], ["unknown model", "PlumCuspIso"]),
+    (["PlumCuspIso", "--fit-anisotropy", "om:-1"], ["bad anisotropy", "RA > 0"]),
+    (["PlumCuspIso", "--fit-anisotropy", "om", "--method", "flow"], ["flow fit does not support"]),
+    (["PlumCuspIso", "--realisations", "1"], ["--realisations", "at least 2"]),
+    (["PlumCuspIso", "--stars", "10"], ["--stars", "at least 20"]),
+    (["PlumCuspIso", "--method", "jeans"], ["unknown --method"]),
+    (["PlumCuspIso", "--ensemble", "0"], ["--ensemble"]),
+    (["PlumCuspIso", "--halo", "burkert:1e8,0.5"], ["MODEL or --halo"]),
+    ([], ["give a MODEL"]),
+    (["--halo", "nonsense", "--tracer", "plummer:0.25"], []),  # refused by draw_mock, or by a draw_mock without halos
+    (["PlumCuspIso", "--executor", "spark"], ["unknown --executor"]),
+])
+def test_malformed_specs_are_one_line_errors(capsys, tmp_path, argv, words):
+    out = tmp_path / "cal"
+    rc, text, err = run_cli(capsys, "calibrate", *TINY, *argv, "-o", out)  # argv last: the later flag wins
+    assert rc == 2 and text == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dsphnf: error:") and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_help_states_units_and_definitions(capsys):
+    rc, text, _ = run_cli(capsys, "calibrate", "--help")
+    assert rc == 0 and "kpc" in text and "km/s" in text and "half-width of" in text and "--executor" in text
+
+
+def test_tasks_survive_pickling_as_on_ray():
+    import pickle
+
+    from dsphnf.calibrate import calibration_task
+
+    spec = calibration_spec("PlumCuspIso", realisations=2, stars=60, methods="both", ensemble=2, steps=2,
+                            fit_anisotropy="om:0.3")
+    for kwargs in spec.tasks().values():
+        func, back = pickle.loads(pickle.dumps((calibration_task, kwargs)))
+        assert func is calibration_task and back == kwargs
+    assert spec.fits[0].anisotropy.spec() == "om:0.3" and spec.seed == 0
+
+
+def test_a_failed_fit_is_counted_not_dropped(capsys, tmp_path, monkeypatch):
+    import dsphnf.calibrate.run as run_module
+    from dsphnf.errors import FitError
+
+    def diverge(fit, catalog, radii, seed):
+        if seed == 1:
+            raise FitError("training diverged")
+        r = np.asarray(radii)
+        return {"r": r, "rho": 1e8 / r, "rho_lo": 0.5e8 / r, "rho_hi": 2e8 / r, "M": r}
+
+    monkeypatch.setattr(run_module, "_fit_profile", diverge)
+    rc, text, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "baseline", "-o", tmp_path)
+    assert rc == 0, err
+    assert "1 fit(s) failed" in text and "r0001_baseline: training diverged" in text
+    rows = read_rows(tmp_path / "calibration.csv")
+    assert len(rows) == 2 * len(RADII_OVER_RHALF)  # the failed realisation keeps its (NaN) rows
+    assert all(math.isnan(r["log10_err"]) for r in rows if r["realisation"] == 1)
+    assert all(c["n_fits"] == 2 and c["n_banded"] == 1 for c in read_rows(tmp_path / "coverage.csv"))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed"] == {"r0001_baseline": "training diverged"} and summary["n_rows_without_fit"] == 5
+    assert "5 of 10 rows have no fitted rho" in text
+
+
+def test_halo_and_tracer_specs_pass_through_to_draw_mock(monkeypatch):
+    from dsphnf.anisotropy import OsipkovMerritt
+
+    real, seen = mocks.draw_mock, []
+
+    def draw_mock(model=None, n=1000, seed=0, verr=None, *, halo=None, tracer=None, anisotropy=None, distance=None):
+        seen.append((model, n, seed, halo, tracer, anisotropy))  # the signature being built for the mock issue
+        return real("PlumCuspIso", n, seed)
+
+    monkeypatch.setattr(mocks, "draw_mock", draw_mock)
+    spec = calibration_spec(halo="burkert:1e8,0.5", tracer="plummer:0.25", anisotropy="om:0.5", realisations=2,
+                            stars=60, methods="baseline", seed=7)
+    assert seen == [(None, 20, 7, "burkert:1e8,0.5", "plummer:0.25", OsipkovMerritt(0.5))]
+    assert spec.source.label() == "halo burkert:1e8,0.5, tracer plummer:0.25, anisotropy om:0.5"
+    spec.source.draw(60, 8)
+    assert seen[-1] == (None, 60, 8, "burkert:1e8,0.5", "plummer:0.25", OsipkovMerritt(0.5))
