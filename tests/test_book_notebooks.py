@@ -77,3 +77,29 @@ def test_every_citation_is_in_the_bibliography() -> None:
     assert cited, "no citations found"
     assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
     assert {"Lim2025", "WalkerPenarrubia2011", "ReadWalkerSteger2019", "PaceStrigari2019", "ForemanMackey2013"} <= cited
+
+
+
+#: Names of the API the chapters were first written against, removed or moved since.
+OLD_API = ("fit_catalog", "posterior_profiles", "j_factor_band", "compare_profiles", "run_baseline", "KDEData",
+           "write_outputs", "baseline.run", "aniso_kind", "log10_J_0.5deg", "n_excluded",
+           "plotting import binned_profiles", "dsphnf.plotting.binned_profiles", "flows.fit import standardise")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapters_use_the_current_api(path: Path) -> None:
+    """Every ``from dsphnf... import`` of a chapter resolves, and no removed name is left in code or text."""
+    import ast
+    import importlib
+
+    cells = nbformat.read(path, as_version=4).cells
+    assert [name for name in OLD_API if name in "\n".join(c.source for c in cells)] == []
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dsphnf":
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    found = hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}")
+                    assert found, f"{node.module}.{alias.name} does not exist"
