@@ -402,7 +402,7 @@ class SphericalFlow(nn.Module):
         return self.log_nu(torch.linalg.vector_norm(x, dim=-1))
 
 
-def random_flow(seed: int, std: float = 0.3, **settings) -> SphericalFlow:
+def random_flow(seed: int, std: float = 0.3, *, weights: str = "add", **settings) -> SphericalFlow:
     """A float64 flow with random, non-trivial weights: for demonstrations and tests.
 
     Parameters
@@ -410,8 +410,14 @@ def random_flow(seed: int, std: float = 0.3, **settings) -> SphericalFlow:
     seed : int
         Random seed of the weights.
     std : float
-        Standard deviation of the Gaussian perturbation added to every weight
-        (the start is the identity map, all weights of the last layers zero).
+        Standard deviation of the Gaussian draws.
+    weights : {"add", "replace"}
+        ``"add"``: N(0, std) is added to every weight of the fresh flow (whose
+        last layers start at zero, the identity map); the first layers keep
+        torch's default initialisation, so the fields are strong.
+        ``"replace"``: every weight of the vector fields is drawn from
+        N(0, std) instead (a learned cusp power is left as it is); the fields
+        stay gentle, as a smooth stand-in for a trained flow.
     **settings
         Passed to :class:`SphericalFlow` (e.g. ``kinematic=False``,
         ``inner="cored"``, ``anisotropy=OsipkovMerritt(0.3)``).
@@ -423,9 +429,16 @@ def random_flow(seed: int, std: float = 0.3, **settings) -> SphericalFlow:
     >>> tuple(x.shape)
     (4, 3)
     """
+    if weights not in ("add", "replace"):
+        raise ValueError(f"weights must be 'add' or 'replace', got {weights!r}")
     torch.manual_seed(seed)
     flow = SphericalFlow(**settings).double()
     with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(torch.randn_like(p) * std)
+        if weights == "add":
+            for p in flow.parameters():
+                p.add_(torch.randn_like(p) * std)
+            return flow
+        for field in (flow.pos_field, flow.vel_field):
+            for p in [] if field is None else field.parameters():
+                p.normal_(0.0, std)
     return flow
