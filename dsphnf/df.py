@@ -230,7 +230,7 @@ class CuddefordDF:
         if np.isfinite(self.ra) and self._explain:
             ra_min = _smallest_radius(self.tracer, self.halo, self.b0, self.ra)
             limit = (f"; the anisotropy radius must be at least about {ra_min:.3g} kpc" if np.isfinite(ra_min)
-                     else "; no anisotropy radius makes it positive")
+                     else "; no anisotropy radius makes it positive (r_a -> infinity is negative too)")
         raise DsphnfError(
             f"unphysical model {self.anisotropy.spec()}: the distribution function is negative (e.g. at the "
             f"energy of r = {rbad:.3g} kpc) for this tracer and halo{limit}"

@@ -14,7 +14,7 @@ Examples
 --------
 >>> b = Burkert(1e8, 0.5)
 >>> round(float(b.mass(0.5)) / 1e6, 3)  # pi rho0 rs^3 (ln 2 + 2 ln 2 - pi/2)
-19.15
+19.974
 >>> e = Einasto(1e7, 1.0, 0.17)
 >>> float(e.density(1.0))
 10000000.0
