@@ -38,7 +38,7 @@ from scipy import special
 from .anisotropy import Anisotropy, ConstantBeta, Cuddeford, Isotropic, OsipkovMerritt
 from .constants import G
 from .errors import DsphnfError
-from .potential import Potential
+from .potential import Potential, interp_extrapolate
 from .profiles import Zhao
 from .sampling import sample_speeds, tangent_basis, unit_vectors
 
@@ -244,7 +244,9 @@ class CuddefordDF:
         """
         table = self.lnf if table is None else table
         lnr = self.potential.ln_radius(eps, depth)
-        return np.interp(lnr, self.lnr_f, table, left=table[0], right=-np.inf)
+        # beyond the outermost tabulated energy f continues its end power law (never rising)
+        val = interp_extrapolate(lnr, self.lnr_f, table)
+        return np.where(lnr > self.lnr_f[-1], np.minimum(val, table[-1]), val)
 
     def __call__(self, q: np.ndarray | float) -> np.ndarray:
         """f_Q(Q) at Q [(km/s)^2] (eps for the isotropic DF); zero for Q <= 0."""

@@ -18,7 +18,24 @@ from .constants import G
 from .errors import DsphnfError
 from .profiles import Zhao
 
-__all__ = ["Potential"]
+__all__ = ["Potential", "interp_extrapolate"]
+
+
+def interp_extrapolate(x, xp: np.ndarray, fp: np.ndarray, side: str = "right") -> np.ndarray:
+    """np.interp, but straight-line extrapolation beyond ``xp[-1]`` (``side="right"``) or ``xp[0]``.
+
+    Used in log-log tables, where it continues the end power law (e.g. the
+    Keplerian Psi ~ 1/r beyond the table) instead of a constant.
+    """
+    x = np.asarray(x, dtype=float)
+    out = np.interp(x, xp, fp)
+    if side == "right":
+        far, slope, x0, f0 = x > xp[-1], (fp[-1] - fp[-2]) / (xp[-1] - xp[-2]), xp[-1], fp[-1]
+    else:
+        far, slope, x0, f0 = x < xp[0], (fp[1] - fp[0]) / (xp[1] - xp[0]), xp[0], fp[0]
+    if np.any(far):
+        out = np.where(far, f0 + slope * (x - x0), out)
+    return out
 
 
 def _end_slopes(halo, r0: float, r1: float) -> tuple[float, float]:
@@ -81,8 +98,8 @@ class Potential:
         return 4.0 * np.pi * r**3 * self.halo.density(r) / self.halo.mass(r)
 
     def __call__(self, r: np.ndarray | float) -> np.ndarray:
-        """Psi(r) [(km/s)^2] at radius r [kpc] (interpolated, log-log)."""
-        return np.exp(np.interp(np.log(r), self.lnr, self.ln_psi))
+        """Psi(r) [(km/s)^2] at radius r [kpc] (interpolated, log-log; a power law beyond the table)."""
+        return np.exp(interp_extrapolate(np.log(r), self.lnr, self.ln_psi))
 
     def depth_at(self, r: np.ndarray | float) -> np.ndarray:
         """Psi(0) - Psi(r) [(km/s)^2] at radius r [kpc] (interpolated, log-log)."""
@@ -101,6 +118,6 @@ class Potential:
         outer = psi <= depth
         with np.errstate(divide="ignore"):
             # ln Psi decreases with r: interpolate on the reversed table.
-            out[outer] = np.interp(np.log(psi[outer]), self.ln_psi[::-1], self.lnr[::-1])
+            out[outer] = interp_extrapolate(np.log(psi[outer]), self.ln_psi[::-1], self.lnr[::-1], "left")
             out[~outer] = np.interp(np.log(depth[~outer]), self.ln_depth, self.lnr)
         return out

@@ -177,3 +177,13 @@ def test_sampling_is_seeded_and_bound():
     r = np.linalg.norm(a[:, :3], axis=1)
     assert np.all(0.5 * np.sum(a[:, 3:] ** 2, axis=1) < df.potential(r))
     assert abs(np.mean(a[:, 3:])) < 0.5  # no net streaming [km/s]
+
+
+def test_slow_tail_tracer_samples_beyond_the_tables():
+    """A Hernquist-like tracer (nu ~ r^-4) puts stars beyond 1e5 scale radii; f and Psi continue as power laws."""
+    tracer = tracer_zhao(0.01, 1.0, 4.0, 1.0)
+    df = CuddefordDF(tracer, HALOS["burkert"], ConstantBeta(0.25))
+    stars = df.sample(100_000, np.random.default_rng(0))
+    r = np.linalg.norm(stars[:, :3], axis=1)
+    assert r.max() > np.exp(df.lnr_f[-1])  # some stars lie beyond the DF table
+    assert np.all(np.isfinite(stars)) and np.all(0.5 * np.sum(stars[:, 3:] ** 2, axis=1) < df.potential(r))
