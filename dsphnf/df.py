@@ -25,7 +25,16 @@ The units of f are stars / (kpc^3 (km/s)^3) times L^(-2 b0).
 Accuracy: the Psi-derivatives of rho_Q up to third order are analytic (chain
 rule with dPsi/dln r = -G M / r and the halo's own logarithmic slope); the
 weak singularity (Q - x)^(m - alpha - 1) is removed by Q - x = Q t^(1/(m - alpha)).
-A negative f anywhere refuses the model (:class:`~dsphnf.errors.DsphnfError`).
+A negative f anywhere on the table (Q = Psi(r), 1e-5 to 1e5 tracer scale radii)
+refuses the model (:class:`~dsphnf.errors.DsphnfError`); beyond it f continues
+its end values (power law outside, constant inside).  Physics worth knowing:
+a cored tracer (gamma* = 0) in a cusped halo is isotropically unphysical
+(f < 0 at high binding energy), and in a halo whose density has a linear
+term at the centre (Burkert, the (1, 3, 0) 'core') d^2nu/dPsi^2 ~ -(Psi0 - Psi)^(-1/2)
+makes the isotropic f -> -inf logarithmically at E -> Psi(0); the table sees this
+only when it happens outside 1e-5 scale radii (e.g. plummer:0.6 in burkert:4e8,1),
+otherwise it concerns a fraction ~1e-15 of the stars.  Tracers with
+gamma* >= 0.1 (the Gaia Challenge 'Plum') avoid both.
 :meth:`CuddefordDF.sample` draws (x, v) exactly from the tabulated DF.
 """
 from __future__ import annotations
@@ -36,7 +45,6 @@ import numpy as np
 from scipy import special
 
 from .anisotropy import Anisotropy, ConstantBeta, Cuddeford, Isotropic, OsipkovMerritt
-from .constants import G
 from .errors import DsphnfError
 from .potential import Potential, interp_extrapolate
 from .profiles import Zhao
@@ -185,7 +193,6 @@ class CuddefordDF:
 
     def _tabulate(self, n_u: int) -> np.ndarray:
         """ln f_Q on the energy grid Q_j = Psi(r_j)."""
-        pot = self.potential
         r_j = np.exp(self.lnr_f)
         alpha = 1.5 - self.b0
         norm = 2.0 ** alpha * np.pi**1.5 * special.gamma(1.0 - self.b0)

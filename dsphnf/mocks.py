@@ -314,8 +314,9 @@ def draw_mock(model: "str | GaiaModel | DwarfModel | None" = None, n: int = 1000
         if anisotropy is not None:
             raise DsphnfError("anisotropy goes with halo and tracer; a named model has its own")
         return _draw_named(model, n, seed, verr, distance)
-    if model is not None and not isinstance(model, DwarfModel):
-        raise DsphnfError("give either a named model or halo and tracer, not both")
+    if model is not None and (not isinstance(model, DwarfModel) or halo is not None or tracer is not None
+                              or anisotropy is not None):
+        raise DsphnfError("give either a model or halo and tracer (and anisotropy), not both")
     if not isinstance(model, DwarfModel):
         if halo is None or tracer is None:
             raise DsphnfError("a general mock needs both halo and tracer")
