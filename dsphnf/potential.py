@@ -78,6 +78,10 @@ class Potential:
         if not outer > 2.0:
             raise DsphnfError(f"halo outer slope {outer:g} <= 2 gives an infinite potential")
         m = G * halo.mass(r)
+        if not np.all(np.isfinite(m) & (m > 0)):
+            bad = r[~(np.isfinite(m) & (m > 0))][0]
+            raise DsphnfError(f"cannot tabulate the potential: the halo mass M(r) is not finite and positive at "
+                              f"r = {bad:.3g} kpc")
         # Int m/s^2 ds = Int (m/s) dln s on the grid; power-law head and tail.
         seg = integrate.cumulative_trapezoid(m / r, self.lnr, initial=0.0)
         head = m[0] / r[0] / (2.0 - gamma)  # m ~ r^(3 - gamma) inside r[0]
