@@ -187,3 +187,24 @@ def test_slow_tail_tracer_samples_beyond_the_tables():
     r = np.linalg.norm(stars[:, :3], axis=1)
     assert r.max() > np.exp(df.lnr_f[-1])  # some stars lie beyond the DF table
     assert np.all(np.isfinite(stars)) and np.all(0.5 * np.sum(stars[:, 3:] ** 2, axis=1) < df.potential(r))
+
+
+@pytest.mark.parametrize("halo", list(HALOS))
+def test_potential_of_every_halo_matches_quadrature(halo):
+    """Psi(r) = G M(r)/r + 4 pi G Int_r^inf rho s ds, and the central table Psi(0) - Psi(r)."""
+    from dsphnf.constants import G
+    from dsphnf.potential import Potential
+
+    h = HALOS[halo]
+    pot = Potential(h)
+
+    def psi(r):
+        f = lambda lx: np.exp(2 * lx) * float(h.density(np.exp(lx)))  # noqa: E731
+        outer = integrate.quad(f, np.log(r), np.log(r) + 60, limit=400, epsabs=0, epsrel=1e-11)[0]
+        return G * float(h.mass(r)) / r + 4 * np.pi * G * outer
+
+    for r in (1e-3, 0.1, 1.0, 30.0):
+        assert float(pot(r)) == pytest.approx(psi(r), rel=1e-5), r
+    psi0 = psi(1e-9)
+    assert pot.psi0 == pytest.approx(psi0, rel=1e-5)
+    assert float(pot.depth_at(1e-3)) == pytest.approx(psi0 - psi(1e-3), rel=1e-3)
