@@ -1,253 +1,274 @@
-"""Equilibrium distribution functions of a massless tracer in a Zhao halo.
+"""Equilibrium distribution functions of a massless Zhao tracer in any spherical halo.
 
 A tracer with number density ``nu(r)`` (a normalised :class:`~dsphnf.profiles.Zhao`,
-one star in total) orbits in the potential of a Zhao dark-matter halo (a
-mass profile in Msun/kpc^3).  With the relative potential
+one star in total) orbits in the potential of a dark-matter halo
+(:class:`dsphnf.halos.Halo`: Zhao, NFW, Burkert, Einasto).  With the relative
+potential Psi(r) (:class:`dsphnf.potential.Potential`) and energy E = Psi - v^2/2,
+the Cuddeford (1991) family
 
-    Psi(r) = -Phi(r) = Int_r^inf G M(s) / s^2 ds        [(km/s)^2]
+    f(E, L) = L^(-2 b0) f_Q(Q),      Q = E - L^2 / (2 r_a^2),
+    beta(r) = (b0 + r^2/r_a^2) / (1 + r^2/r_a^2)
 
-the isotropic distribution function follows from Eddington's inversion
+contains the isotropic (b0 = 0, r_a = inf; Eddington), Osipkov-Merritt
+(b0 = 0) and constant-beta (r_a = inf) models.  f_Q follows from the
+augmented density rho_Q(Psi) = r^(2 b0) (1 + r^2/r_a^2)^(1 - b0) nu(r) by a
+fractional derivative of order alpha = 3/2 - b0 (An & Evans 2006):
 
-    f(eps) = 1/(sqrt(8) pi^2) [ Int_0^eps d^2nu/dPsi^2 dPsi / sqrt(eps - Psi)
-                                + (dnu/dPsi)|_{Psi=0} / sqrt(eps) ]
+    rho_Q = 2^(3/2 - b0) pi^(3/2) Gamma(1 - b0) I^alpha f_Q,
+    f_Q   = D^alpha rho_Q / (2^(3/2 - b0) pi^(3/2) Gamma(1 - b0)),
+    D^alpha rho (Q) = sum_{k<m} rho^(k)(0) Q^(k - alpha) / Gamma(k - alpha + 1)
+                    + 1/Gamma(m - alpha) Int_0^Q rho^(m)(x) (Q - x)^(m - alpha - 1) dx,
 
-and the Osipkov-Merritt model (beta = r^2 / (r^2 + r_a^2)) from the same
-formula with eps -> Q = eps - L^2 / (2 r_a^2) and nu -> nu_Q = (1 + r^2/r_a^2) nu.
-The units of f are stars / (kpc^3 (km/s)^3).
+m = ceil(alpha); for integer alpha (b0 = 1/2, -1/2) simply f_Q = rho^(alpha)(Q) / C.
+The units of f are stars / (kpc^3 (km/s)^3) times L^(-2 b0).
 
-Accuracy: the derivatives of nu with respect to Psi are analytic (chain rule
-with dPsi/dr = -G M / r^2); the inverse-square-root singularity is removed
-by Psi = eps - u^2; the potential is tabulated on a fine logarithmic grid
-twice, as Psi(r) and as Psi(0) - Psi(r), so that both the outskirts and the
-centre keep full relative precision.  :meth:`EddingtonDF.sample` draws
-(x, v) exactly from the (tabulated) DF.
+Accuracy: the Psi-derivatives of rho_Q up to third order are analytic (chain
+rule with dPsi/dln r = -G M / r and the halo's own logarithmic slope); the
+weak singularity (Q - x)^(m - alpha - 1) is removed by Q - x = Q t^(1/(m - alpha)).
+A negative f anywhere on the table (Q = Psi(r), 1e-5 to 1e5 tracer scale radii)
+refuses the model (:class:`~dsphnf.errors.DsphnfError`); beyond it f continues
+its end values (power law outside, constant inside).  Physics worth knowing:
+a cored tracer (gamma* = 0) in a cusped halo is isotropically unphysical
+(f < 0 at high binding energy), and in a halo whose density has a linear
+term at the centre (Burkert, the (1, 3, 0) 'core') d^2nu/dPsi^2 ~ -(Psi0 - Psi)^(-1/2)
+makes the isotropic f -> -inf logarithmically at E -> Psi(0); the table sees this
+only when it happens outside 1e-5 scale radii (e.g. plummer:0.6 in burkert:4e8,1),
+otherwise it concerns a fraction ~1e-15 of the stars.  Tracers with
+gamma* >= 0.1 (the Gaia Challenge 'Plum') avoid both.
+:meth:`CuddefordDF.sample` draws (x, v) exactly from the tabulated DF.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy import integrate, special
+from scipy import special
 
-from .anisotropy import Anisotropy, Isotropic, OsipkovMerritt
-from .constants import G
+from .anisotropy import Anisotropy, ConstantBeta, Cuddeford, Isotropic, OsipkovMerritt
 from .errors import DsphnfError
+from .potential import Potential, interp_extrapolate
 from .profiles import Zhao
+from .sampling import sample_speeds, tangent_basis, unit_vectors
 
-__all__ = ["Potential", "EddingtonDF"]
+__all__ = ["Potential", "CuddefordDF", "EddingtonDF", "cuddeford_parameters"]
 
-
-def _zhao_slopes(p: Zhao, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """dln rho/dln r and its derivative d^2 ln rho / d(ln r)^2 of a Zhao profile."""
-    xa = (r / p.rs) ** p.alpha
-    s = -p.gamma + (p.gamma - p.beta) * xa / (1.0 + xa)
-    ds = (p.gamma - p.beta) * p.alpha * xa / (1.0 + xa) ** 2
-    return s, ds
+#: Supported central anisotropy range of the inversion.
+B0_MIN = -1.0
 
 
-class Potential:
-    """Relative potential Psi(r) [(km/s)^2] of a spherical Zhao mass profile.
-
-    Parameters
-    ----------
-    halo : Zhao
-        Mass density [Msun/kpc^3]; needs inner slope gamma < 2 (finite central
-        potential) and outer slope beta > 2 (finite potential at infinity).
-        Infinite-mass halos (beta <= 3) are fine.
-    rmin, rmax : float
-        Table range in units of the halo scale radius.
-    n : int
-        Number of logarithmic grid points.
-    """
-
-    def __init__(self, halo: Zhao, rmin: float = 1e-7, rmax: float = 1e7, n: int = 8001) -> None:
-        if not halo.gamma < 2.0:
-            raise DsphnfError(f"halo inner slope gamma={halo.gamma} >= 2 gives an infinite central potential")
-        if not halo.beta > 2.0:
-            raise DsphnfError(f"halo outer slope beta={halo.beta} <= 2 gives an infinite potential")
-        self.halo = halo
-        self.lnr = np.linspace(np.log(rmin * halo.rs), np.log(rmax * halo.rs), n)
-        r = np.exp(self.lnr)
-        m = G * halo.mass(r)
-        # Int m/s^2 ds = Int (m/s) dln s on the grid; power-law head and tail.
-        seg = integrate.cumulative_trapezoid(m / r, self.lnr, initial=0.0)
-        head = m[0] / r[0] / (2.0 - halo.gamma)  # m ~ r^(3 - gamma) inside r[0]
-        tail = m[-1] / r[-1] + 4.0 * np.pi * G * float(halo.density(r[-1])) * r[-1] ** 2 / (halo.beta - 2.0)
-        self.depth = head + seg  # Psi(0) - Psi(r), precise at small r
-        self.psi = (seg[-1] - seg) + tail  # Psi(r), precise at large r
-        self.psi0 = float(head + seg[-1] + tail)
-        self.ln_psi = np.log(self.psi)
-        self.ln_depth = np.log(self.depth)
-
-    def m(self, r: np.ndarray) -> np.ndarray:
-        """G M(<r) [kpc (km/s)^2]."""
-        return G * self.halo.mass(r)
-
-    def __call__(self, r: np.ndarray | float) -> np.ndarray:
-        """Psi(r) [(km/s)^2] at radius r [kpc] (interpolated, log-log)."""
-        return np.exp(np.interp(np.log(r), self.lnr, self.ln_psi))
-
-    def depth_at(self, r: np.ndarray | float) -> np.ndarray:
-        """Psi(0) - Psi(r) [(km/s)^2] at radius r [kpc] (interpolated, log-log)."""
-        return np.exp(np.interp(np.log(r), self.lnr, self.ln_depth))
-
-    def ln_radius(self, psi: np.ndarray, depth: np.ndarray) -> np.ndarray:
-        """ln r [kpc] where the potential is ``psi`` (with ``depth = Psi(0) - psi``).
-
-        Uses whichever of the two tables keeps precision: ln Psi in the
-        outskirts, ln(Psi(0) - Psi) near the centre.
-        """
-        psi = np.asarray(psi, dtype=float)
-        depth = np.asarray(depth, dtype=float)
-        out = np.empty(np.broadcast(psi, depth).shape)
-        psi, depth = np.broadcast_arrays(psi, depth)
-        outer = psi <= depth
-        with np.errstate(divide="ignore"):
-            # ln Psi decreases with r: interpolate on the reversed table.
-            out[outer] = np.interp(np.log(psi[outer]), self.ln_psi[::-1], self.lnr[::-1])
-            out[~outer] = np.interp(np.log(depth[~outer]), self.ln_depth, self.lnr)
-        return out
+def _logistic(r: np.ndarray, scale: float, power: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """u = y / (1 + y), y = (r/scale)^power, and its first two derivatives in ln r."""
+    y = (r / scale) ** power
+    u = y / (1.0 + y)
+    du = power * u * (1.0 - u)
+    return u, du, power * du * (1.0 - 2.0 * u)
 
 
-class EddingtonDF:
-    """Isotropic (Eddington) or Osipkov-Merritt DF of a tracer in a Zhao halo.
+def cuddeford_parameters(anisotropy: Anisotropy | None) -> tuple[float, float]:
+    """(b0, r_a [kpc]) of an isotropic, constant-beta, Osipkov-Merritt or Cuddeford model (r_a = inf if none)."""
+    if anisotropy is None or isinstance(anisotropy, Isotropic):
+        return 0.0, math.inf
+    if isinstance(anisotropy, ConstantBeta):
+        return float(anisotropy.beta0), math.inf
+    if isinstance(anisotropy, Cuddeford):  # OsipkovMerritt included
+        return float(anisotropy.b0), float(anisotropy.ra)
+    raise DsphnfError(
+        f"no distribution function for anisotropy {anisotropy.spec()}: "
+        "use isotropic, constant:B, om:RA or cuddeford:B0,RA"
+    )
+
+
+class CuddefordDF:
+    """Distribution function f = L^(-2 b0) f_Q(E - L^2/(2 r_a^2)) of a Zhao tracer in a spherical halo.
 
     Parameters
     ----------
     tracer : Zhao
-        Tracer number density [kpc^-3], normalised to one star.
-    halo : Zhao
+        Tracer number density [kpc^-3], normalised to one star (outer slope > 3).
+    halo : Halo
         Dark-matter density [Msun/kpc^3] (the tracer is massless).
-    anisotropy : Isotropic, OsipkovMerritt or None
-        None means isotropic.
+    anisotropy : Isotropic, ConstantBeta, OsipkovMerritt, Cuddeford or None
+        None means isotropic.  Needs -1 <= b0 <= gamma*/2 (the cusp-slope
+        limit of An & Evans 2006, gamma* the tracer's inner slope).
     n_energy : int
-        Number of energies at which f is tabulated (log-spaced in radius).
+        Number of energies Q at which f_Q is tabulated (log-spaced in radius).
     n_u : int
-        Gauss-Legendre nodes per sub-interval of the Eddington integral.
+        Gauss-Legendre nodes per sub-interval of the inversion integral.
+    explain : bool
+        Whether a refusal with finite r_a searches for the smallest physical r_a
+        to quote (a few seconds).
 
     Attributes
     ----------
+    b0, ra : float
+        Central anisotropy and anisotropy radius [kpc] (inf: none).
     lnr_f, lnf : ndarray
-        ln r [kpc] and ln f [stars kpc^-3 (km/s)^-3] with eps (or Q) = Psi(r).
+        ln r [kpc] and ln f_Q with Q = Psi(r).
 
     Raises
     ------
     DsphnfError
-        If the tracer/halo/anisotropy combination has f < 0 somewhere
-        (not a physical equilibrium).
+        One line naming the reason (and the limit) if f < 0 somewhere.
+
+    Examples
+    --------
+    >>> from dsphnf.profiles import plummer
+    >>> df = CuddefordDF(plummer(1.0, 0.3), plummer(1e8, 0.3), ConstantBeta(-0.5))
+    >>> bool(df(1.0) > 0), df.b0
+    (True, -0.5)
     """
 
-    def __init__(self, tracer: Zhao, halo: Zhao, anisotropy: Anisotropy | None = None,
-                 n_energy: int = 1601, n_u: int = 12) -> None:
-        if anisotropy is None:
-            anisotropy = Isotropic()
-        if not isinstance(anisotropy, (Isotropic, OsipkovMerritt)):
-            raise DsphnfError(
-                f"EddingtonDF supports isotropic or Osipkov-Merritt anisotropy, not {anisotropy.spec()}"
-            )
+    def __init__(self, tracer: Zhao, halo, anisotropy: Anisotropy | None = None,
+                 n_energy: int = 1601, n_u: int = 12, explain: bool = True) -> None:
+        self.b0, self.ra = cuddeford_parameters(anisotropy)
+        self._explain = explain
+        self.anisotropy = anisotropy if anisotropy is not None else Isotropic()
         if not tracer.beta > 3.0:
             raise DsphnfError("the tracer needs outer slope beta > 3 (finite number of stars)")
+        self._check_b0(tracer)
         self.tracer = tracer
         self.halo = halo
-        self.anisotropy = anisotropy
-        self.ra = anisotropy.ra if isinstance(anisotropy, OsipkovMerritt) else np.inf
         self.potential = Potential(halo)
         rs = tracer.rs
         self.lnr_f = np.linspace(np.log(1e-5 * rs), np.log(1e5 * rs), n_energy)
         self.lnf = self._tabulate(n_u)
 
+    def _check_b0(self, tracer: Zhao) -> None:
+        spec = self.anisotropy.spec()
+        if self.b0 < B0_MIN:
+            raise DsphnfError(f"no distribution function for {spec}: central anisotropy {self.b0:g} is below "
+                              f"the supported limit {B0_MIN:g}")
+        if self.b0 > 0.5 * tracer.gamma + 1e-12:
+            raise DsphnfError(
+                f"unphysical model {spec}: central anisotropy {self.b0:g} exceeds the cusp-slope limit "
+                f"gamma*/2 = {0.5 * tracer.gamma:g} of the tracer (An & Evans 2006), so f < 0 at the centre")
+
     # ------------------------------------------------------------------
-    def _nu_q(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """nu_Q(r) = (1 + r^2/r_a^2) nu(r), its log slope S and dS/dln r."""
-        nu = self.tracer.density(r)
-        s, ds = _zhao_slopes(self.tracer, r)
+    def _log_slopes(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """rho_Q(r) and S = dln rho_Q/dln r with its first two ln r derivatives."""
+        tr = self.tracer
+        nu = tr.density(r)
+        u, du, d2u = _logistic(r, tr.rs, tr.alpha)
+        s = -tr.gamma + (tr.gamma - tr.beta) * u + 2.0 * self.b0
+        ds, d2s = (tr.gamma - tr.beta) * du, (tr.gamma - tr.beta) * d2u
+        rho = nu * r ** (2.0 * self.b0) if self.b0 != 0.0 else nu
         if np.isfinite(self.ra):
             y = (r / self.ra) ** 2
-            nu = nu * (1.0 + y)
-            s = s + 2.0 * y / (1.0 + y)
-            ds = ds + 4.0 * y / (1.0 + y) ** 2
-        return nu, s, ds
+            rho = rho * (1.0 + y) ** (1.0 - self.b0)
+            v, dv, d2v = _logistic(r, self.ra, 2.0)
+            c = 2.0 * (1.0 - self.b0)
+            s, ds, d2s = s + c * v, ds + c * dv, d2s + c * d2v
+        return rho, s, ds, d2s
 
-    def dnu_dpsi(self, r: np.ndarray) -> np.ndarray:
-        """d nu_Q / d Psi [kpc^-3 (km/s)^-2] at radius r [kpc] (analytic)."""
-        r = np.asarray(r, dtype=float)
-        nu, s, _ = self._nu_q(r)
-        return -nu * s * r / self.potential.m(r)
+    def derivative(self, r: np.ndarray, k: int) -> np.ndarray:
+        """d^k rho_Q / d Psi^k at radius r [kpc], k = 0..3 (analytic).
 
-    def d2nu_dpsi2(self, r: np.ndarray) -> np.ndarray:
-        """d^2 nu_Q / d Psi^2 [kpc^-3 (km/s)^-4] at radius r [kpc] (analytic).
-
-        With h = dnu/dPsi = -nu S r / m (m = G M, S = dln nu/dln r) and
-        dPsi/dr = -m / r^2:  d^2nu/dPsi^2 = -(r^2/m) dh/dr, where
-        r dh/dr = h (S + dS/dlnr / S + 1 - dln m/dln r).  Written without
-        dividing by S so that S = 0 is harmless.
+        With dPsi/dln r = -m/r (m = G M) every derivative is
+        (-1)^k rho_Q (r/m)^k P_k, P_0 = 1, P_(k+1) = P_k (S + k (1 - mu)) + dP_k/dln r,
+        S = dln rho_Q/dln r, mu = dln M/dln r; written without dividing by S.
         """
         r = np.asarray(r, dtype=float)
-        nu, s, ds = self._nu_q(r)
+        rho, s, ds, d2s = self._log_slopes(r)
+        if k == 0:
+            return rho
         m = self.potential.m(r)
-        dlnm = 4.0 * np.pi * G * r**3 * self.halo.density(r) / m
-        # r dh/dr = -(nu r / m) [S (S + 1 - dlnm) + dS]
-        r_dh = -(nu * r / m) * (s * (s + 1.0 - dlnm) + ds)
-        return -(r / m) * r_dh
+        mu = self.potential.dlnm_dlnr(r)
+        p = s
+        if k >= 2:
+            p2 = s * (s + 1.0 - mu) + ds
+            if k == 3:
+                dmu = mu * (3.0 + self.halo.dlogrho_dlogr(r) - mu)
+                dp2 = ds * (s + 1.0 - mu) + s * (ds - dmu) + d2s
+                p2 = p2 * (s + 2.0 * (1.0 - mu)) + dp2
+            p = p2
+        return (-1.0) ** k * rho * (r / m) ** k * p
+
+    def dnu_dpsi(self, r: np.ndarray) -> np.ndarray:
+        """d rho_Q / d Psi [kpc^-3 (km/s)^-2] at radius r [kpc] (rho_Q = nu_Q for OM)."""
+        return self.derivative(r, 1)
+
+    def d2nu_dpsi2(self, r: np.ndarray) -> np.ndarray:
+        """d^2 rho_Q / d Psi^2 [kpc^-3 (km/s)^-4] at radius r [kpc]."""
+        return self.derivative(r, 2)
 
     def _tabulate(self, n_u: int) -> np.ndarray:
-        """ln f on the energy grid eps_j = Psi(r_j)."""
-        pot = self.potential
+        """ln f_Q on the energy grid Q_j = Psi(r_j)."""
         r_j = np.exp(self.lnr_f)
-        eps = pot(r_j)
-        dep = pot.depth_at(r_j)
-        # u = sqrt(eps - Psi) in [0, sqrt(eps)]: geometric sub-intervals in t = u/sqrt(eps)
-        # resolve the steep integrand near u = 0 when eps is close to Psi(0).
-        edges = np.concatenate([[0.0], np.geomspace(1e-7, 1.0, 57)])
+        alpha = 1.5 - self.b0
+        norm = 2.0 ** alpha * np.pi**1.5 * special.gamma(1.0 - self.b0)
+        m = math.ceil(alpha - 1e-12)
+        if abs(alpha - round(alpha)) < 1e-12:  # b0 = +-1/2: an ordinary derivative
+            f = self.derivative(r_j, int(round(alpha))) / norm
+        else:
+            f = self._fractional(r_j, alpha, m, n_u) / norm
+        self.f_table = f
+        self._check_positive(f, r_j)
+        # f must not vanish where we take logs; floor numerically-zero values.
+        return np.log(np.maximum(f, 1e-300))
+
+    def _fractional(self, r_j: np.ndarray, alpha: float, m: int, n_u: int) -> np.ndarray:
+        """D^alpha rho_Q at Q = Psi(r_j), with Q - x = Q s and s = t^(1/(m - alpha))."""
+        pot = self.potential
+        eps, dep = pot(r_j), pot.depth_at(r_j)
+        b = m - alpha
+        # geometric cells in s resolve the steep integrand near x = Q (the centre)
+        edges = np.concatenate([[0.0], np.geomspace(10.0 ** (-14.0 * b), 1.0, 57)])
         x, w = np.polynomial.legendre.leggauss(n_u)
-        a, b = edges[:-1, None], edges[1:, None]
-        t = (0.5 * (b - a) * x + 0.5 * (b + a)).ravel()
-        wt = (0.5 * (b - a) * w).ravel()
-        sq = np.sqrt(eps)
+        lo, hi = edges[:-1, None], edges[1:, None]
+        t = (0.5 * (hi - lo) * x + 0.5 * (hi + lo)).ravel()
+        wt = (0.5 * (hi - lo) * w).ravel()
+        s = t ** (1.0 / b)
         total = np.empty_like(eps)
         for k in range(0, eps.size, 200):  # chunks keep memory small
             sl = slice(k, k + 200)
-            u2 = (sq[sl, None] * t) ** 2
-            psi = eps[sl, None] - u2
-            depth = dep[sl, None] + u2
-            r = np.exp(pot.ln_radius(psi, depth))
-            integrand = self.d2nu_dpsi2(r)
-            total[sl] = 2.0 * sq[sl] * (integrand @ wt)
-        # boundary term (dnu/dPsi at Psi = 0, i.e. r -> infinity)
-        r_far = np.exp(pot.lnr[-1])
-        boundary = float(self.dnu_dpsi(r_far))
-        f = (total + boundary / np.sqrt(eps)) / (np.sqrt(8.0) * np.pi**2)
-        self.f_table = f
-        fmax = np.max(f)
-        if np.any(f < -1e-8 * fmax):
-            rbad = r_j[np.argmin(f)]
-            raise DsphnfError(
-                f"unphysical model: the distribution function is negative (e.g. at the energy "
-                f"of r = {rbad:.3g} kpc) for this tracer, halo and anisotropy"
-            )
-        # f must not vanish where we take logs; floor numerically-zero values.
-        f = np.maximum(f, 1e-300)
-        return np.log(f)
+            es = eps[sl, None] * s
+            r = np.exp(pot.ln_radius(eps[sl, None] - es, dep[sl, None] + es))
+            total[sl] = eps[sl] ** b * special.rgamma(b + 1.0) * (self.derivative(r, m) @ wt)
+        r_far = np.exp(pot.lnr[-1])  # boundary terms rho^(k)(Psi -> 0), i.e. r -> infinity
+        for k in range(m):
+            total += float(self.derivative(r_far, k)) * eps ** (k - alpha) * special.rgamma(k - alpha + 1.0)
+        return total
+
+    def _check_positive(self, f: np.ndarray, r_j: np.ndarray) -> None:
+        if np.all(f >= -1e-8 * np.max(f)):
+            return
+        rbad = r_j[np.argmin(f)]
+        limit = ""
+        if np.isfinite(self.ra) and self._explain:
+            ra_min = _smallest_radius(self.tracer, self.halo, self.b0, self.ra)
+            limit = (f"; the anisotropy radius must be at least about {ra_min:.3g} kpc" if np.isfinite(ra_min)
+                     else "; no anisotropy radius makes it positive (r_a -> infinity is negative too)")
+        raise DsphnfError(
+            f"unphysical model {self.anisotropy.spec()}: the distribution function is negative (e.g. at the "
+            f"energy of r = {rbad:.3g} kpc) for this tracer and halo{limit}"
+        )
 
     # ------------------------------------------------------------------
     def _ln_f_at(self, eps: np.ndarray, depth: np.ndarray, table: np.ndarray | None = None) -> np.ndarray:
-        """ln f at energies eps (with depth = Psi(0) - eps), by interpolation in ln r(eps).
+        """ln f_Q at energies eps (with depth = Psi(0) - eps), by interpolation in ln r(eps).
 
         ``table`` replaces ``self.lnf`` (e.g. by its running maximum).
         """
         table = self.lnf if table is None else table
         lnr = self.potential.ln_radius(eps, depth)
-        return np.interp(lnr, self.lnr_f, table, left=table[0], right=-np.inf)
+        # beyond the outermost tabulated energy f continues its end power law (never rising)
+        val = interp_extrapolate(lnr, self.lnr_f, table)
+        return np.where(lnr > self.lnr_f[-1], np.minimum(val, table[-1]), val)
 
-    def __call__(self, eps: np.ndarray | float) -> np.ndarray:
-        """f(eps) [stars kpc^-3 (km/s)^-3] at relative energy eps [(km/s)^2] (Q for OM).
-
-        Zero for eps <= 0.
-        """
-        eps = np.asarray(eps, dtype=float)
-        out = np.zeros(eps.shape)
-        ok = eps > 0
+    def __call__(self, q: np.ndarray | float) -> np.ndarray:
+        """f_Q(Q) at Q [(km/s)^2] (eps for the isotropic DF); zero for Q <= 0."""
+        q = np.asarray(q, dtype=float)
+        out = np.zeros(q.shape)
+        ok = q > 0
         with np.errstate(divide="ignore"):
-            out[ok] = np.exp(self._ln_f_at(eps[ok], self.potential.psi0 - eps[ok]))
+            out[ok] = np.exp(self._ln_f_at(q[ok], self.potential.psi0 - q[ok]))
         return out
+
+    def f(self, energy: np.ndarray, ang_mom: np.ndarray) -> np.ndarray:
+        """f(E, L) = L^(-2 b0) f_Q(E - L^2/(2 r_a^2)); E [(km/s)^2], L [kpc km/s]."""
+        energy, ang_mom = np.asarray(energy, dtype=float), np.asarray(ang_mom, dtype=float)
+        q = energy - (0.5 * ang_mom**2 / self.ra**2 if np.isfinite(self.ra) else 0.0)
+        return ang_mom ** (-2.0 * self.b0) * self(q)
 
     # ------------------------------------------------------------------
     def sample_radius(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -258,101 +279,77 @@ class EddingtonDF:
         u = special.betaincinv(p, q, rng.uniform(size=n))
         return tr.rs * (u / (1.0 - u)) ** (1.0 / tr.alpha)
 
-    def _sample_speed(self, r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Speeds w [km/s] with density w^2 f(Psi(r) - w^2/2) on [0, sqrt(2 Psi(r))].
-
-        Exact rejection sampling with a piecewise envelope per star: the range
-        of w is cut into cells (uniform in w, plus geometric in the depth
-        Psi(0) - eps, which resolves the steep rise of f at the centre of
-        cuspy models); in cell [w_a, w_b] the envelope is w^2 F(eps(w_a)),
-        with F the running maximum of f (>= f, non-decreasing in eps).
-        """
-        pot = self.potential
-        m = r.size
-        psi_r = pot(r)
-        dep_r = pot.depth_at(r)
-        vesc = np.sqrt(2.0 * psi_r)
-        # cell edges in kinetic energy K = w^2/2 in [0, Psi(r)]
-        k_lin = psi_r[:, None] * np.linspace(0.0, 1.0, _N_LIN + 1)
-        g = np.linspace(0.0, 1.0, _N_GEO + 1)[1:-1]
-        k_geo = dep_r[:, None] * ((pot.psi0 / dep_r)[:, None] ** g - 1.0)  # depth geometric
-        k_edges = np.sort(np.hstack([k_lin, np.minimum(k_geo, psi_r[:, None])]), axis=1)
-        w_edges = np.sqrt(2.0 * k_edges)
-        w_edges[:, -1] = vesc
-        lnf_max = np.maximum.accumulate(self.lnf[::-1])[::-1]  # max over r' >= r_j: eps' <= eps_j
-        ka = k_edges[:, :-1]
-        with np.errstate(divide="ignore"):
-            ln_bound = self._ln_f_at(psi_r[:, None] - ka, dep_r[:, None] + ka, lnf_max)
-        wa3, wb3 = w_edges[:, :-1] ** 3, w_edges[:, 1:] ** 3
-        weight = np.exp(ln_bound - ln_bound.max(axis=1, keepdims=True)) * (wb3 - wa3)
-        cum = np.cumsum(weight, axis=1)
-        out = np.empty(m)
-        todo = np.arange(m)
-        for _ in range(1000):
-            if todo.size == 0:
-                return out
-            c = cum[todo]
-            u = rng.uniform(size=todo.size) * c[:, -1]
-            cell = np.minimum((c < u[:, None]).sum(axis=1), c.shape[1] - 1)
-            a3, b3 = wa3[todo, cell], wb3[todo, cell]
-            w = np.cbrt(a3 + rng.uniform(size=todo.size) * (b3 - a3))
-            kin = 0.5 * w**2
-            eps = psi_r[todo] - kin
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lnf = np.where(eps > 0, self._ln_f_at(np.maximum(eps, 1e-300), dep_r[todo] + kin), -np.inf)
-            acc = np.log(rng.uniform(size=todo.size)) < lnf - ln_bound[todo, cell]
-            out[todo[acc]] = w[acc]
-            todo = todo[~acc]
-        raise DsphnfError("velocity rejection sampling did not converge")  # pragma: no cover
-
     def sample(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
-        """Draw ``n`` stars in phase space.
+        """Draw ``n`` stars in phase space: an (n, 6) array x, y, z [kpc], vx, vy, vz [km/s].
 
-        Parameters
-        ----------
-        n : int
-            Number of stars.
-        rng : numpy Generator or seed
-            Random source.
-
-        Returns
-        -------
-        ndarray, shape (n, 6)
-            x, y, z [kpc] and vx, vy, vz [km/s].
-
-        Notes
-        -----
-        Radii come from the exact inverse CDF of nu; speeds w in the space
-        (v_r, v_t sqrt(1 + r^2/r_a^2)) (ordinary velocities for the isotropic
-        case) have density w^2 f(Psi(r) - w^2/2) and are drawn exactly by
-        rejection from a piecewise envelope (see :meth:`_sample_speed`);
-        directions are isotropic in that space, after which tangential
-        components are scaled back by 1/sqrt(1 + r^2/r_a^2).
+        Radii come from the exact inverse CDF of nu.  In the plane
+        (v_r, w_t = v_t sqrt(1 + r^2/r_a^2)) the DF separates in polar
+        coordinates (w, theta): w has density w^(2 - 2 b0) f_Q(Psi(r) - w^2/2)
+        (drawn exactly by rejection, :func:`dsphnf.sampling.sample_speeds`)
+        and cos(theta) = v_r / w has density (1 - cos^2)^(-b0) (a Beta
+        variate); the tangential direction is uniform.  For b0 = 0 the
+        direction is an isotropic unit vector in (v_r, w_t) space.
         """
         rng = np.random.default_rng(rng)
         n = int(n)
         r = self.sample_radius(n, rng)
-        pos = _unit_vectors(n, rng) * r[:, None]
+        pos = unit_vectors(n, rng) * r[:, None]
         w = np.empty(n)
         for k in range(0, n, _CHUNK):
             sl = slice(k, k + _CHUNK)
-            w[sl] = self._sample_speed(r[sl], rng)
-        vel = _unit_vectors(n, rng) * w[:, None]
-        if np.isfinite(self.ra):
-            rhat = pos / r[:, None]
+            w[sl] = sample_speeds(self, r[sl], rng, power=2.0 - 2.0 * self.b0)
+        stretch = np.sqrt(1.0 + (r / self.ra) ** 2) if np.isfinite(self.ra) else None
+        rhat = pos / r[:, None]
+        if self.b0 == 0.0:
+            vel = unit_vectors(n, rng) * w[:, None]
+            if stretch is None:
+                return np.hstack([pos, vel])
             vr = np.sum(vel * rhat, axis=1)
             vt = vel - vr[:, None] * rhat
-            vel = vr[:, None] * rhat + vt / np.sqrt(1.0 + (r / self.ra) ** 2)[:, None]
+            return np.hstack([pos, vr[:, None] * rhat + vt / stretch[:, None]])
+        cos_t = 2.0 * rng.beta(1.0 - self.b0, 1.0 - self.b0, size=n) - 1.0
+        vr, vt = w * cos_t, w * np.sqrt(np.maximum(1.0 - cos_t**2, 0.0))
+        if stretch is not None:
+            vt = vt / stretch
+        psi = rng.uniform(0.0, 2.0 * np.pi, size=n)
+        e1, e2 = tangent_basis(rhat)
+        vel = vr[:, None] * rhat + (vt * np.cos(psi))[:, None] * e1 + (vt * np.sin(psi))[:, None] * e2
         return np.hstack([pos, vel])
 
 
+class EddingtonDF(CuddefordDF):
+    """Isotropic (Eddington) or Osipkov-Merritt DF: :class:`CuddefordDF` restricted to b0 = 0.
+
+    ``ra`` is inf for the isotropic model; ``df(eps)`` is f(eps) (f_Q(Q) for OM).
+    """
+
+    def __init__(self, tracer: Zhao, halo, anisotropy: Anisotropy | None = None,
+                 n_energy: int = 1601, n_u: int = 12) -> None:
+        if anisotropy is not None and not isinstance(anisotropy, (Isotropic, OsipkovMerritt)):
+            raise DsphnfError(
+                f"EddingtonDF supports isotropic or Osipkov-Merritt anisotropy, not {anisotropy.spec()}"
+            )
+        super().__init__(tracer, halo, anisotropy, n_energy, n_u)
+
+
+def _smallest_radius(tracer: Zhao, halo, b0: float, ra: float) -> float:
+    """Smallest anisotropy radius [kpc] with f >= 0 for this tracer, halo and b0 (bisection in ln r_a)."""
+    def ok(x: float) -> bool:
+        try:
+            CuddefordDF(tracer, halo, Cuddeford(b0, x), n_energy=301, n_u=8, explain=False)
+        except DsphnfError:
+            return False
+        return True
+
+    lo, hi = ra, max(2.0 * ra, tracer.rs)
+    while not ok(hi):
+        lo, hi = hi, 2.0 * hi
+        if hi > 1e3 * tracer.rs:
+            return math.inf
+    for _ in range(10):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
 _CHUNK = 20000  # stars per vectorised block in sample()
-_N_LIN, _N_GEO = 16, 48  # envelope cells: uniform in w, geometric in Psi(0) - eps
-
-
-def _unit_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` isotropic unit vectors, shape (n, 3)."""
-    cos_t = rng.uniform(-1.0, 1.0, size=n)
-    phi = rng.uniform(0.0, 2.0 * np.pi, size=n)
-    sin_t = np.sqrt(1.0 - cos_t**2)
-    return np.column_stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t])

@@ -22,6 +22,7 @@ import numpy as np
 from .anisotropy import Anisotropy, Isotropic, OsipkovMerritt
 from .catalog import Catalog
 from .df import EddingtonDF
+from .dwarf import DwarfModel, build_model, model_truth, sample_model
 from .errors import DsphnfError
 from .profiles import Zhao, tracer_zhao
 
@@ -41,6 +42,8 @@ __all__ = [
     "TRUTH_COLUMNS",
     "TRUTH_POINTS",
     "TRUTH_SPAN",
+    "J_THETA_DEG",
+    "DwarfModel",
 ]
 
 #: Columns of a truth table, in order, with units.
@@ -229,27 +232,46 @@ def model_from_filename(path: str | Path) -> GaiaModel | None:
 class Mock(NamedTuple):
     """A drawn mock: the projected catalogue, the true profiles and the model they came from.
 
-    ``truth`` has the columns :data:`TRUTH_COLUMNS` on :func:`truth_grid`:
-    ``r`` [kpc], ``nu`` [kpc^-3, one star], ``sigma_r`` [km/s], ``beta``,
-    ``M`` [Msun], ``rho`` [Msun/kpc^3].
+    For a named model ``truth`` has the columns :data:`TRUTH_COLUMNS` on
+    :func:`truth_grid`: ``r`` [kpc], ``nu`` [kpc^-3, one star], ``sigma_r``
+    [km/s], ``beta``, ``M`` [Msun], ``rho`` [Msun/kpc^3]; a general model adds
+    ``sigma_t`` [km/s, one component] and, for a mixture, ``nu_K``/``beta_K``
+    per population (:func:`dsphnf.dwarf.model_truth`).  A general model's
+    catalogue carries ``meta["population"]`` (int per star) and, with a
+    distance, ``meta["jfactor"]`` (``log10_J`` within ``theta_deg`` = 0.5 deg
+    [log10 GeV^2 cm^-5], ``distance_kpc``).
     """
 
     catalog: Catalog
     truth: dict
-    model: GaiaModel
+    model: "GaiaModel | DwarfModel"
 
 
-def truth_grid(model: GaiaModel) -> np.ndarray:
-    """Logarithmic radial grid [kpc] of a truth table: 0.01 to 10 tracer scale radii, 200 points."""
-    return np.geomspace(TRUTH_SPAN[0] * model.r_star, TRUTH_SPAN[1] * model.r_star, TRUTH_POINTS)
+def truth_grid(model: "GaiaModel | DwarfModel") -> np.ndarray:
+    """Logarithmic radial grid [kpc] of a truth table: 0.01 to 10 tracer scale radii, 200 points.
+
+    For a multi-population tracer: 0.01 of the smallest to 10 of the largest scale radius.
+    """
+    lo = getattr(model, "r_star_min", model.r_star)
+    return np.geomspace(TRUTH_SPAN[0] * lo, TRUTH_SPAN[1] * model.r_star, TRUTH_POINTS)
 
 
-def draw_mock(model: str | GaiaModel, n: int = 1000, seed: int = 0, verr: float | None = None) -> Mock:
+#: Half-angle [deg] of the true J-factor written with a distance.
+J_THETA_DEG = 0.5
+
+
+def draw_mock(model: "str | GaiaModel | DwarfModel | None" = None, n: int = 1000, seed: int = 0,
+              verr: float | None = None, *, halo=None, tracer=None, anisotropy=None,
+              distance: float | None = None) -> Mock:
     """Draw ``n`` stars of an equilibrium model, projected along z, with the true profiles.
+
+    Either a named Gaia Challenge model, or a general one from ``halo``,
+    ``tracer`` and ``anisotropy`` (spellings of ``dsphnf mock`` or parsed
+    objects, see :func:`dsphnf.dwarf.build_model`).
 
     Parameters
     ----------
-    model : str or GaiaModel
+    model : str, GaiaModel or DwarfModel, optional
         A model or the name of one (:data:`MODELS`, case-insensitive).
     n : int
         Number of stars (>= 1).
@@ -257,23 +279,79 @@ def draw_mock(model: str | GaiaModel, n: int = 1000, seed: int = 0, verr: float 
         Random seed; the same seed gives the same stars.
     verr : float, optional
         Gaussian velocity error [km/s] added to vz and recorded as ``vz_err``.
+    halo, tracer, anisotropy
+        The general model (``anisotropy`` None: isotropic; one per population with ';').
+    distance : float, optional
+        Distance [kpc]; adds the true log10 J(0.5 deg) to ``catalog.meta["jfactor"]``.
 
     Returns
     -------
     Mock
         ``(catalog, truth, model)``.
 
+    Raises
+    ------
+    DsphnfError
+        A malformed spelling, or a model whose distribution function is negative
+        somewhere (one line naming the reason and the limit; nothing is sampled).
+
     Examples
     --------
     >>> cat, truth, model = draw_mock("PlumCuspIso", n=50, seed=1)
     >>> cat.n, model.name, sorted(truth)[:3]
     (50, 'PlumCuspIso', ['M', 'beta', 'nu'])
+    >>> cat, truth, model = draw_mock(halo="burkert:4e8,1", tracer="0.5*zhao:0.1,2,5,1+0.5*plummer:0.3",
+    ...                               anisotropy="constant:0.25;isotropic", n=40, seed=2)
+    >>> np.unique(cat.meta["population"]).tolist(), "sigma_t" in truth, "beta_1" in truth
+    ([0, 1], True, True)
     """
     if verr is not None and not (np.isfinite(verr) and verr >= 0):
         raise DsphnfError(f"velocity error must be a non-negative number of km/s, got {verr:g}")
+    if distance is not None and not (np.isfinite(distance) and distance > 0):
+        raise DsphnfError(f"distance must be a positive number of kpc, got {distance:g}")
+    general = halo is not None or tracer is not None or isinstance(model, DwarfModel)
+    if not general:
+        if anisotropy is not None:
+            raise DsphnfError("anisotropy goes with halo and tracer; a named model has its own")
+        return _draw_named(model, n, seed, verr, distance)
+    if model is not None and (not isinstance(model, DwarfModel) or halo is not None or tracer is not None
+                              or anisotropy is not None):
+        raise DsphnfError("give either a model or halo and tracer (and anisotropy), not both")
+    if not isinstance(model, DwarfModel):
+        if halo is None or tracer is None:
+            raise DsphnfError("a general mock needs both halo and tracer")
+        model = build_model(halo, tracer, anisotropy)
+    if int(n) < 1:
+        raise DsphnfError(f"number of stars must be positive, got {n}")
+    rng = np.random.default_rng(seed)
+    xv, pop = sample_model(model, int(n), rng)
+    if verr:
+        xv[:, 3:] += rng.normal(0.0, float(verr), size=(len(xv), 3))
+    cat = Catalog.from_phase_space(xv, verr, source=f"mock:{model.name}", model=model.name, seed=seed,
+                                   population=pop)
+    _add_jfactor(cat, model, distance)
+    truth = model_truth(model, truth_grid(model))
+    return Mock(cat, truth, model)
+
+
+def _draw_named(model, n, seed, verr, distance) -> Mock:
+    if model is None:
+        raise DsphnfError(f"give a model name ({', '.join(MODELS)}) or halo and tracer")
     if isinstance(model, str):
         model = get_model(model)
     xv = sample_stars(model, n, seed=seed, verr=0.0 if verr is None else float(verr))
     cat = Catalog.from_phase_space(xv, verr, source=f"mock:{model.name}", model=model.name, seed=seed)
+    _add_jfactor(cat, model, distance)
     truth = truth_profiles(model, truth_grid(model))
     return Mock(cat, {k: np.asarray(truth[k], dtype=float) for k in TRUTH_COLUMNS}, model)
+
+
+def _add_jfactor(cat: Catalog, model, distance: float | None) -> None:
+    """Record the true log10 J(0.5 deg) [log10 GeV^2 cm^-5] of the halo at ``distance`` [kpc]."""
+    if distance is None:
+        return
+    from .jfactor import log10_j_factor
+
+    cat.meta["distance_kpc"] = float(distance)
+    cat.meta["jfactor"] = {"log10_J": log10_j_factor(model.halo.density, float(distance), J_THETA_DEG),
+                           "distance_kpc": float(distance), "theta_deg": J_THETA_DEG}

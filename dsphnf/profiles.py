@@ -15,6 +15,9 @@ from scipy import integrate, special
 
 __all__ = ["Zhao", "nfw", "cored", "plummer", "tracer_zhao"]
 
+#: Above u = x^a/(1 + x^a) = this, an infinite-mass Zhao mass adds a quadrature to its 2F1 value.
+_U_SWITCH = 0.9
+
 
 @dataclass(frozen=True)
 class Zhao:
@@ -100,7 +103,23 @@ class Zhao:
         #   = (1/a) Int_0^u s^(p-1) (1-s)^(q-1) ds with q = (b-3)/a <= 0
         #   = (1/a) u^p / p 2F1(p, 1-q; p+1; u)
         q = (b - 3.0) / a
-        return pref * u**p / (a * p) * special.hyp2f1(p, 1.0 - q, p + 1.0, u)
+        near = u > _U_SWITCH  # scipy's 2F1 loses (and at u -> 1 overflows) there
+        out = pref * np.minimum(u, _U_SWITCH) ** p / (a * p) * special.hyp2f1(p, 1.0 - q, p + 1.0,
+                                                                             np.minimum(u, _U_SWITCH))
+        if np.any(near):
+            x0 = (_U_SWITCH / (1.0 - _U_SWITCH)) ** (1.0 / a) * self.rs  # where u = _U_SWITCH
+            out = np.where(near, out + self._shell_mass(x0, np.where(near, r, x0)), out)
+        return out
+
+    def _shell_mass(self, r0: float, r: np.ndarray) -> np.ndarray:
+        """4 pi Int_r0^r rho s^2 ds (r >= r0) by Gauss-Legendre panels of width <= 0.5 in ln s."""
+        span = np.log(np.asarray(r, dtype=float) / r0)
+        n_panel = max(1, int(np.ceil(np.max(span) / 0.5)))
+        x, w = np.polynomial.legendre.leggauss(12)
+        t = ((np.arange(n_panel)[:, None] + 0.5 * (x + 1.0)[None, :]) / n_panel).ravel()
+        wt = np.tile(0.5 * w / n_panel, n_panel)
+        s = r0 * np.exp(span[..., None] * t)
+        return 4.0 * np.pi * span * np.sum(wt * s**3 * self.density(s), axis=-1)
 
     def total_mass(self) -> float:
         """Total mass (finite only for beta > 3)."""
