@@ -237,8 +237,12 @@ def format_table(rows: list[dict]) -> str:
             if sub:
                 cover = {b: [r[b] for r in sub if r[b] is not None] for b in ("in68", "in95")}
                 rms = math.sqrt(sum(r["log10_err"] ** 2 for r in sub) / len(sub))
-                lines.append(f"{label}: truth inside 68% band at {sum(cover['in68'])}/{len(cover['in68'])} radii, "
-                             f"inside 95% at {sum(cover['in95'])}/{len(cover['in95'])}; rms log10 error {rms:.3f}")
+                if cover["in68"] or cover["in95"]:
+                    where = (f"truth inside 68% band at {sum(cover['in68'])}/{len(cover['in68'])} radii, "
+                             f"inside 95% at {sum(cover['in95'])}/{len(cover['in95'])}")
+                else:
+                    where = "no bands (a single fit: use an ensemble of 2 or more for bands)"
+                lines.append(f"{label}: {where}; rms log10 error {rms:.3f}")
     return "\n".join(lines)
 
 

@@ -46,11 +46,13 @@ def test_band_profiles_in_log_space_skip_non_positive_members():
     assert p["beta"][1] == pytest.approx(-0.1) and p["beta_lo"][1] < -0.1 < p["beta_hi"][1]
 
 
-def test_single_flow_band_collapses_onto_the_value():
+def test_single_flow_has_no_band():
+    """One flow says nothing about its own scatter: its band columns are NaN, not zero-width."""
     r = np.array([0.1, 1.0])
     p = band_profiles([{"r": r, "rho": np.array([3e8, 2e7])}], ["rho"])
-    np.testing.assert_allclose(p["rho_lo95"], p["rho"])
-    np.testing.assert_allclose(p["rho_hi"], p["rho"])
+    np.testing.assert_allclose(p["rho"], [3e8, 2e7])
+    for suffix in ("_lo", "_hi", "_lo95", "_hi95"):
+        assert np.all(np.isnan(p["rho" + suffix]))
 
 
 def test_bootstrap_indices_are_reproducible_resamples():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -38,7 +39,8 @@ their loss stops improving.
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with its 68 % band M_lo/M_hi, rho [Msun/kpc^3] with 68 % and
 95 % bands; positions only: r, nu with bands; median over the ensemble, bands
-are Student-t bootstrap intervals, which need --ensemble 2 or more),
+are Student-t bootstrap intervals, which need --ensemble 2 or more: with
+one flow the band columns are NaN),
 profile_bands.csv (every quantity with every band), summary.json (method,
 source, n_stars, settings, timings_s, diagnostics with every member's steps
 and losses, versions, and with --distance the jfactor block: log10 J(0.5 deg)
@@ -159,5 +161,6 @@ def _report(s: dict) -> None:
         print(f"log10 J({jf['theta_deg']:g} deg): no member has a finite J-factor{left}")
         return
     j, lo, hi = jf["log10_J"], jf["log10_J_lo"], jf["log10_J_hi"]
-    print(f"log10 J({jf['theta_deg']:g} deg) = {j:.2f} +{hi - j:.2f} -{j - lo:.2f} [GeV^2 cm^-5] "
+    band = f" +{hi - j:.2f} -{j - lo:.2f}" if math.isfinite(lo) else " (no band: one flow; use --ensemble 2 or more)"
+    print(f"log10 J({jf['theta_deg']:g} deg) = {j:.2f}{band} [GeV^2 cm^-5] "
           f"at {jf['distance_kpc']:g} kpc" + (left if jf["n_left_out"] else ""))

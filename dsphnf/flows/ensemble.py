@@ -46,9 +46,12 @@ def bootstrap_indices(n: int, seed: int, member: int, ensemble: int) -> np.ndarr
 def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     """Student-t bootstrap bands (see the module docstring) of ``values`` along ``axis``.
 
-    Non-finite values are left out; with fewer than two finite values the band
-    collapses onto the mean (NaN where there is none). Returns the bands keyed
-    by the suffixes of :data:`BANDS`.
+    Non-finite values are left out; with fewer than two finite values there
+    is no band (NaN: one flow says nothing about its own scatter). Returns the
+    bands keyed by the suffixes of :data:`BANDS`.
+
+    >>> t_interval(np.array([[1.0], [np.nan]]))["_lo"]
+    array([nan])
     """
     v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
     ok = np.isfinite(v)
@@ -56,7 +59,7 @@ def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     with np.errstate(all="ignore"):
         vz = np.where(ok, v, 0.0)
         mean = np.where(k > 0, vz.sum(axis=0) / k, np.nan)
-        var = np.where(k > 1, (np.where(ok, v - mean, 0.0) ** 2).sum(axis=0) / (k - 1), 0.0)
+        var = np.where(k > 1, (np.where(ok, v - mean, 0.0) ** 2).sum(axis=0) / (k - 1), np.nan)
         dof = np.maximum(k - 1, 1)
         scale = np.sqrt(var * (1.0 + 1.0 / np.maximum(k, 1)))
     out = {}
