@@ -237,6 +237,7 @@ def test_likelihood_curvature_matches_score_spread_20k_mock():
     n, h = truth.size, 1e-3
     E = np.eye(n) * h
     per = lambda x: like.log_likelihood_per_star(x)[0]  # noqa: E731
+    assert per(truth).sum() == pytest.approx(like.log_likelihood(truth)[0], rel=1e-12)
     g = np.array([(per(truth + E[i]) - per(truth - E[i])) / (2 * h) for i in range(n)])  # (ndim, N) scores
     J = g @ g.T
     steps = np.array([truth + s * E[i] + t * E[j] for i in range(n) for j in range(n) for s in (1, -1) for t in (1, -1)])
