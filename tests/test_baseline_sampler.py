@@ -39,6 +39,28 @@ def test_emcee_on_correlated_gaussian():
     np.testing.assert_array_equal(res2.chain, res.chain[:200])
 
 
+def banana(theta: np.ndarray, s1: float = 2.0, b: float = 0.5) -> np.ndarray:
+    """x1 ~ N(0, s1^2) and x2 | x1 ~ N(b (x1^2 - s1^2), 1): a curved ridge like the halo's r_s-gamma-rho0 one."""
+    t = np.atleast_2d(theta)
+    return -0.5 * (t[:, 0] / s1) ** 2 - 0.5 * (t[:, 1] - b * (t[:, 0] ** 2 - s1**2)) ** 2
+
+
+def test_emcee_explores_a_curved_ridge():
+    """From the MAP's Gaussian ball the walkers reach the arms of a banana: exact marginal percentiles.
+
+    A chain stuck near the optimum (the overconfidence hypothesis for the
+    baseline's bands) would give too narrow x1 percentiles and too small a
+    spread of x2 (percentiles from 10^7 exact draws).
+    """
+    res = run_emcee(banana, np.array([0.5, 0.0]), ["x1", "x2"], np.array([0.5, 0.5]), nwalkers=32,
+                    max_steps=20000, check_every=250, seed=7, progress=False)
+    assert res.converged
+    s = res.samples
+    q = np.percentile(s[:, 0], [2.5, 16.0, 84.0, 97.5])
+    np.testing.assert_allclose(q, [-3.92, -2.0, 2.0, 3.92], atol=0.3)
+    np.testing.assert_allclose(np.percentile(s[:, 1], [16.0, 50.0, 84.0]), [-2.26, -0.78, 2.14], atol=0.3)
+
+
 def test_short_chain_reports_tau_without_error():
     """A chain too short for a reliable tau still gives a number (no AutocorrError), not converged."""
     res = run_emcee(gauss, np.array([0.0, 0.0]), ["a", "b"], np.array([1.0, 1.0]), nwalkers=8,

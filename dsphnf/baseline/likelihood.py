@@ -305,6 +305,16 @@ class BaselineLikelihood:
         g = grid_values
         return g[:, i[0]] * w[0] + g[:, i[1]] * w[1] + g[:, i[2]] * w[2] + g[:, i[3]] * w[3]
 
+    def _star_terms(self, sub: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """ln Sigma at the stars (B, N), ln N_win (B,), the velocity variance (B, N) [(km/s)^2] and v - v_sys (B, N)."""
+        prof = self.proj.profiles(sub, self.model.anisotropy)
+        Sigma, s2 = prof["Sigma"], prof["sigma_los2"]
+        lS = self.at_stars(np.log(Sigma))
+        log_nwin = np.log(np.einsum("bj,j->b", Sigma, self.win))
+        var = np.exp(self.at_stars(np.log(s2))) + self.e2
+        dv = self.v[None, :] - sub["v_sys"][:, None]
+        return lS, log_nwin, var, dv
+
     def log_likelihood(self, theta: np.ndarray) -> np.ndarray:
         """Log-likelihood for ``theta`` of shape (B, ndim) or (ndim,) -> (B,) (-inf where invalid)."""
         theta = np.atleast_2d(theta)
@@ -315,15 +325,28 @@ class BaselineLikelihood:
             return out
         sub = {k: v[ok] for k, v in params.items()}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            prof = self.proj.profiles(sub, self.model.anisotropy)
-            Sigma, s2 = prof["Sigma"], prof["sigma_los2"]
-            lS = self.at_stars(np.log(Sigma))
-            lpos = np.einsum("bn,n->b", lS, self.w) - self.wsum * np.log(np.einsum("bj,j->b", Sigma, self.win))
-            var = np.exp(self.at_stars(np.log(s2))) + self.e2
-            dv = self.v[None, :] - sub["v_sys"][:, None]
+            lS, log_nwin, var, dv = self._star_terms(sub)
+            lpos = np.einsum("bn,n->b", lS, self.w) - self.wsum * log_nwin
             lvel = -0.5 * np.einsum("bn,n->b", np.log(2.0 * np.pi * var) + dv * dv / var, self.w)
             ll = lpos + lvel
         out[ok] = np.where(np.isfinite(ll), ll, -np.inf)
+        return out
+
+    def log_likelihood_per_star(self, theta: np.ndarray) -> np.ndarray:
+        """Each star's weighted term of :meth:`log_likelihood`, (B, ndim) -> (B, N); rows sum to it.
+
+        For diagnostics such as the information-matrix equality (the outer
+        product of the per-star scores against the Hessian), which checks that
+        the likelihood's curvature, and so the width of the posterior, is right.
+        """
+        theta = np.atleast_2d(theta)
+        params = self.model.unpack(theta)
+        out = np.full((theta.shape[0], self.v.size), -np.inf)
+        ok = params["valid"]
+        if np.any(ok):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                lS, log_nwin, var, dv = self._star_terms({k: v[ok] for k, v in params.items()})
+                out[ok] = self.w * (lS - log_nwin[:, None] - 0.5 * (np.log(2.0 * np.pi * var) + dv * dv / var))
         return out
 
     def log_posterior(self, theta: np.ndarray) -> np.ndarray:
