@@ -265,18 +265,19 @@ def plot_comparison(runs, truth: Mapping[str, np.ndarray] | str | Path | None = 
     -------
     matplotlib Figure
     """
-    import matplotlib.pyplot as plt
-
     from .plotting import plot_band, save_figure
+    from .style import figure
 
     profiles = _as_profiles(runs)
     if isinstance(truth, (str, Path)):
         truth = read_truth(truth)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (a, b) = figure(2, height=3.6)
     for i, (label, p) in enumerate(profiles.items()):
         shown = truth if i == len(profiles) - 1 else None  # the truth once, on top
-        plot_band(a, p, "rho", label=label, color=f"C{i}", truth=shown)
-        plot_band(b, p, "M", label=label, color=f"C{i}", truth=shown)
+        plot_band(a, p, "rho", label=label, color=f"C{i}", truth=shown, band_labels=False)
+        plot_band(b, p, "M", label=label, color=f"C{i}", truth=shown, band_labels=False)
+    b.get_legend().remove()  # one legend (on the rho panel) for both panels
+    a.legend(title="shading: 68 % and 95 % bands", frameon=False)
     for r in radii if radii is not None else ():
         a.axvline(r, color="0.7", lw=0.6, zorder=0)
     lo = min(p["r"][0] for p in profiles.values())
@@ -290,7 +291,6 @@ def plot_comparison(runs, truth: Mapping[str, np.ndarray] | str | Path | None = 
         v = v[np.isfinite(v) & (v > 0)]
         if v.size:
             a.set_ylim(0.5 * v.min(), 2.0 * v.max())
-    fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
     return fig

@@ -37,7 +37,8 @@ def _profile_of(run: Any) -> Mapping[str, np.ndarray]:
 
 
 def plot_band(ax, profile: Any, key: str = "rho", *, label: str | None = None, color: str | None = None,
-              truth: Mapping[str, np.ndarray] | None = None, bands: Sequence[int] = (68, 95)):
+              truth: Mapping[str, np.ndarray] | None = None, bands: Sequence[int] = (68, 95),
+              band_labels: bool = True):
     """Draw a profile's median and its shaded credible bands on ``ax``.
 
     Parameters
@@ -60,6 +61,9 @@ def plot_band(ax, profile: Any, key: str = "rho", *, label: str | None = None, c
         Columns ``r`` and ``key`` of the true profile, drawn dashed black as "truth".
     bands : sequence of int
         Which bands to draw, from 68 and 95.
+    band_labels : bool
+        Give the bands legend entries (False: only the median and the truth,
+        for figures that overlay several runs and explain the shading once).
 
     Returns
     -------
@@ -91,7 +95,8 @@ def plot_band(ax, profile: Any, key: str = "rho", *, label: str | None = None, c
         ok = np.isfinite(lo) & np.isfinite(hi)
         if not np.any(ok) or np.all(lo[ok] == hi[ok]):  # absent, NaN, or of zero width (e.g. one flow)
             continue
-        ax.fill_between(r, lo, hi, color=color, alpha=alpha, lw=0, label=f"{name} {int(width)} %")
+        ax.fill_between(r, lo, hi, color=color, alpha=alpha, lw=0,
+                        label=f"{name} {int(width)} %" if band_labels else None)
     if truth is not None and key in truth:
         ax.plot(truth["r"], truth[key], "k--", label="truth")
     ylabel, log = AXIS_LABELS.get(key, (key, False))
