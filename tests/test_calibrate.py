@@ -209,7 +209,7 @@ def test_halo_and_tracer_specs_pass_through_to_draw_mock(monkeypatch):
     real, seen = mocks.draw_mock, []
 
     def draw_mock(model=None, n=1000, seed=0, verr=None, *, halo=None, tracer=None, anisotropy=None, distance=None):
-        seen.append((model, n, seed, halo, tracer, anisotropy))  # the signature being built for the mock issue
+        seen.append((model, n, seed, halo, tracer, anisotropy))  # records what calibrate hands on
         return real("PlumCuspIso", n, seed)
 
     monkeypatch.setattr(mocks, "draw_mock", draw_mock)
