@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
+from scipy import integrate, stats
 
 from dsphnf.datasets import data_root
 
@@ -56,3 +58,27 @@ def reference_data() -> Path:
 def reference_file() -> Callable[..., Path]:
     """``reference_file("gaia_challenge", "PlumCoreOm", name)``: a file of the reference data, or skip."""
     return find_reference
+
+
+def check_sky_against_projection(stars: np.ndarray, nu, mass, anisotropy, grid: np.ndarray, n_edges: int) -> None:
+    """Projected stars against the exact projections of their model.
+
+    KS test (p > 0.01) of R against the CDF of Sigma(R), and in ``n_edges - 1``
+    equal-number annuli between the 5th and 95th percentile of R the rms v_z
+    against the Sigma-weighted annulus mean of sigma_los^2, within 3 % in sigma.
+    ``stars`` holds x, y, z [kpc], vx, vy, vz [km/s]; ``grid`` the projected
+    radii [kpc] the projections are tabulated on.
+    """
+    from dsphnf.projection import surface_density_and_sigma_los2
+
+    R = np.hypot(stars[:, 0], stars[:, 1])
+    sig, s2los = surface_density_and_sigma_los2(grid, nu, mass, anisotropy)
+    cdf = integrate.cumulative_trapezoid(2 * np.pi * grid**2 * sig, np.log(grid), initial=0.0)
+    assert stats.kstest(R, lambda q: np.interp(q, grid, cdf)).pvalue > 0.01
+    edges = np.interp(np.linspace(0.05, 0.95, n_edges), cdf, grid)
+    idx = np.digitize(R, edges) - 1
+    for k in range(len(edges) - 1):
+        sel = (grid >= edges[k]) & (grid < edges[k + 1])
+        w = grid[sel] ** 2 * sig[sel]
+        truth = integrate.trapezoid(w * s2los[sel], grid[sel]) / integrate.trapezoid(w, grid[sel])
+        assert np.sqrt(np.mean(stars[idx == k, 5] ** 2) / truth) == pytest.approx(1.0, abs=0.03), k

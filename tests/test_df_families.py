@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import check_sky_against_projection
 from scipy import integrate, stats
 
 from dsphnf.anisotropy import ConstantBeta, Cuddeford, Isotropic, OsipkovMerritt
@@ -18,7 +19,6 @@ from dsphnf.errors import DsphnfError
 from dsphnf.halos import Burkert, Einasto
 from dsphnf.jeans import nu_sigma_r2
 from dsphnf.profiles import Zhao, plummer, tracer_zhao
-from dsphnf.projection import surface_density_and_sigma_los2
 
 N = 100_000
 HALOS = {
@@ -79,23 +79,9 @@ def test_dispersions_and_projection_match_jeans(family, halo):
         assert np.sqrt(mr / s2r) == pytest.approx(1.0, abs=0.03), (k, "sigma_r")
         assert np.sqrt(mt / s2t) == pytest.approx(1.0, abs=0.03), (k, "sigma_t")
         assert 1 - mt / (2 * mr) == pytest.approx(1 - s2t / (2 * s2r), abs=0.05), (k, "beta")
-    _check_projection(stars, tracer, HALOS[halo], aniso)
-
-
-def _check_projection(stars, tracer, halo, aniso):
-    """KS of R against Sigma(R); Sigma-weighted bin means of vz^2 against sigma_los^2 within 3 % in sigma."""
-    R = np.hypot(stars[:, 0], stars[:, 1])
+    # KS of R against Sigma(R); Sigma-weighted bin means of vz^2 against sigma_los^2 within 3 % in sigma
     grid = np.geomspace(1e-3 * tracer.rs, 1e3 * tracer.rs, 240)  # the generic (Cuddeford) projection is slow
-    sig, s2los = surface_density_and_sigma_los2(grid, tracer.density, halo.mass, aniso)
-    cdf = integrate.cumulative_trapezoid(2 * np.pi * grid**2 * sig, np.log(grid), initial=0.0)
-    assert stats.kstest(R, lambda q: np.interp(q, grid, cdf)).pvalue > 0.01
-    edges = np.interp(np.linspace(0.05, 0.95, 7), cdf, grid)
-    idx = np.digitize(R, edges) - 1
-    for k in range(len(edges) - 1):
-        sel = (grid >= edges[k]) & (grid < edges[k + 1])
-        w = grid[sel] ** 2 * sig[sel]
-        truth = integrate.trapezoid(w * s2los[sel], grid[sel]) / integrate.trapezoid(w, grid[sel])
-        assert np.sqrt(np.mean(stars[idx == k, 5] ** 2) / truth) == pytest.approx(1.0, abs=0.03), k
+    check_sky_against_projection(stars, tracer.density, HALOS[halo].mass, aniso, grid, n_edges=7)
 
 
 def _fourth_moment(r, tracer, halo, beta0):
