@@ -64,10 +64,6 @@ def model_sky(result, edges: np.ndarray, n: int = 20000, seed: int = 0) -> dict[
     return out
 
 
-def _save(fig, path: Path) -> None:
-    save_figure(fig, path)
-
-
 def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, path: str | os.PathLike | None = None):
     """rho(r) and M(r) with 68/95 % bands (nu(r) for a positions-only fit); ``truth(r)`` may add curves."""
     p = result.profile
@@ -80,7 +76,7 @@ def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, pat
     fig.suptitle(f"flow fit: {result.summary['settings']['anisotropy']}, inner {result.summary['settings']['inner']}, "
                  f"{len(result.artefacts.flows)} flow(s)", fontsize=10)
     if path is not None:
-        _save(fig, Path(path))
+        save_figure(fig, path)
     return fig
 
 
@@ -105,7 +101,7 @@ def plot_data_vs_model(result, n_bins: int = 10, path: str | os.PathLike | None 
         ax.set(xscale="log", xlabel="R [kpc]", ylabel=r"$\sigma_{\rm los}(R)$ [km/s]")
         ax.legend(fontsize=SMALL_PT)
     if path is not None:
-        _save(fig, Path(path))
+        save_figure(fig, path)
     return fig
 
 
@@ -123,7 +119,7 @@ def plot_losses(result, path: str | os.PathLike | None = None):
     ax.set(xlabel="step", ylabel="loss [nats/star]")
     ax.legend(fontsize=SMALL_PT)
     if path is not None:
-        _save(fig, Path(path))
+        save_figure(fig, path)
     return fig
 
 
