@@ -28,7 +28,7 @@ from .sampler import SamplerResult
 if TYPE_CHECKING:  # pragma: no cover
     from ..result import Result
 
-__all__ = ["BaselineArtefacts", "BAND_PERCENTILES"]
+__all__ = ["BaselineArtefacts", "BAND_PERCENTILES", "percentile_band"]
 
 #: Percentiles of a posterior band: 95 % low, 68 % low, median, 68 % high, 95 % high.
 BAND_PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
@@ -44,7 +44,7 @@ def _draws(samples: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     return samples
 
 
-def _percentile_band(values: np.ndarray) -> dict[str, np.ndarray]:
+def percentile_band(values: np.ndarray) -> dict[str, np.ndarray]:
     """Median and 68/95 % percentile limits along axis 0, keyed by band suffix ('' is the median)."""
     q = np.percentile(values, BAND_PERCENTILES, axis=0)
     return {"_lo95": q[0], "_lo": q[1], "": q[2], "_hi": q[3], "_hi95": q[4]}
@@ -97,7 +97,7 @@ class BaselineArtefacts:
                 cols[k].append(v)
         out = {"r": r}
         for k in BAND_KEYS:
-            for suffix, v in _percentile_band(np.concatenate(cols[k], axis=0)).items():
+            for suffix, v in percentile_band(np.concatenate(cols[k], axis=0)).items():
                 out[k + suffix] = v
         return {k: out[k] for k in ["r"] + [c for key in BAND_KEYS for c in band_columns(key)]}
 
@@ -134,7 +134,7 @@ class BaselineArtefacts:
                 values.append(log10_j_factor(halo.density, distance, theta_deg))
             except ValueError:  # the J integral diverges at the centre
                 continue
-        limits = lambda v: {k: float(x) for k, x in _percentile_band(v).items() if k}  # noqa: E731
+        limits = lambda v: {k: float(x) for k, x in percentile_band(v).items() if k}  # noqa: E731
         return j_band(values, distance, theta_deg, len(theta), limits)
 
     def inference_data(self):

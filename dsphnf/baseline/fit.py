@@ -21,7 +21,7 @@ from ..catalog import Catalog
 from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
 from ..result import MIN_STARS, Result
-from .artefacts import BaselineArtefacts
+from .artefacts import BaselineArtefacts, percentile_band
 from .likelihood import BaselineLikelihood
 from .model import BaselineModel, Prior, read_priors
 from .sampler import SamplerResult, run_emcee
@@ -149,10 +149,9 @@ def _summary(catalog: Catalog, like: BaselineLikelihood, s: SamplerResult, setti
              timings: dict, n_centre: int) -> dict:
     """summary.json in the common schema of :mod:`dsphnf.result`."""
     samples = s.samples
-    post = {}
-    for i, n in enumerate(s.names):
-        q = np.percentile(samples[:, i], [2.5, 16, 50, 84, 97.5])
-        post[n] = {"median": q[2], "lo": q[1], "hi": q[3], "lo95": q[0], "hi95": q[4], "map": s.theta_map[i]}
+    q = percentile_band(samples)
+    post = {n: {"median": q[""][i], "lo": q["_lo"][i], "hi": q["_hi"][i], "lo95": q["_lo95"][i],
+                "hi95": q["_hi95"][i], "map": s.theta_map[i]} for i, n in enumerate(s.names)}
     sampler = {
         "n_steps": int(s.chain.shape[0]), "n_walkers": int(s.chain.shape[1]), "burn": int(s.burn),
         "thin": int(s.thin), "acceptance_fraction": s.acceptance, "converged": bool(s.converged),
