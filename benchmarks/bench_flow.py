@@ -14,6 +14,7 @@ Usage::
     .venv/bin/python benchmarks/bench_flow.py                  # one flow, seed 0
     .venv/bin/python benchmarks/bench_flow.py --ensemble 8     # bands
     .venv/bin/python benchmarks/bench_flow.py --seeds 0 1 2    # several single flows
+    .venv/bin/python benchmarks/bench_flow.py --device cuda --threads 0
 
 Prints a Markdown table for benchmarks/RESULTS.md.
 """
@@ -47,12 +48,12 @@ def rho_nfw(r: np.ndarray) -> np.ndarray:
     return 6.4e7 / (r * (1 + r) ** 2)
 
 
-def run(seed: int, ensemble: int, threads: int | None, steps: int | None) -> dict:
+def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device: str = "cpu") -> dict:
     cat = read_catalog(FILE)
     r_med = np.logspace(-1, 0, 21)
     grid = np.unique(np.concatenate([r_med, R_CHECK]))
     t0 = time.perf_counter()
-    res = fit_flow(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps, distance=76.0,
+    res = fit_flow(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps, distance=76.0, device=device,
                    progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads))
     wall = time.perf_counter() - t0
     p = res.profile
@@ -79,13 +80,14 @@ def main() -> None:
     ap.add_argument("--ensemble", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = ap.parse_args()
     if not FILE.exists():
         sys.exit(f"benchmark data not found: {FILE}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"threads {args.threads or torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f} at start")
-    results = [run(s, args.ensemble, args.threads, args.steps) for s in args.seeds]
+    results = [run(s, args.ensemble, args.threads or None, args.steps, args.device) for s in args.seeds]
     print("\n| seed | K | steps | wall [s] | train [s] | read-out [s] | median abs dex 0.1-1 kpc | log10 J(76 kpc) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:

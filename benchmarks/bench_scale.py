@@ -1,0 +1,131 @@
+"""Cost of one flow fit against the number of stars (not a test).
+
+For N = 1e3, 1e4 and 1e5 stars drawn from the NonPlumCuspIso model
+(:func:`dsphnf.draw_mock`, seed 0), one flow with isotropy given is trained
+for a fixed number of steps on minibatches of ``--batch`` stars (all stars
+when N <= batch), then the *full-data* objective (every star, no prior) of the
+trained flow is evaluated once. Each N runs in its own process so that its
+peak resident memory (``ru_maxrss``) is its own.
+
+Reported per N: wall time of the fit (training + read-out), seconds per step,
+wall time of one full-data objective, peak memory, the full-data objective
+[nats per star] and the median |log10 rho/rho_true| over 0.1-1 kpc; then the
+slopes d ln(cost) / d ln N of the fit and of the full-data objective (target
+of the scaling issue: linear, slope <= 1).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_scale.py                       # CPU, 1 thread
+    .venv/bin/python benchmarks/bench_scale.py --device cuda --threads 0
+    .venv/bin/python benchmarks/bench_scale.py --n 1000 10000 --steps 50
+
+Prints a Markdown table for benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rho_nfw(r: np.ndarray) -> np.ndarray:
+    """True halo of NonPlumCuspIso [Msun/kpc^3]: NFW, rho0 = 6.4e7, r_s = 1 kpc."""
+    return 6.4e7 / (r * (1 + r) ** 2)
+
+
+def one(n: int, steps: int, batch: int, device: str, threads: int | None) -> dict:
+    """Fit one flow to ``n`` stars and measure it (runs in a child process)."""
+    import torch
+
+    from dsphnf.flows import FitOptions, TrainConfig, fit_flow
+    from dsphnf.flows.objective import flow_loss
+    from dsphnf.flows.standardise import standardise
+    from dsphnf.flows.stars import StarData
+    from dsphnf.mocks import draw_mock
+
+    cat = draw_mock("NonPlumCuspIso", n=n, seed=0).catalog
+    grid = np.logspace(-1, 0, 21)
+    cfg = TrainConfig(steps=steps, batch=batch if n > batch else None)
+    t0 = time.perf_counter()
+    res = fit_flow(cat, "isotropic", steps=steps, seed=0, device=device, progress=False,
+                   train_config=cfg, options=FitOptions(r_grid=grid, threads=threads))
+    wall = time.perf_counter() - t0
+    art = res.artefacts
+    flow = art.flows[0]
+    std, _ = standardise(cat)  # every star; the flow's own scales are those of the full catalogue here
+    p = next(flow.parameters())
+    data = StarData(torch.as_tensor(std["obs"], dtype=p.dtype, device=p.device), [1.0, 1.0, 1.0],
+                    torch.as_tensor(std["w"], dtype=p.dtype, device=p.device))
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        full = float(flow_loss(flow, data, TrainConfig(smooth_tau=None), torch.Generator(device=p.device), 0))
+    full_s = time.perf_counter() - t1
+    dex = np.log10(res.profile["rho"] / rho_nfw(grid))
+    return {
+        "n": n, "steps": steps, "batch": cfg.batch, "device": device, "wall_s": wall,
+        "train_s": res.summary["timings_s"].get("train_s", float("nan")),
+        "s_per_step": res.summary["timings_s"].get("train_s", wall) / steps,
+        "full_objective_s": full_s, "full_objective": full,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "median_abs_dex": float(np.median(np.abs(dex))),
+    }
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ln y against ln x (NaN with fewer than two finite points)."""
+    x, y = np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float))
+    ok = np.isfinite(x) & np.isfinite(y)
+    return float(np.polyfit(x[ok], y[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=1000, help="stars per step when N is larger")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: leave torch's default)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    threads = args.threads or None
+    if args.child is not None:
+        print(json.dumps(one(args.child, args.steps, args.batch, args.device, threads)))
+        return
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {args.device}, "
+          f"threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.2f} at start")
+    rows = []
+    for n in args.n:
+        cmd = [sys.executable, __file__, "--child", str(n), "--steps", str(args.steps), "--batch", str(args.batch),
+               "--device", args.device, "--threads", str(args.threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"  N = {n}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
+    print("\n| N | steps | batch | wall [s] | s/step | full objective [s] | peak memory [MB] | "
+          "full objective [nats/star] | median abs dex 0.1-1 kpc |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n']} | {r['steps']} | {r['batch'] or 'all'} | {r['wall_s']:.1f} | {r['s_per_step']:.3f} | "
+              f"{r['full_objective_s']:.2f} | {r['peak_mb']:.0f} | {r['full_objective']:.4f} | "
+              f"{r['median_abs_dex']:.3f} |")
+    ns = [r["n"] for r in rows]
+    print(f"\nslope d ln(wall)/d ln N = {slope(ns, [r['wall_s'] for r in rows]):.2f}; "
+          f"full objective: {slope(ns, [r['full_objective_s'] for r in rows]):.2f}; "
+          f"load average at end {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
