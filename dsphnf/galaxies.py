@@ -122,7 +122,7 @@ class Galaxy:
         return path
 
     def read(self, root: str | os.PathLike | None = None, radius: str = "elliptical",
-             distance: float | None = None):
+             distance: float | None = None, min_member: float | None = None):
         """The galaxy's stars as a :class:`dsphnf.catalog.Catalog` [kpc, km/s].
 
         Parameters
@@ -134,12 +134,18 @@ class Galaxy:
             is its elliptical radius (:meth:`Catalog.with_elliptical_radius`).
         distance : float, optional
             Distance [kpc] (default: the table distance).
+        min_member : float, optional
+            Stars below this membership probability are dropped (default
+            :data:`dsphnf.formats.WALKER_MIN_MEMBER`; 0 keeps every star with a
+            usable velocity, for a foreground mixture).
         """
-        from .catalog import read_catalog
+        from .catalog import Catalog
+        from .formats import WALKER_MIN_MEMBER, read_walker
 
         if radius not in RADIUS_KINDS:
             raise DsphnfError(f"unknown radius {radius!r}: use elliptical or circular")
-        cat = read_catalog(self.catalogue_path(root), distance=distance or self.distance_kpc, require_velocity=True)
+        floor = WALKER_MIN_MEMBER if min_member is None else float(min_member)
+        cat = Catalog.from_parsed(read_walker(self.catalogue_path(root), distance or self.distance_kpc, floor))
         cat.meta["galaxy"] = self.key
         if radius == "elliptical":
             cat = cat.with_elliptical_radius(self.ellipticity, self.position_angle_deg)
