@@ -22,7 +22,7 @@ from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
 from ..result import MIN_STARS, Result
 from .artefacts import BaselineArtefacts, percentile_band
-from .likelihood import BaselineLikelihood, Foreground, MixtureLikelihood
+from .likelihood import BaselineLikelihood, Foreground, MixtureLikelihood, velocity_core
 from .model import BaselineModel, Prior, read_priors
 from .sampler import SamplerResult, run_emcee
 
@@ -149,12 +149,17 @@ def _usable_stars(catalog: Catalog) -> tuple[Catalog, int]:
 def _sample(model: BaselineModel, like: BaselineLikelihood, catalog: Catalog, **kwargs: Any) -> SamplerResult:
     """MAP + emcee, started from the data's scales (median radius, ML dispersion and mean)."""
     w = catalog.weights
+    mixture = isinstance(like, MixtureLikelihood)
+    if mixture:  # start from the members' velocity peak, not the foreground's spread
+        mu_c, s_c = velocity_core(catalog.vz)
+        w = w * (np.abs(catalog.vz - mu_c) < 3.0 * s_c)
     mu, _, sig, _ = ml_dispersion(catalog.vz, catalog.vz_err, w)
     x0 = model.initial_guess(weighted_median(catalog.R, w), max(sig, 1.0), mu)
     scales = np.array([0.05 * model.priors[n].width() for n in model.names])
     names = list(model.names)
-    if isinstance(like, MixtureLikelihood) and like.foreground.fraction is None:  # the free foreground fraction
-        x0, scales, names = np.append(x0, 0.1), np.append(scales, 0.05), like.names
+    if mixture and like.foreground.fraction is None:  # the free foreground fraction, started at the stars outside
+        f0 = float(np.clip(1.0 - w.sum() / catalog.weights.sum(), 0.02, 0.9))
+        x0, scales, names = np.append(x0, f0), np.append(scales, 0.05), like.names
     return run_emcee(like, x0, names, scales, **kwargs)
 
 
