@@ -29,7 +29,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-__all__ = ["Published", "LITERATURE", "published", "pull"]
+__all__ = ["Published", "LITERATURE", "SOURCE_LABELS", "published", "pull"]
+
+#: Short citations of the sources, for figures.
+SOURCE_LABELS = {"ReadWalkerSteger2019": "Read et al. 2019", "PaceStrigari2019": "Pace & Strigari 2019",
+                 "GeringerSameth2015": "Geringer-Sameth et al. 2015"}
 
 
 @dataclass(frozen=True)

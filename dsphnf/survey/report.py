@@ -9,7 +9,7 @@ import numpy as np
 
 from ..galaxies import GALAXIES
 from ..outputs import write_csv
-from .literature import published, pull
+from .literature import SOURCE_LABELS, published, pull
 
 __all__ = ["COMPARED", "comparison", "write_comparison", "plot_literature", "format_survey"]
 
@@ -84,9 +84,10 @@ def plot_literature(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.7)
         ax.set(xlabel="published " + label, ylabel="dsphnf " + label)
     handles = [ax.plot([], [], marks[s], color="0.3", mfc="none" if i else "0.3")[0] for i, s in enumerate(sources)]
-    handles += [ax.plot([], [], "s", color=c)[0] for c in ("C0", "C1")]
-    fig.legend(handles, sources + ["baseline", "flow"], loc="outside lower center", ncol=3, frameon=False,
-               fontsize="small")
+    methods = [m for m in ("baseline", "flow") if any(c["method"] == m for c in comp)]
+    handles += [ax.plot([], [], "s", color="C0" if m == "baseline" else "C1")[0] for m in methods]
+    fig.legend(handles, [SOURCE_LABELS.get(s, s) for s in sources] + methods, loc="outside lower center", ncol=3,
+               frameon=False, fontsize="small")
     if path is not None:
         save_figure(fig, path)
     return fig
