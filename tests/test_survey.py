@@ -137,3 +137,26 @@ def test_pull_and_sources() -> None:
 def test_options_refuse_unknown_switches() -> None:
     with pytest.raises(ValueError, match="unknown --membership 'both'"):
         SurveyOptions(membership="both")
+
+
+def test_flow_quantities_from_profile_and_members() -> None:
+    """A power-law profile rho = 1e8 (r / 0.15 kpc)^-1.3: the flow read-out gives rho(150 pc) and the slope."""
+    from types import SimpleNamespace
+
+    from dsphnf.result import Result
+    from dsphnf.survey.quantities import flow_quantities
+
+    r = np.geomspace(0.01, 2.0, 80)
+    prof = {"r": r, "rho": 1e8 * (r / 0.15) ** -1.3, "rho_lo": 0.8e8 * (r / 0.15) ** -1.3,
+            "rho_hi": 1.2e8 * (r / 0.15) ** -1.3, "M": 1e7 * r, "M_lo": 0.9e7 * r, "M_hi": 1.1e7 * r,
+            "beta": np.zeros_like(r)}
+    members = [{"r": r, "rho": 1e8 * (r / 0.15) ** s} for s in (-1.1, -1.3, -1.5)]  # 16/84 %: -1.436, -1.164
+    res = Result("flow", prof, {"method": "flow", "settings": {"anisotropy": "isotropic"},
+                                "jfactor": {"log10_J": 18.5, "log10_J_lo": 18.3, "log10_J_hi": 18.7, "n_left_out": 0}},
+                 SimpleNamespace(members=members))
+    q = flow_quantities(res, 0.2, isotropic=True)
+    assert q["rho150"] == pytest.approx(1e8, rel=1e-6) and q["rho150_lo"] == pytest.approx(0.8e8, rel=1e-6)
+    assert q["slope150"] == pytest.approx(-1.3, abs=1e-3)
+    assert q["slope150_lo"] == pytest.approx(-1.436, abs=1e-3) and q["slope150_hi"] == pytest.approx(-1.164, abs=1e-3)
+    assert q["M_half"] == pytest.approx(2e6, rel=1e-6) and np.isnan(q["beta_half"])
+    assert q["log10_J05"] == 18.5 and np.isnan(q["log10_Jmax"])

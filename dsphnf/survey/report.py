@@ -111,6 +111,7 @@ def format_survey(rows: Sequence[Mapping[str, Any]]) -> str:
                      f"{r['n_members']:8.1f} {r['wall_s']:9.1f}{flag}")
     tense = [c for c in comparison(rows) if c["tension"]]
     for c in tense:
-        lines.append(f"tension: {c['galaxy']} {c['method']} {c['quantity']} = {c['ours']:.3g} against "
-                     f"{c['published']:.3g} ({c['source']}): pull {c['pull']:+.1f}")
+        f = ".3g" if c["quantity"] == "rho150" else ".2f"
+        lines.append(f"tension: {c['galaxy']} {c['method']} {c['quantity']} = {c['ours']:{f}} against "
+                     f"{c['published']:{f}} ({c['source']}): pull {c['pull']:+.1f}")
     return "\n".join(lines)
