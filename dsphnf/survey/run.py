@@ -37,9 +37,11 @@ def survey_catalog(galaxy: Galaxy, options: SurveyOptions, root: str | None = No
     return cat
 
 
-def _theta_max_deg(catalog: Catalog, distance: float) -> float:
-    """Angle [deg] subtended by the largest projected radius of the stars fitted (circular radius on the sky)."""
-    return float(np.rad2deg(np.max(catalog.R) / distance))
+def _theta_max_deg(galaxy: Galaxy, catalog: Catalog, options: SurveyOptions, root: str | None) -> float:
+    """Angle [deg] on the sky of the farthest star fitted (its circular radius, not the elliptical one)."""
+    sky = catalog if options.radius == "circular" else survey_catalog(galaxy, replace(options, radius="circular"),
+                                                                      root)
+    return float(np.rad2deg(np.max(sky.R) / galaxy.distance_kpc))
 
 
 def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, seed: int):
@@ -64,8 +66,7 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
     g = GALAXIES[galaxy]
     catalog = survey_catalog(g, options, root)
     result = _fit(fit, catalog, g, options, seed)
-    sky = catalog if options.radius == "circular" else replace(options, radius="circular")
-    theta_max = _theta_max_deg(sky if isinstance(sky, Catalog) else survey_catalog(g, sky, root), g.distance_kpc)
+    theta_max = _theta_max_deg(g, catalog, options, root)
     isotropic = result.summary["settings"]["anisotropy"] == "isotropic"
     if fit.method == "baseline":
         q = baseline_quantities(result, g.half_light_kpc, g.distance_kpc, g.distance_err_kpc,
