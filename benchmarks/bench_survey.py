@@ -26,6 +26,7 @@ SWITCHES = {
     "circular radius": ({"radius": "circular"}, "isotropic"),
     "distance per draw": ({"distance": "per-draw"}, "isotropic"),
     "foreground mixture": ({"membership": "mixture"}, "isotropic"),
+    "foreground mixture, every star": ({"membership": "mixture-all"}, "isotropic"),
     "velocity errors ignored": ({"velocity_errors": "ignored"}, "isotropic"),
     "free constant beta": ({}, "constant"),
 }

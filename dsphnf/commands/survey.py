@@ -21,8 +21,9 @@ radius), beta(R_half) (NaN for isotropic fits), log10 J(0.5 deg)
 subtends less than 0.5 deg (flagged j_beyond_data), members and wall time.
 
 Systematics switches: --radius elliptical|circular, --distance fixed|per-draw
-(baseline: a distance drawn per posterior draw), --membership weights|mixture
-(baseline: a broad Gaussian foreground in v_z in the likelihood, every star),
+(baseline: a distance drawn per posterior draw), --membership weights|mixture|
+mixture-all (baseline: a broad Gaussian foreground in v_z in the likelihood
+instead of the membership weights, for the same stars or for every star),
 --velocity-errors used|ignored, --anisotropy (e.g. constant for a free constant
 beta in the baseline).
 
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC", help="beta(r) of the fits (default isotropic)")
     p.add_argument("--radius", default="elliptical", metavar="KIND", help="elliptical | circular (default elliptical)")
     p.add_argument("--distance", default="fixed", metavar="KIND", help="fixed | per-draw (default fixed)")
-    p.add_argument("--membership", default="weights", metavar="KIND", help="weights | mixture (default weights)")
+    p.add_argument("--membership", default="weights", metavar="KIND", help="weights | mixture | mixture-all (default weights)")
     p.add_argument("--velocity-errors", default="used", metavar="KIND", help="used | ignored (default used)")
     p.add_argument("--fast", action="store_true", help="quick settings for whatever is not given (a first look)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="baseline emcee steps at most (default 20000)")

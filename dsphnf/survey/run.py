@@ -28,9 +28,9 @@ __all__ = ["survey_task", "survey_catalog", "Survey", "survey"]
 
 def survey_catalog(galaxy: Galaxy, options: SurveyOptions, root: str | None = None) -> Catalog:
     """The stars a survey fits for ``galaxy`` under ``options`` (radius, membership, velocity errors)."""
-    mixture = options.membership == "mixture"
-    cat = galaxy.read(root, radius=options.radius, min_member=0.0 if mixture else None)
-    if mixture:  # every star, unit weights: the likelihood's mixture decides who is a member
+    mixture = options.membership.startswith("mixture")
+    cat = galaxy.read(root, radius=options.radius, min_member=0.0 if options.membership == "mixture-all" else None)
+    if mixture:  # unit weights: the likelihood's foreground mixture decides who is a member
         cat = replace(cat, p_member=None, meta=dict(cat.meta))
     if options.velocity_errors == "ignored":
         cat = replace(cat, vz_err=None, meta=dict(cat.meta))
@@ -54,7 +54,7 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
     from ..baseline import fit_baseline
     from ..baseline.likelihood import Foreground
 
-    foreground = Foreground.broad(catalog.vz) if options.membership == "mixture" else None
+    foreground = Foreground.broad(catalog.vz) if options.membership.startswith("mixture") else None
     return fit_baseline(catalog, fit.anisotropy, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
                         progress=False, foreground=foreground, n_draws=100)
 

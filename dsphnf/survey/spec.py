@@ -22,8 +22,9 @@ __all__ = ["SurveyError", "SurveyOptions", "SurveySpec", "survey_spec", "DISTANC
 
 #: How the distance enters: the table value, or one drawn from N(D, sigma_D) per posterior draw.
 DISTANCE_KINDS = ("fixed", "per-draw")
-#: How non-members are handled: membership probabilities as weights, or a foreground mixture in the likelihood.
-MEMBERSHIP_KINDS = ("weights", "mixture")
+#: How non-members are handled: membership probabilities as weights, or a foreground mixture in the likelihood
+#: (over the catalogue's candidates with p >= 1e-3, or over every star with a usable velocity).
+MEMBERSHIP_KINDS = ("weights", "mixture", "mixture-all")
 #: Whether the catalogue's velocity errors enter the likelihood.
 VERR_KINDS = ("used", "ignored")
 #: Settings of ``--fast`` (a quick look, e.g. for tests and the book's fast mode).
@@ -48,10 +49,11 @@ class SurveyOptions:
         N(D, sigma_D) for every posterior draw, propagated exactly by the
         homology of the Jeans equations (positions and halo radii scale
         with D, densities with D^-2, masses with D).
-    membership : {"weights", "mixture"}
-        Membership probabilities (p >= 1e-3) as weights, or every star with
-        unit weight and a broad Gaussian foreground mixed into the baseline
-        likelihood (free fraction).
+    membership : {"weights", "mixture", "mixture-all"}
+        Membership probabilities (p >= 1e-3) as weights; or unit weights and
+        a broad Gaussian foreground mixed into the baseline likelihood (free
+        fraction), for the same stars (``mixture``) or for every star with a
+        usable velocity (``mixture-all``).
     velocity_errors : {"used", "ignored"}
         Whether the catalogue's velocity errors are added to the model dispersion.
     """
@@ -195,8 +197,12 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
         raise SurveyError("reference data not found: set DSPHNF_DATA to the folder holding walker_dwarfs/")
     for g in chosen:
         g.catalogue_path(base)  # one line naming the missing file
+    options = options or SurveyOptions()
+    if method.strip().lower() in ("flow", "both") and (options.membership != "weights" or options.distance != "fixed"):
+        raise SurveyError("--membership mixture/mixture-all and --distance per-draw are baseline options: "
+                          "use --method baseline")
     pick = lambda value, key, default: value if value is not None else (FAST[key] if fast else default)  # noqa: E731
     fits = _fits(method, anisotropy, pick(max_steps, "max_steps", 20000), pick(nwalkers, "nwalkers", 32),
                  pick(ensemble, "ensemble", 4), pick(steps, "steps", default_steps()))
-    return SurveySpec(tuple(chosen), fits, options or SurveyOptions(), _integer(seed, "--seed", 0),
+    return SurveySpec(tuple(chosen), fits, options, _integer(seed, "--seed", 0),
                       _integer(pick(n_draws, "n_draws", 1000), "n_draws", 10), str(Path(base)))
