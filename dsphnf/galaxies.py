@@ -200,7 +200,7 @@ def get_galaxy(name: str) -> Galaxy:
     >>> get_galaxy("Andromeda")
     Traceback (most recent call last):
     ...
-    dsphnf.errors.DsphnfError: unknown galaxy 'Andromeda'; choose from carina, cvn1, draco, fornax, leo1, leo2, sculptor, sextans, ursaminor
+    dsphnf.errors.DsphnfError: unknown galaxy 'Andromeda'; choose from carina, cvn1, draco, ..., ursaminor
     """
     key = "".join(ch for ch in str(name).lower() if ch.isalnum())
     key = _ALIASES.get(key, key)

@@ -36,7 +36,8 @@ from ..anisotropy import AnisotropySpec, Inferred
 from ..constants import G
 from .model import BaselineModel
 
-__all__ = ["JeansProjector", "BaselineLikelihood", "Foreground", "MixtureLikelihood", "velocity_core", "anisotropy_grid", "cubic_weights"]
+__all__ = ["JeansProjector", "BaselineLikelihood", "Foreground", "MixtureLikelihood", "velocity_core",
+           "anisotropy_grid", "cubic_weights"]
 
 
 def cubic_weights(u: np.ndarray, u0: float, du: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -403,7 +404,8 @@ class Foreground:
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.mean_kms) and self.sigma_kms > 0):
-            raise ValueError(f"foreground needs a finite mean and sigma > 0 km/s, got {self.mean_kms}, {self.sigma_kms}")
+            raise ValueError(f"foreground needs a finite mean and sigma > 0 km/s, "
+                             f"got {self.mean_kms}, {self.sigma_kms}")
         if self.fraction is not None and not 0.0 <= self.fraction < 1.0:
             raise ValueError(f"foreground fraction must be in [0, 1), got {self.fraction}")
 

@@ -38,15 +38,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("survey", help=HELP, description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("galaxies", nargs="*", metavar="GALAXY", help="galaxies to fit (default: all nine)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (OUT/tasks/ keeps finished fits)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output folder (OUT/tasks/ keeps finished fits)")
     p.add_argument("--method", default="baseline", metavar="M", help="flow | baseline | both (default baseline)")
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC", help="beta(r) of the fits (default isotropic)")
     p.add_argument("--radius", default="elliptical", metavar="KIND", help="elliptical | circular (default elliptical)")
     p.add_argument("--distance", default="fixed", metavar="KIND", help="fixed | per-draw (default fixed)")
-    p.add_argument("--membership", default="weights", metavar="KIND", help="weights | mixture | mixture-all (default weights)")
+    p.add_argument("--membership", default="weights", metavar="KIND",
+                   help="weights | mixture | mixture-all (default weights)")
     p.add_argument("--velocity-errors", default="used", metavar="KIND", help="used | ignored (default used)")
     p.add_argument("--fast", action="store_true", help="quick settings for whatever is not given (a first look)")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="baseline emcee steps at most (default 20000)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="baseline emcee steps at most (default 20000)")
     p.add_argument("--walkers", type=int, default=None, metavar="W", help="baseline emcee walkers (default 32)")
     p.add_argument("--ensemble", type=int, default=None, metavar="K", help="flows per galaxy (default 4)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="flow training steps (default: as dsphnf fit)")
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                     plots=not args.no_plots)
     print(format_survey(result.rows))
     g = result.grid
-    print(f"{len(g.computed)} fit(s) computed, {len(g.resumed)} resumed from {result.folder / 'tasks'} in {g.wall_s:.1f} s")
+    print(f"{len(g.computed)} fit(s) computed, {len(g.resumed)} resumed from {result.folder / 'tasks'} "
+          f"in {g.wall_s:.1f} s")
     print(f"wrote survey.ecsv, survey.csv, literature.csv{'' if args.no_plots else ', literature.png'} and "
           f"summary.json to {result.folder}")
     return 0

@@ -1,6 +1,7 @@
 """Reporting a survey: the table beside the literature (pulls), its figure and a plain-text summary."""
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -8,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..galaxies import GALAXIES
-from ..outputs import write_csv
+from ..outputs import atomic_file
 from .literature import SOURCE_LABELS, published, pull
 
 __all__ = ["COMPARED", "comparison", "write_comparison", "plot_literature", "format_survey"]
@@ -41,10 +42,6 @@ def write_comparison(rows: Sequence[Mapping[str, Any]], folder: str | Path) -> l
     comp = comparison(rows)
     if comp:
         keys = list(comp[0])
-        import csv
-
-        from ..outputs import atomic_file
-
         with atomic_file(Path(folder) / "literature.csv") as fh:
             w = csv.writer(fh)
             w.writerow(keys)

@@ -184,7 +184,7 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     >>> survey_spec(["Andromeda"])
     Traceback (most recent call last):
     ...
-    dsphnf.errors.DsphnfError: unknown galaxy 'Andromeda'; choose from carina, cvn1, draco, fornax, leo1, leo2, sculptor, sextans, ursaminor
+    dsphnf.errors.DsphnfError: unknown galaxy 'Andromeda'; choose from carina, cvn1, draco, ..., ursaminor
     """
     from ..datasets import data_root
     from ..flows.settings import default_steps
