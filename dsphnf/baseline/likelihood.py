@@ -20,7 +20,12 @@ So one evaluation costs a few array operations on the grid, three small
 matrix products (``einsum``, deliberately not BLAS: a multi-threaded BLAS on
 such small products stalls when the CPU is shared) and a four-point
 interpolation onto the stars, and it is batched over parameter vectors (the
-emcee walkers).  The reference physics is
+emcee walkers).
+
+:class:`MixtureLikelihood` adds a :class:`Foreground` (a broad Gaussian in
+v_z, uniform on the sky) with a free or given fraction, for catalogues whose
+non-members are not removed by membership weights; without one,
+:func:`dsphnf.baseline.fit_baseline` uses :class:`BaselineLikelihood` as before.  The reference physics is
 :func:`dsphnf.projection.sigma_los2`; the tests compare both with direct
 quadrature.
 """
