@@ -67,14 +67,17 @@ def plot_literature(rows: Sequence[Mapping[str, Any]], path: str | Path | None =
         scaled = ("ours", "ours_lo", "ours_hi", "published", "published_lo", "published_hi")
         sel = [{k: (v / unit if k in scaled else v) for k, v in c.items()} for c in comp
                if c["quantity"] == q and np.isfinite(c["ours"])]
+        named: set[tuple[str, str]] = set()
         for c in sel:
             color = "C0" if c["method"] == "baseline" else "C1"
             ax.errorbar(c["published"], c["ours"], xerr=[[c["published"] - c["published_lo"]],
                         [c["published_hi"] - c["published"]]], yerr=[[c["ours"] - c["ours_lo"]],
                         [c["ours_hi"] - c["ours"]]], fmt=marks[c["source"]], color=color, ms=4, capsize=1.5,
                         mfc="none" if c["source"] != sources[0] else color, lw=0.8)
-            ax.annotate(GALAXIES[c["galaxy"]].name, (c["published"], c["ours"]), fontsize=6,
-                        xytext=(3, 3), textcoords="offset points")
+            if (c["galaxy"], c["method"]) not in named:  # one label per galaxy and method
+                named.add((c["galaxy"], c["method"]))
+                ax.annotate(GALAXIES[c["galaxy"]].name, (c["published"], c["ours"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
         if sel:
             v = [c[k] for c in sel for k in ("published", "ours_lo", "ours_hi")]
             lo, hi = min(v), max(v)
