@@ -32,10 +32,41 @@ from .kinematics import half_number_radius, kish_size, ml_dispersion
 from .outputs import write_csv
 from .validate import validate_columns
 
-__all__ = ["Catalog", "format_summary", "read_catalog"]
+__all__ = ["Catalog", "elliptical_radius", "format_summary", "read_catalog"]
 
 #: File extensions :func:`read_catalog` knows (the parsers are in :mod:`dsphnf.formats`).
 SUFFIXES = (".csv", ".ecsv", ".fits", ".fit", ".dat")
+
+
+def elliptical_radius(x: np.ndarray, y: np.ndarray, ellipticity: float, position_angle_deg: float) -> np.ndarray:
+    """Circularised elliptical radius of points at tangent-plane offsets (x east, y north) [any length unit].
+
+    With the major axis at position angle PA (east of north), the offsets along
+    the major and minor axes are x_maj = x sin PA + y cos PA and
+    x_min = x cos PA - y sin PA, and
+
+        R_ell = sqrt((1 - e) x_maj^2 + x_min^2 / (1 - e)),
+
+    the geometric mean sqrt(a b) of the semi-axes of the ellipse (axis ratio
+    b/a = 1 - e) through the point: the radius of the circle of the same area,
+    so that a circularised half-light radius a_h sqrt(1 - e) is the
+    half-number radius of R_ell. e = 0 gives sqrt(x^2 + y^2).
+
+    Examples
+    --------
+    A star 1 unit along a major axis at PA = 90 deg (pointing east) and one 1
+    unit along the minor axis, for e = 0.36 (sqrt(1 - e) = 0.8):
+
+    >>> elliptical_radius(np.array([1.0, 0.0]), np.array([0.0, 1.0]), 0.36, 90.0).round(6).tolist()
+    [0.8, 1.25]
+    """
+    if not 0.0 <= ellipticity < 1.0:
+        raise CatalogError(f"ellipticity must be in [0, 1), got {ellipticity}")
+    pa = np.deg2rad(position_angle_deg)
+    x_maj = x * np.sin(pa) + y * np.cos(pa)
+    x_min = x * np.cos(pa) - y * np.sin(pa)
+    q = 1.0 - ellipticity
+    return np.sqrt(q * x_maj**2 + x_min**2 / q)
 
 
 def _arr(a) -> np.ndarray | None:
@@ -159,6 +190,22 @@ class Catalog:
             self, x=self.x[mask], y=self.y[mask], vz=pick(self.vz), vz_err=pick(self.vz_err),
             p_member=pick(self.p_member), meta=dict(self.meta),
         )
+
+    def with_elliptical_radius(self, ellipticity: float, position_angle_deg: float) -> "Catalog":
+        """The stars moved radially so that each one's projected radius R is its elliptical radius.
+
+        Every star keeps its position angle on the sky; its distance from the
+        centre becomes :func:`elliptical_radius` of (x, y) (x east, y north).
+        Methods that see only R (the baseline) then fit the elliptical radii;
+        ``meta`` records ``radius = "elliptical"`` with e and PA.
+        """
+        R = self.R
+        R_ell = elliptical_radius(self.x, self.y, ellipticity, position_angle_deg)
+        scale = np.divide(R_ell, R, out=np.ones_like(R), where=R > 0)
+        out = replace(self, x=self.x * scale, y=self.y * scale, meta=dict(self.meta))
+        out.meta.update(radius="elliptical", ellipticity=float(ellipticity),
+                        position_angle_deg=float(position_angle_deg))
+        return out
 
     def bootstrap(self, rng: np.random.Generator | int | None = None) -> "Catalog":
         """A resample of n stars drawn with replacement (``rng`` a Generator or seed)."""

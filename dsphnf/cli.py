@@ -13,13 +13,13 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .commands import baseline, calibrate, compare, demo, fit, info, mock
+from .commands import baseline, calibrate, compare, demo, fit, info, mock, survey
 from .errors import DsphnfError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Subcommand modules, in the order shown by --help.
-_MODULES = (demo, mock, info, baseline, compare, fit, calibrate)
+_MODULES = (demo, mock, info, baseline, compare, fit, calibrate, survey)
 #: Subcommand names, in the order shown by --help.
 COMMANDS: list[str] = [m.__name__.rsplit(".", 1)[1] for m in _MODULES]
 

@@ -29,8 +29,8 @@ def _code_cells(path: Path):
     return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
 
 
-def test_there_are_seven_chapters() -> None:
-    assert len(CHAPTERS) == 7
+def test_there_are_eight_chapters() -> None:
+    assert len(CHAPTERS) == 8
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

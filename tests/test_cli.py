@@ -239,4 +239,4 @@ def test_commands_do_not_import_commands():
                 assert not any(a.name.startswith("dsphnf.commands") for a in node.names), path.name
     cli = (PACKAGE / "cli.py").read_text()
     assert "importlib" not in cli and "from .commands import baseline, calibrate, compare, demo, fit, info, mock" in cli
-    assert COMMANDS == ["demo", "mock", "info", "baseline", "compare", "fit", "calibrate"]  # the order of --help
+    assert COMMANDS == ["demo", "mock", "info", "baseline", "compare", "fit", "calibrate", "survey"]  # the order of --help

@@ -10,12 +10,13 @@ projection, :mod:`dsphnf.baseline.sampler` for emcee and
 """
 from .artefacts import BaselineArtefacts
 from .fit import fit_baseline
-from .likelihood import BaselineLikelihood, JeansProjector
+from .likelihood import BaselineLikelihood, Foreground, JeansProjector, MixtureLikelihood
 from .model import ANISOTROPY_PARAMETERS, BASELINE_FORMS, HALOS, PARAMETERS, BaselineModel, Prior, read_priors
 from .sampler import SamplerResult, find_map, run_emcee
 
 __all__ = [
-    "fit_baseline", "BaselineArtefacts", "BaselineLikelihood", "JeansProjector", "BaselineModel", "Prior",
+    "fit_baseline", "BaselineArtefacts", "BaselineLikelihood", "Foreground", "MixtureLikelihood", "JeansProjector",
+    "BaselineModel", "Prior",
     "read_priors", "PARAMETERS", "ANISOTROPY_PARAMETERS", "BASELINE_FORMS", "HALOS", "SamplerResult", "find_map",
     "run_emcee",
 ]

@@ -22,7 +22,7 @@ from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
 from ..result import MIN_STARS, Result
 from .artefacts import BaselineArtefacts, percentile_band
-from .likelihood import BaselineLikelihood
+from .likelihood import BaselineLikelihood, Foreground, MixtureLikelihood, velocity_core
 from .model import BaselineModel, Prior, read_priors
 from .sampler import SamplerResult, run_emcee
 
@@ -36,7 +36,8 @@ UNITS = {"r": "kpc", "rho": "Msun/kpc^3", "M": "Msun", "sigma_r": "km/s", "nu": 
 def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable | None = "isotropic",
                  halo: str = "zhao", *, priors: str | Path | Mapping[str, Prior] | None = None,
                  max_steps: int = 20000, nwalkers: int = 32, seed: int = 0, distance: float | None = None,
-                 progress: bool | None = None, check_every: int = 250, n_draws: int = 1000) -> Result:
+                 progress: bool | None = None, check_every: int = 250, n_draws: int = 1000,
+                 foreground: Foreground | None = None) -> Result:
     """Sample the parametric Jeans posterior of ``catalog`` and summarise it.
 
     Parameters
@@ -59,6 +60,10 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         posterior draws (draws whose J diverges are counted as left out).
     n_draws : int
         Posterior draws behind the profile bands.
+    foreground : Foreground, optional
+        A broad Gaussian foreground in v_z mixed into the likelihood
+        (:class:`~dsphnf.baseline.likelihood.MixtureLikelihood`); a free
+        fraction is sampled as ``f_fg``.  None (the default): members only.
 
     Returns
     -------
@@ -87,7 +92,10 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         priors = read_priors(priors)
     model = BaselineModel(halo, anisotropy_from(anisotropy), priors)
     catalog, n_centre = _usable_stars(catalog)
-    like = BaselineLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights)
+    if foreground is None:
+        like = BaselineLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights)
+    else:
+        like = MixtureLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights, foreground)
     sampler = _sample(model, like, catalog, max_steps=max_steps, nwalkers=nwalkers, seed=seed,
                       progress=progress, check_every=check_every)
     artefacts = BaselineArtefacts(model, like, sampler)
@@ -106,6 +114,8 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
                 "n_draws": int(n_draws), "priors": model.describe(), "fixed": model.fixed}
     if distance is not None:
         settings["distance_kpc"] = float(distance)
+    if foreground is not None:
+        settings["foreground"] = foreground.spec()
     summary = _summary(catalog, like, sampler, settings, timings, n_centre)
     if jband is not None:
         summary["jfactor"] = jband
@@ -139,10 +149,18 @@ def _usable_stars(catalog: Catalog) -> tuple[Catalog, int]:
 def _sample(model: BaselineModel, like: BaselineLikelihood, catalog: Catalog, **kwargs: Any) -> SamplerResult:
     """MAP + emcee, started from the data's scales (median radius, ML dispersion and mean)."""
     w = catalog.weights
+    mixture = isinstance(like, MixtureLikelihood)
+    if mixture:  # start from the members' velocity peak, not the foreground's spread
+        mu_c, s_c = velocity_core(catalog.vz)
+        w = w * (np.abs(catalog.vz - mu_c) < 3.0 * s_c)
     mu, _, sig, _ = ml_dispersion(catalog.vz, catalog.vz_err, w)
     x0 = model.initial_guess(weighted_median(catalog.R, w), max(sig, 1.0), mu)
     scales = np.array([0.05 * model.priors[n].width() for n in model.names])
-    return run_emcee(like, x0, model.names, scales, **kwargs)
+    names = list(model.names)
+    if mixture and like.foreground.fraction is None:  # the free foreground fraction, started at the stars outside
+        f0 = float(np.clip(1.0 - w.sum() / catalog.weights.sum(), 0.02, 0.9))
+        x0, scales, names = np.append(x0, f0), np.append(scales, 0.05), like.names
+    return run_emcee(like, x0, names, scales, **kwargs)
 
 
 def _summary(catalog: Catalog, like: BaselineLikelihood, s: SamplerResult, settings: dict,

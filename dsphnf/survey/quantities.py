@@ -1,0 +1,178 @@
+"""The numbers a survey reports for one fit, with 68 % bands.
+
+Per galaxy and method (units in :data:`COLUMNS`):
+
+- ``rho150``: dark-matter density at r = 150 pc [Msun/kpc^3];
+- ``slope150``: d ln rho / d ln r at 150 pc;
+- ``M_half``: mass inside the circularised half-light radius R_half of the
+  galaxy table [Msun] (3-D radius r = R_half);
+- ``beta_half``: anisotropy at R_half (NaN for an isotropic fit, where it is
+  not measured);
+- ``log10_J05``: log10 J(0.5 deg) [GeV^2 cm^-5]; and, when the catalogue's
+  largest radius subtends less than 0.5 deg, ``log10_Jmax`` within that angle
+  ``theta_max_deg`` (flag ``j_beyond_data``: J(0.5 deg) extrapolates the halo
+  beyond the stars).
+
+The baseline's numbers come from its posterior draws (:func:`baseline_draws`):
+the Zhao halo in closed form, so that a distance drawn per draw (the
+``per-draw`` switch) is propagated exactly by the homology of the Jeans
+equations: at distance s D every length scales by s, rho by s^-2, M by s.
+The flow's come from its profile bands and its ensemble members
+(:func:`flow_quantities`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..result import Result
+
+__all__ = ["R_RHO_KPC", "J_THETA_DEG", "QUANTITIES", "baseline_draws", "band", "baseline_quantities",
+           "flow_quantities"]
+
+#: Radius of the density and slope [kpc].
+R_RHO_KPC = 0.15
+#: Integration angle of J [deg].
+J_THETA_DEG = 0.5
+#: Banded quantities and their units.
+QUANTITIES = {"rho150": "Msun / kpc3", "slope150": "", "M_half": "Msun", "beta_half": "",
+              "log10_J05": "dex(GeV2 / cm5)", "log10_Jmax": "dex(GeV2 / cm5)"}
+
+
+def band(values: np.ndarray) -> dict[str, float]:
+    """Median and 16/84 % percentiles of finite ``values`` ('', '_lo', '_hi'); NaN when none is finite.
+
+    >>> band(np.arange(101.0))
+    {'': 50.0, '_lo': 16.0, '_hi': 84.0}
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"": np.nan, "_lo": np.nan, "_hi": np.nan}
+    lo, mid, hi = np.percentile(v, [16.0, 50.0, 84.0])
+    return {"": float(mid), "_lo": float(lo), "_hi": float(hi)}
+
+
+def _zhao(p: dict[str, np.ndarray], r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rho [Msun/kpc^3], d ln rho / d ln r and M(<r) [Msun] of Zhao halos (B,) at radii r (B,)."""
+    from ..baseline.likelihood import zhao_mass_inner
+
+    x = r / p["rs"]
+    a, b, g = p["alpha_dm"], p["beta_dm"], p["gamma"]
+    xa = x**a
+    rho = p["rho0"] * x ** (-g) * (1.0 + xa) ** ((g - b) / a)
+    slope = -g + (g - b) * xa / (1.0 + xa)
+    mass = 4.0 * np.pi * p["rho0"] * p["rs"] ** 3 * zhao_mass_inner(x, a, b, g)
+    return rho, slope, mass
+
+
+def baseline_draws(result: Result, r_half: float, distance: float, distance_err: float, per_draw: bool,
+                   n_draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-draw quantities of a baseline fit (arrays of n_draws); ``s`` the distance ratio of each draw.
+
+    Parameters
+    ----------
+    r_half : float
+        Half-light radius [kpc] at the table ``distance`` [kpc].
+    per_draw : bool
+        Draw a distance N(distance, distance_err) [kpc] per draw (else s = 1).
+    """
+    from ..anisotropy import Isotropic
+    from ..baseline.likelihood import anisotropy_grid
+
+    art = result.artefacts
+    samples = art.sampler.samples
+    rng = np.random.default_rng(seed)
+    theta = samples[rng.choice(len(samples), min(n_draws, len(samples)), replace=False)]
+    p = art.model.unpack(theta)
+    s = np.ones(len(theta))
+    if per_draw:
+        s = np.clip(rng.normal(distance, distance_err, len(theta)), 0.5 * distance, None) / distance
+    rho, slope, _ = _zhao(p, R_RHO_KPC / s)  # the fit's halo at the radius that is 150 pc at distance s D
+    _, _, mass = _zhao(p, np.full(len(theta), r_half))
+    out = {"s": s, "theta": theta, "rho150": rho / s**2, "slope150": slope, "M_half": mass * s}
+    if isinstance(art.model.anisotropy, Isotropic):
+        out["beta_half"] = np.full(len(theta), np.nan)
+    else:
+        r = np.array([r_half])
+        out["beta_half"] = np.broadcast_to(anisotropy_grid(art.model.anisotropy, p, r, np.log(r))[1][:, 0],
+                                           (len(theta),)).copy()
+    return out
+
+
+def _log10_j(p: dict[str, np.ndarray], s: np.ndarray, distance: float, theta_deg: float, n: int) -> np.ndarray:
+    """log10 J(theta_deg) of the first n draws, each at distance s D (NaN where J diverges)."""
+    from ..jfactor import log10_j_factor
+    from ..profiles import Zhao
+
+    out = np.full(n, np.nan)
+    for i in range(n):
+        halo = Zhao(p["rho0"][i] / s[i] ** 2, p["rs"][i] * s[i], p["alpha_dm"][i], p["beta_dm"][i], p["gamma"][i])
+        try:
+            out[i] = log10_j_factor(halo.density, distance * s[i], theta_deg)
+        except ValueError:  # inner slope >= 1.5: J diverges
+            continue
+    return out
+
+
+def baseline_quantities(result: Result, r_half: float, distance: float, distance_err: float, per_draw: bool,
+                        theta_max_deg: float, n_draws: int, seed: int, n_j: int = 200) -> dict[str, Any]:
+    """Banded survey quantities of a baseline fit (keys ``rho150``, ``rho150_lo``, ...; see the module)."""
+    d = baseline_draws(result, r_half, distance, distance_err, per_draw, n_draws, seed)
+    p = result.artefacts.model.unpack(d["theta"])
+    n_j = min(n_j, len(d["s"]))
+    d["log10_J05"] = _log10_j(p, d["s"], distance, J_THETA_DEG, n_j)
+    d["log10_Jmax"] = (_log10_j(p, d["s"], distance, theta_max_deg, n_j) if theta_max_deg < J_THETA_DEG
+                       else np.full(n_j, np.nan))
+    out: dict[str, Any] = {}
+    for key in QUANTITIES:
+        out.update({key + k: v for k, v in band(d[key]).items()})
+    out["n_j_left_out"] = int(np.count_nonzero(~np.isfinite(d["log10_J05"])))
+    names = result.artefacts.sampler.names
+    if "f_fg" in names:
+        out.update({"f_fg" + k: v for k, v in band(d["theta"][:, names.index("f_fg")]).items()})
+    return out
+
+
+def _at(profile: dict[str, np.ndarray], key: str, r: float) -> float:
+    """A profile column at radius r [kpc], interpolated in log-log (NaN outside the grid or when absent)."""
+    if key not in profile:
+        return float("nan")
+    grid, v = np.log(profile["r"]), np.asarray(profile[key], dtype=float)
+    if not grid[0] <= np.log(r) <= grid[-1]:
+        return float("nan")
+    if key.startswith("beta"):
+        return float(np.interp(np.log(r), grid, v))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.exp(np.interp(np.log(r), grid, np.log(v))))
+
+
+def _slope(profile: dict[str, np.ndarray], r: float) -> float:
+    """d ln rho / d ln r of a profile at r [kpc] (finite differences on its grid)."""
+    lr = np.log(profile["r"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.gradient(np.log(profile["rho"]), lr)
+    return float(np.interp(np.log(r), lr, g)) if lr[0] <= np.log(r) <= lr[-1] else float("nan")
+
+
+def flow_quantities(result: Result, r_half: float, isotropic: bool) -> dict[str, Any]:
+    """Banded survey quantities of a flow fit: profile bands; the slope's band from the ensemble members.
+
+    J within the data's largest angle is not computed for the flow (NaN).
+    """
+    prof = result.profile
+    out: dict[str, Any] = {}
+    for key, col, r in (("rho150", "rho", R_RHO_KPC), ("M_half", "M", r_half), ("beta_half", "beta", r_half)):
+        for k in ("", "_lo", "_hi"):
+            out[key + k] = np.nan if key == "beta_half" and isotropic else _at(prof, col + k, r)
+    members = getattr(result.artefacts, "members", None) or []
+    slopes = np.array([_slope(m, R_RHO_KPC) for m in members if "rho" in m])
+    out.update({"slope150" + k: v for k, v in band(slopes).items()})
+    out["slope150"] = _slope(prof, R_RHO_KPC)
+    j = result.summary.get("jfactor") or {}
+    for k in ("", "_lo", "_hi"):
+        out["log10_J05" + k] = float(j.get("log10_J" + k, np.nan))
+        out["log10_Jmax" + k] = np.nan
+    out["n_j_left_out"] = int(j.get("n_left_out", 0))
+    return out

@@ -1,0 +1,122 @@
+"""Running a survey: one :func:`~dsphnf.executor.run_grid` task per galaxy and method, then the table.
+
+Each task (:func:`survey_task`) reads its galaxy's catalogue with the
+survey's switches, fits it and returns one row of the survey table; rows are
+stored in ``OUT/tasks/`` as they arrive, so the same :func:`survey` call
+resumes and a finished galaxy is kept.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..executor import ExecutorSpec, GridRun, run_grid
+from ..galaxies import GALAXIES, Galaxy
+from ..outputs import write_json
+from .report import plot_literature, write_comparison
+from .quantities import J_THETA_DEG, baseline_quantities, flow_quantities
+from .spec import SurveyOptions, SurveySpec
+from .table import write_table
+
+__all__ = ["survey_task", "survey_catalog", "Survey", "survey"]
+
+
+def survey_catalog(galaxy: Galaxy, options: SurveyOptions, root: str | None = None) -> Catalog:
+    """The stars a survey fits for ``galaxy`` under ``options`` (radius, membership, velocity errors)."""
+    mixture = options.membership.startswith("mixture")
+    cat = galaxy.read(root, radius=options.radius, min_member=0.0 if options.membership == "mixture-all" else None)
+    if mixture:  # unit weights: the likelihood's foreground mixture decides who is a member
+        cat = replace(cat, p_member=None, meta=dict(cat.meta))
+    if options.velocity_errors == "ignored":
+        cat = replace(cat, vz_err=None, meta=dict(cat.meta))
+    return cat
+
+
+def _theta_max_deg(galaxy: Galaxy, catalog: Catalog, options: SurveyOptions, root: str | None) -> float:
+    """Angle [deg] on the sky of the farthest star fitted (its circular radius, not the elliptical one)."""
+    sky = catalog if options.radius == "circular" else survey_catalog(galaxy, replace(options, radius="circular"),
+                                                                      root)
+    return float(np.rad2deg(np.max(sky.R) / galaxy.distance_kpc))
+
+
+def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, seed: int):
+    """Run one fit of the survey; returns the Result."""
+    if fit.method == "flow":
+        from ..flows import fit_flow
+
+        return fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
+                        distance=galaxy.distance_kpc, progress=False)
+    from ..baseline import fit_baseline
+    from ..baseline.likelihood import Foreground
+
+    foreground = Foreground.broad(catalog.vz) if options.membership.startswith("mixture") else None
+    return fit_baseline(catalog, fit.anisotropy, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
+                        progress=False, foreground=foreground, n_draws=100)
+
+
+def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_draws: int,
+                root: str | None = None) -> dict[str, Any]:
+    """Fit one galaxy with one method (one task of the grid); returns its row of the survey table."""
+    t0 = time.perf_counter()
+    g = GALAXIES[galaxy]
+    catalog = survey_catalog(g, options, root)
+    result = _fit(fit, catalog, g, options, seed)
+    theta_max = _theta_max_deg(g, catalog, options, root)
+    isotropic = result.summary["settings"]["anisotropy"] == "isotropic"
+    if fit.method == "baseline":
+        q = baseline_quantities(result, g.half_light_kpc, g.distance_kpc, g.distance_err_kpc,
+                                options.distance == "per-draw", theta_max, n_draws, seed)
+        s = result.summary["diagnostics"]["sampler"]
+        converged, note = bool(s["converged"]), f"{s['n_steps']} steps x {s['n_walkers']} walkers"
+    else:
+        q = flow_quantities(result, g.half_light_kpc, isotropic)
+        converged, note = True, f"{fit.ensemble} flows x {fit.steps} steps"
+    n_members = float(catalog.weights.sum())
+    if "f_fg" in q:
+        n_members = float((1.0 - q["f_fg"]) * catalog.n)
+    return {"galaxy": g.key, "method": fit.method, "anisotropy": result.summary["settings"]["anisotropy"],
+            "distance_kpc": g.distance_kpc, "distance_err_kpc": g.distance_err_kpc, "R_half_kpc": g.half_light_kpc,
+            "n_stars": int(catalog.n), "n_members": n_members, **q, "theta_max_deg": theta_max,
+            "j_beyond_data": bool(theta_max < J_THETA_DEG), "converged": converged, "fit_note": note,
+            "wall_s": time.perf_counter() - t0}
+
+
+@dataclass(frozen=True)
+class Survey:
+    """Outcome of :func:`survey`: the rows (one per galaxy and method), the grid run and the folder."""
+
+    spec: SurveySpec
+    rows: list[dict[str, Any]]
+    grid: GridRun
+    folder: Path
+
+
+def survey(spec: SurveySpec, out: str | Path, *, executor: ExecutorSpec | None = None,
+           progress: bool | None = None, plots: bool = True) -> Survey:
+    """Run the survey's grid (resumable from ``out/tasks``) and write its files into ``out``.
+
+    survey.ecsv (units in the header), survey.csv, literature.csv (pulls
+    against the published values), literature.png (with ``plots``) and
+    summary.json.
+
+    Raises
+    ------
+    TaskError
+        A fit failed (one line naming galaxy and method); finished fits stay in ``out/tasks``.
+    """
+    folder = Path(out)
+    grid = run_grid(survey_task, spec.tasks(), executor=executor, common=spec.common(), store=folder / "tasks",
+                    progress=progress, desc="galaxies")
+    rows = list(grid.results.values())
+    write_table(rows, folder, meta={"settings": spec.describe()})
+    write_comparison(rows, folder)
+    if plots:
+        plot_literature(rows, folder / "literature.png")
+    write_json(folder / "summary.json", {"settings": spec.describe(), "grid": grid.summary(),
+                                         "wall_s_per_fit": {k: r["wall_s"] for k, r in grid.results.items()}})
+    return Survey(spec, rows, grid, folder)
