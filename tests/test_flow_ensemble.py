@@ -34,16 +34,21 @@ def test_bands_cover_the_truth_at_their_nominal_rate_with_eight_members():
     assert np.mean((lo <= 0) & (hi >= 0)) < 0.82
 
 
-def test_band_profiles_in_log_space_skip_non_positive_members():
+def test_band_profiles_are_the_mean_in_log_space_of_the_physical_members_only():
+    """The value is the centre of the t bands (one estimator); a member with rho <= 0 at a radius
+    is left out there for every quantity, and counted in n_used."""
     r = np.array([0.1, 1.0])
     rho = [np.array([1e8, 1e7]), np.array([2e8, 2e7]), np.array([4e8, -1e7])]
     members = [{"r": r, "rho": x, "beta": np.array([0.1, -0.2 + 0.1 * i])} for i, x in enumerate(rho)]
     p = band_profiles(members, ["rho", "beta"])
-    assert p["rho"][0] == pytest.approx(2e8)  # median = geometric middle member
+    assert p["rho"][0] == pytest.approx(2e8)  # geometric mean of 1, 2, 4 (x 1e8)
     assert p["rho"][1] == pytest.approx(np.sqrt(2) * 1e7)  # the negative member is left out
     lo, hi = p["rho_lo95"][0], p["rho_hi95"][0]
-    assert lo > 0 and np.sqrt(lo * hi) == pytest.approx(2e8)  # symmetric in ln rho around the mean of ln rho
-    assert p["beta"][1] == pytest.approx(-0.1) and p["beta_lo"][1] < -0.1 < p["beta_hi"][1]
+    assert lo > 0 and np.sqrt(lo * hi) == pytest.approx(p["rho"][0])  # the value is the centre of its band
+    assert p["beta"][1] == pytest.approx(-0.15) and p["beta_lo"][1] < -0.15 < p["beta_hi"][1]  # members 0, 1
+    np.testing.assert_array_equal(p["n_used"], [3, 2])
+    skewed = band_profiles([{"r": r[:1], "rho": np.array([x])} for x in (1.0, 1.0, 8.0)], ["rho"])
+    assert skewed["rho"][0] == pytest.approx(2.0)  # exp(mean ln), not the median member (1.0)
 
 
 def test_single_flow_has_no_band():
@@ -73,7 +78,7 @@ def test_j_band_of_an_ensemble_counts_members_without_a_density_as_left_out():
     assert each[3:] == [None, None, None] and band["n_used"] == 3 and band["n_left_out"] == 3
     j = [member_log10_j(m, 76.0) for m in good]
     assert j[2] - j[1] == pytest.approx(2 * np.log10(2.0))  # J scales as rho^2
-    assert band["log10_J"] == pytest.approx(j[1])  # the median member
+    assert band["log10_J"] == pytest.approx(np.mean(j))  # the centre of the t band
     t = t_interval(np.array(j))
     assert band["log10_J_lo95"] == pytest.approx(float(t["_lo95"])) and band["distance_kpc"] == 76.0
     none, _ = ensemble_j_band(bad, 76.0)
