@@ -42,7 +42,7 @@ from scipy import stats
 
 from ..errors import FitError
 
-__all__ = ["BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask", "band_profiles",
+__all__ = ["UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask", "band_profiles",
            "readout_accounting", "check_survival", "member_log10_j", "ensemble_j_band"]
 
 #: suffix -> (side, two-sided coverage) of every banded quantity
@@ -82,6 +82,14 @@ def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     for suffix, (side, q) in BANDS.items():
         out[suffix] = mean + side * stats.t.ppf(0.5 + q / 2.0, dof) * scale
     return out
+
+
+class UnphysicalReadout(FitError):
+    """Fewer than half of the members have a physical read-out at a radius inside the data's range.
+
+    Training the same members again would give the same read-out, so there is
+    nothing to resume: ``dsphnf fit`` removes its checkpoints on this error.
+    """
 
 
 def t_centre(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -179,12 +187,12 @@ def check_survival(accounting: dict) -> None:
     >>> check_survival({"n_members": 4, "fewest_used": 1, "fewest_used_at_r_kpc": 0.1})
     Traceback (most recent call last):
     ...
-    dsphnf.errors.FitError: the Jeans read-out is unphysical (M <= 0, rho < 0 or not finite) for 3 of 4 flow(s) at r = 0.1 kpc, inside the data's radii: fewer than half survive; train longer (--steps) or with a larger ensemble
+    dsphnf.flows.ensemble.UnphysicalReadout: the Jeans read-out is unphysical (M <= 0, rho < 0 or not finite) for 3 of 4 flow(s) at r = 0.1 kpc, inside the data's radii: fewer than half survive; train longer (--steps) or with a larger ensemble
     """
     k, fewest = accounting["n_members"], accounting["fewest_used"]
     if fewest is None or 2 * fewest >= k:
         return
-    raise FitError(f"the Jeans read-out is unphysical (M <= 0, rho < 0 or not finite) for {k - fewest} of {k} "
+    raise UnphysicalReadout(f"the Jeans read-out is unphysical (M <= 0, rho < 0 or not finite) for {k - fewest} of {k} "
                    f"flow(s) at r = {accounting['fewest_used_at_r_kpc']:.3g} kpc, inside the data's radii: "
                    "fewer than half survive; train longer (--steps) or with a larger ensemble")
 
