@@ -29,7 +29,8 @@ def standardise(catalog) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     the scales in kpc and km/s (:func:`scales_of`).
     """
     raw = raw_stars(catalog)
-    return standardise_stars(raw, scales_of(raw, source=getattr(catalog, "source", "catalogue")))
+    scales = scales_of(raw, source=getattr(catalog, "source", "catalogue"))
+    return standardise_stars(raw, scales), scales
 
 
 def raw_stars(catalog) -> dict[str, np.ndarray | None]:
