@@ -117,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..compare import compare, format_table
 
+    from .fit import readout_note
+
     rows = compare({"flow": result}, truth=truth)
     print(format_table(rows))
+    print(readout_note(result.summary["diagnostics"].get("readout")))
     k = result.summary["settings"]["ensemble"]
     print(f"flow fit: {k} flow(s) of {result.summary['diagnostics']['members'][0]['steps']} steps, "
           f"{result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "

@@ -174,7 +174,7 @@ def _report(s: dict) -> None:
           + (f", validation {d['final_val_loss']:.4f}" if d["final_val_loss"] is not None else "")
           + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s"
           + _grid_note(d.get("grid")) + ")")
-    print(_readout_note(d.get("readout")))
+    print(readout_note(d.get("readout")))
     jf = s.get("jfactor")
     if jf is None:
         return
@@ -189,7 +189,7 @@ def _report(s: dict) -> None:
     print(f"log10 J({jf['theta_deg']:g} deg) = {j:.2f}{band} [GeV^2 cm^-5] at {jf['distance_kpc']:g} kpc{used}")
 
 
-def _readout_note(acc: dict | None) -> str:
+def readout_note(acc: dict | None) -> str:
     """One line on the bands and on how many flows are physical at every radius."""
     if not acc:
         return "bands: none"
