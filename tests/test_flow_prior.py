@@ -139,7 +139,8 @@ def test_positivity_of_power_laws_matches_the_jeans_relation_in_closed_form(a, b
 
     table, speeds, bfun = _power_laws(a, b, beta)
     x, gg, qq = jeans_positivity(table, speeds, bfun)
-    assert torch.allclose(gg, torch.full_like(gg, g), atol=1e-9) and torch.allclose(qq, torch.full_like(qq, q), atol=1e-9)
+    assert torch.allclose(gg, torch.full_like(gg, g), atol=1e-9)
+    assert torch.allclose(qq, torch.full_like(qq, q), atol=1e-9)
     want = (max(0.0, -g) ** 2 + max(0.0, -q) ** 2) * 2.0  # over ln r in [-1, 1]
     assert float(positivity_penalty(table, speeds, -1.0, 1.0, bfun)) == pytest.approx(want, abs=1e-9)
     base = smoothness_penalty(table, speeds, (-1.0, 1.0), 1.0, beta=bfun, positivity_tau=None)
@@ -157,8 +158,8 @@ def _readout_and_penalty(flow, lo: float = math.log(0.1), hi: float = math.log(3
 
 
 def test_positivity_penalty_of_random_flows_is_positive_where_the_readout_is_unphysical():
-    """Random flows (three with a physical read-out, three without): where the exact read-out has M <= 0 or rho <= 0 at 3 or more of 40 radii the
-    penalty is positive; where it is physical at every radius the penalty is exactly zero."""
+    """Random flows (three with a physical read-out, three without): where the exact read-out has M <= 0
+    or rho <= 0 at 3 or more of 40 radii the penalty is positive; where it is physical at every radius the penalty is exactly zero."""
     from dsphnf.flows import random_flow
 
     seen = {"bad": 0, "good": 0}

@@ -137,5 +137,5 @@ def _flow_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def load_member_scales(folder: str | os.PathLike) -> list[dict[str, float]]:
-    """The standardised units (``L`` [kpc], ``V``, ``v_sys`` [km/s]) of every flow saved in ``folder``, in order of ``k``."""
+    """The units (``L`` [kpc], ``V``, ``v_sys`` [km/s]) of every flow saved in ``folder``, in the order of ``k``."""
     return [torch.load(f, map_location="cpu", weights_only=False)["scales"] for f in _flow_files(folder)]

@@ -40,8 +40,8 @@ from .standardise import fingerprint, scales_of, standardise_stars
 from .stars import StarData
 from .train import TrainConfig, Trainer
 
-__all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split", "member_data",
-           "rebuild_flow", "TASK_NAME"]
+__all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split",
+           "member_data", "rebuild_flow", "TASK_NAME"]
 
 #: The name a member task is stored under (:func:`dsphnf.taskstore.task_fingerprint`).
 TASK_NAME = "train_member"

@@ -1,4 +1,4 @@
-"""Smoothness and positivity prior on the flow's nu(r), sigma_r(r) and its Jeans read-out (penalised maximum likelihood).
+"""Smoothness and positivity prior on the flow's nu(r), sigma_r(r) and Jeans read-out (penalised max. likelihood).
 
 Why: the Jeans read-out rho(r) = d/dr[-r sigma_r^2 (dln nu/dln r + dln sigma_r^2/dln r
 + 2 beta) / G] / (4 pi r^2) differentiates the fitted profiles twice. With 1000
