@@ -61,6 +61,7 @@ from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS
 from .field import INNER_MODES
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
+from .prior import HOLE_TAU, POSITIVITY_TAU
 from .settings import FitOptions, FlowConfig, default_steps, fast_mode
 from .standardise import check_device, radial_grid, raw_stars, scales_of
 from .train import TrainConfig
@@ -421,6 +422,7 @@ def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
         "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
         "threads": opts.threads or TASK_THREADS, "executor": setup.executor.kind,
         "flow": asdict(setup.flow), "train": setup.train.to_dict(),
+        "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU},
         "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",
     }
 
