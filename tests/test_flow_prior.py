@@ -163,7 +163,7 @@ def test_positivity_penalty_of_random_flows_is_positive_where_the_readout_is_unp
     from dsphnf.flows import random_flow
 
     seen = {"bad": 0, "good": 0}
-    for seed in (0, 3, 4, 7, 9, 11):
+    for seed in (1, 3, 4, 6, 8, 11):  # float64 weights (the module fixture): 6, 8, 11 unphysical
         bad, pen = _readout_and_penalty(random_flow(seed, 0.3, anisotropy=Isotropic()))
         pen = float(pen.detach())
         if bad >= 3:
@@ -176,7 +176,7 @@ def test_positivity_penalty_of_random_flows_is_positive_where_the_readout_is_unp
 
 
 def test_descending_the_positivity_penalty_makes_a_random_flows_readout_physical():
-    """The term is a usable training objective: a random flow with M falling at 27 of 40 radii, moved by
+    """The term is a usable training objective: a random flow with M falling at 25 of 40 radii, moved by
     Adam on the penalty alone, reaches a read-out with M > 0 and rho > 0 at every radius."""
     from dsphnf.flows import random_flow
     from dsphnf.flows.prior import positivity_penalty
