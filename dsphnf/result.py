@@ -128,7 +128,8 @@ def band_columns(name: str) -> list[str]:
 
 
 def j_band(values: Sequence[float], distance: float, theta_deg: float, n_total: int,
-           interval: Callable[[np.ndarray], dict[str, float]]) -> dict[str, Any]:
+           interval: Callable[[np.ndarray], dict[str, float]],
+           centre: Callable[[np.ndarray], float] = np.median) -> dict[str, Any]:
     """The common J-factor schema from log10 J values [GeV^2 cm^-5] of members or posterior draws.
 
     Parameters
@@ -145,12 +146,16 @@ def j_band(values: Sequence[float], distance: float, theta_deg: float, n_total: 
     interval : callable
         Maps the values to ``{"_lo", "_hi", "_lo95", "_hi95"}`` limits
         (percentiles for a posterior, Student-t intervals for an ensemble).
+    centre : callable
+        Maps the values to the reported ``log10_J``: the median for a
+        posterior, the centre of the Student-t bands (the mean) for an ensemble,
+        so that the value and its band come from one estimator.
 
     Returns
     -------
     dict
         ``distance_kpc``, ``theta_deg``, ``n_used``, ``n_left_out``,
-        ``log10_J`` (median) and ``log10_J_lo/_hi/_lo95/_hi95`` (NaN when no
+        ``log10_J`` (``centre``, default the median) and ``log10_J_lo/_hi/_lo95/_hi95`` (NaN when no
         value is finite).
 
     >>> b = j_band([18.0, 18.2], 76.0, 0.5, 3, lambda v: {"_lo": 18.0, "_hi": 18.2, "_lo95": 17.9, "_hi95": 18.3})
@@ -163,7 +168,7 @@ def j_band(values: Sequence[float], distance: float, theta_deg: float, n_total: 
     if v.size == 0:
         out.update({"log10_J" + k: float("nan") for k in ("",) + BAND_SUFFIXES})
         return out
-    out["log10_J"] = float(np.median(v))
+    out["log10_J"] = float(centre(v))
     out.update({"log10_J" + k: float(b) for k, b in interval(v).items()})
     return out
 

@@ -58,7 +58,8 @@ def test_demo_mock_agrees_with_its_exact_projections(capsys, tmp_path):
 
 def test_demo_fits_the_flow_and_recovers_rho(capsys, tmp_path):
     out_dir = tmp_path / "demo"
-    rc, out, _ = run_demo(capsys, "-o", out_dir, "--n", 300, "--seed", 1, "--bins", 5, "--steps", 25)
+    rc, out, _ = run_demo(capsys, "-o", out_dir, "--n", 300, "--seed", 1, "--bins", 5, "--steps", 25,
+                          "--ensemble", 2)
     assert rc == 0
     names = {p.name for p in out_dir.iterdir()}
     assert {"stars.csv", "truth.csv", "binned.csv", "sky.png", "profile.csv", "summary.json", "profiles.png"} <= names
@@ -79,7 +80,19 @@ def test_demo_fits_the_flow_and_recovers_rho(capsys, tmp_path):
     assert [float(r[0]) for r in rows] == RADII
     np.testing.assert_allclose([float(r[3]) for r in rows], at, atol=2e-3)
     np.testing.assert_allclose([float(r[2]) for r in rows], loginterp(RADII, truth["r"], truth["rho"]), rtol=1e-3)
-    # one flow has no band, and the demo says so instead of printing a coverage of zero-width bands
+    # two flows have bands, and the demo prints how often they hold the truth
+    assert np.all(prof["rho_lo95"] < prof["rho"]) and np.all(prof["rho"] < prof["rho_hi95"])
+    lo, hi = loginterp(RADII, prof["r"], prof["rho_lo"]), loginterp(RADII, prof["r"], prof["rho_hi"])
+    true = loginterp(RADII, truth["r"], truth["rho"])
+    inside = np.sum((lo <= true) & (true <= hi))
+    assert re.search(rf"^flow: truth inside 68% band at {inside}/5 radii, inside 95% at \d/5", out, flags=re.M)
+    assert "flow fit: 2 flow(s) of 25 steps" in out and "bands: 68 % and 95 % Student-t" in out
+
+
+def test_demo_with_one_flow_prints_no_coverage(capsys, tmp_path):
+    """One flow has no band, and the demo says so instead of printing a coverage of zero-width bands."""
+    rc, out, _ = run_demo(capsys, "-o", tmp_path / "one", "--n", 100, "--bins", 5, "--steps", 3, "--ensemble", 1)
+    assert rc == 0
     assert re.search(r"^flow: no bands \(a single fit: .*\); rms log10 error [\d.]+$", out, flags=re.M)
     assert not re.search(r"truth inside", out)
 

@@ -71,11 +71,57 @@ def test_smoke_fit_writes_all_outputs(stars, tmp_path, capsys):
     assert not Path(str(out) + ".checkpoints").exists()
     printed = capsys.readouterr().out
     assert "wrote" in printed and "2 flow(s) (30, 30 steps)" in printed and "log10 J(0.5 deg)" in printed
+    assert f"from {jf['n_used']} of 2 flow(s)" in printed and "bands: 68 % and 95 %" in printed
+    bands = np.genfromtxt(out / "profile_bands.csv", delimiter=",", names=True)
+    assert np.all(bands["n_used"] <= 2) and list(bands["n_used"]) == d["readout"]["n_used"]
+    scales = [m["scales"] for m in d["members"]]
+    assert scales[0]["L"] != scales[1]["L"] and scales[0]["V"] != scales[1]["V"]  # each its own resample
+
+
+def test_fit_without_ensemble_trains_eight_flows():
+    from dsphnf.cli import build_parser
+
+    assert build_parser().parse_args(["fit", "stars.csv", "-o", "out"]).ensemble == 8
+
+
+def test_a_single_flow_writes_nan_bands_and_says_so(stars, tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["fit", str(stars[0]), "-o", str(out), "--steps", "3", "--ensemble", "1", "--no-progress",
+                 "--no-plots"]) == 0
+    bands = np.genfromtxt(out / "profile_bands.csv", delimiter=",", names=True)
+    for key in ("rho", "M", "nu", "sigma_r"):
+        assert np.all(np.isfinite(bands[key])) and bands[key][0] > 0
+        for suffix in ("_lo", "_hi", "_lo95", "_hi95"):
+            assert np.all(np.isnan(bands[key + suffix])), key + suffix
+    assert np.all(bands["n_used"] == 1)
+    assert "bands: none (one flow; the band columns are NaN" in capsys.readouterr().out
+
+
+def test_too_few_physical_flows_stop_the_fit_in_one_line(stars, tmp_path, capsys, monkeypatch):
+    """Both flows' read-out made unphysical (rho < 0) at the inner radii: fewer than half survive, exit 2."""
+    from dsphnf.flows import member
+
+    real = member.flow_profiles
+
+    def broken(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out["rho"] = out["rho"].copy()
+        out["rho"][:3] *= -1.0
+        return out
+
+    monkeypatch.setattr(member, "flow_profiles", broken)
+    out = tmp_path / "broken"
+    rc = main(["fit", str(stars[0]), "-o", str(out), "--steps", "2", "--ensemble", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "unphysical" in err and "2 of 2 flow(s)" in err and "fewer than half survive" in err
+    assert list(tmp_path.iterdir()) == []  # neither OUT nor OUT.checkpoints
 
 
 def test_positions_only_catalogue_fits_nu(stars, tmp_path):
     out = tmp_path / "pos"
-    assert main(["fit", str(stars[1]), "-o", str(out), "--steps", "20", "--no-progress", "--no-plots"]) == 0
+    assert main(["fit", str(stars[1]), "-o", str(out), "--steps", "20", "--ensemble", "1", "--no-progress",
+                 "--no-plots"]) == 0
     assert _header(out / "profile.csv") == ["r", "nu", "nu_lo", "nu_hi", "nu_lo95", "nu_hi95"]
     prof = np.loadtxt(out / "profile.csv", delimiter=",", skiprows=1)
     assert np.all(prof[:, 1] > 0) and np.all(np.diff(prof[:, 1]) < 0)  # a declining stellar density
@@ -85,7 +131,8 @@ def test_saved_flows_reload(stars, tmp_path):
     from dsphnf.flows import load_flows
 
     out = tmp_path / "pos2"
-    assert main(["fit", str(stars[1]), "-o", str(out), "--steps", "5", "--no-progress", "--no-plots"]) == 0
+    assert main(["fit", str(stars[1]), "-o", str(out), "--steps", "5", "--ensemble", "1", "--no-progress",
+                 "--no-plots"]) == 0
     flows, scales = load_flows(out)
     assert len(flows) == 1 and scales["L"] > 0
     r = torch.tensor([0.5, 1.0], dtype=torch.float64)

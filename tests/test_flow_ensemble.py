@@ -34,16 +34,21 @@ def test_bands_cover_the_truth_at_their_nominal_rate_with_eight_members():
     assert np.mean((lo <= 0) & (hi >= 0)) < 0.82
 
 
-def test_band_profiles_in_log_space_skip_non_positive_members():
+def test_band_profiles_are_the_mean_in_log_space_of_the_physical_members_only():
+    """The value is the centre of the t bands (one estimator); a member with rho <= 0 at a radius
+    is left out there for every quantity, and counted in n_used."""
     r = np.array([0.1, 1.0])
     rho = [np.array([1e8, 1e7]), np.array([2e8, 2e7]), np.array([4e8, -1e7])]
     members = [{"r": r, "rho": x, "beta": np.array([0.1, -0.2 + 0.1 * i])} for i, x in enumerate(rho)]
     p = band_profiles(members, ["rho", "beta"])
-    assert p["rho"][0] == pytest.approx(2e8)  # median = geometric middle member
+    assert p["rho"][0] == pytest.approx(2e8)  # geometric mean of 1, 2, 4 (x 1e8)
     assert p["rho"][1] == pytest.approx(np.sqrt(2) * 1e7)  # the negative member is left out
     lo, hi = p["rho_lo95"][0], p["rho_hi95"][0]
-    assert lo > 0 and np.sqrt(lo * hi) == pytest.approx(2e8)  # symmetric in ln rho around the mean of ln rho
-    assert p["beta"][1] == pytest.approx(-0.1) and p["beta_lo"][1] < -0.1 < p["beta_hi"][1]
+    assert lo > 0 and np.sqrt(lo * hi) == pytest.approx(p["rho"][0])  # the value is the centre of its band
+    assert p["beta"][1] == pytest.approx(-0.15) and p["beta_lo"][1] < -0.15 < p["beta_hi"][1]  # members 0, 1
+    np.testing.assert_array_equal(p["n_used"], [3, 2])
+    skewed = band_profiles([{"r": r[:1], "rho": np.array([x])} for x in (1.0, 1.0, 8.0)], ["rho"])
+    assert skewed["rho"][0] == pytest.approx(2.0)  # exp(mean ln), not the median member (1.0)
 
 
 def test_single_flow_has_no_band():
@@ -73,8 +78,45 @@ def test_j_band_of_an_ensemble_counts_members_without_a_density_as_left_out():
     assert each[3:] == [None, None, None] and band["n_used"] == 3 and band["n_left_out"] == 3
     j = [member_log10_j(m, 76.0) for m in good]
     assert j[2] - j[1] == pytest.approx(2 * np.log10(2.0))  # J scales as rho^2
-    assert band["log10_J"] == pytest.approx(j[1])  # the median member
+    assert band["log10_J"] == pytest.approx(np.mean(j))  # the centre of the t band
     t = t_interval(np.array(j))
     assert band["log10_J_lo95"] == pytest.approx(float(t["_lo95"])) and band["distance_kpc"] == 76.0
     none, _ = ensemble_j_band(bad, 76.0)
     assert none["n_used"] == 0 and np.isnan(none["log10_J"])
+
+
+def _member(rho, M=None):
+    r = np.array([0.05, 0.1, 0.5, 1.0, 2.0])
+    rho = np.asarray(rho, dtype=float)
+    return {"r": r, "nu": np.ones(5), "sigma_r": np.ones(5), "beta": np.zeros(5),
+            "M": np.ones(5) if M is None else np.asarray(M, dtype=float), "rho": rho}
+
+
+def test_members_are_counted_per_radius_where_their_readout_is_unphysical():
+    from dsphnf.flows.ensemble import readout_accounting
+
+    good = _member([5.0, 4.0, 3.0, 2.0, 1.0])
+    neg_rho = _member([5.0, -4.0, 3.0, 2.0, 1.0])          # M falls at 0.1 kpc
+    neg_m = _member([5.0, 4.0, 3.0, 2.0, 1.0], M=[-1.0, 1, 1, 1, 1])
+    nan = _member([5.0, 4.0, 3.0, 2.0, np.nan])
+    acc = readout_accounting([good, neg_rho, neg_m, nan], (0.1, 1.0))
+    assert acc["n_used"] == [3, 3, 4, 4, 3] and acc["n_members"] == 4
+    assert acc["members_unphysical_somewhere"] == [1, 2, 3]
+    assert acc["fewest_used"] == 3 and acc["fewest_used_at_r_kpc"] == 0.1  # 0.05 and 2 kpc lie outside the data
+    p = band_profiles([good, neg_rho, neg_m, nan], ["rho", "M"])
+    np.testing.assert_array_equal(p["n_used"], acc["n_used"])
+    assert p["rho"][1] == pytest.approx(4.0) and p["M"][0] == pytest.approx(1.0)  # the failing members left out
+
+
+def test_fewer_than_half_surviving_inside_the_data_stops_the_fit():
+    from dsphnf.errors import FitError
+    from dsphnf.flows.ensemble import check_survival, readout_accounting
+
+    good, bad = _member([5.0, 4.0, 3.0, 2.0, 1.0]), _member([5.0, 4.0, -3.0, 2.0, 1.0])
+    check_survival(readout_accounting([good, good, bad, bad], (0.1, 1.0)))  # half survive: fine
+    with pytest.raises(FitError, match=r"for 3 of 4 flow\(s\) at r = 0.5 kpc.*fewer than half survive"):
+        check_survival(readout_accounting([good, bad, bad, bad], (0.1, 1.0)))
+    outside = _member([-5.0, 4.0, 3.0, 2.0, 1.0])  # unphysical only at 0.05 kpc, inside no data
+    check_survival(readout_accounting([outside, outside, good], (0.1, 1.0)))
+    with pytest.raises(FitError, match="1 of 1 flow"):
+        check_survival(readout_accounting([bad], (0.1, 1.0)))  # a single flow must be physical

@@ -71,6 +71,30 @@ def test_a_member_alone_is_the_member_of_the_fit(cat, local):
     assert all(one.profile[k].tobytes() == local.artefacts.members[1][k].tobytes() for k in one.profile)
 
 
+def test_every_member_standardises_by_its_own_resample(cat, local):
+    """Bootstrap members compute L, V, v_sys from their own resample (they differ), the identity
+    resample of a single flow gives the catalogue's scales, and every member reads out in its own units."""
+    from dsphnf.flows.standardise import standardise
+
+    common = _task_arguments(cat, local)
+    stars, settings = common["stars"], common["settings"]
+    _, full = standardise(cat)
+    assert stars.scales == full
+    each = [member_mod.member_data(stars, settings, k)[2] for k in range(2)]
+    for key in ("L", "V", "v_sys"):
+        assert each[0][key] != each[1][key] and each[0][key] != full[key], key
+    assert [m.get("scales") for m in local.summary["diagnostics"]["members"]] == each
+    assert local.artefacts.member_scales == each and local.artefacts.scales == full
+    single = type(settings)(**{**settings.__dict__, "ensemble": 1})
+    tr, va, scales, std = member_mod.member_data(stars, single, 0)
+    assert scales == full and np.array_equal(np.sort(tr), np.arange(cat.n))
+    tr, _, scales, std = member_mod.member_data(stars, settings, 1)
+    R = np.hypot(std["obs"][tr, 0], std["obs"][tr, 1])
+    assert np.median(R) == pytest.approx(1.0, abs=0.05)  # positions in the member's own L
+    assert np.average(std["obs"][tr, 2]) == pytest.approx(0.0, abs=1e-12)  # its own v_sys removed
+    assert np.std(std["obs"][tr, 2]) == pytest.approx(1.0, rel=1e-12)  # its own V
+
+
 def _task_arguments(cat, res) -> dict:
     """The common task arguments fit_flow built for ``res`` (rebuilt through its private helpers)."""
     from dsphnf.flows import fit as fit_mod

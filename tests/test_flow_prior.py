@@ -115,3 +115,80 @@ def test_smoothness_prior_spans_the_training_radii_and_divides_by_their_weight()
     assert float(prior.per_star(table, None).detach()) == pytest.approx(float(want.detach()), rel=1e-14)
     with pytest.raises(AttributeError):
         prior.tau = 1.0  # frozen: one training set, one prior
+
+
+# ---------------------------------------------------------------- positivity of the Jeans read-out
+def _power_laws(a: float, b: float, beta: float = 0.0):
+    """Tables of nu ~ r^a and sigma_r^2 ~ r^b (one base speed), and a constant beta."""
+    lnr = torch.linspace(-6.0, 6.0, 481, dtype=torch.float64)
+    x = torch.linspace(-4.0, 4.0, 81, dtype=torch.float64)
+    speeds = (x, (0.5 * b * x).unsqueeze(-1), torch.zeros(1, dtype=torch.float64))  # ln S = b/2 ln r
+    return (lnr, a * lnr), speeds, (lambda r: torch.full_like(r, beta))
+
+
+@pytest.mark.parametrize("a, b, beta, g, q", [
+    (-3.0, 0.0, 0.0, 3.0, 3.0),       # isothermal-like: M > 0 and rising, no penalty
+    (0.5, 0.0, 0.0, -0.5, -0.5),      # nu rising: M < 0 and falling
+    (-1.0, -2.0, 0.0, 3.0, -3.0),     # M > 0 but falling (rho < 0): sigma_r^2 ~ r^-2
+    (-2.0, 0.0, 0.5, 1.0, 1.0),       # beta enters as 2 beta
+])
+def test_positivity_of_power_laws_matches_the_jeans_relation_in_closed_form(a, b, beta, g, q):
+    """g = -(a + b + 2 beta) = GM/(r sigma_r^2), q = g (1 + b) = 4 pi G r^2 rho/sigma_r^2; the penalty is
+    Int [max(0, -g)^2 + max(0, -q)^2] d ln r / (2 tau_pos^2), zero for a physical read-out."""
+    from dsphnf.flows.prior import POSITIVITY_TAU, jeans_positivity, positivity_penalty
+
+    table, speeds, bfun = _power_laws(a, b, beta)
+    x, gg, qq = jeans_positivity(table, speeds, bfun)
+    assert torch.allclose(gg, torch.full_like(gg, g), atol=1e-9)
+    assert torch.allclose(qq, torch.full_like(qq, q), atol=1e-9)
+    want = (max(0.0, -g) ** 2 + max(0.0, -q) ** 2) * 2.0  # over ln r in [-1, 1]
+    assert float(positivity_penalty(table, speeds, -1.0, 1.0, bfun)) == pytest.approx(want, abs=1e-9)
+    base = smoothness_penalty(table, speeds, (-1.0, 1.0), 1.0, beta=bfun, positivity_tau=None)
+    full = smoothness_penalty(table, speeds, (-1.0, 1.0), 1.0, beta=bfun)
+    assert float(full - base) == pytest.approx(want / (2 * POSITIVITY_TAU**2), rel=1e-9, abs=1e-9)
+
+
+def _readout_and_penalty(flow, lo: float = math.log(0.1), hi: float = math.log(3.0)):
+    from dsphnf.flows import flow_profiles
+    from dsphnf.flows.prior import positivity_penalty
+
+    p = flow_profiles(flow, np.exp(np.linspace(lo, hi, 40)), 1.0, 1.0)
+    pen = positivity_penalty(radial_table(flow), velocity_table(flow), lo, hi, flow.beta)
+    return int(np.sum((p["M"] <= 0) | (p["rho"] <= 0))), pen
+
+
+def test_positivity_penalty_of_random_flows_is_positive_where_the_readout_is_unphysical():
+    """Random flows (three with a physical read-out, three without): where the exact read-out has M <= 0
+    or rho <= 0 at 3 or more of 40 radii the penalty is positive; where it is physical at every radius the penalty is exactly zero."""
+    from dsphnf.flows import random_flow
+
+    seen = {"bad": 0, "good": 0}
+    for seed in (1, 3, 4, 6, 8, 11):  # float64 weights (the module fixture): 6, 8, 11 unphysical
+        bad, pen = _readout_and_penalty(random_flow(seed, 0.3, anisotropy=Isotropic()))
+        pen = float(pen.detach())
+        if bad >= 3:
+            assert pen > 0, seed
+            seen["bad"] += 1
+        elif bad == 0:
+            assert pen == 0.0, seed
+            seen["good"] += 1
+    assert seen["bad"] >= 3 and seen["good"] >= 3  # both kinds were tested
+
+
+def test_descending_the_positivity_penalty_makes_a_random_flows_readout_physical():
+    """The term is a usable training objective: a random flow with M falling at 25 of 40 radii, moved by
+    Adam on the penalty alone, reaches a read-out with M > 0 and rho > 0 at every radius."""
+    from dsphnf.flows import random_flow
+    from dsphnf.flows.prior import positivity_penalty
+
+    flow = random_flow(11, 0.3, anisotropy=Isotropic())
+    bad, pen = _readout_and_penalty(flow)
+    assert bad >= 20 and float(pen.detach()) > 1.0
+    opt = torch.optim.Adam(flow.parameters(), lr=1e-2)
+    lo, hi = math.log(0.1), math.log(3.0)
+    for _ in range(15):
+        opt.zero_grad()
+        positivity_penalty(radial_table(flow), velocity_table(flow), lo, hi, flow.beta).backward()
+        opt.step()
+    bad, pen = _readout_and_penalty(flow)
+    assert bad == 0 and float(pen.detach()) == 0.0

@@ -16,15 +16,20 @@ from ..projection import annulus_averages, sky_profiles
 HELP = "the main job: draw the default mock (NonPlumCuspIso, 1000 stars), fit the flow, compare with the truth"
 
 DEFAULT_MODEL = "NonPlumCuspIso"
+#: Flows of the demo's ensemble: the fewest that give usable Student-t bands in a few minutes.
+DEMO_ENSEMBLE = 4
+#: Training steps per flow of the demo (dsphnf fit trains 400): 4 x 200 steps take ~3 min on 2 CPU cores.
+DEMO_STEPS = 200
 
 DESCRIPTION = f"""\
 Draw the benchmark mock dwarf ({DEFAULT_MODEL}: Zhao (2,5,1) stars with
 r* = 0.25 kpc in an NFW halo, r_s = 1 kpc, rho0 = 6.4e7 Msun/kpc^3,
-isotropic), fit the equivariant flow to its (x, y, vz) exactly as
-`dsphnf fit stars.csv --anisotropy isotropic` would, and write into OUT
-(atomically; an existing OUT is replaced) everything `dsphnf fit` writes
-(profile.csv, summary.json, flows/, profiles.png, data_vs_model.png, loss.png)
-plus
+isotropic), fit an ensemble of {DEMO_ENSEMBLE} equivariant flows of {DEMO_STEPS} steps each to its
+(x, y, vz) as `dsphnf fit stars.csv --anisotropy isotropic --ensemble {DEMO_ENSEMBLE}
+--steps {DEMO_STEPS}` would (dsphnf fit's defaults, 8 flows of 400 steps, take
+about four times as long), and write into OUT (atomically; an existing OUT is
+replaced) everything `dsphnf fit` writes (profile.csv, profile_bands.csv,
+summary.json, flows/, data_vs_model.png, loss.png) plus
 
   stars.csv     x, y [kpc], vz [km/s]
   truth.csv     r [kpc], nu [kpc^-3, one star], sigma_r [km/s], beta,
@@ -32,12 +37,16 @@ plus
   binned.csv    equal-number annuli: R [kpc], Sigma [stars/kpc^2] with Poisson
                 errors, sigma_los [km/s] (max. likelihood) with bootstrap errors,
                 and the exact annulus averages Sigma_true, sigma_los_true
-  profiles.png  binned Sigma(R) and sigma_los(R) against the exact projections
+  sky.png       binned Sigma(R) and sigma_los(R) against the exact projections
+                (profiles.png with --steps 0)
+  profiles.png  rho(r) and M(r) of the flows with their 68 % and 95 % bands,
+                and the truth
 
 and print the catalogue summary, the chi^2 of the binned data against the
 exact annulus averages of the true projections, and the recovered rho(r)
-against the truth at 0.1, 0.15, 0.25, 0.5 and 1 kpc.  --steps 0 skips the
-flow (mock and projections only).
+against the truth at 0.1, 0.15, 0.25, 0.5 and 1 kpc with how often the truth
+lies inside the bands (only where there are bands: --ensemble 1 has none).
+--steps 0 skips the flow (mock and projections only).
 """
 
 
@@ -49,9 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=1000, metavar="N", help="number of stars (default 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--bins", type=int, default=10, metavar="K", help="annuli in the figure (default 10)")
-    p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="training steps of the flow (default as in dsphnf fit; 0: no fit)")
-    p.add_argument("--ensemble", type=int, default=1, metavar="K", help="flows on bootstrap resamples (default 1)")
+    p.add_argument("--steps", type=int, default=DEMO_STEPS, metavar="N",
+                   help=f"training steps per flow (default {DEMO_STEPS}; 0: no fit)")
+    p.add_argument("--ensemble", type=int, default=DEMO_ENSEMBLE, metavar="K",
+                   help=f"flows on bootstrap resamples, for the bands (default {DEMO_ENSEMBLE}; 1: no bands)")
     p.set_defaults(func=run)
 
 
@@ -88,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     with atomic_dir(out) as tmp:
         if result is not None:
             result.write_into(tmp)
+            from ..flows.plots import plot_profiles
+
+            plot_profiles(result, truth=lambda r: truth, path=tmp / "profiles.png")  # with the truth
         cat.to_csv(tmp / "stars.csv")
         write_csv(tmp / "truth.csv", truth)
         cols = {k: binned[k] for k in BINNED_COLUMNS}
@@ -104,8 +117,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..compare import compare, format_table
 
+    from .fit import readout_note
+
     rows = compare({"flow": result}, truth=truth)
     print(format_table(rows))
-    print(f"flow fit: {result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
+    print(readout_note(result.summary["diagnostics"].get("readout")))
+    k = result.summary["settings"]["ensemble"]
+    print(f"flow fit: {k} flow(s) of {result.summary['diagnostics']['members'][0]['steps']} steps, "
+          f"{result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
           "(stars.csv, truth.csv, binned.csv, sky.png, profile.csv, summary.json, profiles.png, ...)")
     return 0

@@ -11,6 +11,9 @@ from ..catalog import read_catalog
 from ..errors import FitError
 from ..executor import ExecutorError, add_executor_arguments, executor_from_args
 
+#: Flows of a ``dsphnf fit`` without --ensemble: enough for Student-t bands (benchmarks/RESULTS.md).
+DEFAULT_ENSEMBLE = 8
+
 HELP = "fit SO(3)-equivariant flows to (x, y, vz) and read off rho(r), M(r) with bands"
 
 DESCRIPTION = """\
@@ -29,29 +32,40 @@ Anisotropy: isotropic, constant:B, om:RA (RA in kpc) imposed exactly, or free
 Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
+Ensemble: --ensemble K flows (default 8), each trained on its own bootstrap
+resample of the stars and standardised by that resample's scales; their
+spread gives the 68 % and 95 % bands.  --ensemble 1 trains one flow on all
+stars and writes NaN band columns (one flow says nothing about its scatter).
+
 Steps: --steps N per flow; without --steps the default is 400 (120 when the
 environment variable DSPHNF_FAST=1 is set).  Every flow trains on all its
-stars for all its steps, with a smoothness prior on nu(r) and sigma_r(r);
+stars for all its steps, with a smoothness prior on nu(r) and sigma_r(r) and
+a one-sided prior that keeps the read-out physical (M >= 0, M(r) non-decreasing);
 with --val-fraction F a fraction F of the stars is held out instead and each
 flow stops early, but not before step min(200, N) (60 in fast mode), when
 their loss stops improving.
 
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with its 68 % band M_lo/M_hi, rho [Msun/kpc^3] with 68 % and
-95 % bands; positions only: r, nu with bands; median over the ensemble, bands
-are Student-t bootstrap intervals, which need --ensemble 2 or more: with
-one flow the band columns are NaN),
-profile_bands.csv (every quantity with every band), summary.json (method,
-source, n_stars, settings, timings_s, diagnostics with every member's steps
-and losses, versions, and with --distance the jfactor block: log10 J(0.5 deg)
-with 68 % and 95 % bands over the members, members with rho <= 0 counted as
-left out), flows/ (trained weights), profiles.png, data_vs_model.png,
+95 % bands; positions only: r, nu with bands; the value is the mean over
+the flows (geometric for positive quantities) and the bands are Student-t
+bootstrap intervals around it, which need --ensemble 2 or more: with one
+flow the band columns are NaN), profile_bands.csv (every quantity with every
+band, and n_used: the flows whose read-out is physical at that radius, M > 0
+and rho > 0, which are the ones used there), summary.json (method, source,
+n_stars, settings, timings_s, diagnostics with every member's steps, losses
+and scales, the read-out count (readout), versions, and with --distance the
+jfactor block: log10 J(0.5 deg) with 68 % and 95 % bands over the members,
+with n_used and n_left_out: members unphysical anywhere on the grid are left
+out), flows/ (trained weights), profiles.png, data_vs_model.png,
 loss.png.  OUT is replaced atomically when the fit succeeds.  While training,
 checkpoints are kept in OUT.checkpoints/ beside OUT (every finished flow in
 OUT.checkpoints/members/, and with --executor local each flow's training
 state); after an interruption, the same command with --resume keeps the
 finished flows and continues the others; they are removed after a
-successful run.
+successful run.  Where fewer than half of the flows are physical at a radius
+inside the data's range, the fit stops with one line (exit 2) and writes
+nothing.
 
 Scale-out: --executor ray trains the flows in parallel on Ray (a local Ray
 instance, or the cluster at --ray-address), at most --workers at once, with
@@ -67,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC",
                    help="isotropic | constant:B | om:RA | free (default isotropic)")
     p.add_argument("--inner", default="free", metavar="MODE", help="free | cored | cuspy (default free)")
-    p.add_argument("--ensemble", type=int, default=1, metavar="K", help="flows on bootstrap resamples (default 1)")
+    p.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, metavar="K",
+                   help=f"flows on bootstrap resamples, for the bands (default {DEFAULT_ENSEMBLE}; 1: no bands)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
@@ -118,12 +133,18 @@ def run(args: argparse.Namespace) -> int:
     ck = out.with_name(out.name + ".checkpoints")
     if args.resume and not ck.exists():
         print(f"dsphnf fit: no checkpoints in {ck}; starting afresh", file=sys.stderr)
-    res = fit_flow(
-        cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
-        distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
-        resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads),
-        executor=args.executor,
-    )
+    from ..flows.ensemble import UnphysicalReadout
+
+    try:
+        res = fit_flow(
+            cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
+            distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
+            resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads),
+            executor=args.executor,
+        )
+    except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out
+        shutil.rmtree(ck, ignore_errors=True)
+        raise
     res.save(out, plots=not args.no_plots)
     shutil.rmtree(ck, ignore_errors=True)
     _report(res.summary)
@@ -145,7 +166,7 @@ def _grid_note(grid: dict | None) -> str:
 
 
 def _report(s: dict) -> None:
-    """Print the members' steps and losses, the timings and any J-factor of a flow summary."""
+    """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])
     print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
@@ -153,14 +174,31 @@ def _report(s: dict) -> None:
           + (f", validation {d['final_val_loss']:.4f}" if d["final_val_loss"] is not None else "")
           + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s"
           + _grid_note(d.get("grid")) + ")")
+    print(readout_note(d.get("readout")))
     jf = s.get("jfactor")
     if jf is None:
         return
-    left = f"; {jf['n_left_out']} of {jf['n_used'] + jf['n_left_out']} member(s) left out (rho <= 0 or divergent)"
+    n = jf["n_used"] + jf["n_left_out"]
+    used = f"; from {jf['n_used']} of {n} flow(s)" + (" (the others unphysical somewhere or divergent)"
+                                                     if jf["n_left_out"] else "")
     if jf["n_used"] == 0:
-        print(f"log10 J({jf['theta_deg']:g} deg): no member has a finite J-factor{left}")
+        print(f"log10 J({jf['theta_deg']:g} deg): no flow has a finite J-factor{used}")
         return
     j, lo, hi = jf["log10_J"], jf["log10_J_lo"], jf["log10_J_hi"]
     band = f" +{hi - j:.2f} -{j - lo:.2f}" if math.isfinite(lo) else " (no band: one flow; use --ensemble 2 or more)"
-    print(f"log10 J({jf['theta_deg']:g} deg) = {j:.2f}{band} [GeV^2 cm^-5] "
-          f"at {jf['distance_kpc']:g} kpc" + (left if jf["n_left_out"] else ""))
+    print(f"log10 J({jf['theta_deg']:g} deg) = {j:.2f}{band} [GeV^2 cm^-5] at {jf['distance_kpc']:g} kpc{used}")
+
+
+def readout_note(acc: dict | None) -> str:
+    """One line on the bands and on how many flows are physical at every radius."""
+    if not acc:
+        return "bands: none"
+    k = acc["n_members"]
+    bands = ("bands: 68 % and 95 % Student-t bootstrap intervals over the flows" if k > 1 else
+             "bands: none (one flow; the band columns are NaN; use --ensemble 2 or more)")
+    bad = acc["members_unphysical_somewhere"]
+    if not bad:
+        return f"{bands}; read-out physical (M > 0, rho > 0) for all {k} flow(s) at every radius"
+    return (f"{bands}; {len(bad)} of {k} flow(s) unphysical at some radii and left out there "
+            f"(fewest used: {acc['fewest_used']} at r = {acc['fewest_used_at_r_kpc']:.3g} kpc; "
+            "column n_used of profile_bands.csv)")

@@ -3,8 +3,8 @@
 :class:`FlowArtefacts` is the ``artefacts`` of the :class:`~dsphnf.result.Result`
 that :func:`~dsphnf.flows.fit.fit_flow` returns (the
 :class:`~dsphnf.result.Artefacts` protocol): :meth:`~FlowArtefacts.write_into`
-saves every flow as ``flows/flow_k.pt`` (settings, weights and the
-standardisation scales), :meth:`~FlowArtefacts.plot_into` draws the figures of
+saves every flow as ``flows/flow_k.pt`` (settings, weights, the flow's own
+standardisation scales and the catalogue's), :meth:`~FlowArtefacts.plot_into` draws the figures of
 :mod:`dsphnf.flows.plots`, and :func:`load_flows` rebuilds the flows from a
 saved folder.
 """
@@ -24,7 +24,7 @@ from .cnf import SphericalFlow
 if TYPE_CHECKING:  # pragma: no cover
     from ..result import Result
 
-__all__ = ["FlowArtefacts", "load_flows", "FLOW_DIR"]
+__all__ = ["FlowArtefacts", "load_flows", "load_member_scales", "FLOW_DIR"]
 
 #: Folder of the saved flows inside a result folder.
 FLOW_DIR = "flows"
@@ -46,10 +46,13 @@ class FlowArtefacts:
         Training history of every member (``step``, ``loss``, ``val_step``,
         ``val_loss``, ``events``).
     scales : dict
-        ``L`` [kpc], ``V`` [km/s], ``v_sys`` [km/s] of the standardisation.
+        ``L`` [kpc], ``V`` [km/s], ``v_sys`` [km/s] of the whole catalogue.
     data : dict of ndarray
         The stars kept for the figures: ``x``, ``y`` [kpc], ``w``, and with
         velocities ``vz`` [km/s, v_sys removed] and any ``verr`` [km/s].
+    member_scales : list of dict
+        The standardisation of every flow (each member's own resample; empty:
+        every flow uses ``scales``); see :meth:`scales_of`.
 
     Examples
     --------
@@ -69,6 +72,11 @@ class FlowArtefacts:
     history: list[dict]
     scales: dict[str, float]
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    member_scales: list[dict[str, float]] = field(default_factory=list)
+
+    def scales_of(self, k: int) -> dict[str, float]:
+        """``L`` [kpc], ``V``, ``v_sys`` [km/s]: the standardised units of flow ``k``."""
+        return self.member_scales[k] if self.member_scales else self.scales
 
     def write_into(self, folder: Path) -> list[str]:
         """Save every flow as ``flows/flow_k.pt`` in ``folder``; return the names written."""
@@ -76,7 +84,8 @@ class FlowArtefacts:
         names = []
         for k, flow in enumerate(self.flows):
             name = f"{FLOW_DIR}/flow_{k}.pt"
-            torch.save({"spec": flow.spec(), "state": flow.state_dict(), "scales": self.scales}, Path(folder) / name)
+            torch.save({"spec": flow.spec(), "state": flow.state_dict(), "scales": self.scales_of(k),
+                        "data_scales": self.scales}, Path(folder) / name)
             names.append(name)
         return names
 
@@ -109,15 +118,24 @@ def load_flows(folder: str | os.PathLike) -> tuple[list[SphericalFlow], dict]:
     flows : list of SphericalFlow
         In the order of ``k``, on the CPU.
     scales : dict
-        ``L`` [kpc], ``V``, ``v_sys`` [km/s] (empty when no flow was saved).
+        ``L`` [kpc], ``V``, ``v_sys`` [km/s] of the whole catalogue (empty
+        when no flow was saved); every flow's own are :func:`load_member_scales`.
     """
-    files = sorted(Path(folder, FLOW_DIR).glob("flow_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
     flows, scales = [], {}
-    for f in files:
+    for f in _flow_files(folder):
         st = torch.load(f, map_location="cpu", weights_only=False)
         # the file boundary: the saved anisotropy spelling is parsed once, here
         flow = SphericalFlow(**{**st["spec"], "anisotropy": parse_anisotropy(st["spec"]["anisotropy"])})
         flow.load_state_dict(st["state"])
         flows.append(flow)
-        scales = st["scales"]
+        scales = st.get("data_scales", st["scales"])
     return flows, scales
+
+
+def _flow_files(folder: str | os.PathLike) -> list[Path]:
+    return sorted(Path(folder, FLOW_DIR).glob("flow_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+
+
+def load_member_scales(folder: str | os.PathLike) -> list[dict[str, float]]:
+    """The units (``L`` [kpc], ``V``, ``v_sys`` [km/s]) of every flow saved in ``folder``, in the order of ``k``."""
+    return [torch.load(f, map_location="cpu", weights_only=False)["scales"] for f in _flow_files(folder)]

@@ -4,20 +4,33 @@ Each ensemble member is a flow trained on its own bootstrap resample of the
 stars, with its own seed, so the spread of the members estimates the sampling
 distribution of the fitted profile (finite sample and training noise together).
 
-The reported value is the median over members. The bands are Student-t
-bootstrap intervals, not percentiles of the members: with K members (K = 8 in
-the benchmark) the 2.5/97.5 percentiles are the extreme members, and even for
-an ideal estimator the truth falls outside the range of K draws with
-probability 2/(K+1) (22 % for K = 8), so percentile "95 %" bands cover ~78 %.
-Instead, at each radius, with m and s the mean and standard deviation of the
-members (of ln x for positive quantities, of x for signed ones such as beta),
+The reported value and the bands come from one estimator: at each radius,
+with m and s the mean and standard deviation of the members (of ln x for
+positive quantities, of x for signed ones such as beta), the value is m
+(exp m, the geometric mean, for positive quantities) and the bands are
+Student-t bootstrap intervals around it, not percentiles of the members: with
+K members (K = 8 by default) the 2.5/97.5 percentiles are the extreme members,
+and even for an ideal estimator the truth falls outside the range of K draws
+with probability 2/(K+1) (22 % for K = 8), so percentile "95 %" bands cover
+~78 %. Instead
 
     band = m -+ t_{K-1}(q) s sqrt(1 + 1/K),
 
 which covers the truth with probability q when the members scatter around the
 estimate as the estimate scatters around the truth (the sqrt(1 + 1/K) and the
 t quantile account for the K-member mean and standard deviation):
-``_lo``/``_hi`` for q = 68 %, ``_lo95``/``_hi95`` for q = 95 %.
+``_lo``/``_hi`` for q = 68 %, ``_lo95``/``_hi95`` for q = 95 %. One flow has
+no band (NaN).
+
+Physical read-out: a member is *used* at a radius when its read-out there is
+finite and physical, M > 0 and rho > 0 (rho = (dM/d ln r)/(4 pi r^3) >= 0 is
+M(r) non-decreasing), for nu, sigma_r, beta, M and rho alike (positions only:
+nu > 0). The training prior makes this so by construction
+(:func:`~dsphnf.flows.prior.jeans_positivity_penalty`); members that still
+fail are not dropped silently: the column ``n_used`` counts the members used
+at every radius, :func:`readout_accounting` summarises it for the summary,
+and :func:`check_survival` stops a fit where fewer than half of the members
+survive at a radius inside the data's range.
 """
 from __future__ import annotations
 
@@ -27,7 +40,11 @@ import warnings
 import numpy as np
 from scipy import stats
 
-__all__ = ["BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "band_profiles", "member_log10_j", "ensemble_j_band"]
+from ..errors import FitError
+
+__all__ = ["UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask",
+           "band_profiles",
+           "readout_accounting", "check_survival", "member_log10_j", "ensemble_j_band"]
 
 #: suffix -> (side, two-sided coverage) of every banded quantity
 BANDS = {"_lo": (-1, 0.6827), "_hi": (1, 0.6827), "_lo95": (-1, 0.95), "_hi95": (1, 0.95)}
@@ -68,27 +85,117 @@ def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-def band_profiles(members: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:
-    """Median and bootstrap bands of ``keys`` over member profiles (same grid ``r``).
+class UnphysicalReadout(FitError):
+    """Fewer than half of the members have a physical read-out at a radius inside the data's range.
 
-    Positive quantities (:data:`LOG_KEYS`) are banded in ln x, and a member's
-    non-positive value (e.g. a negative rho from the Jeans read-out) is left out
-    at that radius, like non-finite values (NaN where no member has one).
+    Training the same members again would give the same read-out, so there is
+    nothing to resume: ``dsphnf fit`` removes its checkpoints on this error.
+    """
+
+
+def t_centre(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The centre of the :func:`t_interval` bands: the mean of the finite ``values`` (NaN where none).
+
+    >>> t_centre(np.array([[1.0, 2.0], [3.0, np.nan]]))
+    array([2., 2.])
+    """
+    v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
+    ok = np.isfinite(v)
+    k = ok.sum(axis=0)
+    with np.errstate(all="ignore"):
+        return np.where(k > 0, np.where(ok, v, 0.0).sum(axis=0) / np.maximum(k, 1), np.nan)
+
+
+def physical_mask(member: dict[str, np.ndarray]) -> np.ndarray:
+    """Radii where a member's read-out is finite and physical (bool array on its grid ``r``).
+
+    Kinematic: nu, sigma_r, beta, M, rho finite, nu, M and rho > 0 (rho >= 0 is
+    M(r) non-decreasing); positions only: nu finite and > 0.
+
+    >>> r = np.array([0.1, 0.2, 0.3])
+    >>> physical_mask({"r": r, "nu": np.ones(3), "sigma_r": np.ones(3), "beta": np.zeros(3),
+    ...                "M": np.array([1.0, 2.0, 1.5]), "rho": np.array([1.0, 1.0, -1.0])})
+    array([ True,  True, False])
+    """
+    ok = np.ones(len(member["r"]), dtype=bool)
+    with np.errstate(all="ignore"):
+        for key in ("nu", "sigma_r", "beta", "M", "rho"):
+            if key in member:
+                v = np.asarray(member[key], dtype=float)
+                ok &= np.isfinite(v) & ((v > 0) if key in LOG_KEYS else True)
+    return ok
+
+
+def band_profiles(members: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:
+    """Value and bootstrap bands of ``keys`` over member profiles (same grid ``r``) and ``n_used`` per radius.
+
+    At every radius only the members whose read-out is physical there
+    (:func:`physical_mask`) are used; ``n_used`` counts them. Positive
+    quantities (:data:`LOG_KEYS`) are averaged and banded in ln x (the value is
+    the geometric mean), the others in x; NaN where no member is used.
     """
     out = {"r": np.asarray(members[0]["r"])}
+    used = np.array([physical_mask(m) for m in members])
     for key in keys:
-        stack = np.array([m[key] for m in members if key in m], dtype=float)
-        if stack.size == 0:
+        if not all(key in m for m in members):
             continue
+        stack = np.array([m[key] for m in members], dtype=float)
         log = key in LOG_KEYS
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN radii give NaN, as documented
-            good = np.isfinite(stack) & ((stack > 0) if log else True)
+        with np.errstate(all="ignore"):
+            good = used & np.isfinite(stack) & ((stack > 0) if log else True)
             vals = np.where(good, np.log(np.where(good, stack, 1.0)) if log else stack, np.nan)
-            out[key] = np.exp(np.nanmedian(vals, axis=0)) if log else np.nanmedian(vals, axis=0)
+        centre = t_centre(vals)
+        out[key] = np.exp(centre) if log else centre
         for suffix, band in t_interval(vals).items():
             out[key + suffix] = np.exp(band) if log else band
+    out["n_used"] = used.sum(axis=0).astype(float)
     return out
+
+
+def readout_accounting(members: list[dict[str, np.ndarray]], data_range: tuple[float, float]) -> dict:
+    """JSON-ready count of the members whose read-out is physical, per radius and in all.
+
+    ``data_range`` [kpc]: the radii where the stars constrain the flow (the
+    survival rule of :func:`check_survival` applies there).
+
+    >>> r = np.array([0.1, 1.0])
+    >>> good, bad = {"r": r, "nu": np.ones(2)}, {"r": r, "nu": np.array([1.0, -1.0])}
+    >>> a = readout_accounting([good, bad], (0.1, 1.0))
+    >>> a["n_used"], a["members_unphysical_somewhere"], a["fewest_used"], a["fewest_used_at_r_kpc"]
+    ([2, 1], [1], 1, 1.0)
+    """
+    r = np.asarray(members[0]["r"], dtype=float)
+    used = np.array([physical_mask(m) for m in members])
+    n_used = used.sum(axis=0)
+    lo, hi = data_range
+    inside = (r >= lo * (1 - 1e-9)) & (r <= hi * (1 + 1e-9))
+    where = int(np.argmin(np.where(inside, n_used, len(members) + 1))) if inside.any() else None
+    return {
+        "n_members": len(members),
+        "rule": "a member is used at a radius where its nu, sigma_r, beta, M, rho are finite and nu, M, rho > 0",
+        "n_used": n_used.astype(int).tolist(),
+        "members_unphysical_somewhere": [k for k in range(len(members)) if not used[k].all()],
+        "data_range_kpc": [float(lo), float(hi)],
+        "fewest_used": None if where is None else int(n_used[where]),
+        "fewest_used_at_r_kpc": None if where is None else float(r[where]),
+    }
+
+
+def check_survival(accounting: dict) -> None:
+    """Stop (FitError, one line) where fewer than half of the members survive inside the data's range.
+
+    >>> check_survival({"n_members": 4, "fewest_used": 2, "fewest_used_at_r_kpc": 0.1})
+    >>> check_survival({"n_members": 4, "fewest_used": 1, "fewest_used_at_r_kpc": 0.1})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dsphnf.flows.ensemble.UnphysicalReadout: the Jeans read-out is unphysical ... for 3 of 4 flow(s) at r = 0.1 kpc, ...
+    """
+    k, fewest = accounting["n_members"], accounting["fewest_used"]
+    if fewest is None or 2 * fewest >= k:
+        return
+    raise UnphysicalReadout(f"the Jeans read-out is unphysical (M <= 0, rho < 0 or not finite) for {k - fewest} of {k} "
+                   f"flow(s) at r = {accounting['fewest_used_at_r_kpc']:.3g} kpc, inside the data's radii: "
+                   "fewer than half survive; train longer (--steps) or with a larger ensemble")
 
 
 def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: float = 0.5) -> float | None:
@@ -114,9 +221,9 @@ def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
                     theta_deg: float = 0.5) -> tuple[dict, list[float | None]]:
     """The J-factor band of an ensemble (:func:`dsphnf.result.j_band` schema) and every member's log10 J.
 
-    The value is the median over the members with a J (:func:`member_log10_j`),
-    the bands are Student-t intervals (:func:`t_interval`); members without a
-    J are counted in ``n_left_out``.
+    The value is the mean over the members with a J (:func:`member_log10_j`),
+    the centre of the Student-t bands (:func:`t_interval`), as for the
+    profiles; members without a J are counted in ``n_left_out``.
 
     >>> r = np.geomspace(0.01, 1.0, 50)
     >>> band, each = ensemble_j_band([{"r": r, "rho": 1e8 / r}, {"r": r, "rho": -r}], 76.0)
@@ -127,4 +234,4 @@ def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
 
     each = [member_log10_j(m, distance, theta_deg) for m in members]
     values = [v for v in each if v is not None]
-    return j_band(values, distance, theta_deg, len(members), t_interval), each
+    return j_band(values, distance, theta_deg, len(members), t_interval, centre=t_centre), each

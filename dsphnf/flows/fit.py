@@ -4,13 +4,14 @@
 the shared :class:`~dsphnf.result.Result` (method ``"flow"``) whose
 ``artefacts`` are a :class:`~dsphnf.flows.artefacts.FlowArtefacts`. Its steps:
 
-1. prepare: check the settings, standardise (L = weighted median projected
-   radius [kpc], V = weighted standard deviation of v_z [km/s] after removing
-   the weighted mean v_sys; :mod:`~dsphnf.flows.standardise`) and lay out the
-   output grid, log-spaced from the 2nd to the 98th (weighted) percentile of
-   the projected radii R (where the data constrain the flow);
+1. prepare: check the settings and lay out the output grid, log-spaced from
+   the 2nd to the 98th (weighted) percentile of the projected radii R (where
+   the data constrain the flow);
 2. train the members: each of ``ensemble`` flows on its own resample
-   (bootstrap when ensemble > 1) by penalised maximum likelihood (the exact
+   (bootstrap when ensemble > 1), standardised by the scales of that resample
+   (L = weighted median projected radius [kpc], V = weighted standard
+   deviation of v_z [km/s] after removing the weighted mean v_sys;
+   :mod:`~dsphnf.flows.standardise`), by penalised maximum likelihood (the exact
    Abel-projected loss of :mod:`~dsphnf.flows.objective` plus the smoothness
    prior of :mod:`~dsphnf.flows.prior`) for a fixed number of steps; with
    ``FitOptions.val_fraction > 0`` a random part of the stars is held out
@@ -18,9 +19,15 @@ the shared :class:`~dsphnf.result.Result` (method ``"flow"``) whose
    members are independent tasks (:mod:`~dsphnf.flows.member`) run by
    :func:`dsphnf.executor.run_grid`, one after the other here or in
    parallel on Ray, with bit-identical results;
-3. read out nu, sigma_r, beta, M, rho of every flow on the grid, the median
-   across members and Student-t bootstrap bands (:mod:`~dsphnf.flows.ensemble`),
-   and with a distance J(0.5 deg) per member and its band;
+3. read out nu, sigma_r, beta, M, rho of every flow on the grid; at every
+   radius the members whose read-out is physical there (M > 0, rho >= 0; the
+   prior's positivity term makes it so by construction) give the value (their
+   mean, geometric for positive quantities) and the Student-t bootstrap bands
+   around it (:mod:`~dsphnf.flows.ensemble`); their number is the column
+   ``n_used`` and ``summary["diagnostics"]["readout"]``, and where fewer
+   than half of the members survive at a radius inside the data's range the
+   fit stops (FitError); with a distance J(0.5 deg) per member and its band
+   (members unphysical anywhere on the grid left out and counted);
 4. summarise in the common schema of :mod:`dsphnf.result`.
 
 A catalogue without velocities fits the positional flow alone and returns nu.
@@ -54,8 +61,9 @@ from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS
 from .field import INNER_MODES
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
+from .prior import HOLE_TAU, POSITIVITY_TAU
 from .settings import FitOptions, FlowConfig, default_steps, fast_mode
-from .standardise import check_device, radial_grid, standardise
+from .standardise import check_device, radial_grid, raw_stars, scales_of
 from .train import TrainConfig
 
 __all__ = ["fit_flow"]
@@ -153,14 +161,18 @@ def fit_flow(
         Method ``"flow"``: ``profile`` (``r`` [kpc], ``nu`` [kpc^-3], and with
         velocities ``sigma_r`` [km/s], ``beta``, ``M`` [Msun], ``rho``
         [Msun/kpc^3], each with ``_lo``/``_hi`` (68 %) and ``_lo95``/``_hi95``
-        (95 %) bands), ``summary`` in the common schema (``diagnostics``: the
-        members' steps, losses, kernel widths, J) and ``artefacts`` a
+        (95 %) bands, NaN for a single flow; ``n_used``: members used at each
+        radius), ``summary`` in the common schema (``diagnostics``: the
+        members' steps, losses, kernel widths, scales, J, and ``readout``,
+        the count of physical members) and ``artefacts`` a
         :class:`~dsphnf.flows.artefacts.FlowArtefacts`.
 
     Raises
     ------
     FitError
-        Bad settings, too few stars, or a diverged training (nothing is returned).
+        Bad settings, too few stars, a diverged training, or a read-out where
+        fewer than half of the members are physical at a radius inside the
+        data's range (nothing is returned).
     ExecutorError
         Bad executor settings, Ray not installed or not reachable, ``device="cuda"`` with Ray.
     TaskError
@@ -214,6 +226,8 @@ def fit_flow(
         settings = _member_settings(setup)
         flows = [rebuild_flow(m, stars, settings) for m in trained]
         members, profile = _read_out(stars, trained)
+        accounting = ens.readout_accounting(members, _data_range(stars))
+        ens.check_survival(accounting)
         timings["readout_s"] = sum(m.readout_s for m in trained) + time.perf_counter() - t0
         jband = None
         if distance is not None and stars.kinematic:
@@ -223,7 +237,9 @@ def fit_flow(
         timings["total_s"] = time.perf_counter() - t_all
     summary = _summary(catalog, setup, stars, trained, timings, distance, jband)
     summary["diagnostics"]["grid"] = grid
-    artefacts = FlowArtefacts(flows, members, [m.history for m in trained], stars.scales, _plot_data(catalog, stars))
+    summary["diagnostics"]["readout"] = accounting
+    artefacts = FlowArtefacts(flows, members, [m.history for m in trained], stars.scales, _plot_data(catalog, stars),
+                              [m.scales for m in trained])
     return Result("flow", profile, summary, artefacts)
 
 
@@ -279,16 +295,18 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 def _prepare(catalog, setup: _Setup) -> MemberStars:
     """Standardise the stars, lay out the output grid and clear stale checkpoints and members (unless resuming)."""
-    std, scales = standardise(catalog)
-    R_kpc = np.hypot(catalog.x, catalog.y)
+    raw = raw_stars(catalog)
+    source = str(getattr(catalog, "source", "catalogue"))
+    scales = scales_of(raw, source=source)
+    R_kpc = np.hypot(raw["x"], raw["y"])
     r_grid = setup.options.r_grid
-    r_out = np.asarray(r_grid, dtype=float) if r_grid is not None else radial_grid(R_kpc, std["w"],
+    r_out = np.asarray(r_grid, dtype=float) if r_grid is not None else radial_grid(R_kpc, raw["w"],
                                                                                     setup.options.n_grid)
     ck = setup.checkpoints
     if ck is not None and not setup.resume and ck.exists():
         for old in [*ck.glob("member_*.pt"), *(ck / MEMBER_STORE).glob("member_*.pkl")]:
             old.unlink()
-    return MemberStars(std, scales, std["obs"].shape[1] == 3, r_out)
+    return MemberStars(raw, scales, raw["vz"] is not None, r_out, source)
 
 
 # ---------------------------------------------------------------------------- train
@@ -353,6 +371,12 @@ def _read_out(stars: MemberStars, trained: list[TrainedMember]) -> tuple[list[di
     return members, ens.band_profiles(members, keys)
 
 
+def _data_range(stars: MemberStars) -> tuple[float, float]:
+    """Radii [kpc] where the stars constrain the flows: the 2nd-98th weighted percentile of R (the default grid)."""
+    grid = radial_grid(np.hypot(stars.raw["x"], stars.raw["y"]), stars.raw["w"], 2)
+    return float(grid[0]), float(grid[-1])
+
+
 def _j_factor(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
     """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
     band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG)
@@ -374,7 +398,7 @@ def _summary(catalog, setup: _Setup, stars: MemberStars, trained: list[TrainedMe
         "settings": _settings(setup, distance),
         "timings_s": timings,
         "diagnostics": {
-            "kinematic": stars.kinematic, "n_eff": float(np.sum(stars.std["w"])), "scales": stars.scales,
+            "kinematic": stars.kinematic, "n_eff": float(np.sum(stars.raw["w"])), "scales": stars.scales,
             "members": info,
             "final_train_loss": float(np.mean([m["final_train_loss"] for m in info])),
             "final_val_loss": val,
@@ -398,13 +422,14 @@ def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
         "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
         "threads": opts.threads or TASK_THREADS, "executor": setup.executor.kind,
         "flow": asdict(setup.flow), "train": setup.train.to_dict(),
+        "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU},
         "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",
     }
 
 
 def _plot_data(catalog, stars: MemberStars) -> dict[str, np.ndarray]:
     """The stars kept for the figures: x, y [kpc], weights, v_z - v_sys and errors [km/s]."""
-    data = {"x": np.asarray(catalog.x, float), "y": np.asarray(catalog.y, float), "w": stars.std["w"]}
+    data = {"x": np.asarray(catalog.x, float), "y": np.asarray(catalog.y, float), "w": stars.raw["w"]}
     if stars.kinematic:
         data["vz"] = np.asarray(catalog.vz, float) - stars.scales["v_sys"]
         if catalog.vz_err is not None:

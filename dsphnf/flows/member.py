@@ -36,12 +36,12 @@ from .cnf import SphericalFlow
 from .kde import bandwidths
 from .moments import flow_profiles
 from .settings import FlowConfig
-from .standardise import fingerprint
+from .standardise import fingerprint, scales_of, standardise_stars
 from .stars import StarData
 from .train import TrainConfig, Trainer
 
 __all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split",
-           "rebuild_flow", "TASK_NAME"]
+           "member_data", "rebuild_flow", "TASK_NAME"]
 
 #: The name a member task is stored under (:func:`dsphnf.taskstore.task_fingerprint`).
 TASK_NAME = "train_member"
@@ -49,25 +49,31 @@ TASK_NAME = "train_member"
 
 @dataclass(frozen=True)
 class MemberStars:
-    """The catalogue in standardised units and the output grid, shared by every member.
+    """The catalogue in physical units and the output grid, shared by every member.
+
+    Every member standardises its own resample (:func:`member_data`), so the
+    stars travel in kpc and km/s.
 
     Attributes
     ----------
-    std : dict of ndarray
-        ``obs`` (standardised R, and v_z when ``kinematic``), ``w`` weights and
-        ``verr`` (or None), from :func:`~dsphnf.flows.standardise.standardise`.
+    raw : dict of ndarray
+        ``x``, ``y`` [kpc], ``vz``, ``verr`` [km/s] (or None) and weights ``w``
+        (:func:`~dsphnf.flows.standardise.raw_stars`).
     scales : dict
-        ``L`` [kpc], ``V`` [km/s], ``v_sys`` [km/s].
+        ``L`` [kpc], ``V`` [km/s], ``v_sys`` [km/s] of the whole catalogue.
     kinematic : bool
         Whether the stars have velocities.
     r_out : ndarray
         Output grid [kpc].
+    source : str
+        Name of the catalogue, for error messages.
     """
 
-    std: dict[str, Any]
+    raw: dict[str, Any]
     scales: dict[str, float]
     kinematic: bool
     r_out: np.ndarray
+    source: str = "catalogue"
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,8 @@ class TrainedMember:
         JSON-ready diagnostics (steps, losses in nats per star, kernel widths, ...).
     train_s, readout_s : float
         Wall time of training and of the read-out [s].
+    scales : dict
+        ``L`` [kpc], ``V``, ``v_sys`` [km/s] of the member's own resample (its standardised units).
     """
 
     member: int
@@ -117,6 +125,7 @@ class TrainedMember:
     info: dict[str, Any]
     train_s: float
     readout_s: float
+    scales: dict[str, float]
 
 
 def member_split(n: int, seed: int, k: int, ensemble: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -140,26 +149,40 @@ def member_split(n: int, seed: int, k: int, ensemble: int, val_fraction: float) 
     return perm[~is_val[perm]], perm[is_val[perm]]
 
 
-def _star_data(stars: MemberStars, settings: MemberSettings, sel: np.ndarray, h: np.ndarray) -> StarData:
-    """The stars ``sel`` as tensors on the fit's device and dtype."""
-    std, dev, dtype = stars.std, torch.device(settings.device), settings.dtype
+def member_data(stars: MemberStars, settings: MemberSettings,
+                k: int) -> tuple[np.ndarray, np.ndarray, dict[str, float], dict[str, Any]]:
+    """Member ``k``'s training and validation indices, its scales and its stars in its standardised units.
+
+    The scales L, V, v_sys are those of the member's resample (training and
+    validation stars together, duplicates counted;
+    :func:`~dsphnf.flows.standardise.scales_of`); a single flow's resample is
+    the catalogue itself, so it gets the catalogue's scales.
+    """
+    tr, va = member_split(len(stars.raw["w"]), settings.seed, k, settings.ensemble, settings.val_fraction)
+    scales = scales_of(stars.raw, np.sort(np.concatenate([tr, va])), stars.source)
+    return tr, va, scales, standardise_stars(stars.raw, scales)
+
+
+def _star_data(std: dict[str, Any], settings: MemberSettings, sel: np.ndarray, h: np.ndarray) -> StarData:
+    """The standardised stars ``sel`` as tensors on the fit's device and dtype."""
+    dev, dtype = torch.device(settings.device), settings.dtype
     obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
     wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
     ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
     return StarData(obs, h, wt, ve)
 
 
-def new_flow(stars: MemberStars, settings: MemberSettings) -> SphericalFlow:
-    """An untrained flow with the fit's architecture, on its device and dtype (weights from torch's seed)."""
+def new_flow(stars: MemberStars, settings: MemberSettings, length_scale: float) -> SphericalFlow:
+    """An untrained flow with the fit's architecture and unit ``length_scale`` [kpc] (weights from torch's seed)."""
     return SphericalFlow(
         kinematic=stars.kinematic, inner=settings.inner, anisotropy=settings.anisotropy,
-        length_scale=stars.scales["L"], **asdict(settings.flow),
+        length_scale=length_scale, **asdict(settings.flow),
     ).to(device=torch.device(settings.device), dtype=settings.dtype)
 
 
 def rebuild_flow(trained: TrainedMember, stars: MemberStars, settings: MemberSettings) -> SphericalFlow:
     """The trained flow of a member, rebuilt from its weights (bit-identical to the one trained)."""
-    flow = new_flow(stars, settings)
+    flow = new_flow(stars, settings, trained.scales["L"])
     flow.load_state_dict(trained.state)
     return flow
 
@@ -201,13 +224,13 @@ def train_member(k: int, *, stars: MemberStars, settings: MemberSettings, checkp
 
 def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str | None,
            progress: bool) -> TrainedMember:
-    std, seed = stars.std, settings.seed
-    tr, va = member_split(len(std["w"]), seed, k, settings.ensemble, settings.val_fraction)
+    seed = settings.seed
+    tr, va, scales, std = member_data(stars, settings, k)
     h = bandwidths(std["obs"][tr], std["w"][tr], settings.bandwidth_factor)
     torch.manual_seed(seed * 1009 + k)
-    flow = new_flow(stars, settings)
+    flow = new_flow(stars, settings, scales["L"])
     trainer = Trainer(
-        flow, _star_data(stars, settings, tr, h), _star_data(stars, settings, va, h) if len(va) else None,
+        flow, _star_data(std, settings, tr, h), _star_data(std, settings, va, h) if len(va) else None,
         settings.train, seed=seed * 7919 + k, checkpoint=checkpoint, progress=progress,
         desc=f"flow {k + 1}/{settings.ensemble}", fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
     )
@@ -215,10 +238,11 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
     history = trainer.run(resume=checkpoint is not None)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    profile = flow_profiles(flow, stars.r_out, stars.scales["L"], stars.scales["V"])
+    profile = flow_profiles(flow, stars.r_out, scales["L"], scales["V"])
     readout_s = time.perf_counter() - t0
     state = {name: t.detach().to("cpu", copy=True) for name, t in flow.state_dict().items()}
-    return TrainedMember(k, state, flow.spec(), profile, history, _member_info(k, trainer, h), train_s, readout_s)
+    info = {**_member_info(k, trainer, h), "scales": scales}
+    return TrainedMember(k, state, flow.spec(), profile, history, info, train_s, readout_s, scales)
 
 
 def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:

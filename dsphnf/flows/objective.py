@@ -83,5 +83,5 @@ def flow_loss(
                    + kde.conditional_velocity_loss(data, model, rows=rows, log_w=logw))
     if prior is None:
         return nll
-    return nll + prior.per_star(table, vtable)
+    return nll + prior.per_star(table, vtable, flow.beta)
 

@@ -48,9 +48,9 @@ def binned_sky(x, y, vz=None, w=None, verr=None, n_bins: int = 10, edges=None) -
 def model_sky(result, edges: np.ndarray, n: int = 20000, seed: int = 0) -> dict[str, np.ndarray]:
     """Sigma(R) and sigma_los(R) of every member's flow samples in the annuli ``edges``."""
     art = result.artefacts
-    L, V = art.scales["L"], art.scales["V"]
     sig, slos = [], []
     for k, flow in enumerate(art.flows):
+        L, V = art.scales_of(k)["L"], art.scales_of(k)["V"]
         p = next(flow.parameters())
         g = torch.Generator(device=p.device).manual_seed(seed + k)
         s = flow.sample_projected(n, g).double().cpu().numpy()

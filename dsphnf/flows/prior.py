@@ -1,4 +1,4 @@
-"""Smoothness prior on the flow's nu(r) and sigma_r(r) (penalised maximum likelihood).
+"""Smoothness and positivity prior on the flow's nu(r), sigma_r(r) and Jeans read-out (penalised max. likelihood).
 
 Why: the Jeans read-out rho(r) = d/dr[-r sigma_r^2 (dln nu/dln r + dln sigma_r^2/dln r
 + 2 beta) / G] / (4 pi r^2) differentiates the fitted profiles twice. With 1000
@@ -36,6 +36,21 @@ flows trained for 400 steps on 1000 sky positions grew inner holes of slope
 +1.1-1.2 at the 2nd percentile of R (book chapter 4), which the third-derivative
 term alone does not penalise (a parabola in ln r costs nothing).
 
+A third, one-sided term makes the Jeans read-out physical by construction:
+with g = G M/(r sigma_r^2) = -(d ln nu/d ln r + d ln sigma_r^2/d ln r + 2 beta)
+and q = (d(G M)/d ln r)/(r sigma_r^2) = 4 pi G r^2 rho/sigma_r^2 = g (1 + d ln sigma_r^2/d ln r) + dg/d ln r
+(the relation :mod:`~dsphnf.flows.moments` reads M and rho out with),
+
+    P_pos = [Int max(0, -g)^2 d ln r + Int max(0, -q)^2 d ln r] / (2 tau_pos^2),  tau_pos = 0.01,
+
+which is zero wherever M >= 0 and M(r) is non-decreasing (rho >= 0) and
+costs 50 nats for q = -0.1 (or g = -0.1) over a factor e in radius, as a hole of
+slope +1 does. Without it, bootstrap members grew radii with rho < 0 that the
+read-out had to leave out (:mod:`~dsphnf.flows.ensemble`). It is computed on
+the speed table from nu, sigma_r and the flow's beta(r)
+(:func:`jeans_positivity`); flows with a free anisotropy have no speed table
+and no such term (their read-out is still checked and counted).
+
 Derivatives are divided differences on the flow's own tables
 (:func:`~dsphnf.flows.surface.radial_table` for nu, 321 nodes;
 :func:`~dsphnf.flows.losvd.velocity_table` for sigma_r, 41 nodes), so the prior
@@ -46,14 +61,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-__all__ = ["HOLE_TAU", "SmoothnessPrior", "log_derivative", "roughness", "hole_penalty", "sigma_r2_table",
-           "smoothness_penalty"]
+__all__ = ["HOLE_TAU", "POSITIVITY_TAU", "SmoothnessPrior", "log_derivative", "roughness", "hole_penalty",
+           "sigma_r2_table", "jeans_positivity", "positivity_penalty", "smoothness_penalty"]
 
 #: scale of the one-sided prior against a density rising outwards (d ln nu/d ln r > 0)
 HOLE_TAU = 0.1
+#: scale of the one-sided prior against M < 0 and rho < 0 in the Jeans read-out (dimensionless g and q)
+POSITIVITY_TAU = 0.01
 
 
 def log_derivative(x: torch.Tensor, f: torch.Tensor, order: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,33 +120,109 @@ def sigma_r2_table(vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> t
     return torch.logsumexp(2.0 * lns + lw, dim=-1)
 
 
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of (xp, fp) at x (xp increasing; held at the end values outside)."""
+    i = torch.searchsorted(xp.detach().contiguous(), x.detach().contiguous()).clamp(1, xp.shape[0] - 1)
+    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    t = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
+    return f0 + t * (f1 - f0)
+
+
+def _central(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """df/dx at the interior nodes of ``x`` (central divided differences; exact for linear f)."""
+    return (f[2:] - f[:-2]) / (x[2:] - x[:-2]).clamp_min(1e-12)
+
+
+def jeans_positivity(
+    table: tuple[torch.Tensor, torch.Tensor],
+    vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    beta: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ln r, g, q) of the Jeans read-out on the speed-table nodes (all but the two outermost at each end).
+
+    g = G M/(r sigma_r^2) = -(d ln nu/d ln r + d ln sigma_r^2/d ln r + 2 beta) and
+    q = (d(G M)/d ln r)/(r sigma_r^2) = 4 pi G r^2 rho/sigma_r^2 = g (1 + d ln sigma_r^2/d ln r) + dg/d ln r,
+    both dimensionless: M >= 0 where g >= 0, M(r) non-decreasing (rho >= 0) where q >= 0.
+
+    Parameters
+    ----------
+    table : (ln r, ln nu)
+        :func:`~dsphnf.flows.surface.radial_table` (its first divided differences,
+        interpolated to the speed-table nodes, give d ln nu/d ln r).
+    vtable : speed table
+        :func:`~dsphnf.flows.losvd.velocity_table` (sigma_r^2 by :func:`sigma_r2_table`).
+    beta : callable or None
+        beta(r) at standardised radii r (the flow's ``beta``); None: isotropic.
+    """
+    x = vtable[0]
+    ls2 = sigma_r2_table(vtable)
+    c1, d1 = log_derivative(table[0], table[1], 1)
+    dlnnu = _interp(x, c1, d1)[1:-1]
+    dls2 = _central(x, ls2)
+    xi = x[1:-1]
+    b = torch.zeros_like(xi) if beta is None else beta(torch.exp(xi))
+    g = -(dlnnu + dls2 + 2.0 * b)
+    q = g[1:-1] * (1.0 + dls2[1:-1]) + _central(xi, g)
+    return xi[1:-1], g[1:-1], q
+
+
+def positivity_penalty(
+    table: tuple[torch.Tensor, torch.Tensor],
+    vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    lo: float,
+    hi: float,
+    beta: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Int_lo^hi [max(0, -g)^2 + max(0, -q)^2] d ln r of :func:`jeans_positivity` (zero for a physical read-out).
+
+    >>> lnr = torch.linspace(-5.0, 5.0, 201, dtype=torch.float64)
+    >>> x = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)
+    >>> rising = (lnr, 0.5 * lnr)                          # nu ~ r^0.5, flat sigma_r: M < 0 and falling
+    >>> speeds = (x, torch.zeros(61, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
+    >>> round(float(positivity_penalty(rising, speeds, -1.0, 1.0)), 6)   # (0.5^2 + 0.5^2) x 2
+    1.0
+    """
+    x, g, q = jeans_positivity(table, vtable, beta)
+    return _integral_inside(x, torch.relu(-g) ** 2 + torch.relu(-q) ** 2, lo, hi)
+
+
 def smoothness_penalty(
     table: tuple[torch.Tensor, torch.Tensor],
     vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
     log_range: tuple[float, float],
     tau: float,
     hole_tau: float = HOLE_TAU,
+    beta: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    positivity_tau: float | None = POSITIVITY_TAU,
 ) -> torch.Tensor:
-    """The prior's -ln p (nats, up to a constant): roughness of ln nu (and ln sigma_r^2) / (2 tau^2) plus the hole term.
+    """The prior's -ln p (nats, up to a constant): roughness / (2 tau^2) plus the hole and positivity terms.
 
     Parameters
     ----------
     table : (ln r, ln nu)
         :func:`~dsphnf.flows.surface.radial_table`.
     vtable : speed table or None
-        :func:`~dsphnf.flows.losvd.velocity_table` (None: positions only).
+        :func:`~dsphnf.flows.losvd.velocity_table` (None: positions only, no
+        sigma_r roughness and no positivity term).
     log_range : (float, float)
-        ln r limits [ln L] over which the roughness is integrated (the data's radii).
+        ln r limits [ln L] over which the terms are integrated (the data's radii).
     tau : float
         Prior scale of the third logarithmic derivative.
     hole_tau : float
         Scale of the one-sided term against d ln nu/d ln r > 0.
+    beta : callable or None
+        The flow's beta(r) at standardised radii (None: isotropic), for the positivity term.
+    positivity_tau : float or None
+        Scale of the one-sided term against M < 0 and rho < 0 (None: off).
     """
     lo, hi = log_range
     p = roughness(table[0], table[1], lo, hi)
     if vtable is not None:
         p = p + roughness(vtable[0], sigma_r2_table(vtable), lo, hi)
-    return p / (2.0 * tau * tau) + hole_penalty(table[0], table[1], lo, hi) / (2.0 * hole_tau**2)
+    p = p / (2.0 * tau * tau) + hole_penalty(table[0], table[1], lo, hi) / (2.0 * hole_tau**2)
+    if vtable is not None and positivity_tau is not None:
+        p = p + positivity_penalty(table, vtable, lo, hi, beta) / (2.0 * positivity_tau**2)
+    return p
 
 
 @dataclass(frozen=True)
@@ -147,6 +241,8 @@ class SmoothnessPrior:
         give nats per star, like the likelihood.
     hole_tau : float
         Scale of the one-sided term against a density rising outwards.
+    positivity_tau : float or None
+        Scale of the one-sided term against M < 0 and rho < 0 (None: off).
 
     Examples
     --------
@@ -159,6 +255,7 @@ class SmoothnessPrior:
     tau: float
     n_eff: float
     hole_tau: float = HOLE_TAU
+    positivity_tau: float | None = POSITIVITY_TAU
 
     @classmethod
     def for_stars(cls, R: torch.Tensor, weights: torch.Tensor, tau: float) -> "SmoothnessPrior":
@@ -171,6 +268,8 @@ class SmoothnessPrior:
         self,
         table: tuple[torch.Tensor, torch.Tensor],
         vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+        beta: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """:func:`smoothness_penalty` on the flow's tables divided by ``n_eff`` [nats per star]."""
-        return smoothness_penalty(table, vtable, self.log_range, self.tau, self.hole_tau) / self.n_eff
+        """:func:`smoothness_penalty` on the flow's tables (and its ``beta``) divided by ``n_eff`` [nats per star]."""
+        return smoothness_penalty(table, vtable, self.log_range, self.tau, self.hole_tau, beta,
+                                  self.positivity_tau) / self.n_eff
