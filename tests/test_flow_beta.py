@@ -9,8 +9,10 @@ import torch
 
 from dsphnf.anisotropy import Inferred, parse_anisotropy
 from dsphnf.flows import SphericalFlow, random_flow
-from dsphnf.flows.beta import (BETA_MAX, BETA_MIN, FreeBeta, anisotropy_penalty, bounded_beta, learned_anisotropy,
-                               learned_prior_per_star, symmetrised)
+from dsphnf.flows.beta import BETA_MAX, BETA_MIN, FreeBeta, bounded_beta, learned_anisotropy, symmetrised
+from dsphnf.flows.beta_prior import (anisotropy_penalty, equilibrium_penalty, fourth_order_residual,
+                                     learned_prior_per_star)
+from dsphnf.flows.surface import radial_table
 from dsphnf.flows.cnf import FLOW_FORMS
 from dsphnf.flows.losvd import exact_nll, velocity_table
 from dsphnf.flows.moments import flow_profiles
@@ -132,14 +134,50 @@ def test_anisotropy_penalty_closed_forms():
     assert float(p) == pytest.approx(8.0 / 30.0 / 2.0, rel=1e-3)
 
 
-def test_learned_prior_applies_to_the_free_profile_only():
+def test_fourth_order_residual_closed_form():
+    """E4 = d ln(nu m4) + 2 beta - (3 sigma_r^4/m4)(d ln(nu sigma_r^2) + 2 beta) for analytic profiles."""
+    x = torch.linspace(-2.0, 2.0, 801, dtype=torch.float64)
+    lnnu = -2 * x - 0.5 * x**2
+    lnm2 = 0.3 * x  # ln <s^2>
+    lnm4 = 0.5 * x + math.log(15.0) + 0.2 * torch.sin(x)  # ln <s^4>
+    beta = 0.4 * torch.tanh(x)
+    xc, e4 = fourth_order_residual(x, lnnu, lnm2, lnm4, beta)
+    xc = xc.numpy()
+    b = 0.4 * np.tanh(xc)
+    kappa_w = (5.0 / 3.0) * np.exp(2 * 0.3 * xc - (0.5 * xc + math.log(15.0) + 0.2 * np.sin(xc)))
+    want = (-2 - xc + 0.5 + 0.2 * np.cos(xc)) + 2 * b - kappa_w * (-2 - xc + 0.3 + 2 * b)
+    np.testing.assert_allclose(e4.numpy(), want, atol=1e-4)
+
+
+def test_gaussian_speeds_are_in_fourth_order_equilibrium_for_any_beta():
+    """A flow with an untrained velocity map (Gaussian speeds, constant width) and any nu, beta: P_4 ~ 0."""
+    flow = random_flow(4, std=0.3, anisotropy=Inferred("free"))
+    with torch.no_grad():
+        for p in flow.vel_field.parameters():
+            p.zero_()
+    table, vt = radial_table(flow), velocity_table(flow)
+    beta = flow.beta(torch.exp(vt[0]))
+    assert float(beta.detach().abs().max()) > 0.1
+    assert float(equilibrium_penalty(table, vt, beta, (-3.0, 2.0)).detach()) < 1e-12
+    # a velocity map with a radius-dependent shape is not, and pays for it
+    flow2 = random_flow(4, std=0.3, anisotropy=Inferred("free"))
+    vt2 = velocity_table(flow2)
+    assert float(equilibrium_penalty(radial_table(flow2), vt2, flow2.beta(torch.exp(vt2[0])), (-3.0, 2.0))) > 1e-3
+
+
+def test_learned_prior_terms():
     R = torch.tensor([0.05, 0.5, 1.0, 4.0], dtype=torch.float64)
     prior = SmoothnessPrior.for_stars(R, torch.ones(4, dtype=torch.float64), tau=1.0)
     free = random_flow(3, anisotropy=Inferred("free"))
-    vt = velocity_table(free)
-    want = anisotropy_penalty(vt[0], free.beta(torch.exp(vt[0])), sigma_r2_table(vt), prior.log_range, 1.0).detach() / 4.0
-    got = learned_prior_per_star(free, vt, prior).detach()
+    table, vt = radial_table(free), velocity_table(free)
+    beta = free.beta(torch.exp(vt[0]))
+    want = (anisotropy_penalty(vt[0], beta, sigma_r2_table(vt), prior.log_range, 1.0)
+            + equilibrium_penalty(table, vt, beta, prior.log_range)).detach() / 4.0
+    got = learned_prior_per_star(free, table, vt, prior).detach()
     assert float(got) == pytest.approx(float(want), rel=1e-12) and float(got) > 0
-    for spec in ("om", "om:0.3", "isotropic"):
-        flow = random_flow(3, anisotropy=parse_anisotropy(spec))
-        assert learned_prior_per_star(flow, velocity_table(flow), prior) == 0.0
+    om = random_flow(3, anisotropy=Inferred("om"))
+    table, vt = radial_table(om), velocity_table(om)
+    want = equilibrium_penalty(table, vt, om.beta(torch.exp(vt[0])), prior.log_range).detach() / 4.0
+    assert float(learned_prior_per_star(om, table, vt, prior).detach()) == pytest.approx(float(want), rel=1e-12)
+    given = random_flow(3, anisotropy=parse_anisotropy("om:0.3"))
+    assert learned_prior_per_star(given, radial_table(given), velocity_table(given), prior) == 0.0

@@ -7,7 +7,9 @@ sqrt(1 - beta(r))), but beta(r) is a module whose parameters are trained
 together with the flow, through the same exact likelihood
 (:mod:`~dsphnf.flows.losvd`) as a given beta. Every module starts at
 isotropy (beta = 0 everywhere, or at every radius of the data for the
-Osipkov-Merritt family, whose r_a starts at 10 L).
+Osipkov-Merritt family, whose r_a starts at 10 L). Their priors (smoothness,
+and the fourth-order Jeans equation that lets the LOSVD's shape inform beta)
+are in :mod:`~dsphnf.flows.beta_prior`.
 
 Radii are standardised (units of the length scale L [kpc] of the flow);
 :meth:`LearnedAnisotropy.describe` reports the parameters in kpc.
@@ -23,7 +25,7 @@ Families
     The spline has :data:`N_KNOTS` coefficients on uniform knots over
     ln r in [ln 0.01, ln 50] (the stars lie at ~0.02-10 L); ln r is softly
     saturated at both ends (C-infinity), so that beta is constant far outside.
-    Its smoothness prior is :func:`anisotropy_penalty`.
+    Its smoothness prior is :func:`~dsphnf.flows.beta_prior.anisotropy_penalty`.
 ``constant``
     beta = bounded(s), one parameter.
 ``om``
@@ -42,7 +44,7 @@ import torch
 from torch import nn
 
 __all__ = ["BETA_MIN", "BETA_MAX", "N_KNOTS", "LearnedAnisotropy", "FreeBeta", "learned_anisotropy",
-           "bounded_beta", "symmetrised", "anisotropy_penalty", "learned_prior_per_star", "BETA_TAU"]
+           "bounded_beta", "symmetrised"]
 
 #: Bounds of beta for the bounded parametrisation (free profile, constant, b0, binf).
 BETA_MIN, BETA_MAX = -3.0, 0.95
@@ -53,8 +55,6 @@ S0 = math.log(-Y_MIN / Y_MAX)
 N_KNOTS = 10
 #: ln r range [ln L] of the spline's knots.
 SPLINE_RANGE = (math.log(0.01), math.log(50.0))
-#: Prior scale of d^2 y / d ln r^2 of the free profile (:func:`anisotropy_penalty`).
-BETA_TAU = 0.5
 _ETA_RANGE = (0.5, 4.0)
 
 
@@ -222,67 +222,3 @@ def learned_anisotropy(family: str) -> LearnedAnisotropy:
     if family == "baes":
         return BaesLearned()
     raise ValueError(f"no learned anisotropy for the family {family!r}")
-
-
-def anisotropy_penalty(
-    lnr: torch.Tensor, beta: torch.Tensor, lnsr2: torch.Tensor, log_range: tuple[float, float],
-    tau: float, beta_tau: float = BETA_TAU,
-) -> torch.Tensor:
-    """-ln p (nats, up to a constant) of the smoothness prior of a learned anisotropy.
-
-        P = Int (d^2 y / d ln r^2)^2 d ln r / (2 beta_tau^2)
-            + Int (d^3 ln sigma_t^2 / d ln r^3)^2 d ln r / (2 tau^2),
-
-    y = beta / (2 - beta), sigma_t^2 = (1 - beta) sigma_r^2, both integrals over
-    ``log_range`` (the data's ln r) by the trapezoid rule on divided differences
-    (:func:`~dsphnf.flows.prior.roughness`). The first term leaves a y linear in ln r
-    free and costs ~0.27/(2 beta_tau^2) for a whole Osipkov-Merritt transition
-    (y = sigmoid(2 ln r - ln 2 r_a^2)); the second complements the prior's term on
-    ln sigma_r^2 (:mod:`~dsphnf.flows.prior`), which the anisotropy does not touch.
-
-    Parameters
-    ----------
-    lnr : tensor (m,)
-        Increasing ln r nodes [ln L].
-    beta, lnsr2 : tensor (m,)
-        beta and ln sigma_r^2 (any constant offset) at the nodes.
-    log_range : (float, float)
-        ln r limits of the integrals.
-    tau, beta_tau : float
-        Prior scales of the third derivative of ln sigma_t^2 and the second of y.
-
-    Examples
-    --------
-    >>> x = torch.linspace(-3, 3, 61, dtype=torch.float64)
-    >>> y = 0.1 * x**2                              # d^2 y / d ln r^2 = 0.2
-    >>> beta = 2 * y / (1 + y)
-    >>> lnsr2 = -torch.log1p(-beta)                 # sigma_t constant: no second term
-    >>> round(float(anisotropy_penalty(x, beta, lnsr2, (-2.05, 2.05), 1.0, 1.0)), 6)  # 0.2^2 * 4 / 2
-    0.08
-    """
-    from .prior import roughness
-
-    lo, hi = log_range
-    y = symmetrised(beta)
-    lnst2 = lnsr2 + torch.log1p(-beta.clamp(max=1.0 - 1e-12))
-    return (roughness(lnr, y, lo, hi, order=2) / (2.0 * beta_tau**2)
-            + roughness(lnr, lnst2, lo, hi, order=3) / (2.0 * tau**2))
-
-
-def learned_prior_per_star(flow, vtable, prior) -> torch.Tensor | float:
-    """:func:`anisotropy_penalty` of a flow's free beta(r), divided by the prior's ``n_eff`` [nats per star].
-
-    Evaluated on the nodes of the speed table ``vtable``
-    (:func:`~dsphnf.flows.losvd.velocity_table`) over the prior's ``log_range``
-    with its ``tau`` (a :class:`~dsphnf.flows.prior.SmoothnessPrior`); 0 for a
-    given anisotropy or a parametric family (smooth by construction, learned
-    by maximum likelihood).
-    """
-    from .prior import sigma_r2_table
-
-    net = getattr(flow, "beta_net", None)
-    if not isinstance(net, FreeBeta) or vtable is None:
-        return 0.0
-    lnr = vtable[0]
-    pen = anisotropy_penalty(lnr, flow.beta(torch.exp(lnr)), sigma_r2_table(vtable), prior.log_range, prior.tau)
-    return pen / prior.n_eff

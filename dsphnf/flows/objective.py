@@ -13,8 +13,9 @@ arXiv:2505.00763) on all observed columns.
 
 With a smoothness prior (a :class:`~dsphnf.flows.prior.SmoothnessPrior`,
 training only) the roughness penalty of :mod:`dsphnf.flows.prior`, divided by
-the weighted number of stars, is added: penalised maximum likelihood; a free
-beta(r) adds its own (:func:`~dsphnf.flows.beta.learned_prior_per_star`).
+the weighted number of stars, is added: penalised maximum likelihood; a learned
+anisotropy adds its own (the fourth-order Jeans equation, and smoothness for a
+free beta: :func:`~dsphnf.flows.beta_prior.learned_prior_per_star`).
 
 All values are in nats per star (weighted mean over stars), standardised units.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from . import kde
-from .beta import learned_prior_per_star
+from .beta_prior import learned_prior_per_star
 from .losvd import exact_nll, supports_exact, velocity_table
 from .prior import SmoothnessPrior
 from .stars import StarData
@@ -80,5 +81,5 @@ def flow_loss(
         nll = kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
     if prior is None:
         return nll
-    return nll + prior.per_star(table, vtable) + learned_prior_per_star(flow, vtable, prior)
+    return nll + prior.per_star(table, vtable) + learned_prior_per_star(flow, table, vtable, prior)
 
