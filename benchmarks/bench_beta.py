@@ -61,7 +61,7 @@ def catalogue(case: str, realisation: int, seed: int):
     return read_catalog(path), lambda r: truth_profiles(model, r)
 
 
-def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray):
+def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save: str | None = None):
     """The profile of one variant and its wall time [s]."""
     t0 = time.perf_counter()
     if variant.startswith("baseline:"):
@@ -79,6 +79,8 @@ def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray):
     else:
         res = fit_flow(cat, variant, seed=seed, steps=steps, progress=False, options=opts)
     info = res.summary["diagnostics"]["members"][0].get("anisotropy", {})
+    if save:
+        res.save(Path(save) / variant.replace(":", "_"), plots=False)
     return res.profile, time.perf_counter() - t0, info
 
 
@@ -89,14 +91,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="mock seed and fit seed")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--variants", nargs="+", default=["free", "isotropic", "start"])
+    ap.add_argument("--save", default=None, help="folder to save each flow result in (for diagnostics)")
+    ap.add_argument("--tau4", type=float, default=None, help="override beta_prior.EQUILIBRIUM_TAU")
+    ap.add_argument("--beta-tau", type=float, default=None, help="override beta_prior.BETA_TAU")
     a = ap.parse_args()
+    from dsphnf.flows import beta_prior
+
+    if a.tau4 is not None:
+        beta_prior.EQUILIBRIUM_TAU = a.tau4
+    if a.beta_tau is not None:
+        beta_prior.BETA_TAU = a.beta_tau
     torch.set_num_threads(1)
     cat, truth = catalogue(a.case, a.realisation, a.seed)
     r_half = half_number_radius(cat.x, cat.y, cat.weights)
     grid = np.unique(np.concatenate([R_MED, R_CHECK, [r_half]]))
     tr = truth(grid)
     for variant in a.variants:
-        prof, wall, info = run_variant(cat, variant, a.steps, a.seed, grid)
+        prof, wall, info = run_variant(cat, variant, a.steps, a.seed, grid, a.save)
         dex = np.log10(prof["rho"] / tr["rho"])
         at = np.searchsorted(grid, R_CHECK)
         ih = int(np.searchsorted(grid, r_half))
@@ -107,6 +118,7 @@ def main() -> None:
             "beta_rhalf": round(float(prof["beta"][ih]), 3), "beta_true_rhalf": round(float(tr["beta"][ih]), 3),
             "beta_at": [round(float(b), 3) for b in prof["beta"][at]],
             "beta_true_at": [round(float(b), 3) for b in tr["beta"][at]], "learned": info,
+            "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU,
         }
         print(json.dumps(out), flush=True)
 

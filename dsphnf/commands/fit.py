@@ -38,7 +38,8 @@ their loss stops improving.
 
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with its 68 % band M_lo/M_hi, rho [Msun/kpc^3] with 68 % and
-95 % bands; positions only: r, nu with bands; median over the ensemble, bands
+95 % bands, then beta's 68/95 % bands and sigma_r, sigma_t [km/s, one tangential
+component] with 68 % bands; positions only: r, nu with bands; median over the ensemble, bands
 are Student-t bootstrap intervals, which need --ensemble 2 or more: with
 one flow the band columns are NaN),
 profile_bands.csv (every quantity with every band), summary.json (method,

@@ -156,8 +156,8 @@ def learned_prior_per_star(flow, table, vtable, prior) -> torch.Tensor | float:
         return 0.0
     lnr = vtable[0]
     beta = flow.beta(torch.exp(lnr))
-    pen = equilibrium_penalty(table, vtable, beta, prior.log_range)
+    pen = equilibrium_penalty(table, vtable, beta, prior.log_range, EQUILIBRIUM_TAU)
     if isinstance(net, FreeBeta):
-        pen = pen + anisotropy_penalty(lnr, beta, sigma_r2_table(vtable), prior.log_range, prior.tau)
+        pen = pen + anisotropy_penalty(lnr, beta, sigma_r2_table(vtable), prior.log_range, prior.tau, BETA_TAU)
     return pen / prior.n_eff
 
