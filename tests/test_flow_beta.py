@@ -9,7 +9,7 @@ import torch
 
 from dsphnf.anisotropy import Inferred, parse_anisotropy
 from dsphnf.flows import SphericalFlow, random_flow
-from dsphnf.flows.beta import BETA_MAX, BETA_MIN, FreeBeta, bounded_beta, learned_anisotropy, symmetrised
+from dsphnf.flows.beta import BETA_MAX, BETA_MIN, GAIN, FreeBeta, bounded_beta, learned_anisotropy, symmetrised
 from dsphnf.flows.beta_prior import (anisotropy_penalty, equilibrium_penalty, fourth_order_residual,
                                      learned_prior_per_star)
 from dsphnf.flows.surface import radial_table
@@ -49,7 +49,7 @@ def test_free_profile_is_smooth_and_flat_outside_the_knots():
     torch.manual_seed(0)
     net = FreeBeta().double()
     with torch.no_grad():
-        net.coef.normal_(0.0, 1.0)
+        net.coef.normal_(0.0, 1.0 / GAIN)
     x = torch.linspace(math.log(1e-3), math.log(1e3), 4001, dtype=torch.float64)
     b = net(torch.exp(x)).detach().numpy()
     h = float(x[1] - x[0])
@@ -65,6 +65,7 @@ def test_free_profile_is_smooth_and_flat_outside_the_knots():
 #: learned parameters set by hand for the read-back test (every family far from isotropy)
 SET = {"free": {"coef": torch.linspace(-2.0, 2.0, 10)}, "om": {"log_ra": torch.tensor(math.log(0.5))},
        "baes": {"s0": torch.tensor(-1.5), "sinf": torch.tensor(1.5), "log_ra": torch.tensor(-0.5)}}
+SET = {fam: {k: v / GAIN for k, v in values.items()} for fam, values in SET.items()}  # parameters are stored / GAIN
 
 
 @pytest.mark.parametrize("family", sorted(SET))

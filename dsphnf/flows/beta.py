@@ -51,6 +51,11 @@ BETA_MIN, BETA_MAX = -3.0, 0.95
 Y_MIN, Y_MAX = BETA_MIN / (2.0 - BETA_MIN), BETA_MAX / (2.0 - BETA_MAX)
 #: offset of the sigmoid so that s = 0 gives y = 0 (isotropy)
 S0 = math.log(-Y_MIN / Y_MAX)
+#: Every learned parameter enters multiplied by GAIN: the optimiser (Adam, whose steps are
+#: ~lr in parameter units) then moves the anisotropy GAIN times faster than the network
+#: weights. Measured with GAIN = 1: a learned Osipkov-Merritt r_a moved at Adam's top speed
+#: for all 400 steps and stopped at twice the truth (PlumCoreOm, benchmarks/RESULTS.md).
+GAIN = 5.0
 #: Coefficients of the free profile's cubic B-spline in ln r.
 N_KNOTS = 10
 #: ln r range [ln L] of the spline's knots.
@@ -125,7 +130,7 @@ class FreeBeta(LearnedAnisotropy):
 
     def __init__(self, n_knots: int = N_KNOTS) -> None:
         super().__init__()
-        self.coef = nn.Parameter(torch.zeros(int(n_knots)))
+        self.coef = nn.Parameter(torch.zeros(int(n_knots)))  # s = GAIN * spline(coef)
 
     def spline_argument(self, r: torch.Tensor) -> torch.Tensor:
         """ln r, softly saturated inside the spline's range (strictly between its ends)."""
@@ -135,7 +140,7 @@ class FreeBeta(LearnedAnisotropy):
         return lo + sp(x - lo) - sp(x - hi)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        return bounded_beta(_bspline(self.spline_argument(r), self.coef.to(r), *SPLINE_RANGE))
+        return bounded_beta(_bspline(self.spline_argument(r), GAIN * self.coef.to(r), *SPLINE_RANGE))
 
 
 class ConstantLearned(LearnedAnisotropy):
@@ -148,10 +153,10 @@ class ConstantLearned(LearnedAnisotropy):
         self.s = nn.Parameter(torch.zeros(()))
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        return r * 0.0 + bounded_beta(self.s.to(r))
+        return r * 0.0 + bounded_beta(GAIN * self.s.to(r))
 
     def describe(self, length_scale: float) -> dict[str, float]:
-        return {"beta0": float(bounded_beta(self.s.detach()))}
+        return {"beta0": float(bounded_beta(GAIN * self.s.detach()))}
 
 
 class CuddefordLearned(LearnedAnisotropy):
@@ -160,21 +165,21 @@ class CuddefordLearned(LearnedAnisotropy):
     def __init__(self, family: str = "cuddeford") -> None:
         super().__init__()
         self.family = family
-        self.log_ra = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.log_ra = nn.Parameter(torch.tensor(math.log(10.0) / GAIN))
         if family == "cuddeford":
             self.s0 = nn.Parameter(torch.zeros(()))
         else:
             self.register_parameter("s0", None)
 
     def b0(self) -> torch.Tensor:
-        return torch.zeros(()) if self.s0 is None else bounded_beta(self.s0)
+        return torch.zeros(()) if self.s0 is None else bounded_beta(GAIN * self.s0)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        x2 = (r * torch.exp(-self.log_ra.to(r))) ** 2
+        x2 = (r * torch.exp(-GAIN * self.log_ra.to(r))) ** 2
         return (self.b0().to(r) + x2) / (1.0 + x2)
 
     def describe(self, length_scale: float) -> dict[str, float]:
-        out = {"ra_kpc": float(torch.exp(self.log_ra.detach())) * length_scale}
+        out = {"ra_kpc": float(torch.exp(GAIN * self.log_ra.detach())) * length_scale}
         if self.s0 is not None:
             out["b0"] = float(self.b0().detach())
         return out
@@ -191,20 +196,20 @@ class BaesLearned(LearnedAnisotropy):
         self.sinf = nn.Parameter(torch.zeros(()))
         self.log_ra = nn.Parameter(torch.zeros(()))
         lo, hi = _ETA_RANGE
-        self.e = nn.Parameter(torch.tensor(math.log((2.0 - lo) / (hi - 2.0))))  # eta = 2 at the start
+        self.e = nn.Parameter(torch.tensor(math.log((2.0 - lo) / (hi - 2.0)) / GAIN))  # eta = 2 at the start
 
     def eta(self) -> torch.Tensor:
         lo, hi = _ETA_RANGE
-        return lo + (hi - lo) * torch.sigmoid(self.e)
+        return lo + (hi - lo) * torch.sigmoid(GAIN * self.e)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
-        b0, binf = bounded_beta(self.s0.to(r)), bounded_beta(self.sinf.to(r))
-        y = torch.exp(self.eta().to(r) * (torch.log(r.clamp_min(1e-300)) - self.log_ra.to(r)))
+        b0, binf = bounded_beta(GAIN * self.s0.to(r)), bounded_beta(GAIN * self.sinf.to(r))
+        y = torch.exp(self.eta().to(r) * (torch.log(r.clamp_min(1e-300)) - GAIN * self.log_ra.to(r)))
         return b0 + (binf - b0) * y / (1.0 + y)
 
     def describe(self, length_scale: float) -> dict[str, float]:
-        return {"b0": float(bounded_beta(self.s0.detach())), "binf": float(bounded_beta(self.sinf.detach())),
-                "ra_kpc": float(torch.exp(self.log_ra.detach())) * length_scale, "eta": float(self.eta().detach())}
+        return {"b0": float(bounded_beta(GAIN * self.s0.detach())), "binf": float(bounded_beta(GAIN * self.sinf.detach())),
+                "ra_kpc": float(torch.exp(GAIN * self.log_ra.detach())) * length_scale, "eta": float(self.eta().detach())}
 
 
 def learned_anisotropy(family: str) -> LearnedAnisotropy:
