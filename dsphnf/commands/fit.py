@@ -18,14 +18,17 @@ Model-independent spherical Jeans analysis (the method of Lim et al. 2025,
 arXiv:2505.00763): an ensemble of rotation-equivariant continuous normalizing
 flows is trained on the projected stars by maximum likelihood (the exact
 Abel-projected density of the sky positions times the exact line-of-sight
-velocity distribution; for a free anisotropy the velocities enter through
-the paper's smeared-KDE cross-entropy); nu(r), sigma_r(r) and beta(r) are
+velocity distribution, for a given or an inferred anisotropy); nu(r),
+sigma_r(r) and beta(r) are
 read off every flow and the Jeans equation gives M(r) and rho(r) by automatic
 differentiation.  A catalogue without vz fits the positional flow alone and
 writes nu(r).
 
-Anisotropy: isotropic, constant:B, om:RA (RA in kpc) imposed exactly, or free
-(beta(r) read from the flow; weakly constrained by (x, y, vz)).
+Anisotropy: isotropic, constant:B, om:RA, cuddeford:B0,RA, baes:B0,BINF,RA,ETA
+(RA in kpc) imposed exactly, or inferred with the flow: constant, om,
+cuddeford, baes (parameters learned per flow) or free (a smooth beta(r)),
+with a fourth-order Jeans prior; weakly constrained by 1000 stars (see
+benchmarks/RESULTS.md).
 Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
@@ -66,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("catalog", metavar="STARS", help="star catalogue (.csv, .ecsv, .fits, .dat)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (replaced atomically)")
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC",
-                   help="isotropic | constant:B | om:RA | free (default isotropic)")
+                   help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA, or inferred: "
+                        "constant | om | cuddeford | baes | free (default isotropic)")
     p.add_argument("--inner", default="free", metavar="MODE", help="free | cored | cuspy (default free)")
     p.add_argument("--ensemble", type=int, default=1, metavar="K", help="flows on bootstrap resamples (default 1)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
