@@ -163,7 +163,7 @@ def test_gaussian_speeds_are_in_fourth_order_equilibrium_for_any_beta():
     # a velocity map with a radius-dependent shape is not, and pays for it
     flow2 = random_flow(4, std=0.3, anisotropy=Inferred("free"))
     vt2 = velocity_table(flow2)
-    assert float(equilibrium_penalty(radial_table(flow2), vt2, flow2.beta(torch.exp(vt2[0])), (-3.0, 2.0))) > 1e-3
+    assert float(equilibrium_penalty(radial_table(flow2), vt2, flow2.beta(torch.exp(vt2[0])), (-3.0, 2.0)).detach()) > 1e-3
 
 
 def test_learned_prior_terms():
