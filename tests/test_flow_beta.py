@@ -182,3 +182,22 @@ def test_learned_prior_terms():
     assert float(learned_prior_per_star(om, table, vt, prior).detach()) == pytest.approx(float(want), rel=1e-12)
     given = random_flow(3, anisotropy=parse_anisotropy("om:0.3"))
     assert learned_prior_per_star(given, radial_table(given), velocity_table(given), prior) == 0.0
+
+
+@pytest.mark.parametrize("family", ["free", "om"])
+def test_inferred_fit_writes_beta_and_sigma_bands_and_figures(family, tmp_path):
+    from dsphnf import draw_mock
+    from dsphnf.flows import fit_flow
+    from dsphnf.result import load_result
+
+    cat = draw_mock("PlumCoreOm", n=60, seed=0).catalog
+    res = fit_flow(cat, family, steps=3, ensemble=2, progress=False)
+    for key in ("beta", "sigma_r", "sigma_t"):
+        assert np.all(np.isfinite(res.profile[key + "_lo"])) and np.all(res.profile[key + "_lo"] <= res.profile[key + "_hi"])
+    assert res.summary["settings"]["anisotropy"] == family
+    learned = res.summary["diagnostics"]["members"][0]["anisotropy"]
+    assert (set(learned) == {"ra_kpc"}) if family == "om" else learned == {}
+    out = res.save(tmp_path / "fit")
+    back = load_result(out)
+    assert np.allclose(back.profile["sigma_t_hi"], res.profile["sigma_t_hi"])
+    assert (out / "profiles.png").exists()
