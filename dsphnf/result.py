@@ -45,7 +45,8 @@ __all__ = ["Result", "Artefacts", "load_result", "j_band", "band_columns", "PROF
 
 #: Columns of profile.csv for kinematic fits, shared by every method.
 PROFILE_COLUMNS = ["r", "nu", "sigma_r", "beta", "M", "M_lo", "M_hi", "rho", "rho_lo", "rho_hi",
-                   "rho_lo95", "rho_hi95"]
+                   "rho_lo95", "rho_hi95", "beta_lo", "beta_hi", "beta_lo95", "beta_hi95",
+                   "sigma_r_lo", "sigma_r_hi", "sigma_t", "sigma_t_lo", "sigma_t_hi"]
 #: Columns of profile.csv for positions-only fits.
 NU_COLUMNS = ["r", "nu", "nu_lo", "nu_hi", "nu_lo95", "nu_hi95"]
 #: Fewest stars any method accepts.

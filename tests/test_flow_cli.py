@@ -40,9 +40,11 @@ def test_smoke_fit_writes_all_outputs(stars, tmp_path, capsys):
                "--no-progress", "--threads", "1"])
     assert rc == 0, capsys.readouterr().err
     assert _header(out / "profile.csv") == ["r", "nu", "sigma_r", "beta", "M", "M_lo", "M_hi", "rho", "rho_lo",
-                                           "rho_hi", "rho_lo95", "rho_hi95"]
+                                           "rho_hi", "rho_lo95", "rho_hi95", "beta_lo", "beta_hi", "beta_lo95",
+                                           "beta_hi95", "sigma_r_lo", "sigma_r_hi", "sigma_t", "sigma_t_lo",
+                                           "sigma_t_hi"]
     prof = np.loadtxt(out / "profile.csv", delimiter=",", skiprows=1)
-    assert prof.shape == (40, 12) and np.all(np.isfinite(prof[:, :5]))
+    assert prof.shape == (40, 21) and np.all(np.isfinite(prof[:, :5]))
     r = prof[:, 0]
     R = np.hypot(*np.loadtxt(stars[0], delimiter=",", skiprows=1)[:, :2].T)
     assert r[0] == pytest.approx(np.percentile(R, 2), rel=0.2) and r[-1] == pytest.approx(np.percentile(R, 98), rel=0.2)

@@ -81,9 +81,9 @@ def test_velocity_moments_match_flow_samples(spec):
         assert p["sigma_t"][0] ** 2 == pytest.approx(vt2, rel=tol)
         beta_mc = 1 - vt2 / vr2
         assert p["beta"][0] == pytest.approx(beta_mc, abs=2 * tol)
-        if spec != "free":
-            # the imposed profile, exactly
-            assert p["beta"][0] == pytest.approx(float(parse_anisotropy(spec).beta(r * L)), abs=1e-12)
+        # the imposed profile (given, or the flow's learned one), exactly
+        want = flow.beta(torch.tensor([r], dtype=torch.float64)) if spec == "free" else parse_anisotropy(spec).beta(r * L)
+        assert p["beta"][0] == pytest.approx(float(want[0].detach() if spec == "free" else want), abs=1e-12)
 
 
 def test_free_anisotropy_flow_is_not_isotropic():

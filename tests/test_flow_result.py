@@ -85,7 +85,7 @@ def test_positions_only_fit_has_nu_and_no_j_factor():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"anisotropy": "om"}, AnisotropyError, "om"),  # an inferred OM radius: not a flow form
+        ({"anisotropy": "om:-1"}, AnisotropyError, "om"),  # a malformed anisotropy (every inferred family is a flow form)
         ({"inner": "hollow"}, FitError, "inner"),
         ({"ensemble": 0}, FitError, "ensemble"),
         ({"steps": 0}, FitError, "steps"),

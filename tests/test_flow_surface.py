@@ -9,7 +9,6 @@ import torch
 
 from dsphnf import flows
 from dsphnf.flows import SphericalFlow
-from dsphnf.flows.kde import bandwidths, conditional_velocity_loss, kde_log_likelihood_reference
 from dsphnf.flows.stars import StarData
 from dsphnf.flows.surface import interp_table, log_surface_density, positional_nll, radial_table
 from dsphnf.projection import surface_density
@@ -112,16 +111,3 @@ def test_table_is_monotone_and_follows_the_radial_map():
     # fourth-order differences inside, second order at the two end nodes
     r = torch.exp(lnr[2:-2:20]).detach()
     assert torch.allclose(lnnu[2:-2:20].detach(), flow.log_nu(r).detach(), atol=2e-5)
-
-
-def test_conditional_velocity_loss_is_joint_minus_sky_kde():
-    g = torch.Generator().manual_seed(1)
-    data = torch.randn(50, 3, generator=g, dtype=torch.float64)
-    h = bandwidths(data.numpy())
-    kd = StarData(data, h, torch.rand(50, generator=g, dtype=torch.float64), torch.rand(50, generator=g, dtype=torch.float64) * 0.3)
-    model = torch.randn(300, 3, generator=g, dtype=torch.float64) * 1.1
-    rows = kd.smeared(g)
-    got = conditional_velocity_loss(kd, model, rows=rows)
-    joint = kde_log_likelihood_reference(rows[0], kd.h, rows[2], model, rows[1])
-    sky = kde_log_likelihood_reference(rows[0][:, :2], kd.h, None, model[:, :2], rows[1])
-    assert float(got) == pytest.approx(float(joint - sky), rel=1e-10)

@@ -156,11 +156,10 @@ def test_cosine_schedule():
 
 @pytest.mark.parametrize("loss, anisotropy", [("abel", "free"), ("kde", "isotropic"), ("abel", "isotropic")])
 def test_objective_dispatch_matches_its_parts(loss, anisotropy):
-    """flow_loss picks the documented combination of exact and KDE terms."""
-    from dsphnf.flows.kde import conditional_velocity_loss, smeared_kde_loss
+    """flow_loss picks the documented terms: the exact likelihood for every kinematic flow, or the KDE."""
+    from dsphnf.flows.kde import smeared_kde_loss
     from dsphnf.flows.losvd import exact_nll
     from dsphnf.flows.objective import flow_loss
-    from dsphnf.flows.surface import positional_nll
 
     torch.manual_seed(0)
     flow = SphericalFlow(anisotropy=parse_anisotropy(anisotropy), width=16).double()
@@ -169,14 +168,11 @@ def test_objective_dispatch_matches_its_parts(loss, anisotropy):
     cfg = TrainConfig(loss=loss)
     got = flow_loss(flow, data, cfg, torch.Generator().manual_seed(3), 256)
     g = torch.Generator().manual_seed(3)
-    if loss == "abel" and anisotropy != "free":
+    if loss == "abel":
         eps = torch.randn(data.R.shape, generator=g, dtype=torch.float64)
         want = exact_nll(flow, data.R, data.obs[:, 2] + cfg.h_v * eps, torch.sqrt(cfg.h_v**2 + data.err2), data.weights)
     else:
         rows = data.smeared(g, cfg.n_smear)
         model, logw = flow.sample_projected_weighted(256, g, cfg.base_scale)
-        if loss == "kde":
-            want = smeared_kde_loss(data, model, rows=rows, log_w=logw)
-        else:
-            want = positional_nll(flow, data.R, data.weights) + conditional_velocity_loss(data, model, rows=rows, log_w=logw)
+        want = smeared_kde_loss(data, model, rows=rows, log_w=logw)
     assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-12)

@@ -21,14 +21,17 @@ Model-independent spherical Jeans analysis (the method of Lim et al. 2025,
 arXiv:2505.00763): an ensemble of rotation-equivariant continuous normalizing
 flows is trained on the projected stars by maximum likelihood (the exact
 Abel-projected density of the sky positions times the exact line-of-sight
-velocity distribution; for a free anisotropy the velocities enter through
-the paper's smeared-KDE cross-entropy); nu(r), sigma_r(r) and beta(r) are
+velocity distribution, for a given or an inferred anisotropy); nu(r),
+sigma_r(r) and beta(r) are
 read off every flow and the Jeans equation gives M(r) and rho(r) by automatic
 differentiation.  A catalogue without vz fits the positional flow alone and
 writes nu(r).
 
-Anisotropy: isotropic, constant:B, om:RA (RA in kpc) imposed exactly, or free
-(beta(r) read from the flow; weakly constrained by (x, y, vz)).
+Anisotropy: isotropic, constant:B, om:RA, cuddeford:B0,RA, baes:B0,BINF,RA,ETA
+(RA in kpc) imposed exactly, or inferred with the flow: constant, om,
+cuddeford, baes (parameters learned per flow) or free (a smooth beta(r)),
+with a fourth-order Jeans prior; weakly constrained by 1000 stars (see
+benchmarks/RESULTS.md).
 Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
@@ -47,7 +50,8 @@ their loss stops improving.
 
 Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with its 68 % band M_lo/M_hi, rho [Msun/kpc^3] with 68 % and
-95 % bands; positions only: r, nu with bands; the value is the mean over
+95 % bands, then beta's 68/95 % bands and sigma_r, sigma_t [km/s, one tangential
+component] with 68 % bands; positions only: r, nu with bands; the value is the mean over
 the flows (geometric for positive quantities) and the bands are Student-t
 bootstrap intervals around it, which need --ensemble 2 or more: with one
 flow the band columns are NaN), profile_bands.csv (every quantity with every
@@ -79,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("catalog", metavar="STARS", help="star catalogue (.csv, .ecsv, .fits, .dat)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (replaced atomically)")
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC",
-                   help="isotropic | constant:B | om:RA | free (default isotropic)")
+                   help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA, or inferred: "
+                        "constant | om | cuddeford | baes | free (default isotropic)")
     p.add_argument("--inner", default="free", metavar="MODE", help="free | cored | cuspy (default free)")
     p.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, metavar="K",
                    help=f"flows on bootstrap resamples, for the bands (default {DEFAULT_ENSEMBLE}; 1: no bands)")

@@ -6,7 +6,8 @@ fields), :mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.stars`
 (training data), :mod:`~dsphnf.flows.surface` and :mod:`~dsphnf.flows.losvd`
 (exact projected likelihood), :mod:`~dsphnf.flows.kde` (smeared-KDE loss),
 :mod:`~dsphnf.flows.objective` (which loss), :mod:`~dsphnf.flows.prior`
-(smoothness prior), :mod:`~dsphnf.flows.train` (training loop),
+(smoothness prior), :mod:`~dsphnf.flows.beta` (learned anisotropy) and
+:mod:`~dsphnf.flows.beta_prior` (its priors), :mod:`~dsphnf.flows.train` (training loop),
 :mod:`~dsphnf.flows.moments` (Jeans read-out), :mod:`~dsphnf.flows.ensemble`
 (bands), :mod:`~dsphnf.flows.standardise` (units, grid),
 :mod:`~dsphnf.flows.settings` (options), :mod:`~dsphnf.flows.member` (one

@@ -22,9 +22,12 @@ triangular and radial:
    outside, so that c acts on the centre only (a global r^(1 + c) also
    stretched the outskirts, which the network then had to undo, and c hardly
    moved during training);
-5. a given anisotropy beta(r): the tangential velocity is scaled by
+5. the anisotropy layer: the tangential velocity is scaled by
    sqrt(1 - beta(r)), which imposes beta(r) exactly on the isotropic
-   velocity field (``anisotropy="free"`` skips this and reads beta from the flow).
+   velocity field. beta(r) is either given (a model of
+   :mod:`dsphnf.anisotropy`) or inferred (``Inferred(family)``: a module of
+   :mod:`~dsphnf.flows.beta` whose parameters are trained with the flow,
+   through the same exact likelihood).
 
 Because the positional map is radial, its Jacobian determinant is
 (dr/du) (r/u)^2, and dr/du is obtained exactly (for the discretised solver
@@ -39,13 +42,14 @@ from torch import nn
 from torchdiffeq import odeint
 
 from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
+from .beta import LearnedAnisotropy, learned_anisotropy
 from .field import INNER_MODES, RadialField, VelocityField, log_normal_radius
 from .layers import plummer_inverse, plummer_radius
 
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
 
 #: Anisotropy forms the flow supports (see :func:`dsphnf.anisotropy.require_form`).
-FLOW_FORMS = ("given:*", "inferred:free")
+FLOW_FORMS = ("given:*", "inferred:free", "inferred:constant", "inferred:om", "inferred:cuddeford", "inferred:baes")
 
 
 
@@ -60,8 +64,9 @@ class SphericalFlow(nn.Module):
     inner : {"free", "cored", "cuspy"}
         Inner-slope variant of the positional field.
     anisotropy : Anisotropy or Inferred
-        A given model (:mod:`dsphnf.anisotropy`) imposed exactly, or
-        ``Inferred("free")`` for a flow whose own beta(r) is read out.
+        A given model (:mod:`dsphnf.anisotropy`) imposed exactly, or an
+        ``Inferred(family)`` whose beta(r) (``free``) or parameters are learned
+        (:mod:`~dsphnf.flows.beta`).
     length_scale : float
         L [kpc]: the physical length of one standardised unit (for beta(r)).
     base : {"plummer", "gaussian"}
@@ -111,14 +116,11 @@ class SphericalFlow(nn.Module):
         self.n_steps = int(n_steps)
         self.method = method
         require_form(anisotropy, FLOW_FORMS, "the flow")
-        self.anisotropy_free = self.kinematic and isinstance(anisotropy, Inferred)
-        self.beta_model = None if self.anisotropy_free else (anisotropy if kinematic else Isotropic())
+        learned = self.kinematic and isinstance(anisotropy, Inferred)
+        self.beta_model = None if learned else (anisotropy if kinematic else Isotropic())
+        self.beta_net: LearnedAnisotropy | None = learned_anisotropy(anisotropy.family) if learned else None
         self.pos_field = RadialField("free" if inner == "free" else "cored", r0=r0, width=width, depth=depth)
-        self.vel_field = (
-            VelocityField("free" if self.anisotropy_free else "isotropic", r0=rv0, width=width, depth=depth)
-            if self.kinematic
-            else None
-        )
+        self.vel_field = VelocityField("isotropic", r0=rv0, width=width, depth=depth) if self.kinematic else None
         self.fixed_c = None if cusp_c is None else float(cusp_c)
         if inner == "cuspy" and cusp_c is None:
             self.c_raw = nn.Parameter(torch.tensor(math.log(math.expm1(0.5))))
@@ -143,7 +145,7 @@ class SphericalFlow(nn.Module):
         return {
             "kinematic": self.kinematic,
             "inner": self.inner,
-            "anisotropy": "free" if self.anisotropy_free else self.beta_model.spec(),
+            "anisotropy": (self.beta_net if self.beta_net is not None else self.beta_model).spec(),
             "length_scale": self.length_scale,
             "base": self.base,
             "r0": self.pos_field.r0,
@@ -212,11 +214,20 @@ class SphericalFlow(nn.Module):
         r = self._power(torch.exp(y1[:, 0]))
         return r if vstate0 is None else (r, y1[:, 1:])
 
+    @property
+    def anisotropy_learned(self) -> bool:
+        """True when beta(r) (or its parameters) is trained with the flow."""
+        return self.beta_net is not None
+
     def beta(self, r: torch.Tensor) -> torch.Tensor:
-        """Imposed beta at standardised radius ``r`` (zeros for the free mode)."""
-        if self.beta_model is None:
-            return torch.zeros_like(r)
+        """beta at standardised radius ``r``: the given model's, or the learned one (differentiable)."""
+        if self.beta_net is not None:
+            return self.beta_net(r)
         return self.beta_model.beta_torch(r * self.length_scale)
+
+    def anisotropy_parameters(self) -> dict[str, float]:
+        """The learned anisotropy parameters in physical units (r_a in kpc); empty if none."""
+        return {} if self.beta_net is None else self.beta_net.describe(self.length_scale)
 
     # ------------------------------------------------------------------ maps
     def transform(self, ux: torch.Tensor, uv: torch.Tensor | None = None):
@@ -227,19 +238,12 @@ class SphericalFlow(nn.Module):
             return n * self.radial_map(u).unsqueeze(-1)
         if uv is None:
             raise ValueError("a kinematic flow needs base velocities uv")
-        if self.anisotropy_free:
-            vr0 = (uv * n).sum(-1, keepdim=True)
-            vt0 = uv - vr0 * n
-            st0 = torch.linalg.vector_norm(vt0, dim=-1, keepdim=True).clamp_min(1e-30)
-            r, vs = self.radial_map(u, torch.cat([vr0, torch.log(st0)], dim=-1))
-            v = vs[:, :1] * n + vt0 * torch.exp(vs[:, 1:2] - torch.log(st0))
-        else:
-            s0 = torch.linalg.vector_norm(uv, dim=-1, keepdim=True).clamp_min(1e-30)
-            r, vs = self.radial_map(u, torch.log(s0))
-            v = uv * torch.exp(vs[:, :1] - torch.log(s0))
-            vr = (v * n).sum(-1, keepdim=True)
-            scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
-            v = vr * n + scale * (v - vr * n)
+        s0 = torch.linalg.vector_norm(uv, dim=-1, keepdim=True).clamp_min(1e-30)
+        r, vs = self.radial_map(u, torch.log(s0))
+        v = uv * torch.exp(vs[:, :1] - torch.log(s0))
+        vr = (v * n).sum(-1, keepdim=True)
+        scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
+        v = vr * n + scale * (v - vr * n)
         return n * r.unsqueeze(-1), v
 
     def inverse(self, x: torch.Tensor, v: torch.Tensor | None = None):
@@ -250,19 +254,12 @@ class SphericalFlow(nn.Module):
         if not self.kinematic:
             y0 = self.solve(torch.log(r1).unsqueeze(-1), reverse=True)
             return n * self.premap_inverse(torch.exp(y0[:, 0])).unsqueeze(-1)
-        if self.anisotropy_free:
-            vr1 = (v * n).sum(-1, keepdim=True)
-            vt1 = v - vr1 * n
-            st1 = torch.linalg.vector_norm(vt1, dim=-1, keepdim=True).clamp_min(1e-30)
-            y0 = self.solve(torch.cat([torch.log(r1).unsqueeze(-1), vr1, torch.log(st1)], dim=-1), reverse=True)
-            uv = y0[:, 1:2] * n + vt1 * torch.exp(y0[:, 2:3] - torch.log(st1))
-        else:
-            vr = (v * n).sum(-1, keepdim=True)
-            scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
-            viso = vr * n + (v - vr * n) / scale
-            s1 = torch.linalg.vector_norm(viso, dim=-1, keepdim=True).clamp_min(1e-30)
-            y0 = self.solve(torch.cat([torch.log(r1).unsqueeze(-1), torch.log(s1)], dim=-1), reverse=True)
-            uv = viso * torch.exp(y0[:, 1:2] - torch.log(s1))
+        vr = (v * n).sum(-1, keepdim=True)
+        scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
+        viso = vr * n + (v - vr * n) / scale
+        s1 = torch.linalg.vector_norm(viso, dim=-1, keepdim=True).clamp_min(1e-30)
+        y0 = self.solve(torch.cat([torch.log(r1).unsqueeze(-1), torch.log(s1)], dim=-1), reverse=True)
+        uv = viso * torch.exp(y0[:, 1:2] - torch.log(s1))
         u = self.premap_inverse(torch.exp(y0[:, 0]))
         return n * u.unsqueeze(-1), uv
 
@@ -357,8 +354,7 @@ class SphericalFlow(nn.Module):
         ``(x, v, ln f(x, v))`` for a kinematic one (f normalised in 6-D).
         The triangular Jacobian is det(dx/du_x) det(dv/du_v | u_x): radial
         factors (dr/du)(r/u)^2 for positions; (ds/ds0)(s/s0)^2 (1 - beta) for the
-        isotropic velocity field with the anisotropy layer; the 2x2 Jacobian of
-        (v_r, |v_t|) times |v_t|/|v_t0| for the free one; derivatives by autograd.
+        isotropic velocity field with the anisotropy layer; derivatives by autograd.
         """
         with torch.enable_grad():
             u = torch.linalg.vector_norm(ux, dim=-1).detach().requires_grad_(True)
@@ -371,28 +367,16 @@ class SphericalFlow(nn.Module):
                 logp = lp - torch.log(d) - 2.0 * (torch.log(r) - torch.log(u))
                 return x.detach(), logp.detach()
             lp = lp + log_normal_radius(torch.linalg.vector_norm(uv, dim=-1))
-            if self.anisotropy_free:
-                vr0 = (uv * n).sum(-1).detach().requires_grad_(True)
-                vt0 = (uv - vr0.detach().unsqueeze(-1) * n).detach()
-                st0 = torch.linalg.vector_norm(vt0, dim=-1).detach().requires_grad_(True)
-                r, vs = self.radial_map(u, torch.stack([vr0, torch.log(st0)], dim=-1))
-                vr1, st1 = vs[:, 0], torch.exp(vs[:, 1])
-                (d,) = torch.autograd.grad(r.sum(), u, retain_graph=True)
-                a, b = torch.autograd.grad(vr1.sum(), (vr0, st0), retain_graph=True)
-                c, e = torch.autograd.grad(st1.sum(), (vr0, st0))
-                logdet_v = torch.log(torch.abs(a * e - b * c)) + torch.log(st1) - torch.log(st0)
-                v = vr1.unsqueeze(-1) * n + vt0 * (st1 / st0).unsqueeze(-1)
-            else:
-                s0 = torch.linalg.vector_norm(uv, dim=-1).detach().requires_grad_(True)
-                r, vs = self.radial_map(u, torch.log(s0).unsqueeze(-1))
-                s1 = torch.exp(vs[:, 0])
-                (d,) = torch.autograd.grad(r.sum(), u, retain_graph=True)
-                (ds,) = torch.autograd.grad(s1.sum(), s0)
-                beta = self.beta(r)
-                logdet_v = torch.log(ds) + 2.0 * (torch.log(s1) - torch.log(s0)) + torch.log1p(-beta.clamp(max=1.0 - 1e-12))
-                v = uv * (s1 / s0).unsqueeze(-1)
-                vr = (v * n).sum(-1, keepdim=True)
-                v = vr * n + torch.sqrt(1.0 - beta).unsqueeze(-1) * (v - vr * n)
+            s0 = torch.linalg.vector_norm(uv, dim=-1).detach().requires_grad_(True)
+            r, vs = self.radial_map(u, torch.log(s0).unsqueeze(-1))
+            s1 = torch.exp(vs[:, 0])
+            (d,) = torch.autograd.grad(r.sum(), u, retain_graph=True)
+            (ds,) = torch.autograd.grad(s1.sum(), s0)
+            beta = self.beta(r)
+            logdet_v = torch.log(ds) + 2.0 * (torch.log(s1) - torch.log(s0)) + torch.log1p(-beta.clamp(max=1.0 - 1e-12))
+            v = uv * (s1 / s0).unsqueeze(-1)
+            vr = (v * n).sum(-1, keepdim=True)
+            v = vr * n + torch.sqrt(1.0 - beta).unsqueeze(-1) * (v - vr * n)
             logdet_x = torch.log(d) + 2.0 * (torch.log(r) - torch.log(u))
             x = n * r.unsqueeze(-1)
         return x.detach(), v.detach(), (lp - logdet_x - logdet_v).detach()

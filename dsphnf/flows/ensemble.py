@@ -49,7 +49,7 @@ __all__ = ["UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_int
 #: suffix -> (side, two-sided coverage) of every banded quantity
 BANDS = {"_lo": (-1, 0.6827), "_hi": (1, 0.6827), "_lo95": (-1, 0.95), "_hi95": (1, 0.95)}
 #: quantities whose bands are taken in ln x (positive by nature)
-LOG_KEYS = ("nu", "sigma_r", "M", "rho")
+LOG_KEYS = ("nu", "sigma_r", "sigma_t", "M", "rho")
 
 
 def bootstrap_indices(n: int, seed: int, member: int, ensemble: int) -> np.ndarray:

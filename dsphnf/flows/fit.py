@@ -367,7 +367,7 @@ def _train_members(setup: _Setup, stars: MemberStars) -> tuple[list[TrainedMembe
 def _read_out(stars: MemberStars, trained: list[TrainedMember]) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Every member's profiles on the output grid and their median with bootstrap bands."""
     members = [m.profile for m in trained]
-    keys = ["nu", "sigma_r", "beta", "M", "rho", "dlnnu_dlnr"] if stars.kinematic else ["nu", "dlnnu_dlnr"]
+    keys = ["nu", "sigma_r", "sigma_t", "beta", "M", "rho", "dlnnu_dlnr"] if stars.kinematic else ["nu", "dlnnu_dlnr"]
     return members, ens.band_profiles(members, keys)
 
 

@@ -31,7 +31,7 @@ import torch
 
 from .stars import StarData
 
-__all__ = ["bandwidths", "smeared_kde_loss", "conditional_velocity_loss", "kde_log_likelihood_reference"]
+__all__ = ["bandwidths", "smeared_kde_loss", "kde_log_likelihood_reference"]
 
 
 def bandwidths(data: np.ndarray, weights: np.ndarray | None = None, factor: float = 1.0) -> np.ndarray:
@@ -124,31 +124,6 @@ def smeared_kde_loss(
 def _kde_term(x, h, inv, model, log_w, w) -> torch.Tensor:
     A, C, alpha = _augment(x, h, inv, model, log_w)
     return _WeightedLogMeanExp.apply(A.detach(), C, alpha.detach(), w)
-
-
-def conditional_velocity_loss(
-    data: StarData,
-    model: torch.Tensor,
-    generator: torch.Generator | None = None,
-    n_smear: int = 1,
-    rows: tuple | None = None,
-    log_w: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Smeared-KDE estimate of -<ln p(v_z | x, y)> (nats per star), for d = 3.
-
-    The joint smeared-KDE loss minus the same loss on the sky positions alone,
-    with the same smeared rows and flow samples (common random numbers, so the
-    Monte Carlo errors of numerator and denominator largely cancel). Added to
-    the exact positional term of :mod:`dsphnf.flows.surface` it gives the
-    ``"abel"`` loss of :class:`~dsphnf.flows.train.TrainConfig`.
-    """
-    if data.d != 3:
-        raise ValueError("the velocity conditional needs (x, y, v_z) data")
-    if rows is None:
-        rows = data.smeared(generator, n_smear)
-    x, w, _ = rows
-    joint = smeared_kde_loss(data, model, rows=rows, log_w=log_w)
-    return joint - _kde_term(x[:, :2], data.h, None, model[:, :2], log_w, w)
 
 
 def kde_log_likelihood_reference(rows: torch.Tensor, h: torch.Tensor, inv_hv2, model: torch.Tensor, w) -> torch.Tensor:

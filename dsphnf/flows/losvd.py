@@ -1,8 +1,8 @@
 """Exact likelihood of (x, y, v_z) under a flow with a given anisotropy (no KDE).
 
-For a flow whose velocity field is isotropic (``anisotropy`` given: isotropic,
-constant, Osipkov-Merritt or a callable, imposed by the layer that scales
-tangential velocities by sqrt(1 - beta(r))), the distribution of v_z along a
+For a kinematic flow (an isotropic velocity field followed by the layer that
+scales tangential velocities by sqrt(1 - beta(r)), beta given or learned:
+:mod:`~dsphnf.flows.beta`), the distribution of v_z along a
 line of sight has a closed form once the speed distribution at each radius is
 known:
 
@@ -47,8 +47,8 @@ VELOCITY_RANGE = (1e-2, 1e2)
 
 
 def supports_exact(flow) -> bool:
-    """True for kinematic flows with an imposed anisotropy (isotropic velocity field)."""
-    return bool(flow.kinematic and not flow.anisotropy_free)
+    """True for kinematic flows (every one: isotropic speed map and anisotropy layer, beta given or learned)."""
+    return bool(flow.kinematic)
 
 
 def velocity_table(
@@ -92,7 +92,7 @@ def log_losvd(
         Line-of-sight nodes for Sigma and for the velocity mixture.
     """
     if not supports_exact(flow):
-        raise ValueError("the exact LOSVD needs a kinematic flow with a given anisotropy")
+        raise ValueError("the exact LOSVD needs a kinematic flow")
     lnr, lnnu = radial_table(flow) if table is None else table
     vl, vs, lw_speed = velocity_table(flow) if vtable is None else vtable
     _, _, terms = line_of_sight_terms(lnr, lnnu, R, n_s)

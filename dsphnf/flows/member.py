@@ -256,6 +256,7 @@ def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:
         "final_val_loss": None if trainer.val is None else float(trainer.best_val),
         "bandwidths": h.tolist(), "rollbacks": len(trainer.history["events"]), "train_wall_s": trainer.wall,
         "cusp_c": None if cusp is None else float(cusp.detach()),
+        "anisotropy": trainer.flow.anisotropy_parameters(),
     }
 
 

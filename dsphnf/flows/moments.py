@@ -12,10 +12,10 @@ with ``torch.autograd.grad(..., create_graph=True)`` applied as often as needed
   it is pushed through the velocity ODE along the trajectory of u. The
   expectation over base velocities is a fixed Gauss quadrature (common nodes
   for every r, so the moments are smooth, differentiable functions of r):
-  isotropic field: |v|^2 / 2 ~ Gamma(3/2) -> generalised Gauss-Laguerre;
-  free field: v_r ~ N(0, 1) (Gauss-Hermite) x |v_t|^2 / 2 ~ Gamma(1) (Gauss-Laguerre).
-  Isotropic field with the anisotropy layer: sigma_r^2 = <|v|^2> / 3 and
-  sigma_t^2 = 2 (1 - beta) sigma_r^2 exactly.
+  isotropic field: |v|^2 / 2 ~ Gamma(3/2) -> generalised Gauss-Laguerre.
+  With the anisotropy layer (beta given or learned): sigma_r^2 = <|v|^2> / 3
+  and sigma_t^2 = (1 - beta) sigma_r^2 (one component) exactly; a learned
+  beta(r) enters the Jeans equation and its derivative by autograd like nu.
 - G M(r) = -r sigma_r^2 [dln nu/dln r + dln sigma_r^2/dln r + 2 beta],
   rho = (dM/dln r) / (4 pi r^3).
 
@@ -112,8 +112,7 @@ def flow_profiles(
         }
         if not f64.kinematic:
             return out
-        mode = "free" if f64.anisotropy_free else "isotropic"
-        nodes, weights = velocity_nodes(mode, n_nodes)
+        nodes, weights = velocity_nodes("isotropic", n_nodes)
         K = len(weights)
         nodes_t = torch.as_tensor(nodes, dtype=torch.float64, device=dev)
         w_t = torch.as_tensor(weights, dtype=torch.float64, device=dev)
@@ -121,17 +120,10 @@ def flow_profiles(
         u_rep = u.repeat_interleave(K)
         v0 = nodes_t.repeat(n, 1)
         _, v1 = f64.radial_map(u_rep, v0)
-        if mode == "isotropic":
-            s2 = torch.exp(2.0 * v1[:, 0]).reshape(n, K)
-            sr2 = (s2 * w_t).sum(-1) / 3.0
-            beta = f64.beta(rr)
-            st2 = (1.0 - beta) * sr2
-        else:
-            vr2 = (v1[:, 0] ** 2).reshape(n, K)
-            vt2 = torch.exp(2.0 * v1[:, 1]).reshape(n, K)
-            sr2 = (vr2 * w_t).sum(-1)
-            st2 = 0.5 * (vt2 * w_t).sum(-1)  # one tangential component
-            beta = 1.0 - st2 / sr2
+        s2 = torch.exp(2.0 * v1[:, 0]).reshape(n, K)
+        sr2 = (s2 * w_t).sum(-1) / 3.0
+        beta = f64.beta(rr)
+        st2 = (1.0 - beta) * sr2
         dlns2 = D(torch.log(sr2))
         m_std = -rr * sr2 * (dlnnu + dlns2 + 2.0 * beta)  # G M / (L V^2)
         out.update(

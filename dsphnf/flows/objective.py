@@ -3,18 +3,19 @@
 ``loss="abel"`` (default, see :class:`~dsphnf.flows.train.TrainConfig`):
 
 - positions only: the exact -ln Sigma(R) (:func:`~dsphnf.flows.surface.positional_nll`);
-- positions and velocities with a given beta(r): the exact -ln[Sigma(R) p(v_z | R)]
-  (:func:`~dsphnf.flows.losvd.exact_nll`), the model's v_z convolved with
-  N(0, h_v^2 + err^2) and the data's v_z smeared by h_v (fresh draws ``eps``);
-- a free anisotropy: exact positions plus the smeared-KDE velocity conditional
-  (:func:`~dsphnf.flows.kde.conditional_velocity_loss`).
+- positions and velocities, beta(r) given or learned (:mod:`~dsphnf.flows.beta`):
+  the exact -ln[Sigma(R) p(v_z | R)] (:func:`~dsphnf.flows.losvd.exact_nll`),
+  the model's v_z convolved with N(0, h_v^2 + err^2) and the data's v_z
+  smeared by h_v (fresh draws ``eps``).
 
 ``loss="kde"``: the smeared-KDE cross-entropy of the paper (Lim et al. 2025,
 arXiv:2505.00763) on all observed columns.
 
 With a smoothness prior (a :class:`~dsphnf.flows.prior.SmoothnessPrior`,
 training only) the roughness penalty of :mod:`dsphnf.flows.prior`, divided by
-the weighted number of stars, is added: penalised maximum likelihood.
+the weighted number of stars, is added: penalised maximum likelihood; a learned
+anisotropy adds its own (the fourth-order Jeans equation, and smoothness for a
+free beta: :func:`~dsphnf.flows.beta_prior.learned_prior_per_star`).
 
 All values are in nats per star (weighted mean over stars), standardised units.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from . import kde
+from .beta_prior import learned_prior_per_star
 from .losvd import exact_nll, supports_exact, velocity_table
 from .prior import SmoothnessPrior
 from .stars import StarData
@@ -76,12 +78,8 @@ def flow_loss(
         if rows is None:
             rows = data.smeared(generator, cfg.n_smear)
         model, logw = flow.sample_projected_weighted(n_model, generator, cfg.base_scale)
-        if cfg.loss == "kde":
-            nll = kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
-        else:
-            nll = (positional_nll(flow, data.R, data.weights, table)
-                   + kde.conditional_velocity_loss(data, model, rows=rows, log_w=logw))
+        nll = kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
     if prior is None:
         return nll
-    return nll + prior.per_star(table, vtable, flow.beta)
+    return nll + prior.per_star(table, vtable, flow.beta) + learned_prior_per_star(flow, table, vtable, prior)
 

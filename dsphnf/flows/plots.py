@@ -65,14 +65,28 @@ def model_sky(result, edges: np.ndarray, n: int = 20000, seed: int = 0) -> dict[
 
 
 def plot_profiles(result, truth: Callable[[np.ndarray], dict] | None = None, path: str | os.PathLike | None = None):
-    """rho(r) and M(r) with 68/95 % bands (nu(r) for a positions-only fit); ``truth(r)`` may add curves."""
+    """rho(r) and M(r) with 68/95 % bands (nu(r) for a positions-only fit); ``truth(r)`` may add curves.
+
+    With an inferred anisotropy two more panels show the learned beta(r) and
+    sigma_r(r), sigma_t(r) (one tangential component) with their bands.
+    """
+    from ..anisotropy import INFERRED_FORMS
+
     p = result.profile
     r = p["r"]
     tr = truth(r) if truth is not None else None
     keys = ["rho", "M"] if "rho" in p else ["nu"]
+    if "rho" in p and "sigma_t" in p and result.summary["settings"]["anisotropy"] in INFERRED_FORMS:
+        keys += ["beta", "sigma"]
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        plot_band(ax, p, key, label="flow", color="C0", truth=tr)
+        if key != "sigma":
+            plot_band(ax, p, key, label="flow", color="C0", truth=tr)
+            continue
+        plot_band(ax, p, "sigma_r", label=r"flow $\sigma_r$", color="C0", truth=tr)
+        plot_band(ax, p, "sigma_t", label=r"flow $\sigma_t$", color="C1",
+                  truth=None if tr is None or "sigma_t" not in tr else {"r": tr["r"], "sigma_t": tr["sigma_t"]})
+        ax.set_ylabel(r"$\sigma_r(r)$, $\sigma_t(r)$ [km s$^{-1}$]")
     fig.suptitle(f"flow fit: {result.summary['settings']['anisotropy']}, inner {result.summary['settings']['inner']}, "
                  f"{len(result.artefacts.flows)} flow(s)", fontsize=10)
     if path is not None:

@@ -1,0 +1,127 @@
+"""Benchmark: the flow with beta(r) inferred against beta fixed isotropic and the untrained start (not a test).
+
+For one 1000-star catalogue (a public Gaia Challenge file or a general mock of
+``dsphnf.draw_mock``) fits single flows with the anisotropy variants asked
+for and prints, per variant, the median |log10(rho / rho_true)| over 21
+log-spaced radii in [0.1, 1] kpc, log10 errors at 0.1 / 0.15 / 0.25 / 0.5 / 1 kpc,
+beta at R_half (the weighted median projected radius of the stars) against the
+truth there, and the wall time. Variants:
+
+- ``free``, ``om``, ``constant``, ... : the flow with that anisotropy inferred;
+- ``isotropic`` : the flow with beta wrongly fixed to zero (the bias);
+- ``start`` : the untrained start (one step at a learning rate of 1e-12);
+- ``baseline:om`` (any ``baseline:FAMILY``) : the parametric Jeans fit with that inferred family.
+
+Usage::
+
+    python benchmarks/bench_beta.py --case PlumCoreOm --realisation 0 --variants free isotropic start
+    python benchmarks/bench_beta.py --case tangential --seed 1 --variants free om
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dsphnf.catalog import read_catalog  # noqa: E402
+from dsphnf.datasets import gaia_challenge_file  # noqa: E402
+from dsphnf.flows import FitOptions, TrainConfig, fit_flow  # noqa: E402
+from dsphnf.kinematics import half_number_radius  # noqa: E402
+from dsphnf.mocks import draw_mock, get_model, truth_profiles  # noqa: E402
+
+R_CHECK = np.array([0.1, 0.15, 0.25, 0.5, 1.0])
+R_MED = np.logspace(-1, 0, 21)
+#: general mocks: (halo, tracer, anisotropy)
+MOCKS = {
+    "tangential": ("nfw:6.4e7,1", "plummer:0.25", "constant:-0.5"),
+    "radial_om": ("burkert:4e8,1", "plummer:0.25", "om:0.3"),
+}
+
+
+def catalogue(case: str, realisation: int, seed: int):
+    """(catalogue, truth(r) -> dict) of a case."""
+    if case in MOCKS:
+        from dsphnf.dwarf import model_truth
+
+        halo, tracer, aniso = MOCKS[case]
+        mock = draw_mock(n=1000, seed=seed, halo=halo, tracer=tracer, anisotropy=aniso)
+        return mock.catalog, lambda r: model_truth(mock.model, r)
+    path = gaia_challenge_file(case, 1000, realisation)
+    if path is None:
+        raise SystemExit(f"no data file for {case}")
+    model = get_model(case)
+    return read_catalog(path), lambda r: truth_profiles(model, r)
+
+
+def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save: str | None = None):
+    """The profile of one variant and its wall time [s]."""
+    t0 = time.perf_counter()
+    if variant.startswith("baseline:"):
+        from dsphnf.baseline import fit_baseline
+
+        res = fit_baseline(cat, variant.split(":", 1)[1], "zhao", seed=seed, progress=False)
+        p, lr = res.profile, np.log(res.profile["r"])
+        prof = {"rho": np.exp(np.interp(np.log(grid), lr, np.log(p["rho"]))),
+                "beta": np.interp(np.log(grid), lr, p["beta"])}
+        return prof, time.perf_counter() - t0, {}
+    opts = FitOptions(r_grid=grid, threads=1)
+    if variant == "start":
+        res = fit_flow(cat, "free", seed=seed, progress=False, options=opts,
+                       train_config=TrainConfig(steps=1, lr=1e-12))
+    else:
+        res = fit_flow(cat, variant, seed=seed, steps=steps, progress=False, options=opts)
+    info = res.summary["diagnostics"]["members"][0].get("anisotropy", {})
+    if save:
+        res.save(Path(save) / variant.replace(":", "_"), plots=False)
+    return res.profile, time.perf_counter() - t0, info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--case", required=True, help="PlumCoreOm, PlumCuspOm, " + ", ".join(MOCKS))
+    ap.add_argument("--realisation", type=int, default=0, help="Gaia Challenge file index k")
+    ap.add_argument("--seed", type=int, default=0, help="mock seed and fit seed")
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--variants", nargs="+", default=["free", "isotropic", "start"])
+    ap.add_argument("--save", default=None, help="folder to save each flow result in (for diagnostics)")
+    ap.add_argument("--tau4", type=float, default=None, help="override beta_prior.EQUILIBRIUM_TAU")
+    ap.add_argument("--beta-tau", type=float, default=None, help="override beta_prior.BETA_TAU")
+    a = ap.parse_args()
+    from dsphnf.flows import beta_prior
+
+    if a.tau4 is not None:
+        beta_prior.EQUILIBRIUM_TAU = a.tau4
+    if a.beta_tau is not None:
+        beta_prior.BETA_TAU = a.beta_tau
+    torch.set_num_threads(1)
+    cat, truth = catalogue(a.case, a.realisation, a.seed)
+    r_half = half_number_radius(cat.x, cat.y, cat.weights)
+    grid = np.unique(np.concatenate([R_MED, R_CHECK, [r_half]]))
+    tr = truth(grid)
+    for variant in a.variants:
+        prof, wall, info = run_variant(cat, variant, a.steps, a.seed, grid, a.save)
+        dex = np.log10(prof["rho"] / tr["rho"])
+        at = np.searchsorted(grid, R_CHECK)
+        ih = int(np.searchsorted(grid, r_half))
+        out = {
+            "case": a.case, "realisation": a.realisation, "seed": a.seed, "variant": variant, "steps": a.steps,
+            "wall_s": round(wall, 1), "median_abs_dex": float(np.median(np.abs(dex[np.isin(grid, R_MED)]))),
+            "dex_at": [round(float(d), 3) for d in dex[at]], "r_half": round(r_half, 3),
+            "beta_rhalf": round(float(prof["beta"][ih]), 3), "beta_true_rhalf": round(float(tr["beta"][ih]), 3),
+            "beta_at": [round(float(b), 3) for b in prof["beta"][at]],
+            "beta_true_at": [round(float(b), 3) for b in tr["beta"][at]], "learned": info,
+            "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU,
+        }
+        print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Priors of a learned anisotropy: smoothness of a free beta(r), and the fourth-order Jeans equation.
+
+Why a fourth-order term. The flow's velocities at radius r are an isotropic
+speed distribution (free in shape at every r) stretched by the anisotropy
+layer, so its likelihood alone can trade beta(r) against the shape of the
+speed distribution: the second-order Jeans equation, which gives M(r), holds
+for any beta by construction, and the kurtosis of the model's LOSVD can come
+from either. A tracer in equilibrium also obeys the fourth-order Jeans
+equation (Merrifield & Kent 1990; Lokas 2002; the information GravSphere's
+virial shape parameters and GravSphere2 use). For the flow's family
+(v = w_r n + sqrt(1 - beta) w_t, w isotropic) <v_r^2 v_t^2> = (2/3)(1 - beta) <v_r^4>,
+and the equation for the v_r^3 moment reads
+
+    E4(r) = d ln(nu m4)/d ln r + 2 beta - (3 sigma_r^4 / m4) [d ln(nu sigma_r^2)/d ln r + 2 beta] = 0,
+
+with m4 = <v_r^4> = <s^4>/5 and sigma_r^2 = <s^2>/3 (s the speed before the
+layer); G M(r)/r = -sigma_r^2 [d ln(nu sigma_r^2)/d ln r + 2 beta] is the
+second-order read-out. Gaussian speeds of constant width give E4 = 0 for
+any beta (the untrained start satisfies it); a flow that trades beta for
+kurtosis does not. The prior
+
+    P_4 = Int E4(r)^2 d ln r / (2 tau_4^2),   tau_4 = :data:`EQUILIBRIUM_TAU`,
+
+over the data's radii, penalises departures from equilibrium at fourth
+order, so that the LOSVD's shape constrains beta.
+
+Smoothness of a free beta(r) (:func:`anisotropy_penalty`):
+
+    P_beta = Int (d^2 y / d ln r^2)^2 d ln r / (2 tau_beta^2)
+             + Int (d^3 ln sigma_t^2 / d ln r^3)^2 d ln r / (2 tau^2),
+
+y = beta / (2 - beta), sigma_t^2 = (1 - beta) sigma_r^2, tau the smoothness
+prior's scale (:mod:`~dsphnf.flows.prior`, which already penalises ln sigma_r^2).
+
+All terms are in nats (added to the total negative log-likelihood) and are
+divided by the weighted number of stars by :func:`learned_prior_per_star`.
+Radii are standardised (units of L).
+"""
+from __future__ import annotations
+
+import math  # noqa: F401  (the doctests use it)
+
+import torch
+
+from .beta import FreeBeta, symmetrised
+from .surface import interp_table
+
+__all__ = ["BETA_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual", "equilibrium_penalty",
+           "learned_prior_per_star"]
+
+#: Prior scale of d^2 y / d ln r^2 of a free beta(r).
+BETA_TAU = 0.5
+#: Prior scale of the fourth-order Jeans residual E4.
+EQUILIBRIUM_TAU = 0.1
+
+
+def _trapezoid_inside(x: torch.Tensor, f: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    inside = (x.detach() >= lo) & (x.detach() <= hi)
+    x, f = x[inside], f[inside]
+    if x.numel() < 2:
+        return f.sum() * 0.0
+    return (0.5 * (f[1:] + f[:-1]) * (x[1:] - x[:-1])).sum()
+
+
+def anisotropy_penalty(
+    lnr: torch.Tensor, beta: torch.Tensor, lnsr2: torch.Tensor, log_range: tuple[float, float],
+    tau: float, beta_tau: float = BETA_TAU,
+) -> torch.Tensor:
+    """P_beta (module docstring) [nats, up to a constant] on increasing ln r nodes.
+
+    Parameters
+    ----------
+    lnr : tensor (m,)
+        Increasing ln r nodes [ln L].
+    beta, lnsr2 : tensor (m,)
+        beta and ln sigma_r^2 (any constant offset) at the nodes.
+    log_range : (float, float)
+        ln r limits of the integrals (divided differences placed at the mean
+        of their nodes, trapezoid rule: :func:`~dsphnf.flows.prior.roughness`).
+    tau, beta_tau : float
+        Prior scales of the third derivative of ln sigma_t^2 and the second of y.
+
+    Examples
+    --------
+    >>> x = torch.linspace(-3, 3, 61, dtype=torch.float64)
+    >>> y = 0.1 * x**2                              # d^2 y / d ln r^2 = 0.2
+    >>> beta = 2 * y / (1 + y)
+    >>> lnsr2 = -torch.log1p(-beta)                 # sigma_t constant: no second term
+    >>> round(float(anisotropy_penalty(x, beta, lnsr2, (-2.05, 2.05), 1.0, 1.0)), 6)  # 0.2^2 * 4 / 2
+    0.08
+    """
+    from .prior import roughness
+
+    lo, hi = log_range
+    lnst2 = lnsr2 + torch.log1p(-beta.clamp(max=1.0 - 1e-12))
+    return (roughness(lnr, symmetrised(beta), lo, hi, order=2) / (2.0 * beta_tau**2)
+            + roughness(lnr, lnst2, lo, hi, order=3) / (2.0 * tau**2))
+
+
+def fourth_order_residual(
+    lnr: torch.Tensor, lnnu: torch.Tensor, lnm2: torch.Tensor, lnm4: torch.Tensor, beta: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ln r, E4) at the interior nodes: the fourth-order Jeans residual of the module docstring.
+
+    ``lnm2``, ``lnm4``: ln <s^2>, ln <s^4> of the isotropic speeds (any common
+    offset cancels); derivatives are central differences on the nodes.
+
+    >>> x = torch.linspace(-2, 2, 41, dtype=torch.float64)
+    >>> c = torch.zeros_like(x)
+    >>> _, e4 = fourth_order_residual(x, -3 * x, c, c + math.log(5 / 3), 0.3 + 0 * x)  # Gaussian: <s^4> = (5/3) <s^2>^2
+    >>> float(e4.abs().max()) < 1e-12
+    True
+    """
+    h = lnr[2:] - lnr[:-2]
+
+    def d(f: torch.Tensor) -> torch.Tensor:
+        return (f[2:] - f[:-2]) / h
+
+    b = beta[1:-1]
+    a2 = d(lnnu) + d(lnm2)
+    a4 = d(lnnu) + d(lnm4)
+    # 3 sigma_r^4 / m4 = 3 (<s^2>/3)^2 / (<s^4>/5) = (5/3) <s^2>^2 / <s^4>
+    w = (5.0 / 3.0) * torch.exp(2.0 * lnm2[1:-1] - lnm4[1:-1])
+    return lnr[1:-1], a4 + 2.0 * b - w * (a2 + 2.0 * b)
+
+
+def equilibrium_penalty(
+    table: tuple[torch.Tensor, torch.Tensor], vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    beta: torch.Tensor, log_range: tuple[float, float], tau4: float = EQUILIBRIUM_TAU,
+) -> torch.Tensor:
+    """P_4 = Int E4^2 d ln r / (2 tau4^2) [nats] on the speed table's nodes inside ``log_range``.
+
+    ``table``: (ln r, ln nu) of :func:`~dsphnf.flows.surface.radial_table`, interpolated
+    to the nodes of ``vtable`` (:func:`~dsphnf.flows.losvd.velocity_table`); ``beta`` at those nodes.
+    """
+    lnr, lns, lw = vtable
+    lnnu = interp_table(lnr, table[0], table[1])
+    lnm2 = torch.logsumexp(2.0 * lns + lw, dim=-1)
+    lnm4 = torch.logsumexp(4.0 * lns + lw, dim=-1)
+    x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, beta)
+    return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+
+
+def learned_prior_per_star(flow, table, vtable, prior) -> torch.Tensor | float:
+    """The priors of a flow's learned anisotropy divided by ``prior.n_eff`` [nats per star].
+
+    Every inferred family: :func:`equilibrium_penalty`; a free beta(r) also
+    :func:`anisotropy_penalty` (with ``prior.tau``). Both over ``prior.log_range``
+    (a :class:`~dsphnf.flows.prior.SmoothnessPrior`), on the nodes of the speed
+    table ``vtable``. 0 for a given anisotropy.
+    """
+    from .prior import sigma_r2_table
+
+    net = getattr(flow, "beta_net", None)
+    if net is None or vtable is None or table is None:
+        return 0.0
+    lnr = vtable[0]
+    beta = flow.beta(torch.exp(lnr))
+    pen = equilibrium_penalty(table, vtable, beta, prior.log_range, EQUILIBRIUM_TAU)
+    if isinstance(net, FreeBeta):
+        pen = pen + anisotropy_penalty(lnr, beta, sigma_r2_table(vtable), prior.log_range, prior.tau, BETA_TAU)
+    return pen / prior.n_eff
+
