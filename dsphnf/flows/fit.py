@@ -122,7 +122,9 @@ def fit_flow(
     anisotropy : str, Anisotropy, Inferred or callable
         Any given beta(r) of :mod:`dsphnf.anisotropy` (``"isotropic"``,
         ``"constant:B"``, ``"om:RA"`` with RA in kpc, ..., a model or a
-        callable beta(r [kpc])), or ``"free"`` (beta read from the flow).
+        callable beta(r [kpc])), or an inferred one learned by every member
+        (``"free"``: a smooth beta(r); ``"constant"``, ``"om"``, ``"cuddeford"``,
+        ``"baes"``: that family's parameters), see :mod:`dsphnf.flows.beta`.
     inner : {"free", "cored", "cuspy"}
         Inner-slope variant.
     ensemble : int
