@@ -40,6 +40,8 @@ def test_result_schema(fitted, catalog):
     assert s["n_stars"] == catalog.n - 1 and s["diagnostics"]["data"]["n_stars_left_out"] == 1
     assert s["settings"]["anisotropy"] == "cuddeford" and s["settings"]["halo"] == "nfw"
     assert s["settings"]["fixed"]["gamma"] == 1.0 and s["settings"]["distance_kpc"] == 76.0
+    # the default halo prior is flat in ln rho at R_half/4 and 4 R_half (nfw: one free shape parameter)
+    assert s["settings"]["priors"]["halo_measure"].endswith("kpc (0.25, 4 R_half)")
     t = s["timings_s"]
     assert t["total_s"] >= t["sampler_s"] > 0
     sam = s["diagnostics"]["sampler"]

@@ -33,6 +33,11 @@ def test_emcee_on_correlated_gaussian():
     assert np.all(np.abs(s.mean(0) - MEAN) < 5 * err)
     np.testing.assert_allclose(np.cov(s.T), COV, rtol=0.15, atol=0.1)
     np.testing.assert_allclose(res.theta_map, MEAN, atol=1e-2)
+    # the bands, as the baseline reports them (percentiles of the samples): half-widths 1 and 1.96 sd
+    sd = np.sqrt(np.diag(COV))
+    q = np.percentile(s, [2.5, 16.0, 84.0, 97.5], axis=0)
+    np.testing.assert_allclose(0.5 * (q[2] - q[1]) / sd, 1.0, atol=0.06)
+    np.testing.assert_allclose(0.5 * (q[3] - q[0]) / sd, 1.96, atol=0.15)
     # seeded: the same seed gives the same chain
     res2 = run_emcee(gauss, np.array([3.0, 3.0]), ["a", "b"], np.array([1.0, 1.0]), nwalkers=16,
                      max_steps=200, check_every=200, seed=4, progress=False)

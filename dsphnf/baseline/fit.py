@@ -52,6 +52,10 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     halo : {'zhao', 'nfw', 'cored'}
     priors : path or mapping, optional
         Prior overrides (JSON/TOML file, see :func:`dsphnf.baseline.read_priors`).
+        By default the halo prior is flat in the log density at R_half/4,
+        R_half and 4 R_half (R_half: the stars' weighted median projected
+        radius; :mod:`dsphnf.baseline.halo_measure`); ``halo_measure =
+        "flat"`` makes it flat in log10 rho0, log10 r_s and gamma instead.
     max_steps, nwalkers, seed, progress, check_every
         Passed to :func:`dsphnf.baseline.sampler.run_emcee` (``seed`` also
         picks the posterior draws of the bands).
@@ -90,8 +94,9 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     _check_settings(max_steps, nwalkers, distance, n_draws)
     if isinstance(priors, (str, Path)):
         priors = read_priors(priors)
-    model = BaselineModel(halo, anisotropy_from(anisotropy), priors)
     catalog, n_centre = _usable_stars(catalog)
+    model = BaselineModel(halo, anisotropy_from(anisotropy), priors,
+                          r_half=weighted_median(catalog.R, catalog.weights))
     if foreground is None:
         like = BaselineLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights)
     else:

@@ -43,6 +43,18 @@ eta         U(1, 3)              Baes transition sharpness, ``baes``
 v_sys       U(-50, 50)           systemic velocity [km/s]
 ========== ==================== =============================================
 
+On top of these boxes the halo gets a default *measure* (``halo_measure =
+"density"``): the prior is flat in the log dark-matter density at radii
+spread over the data (R_half/4, R_half, 4 R_half, R_half the stars' median
+projected radius) rather than in log10 r_s and gamma themselves, i.e. the
+boxes above are multiplied by the Jacobian of
+:func:`dsphnf.baseline.halo_measure.log_halo_measure`.  Flat priors in
+log10 r_s and gamma put most of their volume on scale radii far beyond the
+stars, where every r_s gives the same power law inside the data; that volume
+made the bands of rho too narrow (benchmarks/calibration_baseline.md).
+``halo_measure = "flat"`` in a priors file restores priors flat in the
+parameters themselves.
+
 A priors file (JSON or TOML, ``--priors FILE``) overrides any of these.
 Each entry is a number (fix the parameter), a two-element list
 ``[lo, hi]`` (uniform) or a table ``{"uniform": [lo, hi]}`` or
@@ -55,6 +67,10 @@ and the same in TOML::
     gamma_star = 1.0
     log10_rs = [-1, 1]
     gamma = {normal = [1.0, 0.5]}
+    halo_measure = "flat"
+
+User priors on log10_rs or gamma are multiplied by the density measure unless
+``halo_measure = "flat"``.
 """
 from __future__ import annotations
 
@@ -69,9 +85,10 @@ import numpy as np
 
 from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from ..errors import FitError
+from .halo_measure import MEASURE_RADII, SHAPE_PARAMETERS, log_halo_measure
 
 __all__ = ["PARAMETERS", "ANISOTROPY_PARAMETERS", "BASELINE_FORMS", "Prior", "BaselineModel", "read_priors",
-           "HALOS"]
+           "HALOS", "HALO_MEASURES"]
 
 #: All parameter names, their default prior and a description with units.
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -100,6 +117,9 @@ ANISOTROPY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "baes": ("b0_sym", "binf_sym", "log10_ra", "eta"),
 }
 _ALL_ANISOTROPY = {n for names in ANISOTROPY_PARAMETERS.values() for n in names}
+
+#: Prior measures of the halo: flat in the log density at data radii (default), or in the parameters.
+HALO_MEASURES = ("density", "flat")
 
 #: Named halo restrictions: fixed values of the halo inner slope.
 HALOS: dict[str, float | None] = {"zhao": None, "nfw": 1.0, "cored": 0.0}
@@ -165,13 +185,21 @@ def _parse_prior(name: str, spec: object, source: str) -> Prior:
     return Prior(kind, a, b)
 
 
-def read_priors(path: str | Path) -> dict[str, Prior]:
+def _parse_measure(spec: object, source: str) -> str:
+    """The ``halo_measure`` entry: one of :data:`HALO_MEASURES` (FitError otherwise)."""
+    if not (isinstance(spec, str) and spec.strip().lower() in HALO_MEASURES):
+        raise FitError(f"{source}: halo_measure must be one of {', '.join(map(repr, HALO_MEASURES))}, got {spec!r}")
+    return spec.strip().lower()
+
+
+def read_priors(path: str | Path) -> dict[str, Prior | str]:
     """Read a JSON (``.json``) or TOML (anything else) priors file.
 
     Returns
     -------
     dict
-        Parameter name -> :class:`Prior`.
+        Parameter name -> :class:`Prior`, and ``"halo_measure"`` -> ``"density"``
+        or ``"flat"`` where the file sets it.
 
     Raises
     ------
@@ -192,8 +220,11 @@ def read_priors(path: str | Path) -> dict[str, Prior]:
         raise FitError(f"{path}: not valid {what}: {msg}") from None
     if not isinstance(data, Mapping):
         raise FitError(f"{path}: priors file must hold a table of parameter names")
-    out = {}
+    out: dict[str, Prior | str] = {}
     for name, spec in data.items():
+        if name == "halo_measure":
+            out[name] = _parse_measure(spec, str(path))
+            continue
         if name not in PARAMETERS:
             raise FitError(f"{path}: unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
         out[name] = _parse_prior(name, spec, str(path))
@@ -221,17 +252,25 @@ class BaselineModel:
         Any given model, or an inferred ``constant``, ``om``, ``cuddeford``
         or ``baes`` (see :data:`BASELINE_FORMS`, :data:`ANISOTROPY_PARAMETERS`).
     priors : mapping, optional
-        Overrides, name -> :class:`Prior` (see :func:`read_priors`).
+        Overrides, name -> :class:`Prior` (see :func:`read_priors`), and
+        optionally ``"halo_measure"`` -> ``"density"`` (default) or ``"flat"``.
+    r_half : float, optional
+        The data's median projected radius [kpc], which places the radii of
+        the density measure (:mod:`dsphnf.baseline.halo_measure`); without it
+        the halo priors are flat in the parameters (``fit_baseline`` always
+        passes it).
 
     Examples
     --------
     >>> from dsphnf.anisotropy import parse_anisotropy
     >>> BaselineModel("nfw", parse_anisotropy("cuddeford")).names
     ['log10_rstar', 'gamma_star', 'beta_star', 'log10_rho0', 'log10_rs', 'b0_sym', 'log10_ra', 'v_sys']
+    >>> BaselineModel("zhao", parse_anisotropy("isotropic"), r_half=0.2).describe()["halo_measure"]
+    'flat in ln rho at r = 0.05, 0.2, 0.8 kpc (0.25, 1, 4 R_half)'
     """
 
     def __init__(self, halo: str = "zhao", anisotropy: AnisotropySpec = Isotropic(),
-                 priors: Mapping[str, Prior] | None = None) -> None:
+                 priors: Mapping[str, Prior | str] | None = None, r_half: float | None = None) -> None:
         halo = halo.strip().lower()
         if halo not in HALOS:
             raise FitError(f"unknown halo {halo!r}: use one of {', '.join(HALOS)}")
@@ -242,6 +281,7 @@ class BaselineModel:
         sampled = set(ANISOTROPY_PARAMETERS[anisotropy.family]) if self.inferred else set()
         used = {n for n in PARAMETERS if n not in _ALL_ANISOTROPY} | sampled
         priors = dict(priors or {})
+        measure = _parse_measure(priors.pop("halo_measure", "density"), "priors")
         for name in priors:
             if name not in used:
                 raise FitError(f"prior for {name!r} does not apply to anisotropy {anisotropy.spec()!r}")
@@ -257,6 +297,14 @@ class BaselineModel:
                 self.priors[name] = priors.get(name, _default_prior(name))
         self.names: list[str] = [n for n, p in self.priors.items() if p.kind != "fixed"]
         self.fixed: dict[str, float] = {n: p.a for n, p in self.priors.items() if p.kind == "fixed"}
+        if r_half is not None and not (math.isfinite(r_half) and r_half > 0):
+            raise FitError(f"r_half must be > 0 kpc, got {r_half}")
+        self.r_half = None if r_half is None else float(r_half)
+        #: Free halo shape parameters the density measure covers (empty: priors flat in the parameters).
+        self.measure_on: tuple[str, ...] = ()
+        if measure == "density" and self.r_half is not None:
+            self.measure_on = tuple(n for n in SHAPE_PARAMETERS if n in self.names)
+        self.halo_measure = "density" if self.measure_on else "flat"
 
     @property
     def ndim(self) -> int:
@@ -265,14 +313,30 @@ class BaselineModel:
 
     def describe(self) -> dict[str, str]:
         """Parameter name -> prior as text (for summary.json)."""
-        return {n: p.describe() for n, p in self.priors.items()}
+        out = {n: p.describe() for n, p in self.priors.items()}
+        if self.measure_on:
+            c = MEASURE_RADII[len(self.measure_on)]
+            radii = ", ".join(f"{x * self.r_half:.3g}" for x in c)
+            out["halo_measure"] = f"flat in ln rho at r = {radii} kpc ({', '.join(f'{x:g}' for x in c)} R_half)"
+        else:
+            out["halo_measure"] = "flat in the parameters"
+        return out
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
-        """Sum of log prior densities for ``theta`` of shape (B, ndim) -> (B,)."""
+        """Log prior (up to a constant) for ``theta`` of shape (B, ndim) -> (B,).
+
+        The sum of the parameters' own log densities, plus the log of the
+        halo's density measure (:func:`~dsphnf.baseline.halo_measure.log_halo_measure`)
+        where it is on (:attr:`measure_on`); -inf outside the boxes.
+        """
         theta = np.atleast_2d(theta)
         out = np.zeros(theta.shape[0])
         for i, n in enumerate(self.names):
             out = out + self.priors[n].logpdf(theta[:, i])
+        ok = np.isfinite(out)
+        if self.measure_on and np.any(ok):
+            p = self.unpack(theta[ok])
+            out[ok] += log_halo_measure(p, self.measure_on, self.r_half)
         return out
 
     def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:

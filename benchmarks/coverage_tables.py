@@ -1,0 +1,87 @@
+"""Coverage tables of `dsphnf calibrate` outputs, against the targets of issue 16 item 6.
+
+Usage::
+
+    python benchmarks/coverage_tables.py OUT [OUT ...] [--method baseline] [--seeds LO HI] [--label NAME]
+
+Reads OUT/calibration.csv (several OUTs are pooled: e.g. seeds 0-39 and 40-59
+run into two folders) and prints, per radius r/R_half: the number of
+realisations n, the coverage of the 68 % and 95 % bands, the binomial 95 %
+interval around nominal for that n (the per-radius target), mean and standard
+deviation of z, the median 68 % half-width and the spread of the log10 error
+[dex]; then the coverage pooled over the five radii against the pooled target
+(within 8 and 4 points of 68 % and 95 %). ``--seeds LO HI`` keeps seeds
+LO..HI-1 only (for before/after comparisons on the same mocks).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+
+def read_rows(outs: list[str], method: str, seeds: tuple[int, int] | None) -> list[dict]:
+    rows = []
+    for out in outs:
+        with open(Path(out) / "calibration.csv") as f:
+            for row in csv.DictReader(f):
+                s = int(row["seed"])
+                if row["method"] == method and (seeds is None or seeds[0] <= s < seeds[1]):
+                    rows.append(row)
+    return rows
+
+
+def nominal_interval(n: int, p: float) -> tuple[float, float]:
+    """Central 95 % binomial interval of the covered fraction for n realisations and nominal p."""
+    return stats.binom.ppf(0.025, n, p) / n, stats.binom.ppf(0.975, n, p) / n
+
+
+def table(rows: list[dict], label: str) -> None:
+    by_r: dict[float, list[dict]] = {}
+    for row in rows:
+        by_r.setdefault(float(row["r_over_rhalf"]), []).append(row)
+    seeds = sorted({int(r["seed"]) for r in rows})
+    print(f"### {label}: {len(seeds)} realisations (seeds {seeds[0]}-{seeds[-1]})\n")
+    print("| r/R_half | n | 68 % cover | target | 95 % cover | target | z mean | z std | median w68 [dex] | sd log10 err [dex] |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    in68, in95, misses = [], [], []
+    for x in sorted(by_r):
+        g = by_r[x]
+        ok = [r for r in g if r["z"] not in ("", "nan")]
+        z = np.array([float(r["z"]) for r in ok])
+        err = np.array([float(r["log10_err"]) for r in ok])
+        w68 = 0.5 * (np.log10([float(r["rho_hi"]) for r in ok]) - np.log10([float(r["rho_lo"]) for r in ok]))
+        c68 = np.mean([int(float(r["in68"])) for r in ok])
+        c95 = np.mean([int(float(r["in95"])) for r in ok])
+        n = len(ok)
+        i68, i95 = nominal_interval(n, 0.68), nominal_interval(n, 0.95)
+        bad = [name for name, c, (lo, hi) in (("68", c68, i68), ("95", c95, i95)) if not lo <= c <= hi]
+        misses += [f"{x:g} R_half ({n} realisations): {b} % band {c:.2f} outside [{lo:.2f}, {hi:.2f}]"
+                   for b, c, (lo, hi) in [(b, c68 if b == "68" else c95, i68 if b == "68" else i95) for b in bad]]
+        in68 += [int(float(r["in68"])) for r in ok]
+        in95 += [int(float(r["in95"])) for r in ok]
+        print(f"| {x:g} | {n} | {c68:.2f} | {i68[0]:.2f}-{i68[1]:.2f} | {c95:.2f} | {i95[0]:.2f}-{i95[1]:.2f} "
+              f"| {z.mean():+.2f} | {z.std(ddof=1):.2f} | {np.median(w68):.3f} | {err.std(ddof=1):.3f} |")
+    p68, p95 = np.mean(in68), np.mean(in95)
+    print(f"| pooled | {len(in68)} pairs | {p68:.3f} | 0.60-0.76 | {p95:.3f} | 0.91-0.99 | | | | |\n")
+    pooled_ok = abs(p68 - 0.68) <= 0.08, abs(p95 - 0.95) <= 0.04
+    print(f"pooled targets: 68 % {'met' if pooled_ok[0] else 'MISSED'}, 95 % {'met' if pooled_ok[1] else 'MISSED'}; "
+          f"per-radius misses: {'; '.join(misses) if misses else 'none'}\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("outs", nargs="+")
+    ap.add_argument("--method", default="baseline")
+    ap.add_argument("--seeds", nargs=2, type=int)
+    ap.add_argument("--label", default=None)
+    a = ap.parse_args()
+    rows = read_rows(a.outs, a.method, tuple(a.seeds) if a.seeds else None)
+    table(rows, a.label or ", ".join(a.outs))
+
+
+if __name__ == "__main__":
+    main()
