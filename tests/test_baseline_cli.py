@@ -9,8 +9,9 @@ import pytest
 
 from dsphnf.catalog import Catalog
 from dsphnf.cli import main
+from dsphnf.result import PROFILE_COLUMNS
 
-COLUMNS = "r,nu,sigma_r,beta,M,M_lo,M_hi,rho,rho_lo,rho_hi,rho_lo95,rho_hi95".split(",")
+COLUMNS = PROFILE_COLUMNS
 
 
 @pytest.fixture(scope="module")

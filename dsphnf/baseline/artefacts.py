@@ -33,7 +33,7 @@ __all__ = ["BaselineArtefacts", "BAND_PERCENTILES", "percentile_band"]
 #: Percentiles of a posterior band: 95 % low, 68 % low, median, 68 % high, 95 % high.
 BAND_PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
 #: Profile quantities with bands.
-BAND_KEYS = ("nu", "sigma_r", "beta", "M", "rho")
+BAND_KEYS = ("nu", "sigma_r", "sigma_t", "beta", "M", "rho")
 
 
 def _draws(samples: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
@@ -80,7 +80,7 @@ class BaselineArtefacts:
         Returns
         -------
         dict
-            ``r`` and, for ``nu`` [kpc^-3, one star], ``sigma_r`` [km/s],
+            ``r`` and, for ``nu`` [kpc^-3, one star], ``sigma_r``, ``sigma_t`` [km/s],
             ``beta``, ``M`` [Msun] and ``rho`` [Msun/kpc^3], the median and
             the columns ``_lo``/``_hi`` (16/84 %) and ``_lo95``/``_hi95``
             (2.5/97.5 %) of :func:`dsphnf.result.band_columns`.
@@ -102,7 +102,8 @@ class BaselineArtefacts:
         return {k: out[k] for k in ["r"] + [c for key in BAND_KEYS for c in band_columns(key)]}
 
     def _draw_profiles(self, theta: np.ndarray, ur: np.ndarray) -> dict[str, np.ndarray]:
-        """nu (normalised to one star), sigma_r, beta, M and rho of each draw at ln r = ``ur``."""
+        """nu (normalised to one star), sigma_r, sigma_t (one tangential component,
+        sigma_r sqrt(1 - beta)) [km/s], beta, M and rho of each draw at ln r = ``ur``."""
         model, proj = self.model, self.likelihood.proj
         p = model.unpack(theta)
         prof = proj.profiles(p, model.anisotropy)
@@ -110,9 +111,10 @@ class BaselineArtefacts:
         log_ntot = np.log(4.0 * np.pi * p["rstar"] ** 3 / a) + special.betaln((3.0 - g) / a, (b - 3.0) / a)
         interp = lambda f: np.array([np.interp(ur, proj.u, row) for row in f])  # noqa: E731
         lnu = interp(prof["log_nu"])
-        return {"nu": np.exp(lnu - log_ntot[:, None]), "sigma_r": np.sqrt(np.exp(interp(prof["log_p"]) - lnu)),
-                "beta": interp(prof["beta"]), "M": np.exp(interp(prof["log_M"])),
-                "rho": np.exp(interp(prof["log_rho"]))}
+        sigma_r, beta = np.sqrt(np.exp(interp(prof["log_p"]) - lnu)), interp(prof["beta"])
+        return {"nu": np.exp(lnu - log_ntot[:, None]), "sigma_r": sigma_r,
+                "sigma_t": sigma_r * np.sqrt(np.clip(1.0 - beta, 0.0, None)), "beta": beta,
+                "M": np.exp(interp(prof["log_M"])), "rho": np.exp(interp(prof["log_rho"]))}
 
     def jfactor(self, distance: float, theta_deg: float = 0.5, n_draws: int = 200, seed: int = 0) -> dict[str, Any]:
         """log10 J(theta) [GeV^2 cm^-5] of posterior halos at ``distance`` [kpc], in the :func:`dsphnf.result.j_band` schema.
