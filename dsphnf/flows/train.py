@@ -148,8 +148,8 @@ class TrainConfig:
     steps: int = 400
     optimiser: str = "adam+lbfgs"
     adam_steps: int = 100
-    tol: float = 1e-7
-    window: int = 10
+    tol: float = 1e-6
+    window: int = 20
     lbfgs_lr: float = 1.0
     lbfgs_history: int = 20
     lbfgs_max_step: float = 0.5
