@@ -1,6 +1,7 @@
 """Training: a brief fit recovers a known tracer; resume reproduces; the NaN guard rolls back."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -41,6 +42,11 @@ def test_brief_positions_only_fit_recovers_a_cuspy_tracer():
     # the local slope is recovered too where stars are plentiful (truth -1 - 4 x^2 / (1 + x^2))
     slope_true = -1 - 4 * x**2 / (1 + x**2)
     assert np.max(np.abs(res.profile["dlnnu_dlnr"] - slope_true)[1:]) < 0.4
+    # the deterministic positional objective is trained by Adam then L-BFGS, and summary.json says how it ended
+    conv = json.loads(json.dumps(res.summary["diagnostics"]["members"][0]["convergence"]))
+    assert conv["optimiser"] == "adam+lbfgs" and conv["stop_reason"] in ("converged", "stalled", "max_steps")
+    assert conv["adam_steps"] == 100 and conv["adam_steps"] + conv["lbfgs_steps"] == res.summary["diagnostics"]["members"][0]["steps"]
+    assert conv["grad_norm"] > 0 and conv["relative_change"] is not None
 
 
 # ---------------------------------------------------------------------------- trainer mechanics
