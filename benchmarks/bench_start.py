@@ -117,8 +117,15 @@ def run(name: str, start: str, steps: int | None) -> dict:
     return {"mock": name, "source": src, "start": start, "wall_s": wall, "load": os.getloadavg()[0],
             "R_2_98": np.percentile(R, [2, 98]).tolist(),
             "log10_rho": log_rho.tolist(), "dex": (log_rho - log_true).tolist(),
-            "median_abs_dex": float(np.median(np.abs((log_rho - log_true)[sel]))),
+            "median_abs_dex": median_abs_dex((log_rho - log_true).tolist())[0],
             "steps": m["steps"], "convergence": m.get("convergence")}
+
+
+def median_abs_dex(dex: list[float]) -> tuple[float, int]:
+    """(median |error| over the finite values on R_MED, number of R_MED radii without a finite rho > 0)."""
+    d = np.array(dex, dtype=float)[np.isin(GRID, R_MED)]
+    ok = np.isfinite(d)
+    return (float(np.median(np.abs(d[ok]))) if ok.any() else float("nan")), int((~ok).sum())
 
 
 def shifts(results: list[dict]) -> list[dict]:
@@ -132,10 +139,11 @@ def shifts(results: list[dict]) -> list[dict]:
         ref = next((x for x in results if x["mock"] == r["mock"] and x["start"] == "ref"), None)
         if ref is None or r["start"] == "ref":
             continue
-        d = np.abs(np.array(r["log10_rho"]) - np.array(ref["log10_rho"]))[sel]
-        out.append({"mock": r["mock"], "start": r["start"], "max_shift": float(d.max()),
+        d = np.abs(np.array(r["log10_rho"], dtype=float) - np.array(ref["log10_rho"], dtype=float))[sel]
+        ok = np.isfinite(d)  # radii where either read-out has no rho > 0 are counted, not compared
+        out.append({"mock": r["mock"], "start": r["start"], "max_shift": float(d[ok].max()), "n_bad": int((~ok).sum()),
                     "range": [float(GRID[sel][0]), float(GRID[sel][-1])],
-                    "max_ratio": float((d / (0.3 * half[sel])).max())})
+                    "max_ratio": float((d / (0.3 * half[sel]))[ok].max())})
     return out
 
 
@@ -145,8 +153,13 @@ def main() -> None:
     ap.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None, help="append results here (finished fits are skipped)")
+    ap.add_argument("--report", type=Path, nargs="+", default=None,
+                    help="only print the tables of these result files (no fitting)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.report:
+        report([r for f in args.report for r in json.loads(f.read_text())])
+        return
     results = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     for name in args.mocks:
         for start in args.starts:
@@ -158,8 +171,13 @@ def main() -> None:
             r = results[-1]
             print(f"{name} {start}: {r['wall_s']:.0f} s, median |dex| {r['median_abs_dex']:.3f}, {r['convergence']}",
                   flush=True)
+    report(results)
+
+
+def report(results: list[dict]) -> None:
+    """Markdown tables of fits and of shifts from the ``ref`` start."""
     print("\n| mock | start | steps (Adam + L-BFGS) | stop | rel. change (last 20) | grad norm | wall [s] | "
-          "median abs dex 0.1-1 kpc | log10 err at 0.1 / 0.15 / 0.25 / 0.5 / 1 kpc |")
+          "median abs dex 0.1-1 kpc (radii without rho > 0) | log10 err at 0.1 / 0.15 / 0.25 / 0.5 / 1 kpc |")
     print("|---|---|---|---|---|---|---|---|---|")
     at = np.isin(GRID, R_CHECK)
     for r in results:
@@ -167,13 +185,15 @@ def main() -> None:
         rel = "-" if c.get("relative_change") is None else f"{c['relative_change']:.1e}"
         gn = "-" if c.get("grad_norm") is None else f"{c['grad_norm']:.1e}"
         errs = " / ".join(f"{x:+.3f}" for x in np.array(r["dex"])[at])
+        med, bad = median_abs_dex(r["dex"])
         print(f"| {r['mock']} | {r['start']} | {c.get('adam_steps')} + {c.get('lbfgs_steps')} | {c.get('stop_reason')} "
-              f"| {rel} | {gn} | {r['wall_s']:.0f} | {r['median_abs_dex']:.3f} | {errs} |")
-    print("\n| mock | start | radii [kpc] | max shift of log10 rho from ref [dex] | max shift / (0.3 x 68 % half-width) |")
+              f"| {rel} | {gn} | {r['wall_s']:.0f} | {med:.3f} ({bad}) | {errs} |")
+    print("\n| mock | start | radii [kpc] (without rho > 0) | max shift of log10 rho from ref [dex] "
+          "| max shift / (0.3 x 68 % half-width) |")
     print("|---|---|---|---|---|")
     for s in shifts(results):
-        print(f"| {s['mock']} | {s['start']} | {s['range'][0]:.2f}-{s['range'][1]:.2f} | {s['max_shift']:.3f} "
-              f"| {s['max_ratio']:.2f} |")
+        print(f"| {s['mock']} | {s['start']} | {s['range'][0]:.2f}-{s['range'][1]:.2f} ({s['n_bad']}) "
+              f"| {s['max_shift']:.3f} | {s['max_ratio']:.2f} |")
 
 
 if __name__ == "__main__":
