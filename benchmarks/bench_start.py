@@ -176,9 +176,10 @@ def main() -> None:
 
 def report(results: list[dict]) -> None:
     """Markdown tables of fits and of shifts from the ``ref`` start."""
-    print("\n| mock | start | steps (Adam + L-BFGS) | stop | rel. change (last 20) | grad norm | wall [s] | "
+    print("\n| mock | start | steps (Adam + L-BFGS) | stop | objective [nats/star] | rel. change (last 20) | grad norm "
+          "| wall [s] | "
           "median abs dex 0.1-1 kpc (radii without rho > 0) | log10 err at 0.1 / 0.15 / 0.25 / 0.5 / 1 kpc |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     at = np.isin(GRID, R_CHECK)
     for r in results:
         c = r["convergence"] or {}
@@ -186,8 +187,9 @@ def report(results: list[dict]) -> None:
         gn = "-" if c.get("grad_norm") is None else f"{c['grad_norm']:.1e}"
         errs = " / ".join(f"{x:+.3f}" for x in np.array(r["dex"])[at])
         med, bad = median_abs_dex(r["dex"])
+        obj = "-" if c.get("objective") is None else f"{c['objective']:.5f}"
         print(f"| {r['mock']} | {r['start']} | {c.get('adam_steps')} + {c.get('lbfgs_steps')} | {c.get('stop_reason')} "
-              f"| {rel} | {gn} | {r['wall_s']:.0f} | {med:.3f} ({bad}) | {errs} |")
+              f"| {obj} | {rel} | {gn} | {r['wall_s']:.0f} | {med:.3f} ({bad}) | {errs} |")
     print("\n| mock | start | radii [kpc] (without rho > 0) | max shift of log10 rho from ref [dex] "
           "| max shift / (0.3 x 68 % half-width) |")
     print("|---|---|---|---|---|")
