@@ -151,3 +151,18 @@ def test_nan_in_the_lbfgs_phase(monkeypatch, tmp_path, where):
         assert len(ev) == 1 and ev[0]["step"] == 8 and ev[0]["why"] == "non-finite loss"
         assert tr.lr_scale == 0.5 and tr.lbfgs.lr == 0.5 and c["rejected_trials"] == 0
     assert tr.step == 24 and c["lbfgs_steps"] == 16 and all(torch.isfinite(p).all() for p in tr.flow.parameters())
+
+
+def test_lbfgs_rejects_a_drop_below_its_floor():
+    """A trial far below where L-BFGS started is a numerical breakdown: rejected, counted, never accepted."""
+    from dsphnf.flows.optimise import LBFGS, CachedObjective
+
+    w = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+    cliff = lambda: (w - 1.0).pow(2).sum() - 1e6 * torch.relu(w - 1.9).sum()  # noqa: E731  (a "breakdown" beyond 1.9)
+    f = CachedObjective([w], cliff)
+    w.data.fill_(0.0)
+    opt = LBFGS([w], max_step=5.0)
+    opt.state["floor"] = float(f()) - 1.5  # 1 - 1.5: the true minimum (0 at w = 1) lies above it
+    for _ in range(20):
+        opt.step(f)
+    assert float(w) == pytest.approx(1.0, abs=1e-6) and opt.state["rejected"] >= 1
