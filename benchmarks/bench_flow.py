@@ -35,10 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dsphnf.catalog import read_catalog  # noqa: E402
+from dsphnf.datasets import gaia_challenge_file  # noqa: E402
 from dsphnf.flows import FitOptions, fit_flow  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "gaia_challenge" / "NonPlumCuspIso"
-FILE = DATA / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat"
+# the reference-data folder of dsphnf.datasets (DSPHNF_DATA, or ../shared/data beside the repository)
+FILE = gaia_challenge_file("NonPlumCuspIso") or (
+    ROOT.parent / "shared" / "data" / "gaia_challenge" / "NonPlumCuspIso" / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat")
 R_CHECK = np.array([0.1, 0.15, 0.25, 0.5, 1.0])
 RHO_CHECK = np.array([5.29e8, 3.23e8, 1.64e8, 5.69e7, 1.60e7])  # data/README.md
 
@@ -63,6 +65,7 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device
     out = {
         "seed": seed, "ensemble": ensemble, "wall_s": wall, "timings_s": res.summary["timings_s"],
         "steps": [m["steps"] for m in res.summary["diagnostics"]["members"]],
+        "convergence": [m.get("convergence") for m in res.summary["diagnostics"]["members"]],
         "median_abs_dex_0.1_1": float(np.median(np.abs(dex))),
         "rho": p["rho"][at].tolist(), "rho_lo95": p["rho_lo95"][at].tolist(), "rho_hi95": p["rho_hi95"][at].tolist(),
         "rho_lo": p["rho_lo"][at].tolist(), "rho_hi": p["rho_hi"][at].tolist(),

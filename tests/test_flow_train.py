@@ -1,6 +1,7 @@
 """Training: a brief fit recovers a known tracer; resume reproduces; the NaN guard rolls back."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -41,6 +42,11 @@ def test_brief_positions_only_fit_recovers_a_cuspy_tracer():
     # the local slope is recovered too where stars are plentiful (truth -1 - 4 x^2 / (1 + x^2))
     slope_true = -1 - 4 * x**2 / (1 + x**2)
     assert np.max(np.abs(res.profile["dlnnu_dlnr"] - slope_true)[1:]) < 0.4
+    # the deterministic positional objective is trained by Adam then L-BFGS, and summary.json says how it ended
+    conv = json.loads(json.dumps(res.summary["diagnostics"]["members"][0]["convergence"]))
+    assert conv["optimiser"] == "adam+lbfgs" and conv["stop_reason"] in ("converged", "stalled", "max_steps")
+    assert conv["adam_steps"] == 100 and conv["adam_steps"] + conv["lbfgs_steps"] == res.summary["diagnostics"]["members"][0]["steps"]
+    assert conv["grad_norm"] > 0 and conv["relative_change"] is not None
 
 
 # ---------------------------------------------------------------------------- trainer mechanics
@@ -159,7 +165,7 @@ def test_objective_dispatch_matches_its_parts(loss, anisotropy):
     """flow_loss picks the documented terms: the exact likelihood for every kinematic flow, or the KDE."""
     from dsphnf.flows.kde import smeared_kde_loss
     from dsphnf.flows.losvd import exact_nll
-    from dsphnf.flows.objective import flow_loss
+    from dsphnf.flows.objective import flow_loss, smearing_nodes
 
     torch.manual_seed(0)
     flow = SphericalFlow(anisotropy=parse_anisotropy(anisotropy), width=16).double()
@@ -168,9 +174,10 @@ def test_objective_dispatch_matches_its_parts(loss, anisotropy):
     cfg = TrainConfig(loss=loss)
     got = flow_loss(flow, data, cfg, torch.Generator().manual_seed(3), 256)
     g = torch.Generator().manual_seed(3)
-    if loss == "abel":
-        eps = torch.randn(data.R.shape, generator=g, dtype=torch.float64)
-        want = exact_nll(flow, data.R, data.obs[:, 2] + cfg.h_v * eps, torch.sqrt(cfg.h_v**2 + data.err2), data.weights)
+    if loss == "abel":  # E_eps by Gauss-Hermite nodes, one node at a time
+        x, w = smearing_nodes(cfg.n_gh)
+        want = sum(wk * exact_nll(flow, data.R, data.obs[:, 2] + cfg.h_v * xk, torch.sqrt(cfg.h_v**2 + data.err2),
+                                  data.weights) for xk, wk in zip(x, w))
     else:
         rows = data.smeared(g, cfg.n_smear)
         model, logw = flow.sample_projected_weighted(256, g, cfg.base_scale)

@@ -13,7 +13,10 @@ the shared :class:`~dsphnf.result.Result` (method ``"flow"``) whose
    deviation of v_z [km/s] after removing the weighted mean v_sys;
    :mod:`~dsphnf.flows.standardise`), by penalised maximum likelihood (the exact
    Abel-projected loss of :mod:`~dsphnf.flows.objective` plus the smoothness
-   prior of :mod:`~dsphnf.flows.prior`) for a fixed number of steps; with
+   prior of :mod:`~dsphnf.flows.prior`, and for an inferred anisotropy the
+   priors of :mod:`~dsphnf.flows.beta_prior`), a deterministic objective
+   minimised by Adam then L-BFGS until its relative change stalls or
+   ``steps`` is reached (:mod:`~dsphnf.flows.optimise`); with
    ``FitOptions.val_fraction > 0`` a random part of the stars is held out
    instead and training stops early when their loss stops improving. The
    members are independent tasks (:mod:`~dsphnf.flows.member`) run by

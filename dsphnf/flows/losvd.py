@@ -80,12 +80,16 @@ def log_losvd(
     n_s: int = 65,
     n_s_v: int = 33,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ln Sigma(R), ln p(v_z | R) convolved with N(0, h^2)) per star.
+    """(ln Sigma(R) (n,), ln p(v_z | R) convolved with N(0, h^2), shaped like ``v``) per star.
 
     Parameters
     ----------
-    R, v : tensor (n,)
-        Projected radii [L] and line-of-sight velocities [V] of the stars.
+    R : tensor (n,)
+        Projected radii [L] of the stars.
+    v : tensor (n,) or (n, k)
+        Line-of-sight velocities [V]: one per star, or k per star (e.g. the
+        smearing nodes of :func:`~dsphnf.flows.objective.smearing_nodes`),
+        which share the star's line-of-sight and speed terms.
     h : tensor (n,) or scalar
         Gaussian width convolved with the model's v_z [V] (kernel and error).
     n_s, n_s_v : int
@@ -105,14 +109,14 @@ def log_losvd(
     lns = interp_table(q, vl, vs, extrapolate=False)  # (n, n_s, J), held beyond the table
     a = (e.unsqueeze(-1) * torch.exp(lns)).clamp_min(1e-8)
     h = torch.as_tensor(h, dtype=a.dtype, device=a.device)
-    hb = (h.reshape(-1, 1, 1) if h.dim() == 1 else h) * math.sqrt(2.0)
-    va = v.to(a).abs().reshape(-1, 1, 1)
+    hb = (h.reshape(-1, 1, 1, 1) if h.dim() == 1 else h) * math.sqrt(2.0)
+    va = v.to(a).abs().reshape(a.shape[0], -1, 1, 1)  # (n, k, 1, 1)
+    a, wts = a.unsqueeze(1), (torch.exp(lw_los).unsqueeze(-1) * torch.exp(lw_speed)).unsqueeze(1)
     # uniform law on [-a, a] convolved with N(0, h^2), in linear space (erf is much cheaper
     # than log_ndtr); a star beyond every node's reach (|v| > a + ~9h) gets a floor value
     box = (torch.erf((va + a) / hb) - torch.erf((va - a) / hb)) / (4.0 * a)
-    wts = torch.exp(lw_los).unsqueeze(-1) * torch.exp(lw_speed)
-    lp = torch.log((box * wts).sum(dim=(1, 2)).clamp_min(_FLOOR))
-    return log_sigma, lp
+    lp = torch.log((box * wts).sum(dim=(2, 3)).clamp_min(_FLOOR))
+    return log_sigma, lp.reshape(v.shape)
 
 
 def exact_nll(
@@ -123,10 +127,16 @@ def exact_nll(
     weights: torch.Tensor | None = None,
     table: tuple[torch.Tensor, torch.Tensor] | None = None,
     vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    node_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted mean of -ln[Sigma(R_a) p(v_a | R_a)] over stars [nats per star].
 
     ``table`` and ``vtable`` may pass precomputed radial and speed tables.
+    With ``v`` of shape (n, k) and ``node_weights`` (k,) summing to one, the
+    term of star a is -ln Sigma(R_a) - sum_j node_weights_j ln p(v_aj | R_a)
+    (an expectation over k velocities per star, e.g. smearing nodes).
     """
     ls, lp = log_losvd(flow, R, v, h, table, vtable)
+    if node_weights is not None:
+        lp = (lp * node_weights).sum(dim=-1)
     return weighted_mean(-(ls + lp), weights)

@@ -246,12 +246,19 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
 
 
 def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:
-    """JSON-ready diagnostics of a trained member (losses in nats per star)."""
+    """JSON-ready diagnostics of a trained member (losses in nats per star).
+
+    ``convergence`` is :meth:`~dsphnf.flows.train.Trainer.convergence`: the
+    optimiser used, the stop reason, the steps of each phase, the objective's
+    change over the last iterations and the gradient norm at the end.
+    """
     last = trainer.history["loss"][-25:]
     cusp = trainer.flow.cusp_power()
     return {
         "member": k, "steps": trainer.step, "best_step": trainer.best_step,
-        "early_stopped": trainer.step < trainer.cfg.steps,
+        "early_stopped": trainer.stop_reason == "early_stop",
+        "converged": trainer.stop_reason == "converged",
+        "convergence": trainer.convergence(),
         "final_train_loss": float(np.mean(last)) if last else None,
         "final_val_loss": None if trainer.val is None else float(trainer.best_val),
         "bandwidths": h.tolist(), "rollbacks": len(trainer.history["events"]), "train_wall_s": trainer.wall,

@@ -6,7 +6,10 @@
 - positions and velocities, beta(r) given or learned (:mod:`~dsphnf.flows.beta`):
   the exact -ln[Sigma(R) p(v_z | R)] (:func:`~dsphnf.flows.losvd.exact_nll`),
   the model's v_z convolved with N(0, h_v^2 + err^2) and the data's v_z
-  smeared by h_v (fresh draws ``eps``).
+  smeared by h_v: the expectation over the smearing, E_eps[-ln p(v_z + h_v eps)]
+  with eps ~ N(0, 1), by an ``n_gh``-point Gauss-Hermite rule
+  (:func:`smearing_nodes`), so that the objective is a deterministic function
+  of the flow's parameters.
 
 ``loss="kde"``: the smeared-KDE cross-entropy of the paper (Lim et al. 2025,
 arXiv:2505.00763) on all observed columns.
@@ -21,6 +24,9 @@ All values are in nats per star (weighted mean over stars), standardised units.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from . import kde
@@ -30,9 +36,49 @@ from .prior import SmoothnessPrior
 from .stars import StarData
 from .surface import positional_nll, radial_table
 
-__all__ = ["LOSSES", "flow_loss"]
+__all__ = ["LOSSES", "flow_loss", "smearing_nodes", "is_deterministic"]
 
 LOSSES = ("abel", "kde")
+
+
+def smearing_nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of E[f(eps)], eps ~ N(0, 1), by n-point Gauss-Hermite quadrature.
+
+    Exact for polynomials in eps up to degree 2n - 1; the weights sum to one.
+
+    >>> x, w = smearing_nodes(4)
+    >>> round(float(w.sum()), 12), round(float((w * x**2).sum()), 12), round(float((w * x**6).sum()), 9)
+    (1.0, 1.0, 15.0)
+    """
+    if n < 1:
+        raise ValueError(f"n_gh must be >= 1, got {n}")
+    x, w = np.polynomial.hermite.hermgauss(int(n))
+    return x * math.sqrt(2.0), w / math.sqrt(math.pi)
+
+
+def is_deterministic(flow, data: StarData, cfg) -> bool:
+    """True when :func:`flow_loss` is a deterministic function of the flow's parameters.
+
+    That is the exact loss (``"abel"``) of positions alone or of any given or
+    learned anisotropy on all stars at once (``batch`` None or >= the number
+    of stars); the KDE loss (``loss="kde"``) draws flow samples.
+    """
+    full = cfg.batch is None or cfg.batch >= data.n
+    return cfg.loss == "abel" and full and (data.d == 2 or supports_exact(flow))
+
+
+def _smeared_exact_nll(flow, data: StarData, h: float, n_gh: int, table, vtable) -> torch.Tensor:
+    """E_eps of the exact -ln[Sigma p(v_z + h eps | R)] by Gauss-Hermite nodes [nats per star].
+
+    The nodes of a star share its line-of-sight and speed terms (one
+    :func:`~dsphnf.flows.losvd.log_losvd` call with ``n_gh`` velocities per star).
+    """
+    x, w = smearing_nodes(n_gh)
+    p = data.obs
+    x = torch.as_tensor(x, dtype=p.dtype, device=p.device)
+    w = torch.as_tensor(w, dtype=p.dtype, device=p.device)
+    v = data.obs[:, 2:3] + h * x  # (n, n_gh)
+    return exact_nll(flow, data.R, v, torch.sqrt(h * h + data.err2), data.weights, table, vtable, node_weights=w)
 
 
 def flow_loss(
@@ -55,8 +101,10 @@ def flow_loss(
     n_model : int
         Flow samples for the KDE terms (unused by the exact losses).
     rows, eps : optional
-        Fixed smeared data rows (KDE terms) and fixed velocity-smearing draws
-        (exact loss), e.g. for a validation loss with common random numbers.
+        Fixed smeared data rows (KDE terms), e.g. for a validation loss with
+        common random numbers, and fixed velocity-smearing draws of the exact
+        loss (one per star) instead of its Gauss-Hermite nodes (``cfg.n_gh``;
+        ``cfg.n_gh = 0`` draws one fresh ``eps`` per star, the old stochastic loss).
     prior : SmoothnessPrior or None
         Add its penalty per star (:meth:`~dsphnf.flows.prior.SmoothnessPrior.per_star`):
         the roughness over the training stars' radii, divided by the weighted
@@ -69,11 +117,14 @@ def flow_loss(
     if cfg.loss == "abel" and data.d == 2:
         nll = positional_nll(flow, data.R, data.weights, table)
     elif cfg.loss == "abel" and vtable is not None:
-        if eps is None:
-            eps = torch.randn(data.R.shape, generator=generator, dtype=p.dtype, device=p.device)
         h = cfg.h_v
-        nll = exact_nll(flow, data.R, data.obs[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights,
-                        table, vtable)
+        if eps is None and cfg.n_gh > 0:
+            nll = _smeared_exact_nll(flow, data, h, cfg.n_gh, table, vtable)
+        else:
+            if eps is None:
+                eps = torch.randn(data.R.shape, generator=generator, dtype=p.dtype, device=p.device)
+            nll = exact_nll(flow, data.R, data.obs[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights,
+                            table, vtable)
     else:
         if rows is None:
             rows = data.smeared(generator, cfg.n_smear)

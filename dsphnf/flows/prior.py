@@ -89,12 +89,21 @@ def log_derivative(x: torch.Tensor, f: torch.Tensor, order: int = 3) -> tuple[to
 
 
 def _integral_inside(x: torch.Tensor, f2: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    """Trapezoid integral of ``f2`` over the nodes ``x`` that lie inside [lo, hi]."""
-    inside = (x.detach() >= lo) & (x.detach() <= hi)
-    x, f2 = x[inside], f2[inside]
-    if x.numel() < 2:
-        return f2.sum() * 0.0
-    return (0.5 * (f2[1:] + f2[:-1]) * (x[1:] - x[:-1])).sum()
+    """Trapezoid integral of ``f2`` on the increasing nodes ``x`` over [lo, hi].
+
+    Each segment between neighbouring nodes counts with the length of its
+    overlap with [lo, hi], so that the integral changes continuously as the
+    nodes (the flow's mapped radii) move across lo or hi; dropping the nodes
+    outside instead made the training objective jump there (1.6e-4 nats per
+    star on a 160-star toy fit, as much as it changed over the whole line
+    search), which stalled L-BFGS.
+
+    >>> x = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    >>> float(_integral_inside(x, torch.ones(4), 0.5, 2.25))
+    1.75
+    """
+    a, b = x[:-1].clamp(lo, hi), x[1:].clamp(lo, hi)
+    return (0.5 * (f2[1:] + f2[:-1]) * (b - a)).sum()
 
 
 def roughness(lnr: torch.Tensor, f: torch.Tensor, lo: float, hi: float, order: int = 3) -> torch.Tensor:

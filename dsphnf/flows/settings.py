@@ -4,8 +4,9 @@
 the rarely changed knobs of :func:`~dsphnf.flows.fit.fit_flow` (output grid,
 kernel widths, validation, precision, threads); the optimisation settings
 are :class:`~dsphnf.flows.train.TrainConfig`. Without an explicit number of
-steps a fit trains :data:`DEFAULT_STEPS` per flow, or :data:`FAST_STEPS` in
-fast mode (environment variable ``DSPHNF_FAST=1``, used by the tests and the
+steps a fit trains each flow for at most :data:`DEFAULT_STEPS` steps (100 Adam
+steps, then L-BFGS iterations until its stop rule fires), or :data:`FAST_STEPS`
+in fast mode (environment variable ``DSPHNF_FAST=1``, used by the tests and the
 book's quick builds).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 __all__ = ["FlowConfig", "FitOptions", "fast_mode", "default_steps", "DEFAULT_STEPS", "FAST_STEPS"]
 
-#: Training steps per flow by default.
+#: Most training steps per flow by default (Adam steps plus L-BFGS iterations).
 DEFAULT_STEPS = 400
 #: Training steps per flow by default in fast mode.
 FAST_STEPS = 120

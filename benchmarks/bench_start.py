@@ -1,0 +1,202 @@
+"""Start-independence of a trained flow (not a test): does the answer depend on where training starts?
+
+For each mock (1000 stars, isotropic beta given, default settings, one flow,
+fit seed 0, one torch thread) the flow is trained from four starts:
+
+- ``ref``: the default start, a Plummer sphere of scale 1 L (L the
+  half-number radius) with velocity dispersion from V (the standard deviation
+  of v_z), i.e. an untrained flow;
+- ``x0.7`` and ``x1.4``: the same start with every radius and every speed
+  scaled by 0.7 or 1.4 (the last-layer biases of the radial and velocity
+  fields set to ln 0.7 or ln 1.4: d ln r/dt and d ln |v|/dt constant, an exact
+  scaling; the objective, the standardisation and the data are unchanged);
+- ``gaussian``: a Gaussian base (``FlowConfig(base="gaussian")``) instead of
+  the Plummer one.
+
+It records log10 rho on 21 log-spaced radii in [0.1, 1] kpc plus
+0.1/0.15/0.25/0.5/1 kpc, the median |log10 rho/rho_true| over [0.1, 1] kpc,
+each member's convergence diagnostics (stop reason, steps of each phase,
+gradient norm, last relative change) and the wall time; then the largest shift
+of log10 rho from the ``ref`` start over [0.1, 1] kpc (where the stars are:
+inside their 2nd-98th percentile of projected radii) against 0.3 x the 68 %
+half-width ``HALF68`` (the mean 8-member ensemble half-widths over ten
+NonPlumCuspIso realisations, issue 16, interpolated in log r: the one measured
+set of bands; used for every mock).
+
+Mocks: the public Gaia Challenge NonPlumCuspIso file (realisation 0, via
+:func:`dsphnf.datasets.reference_or_mock`, ``DSPHNF_DATA``), PlumCoreIso drawn
+by :func:`dsphnf.draw_mock` (seed 101) and a Burkert halo
+(``dsphnf mock --halo burkert:4e8,1 --tracer plummer:0.25``, seed 102).
+
+Usage::
+
+    DSPHNF_DATA=../shared/data .venv/bin/python benchmarks/bench_start.py --json start.json
+    .venv/bin/python benchmarks/bench_start.py --mocks burkert --starts ref gaussian
+
+Results are appended to ``--json`` after every fit (a rerun skips finished
+fits), then printed as Markdown tables for benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dsphnf import draw_mock  # noqa: E402
+from dsphnf.datasets import reference_or_mock  # noqa: E402
+from dsphnf.flows import FitOptions, FlowConfig, fit_flow  # noqa: E402
+from dsphnf.flows import member  # noqa: E402
+
+R_MED = np.logspace(-1, 0, 21)
+R_CHECK = np.array([0.1, 0.15, 0.25, 0.5, 1.0])
+GRID = np.unique(np.concatenate([R_MED, R_CHECK]))
+#: mean 68 % half-width [dex] of 8-member ensembles at R_CHECK (ten NonPlumCuspIso mocks, issue 16)
+HALF68 = np.array([0.090, 0.075, 0.054, 0.067, 0.104])
+STARTS = {"ref": (1.0, 1.0, "plummer"), "x0.7": (0.7, 0.7, "plummer"), "x1.4": (1.4, 1.4, "plummer"),
+          "gaussian": (1.0, 1.0, "gaussian")}
+MOCKS = ("NonPlumCuspIso", "PlumCoreIso", "burkert")
+
+
+def mock(name: str):
+    """(catalogue, log10 rho_true on GRID, description) of a benchmark mock."""
+    if name == "NonPlumCuspIso":
+        cat, truth, src = reference_or_mock("NonPlumCuspIso")
+    elif name == "PlumCoreIso":
+        m = draw_mock("PlumCoreIso", n=1000, seed=101)
+        cat, truth, src = m.catalog, m.truth, "draw_mock('PlumCoreIso', n=1000, seed=101)"
+    elif name == "burkert":
+        m = draw_mock(n=1000, seed=102, halo="burkert:4e8,1", tracer="plummer:0.25", anisotropy="isotropic")
+        cat, truth, src = m.catalog, m.truth, "dsphnf mock --halo burkert:4e8,1 --tracer plummer:0.25 (seed 102)"
+    else:
+        raise SystemExit(f"unknown mock {name!r}; choose from {', '.join(MOCKS)}")
+    r, rho = np.asarray(truth["r"]), np.asarray(truth["rho"])
+    return cat, np.interp(np.log(GRID), np.log(r), np.log10(rho)), src
+
+
+def scaled_new_flow(length: float, speed: float):
+    """member.new_flow whose untrained flow has every radius x ``length`` and every speed x ``speed``."""
+    original = member.new_flow
+
+    def new_flow(stars, settings):
+        flow = original(stars, settings)
+        with torch.no_grad():
+            flow.pos_field.mlp.net[-1].bias.fill_(math.log(length))
+            if flow.vel_field is not None:
+                flow.vel_field.mlp.net[-1].bias.fill_(math.log(speed))
+        return flow
+
+    return original, new_flow
+
+
+def run(name: str, start: str, steps: int | None) -> dict:
+    cat, log_true, src = mock(name)
+    length, speed, base = STARTS[start]
+    original, patched = scaled_new_flow(length, speed)
+    member.new_flow = patched
+    try:
+        t0 = time.perf_counter()
+        res = fit_flow(cat, anisotropy="isotropic", seed=0, steps=steps, progress=False,
+                       options=FitOptions(r_grid=GRID, threads=1), flow_config=FlowConfig(base=base))
+        wall = time.perf_counter() - t0
+    finally:
+        member.new_flow = original
+    log_rho = np.log10(res.profile["rho"])
+    sel = np.isin(GRID, R_MED)
+    m = res.summary["diagnostics"]["members"][0]
+    R = np.hypot(cat.x, cat.y)
+    return {"mock": name, "source": src, "start": start, "wall_s": wall, "load": os.getloadavg()[0],
+            "R_2_98": np.percentile(R, [2, 98]).tolist(),
+            "log10_rho": log_rho.tolist(), "dex": (log_rho - log_true).tolist(),
+            "median_abs_dex": median_abs_dex((log_rho - log_true).tolist())[0],
+            "steps": m["steps"], "convergence": m.get("convergence")}
+
+
+def median_abs_dex(dex: list[float]) -> tuple[float, int]:
+    """(median |error| over the finite values on R_MED, number of R_MED radii without a finite rho > 0)."""
+    d = np.array(dex, dtype=float)[np.isin(GRID, R_MED)]
+    ok = np.isfinite(d)
+    return (float(np.median(np.abs(d[ok]))) if ok.any() else float("nan")), int((~ok).sum())
+
+
+def shifts(results: list[dict]) -> list[dict]:
+    """Largest |log10 rho - log10 rho_ref| over [0.1, 1] kpc within the stars' 2nd-98th percentile of R,
+    alone and over 0.3 x HALF68."""
+    half = 10 ** np.interp(np.log(GRID), np.log(R_CHECK), np.log10(HALF68))
+    out = []
+    for r in results:
+        lo, hi = r["R_2_98"]
+        sel = (GRID >= max(0.1, lo)) & (GRID <= min(1.0, hi))
+        ref = next((x for x in results if x["mock"] == r["mock"] and x["start"] == "ref"), None)
+        if ref is None or r["start"] == "ref":
+            continue
+        d = np.abs(np.array(r["log10_rho"], dtype=float) - np.array(ref["log10_rho"], dtype=float))[sel]
+        ok = np.isfinite(d)  # radii where either read-out has no rho > 0 are counted, not compared
+        out.append({"mock": r["mock"], "start": r["start"], "max_shift": float(d[ok].max()), "n_bad": int((~ok).sum()),
+                    "range": [float(GRID[sel][0]), float(GRID[sel][-1])],
+                    "max_ratio": float((d / (0.3 * half[sel]))[ok].max())})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mocks", nargs="+", default=list(MOCKS))
+    ap.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="append results here (finished fits are skipped)")
+    ap.add_argument("--report", type=Path, nargs="+", default=None,
+                    help="only print the tables of these result files (no fitting)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.report:
+        report([r for f in args.report for r in json.loads(f.read_text())])
+        return
+    results = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
+    for name in args.mocks:
+        for start in args.starts:
+            if any(r["mock"] == name and r["start"] == start for r in results):
+                continue
+            results.append(run(name, start, args.steps))
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
+            r = results[-1]
+            print(f"{name} {start}: {r['wall_s']:.0f} s, median |dex| {r['median_abs_dex']:.3f}, {r['convergence']}",
+                  flush=True)
+    report(results)
+
+
+def report(results: list[dict]) -> None:
+    """Markdown tables of fits and of shifts from the ``ref`` start."""
+    print("\n| mock | start | steps (Adam + L-BFGS) | stop | objective [nats/star] | rel. change (last 20) | grad norm "
+          "| wall [s] | "
+          "median abs dex 0.1-1 kpc (radii without rho > 0) | log10 err at 0.1 / 0.15 / 0.25 / 0.5 / 1 kpc |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    at = np.isin(GRID, R_CHECK)
+    for r in results:
+        c = r["convergence"] or {}
+        rel = "-" if c.get("relative_change") is None else f"{c['relative_change']:.1e}"
+        gn = "-" if c.get("grad_norm") is None else f"{c['grad_norm']:.1e}"
+        errs = " / ".join(f"{x:+.3f}" for x in np.array(r["dex"])[at])
+        med, bad = median_abs_dex(r["dex"])
+        obj = "-" if c.get("objective") is None else f"{c['objective']:.5f}"
+        print(f"| {r['mock']} | {r['start']} | {c.get('adam_steps')} + {c.get('lbfgs_steps')} | {c.get('stop_reason')} "
+              f"| {obj} | {rel} | {gn} | {r['wall_s']:.0f} | {med:.3f} ({bad}) | {errs} |")
+    print("\n| mock | start | radii [kpc] (without rho > 0) | max shift of log10 rho from ref [dex] "
+          "| max shift / (0.3 x 68 % half-width) |")
+    print("|---|---|---|---|---|")
+    for s in shifts(results):
+        print(f"| {s['mock']} | {s['start']} | {s['range'][0]:.2f}-{s['range'][1]:.2f} ({s['n_bad']}) "
+              f"| {s['max_shift']:.3f} | {s['max_ratio']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
