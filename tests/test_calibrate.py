@@ -141,7 +141,7 @@ def test_a_single_flow_is_not_reported_as_covering(capsys, tmp_path):
 @pytest.mark.parametrize("argv, words", [
     (["NoSuchModel"], ["unknown model", "PlumCuspIso"]),
     (["PlumCuspIso", "--fit-anisotropy", "om:-1"], ["bad anisotropy", "RA > 0"]),
-    (["PlumCuspIso", "--fit-anisotropy", "om", "--method", "flow"], ["flow fit does not support"]),
+    (["PlumCuspIso", "--fit-anisotropy", "free", "--method", "baseline"], ["does not support"]),
     (["PlumCuspIso", "--realisations", "1"], ["--realisations", "at least 2"]),
     (["PlumCuspIso", "--stars", "10"], ["--stars", "at least 20"]),
     (["PlumCuspIso", "--method", "jeans"], ["unknown --method"]),

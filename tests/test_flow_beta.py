@@ -123,9 +123,9 @@ def test_anisotropy_penalty_closed_forms():
     p = anisotropy_penalty(x, beta, -torch.log1p(-beta), (lo, hi), tau=1.0, beta_tau=tb)
     assert float(p) == pytest.approx((2 * a) ** 2 * 6.0 / (2 * tb**2), rel=1e-9)
     # beta = 0, ln sigma_r^2 cubic: c^2 (hi - lo) / (2 tau^2) from the sigma_t term alone
-    # (third differences sit at the mean of their four nodes, -3.025, -2.975, ..., 2.975)
+    # (the integral counts each segment by its overlap with [lo, hi], prior._integral_inside)
     c, tau = 0.3, 0.4
-    p = anisotropy_penalty(x, 0 * x, c * x**3 / 6, (-3.03, 2.98), tau=tau)
+    p = anisotropy_penalty(x, 0 * x, c * x**3 / 6, (-3.0, 3.0), tau=tau)
     assert float(p) == pytest.approx(c**2 * 6.0 / (2 * tau**2), rel=1e-9)
     # a whole Osipkov-Merritt transition: y = sigmoid(2 ln r - ln 2 r_a^2), Int (y'')^2 = 8/30
     xs = torch.linspace(-9.0, 9.0, 3601, dtype=torch.float64)

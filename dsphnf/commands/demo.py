@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..compare import compare, format_table
 
-    from .fit import readout_note
+    from ..flows.ensemble import readout_note
 
     rows = compare({"flow": result}, truth=truth)
     print(format_table(rows))

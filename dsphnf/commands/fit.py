@@ -172,6 +172,7 @@ def _grid_note(grid: dict | None) -> str:
 
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
+    from ..flows.ensemble import readout_note
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])
     print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
@@ -192,18 +193,3 @@ def _report(s: dict) -> None:
     j, lo, hi = jf["log10_J"], jf["log10_J_lo"], jf["log10_J_hi"]
     band = f" +{hi - j:.2f} -{j - lo:.2f}" if math.isfinite(lo) else " (no band: one flow; use --ensemble 2 or more)"
     print(f"log10 J({jf['theta_deg']:g} deg) = {j:.2f}{band} [GeV^2 cm^-5] at {jf['distance_kpc']:g} kpc{used}")
-
-
-def readout_note(acc: dict | None) -> str:
-    """One line on the bands and on how many flows are physical at every radius."""
-    if not acc:
-        return "bands: none"
-    k = acc["n_members"]
-    bands = ("bands: 68 % and 95 % Student-t bootstrap intervals over the flows" if k > 1 else
-             "bands: none (one flow; the band columns are NaN; use --ensemble 2 or more)")
-    bad = acc["members_unphysical_somewhere"]
-    if not bad:
-        return f"{bands}; read-out physical (M > 0, rho > 0) for all {k} flow(s) at every radius"
-    return (f"{bands}; {len(bad)} of {k} flow(s) unphysical at some radii and left out there "
-            f"(fewest used: {acc['fewest_used']} at r = {acc['fewest_used_at_r_kpc']:.3g} kpc; "
-            "column n_used of profile_bands.csv)")

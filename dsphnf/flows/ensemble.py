@@ -42,7 +42,7 @@ from scipy import stats
 
 from ..errors import FitError
 
-__all__ = ["UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask",
+__all__ = ["readout_note", "UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask",
            "band_profiles",
            "readout_accounting", "check_survival", "member_log10_j", "ensemble_j_band"]
 
@@ -235,3 +235,24 @@ def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
     each = [member_log10_j(m, distance, theta_deg) for m in members]
     values = [v for v in each if v is not None]
     return j_band(values, distance, theta_deg, len(members), t_interval, centre=t_centre), each
+
+
+def readout_note(acc: dict | None) -> str:
+    """One line on the bands and on how many flows are physical at every radius.
+
+    ``acc`` is ``summary["diagnostics"]["readout"]`` of a flow fit (None: no bands).
+
+    >>> readout_note({"n_members": 1, "members_unphysical_somewhere": []})
+    'bands: none (one flow; the band columns are NaN; use --ensemble 2 or more); read-out physical (M > 0, rho > 0) for all 1 flow(s) at every radius'
+    """
+    if not acc:
+        return "bands: none"
+    k = acc["n_members"]
+    bands = ("bands: 68 % and 95 % Student-t bootstrap intervals over the flows" if k > 1 else
+             "bands: none (one flow; the band columns are NaN; use --ensemble 2 or more)")
+    bad = acc["members_unphysical_somewhere"]
+    if not bad:
+        return f"{bands}; read-out physical (M > 0, rho > 0) for all {k} flow(s) at every radius"
+    return (f"{bands}; {len(bad)} of {k} flow(s) unphysical at some radii and left out there "
+            f"(fewest used: {acc['fewest_used']} at r = {acc['fewest_used_at_r_kpc']:.3g} kpc; "
+            "column n_used of profile_bands.csv)")
