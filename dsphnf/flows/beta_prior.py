@@ -86,7 +86,7 @@ def anisotropy_penalty(
     >>> y = 0.1 * x**2                              # d^2 y / d ln r^2 = 0.2
     >>> beta = 2 * y / (1 + y)
     >>> lnsr2 = -torch.log1p(-beta)                 # sigma_t constant: no second term
-    >>> round(float(anisotropy_penalty(x, beta, lnsr2, (-2.05, 2.05), 1.0, 1.0)), 6)  # 0.2^2 * 4 / 2
+    >>> round(float(anisotropy_penalty(x, beta, lnsr2, (-2.0, 2.0), 1.0, 1.0)), 6)  # 0.2^2 * 4 / 2
     0.08
     """
     from .prior import roughness
