@@ -352,9 +352,13 @@ class BaselineLikelihood:
         ok = params["valid"]
         if np.any(ok):
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                lS, log_nwin, var, dv = self._star_terms({k: v[ok] for k, v in params.items()})
-                out[ok] = self.w * (lS - log_nwin[:, None] - 0.5 * (np.log(2.0 * np.pi * var) + dv * dv / var))
+                out[ok] = self.w * self._log_member({k: v[ok] for k, v in params.items()})
         return out
+
+    def _log_member(self, sub: dict[str, np.ndarray]) -> np.ndarray:
+        """Each star's unweighted ln p(R, v_z | member) (B, N): ln Sigma/N_win plus the Gaussian LOSVD term."""
+        lS, log_nwin, var, dv = self._star_terms(sub)
+        return lS - log_nwin[:, None] - 0.5 * (np.log(2.0 * np.pi * var) + dv * dv / var)
 
     def log_posterior(self, theta: np.ndarray) -> np.ndarray:
         """Log prior + log-likelihood (the likelihood is skipped outside the prior)."""
@@ -478,8 +482,7 @@ class MixtureLikelihood(BaselineLikelihood):
         ok = params["valid"]
         if np.any(ok):
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                lS, log_nwin, var, dv = self._star_terms({k: v[ok] for k, v in params.items()})
-                member = lS - log_nwin[:, None] - 0.5 * (np.log(2.0 * np.pi * var) + dv * dv / var)
+                member = self._log_member({k: v[ok] for k, v in params.items()})
                 f = self.fraction(theta[ok])[:, None]
                 out[ok] = self.w * np.logaddexp(np.log1p(-f) + member, np.log(f) + self.log_fg[None, :])
         return out
@@ -493,8 +496,7 @@ class MixtureLikelihood(BaselineLikelihood):
         """Posterior probability that each star is a member, for each row of ``theta`` (B, N)."""
         theta = np.atleast_2d(theta)
         params = self.model.unpack(theta)
-        lS, log_nwin, var, dv = self._star_terms(params)
-        member = lS - log_nwin[:, None] - 0.5 * (np.log(2.0 * np.pi * var) + dv * dv / var)
+        member = self._log_member(params)
         f = self.fraction(theta)[:, None]
         a, b = np.log1p(-f) + member, np.log(f) + self.log_fg[None, :]
         return np.exp(a - np.logaddexp(a, b))
