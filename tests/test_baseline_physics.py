@@ -227,7 +227,7 @@ def test_likelihood_curvature_matches_score_spread_20k_mock():
     sqrt(c^T H^-1 J H^-1 c / c^T H^-1 c) for a quantity with gradient c; here
     log10 rho at R_half and 2 R_half of the NonPlumCuspIso tracer (0.19, 0.38 kpc).
     """
-    from dsphnf.baseline.likelihood import zhao_log_density
+    from dsphnf.baseline.projector import zhao_log_density
     from dsphnf.mocks import draw_mock
 
     cat = draw_mock("NonPlumCuspIso", n=20000, seed=777).catalog

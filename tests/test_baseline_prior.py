@@ -9,7 +9,7 @@ import pytest
 from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.baseline import BaselineModel, read_priors
 from dsphnf.baseline.halo_measure import MEASURE_RADII, log_density_derivatives, log_halo_measure
-from dsphnf.baseline.likelihood import zhao_log_density
+from dsphnf.baseline.projector import zhao_log_density
 from dsphnf.errors import FitError
 
 R_HALF = 0.19  # kpc, as NonPlumCuspIso's

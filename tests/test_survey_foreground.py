@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from dsphnf.baseline import fit_baseline
-from dsphnf.baseline.likelihood import BaselineLikelihood, Foreground, MixtureLikelihood
+from dsphnf.baseline.likelihood import BaselineLikelihood
+from dsphnf.baseline.mixture import Foreground, MixtureLikelihood
 from dsphnf.baseline.model import BaselineModel
 from dsphnf.catalog import Catalog
 from dsphnf.mocks import draw_mock

@@ -22,7 +22,8 @@ from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
 from ..result import MIN_STARS, Result
 from .artefacts import BaselineArtefacts, percentile_band
-from .likelihood import BaselineLikelihood, Foreground, MixtureLikelihood, velocity_core
+from .likelihood import BaselineLikelihood
+from .mixture import Foreground, MixtureLikelihood, velocity_core
 from .model import BaselineModel, Prior, read_priors
 from .sampler import SamplerResult, run_emcee
 
@@ -66,7 +67,7 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         Posterior draws behind the profile bands.
     foreground : Foreground, optional
         A broad Gaussian foreground in v_z mixed into the likelihood
-        (:class:`~dsphnf.baseline.likelihood.MixtureLikelihood`); a free
+        (:class:`~dsphnf.baseline.mixture.MixtureLikelihood`); a free
         fraction is sampled as ``f_fg``.  None (the default): members only.
 
     Returns

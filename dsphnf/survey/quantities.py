@@ -56,7 +56,7 @@ def band(values: np.ndarray) -> dict[str, float]:
 
 def _zhao(p: dict[str, np.ndarray], r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """rho [Msun/kpc^3], d ln rho / d ln r and M(<r) [Msun] of Zhao halos (B,) at radii r (B,)."""
-    from ..baseline.likelihood import zhao_mass_inner
+    from ..baseline.projector import zhao_mass_inner
 
     x = r / p["rs"]
     a, b, g = p["alpha_dm"], p["beta_dm"], p["gamma"]
@@ -79,7 +79,7 @@ def baseline_draws(result: Result, r_half: float, distance: float, distance_err:
         Draw a distance N(distance, distance_err) [kpc] per draw (else s = 1).
     """
     from ..anisotropy import Isotropic
-    from ..baseline.likelihood import anisotropy_grid
+    from ..baseline.projector import anisotropy_grid
 
     art = result.artefacts
     samples = art.sampler.samples

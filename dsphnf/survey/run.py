@@ -52,7 +52,7 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
         return fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
                         distance=galaxy.distance_kpc, progress=False)
     from ..baseline import fit_baseline
-    from ..baseline.likelihood import Foreground
+    from ..baseline.mixture import Foreground
 
     foreground = Foreground.broad(catalog.vz) if options.membership.startswith("mixture") else None
     return fit_baseline(catalog, fit.anisotropy, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
