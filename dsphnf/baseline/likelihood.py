@@ -8,6 +8,8 @@ costs a few array operations and a four-point interpolation onto the stars.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .model import BaselineModel
@@ -107,13 +109,17 @@ class BaselineLikelihood:
         product of the per-star scores against the Hessian), which checks that
         the likelihood's curvature, and so the width of the posterior, is right.
         """
+        return self._per_star(theta, lambda sub, th: self.w * self._log_member(sub))
+
+    def _per_star(self, theta: np.ndarray, term: Callable[[dict, np.ndarray], np.ndarray]) -> np.ndarray:
+        """``term(params, theta)`` (B', N) on the valid rows of ``theta`` (B, ndim), -inf on the others."""
         theta = np.atleast_2d(theta)
         params = self.model.unpack(theta)
         out = np.full((theta.shape[0], self.v.size), -np.inf)
         ok = params["valid"]
         if np.any(ok):
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out[ok] = self.w * self._log_member({k: v[ok] for k, v in params.items()})
+                out[ok] = term({k: v[ok] for k, v in params.items()}, theta[ok])
         return out
 
     def _log_member(self, sub: dict[str, np.ndarray]) -> np.ndarray:

@@ -123,16 +123,11 @@ class MixtureLikelihood(BaselineLikelihood):
 
     def log_likelihood_per_star(self, theta: np.ndarray) -> np.ndarray:
         """Each star's weighted mixture term, (B, ndim) -> (B, N)."""
-        theta = np.atleast_2d(theta)
-        params = self.model.unpack(theta)
-        out = np.full((theta.shape[0], self.v.size), -np.inf)
-        ok = params["valid"]
-        if np.any(ok):
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                member = self._log_member({k: v[ok] for k, v in params.items()})
-                f = self.fraction(theta[ok])[:, None]
-                out[ok] = self.w * np.logaddexp(np.log1p(-f) + member, np.log(f) + self.log_fg[None, :])
-        return out
+        def mixed(sub: dict[str, np.ndarray], th: np.ndarray) -> np.ndarray:
+            f = self.fraction(th)[:, None]
+            return self.w * np.logaddexp(np.log1p(-f) + self._log_member(sub), np.log(f) + self.log_fg[None, :])
+
+        return self._per_star(theta, mixed)
 
     def log_likelihood(self, theta: np.ndarray) -> np.ndarray:
         """Log-likelihood (B,) (-inf where invalid)."""
