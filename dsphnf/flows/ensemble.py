@@ -385,15 +385,19 @@ def beta_constraint_note(c: dict | None) -> str:
 
 
 def _why_not(c: dict) -> str:
-    """The unconstrained runs of radii and which criterion fails in each."""
+    """The unconstrained radii, grouped into runs that fail the same criteria, and which they fail."""
     r = np.asarray(c["r_kpc"], dtype=float)
-    bad = ~np.asarray(c["constrained"], dtype=bool)
-    parts = []
-    for lo, hi in _runs(r, bad):
-        sel = (r >= lo) & (r <= hi)
-        few = bool(np.any(np.asarray(c["n_stars_near"], dtype=float)[sel] < c["min_stars"]))
-        wide = any(w is None or w > c["max_y_width68"] for w, s in zip(c["y_width68"], sel) if s)
-        why = ", ".join(x for x, f in (("few stars", few), ("wide band", wide)) if f)
-        where = f"{lo:.3g} kpc" if lo == hi else f"{lo:.3g}-{hi:.3g} kpc"
-        parts.append(f"{why} at {where}")
+    few = np.asarray(c["n_stars_near"], dtype=float) < c["min_stars"]
+    wide = np.array([w is None or w > c["max_y_width68"] for w in c["y_width68"]])
+    reason = [", ".join(x for x, f in (("few stars", a), ("wide band", b)) if f) for a, b in zip(few, wide)]
+    parts, j = [], 0
+    while j < len(r):
+        if c["constrained"][j]:
+            j += 1
+            continue
+        k = j
+        while k + 1 < len(r) and not c["constrained"][k + 1] and reason[k + 1] == reason[j]:
+            k += 1
+        parts.append(f"{reason[j]} at " + (f"{r[j]:.3g} kpc" if k == j else f"{r[j]:.3g}-{r[k]:.3g} kpc"))
+        j = k + 1
     return "; ".join(parts)
