@@ -52,7 +52,8 @@ def test_band_widths_and_star_counts_decide_where_beta_is_constrained():
     assert 0.025 < lo < 0.06 and 0.5 < hi < 0.6
     note = beta_constraint_note(c)
     assert note.startswith(f"beta is constrained only between {lo:.3g} and {hi:.3g} kpc")
-    assert "(few stars at 0.01-0.0" in note and "; wide band at 0.625-" in note and "; few stars, wide band at 1.96-3 kpc)" in note
+    assert "(few stars at 0.01-0.0" in note and "; wide band at 0.625-" in note
+    assert "; few stars, wide band at 1.96-3 kpc)" in note and "come from its prior" in note
     json.dumps(c)  # JSON-ready
 
 

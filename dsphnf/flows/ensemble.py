@@ -364,7 +364,8 @@ def beta_constraint_note(c: dict | None) -> str:
     >>> beta_constraint_note(c)  # doctest: +NORMALIZE_WHITESPACE
     'beta is constrained only between 0.1 and 1 kpc (68 % band of beta/(2 - beta) narrower than 0.5 and >= 100
      stars within a factor 2 in projected radius); outside (few stars at 0.01 kpc; few stars, wide band at 10 kpc)
-     it is set by its prior and its isotropic start, and its band does not measure the uncertainty'
+     the data do not constrain it; where few stars are, its value and band come from its prior and its isotropic
+     start, not from the data'
     """
     if not c:
         return ""
@@ -374,14 +375,15 @@ def beta_constraint_note(c: dict | None) -> str:
             f"stars within a factor {BETA_STAR_FACTOR:g} in projected radius")
     if all(v is None for v in c["y_width68"]):
         return "where beta is constrained is not assessed: one flow has no band (use --ensemble 2 or more)"
+    few = bool(np.any(np.asarray(c["n_stars_near"], dtype=float)[~ok] < c["min_stars"]))
+    tail = "; where few stars are, its value and band come from its prior and its isotropic start, not from the data"
     if not ok.any():
-        return (f"beta is constrained nowhere on the grid ({r[0]:.3g}-{r[-1]:.3g} kpc; {rule}): "
-                "it is set by its prior and its isotropic start")
+        return f"beta is constrained nowhere on the grid ({_why_not(c)}; {rule})" + (tail if few else "")
     spans = " and ".join(f"{lo:.3g} and {hi:.3g} kpc" for lo, hi in c["ranges_kpc"])
     if ok.all():
         return f"beta is constrained over the whole grid, between {spans} ({rule})"
-    return (f"beta is constrained only between {spans} ({rule}); outside ({_why_not(c)}) it is set by its "
-            "prior and its isotropic start, and its band does not measure the uncertainty")
+    return (f"beta is constrained only between {spans} ({rule}); outside ({_why_not(c)}) the data do not "
+            "constrain it" + (tail if few else ""))
 
 
 def _why_not(c: dict) -> str:
