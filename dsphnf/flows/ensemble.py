@@ -323,10 +323,11 @@ def beta_constraint(profile: dict[str, np.ndarray], R: np.ndarray, weights: np.n
     - at least ``min_stars`` stars (summed ``weights``) have projected radii R
       [kpc] within a factor 2 of r (:data:`BETA_MIN_STARS`).
 
-    Both are needed: where few stars are, the members of a bootstrap ensemble
-    keep the beta of their prior and their isotropic start, so they agree and
-    the band is narrow without saying anything about the data. One flow has no
-    band (NaN), so nowhere counts as constrained.
+    Both are needed: the bands are bootstrap bands, and where few stars are,
+    the members' beta is set by its prior and its isotropic start rather than
+    by the stars, so that their spread, narrow or wide, says nothing about the
+    data (members that barely trained agree everywhere). One flow has no band
+    (NaN), so nowhere counts as constrained.
 
     Returns a JSON-ready dict: the rule and its thresholds, per radius
     ``constrained`` (bool), ``y_width68`` (None without a band) and
