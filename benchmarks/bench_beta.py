@@ -12,10 +12,18 @@ truth there, and the wall time. Variants:
 - ``start`` : the untrained start (one step at a learning rate of 1e-12);
 - ``baseline:om`` (any ``baseline:FAMILY``) : the parametric Jeans fit with that inferred family.
 
+With ``--ensemble K`` (K > 1) every flow variant is an ensemble of K bootstrap
+members on the default output grid (the 2nd-98th percentile of R, as ``dsphnf
+fit``), interpolated in ln r to the radii above, and the line also has the
+68 % band of beta and the 95 % band of rho at those radii (and whether the
+truth is inside), and where the data constrain beta
+(:func:`dsphnf.flows.ensemble.beta_constraint`).
+
 Usage::
 
     python benchmarks/bench_beta.py --case PlumCoreOm --realisation 0 --variants free isotropic start
     python benchmarks/bench_beta.py --case tangential --seed 1 --variants free om
+    python benchmarks/bench_beta.py --case radial_om --ensemble 4 --variants free isotropic
 """
 from __future__ import annotations
 
@@ -61,8 +69,23 @@ def catalogue(case: str, realisation: int, seed: int):
     return read_catalog(path), lambda r: truth_profiles(model, r)
 
 
-def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save: str | None = None):
-    """The profile of one variant and its wall time [s]."""
+def _on_grid(profile: dict, grid: np.ndarray) -> dict:
+    """Every column of ``profile`` interpolated in ln r to ``grid`` (ln of positive columns; NaN outside)."""
+    lr, lg = np.log(profile["r"]), np.log(grid)
+    out = {"r": grid}
+    for key, v in profile.items():
+        v = np.asarray(v, dtype=float)
+        if key == "r" or v.shape != lr.shape:
+            continue
+        pos = np.all(v[np.isfinite(v)] > 0)
+        f = np.interp(lg, lr, np.log(v) if pos else v, left=np.nan, right=np.nan)
+        out[key] = np.exp(f) if pos else f
+    return out
+
+
+def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save: str | None = None,
+                ensemble: int = 1):
+    """The profile of one variant on ``grid``, its wall time [s], the learned parameters and the full result."""
     t0 = time.perf_counter()
     if variant.startswith("baseline:"):
         from dsphnf.baseline import fit_baseline
@@ -71,17 +94,38 @@ def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save
         p, lr = res.profile, np.log(res.profile["r"])
         prof = {"rho": np.exp(np.interp(np.log(grid), lr, np.log(p["rho"]))),
                 "beta": np.interp(np.log(grid), lr, p["beta"])}
-        return prof, time.perf_counter() - t0, {}
-    opts = FitOptions(r_grid=grid, threads=1)
+        return prof, time.perf_counter() - t0, {}, None
+    opts = FitOptions(r_grid=grid if ensemble <= 1 else None, threads=1)
     if variant == "start":
         res = fit_flow(cat, "free", seed=seed, progress=False, options=opts,
                        train_config=TrainConfig(steps=1, lr=1e-12))
     else:
-        res = fit_flow(cat, variant, seed=seed, steps=steps, progress=False, options=opts)
+        res = fit_flow(cat, variant, seed=seed, steps=steps, progress=False, options=opts, ensemble=ensemble)
+    wall = time.perf_counter() - t0
     info = res.summary["diagnostics"]["members"][0].get("anisotropy", {})
     if save:
         res.save(Path(save) / variant.replace(":", "_"), plots=False)
-    return res.profile, time.perf_counter() - t0, info
+    return (res.profile if ensemble <= 1 else _on_grid(res.profile, grid)), wall, info, res
+
+
+def _bands(prof: dict, tr: dict, res, cat, at: np.ndarray, ih: int) -> dict:
+    """The ensemble's bands at the check radii and R_half, truth coverage, and where beta is constrained."""
+    from dsphnf.flows.ensemble import beta_constraint
+
+    def rnd(v):
+        return [round(float(x), 3) for x in v]
+    out = {
+        "beta_lo_at": rnd(prof["beta_lo"][at]), "beta_hi_at": rnd(prof["beta_hi"][at]),
+        "beta_band_rhalf": rnd(prof["beta_lo"][[ih]]) + rnd(prof["beta_hi"][[ih]]),
+        "rho_in95_at": [bool(lo <= t <= hi) for lo, t, hi in zip(prof["rho_lo95"][at], tr["rho"][at],
+                                                                     prof["rho_hi95"][at])],
+        "beta_in68_at": [bool(lo <= t <= hi) for lo, t, hi in zip(prof["beta_lo"][at], tr["beta"][at],
+                                                                      prof["beta_hi"][at])],
+    }
+    if res.summary["settings"]["anisotropy"] in ("free", "constant", "om", "cuddeford", "baes"):
+        c = beta_constraint(res.profile, np.hypot(cat.x, cat.y), cat.weights)
+        out["beta_constrained_kpc"] = [[round(a, 3), round(b, 3)] for a, b in c["ranges_kpc"]]
+    return out
 
 
 def main() -> None:
@@ -91,6 +135,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="mock seed and fit seed")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--variants", nargs="+", default=["free", "isotropic", "start"])
+    ap.add_argument("--ensemble", type=int, default=1, help="bootstrap members per flow variant (default 1)")
     ap.add_argument("--save", default=None, help="folder to save each flow result in (for diagnostics)")
     ap.add_argument("--tau4", type=float, default=None, help="override beta_prior.EQUILIBRIUM_TAU")
     ap.add_argument("--beta-tau", type=float, default=None, help="override beta_prior.BETA_TAU")
@@ -107,7 +152,8 @@ def main() -> None:
     grid = np.unique(np.concatenate([R_MED, R_CHECK, [r_half]]))
     tr = truth(grid)
     for variant in a.variants:
-        prof, wall, info = run_variant(cat, variant, a.steps, a.seed, grid, a.save)
+        ens = 1 if variant in ("start",) or variant.startswith("baseline:") else a.ensemble
+        prof, wall, info, res = run_variant(cat, variant, a.steps, a.seed, grid, a.save, ens)
         dex = np.log10(prof["rho"] / tr["rho"])
         at = np.searchsorted(grid, R_CHECK)
         ih = int(np.searchsorted(grid, r_half))
@@ -118,8 +164,10 @@ def main() -> None:
             "beta_rhalf": round(float(prof["beta"][ih]), 3), "beta_true_rhalf": round(float(tr["beta"][ih]), 3),
             "beta_at": [round(float(b), 3) for b in prof["beta"][at]],
             "beta_true_at": [round(float(b), 3) for b in tr["beta"][at]], "learned": info,
-            "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU,
+            "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU, "ensemble": ens,
         }
+        if ens > 1:
+            out.update(_bands(prof, tr, res, cat, at, ih))
         print(json.dumps(out), flush=True)
 
 

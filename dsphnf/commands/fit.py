@@ -58,7 +58,10 @@ flow the band columns are NaN), profile_bands.csv (every quantity with every
 band, and n_used: the flows whose read-out is physical at that radius, M > 0
 and rho > 0, which are the ones used there), summary.json (method, source,
 n_stars, settings, timings_s, diagnostics with every member's steps, losses
-and scales, the read-out count (readout), versions, and with --distance the
+and scales, the read-out count (readout), for an inferred anisotropy where
+the data constrain beta (beta_constrained: 68 % band of beta/(2 - beta)
+narrower than 0.5 and >= 100 stars within a factor 2 in projected radius;
+printed in plain words), versions, and with --distance the
 jfactor block: log10 J(0.5 deg) with 68 % and 95 % bands over the members,
 with n_used and n_left_out: members unphysical anywhere on the grid are left
 out), flows/ (trained weights), profiles.png, data_vs_model.png,
@@ -150,12 +153,25 @@ def run(args: argparse.Namespace) -> int:
     except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out
         shutil.rmtree(ck, ignore_errors=True)
         raise
+    _add_beta_constraint(res, cat, args.anisotropy)
     res.save(out, plots=not args.no_plots)
     shutil.rmtree(ck, ignore_errors=True)
     _report(res.summary)
     files = "profile.csv, profile_bands.csv, summary.json, flows/" + ("" if args.no_plots else ", *.png")
     print(f"wrote {out}/ ({files})")
     return 0
+
+
+def _add_beta_constraint(res, cat, anisotropy) -> None:
+    """``diagnostics.beta_constrained`` of an inferred beta (kept when the fit already wrote it)."""
+    import numpy as np
+
+    from ..anisotropy import Inferred
+    from ..flows.ensemble import beta_constraint
+
+    if isinstance(anisotropy, Inferred) and res.kinematic:
+        res.summary["diagnostics"].setdefault(
+            "beta_constrained", beta_constraint(res.profile, np.hypot(cat.x, cat.y), cat.weights))
 
 
 def _grid_note(grid: dict | None) -> str:
@@ -172,7 +188,7 @@ def _grid_note(grid: dict | None) -> str:
 
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
-    from ..flows.ensemble import readout_note
+    from ..flows.ensemble import beta_constraint_note, readout_note
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])
     print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
@@ -181,6 +197,8 @@ def _report(s: dict) -> None:
           + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s"
           + _grid_note(d.get("grid")) + ")")
     print(readout_note(d.get("readout")))
+    if d.get("beta_constrained"):
+        print(beta_constraint_note(d["beta_constrained"]))
     jf = s.get("jfactor")
     if jf is None:
         return
