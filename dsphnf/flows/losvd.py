@@ -58,7 +58,8 @@ def velocity_table(
 
     ``n_nodes`` base radii whose reshaped radii are log-spaced over ``r_range``
     [L] (outside it ln S is held at its end values); ``n_speed`` generalised
-    Gauss-Laguerre nodes of the base speed.
+    Gauss-Laguerre nodes of the base speed. A flow with K members
+    (:mod:`~dsphnf.flows.batched`) gives (K, m) and (K, m, J) tables.
     """
     p = next(flow.parameters())
     u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
@@ -66,8 +67,9 @@ def velocity_table(
     ls0 = torch.as_tensor(nodes[:, 0], dtype=p.dtype, device=p.device)
     m, J = u.shape[0], ls0.shape[0]
     r, vs = flow.radial_map(u.repeat_interleave(J), ls0.repeat(m).unsqueeze(-1))
-    lnr = torch.log(r.reshape(m, J)[:, 0])
-    return lnr, vs[:, 0].reshape(m, J), torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
+    lead = r.shape[:-1]  # () for one flow, (K,) for K members
+    lnr = torch.log(r.reshape(*lead, m, J)[..., 0])
+    return lnr, vs[..., 0].reshape(*lead, m, J), torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
 
 
 def log_losvd(
@@ -94,6 +96,9 @@ def log_losvd(
         Gaussian width convolved with the model's v_z [V] (kernel and error).
     n_s, n_s_v : int
         Line-of-sight nodes for Sigma and for the velocity mixture.
+
+    A flow with K members takes ``R``, ``v``, ``h`` with a leading member
+    axis (K, n, ...) and returns (K, n) and (K, n[, k]).
     """
     if not supports_exact(flow):
         raise ValueError("the exact LOSVD needs a kinematic flow")
@@ -109,13 +114,13 @@ def log_losvd(
     lns = interp_table(q, vl, vs, extrapolate=False)  # (n, n_s, J), held beyond the table
     a = (e.unsqueeze(-1) * torch.exp(lns)).clamp_min(1e-8)
     h = torch.as_tensor(h, dtype=a.dtype, device=a.device)
-    hb = (h.reshape(-1, 1, 1, 1) if h.dim() == 1 else h) * math.sqrt(2.0)
-    va = v.to(a).abs().reshape(a.shape[0], -1, 1, 1)  # (n, k, 1, 1)
-    a, wts = a.unsqueeze(1), (torch.exp(lw_los).unsqueeze(-1) * torch.exp(lw_speed)).unsqueeze(1)
+    hb = (h.reshape(*h.shape, 1, 1, 1) if h.dim() >= 1 else h) * math.sqrt(2.0)
+    va = v.to(a).abs().reshape(*R.shape, -1, 1, 1)  # (n, k, 1, 1)
+    a, wts = a.unsqueeze(-3), (torch.exp(lw_los).unsqueeze(-1) * torch.exp(lw_speed)).unsqueeze(-3)
     # uniform law on [-a, a] convolved with N(0, h^2), in linear space (erf is much cheaper
     # than log_ndtr); a star beyond every node's reach (|v| > a + ~9h) gets a floor value
     box = (torch.erf((va + a) / hb) - torch.erf((va - a) / hb)) / (4.0 * a)
-    lp = torch.log((box * wts).sum(dim=(2, 3)).clamp_min(_FLOOR))
+    lp = torch.log((box * wts).sum(dim=(-2, -1)).clamp_min(_FLOOR))
     return log_sigma, lp.reshape(v.shape)
 
 
