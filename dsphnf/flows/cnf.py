@@ -186,7 +186,9 @@ class SphericalFlow(nn.Module):
         if c is None:
             return r
         lr = torch.log(r)
-        return torch.exp(lr + c.to(r) * (lr - torch.log1p(r)))
+        c = c.to(r)
+        c = c.reshape(*c.shape, *([1] * (r.dim() - c.dim())))  # one c per member, if members
+        return torch.exp(lr + c * (lr - torch.log1p(r)))
 
     def _power_inverse(self, r: torch.Tensor) -> torch.Tensor:
         """Inverse of the cuspy map by Newton steps in ln r (monotone: dln r'/dln r = 1 + c/(1 + r))."""

@@ -75,9 +75,12 @@ class MemberLinear(nn.Module):
         self.in_features, self.out_features = int(n_in), int(n_out)
         self.weight = nn.Parameter(torch.zeros(members, n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(members, 1, n_out))
+        self.rows: torch.Tensor | None = None  # evaluate only these members (set by BatchedFlow.select)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, z, self.weight)
+        if self.rows is None:
+            return torch.baddbmm(self.bias, z, self.weight)
+        return torch.baddbmm(self.bias[self.rows], z, self.weight[self.rows])
 
 
 class MLP(nn.Module):
