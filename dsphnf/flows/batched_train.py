@@ -32,7 +32,7 @@ import logging
 import math
 import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -64,9 +64,10 @@ class BatchedTrainer:
     """
 
     def __init__(self, flow: BatchedFlow, batch: MemberBatch, config: TrainConfig, progress: bool = False,
-                 desc: str = "members") -> None:
+                 desc: str = "members", names: Sequence[str] | None = None) -> None:
         self.flow, self.batch, self.cfg, self.progress, self.desc = flow, batch, config, progress, desc
         K = self.K = flow.members
+        self.names = list(names) if names is not None else [f"flow {k + 1}/{K}" for k in range(K)]
         self.params = MemberParams(list(flow.parameters()))
         names = [n for n, _ in flow.named_parameters()]
         self.factor = self.params.column_factor({names.index("c_raw"): config.cusp_lr_factor}
@@ -111,7 +112,7 @@ class BatchedTrainer:
     def _fail(self, k: int, why: str) -> None:
         """Member k's NaN guard: roll it back to its snapshot and halve its learning rates."""
         self.failures[k] += 1
-        name = f"flow {k + 1}/{self.K}"
+        name = self.names[k]
         if self.failures[k] > self.cfg.max_failures:
             raise FitError(f"{name}: training diverged ({why}) {self.failures[k]} times; last at step "
                            f"{self.step[k]}. Try a smaller --lr or fewer solver steps")
@@ -266,18 +267,20 @@ def choose_threads(trainer: BatchedTrainer) -> tuple[int, dict[int, float]]:
     return _THREADS[key]
 
 
-def train_members_batched(stars: MemberStars, settings: MemberSettings, progress: bool = False,
+def train_members_batched(stars: MemberStars, settings: MemberSettings, members: Sequence[int] | None = None,
+                          progress: bool = False,
                           threads: int | None = None) -> tuple[list[TrainedMember], dict[str, Any]]:
-    """Train the ``settings.ensemble`` members of a fit as one batch; the members and the batch's record.
+    """Train members of a fit (default: all ``settings.ensemble``) as one batch; the members and the batch's record.
 
     Every member is built as :func:`~dsphnf.flows.member.train_member`
     builds it, so the result equals separate training up to rounding.
     ``threads`` None: the faster of 1 and 2 (:func:`choose_threads`).
     The record has the threads used, the probe's timings and the wall time.
     """
-    K, dev = settings.ensemble, torch.device(settings.device)
+    ks = list(range(settings.ensemble)) if members is None else [int(k) for k in members]
+    K, dev = len(ks), torch.device(settings.device)
     flows, resamples, std_all, scales = [], [], [], []
-    for k in range(K):
+    for k in ks:
         tr, va, sc, std = member_data(stars, settings, k)
         if len(va):
             raise FitError("batched members train without held-out stars (val_fraction = 0)")
@@ -286,7 +289,8 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, progress
         resamples.append(tr), std_all.append(std), scales.append(sc)
     batch = member_batch(resamples, std_all, scales, settings.bandwidth_factor, settings.train.smooth_tau,
                          settings.dtype, dev)
-    trainer = BatchedTrainer(BatchedFlow(flows), batch, settings.train, progress, f"{K} members")
+    trainer = BatchedTrainer(BatchedFlow(flows), batch, settings.train, progress, f"{K} members",
+                             [f"flow {k + 1}/{settings.ensemble}" for k in ks])
     old = torch.get_num_threads()
     probe: dict[int, float] = {}
     if threads is None:
@@ -297,15 +301,15 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, progress
     finally:
         torch.set_num_threads(old)
     out = []
-    for k, flow in enumerate(flows):
-        trainer.flow.write_member(k, flow)
+    for j, (k, flow) in enumerate(zip(ks, flows)):
+        trainer.flow.write_member(j, flow)
         t0 = time.perf_counter()
         profile = flow_profiles(flow, stars.r_out, scales[k]["L"], scales[k]["V"])
         readout_s = time.perf_counter() - t0
         state = {name: t.detach().to("cpu", copy=True) for name, t in flow.state_dict().items()}
-        info = {**_member_info(k, _MemberView(trainer, k, flow), np.asarray(batch.h[k])), "scales": scales[k]}
-        out.append(TrainedMember(k, state, flow.spec(), profile, trainer.history[k], info, trainer.wall / K,
-                                 readout_s, scales[k]))
+        info = {**_member_info(k, _MemberView(trainer, j, flow), np.asarray(batch.h[j])), "scales": scales[j]}
+        out.append(TrainedMember(k, state, flow.spec(), profile, trainer.history[j], info, trainer.wall / K,
+                                 readout_s, scales[j]))
     record = {"batched": True, "threads": int(threads), "thread_probe_s": {str(n): t for n, t in probe.items()},
               "rows_per_member": int(batch.data.obs.shape[1]), "train_wall_s": trainer.wall}
     return out, record
