@@ -255,3 +255,15 @@ def test_settings_the_batch_cannot_train_fall_back_or_are_refused(cat):
     res = fit_flow(cat, "free", ensemble=2, steps=2, progress=False)
     grid = res.summary["diagnostics"]["grid"]
     assert not grid["batched"] and "learned anisotropy" in grid["not_batched"]
+
+
+def test_a_subset_of_members_trains_as_in_the_full_batch():
+    """Resuming trains only the missing members: member 2 alone is member 2 of the whole batch."""
+    from dsphnf.flows.batched_train import train_members_batched
+
+    stars, st = _stars(60), _settings(3, steps=4, adam_steps=2)
+    full, rec = train_members_batched(stars, st, threads=1)
+    (alone,), _ = train_members_batched(stars, st, members=[2], threads=1)
+    assert rec["batched"] and alone.member == 2 and alone.scales == full[2].scales
+    assert np.allclose(alone.profile["rho"], full[2].profile["rho"], rtol=1e-8, equal_nan=True)
+    assert not np.allclose(full[1].profile["rho"], full[2].profile["rho"], rtol=1e-3)

@@ -40,8 +40,7 @@ from tqdm import tqdm
 
 from ..errors import FitError
 from .batched import BatchedFlow, MemberBatch, member_batch
-from .member import MemberSettings, MemberStars, TrainedMember, _member_info, member_data, new_flow
-from .moments import flow_profiles
+from .member import MemberSettings, MemberStars, TrainedMember, _member_info, member_data, member_profile, new_flow
 from .objective import flow_loss
 from .optimise import relative_change
 from .optimise_members import MemberAdam, MemberLBFGS, MemberObjective, MemberParams
@@ -303,9 +302,7 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
     out = []
     for j, (k, flow) in enumerate(zip(ks, flows)):
         trainer.flow.write_member(j, flow)
-        t0 = time.perf_counter()
-        profile = flow_profiles(flow, stars.r_out, scales[k]["L"], scales[k]["V"])
-        readout_s = time.perf_counter() - t0
+        profile, readout_s = member_profile(flow, stars, scales[j])
         state = {name: t.detach().to("cpu", copy=True) for name, t in flow.state_dict().items()}
         info = {**_member_info(k, _MemberView(trainer, j, flow), np.asarray(batch.h[j])), "scales": scales[j]}
         out.append(TrainedMember(k, state, flow.spec(), profile, trainer.history[j], info, trainer.wall / K,
