@@ -243,15 +243,18 @@ _THREADS: dict[tuple, tuple[int, dict[int, float]]] = {}
 
 
 def choose_threads(trainer: BatchedTrainer) -> tuple[int, dict[int, float]]:
-    """The faster of 1 and 2 torch threads for one objective evaluation of the batch, and the timings [s].
+    """The faster of 1 and 2 torch threads for an objective evaluation of the batch, and the timings [s].
 
-    A warm-up evaluation, then one timed evaluation with each; cached per
-    (members, stars, observables, device) for the rest of the process.
+    A warm-up evaluation, then one timed evaluation with each, of the first
+    two members only (the probe costs ~3 evaluations of two members, not of
+    all: on a loaded machine one evaluation with 2 threads took up to 30
+    times longer than with 1); cached per (members, stars, observables,
+    device) for the rest of the process.
     """
     d = trainer.batch.data
     key = (trainer.K, tuple(d.obs.shape), str(d.obs.device))
     if key not in _THREADS:
-        old, rows, times = torch.get_num_threads(), list(range(trainer.K)), {}
+        old, rows, times = torch.get_num_threads(), list(range(min(trainer.K, 2))), {}
         try:
             trainer.objective(rows)
             for n in (1, 2):
