@@ -208,7 +208,12 @@ def fit_flow(
     members and continues the unfinished ones. Timings: ``members_s`` is the
     wall time of the members' grid, ``train_s`` and ``readout_s`` are summed
     over the members (on Ray they run in parallel, so they may exceed
-    ``total_s``). ``summary["settings"]["executor"]`` is ``"local"`` or
+    ``total_s``); batched members each carry 1/K of the batch's training
+    time, so ``train_s`` is the batch's. Batched members are kept in the
+    member store too (resume reuses them and trains the missing ones as one
+    batch) but have no per-step checkpoints; with the thread count chosen
+    by the probe (``threads="auto"``) a rerun may pick another count and
+    differ in the last digits. ``summary["settings"]["executor"]`` is ``"local"`` or
     ``"ray"``; ``summary["diagnostics"]["grid"]`` records the executor, the
     workers used, the members resumed and computed and the grid's wall time.
 
