@@ -133,7 +133,7 @@ class BatchedTrainer:
     def _adam_step(self, rows: list[int]) -> dict[int, float]:
         """One Adam step of the members ``rows``; {k: loss before the step} of those that stepped."""
         lr = [self.lr_at(k) for k in rows]
-        loss, g, finite = self.objective(rows)
+        loss, g, finite = self.objective(rows, count=False)
         ok = []
         for j, k in enumerate(rows):
             if not bool(finite[j]):

@@ -84,14 +84,15 @@ class MemberObjective:
     graph). Calling returns (losses, gradients (len(rows), P), finite) with
     ``finite`` False for a member whose loss or gradient is not finite: that
     member's values are not to be used, the others' are unaffected.
-    ``evals[k]`` counts the evaluations that included member k.
+    ``evals[k]`` counts the evaluations that included member k (those
+    called with ``count=True``: the L-BFGS phase, as the single trainer counts).
     """
 
     def __init__(self, params: MemberParams, compute: Callable[[list[int]], torch.Tensor]) -> None:
         self.params, self.compute = params, compute
         self.evals = [0] * params.K
 
-    def __call__(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, rows: Sequence[int], count: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = list(rows)
         for p in self.params.params:
             p.grad = None
@@ -100,7 +101,7 @@ class MemberObjective:
             ok = torch.isfinite(loss)
             torch.where(ok, loss, torch.zeros_like(loss)).sum().backward()
         g = self.params.grad()[torch.as_tensor(rows, dtype=torch.long, device=loss.device)]
-        for k in rows:
+        for k in rows if count else ():
             self.evals[k] += 1
         return loss.detach(), g, ok & torch.isfinite(g).all(dim=1)
 
