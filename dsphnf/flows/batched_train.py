@@ -248,11 +248,12 @@ def choose_threads(trainer: BatchedTrainer) -> tuple[int, dict[int, float]]:
     A warm-up evaluation, then one timed evaluation with each, of the first
     two members only (the probe costs ~3 evaluations of two members, not of
     all: on a loaded machine one evaluation with 2 threads took up to 30
-    times longer than with 1); cached per (members, stars, observables,
-    device) for the rest of the process.
+    times longer than with 1); cached for the rest of the process per device,
+    observables and size of the batch to a factor of 2 (members x rows), so
+    that a calibration's many fits of similar size probe once.
     """
     d = trainer.batch.data
-    key = (trainer.K, tuple(d.obs.shape), str(d.obs.device))
+    key = (str(d.obs.device), d.d, int(math.log2(max(d.obs.shape[0] * d.obs.shape[1], 1))))
     if key not in _THREADS:
         old, rows, times = torch.get_num_threads(), list(range(min(trainer.K, 2))), {}
         try:
