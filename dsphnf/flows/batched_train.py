@@ -296,6 +296,8 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
                              [f"flow {k + 1}/{settings.ensemble}" for k in ks])
     old = torch.get_num_threads()
     probe: dict[int, float] = {}
+    if threads is None and dev.type != "cpu":
+        threads = 1  # the work is on the accelerator; no probe of CPU threads
     if threads is None:
         threads, probe = choose_threads(trainer)
     torch.set_num_threads(int(threads))
