@@ -13,11 +13,22 @@ wall time of one full-data objective, peak memory, the full-data objective
 slopes d ln(cost) / d ln N of the fit and of the full-data objective (target
 of the scaling issue: linear, slope <= 1).
 
+With ``--members``: batched against one-by-one ensemble members (issue 11).
+On the 1000-star mock (NonPlumCuspIso, seed 0) four fits with the default
+settings (steps, threads ``"auto"``), each in its own process: K = 1 and
+K = 8 members, trained one by one (``batched=False``) and as one batch
+(``batched=True``). Reported: wall time and CPU time of the fit (the CPU time says what the
+wall time would be on an unloaded core), the threads used, each
+member's steps, the median |log10 rho/rho_true| over 0.1-1 kpc of the
+ensemble's profile, and the largest difference in dex between the batched
+and the one-by-one profile over that range.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_scale.py                       # CPU, 1 thread
     .venv/bin/python benchmarks/bench_scale.py --device cuda --threads 0
     .venv/bin/python benchmarks/bench_scale.py --n 1000 10000 --steps 50
+    .venv/bin/python benchmarks/bench_scale.py --members              # batched members (issue 11)
 
 Prints a Markdown table for benchmarks/RESULTS.md.
 """
@@ -82,6 +93,55 @@ def one(n: int, steps: int, batch: int, device: str, threads: int | None) -> dic
     }
 
 
+def one_ensemble(K: int, batched: bool, device: str) -> dict:
+    """Fit K members to the 1000-star mock, batched or one by one, with the default settings (child process)."""
+    from dsphnf.flows import FitOptions, fit_flow
+    from dsphnf.mocks import draw_mock
+
+    cat = draw_mock("NonPlumCuspIso", n=1000, seed=0).catalog
+    grid = np.logspace(-1, 0, 21)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = fit_flow(cat, "isotropic", ensemble=K, seed=0, device=device, progress=False, batched=batched,
+                   options=FitOptions(r_grid=grid))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    g = res.summary["diagnostics"]["grid"]
+    members = res.summary["diagnostics"]["members"]
+    return {"K": K, "batched": bool(g.get("batched")), "wall_s": wall, "cpu_s": cpu, "threads": g.get("threads", 1),
+            "thread_probe_s": g.get("thread_probe_s"), "steps": [m["steps"] for m in members],
+            "stop": [m["convergence"]["stop_reason"] for m in members],
+            "rho": res.profile["rho"].tolist(),
+            "median_abs_dex": float(np.median(np.abs(np.log10(res.profile["rho"] / rho_nfw(grid)))))}
+
+
+def members_main(device: str) -> None:
+    """The four ensemble fits of ``--members``, each in its own process, and their table."""
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {device}, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    rows = {}
+    for K in (1, 8):
+        for batched in (False, True):
+            cmd = [sys.executable, __file__, "--ensemble-child", str(K), "--batched", str(int(batched)),
+                   "--device", device]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            rows[K, batched] = json.loads(out.strip().splitlines()[-1])
+            print(f"  K = {K}, batched {batched}: {rows[K, batched]['wall_s']:.1f} s, load average "
+                  f"{os.getloadavg()[0]:.2f}", file=sys.stderr)
+    print("\n| K | members | wall [s] | CPU [s] | threads | steps per member | median abs dex 0.1-1 kpc | "
+          "max dex batched vs one by one |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (K, batched), r in rows.items():
+        diff = np.max(np.abs(np.log10(np.asarray(r["rho"]) / np.asarray(rows[K, False]["rho"]))))
+        print(f"| {K} | {'batched' if batched else 'one by one'} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+              f"{r['threads']} | "
+              f"{min(r['steps'])}-{max(r['steps'])} | {r['median_abs_dex']:.3f} | {diff:.1e} |")
+    for batched in (False, True):
+        print(f"wall(K=8)/wall(K=1), {'batched' if batched else 'one by one'}: "
+              f"{rows[8, batched]['wall_s'] / rows[1, batched]['wall_s']:.2f} "
+              f"(CPU time: {rows[8, batched]['cpu_s'] / rows[1, batched]['cpu_s']:.2f})")
+    print(f"wall(K=8 batched)/wall(K=1 one by one): {rows[8, True]['wall_s'] / rows[1, False]['wall_s']:.2f}; "
+          f"thread probe {rows[8, True]['thread_probe_s']}; load average at end {os.getloadavg()[0]:.2f}")
+
+
 def slope(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of ln y against ln x (NaN with fewer than two finite points)."""
     x, y = np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float))
@@ -98,7 +158,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: leave torch's default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--members", action="store_true", help="batched against one-by-one members (issue 11)")
+    ap.add_argument("--ensemble-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--batched", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.ensemble_child is not None:
+        print(json.dumps(one_ensemble(args.ensemble_child, bool(args.batched), args.device)))
+        return
+    if args.members:
+        members_main(args.device)
+        return
     threads = args.threads or None
     if args.child is not None:
         print(json.dumps(one(args.child, args.steps, args.batch, args.device, threads)))

@@ -2,7 +2,9 @@
 
 The Ray tests share one local Ray instance with 2 workers for this module
 (start-up takes seconds) and are skipped only when Ray is not installed
-(``pip install "dsphnf[ray]"``).
+(``pip install "dsphnf[ray]"``). The local fits here train their members as
+grid tasks (``batched=False``), the path whose results are bit for bit those
+of Ray; batched members (equal to rounding) are tested in test_flow_batched.py.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def cat():
 @pytest.fixture(scope="module")
 def local(cat):
     """Two flows of 3 steps, one after the other in this process."""
-    return fit_flow(cat, ensemble=2, steps=3, seed=7, distance=76.0, progress=False)
+    return fit_flow(cat, ensemble=2, steps=3, seed=7, distance=76.0, progress=False, batched=False)
 
 
 def _same(a, b) -> None:
@@ -108,7 +110,7 @@ def _task_arguments(cat, res) -> dict:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fit_mod, "run_grid", spy)
-        fit_flow(cat, ensemble=2, steps=3, seed=res.summary["settings"]["seed"], progress=False)
+        fit_flow(cat, ensemble=2, steps=3, seed=res.summary["settings"]["seed"], progress=False, batched=False)
     return seen
 
 
@@ -128,20 +130,21 @@ def test_an_interrupted_ensemble_resumes_with_its_finished_members(cat, tmp_path
     calls: list[int] = []
     _counting(monkeypatch, calls, fail_at=2)
     with pytest.raises(TaskError, match=r"^task 'member_2' failed: RuntimeError: worker interrupted; 2 finished"):
-        fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False, checkpoint_dir=ck)
+        fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False, checkpoint_dir=ck, batched=False)
     assert calls == [0, 1, 2] and sorted(p.name for p in (ck / "members").iterdir()) == ["member_0.pkl",
                                                                                           "member_1.pkl"]
     calls.clear()
     _counting(monkeypatch, calls)
     # resumed with another progress setting: runtime settings are not part of a member's identity
-    res = fit_flow(cat, ensemble=3, steps=3, seed=7, progress=True, checkpoint_dir=ck, resume=True)
+    res = fit_flow(cat, ensemble=3, steps=3, seed=7, progress=True, checkpoint_dir=ck, resume=True,
+                   batched=False)
     assert calls == [2]  # only the unfinished member trains again
     grid = res.summary["diagnostics"]["grid"]
     assert (grid["n_resumed"], grid["n_computed"], grid["store"]) == (2, 1, str(ck / "members"))
-    _same(res, fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False))  # as if never interrupted
+    _same(res, fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False, batched=False))  # as if never interrupted
     # without resume the stored members are cleared and every member trains again
     calls.clear()
-    fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False, checkpoint_dir=ck)
+    fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False, checkpoint_dir=ck, batched=False)
     assert calls == [0, 1, 2]
 
 

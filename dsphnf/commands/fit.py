@@ -98,8 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu | cuda (default cpu)")
     p.add_argument("--distance", type=float, default=None, metavar="KPC",
                    help="distance [kpc]: converts Walker-format catalogues and gives the J(0.5 deg) band")
-    p.add_argument("--threads", type=int, default=1, metavar="T",
-                   help="torch CPU threads (default 1: fastest for these small tensors on a shared CPU)")
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="torch CPU threads (default: 1 for members trained one by one, the faster of 1 and 2 "
+                        "by a short probe for an ensemble trained as one batch)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         res = fit_flow(
             cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
             distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
-            resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads),
+            resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto"),
             executor=args.executor,
         )
     except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out

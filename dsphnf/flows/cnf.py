@@ -158,11 +158,11 @@ class SphericalFlow(nn.Module):
         }
 
     def _rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logr = y[:, 0]
+        logr = y[..., 0]
         dl = self.pos_field.log_rate(logr, t).unsqueeze(-1)
-        if y.shape[1] == 1:  # positions only
+        if y.shape[-1] == 1:  # positions only
             return dl
-        return torch.cat([dl, self.vel_field.rates(logr, y[:, 1:], t)], dim=-1)
+        return torch.cat([dl, self.vel_field.rates(logr, y[..., 1:], t)], dim=-1)
 
     def solve(self, y0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         """Integrate the state (ln r[, velocity state]) from t = 0 to 1 (or back).
@@ -186,7 +186,9 @@ class SphericalFlow(nn.Module):
         if c is None:
             return r
         lr = torch.log(r)
-        return torch.exp(lr + c.to(r) * (lr - torch.log1p(r)))
+        c = c.to(r)
+        c = c.reshape(*c.shape, *([1] * (r.dim() - c.dim())))  # one c per member, if members
+        return torch.exp(lr + c * (lr - torch.log1p(r)))
 
     def _power_inverse(self, r: torch.Tensor) -> torch.Tensor:
         """Inverse of the cuspy map by Newton steps in ln r (monotone: dln r'/dln r = 1 + c/(1 + r))."""

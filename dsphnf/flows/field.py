@@ -43,7 +43,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["MLP", "RadialField", "VelocityField", "INNER_MODES", "log_normal_radius", "soft_log_radius"]
+__all__ = ["MLP", "MemberLinear", "RadialField", "VelocityField", "INNER_MODES", "log_normal_radius", "soft_log_radius"]
 
 INNER_MODES = ("free", "cored", "cuspy")
 _TINY = 1e-30
@@ -56,21 +56,52 @@ def soft_log_radius(logr: torch.Tensor) -> torch.Tensor:
     return _LOG_R_LO + sp(logr - _LOG_R_LO) - sp(logr - _LOG_R_HI)
 
 
+class MemberLinear(nn.Module):
+    """``members`` independent affine maps applied at once: (K, n, n_in) -> (K, n, n_out).
+
+    ``weight`` has shape (K, n_in, n_out) (member k's ``nn.Linear`` weight,
+    transposed) and ``bias`` (K, 1, n_out); one batched matrix product
+    (``torch.baddbmm``) applies all of them. Member k's output depends on
+    member k's weights and inputs only, so the gradient of a sum over members
+    is every member's own gradient.
+
+    >>> lin = MemberLinear(3, 2, 4)
+    >>> tuple(lin(torch.ones(3, 5, 2)).shape)
+    (3, 5, 4)
+    """
+
+    def __init__(self, members: int, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features = int(n_in), int(n_out)
+        self.weight = nn.Parameter(torch.zeros(members, n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(members, 1, n_out))
+        self.rows: torch.Tensor | None = None  # evaluate only these members (set by BatchedFlow.select)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.rows is None:
+            return torch.baddbmm(self.bias, z, self.weight)
+        return torch.baddbmm(self.bias[self.rows], z, self.weight[self.rows])
+
+
 class MLP(nn.Module):
     """Small fully connected network with SiLU activations.
 
     The last layer starts at zero so that a freshly built flow is the identity
-    map (the model starts at its base distribution).
+    map (the model starts at its base distribution). With ``members`` = K the
+    network is K independent networks (:class:`MemberLinear` layers, all
+    starting at zero: they are filled from K single networks, see
+    :mod:`~dsphnf.flows.batched`) applied to inputs (K, n, n_in).
     """
 
-    def __init__(self, n_in: int, width: int = 32, depth: int = 2, n_out: int = 1) -> None:
+    def __init__(self, n_in: int, width: int = 32, depth: int = 2, n_out: int = 1, members: int | None = None) -> None:
         super().__init__()
+        linear = nn.Linear if members is None else (lambda a, b: MemberLinear(members, a, b))
         layers: list[nn.Module] = []
         d = n_in
         for _ in range(depth):
-            layers += [nn.Linear(d, width), nn.SiLU()]
+            layers += [linear(d, width), nn.SiLU()]
             d = width
-        last = nn.Linear(d, n_out)
+        last = linear(d, n_out)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         layers.append(last)
@@ -81,8 +112,9 @@ class MLP(nn.Module):
 
 
 def _time_column(t: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """The time as a feature column shaped like ``like`` (..., n) plus a last axis of 1."""
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
-    return t.expand(like.shape[0]).unsqueeze(-1) if t.dim() == 0 else t.reshape(-1, 1)
+    return t.expand(like.shape).unsqueeze(-1) if t.dim() == 0 else t.reshape(*like.shape, 1)
 
 
 class RadialField(nn.Module):
@@ -96,18 +128,22 @@ class RadialField(nn.Module):
         Core radius of the tanh suppression [standardised units, L].
     width, depth : int
         MLP size.
+    members : int or None
+        K independent fields evaluated at once on a leading member axis
+        (inputs (K, n)); None: one field (inputs (n,)).
     """
 
-    def __init__(self, inner: str = "free", r0: float = 0.1, width: int = 32, depth: int = 2) -> None:
+    def __init__(self, inner: str = "free", r0: float = 0.1, width: int = 32, depth: int = 2,
+                 members: int | None = None) -> None:
         super().__init__()
         if inner not in INNER_MODES:
             raise ValueError(f"inner must be one of {INNER_MODES}, got {inner!r}")
         self.inner = inner
         self.r0 = float(r0)
-        self.mlp = MLP(2, width, depth, 1)
+        self.mlp = MLP(2, width, depth, 1, members)
 
     def log_rate(self, logr: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-        """d ln r/dt at ln r = ``logr`` (shape (n,)) and time ``t``."""
+        """d ln r/dt at ln r = ``logr`` (shape (n,), or (K, n) with members) and time ``t``."""
         tc = _time_column(t, logr)
         if self.inner == "free":
             return self.mlp(torch.cat([soft_log_radius(logr).unsqueeze(-1), tc], dim=-1)).squeeze(-1)
@@ -145,28 +181,31 @@ class VelocityField(nn.Module):
         ``free``: dv/dt = a v_r x_hat + b v_t, state (v_r, ln|v_t|) (two columns).
     r0 : float
         Offset of the radial feature ln(r + r0) [L].
+    members : int or None
+        K independent fields on a leading member axis (as :class:`RadialField`).
     """
 
-    def __init__(self, mode: str = "isotropic", r0: float = 0.1, width: int = 32, depth: int = 2) -> None:
+    def __init__(self, mode: str = "isotropic", r0: float = 0.1, width: int = 32, depth: int = 2,
+                 members: int | None = None) -> None:
         super().__init__()
         if mode not in ("isotropic", "free"):
             raise ValueError(f"velocity mode must be 'isotropic' or 'free', got {mode!r}")
         self.mode = mode
         self.r0 = float(r0)
         self.n_state = 1 if mode == "isotropic" else 2
-        self.mlp = MLP(3 if mode == "isotropic" else 4, width, depth, 1 if mode == "isotropic" else 2)
+        self.mlp = MLP(3 if mode == "isotropic" else 4, width, depth, 1 if mode == "isotropic" else 2, members)
 
     def coefficients(self, logr: torch.Tensor, vstate: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-        """Invariant coefficients: (n, 1) b for ``isotropic``, (n, 2) (a, b) for ``free``."""
+        """Invariant coefficients: (n, 1) b for ``isotropic``, (n, 2) (a, b) for ``free`` (leading member axis kept)."""
         tc = _time_column(t, logr)
         feat_r = torch.log(torch.exp(logr) + self.r0).unsqueeze(-1)
         # speeds enter as log1p(|v|): the log-rates then grow at most like ln|v|, so
         # ln|v| obeys a (sub)linear ODE and no trajectory can blow up in finite time
         if self.mode == "isotropic":
-            s = torch.exp(vstate[:, :1])
+            s = torch.exp(vstate[..., :1])
             return self.mlp(torch.cat([feat_r, torch.log1p(s), tc], dim=-1))
-        vr = vstate[:, :1]
-        st = torch.exp(vstate[:, 1:2])
+        vr = vstate[..., :1]
+        st = torch.exp(vstate[..., 1:2])
         return self.mlp(torch.cat([feat_r, torch.log1p(vr.abs()), torch.log1p(st), tc], dim=-1))
 
     def rates(self, logr: torch.Tensor, vstate: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -174,7 +213,7 @@ class VelocityField(nn.Module):
         c = self.coefficients(logr, vstate, t)
         if self.mode == "isotropic":
             return c
-        return torch.cat([vstate[:, :1] * c[:, :1], c[:, 1:2]], dim=-1)
+        return torch.cat([vstate[..., :1] * c[..., :1], c[..., 1:2]], dim=-1)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """The 3-D field dv/dt at phase-space points (x, v), both of shape (n, 3)."""

@@ -63,6 +63,9 @@ from . import ensemble as ens
 from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS
 from .field import INNER_MODES
+from ..taskstore import TaskStore, task_fingerprint
+from .batched import batch_supported
+from .batched_train import train_members_batched
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
 from .prior import HOLE_TAU, POSITIVITY_TAU
 from .settings import FitOptions, FlowConfig, default_steps, fast_mode
@@ -93,6 +96,7 @@ class _Setup:
     resume: bool
     progress: bool
     executor: ExecutorSpec
+    batched: bool | None = None
 
 
 def fit_flow(
@@ -114,6 +118,7 @@ def fit_flow(
     executor: ExecutorSpec | str = "local",
     ray_address: str | None = None,
     workers: int | None = None,
+    batched: bool | None = None,
 ) -> Result:
     """Fit an ensemble of equivariant flows to a catalogue and read off the profiles.
 
@@ -159,6 +164,16 @@ def fit_flow(
     workers : int or None
         With ``executor="ray"``: at most this many members at once (default:
         every CPU of the Ray instance or cluster).
+    batched : bool or None
+        Train the members as one vectorised model with a member axis
+        (:mod:`~dsphnf.flows.batched`, :mod:`~dsphnf.flows.batched_train`):
+        the same members as trained one by one, to rounding (not bit for
+        bit). None (default): batched when ``ensemble > 1``, the executor is
+        local and the settings allow it
+        (:func:`~dsphnf.flows.batched.batch_supported`: the deterministic
+        objective, Adam then L-BFGS, no held-out stars, a given anisotropy);
+        otherwise one by one, and ``diagnostics.grid.not_batched`` says why.
+        True: batched or a FitError; False: one by one (grid tasks).
 
     Returns
     -------
@@ -193,7 +208,12 @@ def fit_flow(
     members and continues the unfinished ones. Timings: ``members_s`` is the
     wall time of the members' grid, ``train_s`` and ``readout_s`` are summed
     over the members (on Ray they run in parallel, so they may exceed
-    ``total_s``). ``summary["settings"]["executor"]`` is ``"local"`` or
+    ``total_s``); batched members each carry 1/K of the batch's training
+    time, so ``train_s`` is the batch's. Batched members are kept in the
+    member store too (resume reuses them and trains the missing ones as one
+    batch) but have no per-step checkpoints; with the thread count chosen
+    by the probe (``threads="auto"``) a rerun may pick another count and
+    differ in the last digits. ``summary["settings"]["executor"]`` is ``"local"`` or
     ``"ray"``; ``summary["diagnostics"]["grid"]`` records the executor, the
     workers used, the members resumed and computed and the grid's wall time.
 
@@ -218,9 +238,10 @@ def fit_flow(
         ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,
         flow=flow_config or FlowConfig(), train=_train_config(steps, train_config),
         checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
-        executor=where,
+        executor=where, batched=batched,
     )
-    with _torch_threads(opts.threads):
+    _batched(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
+    with _torch_threads(_outer_threads(opts.threads)):
         t0 = time.perf_counter()
         stars = _prepare(catalog, setup)
         timings = {"prepare_s": time.perf_counter() - t0}
@@ -286,6 +307,15 @@ def _train_config(steps: int | None, given: TrainConfig | None) -> TrainConfig:
     return tcfg
 
 
+def _outer_threads(threads: int | str | None) -> int | None:
+    """Threads for the parts of a fit outside a batch of members (``"auto"``: 1)."""
+    if threads == "auto":
+        return 1
+    if threads is not None and (isinstance(threads, str) or int(threads) < 1):
+        raise FitError(f"threads must be a positive integer, 'auto' or None, got {threads!r}")
+    return threads
+
+
 @contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """Run with ``threads`` torch intra-op threads (None: unchanged), restored afterwards."""
@@ -322,7 +352,7 @@ def _member_settings(setup: _Setup) -> MemberSettings:
         anisotropy=setup.anisotropy, inner=setup.inner, ensemble=setup.ensemble, seed=setup.seed,
         flow=setup.flow, train=setup.train, val_fraction=opts.val_fraction,
         bandwidth_factor=opts.bandwidth_factor, dtype=opts.dtype, device=str(setup.device),
-        threads=opts.threads or TASK_THREADS,
+        threads=_outer_threads(opts.threads) or TASK_THREADS,
     )
 
 
@@ -346,11 +376,13 @@ def _train_members(setup: _Setup, stars: MemberStars) -> tuple[list[TrainedMembe
     written by the local executor only; on Ray an interrupted fit resumes
     from its finished members.
     """
+    settings = _member_settings(setup)
+    if _batched(setup, stars.kinematic) is None:
+        return _train_batched(setup, stars, settings)
     spec = setup.executor
     local = spec.kind == "local"
     own_bar = setup.progress and local and setup.ensemble == 1
     runner = MemberRunner(setup.checkpoints if local else None, own_bar)
-    settings = _member_settings(setup)
     store, skipped = _member_store(setup, settings)
     tasks = {f"member_{k}": {"k": k} for k in range(setup.ensemble)}
     try:
@@ -362,10 +394,68 @@ def _train_members(setup: _Setup, stars: MemberStars) -> tuple[list[TrainedMembe
             kept = f"; the finished members are kept in {store}, resume=True continues" if store else ""
             raise FitError(f"{cause}{kept}") from exc
         raise
-    record = {**grid.summary(), "store": None if store is None else str(store)}
+    record = {**grid.summary(), "store": None if store is None else str(store), "batched": False}
     if skipped:
         record["store_skipped"] = skipped
+    if setup.ensemble > 1 and setup.batched is None:
+        record["not_batched"] = _batched(setup, stars.kinematic)
     return list(grid.results.values()), record
+
+
+def _batched(setup: _Setup, kinematic: bool) -> str | None:
+    """None when the members train as one batch, else why not (a FitError if ``batched=True`` cannot be)."""
+    if setup.batched is False:
+        return "batched=False"
+    why = batch_supported(setup.anisotropy, setup.train, setup.options.val_fraction, kinematic)
+    if why is None and setup.executor.kind != "local":
+        why = "on Ray the members run as grid tasks"
+    if setup.batched is True and why is not None:
+        raise FitError(f"batched=True is not possible here: {why}")
+    if setup.batched is None and why is None and setup.ensemble == 1:
+        why = "a single flow"
+    return why
+
+
+def _train_batched(setup: _Setup, stars: MemberStars,
+                   settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
+    """The members as one batch (:func:`~dsphnf.flows.batched_train.train_members_batched`); also the record.
+
+    With ``checkpoint_dir`` the finished members are kept in its member
+    store (under the task name ``train_member_batched``), and ``resume=True``
+    trains only the members not there; there are no per-step checkpoints.
+    """
+    t0 = time.perf_counter()
+    store, skipped = _member_store(setup, settings)
+    box = None if store is None else TaskStore(store)
+    common = {"stars": stars, "settings": settings}
+    prints = {k: task_fingerprint(_BatchTask, {"k": k}, common) for k in range(setup.ensemble)} if box else {}
+    done: dict[int, TrainedMember] = {}
+    for k in range(setup.ensemble):
+        found, value = box.load(f"member_{k}", prints[k]) if box else (False, None)
+        if found:
+            done[k] = value
+    resumed = sorted(done)
+    missing = [k for k in range(setup.ensemble) if k not in done]
+    threads = None if setup.options.threads in ("auto", None) else int(setup.options.threads)
+    record: dict[str, Any] = {"batched": True}
+    if missing:
+        trained, record = train_members_batched(stars, settings, missing, setup.progress, threads)
+        for m in trained:
+            done[m.member] = m
+            if box:
+                box.save(f"member_{m.member}", prints[m.member], m)
+    record = {**setup.executor.spec(), "workers_used": 1, "n_tasks": setup.ensemble, "n_resumed": len(resumed),
+              "n_computed": len(missing), "wall_s": time.perf_counter() - t0,
+              "store": None if store is None else str(store), **record}
+    if skipped:
+        record["store_skipped"] = skipped
+    return [done[k] for k in range(setup.ensemble)], record
+
+
+class _BatchTask:
+    """The identity of a batched member in the member store (its fingerprint's name only)."""
+
+    __qualname__ = "train_member_batched"
 
 
 # ---------------------------------------------------------------------------- read out
@@ -425,7 +515,8 @@ def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
         "seed": setup.seed, "distance_kpc": None if distance is None else float(distance),
         "device": str(setup.device), "dtype": str(opts.dtype).replace("torch.", ""),
         "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
-        "threads": opts.threads or TASK_THREADS, "executor": setup.executor.kind,
+        "threads": _outer_threads(opts.threads) or TASK_THREADS, "executor": setup.executor.kind,
+        "batched": setup.batched,
         "flow": asdict(setup.flow), "train": setup.train.to_dict(),
         "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU},
         "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",

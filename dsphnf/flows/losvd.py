@@ -39,9 +39,12 @@ import torch
 from .moments import velocity_nodes
 from .surface import _base_nodes, interp_table, line_of_sight_terms, radial_table, weighted_mean
 
-__all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact"]
+__all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "uniform_mixture"]
 
 _FLOOR = 1e-30
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+#: rows (stars x members) of the velocity mixture computed at once (:class:`_UniformMixture`)
+MIXTURE_CHUNK = 16
 #: radii [L] covered by the speed table (stars lie within ~0.01-20 L of the centre)
 VELOCITY_RANGE = (1e-2, 1e2)
 
@@ -58,7 +61,8 @@ def velocity_table(
 
     ``n_nodes`` base radii whose reshaped radii are log-spaced over ``r_range``
     [L] (outside it ln S is held at its end values); ``n_speed`` generalised
-    Gauss-Laguerre nodes of the base speed.
+    Gauss-Laguerre nodes of the base speed. A flow with K members
+    (:mod:`~dsphnf.flows.batched`) gives (K, m) and (K, m, J) tables.
     """
     p = next(flow.parameters())
     u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
@@ -66,8 +70,9 @@ def velocity_table(
     ls0 = torch.as_tensor(nodes[:, 0], dtype=p.dtype, device=p.device)
     m, J = u.shape[0], ls0.shape[0]
     r, vs = flow.radial_map(u.repeat_interleave(J), ls0.repeat(m).unsqueeze(-1))
-    lnr = torch.log(r.reshape(m, J)[:, 0])
-    return lnr, vs[:, 0].reshape(m, J), torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
+    lead = r.shape[:-1]  # () for one flow, (K,) for K members
+    lnr = torch.log(r.reshape(*lead, m, J)[..., 0])
+    return lnr, vs[..., 0].reshape(*lead, m, J), torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
 
 
 def log_losvd(
@@ -94,6 +99,9 @@ def log_losvd(
         Gaussian width convolved with the model's v_z [V] (kernel and error).
     n_s, n_s_v : int
         Line-of-sight nodes for Sigma and for the velocity mixture.
+
+    A flow with K members takes ``R``, ``v``, ``h`` with a leading member
+    axis (K, n, ...) and returns (K, n) and (K, n[, k]).
     """
     if not supports_exact(flow):
         raise ValueError("the exact LOSVD needs a kinematic flow")
@@ -109,14 +117,76 @@ def log_losvd(
     lns = interp_table(q, vl, vs, extrapolate=False)  # (n, n_s, J), held beyond the table
     a = (e.unsqueeze(-1) * torch.exp(lns)).clamp_min(1e-8)
     h = torch.as_tensor(h, dtype=a.dtype, device=a.device)
-    hb = (h.reshape(-1, 1, 1, 1) if h.dim() == 1 else h) * math.sqrt(2.0)
-    va = v.to(a).abs().reshape(a.shape[0], -1, 1, 1)  # (n, k, 1, 1)
-    a, wts = a.unsqueeze(1), (torch.exp(lw_los).unsqueeze(-1) * torch.exp(lw_speed)).unsqueeze(1)
+    hb = (h.reshape(*h.shape, 1, 1, 1) if h.dim() >= 1 else h) * math.sqrt(2.0)
+    va = v.to(a).abs().reshape(*R.shape, -1, 1, 1)  # (n, k, 1, 1)
+    a, wts = a.unsqueeze(-3), (torch.exp(lw_los).unsqueeze(-1) * torch.exp(lw_speed)).unsqueeze(-3)
     # uniform law on [-a, a] convolved with N(0, h^2), in linear space (erf is much cheaper
     # than log_ndtr); a star beyond every node's reach (|v| > a + ~9h) gets a floor value
-    box = (torch.erf((va + a) / hb) - torch.erf((va - a) / hb)) / (4.0 * a)
-    lp = torch.log((box * wts).sum(dim=(2, 3)).clamp_min(_FLOOR))
+    lp = torch.log(uniform_mixture(va, a, wts, hb).clamp_min(_FLOOR))
     return log_sigma, lp.reshape(v.shape)
+
+
+def _box_sum(va: torch.Tensor, a: torch.Tensor, w: torch.Tensor, hb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """sum_{s,j} w U(v; a, h) over the last two axes, and the pieces its derivatives need."""
+    xp, xm, inv4a = (va + a) / hb, (va - a) / hb, 0.25 / a
+    box = (torch.erf(xp) - torch.erf(xm)) * inv4a
+    return box, xp, xm, inv4a
+
+
+class _UniformMixture(torch.autograd.Function):
+    """:func:`uniform_mixture` on rows (R, k, 1, 1), (R, 1, S, J), (R, 1, S, J), (R, 1, 1, 1), in chunks of rows.
+
+    Nothing of size R k S J is kept between forward and backward: the
+    backward pass recomputes each chunk's terms, and a chunk of
+    :data:`MIXTURE_CHUNK` rows stays in the CPU's cache (autograd of the plain
+    expression kept and re-read several arrays of that size: 5-6 times slower).
+    """
+
+    @staticmethod
+    def forward(ctx, va, a, w, hb):
+        out = va.new_empty(va.shape[:2])
+        for i in range(0, va.shape[0], MIXTURE_CHUNK):
+            sl = slice(i, i + MIXTURE_CHUNK)
+            out[sl] = (_box_sum(va[sl], a[sl], w[sl], hb[sl])[0] * w[sl]).sum(dim=(-2, -1))
+        ctx.save_for_backward(va, a, w, hb)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        va, a, w, hb = ctx.saved_tensors
+        ga, gw = torch.empty_like(a), torch.empty_like(w)
+        for i in range(0, va.shape[0], MIXTURE_CHUNK):
+            sl = slice(i, i + MIXTURE_CHUNK)
+            box, xp, xm, inv4a = _box_sum(va[sl], a[sl], w[sl], hb[sl])
+            g = grad[sl].unsqueeze(-1).unsqueeze(-1)
+            gw[sl] = (g * box).sum(dim=1, keepdim=True)
+            dbox = (torch.exp(-xp * xp) + torch.exp(-xm * xm)) * (_TWO_OVER_SQRT_PI / hb[sl]) * inv4a - box / a[sl]
+            ga[sl] = w[sl] * (g * dbox).sum(dim=1, keepdim=True)
+        return None, ga, gw, None
+
+
+def uniform_mixture(va: torch.Tensor, a: torch.Tensor, w: torch.Tensor, hb: torch.Tensor) -> torch.Tensor:
+    """sum_{s,j} w_sj [erf((v + a_sj)/hb) - erf((v - a_sj)/hb)] / (4 a_sj): a mixture of uniform laws on
+    [-a, a] convolved with N(0, hb^2 / 2), at |v| = ``va``.
+
+    Shapes (..., n, k, 1, 1) for ``va``, (..., n, 1, S, J) for ``a`` and ``w``,
+    (..., n, 1, 1, 1) or a scalar for ``hb``; returns (..., n, k).
+    Differentiable in ``a`` and ``w`` (:class:`_UniformMixture`, chunked);
+    when ``va`` or ``hb`` needs a gradient too, the plain expression is used.
+
+    >>> va = torch.tensor([0.0, 5.0], dtype=torch.float64).reshape(1, 2, 1, 1)
+    >>> a = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    >>> [round(float(x), 6) for x in uniform_mixture(va, a, a, torch.tensor(1e-3, dtype=torch.float64))[0]]
+    [0.5, 0.0]
+    """
+    if va.requires_grad or hb.requires_grad:
+        box = (torch.erf((va + a) / hb) - torch.erf((va - a) / hb)) / (4.0 * a)
+        return (box * w).sum(dim=(-2, -1))
+    lead, k, S, J = va.shape[:-3], va.shape[-3], a.shape[-2], a.shape[-1]
+    hb = hb.expand(*lead, 1, 1, 1)  # a scalar width, or one per star
+    rows = lambda t, *tail: t.expand(*lead, *t.shape[len(lead):]).reshape(-1, *tail)  # noqa: E731
+    out = _UniformMixture.apply(rows(va, k, 1, 1), rows(a, 1, S, J), rows(w, 1, S, J), rows(hb, 1, 1, 1))
+    return out.reshape(*lead, k)
 
 
 def exact_nll(

@@ -41,7 +41,7 @@ from .stars import StarData
 from .train import TrainConfig, Trainer
 
 __all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split",
-           "member_data", "rebuild_flow", "TASK_NAME"]
+           "member_data", "member_profile", "rebuild_flow", "TASK_NAME"]
 
 #: The name a member task is stored under (:func:`dsphnf.taskstore.task_fingerprint`).
 TASK_NAME = "train_member"
@@ -237,12 +237,18 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
     t0 = time.perf_counter()
     history = trainer.run(resume=checkpoint is not None)
     train_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    profile = flow_profiles(flow, stars.r_out, scales["L"], scales["V"])
-    readout_s = time.perf_counter() - t0
+    profile, readout_s = member_profile(flow, stars, scales)
     state = {name: t.detach().to("cpu", copy=True) for name, t in flow.state_dict().items()}
     info = {**_member_info(k, trainer, h), "scales": scales}
     return TrainedMember(k, state, flow.spec(), profile, history, info, train_s, readout_s, scales)
+
+
+def member_profile(flow: SphericalFlow, stars: MemberStars, scales: dict[str, float]) -> tuple[dict, float]:
+    """A trained member's profile on the output grid (:func:`~dsphnf.flows.moments.flow_profiles`
+    in its own units ``scales``) and the read-out's wall time [s]."""
+    t0 = time.perf_counter()
+    profile = flow_profiles(flow, stars.r_out, scales["L"], scales["V"])
+    return profile, time.perf_counter() - t0
 
 
 def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:

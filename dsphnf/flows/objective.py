@@ -77,7 +77,7 @@ def _smeared_exact_nll(flow, data: StarData, h: float, n_gh: int, table, vtable)
     p = data.obs
     x = torch.as_tensor(x, dtype=p.dtype, device=p.device)
     w = torch.as_tensor(w, dtype=p.dtype, device=p.device)
-    v = data.obs[:, 2:3] + h * x  # (n, n_gh)
+    v = data.obs[..., 2:3] + h * x  # (n, n_gh)
     return exact_nll(flow, data.R, v, torch.sqrt(h * h + data.err2), data.weights, table, vtable, node_weights=w)
 
 
@@ -123,7 +123,7 @@ def flow_loss(
         else:
             if eps is None:
                 eps = torch.randn(data.R.shape, generator=generator, dtype=p.dtype, device=p.device)
-            nll = exact_nll(flow, data.R, data.obs[:, 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights,
+            nll = exact_nll(flow, data.R, data.obs[..., 2] + h * eps, torch.sqrt(h * h + data.err2), data.weights,
                             table, vtable)
     else:
         if rows is None:

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["NonFinite", "CachedObjective", "LBFGS", "relative_change", "flat_grad_norm"]
+__all__ = ["NonFinite", "CachedObjective", "LBFGS", "relative_change", "flat_grad_norm", "two_loop"]
 
 
 class NonFinite(ArithmeticError):
@@ -152,17 +152,7 @@ class LBFGS:
 
     def direction(self, g: torch.Tensor) -> torch.Tensor:
         """-H g by the two-loop recursion (steepest descent without curvature pairs)."""
-        s, y = self.state["s"], self.state["y"]
-        q, alpha = -g.clone(), []
-        for si, yi in zip(reversed(s), reversed(y)):
-            a = si.dot(q) / yi.dot(si)
-            alpha.append(a)
-            q -= a * yi
-        if s:
-            q *= s[-1].dot(y[-1]) / y[-1].dot(y[-1])
-        for (si, yi), a in zip(zip(s, y), reversed(alpha)):
-            q += (a - yi.dot(q) / yi.dot(si)) * si
-        return q
+        return two_loop(g, self.state["s"], self.state["y"])
 
     def step(self, objective: Callable[[], torch.Tensor]) -> tuple[float, bool]:
         """One iteration; (objective at the new iterate, whether the parameters moved).
@@ -204,6 +194,20 @@ class LBFGS:
         if float(s.dot(y)) > 1e-12 * float(s.norm() * y.norm()):
             self.state["s"] = (self.state["s"] + [s])[-self.history:]
             self.state["y"] = (self.state["y"] + [y])[-self.history:]
+
+
+def two_loop(g: torch.Tensor, s: Sequence[torch.Tensor], y: Sequence[torch.Tensor]) -> torch.Tensor:
+    """-H g by the L-BFGS two-loop recursion over the curvature pairs (s, y) (steepest descent without any)."""
+    q, alpha = -g.clone(), []
+    for si, yi in zip(reversed(s), reversed(y)):
+        a = si.dot(q) / yi.dot(si)
+        alpha.append(a)
+        q -= a * yi
+    if s:
+        q *= s[-1].dot(y[-1]) / y[-1].dot(y[-1])
+    for (si, yi), a in zip(zip(s, y), reversed(alpha)):
+        q += (a - yi.dot(q) / yi.dot(si)) * si
+    return q
 
 
 def relative_change(values: Sequence[float], window: int) -> float | None:

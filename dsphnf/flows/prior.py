@@ -80,11 +80,12 @@ def log_derivative(x: torch.Tensor, f: torch.Tensor, order: int = 3) -> tuple[to
     The k-th derivative is k! f[x_i, ..., x_{i+k}] (Newton's divided
     difference), placed at the mean of its k + 1 nodes; ``len(x) - order``
     values. Exact for polynomials of degree ``order``, on uneven nodes too.
+    Along the last axis (leading member axes are kept).
     """
     d = f
     for j in range(1, order + 1):
-        d = (d[1:] - d[:-1]) / (x[j:] - x[:-j]).clamp_min(1e-12)
-    centre = torch.stack([x[i: x.shape[0] - order + i] for i in range(order + 1)]).mean(dim=0)
+        d = (d[..., 1:] - d[..., :-1]) / (x[..., j:] - x[..., :-j]).clamp_min(1e-12)
+    centre = torch.stack([x[..., i: x.shape[-1] - order + i] for i in range(order + 1)]).mean(dim=0)
     return centre, d * math.factorial(order)
 
 
@@ -96,14 +97,15 @@ def _integral_inside(x: torch.Tensor, f2: torch.Tensor, lo: float, hi: float) ->
     nodes (the flow's mapped radii) move across lo or hi; dropping the nodes
     outside instead made the training objective jump there (1.6e-4 nats per
     star on a 160-star toy fit, as much as it changed over the whole line
-    search), which stalled L-BFGS.
+    search), which stalled L-BFGS. Along the last axis; with a member axis
+    ``lo`` and ``hi`` may be tensors (K, 1), one range per member.
 
     >>> x = torch.tensor([0.0, 1.0, 2.0, 3.0])
     >>> float(_integral_inside(x, torch.ones(4), 0.5, 2.25))
     1.75
     """
-    a, b = x[:-1].clamp(lo, hi), x[1:].clamp(lo, hi)
-    return (0.5 * (f2[1:] + f2[:-1]) * (b - a)).sum()
+    a, b = x[..., :-1].clamp(lo, hi), x[..., 1:].clamp(lo, hi)
+    return (0.5 * (f2[..., 1:] + f2[..., :-1]) * (b - a)).sum(dim=-1)
 
 
 def roughness(lnr: torch.Tensor, f: torch.Tensor, lo: float, hi: float, order: int = 3) -> torch.Tensor:
@@ -130,16 +132,16 @@ def sigma_r2_table(vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> t
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of (xp, fp) at x (xp increasing; held at the end values outside)."""
-    i = torch.searchsorted(xp.detach().contiguous(), x.detach().contiguous()).clamp(1, xp.shape[0] - 1)
-    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    """Linear interpolation of (xp, fp) at x (xp increasing; held at the end values outside; last axis)."""
+    i = torch.searchsorted(xp.detach().contiguous(), x.detach().contiguous()).clamp(1, xp.shape[-1] - 1)
+    x0, x1, f0, f1 = xp.gather(-1, i - 1), xp.gather(-1, i), fp.gather(-1, i - 1), fp.gather(-1, i)
     t = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
     return f0 + t * (f1 - f0)
 
 
 def _central(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """df/dx at the interior nodes of ``x`` (central divided differences; exact for linear f)."""
-    return (f[2:] - f[:-2]) / (x[2:] - x[:-2]).clamp_min(1e-12)
+    return (f[..., 2:] - f[..., :-2]) / (x[..., 2:] - x[..., :-2]).clamp_min(1e-12)
 
 
 def jeans_positivity(
@@ -166,13 +168,13 @@ def jeans_positivity(
     x = vtable[0]
     ls2 = sigma_r2_table(vtable)
     c1, d1 = log_derivative(table[0], table[1], 1)
-    dlnnu = _interp(x, c1, d1)[1:-1]
+    dlnnu = _interp(x, c1, d1)[..., 1:-1]
     dls2 = _central(x, ls2)
-    xi = x[1:-1]
+    xi = x[..., 1:-1]
     b = torch.zeros_like(xi) if beta is None else beta(torch.exp(xi))
     g = -(dlnnu + dls2 + 2.0 * b)
-    q = g[1:-1] * (1.0 + dls2[1:-1]) + _central(xi, g)
-    return xi[1:-1], g[1:-1], q
+    q = g[..., 1:-1] * (1.0 + dls2[..., 1:-1]) + _central(xi, g)
+    return xi[..., 1:-1], g[..., 1:-1], q
 
 
 def positivity_penalty(
@@ -268,10 +270,18 @@ class SmoothnessPrior:
 
     @classmethod
     def for_stars(cls, R: torch.Tensor, weights: torch.Tensor, tau: float) -> "SmoothnessPrior":
-        """The prior over the range of the projected radii ``R`` [L] of stars with ``weights``."""
+        """The prior over the range of the projected radii ``R`` [L] of stars with ``weights``.
+
+        With a member axis (``R``, ``weights`` (K, n)) the range is one per
+        member, as tensors (K, 1), and ``n_eff`` a tensor (K,): the penalty
+        is then (K,) (stars of weight zero must repeat a star of the member).
+        """
         R = R.detach()
-        log_range = (math.log(max(float(R.min()), 1e-3)), math.log(float(R.max())))
-        return cls(log_range, float(tau), float(weights.sum()))
+        if R.dim() == 1:
+            log_range = (math.log(max(float(R.min()), 1e-3)), math.log(float(R.max())))
+            return cls(log_range, float(tau), float(weights.sum()))
+        lo = torch.log(R.amin(dim=-1, keepdim=True).clamp_min(1e-3))
+        return cls((lo, torch.log(R.amax(dim=-1, keepdim=True))), float(tau), weights.detach().sum(dim=-1))
 
     def per_star(
         self,

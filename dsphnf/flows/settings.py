@@ -74,8 +74,12 @@ class FitOptions:
         default: the tables of the exact loss take differences of nearby
         radii, and on the CPU it costs only ~5 % more time than float32
         (the networks are tiny); float32 may pay off on a GPU.
-    threads : int or None
-        torch intra-op threads during the fit (None: leave torch's setting).
+    threads : int, "auto" or None
+        torch intra-op threads during the fit (None: leave torch's setting;
+        ``"auto"``, the default: 1 for members trained one by one, and for
+        members trained as one batch the faster of 1 and 2, measured by a
+        short probe, :func:`~dsphnf.flows.batched_train.choose_threads`, and
+        recorded in ``summary["diagnostics"]["grid"]``).
         The default is 1: the per-step tensors are small, and on the shared
         2-core benchmark machine 2 threads made a step 20x slower (thread
         oversubscription) while 1 thread never lost much (benchmarks/RESULTS.md).
@@ -86,4 +90,4 @@ class FitOptions:
     bandwidth_factor: float = 1.0
     val_fraction: float = 0.0
     dtype: torch.dtype = torch.float64
-    threads: int | None = 1
+    threads: int | str | None = "auto"

@@ -19,6 +19,12 @@ __all__ = ["StarData"]
 class StarData:
     """Standardised stars: observables, weights, velocity errors and KDE kernel widths.
 
+    Every array may carry a leading member axis K (one set of stars per
+    ensemble member, :mod:`~dsphnf.flows.batched`): ``obs`` (K, n, d),
+    ``h`` (K, d), ``weights`` and ``verr`` (K, n); the exact losses then
+    return one value per member. ``subset`` and ``smeared`` (minibatches and
+    the KDE loss) take one set of stars only.
+
     Parameters
     ----------
     obs : tensor (n, d)
@@ -53,22 +59,22 @@ class StarData:
 
     def __init__(self, obs: torch.Tensor, h, weights: torch.Tensor | None = None, verr: torch.Tensor | None = None):
         self.obs = obs
-        self.d = obs.shape[1]
+        self.d = obs.shape[-1]
         self.h = torch.as_tensor(np.asarray(h, dtype=float), dtype=obs.dtype, device=obs.device)
-        n = obs.shape[0]
+        n = obs.shape[:-1]
         self.weights = torch.ones(n, dtype=obs.dtype, device=obs.device) if weights is None else weights.to(obs)
-        self.R = torch.linalg.vector_norm(obs[:, :2], dim=-1)
+        self.R = torch.linalg.vector_norm(obs[..., :2], dim=-1)
         if self.d == 3:
             err2 = torch.zeros(n, dtype=obs.dtype, device=obs.device) if verr is None else verr.to(obs) ** 2
             self.err2 = err2
-            self.inv_hv2 = 1.0 / (self.h[2] ** 2 + err2)
+            self.inv_hv2 = 1.0 / (self.h[..., 2:3] ** 2 + err2)
         else:
             self.err2 = self.inv_hv2 = None
 
     @property
     def n(self) -> int:
         """Number of stars."""
-        return int(self.obs.shape[0])
+        return int(self.obs.shape[-2])
 
     def subset(self, idx: torch.Tensor) -> "StarData":
         """The stars ``idx`` (same kernel widths)."""

@@ -49,7 +49,7 @@ G_FLOOR = 0.05
 
 
 def radial_table(flow, n: int = 321) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ln r_i, ln nu_i) of a positional flow on ``n`` nodes.
+    """(ln r_i, ln nu_i) of a positional flow on ``n`` nodes ((K, n) each for a flow with K members).
 
     The base radii u_i are chosen so that the fixed base reshaping maps them
     to radii rho_i log-spaced over :data:`TABLE_RANGE`; the nodes stay roughly
@@ -75,13 +75,13 @@ def radial_table(flow, n: int = 321) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _uniform_derivative(f: torch.Tensor, dx: float) -> torch.Tensor:
-    """df/dx on a uniform grid: 4th-order central differences inside, 2nd order next to the ends."""
+    """df/dx on a uniform grid (the last axis): 4th-order central differences inside, 2nd order next to the ends."""
     d = torch.empty_like(f)
-    d[2:-2] = (f[:-4] - 8.0 * f[1:-3] + 8.0 * f[3:-1] - f[4:]) / (12.0 * dx)
-    d[1] = (f[2] - f[0]) / (2.0 * dx)
-    d[-2] = (f[-1] - f[-3]) / (2.0 * dx)
-    d[0] = (-3.0 * f[0] + 4.0 * f[1] - f[2]) / (2.0 * dx)
-    d[-1] = (3.0 * f[-1] - 4.0 * f[-2] + f[-3]) / (2.0 * dx)
+    d[..., 2:-2] = (f[..., :-4] - 8.0 * f[..., 1:-3] + 8.0 * f[..., 3:-1] - f[..., 4:]) / (12.0 * dx)
+    d[..., 1] = (f[..., 2] - f[..., 0]) / (2.0 * dx)
+    d[..., -2] = (f[..., -1] - f[..., -3]) / (2.0 * dx)
+    d[..., 0] = (-3.0 * f[..., 0] + 4.0 * f[..., 1] - f[..., 2]) / (2.0 * dx)
+    d[..., -1] = (3.0 * f[..., -1] - 4.0 * f[..., -2] + f[..., -3]) / (2.0 * dx)
     return d
 
 
@@ -113,18 +113,30 @@ def interp_table(q: torch.Tensor, lnr: torch.Tensor, values: torch.Tensor, extra
     q.shape (+ (J,)). Beyond the end nodes the end segments are continued
     linearly (``extrapolate``) or the end values held. Differentiable in
     ``q``, ``lnr`` and ``values`` (the bracketing nodes are found without gradient).
+
+    With a leading member axis, ``lnr`` (K, m), ``values`` (K, m) or (K, m, J)
+    and ``q`` (K, ...): every member interpolates its own table.
+
+    >>> lnr = torch.tensor([[0.0, 1.0], [0.0, 2.0]])
+    >>> interp_table(torch.tensor([[0.5], [0.5]]), lnr, torch.tensor([[0.0, 1.0], [0.0, 1.0]])).tolist()
+    [[0.5], [0.25]]
     """
-    n = lnr.shape[0]
-    qf = q.reshape(-1)
+    if lnr.dim() == 1:  # one table: the same arithmetic on a member axis of one
+        return interp_table(q.unsqueeze(0), lnr.unsqueeze(0), values.unsqueeze(0), extrapolate)[0]
+    lead, n = lnr.shape[:-1], lnr.shape[-1]
+    qf = q.reshape(*lead, -1)
     idx = torch.searchsorted(lnr.detach().contiguous(), qf.detach().contiguous()).clamp(1, n - 1)
-    x0, x1 = lnr[idx - 1], lnr[idx]
+    x0, x1 = lnr.gather(-1, idx - 1), lnr.gather(-1, idx)
     t = (qf - x0) / (x1 - x0).clamp_min(1e-12)
     if not extrapolate:
         t = t.clamp(0.0, 1.0)
-    if values.dim() == 2:
+    if values.dim() == lnr.dim() + 1:  # (K, m, J): gather whole rows
         t = t.unsqueeze(-1)
-    f0, f1 = values[idx - 1], values[idx]
-    return (f0 + t * (f1 - f0)).reshape(*q.shape, *values.shape[1:])
+        ij = idx.unsqueeze(-1).expand(*idx.shape, values.shape[-1])
+        f0, f1 = values.gather(-2, ij - 1), values.gather(-2, ij)
+    else:
+        f0, f1 = values.gather(-1, idx - 1), values.gather(-1, idx)
+    return (f0 + t * (f1 - f0)).reshape(*q.shape, *values.shape[lnr.dim():])
 
 
 def _simpson(k: int, dtype, device) -> torch.Tensor:
@@ -145,11 +157,13 @@ def line_of_sight_terms(
     sight makes the angle with the radius vector whose cosine is z / r = tanh s.
     ``n_s`` (odd) Simpson nodes run from r = R to r = 1000 max(R) (fixed by
     the data alone, so that the quadrature does not move with the parameters).
+    With a member axis (``lnr``, ``lnnu`` (K, m), ``R`` (K, n)) every member
+    has its own nodes (its own max(R)) and table; the outputs gain the axis.
     """
     if n_s % 2 == 0:
         n_s += 1
     R = R.to(lnr)
-    r_top = 1000.0 * R.detach().max()
+    r_top = 1000.0 * R.detach().amax(dim=-1, keepdim=True)  # per member with a member axis
     s_max = torch.acosh(r_top / R.detach())  # (n,)
     frac = torch.linspace(0.0, 1.0, n_s, dtype=lnr.dtype, device=lnr.device)
     s = s_max.unsqueeze(-1) * frac  # (n, n_s)
@@ -174,11 +188,14 @@ def log_surface_density(
 
 
 def weighted_mean(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of per-star values ``x`` weighted by membership ``weights`` (None: plain mean)."""
+    """Mean of per-star values ``x`` (last axis) weighted by membership ``weights`` (None: plain mean).
+
+    Leading axes (members) are kept: (K, n) gives (K,).
+    """
     if weights is None:
-        return x.mean()
+        return x.mean(dim=-1)
     w = weights.to(x)
-    return (w * x).sum() / w.sum()
+    return (w * x).sum(dim=-1) / w.sum(dim=-1)
 
 
 def positional_nll(
