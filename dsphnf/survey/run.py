@@ -19,7 +19,7 @@ from ..executor import ExecutorSpec, GridRun, run_grid
 from ..galaxies import GALAXIES, Galaxy
 from ..outputs import write_json
 from .report import plot_literature, write_comparison
-from .quantities import J_THETA_DEG, baseline_quantities, flow_quantities
+from .quantities import J_THETA_DEG, baseline_quantities, flow_diagnostics, flow_quantities
 from .spec import SurveyOptions, SurveySpec
 from .table import write_table
 
@@ -73,9 +73,13 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
                                 options.distance == "per-draw", theta_max, n_draws, seed)
         s = result.summary["diagnostics"]["sampler"]
         converged, note = bool(s["converged"]), f"{s['n_steps']} steps x {s['n_walkers']} walkers"
+        diag = {"converged": converged, "n_steps": int(s["n_steps"]), "n_walkers": int(s["n_walkers"])}
     else:
         q = flow_quantities(result, g.half_light_kpc, isotropic)
-        converged, note = True, f"{fit.ensemble} flows x {fit.steps} steps"
+        diag = flow_diagnostics(result)
+        stops = ", ".join(f"{r} {n}" for r, n in diag["stop_reasons"].items())
+        converged = diag["converged"]
+        note = f"{fit.ensemble} flows x at most {fit.steps} steps ({min(diag['steps'])}-{max(diag['steps'])}; {stops})"
     n_members = float(catalog.weights.sum())
     if "f_fg" in q:
         n_members = float((1.0 - q["f_fg"]) * catalog.n)
@@ -83,7 +87,7 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
             "distance_kpc": g.distance_kpc, "distance_err_kpc": g.distance_err_kpc, "R_half_kpc": g.half_light_kpc,
             "n_stars": int(catalog.n), "n_members": n_members, **q, "theta_max_deg": theta_max,
             "j_beyond_data": bool(theta_max < J_THETA_DEG), "converged": converged, "fit_note": note,
-            "wall_s": time.perf_counter() - t0}
+            "diagnostics": diag, "wall_s": time.perf_counter() - t0}
 
 
 @dataclass(frozen=True)
@@ -118,5 +122,6 @@ def survey(spec: SurveySpec, out: str | Path, *, executor: ExecutorSpec | None =
     if plots:
         plot_literature(rows, folder / "literature.png")
     write_json(folder / "summary.json", {"settings": spec.describe(), "grid": grid.summary(),
-                                         "wall_s_per_fit": {k: r["wall_s"] for k, r in grid.results.items()}})
+                                         "wall_s_per_fit": {k: r["wall_s"] for k, r in grid.results.items()},
+                                         "diagnostics": {k: r.get("diagnostics") for k, r in grid.results.items()}})
     return Survey(spec, rows, grid, folder)
