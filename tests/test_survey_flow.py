@@ -55,3 +55,32 @@ def test_flow_pulls_are_written(leo2_flow) -> None:
     assert all(r["method"] == "flow" and np.isfinite(float(r["pull"])) for r in rows)
     diag = json.loads((out / "summary.json").read_text())["diagnostics"]["leo2_flow"]
     assert diag["converged"] is False and len(diag["steps"]) == 2 and sum(diag["stop_reasons"].values()) == 2
+
+
+def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> None:
+    """A FitError in one galaxy (as Carina's flow read-out gave) leaves a NaN row saying why; the rest goes on."""
+    import dsphnf.survey.run as run
+    from dsphnf.errors import FitError
+
+    find_reference("walker_dwarfs")
+    real = run._fit
+
+    def fail_on_draco(fit, catalog, galaxy, options, seed):
+        if galaxy.key == "draco":
+            raise FitError("the Jeans read-out is unphysical for 4 of 4 flow(s)")
+        return real(fit, catalog, galaxy, options, seed)
+
+    monkeypatch.setattr(run, "_fit", fail_on_draco)
+    monkeypatch.setenv("DSPHNF_FAST", "1")
+    args = ["survey", "draco", "leo2", "-o", str(tmp_path / "o"), "--method", "flow", "--ensemble", "2", "--steps",
+            "3", "--no-progress", "--no-plots"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 fit(s) failed" in out and "FAILED: the Jeans read-out is unphysical" in out
+    table = read_table(tmp_path / "o")
+    draco, leo2 = table[0], table[1]
+    assert str(draco["fit_note"]).startswith("failed: the Jeans read-out") and not draco["converged"]
+    assert np.isnan(draco["rho150"]) and np.isnan(draco["log10_J05_hi"]) and draco["n_stars"] > 0
+    assert np.isfinite(leo2["rho150"])
+    assert main(args) == 0  # stored like a finished fit: the same command resumes both
+    assert "0 fit(s) computed, 2 resumed" in capsys.readouterr().out
