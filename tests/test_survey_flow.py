@@ -55,6 +55,8 @@ def test_flow_pulls_are_written(leo2_flow) -> None:
     assert all(r["method"] == "flow" and np.isfinite(float(r["pull"])) for r in rows)
     diag = json.loads((out / "summary.json").read_text())["diagnostics"]["leo2_flow"]
     assert diag["converged"] is False and len(diag["steps"]) == 2 and sum(diag["stop_reasons"].values()) == 2
+    # the flow's J stops at its grid's edge (98th percentile of R: 0.81 kpc, 0.20 deg at 233 kpc), flagged
+    assert 0.15 < diag["j_edge_deg"] < 0.25
 
 
 def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> None:

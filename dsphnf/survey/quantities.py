@@ -29,7 +29,7 @@ import numpy as np
 from ..result import Result
 
 __all__ = ["R_RHO_KPC", "J_THETA_DEG", "QUANTITIES", "baseline_draws", "band", "baseline_quantities",
-           "flow_quantities", "flow_diagnostics"]
+           "flow_quantities", "flow_diagnostics", "flow_j_edge_deg"]
 
 #: Radius of the density and slope [kpc].
 R_RHO_KPC = 0.15
@@ -201,3 +201,17 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
             "stop_reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
             "steps": [int(m.get("steps", 0)) for m in info], "log10_J": [m.get("log10_J") for m in info],
             "unphysical_members": list(readout.get("members_unphysical_somewhere", []))}
+
+
+def flow_j_edge_deg(result: Result, distance: float) -> float:
+    """Angle [deg] of the outer edge of a flow's output grid at ``distance`` [kpc].
+
+    The flow's J integrates its density only out to that radius (rho = 0
+    beyond, :func:`dsphnf.jfactor.j_factor_tabulated`), so when this angle
+    is below 0.5 deg the flow's J(0.5 deg) is J within it: a lower bound.
+
+    >>> from types import SimpleNamespace
+    >>> round(flow_j_edge_deg(SimpleNamespace(profile={"r": np.array([0.01, 0.2])}), 100.0), 4)
+    0.1146
+    """
+    return float(np.rad2deg(float(np.max(result.profile["r"])) / distance))

@@ -20,7 +20,7 @@ from ..executor import ExecutorSpec, GridRun, run_grid
 from ..galaxies import GALAXIES, Galaxy
 from ..outputs import write_json
 from .report import plot_literature, write_comparison
-from .quantities import J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diagnostics, flow_quantities
+from .quantities import J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diagnostics, flow_j_edge_deg, flow_quantities
 from .spec import SurveyOptions, SurveySpec
 from .table import write_table
 
@@ -83,6 +83,7 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
         diag = flow_diagnostics(result)
         stops = ", ".join(f"{r} {n}" for r, n in diag["stop_reasons"].items())
         converged = diag["converged"]
+        diag["j_edge_deg"] = flow_j_edge_deg(result, g.distance_kpc)
         note = f"{fit.ensemble} flows x at most {fit.steps} steps ({min(diag['steps'])}-{max(diag['steps'])}; {stops})"
     n_members = float(catalog.weights.sum())
     if "f_fg" in q:
@@ -90,7 +91,8 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
     return {"galaxy": g.key, "method": fit.method, "anisotropy": result.summary["settings"]["anisotropy"],
             "distance_kpc": g.distance_kpc, "distance_err_kpc": g.distance_err_kpc, "R_half_kpc": g.half_light_kpc,
             "n_stars": int(catalog.n), "n_members": n_members, **q, "theta_max_deg": theta_max,
-            "j_beyond_data": bool(theta_max < J_THETA_DEG), "converged": converged, "fit_note": note,
+            "j_beyond_data": bool(min(theta_max, diag.get("j_edge_deg", theta_max)) < J_THETA_DEG),
+            "converged": converged, "fit_note": note,
             "diagnostics": diag, "wall_s": time.perf_counter() - t0}
 
 
