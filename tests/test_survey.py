@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from dsphnf.cli import main
 from dsphnf.galaxies import GALAXIES
@@ -151,13 +152,18 @@ def test_flow_quantities_from_profile_and_members() -> None:
     prof = {"r": r, "rho": 1e8 * (r / 0.15) ** -1.3, "rho_lo": 0.8e8 * (r / 0.15) ** -1.3,
             "rho_hi": 1.2e8 * (r / 0.15) ** -1.3, "M": 1e7 * r, "M_lo": 0.9e7 * r, "M_hi": 1.1e7 * r,
             "beta": np.zeros_like(r)}
-    members = [{"r": r, "rho": 1e8 * (r / 0.15) ** s} for s in (-1.1, -1.3, -1.5)]  # 16/84 %: -1.436, -1.164
+    members = [{"r": r, "rho": 1e8 * (r / 0.15) ** s} for s in (-1.1, -1.3, -1.5)]
+    # Student-t bootstrap band of three slopes: mean -1.3, sd 0.2, half-width t_{2}(0.8413) 0.2 sqrt(1 + 1/3)
+    half = stats.t.ppf(0.5 + 0.6827 / 2, 2) * 0.2 * np.sqrt(4.0 / 3.0)
     res = Result("flow", prof, {"method": "flow", "settings": {"anisotropy": "isotropic"},
                                 "jfactor": {"log10_J": 18.5, "log10_J_lo": 18.3, "log10_J_hi": 18.7, "n_left_out": 0}},
                  SimpleNamespace(members=members))
     q = flow_quantities(res, 0.2, isotropic=True)
     assert q["rho150"] == pytest.approx(1e8, rel=1e-6) and q["rho150_lo"] == pytest.approx(0.8e8, rel=1e-6)
     assert q["slope150"] == pytest.approx(-1.3, abs=1e-3)
-    assert q["slope150_lo"] == pytest.approx(-1.436, abs=1e-3) and q["slope150_hi"] == pytest.approx(-1.164, abs=1e-3)
+    assert q["slope150_lo"] == pytest.approx(-1.3 - half, abs=1e-3) and q["slope150_hi"] == pytest.approx(-1.3 + half,
+                                                                                                      abs=1e-3)
+    single = flow_quantities(Result("flow", prof, res.summary, SimpleNamespace(members=members[:1])), 0.2, True)
+    assert single["slope150"] == pytest.approx(-1.1, abs=1e-3) and np.isnan(single["slope150_lo"])  # no band from one
     assert q["M_half"] == pytest.approx(2e6, rel=1e-6) and np.isnan(q["beta_half"])
     assert q["log10_J05"] == 18.5 and np.isnan(q["log10_Jmax"])

@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..survey import SurveyOptions, format_survey, survey, survey_spec
+    from ..survey import SurveyOptions, failed, format_survey, survey, survey_spec
 
     executor = executor_from_args(args)
     options = SurveyOptions(args.radius, args.distance, args.membership, args.velocity_errors)
@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     result = survey(spec, args.output, executor=executor, progress=False if args.no_progress else None,
                     plots=not args.no_plots)
     print(format_survey(result.rows))
+    bad = failed(result.rows)
+    if bad:
+        print(f"{len(bad)} of {len(result.rows)} fit(s) failed (row of NaN, fit_note says why): "
+              + ", ".join(f"{r['galaxy']} {r['method']}" for r in bad))
     g = result.grid
     print(f"{len(g.computed)} fit(s) computed, {len(g.resumed)} resumed from {result.folder / 'tasks'} "
           f"in {g.wall_s:.1f} s")

@@ -10,10 +10,10 @@ runs one task per galaxy and method through :func:`dsphnf.executor.run_grid`
 from .literature import LITERATURE, Published, published, pull
 from .quantities import QUANTITIES, band
 from .report import comparison, format_survey, plot_literature, write_comparison
-from .run import Survey, survey, survey_catalog, survey_task
+from .run import Survey, failed, survey, survey_catalog, survey_task
 from .spec import SurveyError, SurveyOptions, SurveySpec, survey_spec
 from .table import COLUMNS, read_table, write_table
 
 __all__ = ["survey_spec", "survey", "survey_task", "survey_catalog", "Survey", "SurveySpec", "SurveyOptions",
-           "SurveyError", "LITERATURE", "Published", "published", "pull", "comparison", "write_comparison",
+           "SurveyError", "failed", "LITERATURE", "Published", "published", "pull", "comparison", "write_comparison",
            "plot_literature", "format_survey", "COLUMNS", "QUANTITIES", "band", "read_table", "write_table"]

@@ -29,7 +29,7 @@ import numpy as np
 from ..result import Result
 
 __all__ = ["R_RHO_KPC", "J_THETA_DEG", "QUANTITIES", "baseline_draws", "band", "baseline_quantities",
-           "flow_quantities"]
+           "flow_quantities", "flow_diagnostics", "flow_j_edge_deg"]
 
 #: Radius of the density and slope [kpc].
 R_RHO_KPC = 0.15
@@ -157,22 +157,61 @@ def _slope(profile: dict[str, np.ndarray], r: float) -> float:
 
 
 def flow_quantities(result: Result, r_half: float, isotropic: bool) -> dict[str, Any]:
-    """Banded survey quantities of a flow fit: profile bands; the slope's band from the ensemble members.
+    """Banded survey quantities of a flow fit: the profile's bands; the slope's from the ensemble members.
 
-    J within the data's largest angle is not computed for the flow (NaN).
+    Every band is the ensemble's Student-t bootstrap interval
+    (:func:`dsphnf.flows.ensemble.t_interval`; NaN for a single flow) around
+    its centre: rho and M from the profile, the slope at 150 pc from the
+    members' slopes (mean and Student-t band, the same estimator).  J within
+    the data's largest angle is not computed for the flow (NaN).
     """
+    from ..flows.ensemble import t_centre, t_interval
+
     prof = result.profile
     out: dict[str, Any] = {}
     for key, col, r in (("rho150", "rho", R_RHO_KPC), ("M_half", "M", r_half), ("beta_half", "beta", r_half)):
         for k in ("", "_lo", "_hi"):
             out[key + k] = np.nan if key == "beta_half" and isotropic else _at(prof, col + k, r)
     members = getattr(result.artefacts, "members", None) or []
-    slopes = np.array([_slope(m, R_RHO_KPC) for m in members if "rho" in m])
-    out.update({"slope150" + k: v for k, v in band(slopes).items()})
-    out["slope150"] = _slope(prof, R_RHO_KPC)
+    slopes = np.array([_slope(m, R_RHO_KPC) for m in members if "rho" in m], dtype=float)
+    out["slope150"] = float(t_centre(slopes)) if slopes.size else float("nan")
+    bands = t_interval(slopes) if slopes.size else {}
+    out.update({"slope150" + k: float(bands.get(k, np.nan)) for k in ("_lo", "_hi")})
     j = result.summary.get("jfactor") or {}
     for k in ("", "_lo", "_hi"):
         out["log10_J05" + k] = float(j.get("log10_J" + k, np.nan))
         out["log10_Jmax" + k] = np.nan
     out["n_j_left_out"] = int(j.get("n_left_out", 0))
     return out
+
+
+def flow_diagnostics(result: Result) -> dict[str, Any]:
+    """How a flow fit's members trained and read out (JSON-ready), for the survey's summary.
+
+    ``converged``: every member's L-BFGS met its stop rule; ``stop_reasons``
+    counts the members by stop reason; ``steps`` lists each member's steps;
+    ``log10_J`` each member's J (None: left out); ``unphysical_members``: the
+    members whose read-out is unphysical somewhere (left out there).
+    """
+    diag = result.summary.get("diagnostics", {})
+    info = diag.get("members", [])
+    reasons = [str((m.get("convergence") or {}).get("stop_reason")) for m in info]
+    readout = diag.get("readout") or {}
+    return {"converged": bool(info) and all(r == "converged" for r in reasons),
+            "stop_reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
+            "steps": [int(m.get("steps", 0)) for m in info], "log10_J": [m.get("log10_J") for m in info],
+            "unphysical_members": list(readout.get("members_unphysical_somewhere", []))}
+
+
+def flow_j_edge_deg(result: Result, distance: float) -> float:
+    """Angle [deg] of the outer edge of a flow's output grid at ``distance`` [kpc].
+
+    The flow's J integrates its density only out to that radius (rho = 0
+    beyond, :func:`dsphnf.jfactor.j_factor_tabulated`), so when this angle
+    is below 0.5 deg the flow's J(0.5 deg) is J within it: a lower bound.
+
+    >>> from types import SimpleNamespace
+    >>> round(flow_j_edge_deg(SimpleNamespace(profile={"r": np.array([0.01, 0.2])}), 100.0), 4)
+    0.1146
+    """
+    return float(np.rad2deg(float(np.max(result.profile["r"])) / distance))

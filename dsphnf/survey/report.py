@@ -106,6 +106,8 @@ def format_survey(rows: Sequence[Mapping[str, Any]]) -> str:
              f"{'log10 J(0.5 deg)':22s} {'members':>8s} {'wall [s]':>9s}"]
     for r in rows:
         flag = " (J beyond data)" if r.get("j_beyond_data") else ""
+        if str(r.get("fit_note", "")).startswith("failed:"):
+            flag += " FAILED: " + str(r["fit_note"])[len("failed: "):]
         lines.append(f"{r['galaxy']:10s} {r['method']:8s} {_band_text(r, 'rho150', '.3g'):30s} "
                      f"{_band_text(r, 'slope150', '.2f'):22s} {_band_text(r, 'log10_J05', '.2f'):22s} "
                      f"{r['n_members']:8.1f} {r['wall_s']:9.1f}{flag}")

@@ -15,15 +15,16 @@ from typing import Any
 import numpy as np
 
 from ..catalog import Catalog
+from ..errors import FitError
 from ..executor import ExecutorSpec, GridRun, run_grid
 from ..galaxies import GALAXIES, Galaxy
 from ..outputs import write_json
 from .report import plot_literature, write_comparison
-from .quantities import J_THETA_DEG, baseline_quantities, flow_quantities
+from .quantities import J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diagnostics, flow_j_edge_deg, flow_quantities
 from .spec import SurveyOptions, SurveySpec
 from .table import write_table
 
-__all__ = ["survey_task", "survey_catalog", "Survey", "survey"]
+__all__ = ["survey_task", "survey_catalog", "Survey", "survey", "failed"]
 
 
 def survey_catalog(galaxy: Galaxy, options: SurveyOptions, root: str | None = None) -> Catalog:
@@ -65,25 +66,49 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
     t0 = time.perf_counter()
     g = GALAXIES[galaxy]
     catalog = survey_catalog(g, options, root)
-    result = _fit(fit, catalog, g, options, seed)
     theta_max = _theta_max_deg(g, catalog, options, root)
+    try:
+        result = _fit(fit, catalog, g, options, seed)
+    except FitError as exc:  # e.g. an unphysical read-out: the galaxy's row says so, the survey goes on
+        return _failed_row(g, fit, catalog, theta_max, str(exc), time.perf_counter() - t0)
     isotropic = result.summary["settings"]["anisotropy"] == "isotropic"
     if fit.method == "baseline":
         q = baseline_quantities(result, g.half_light_kpc, g.distance_kpc, g.distance_err_kpc,
                                 options.distance == "per-draw", theta_max, n_draws, seed)
         s = result.summary["diagnostics"]["sampler"]
         converged, note = bool(s["converged"]), f"{s['n_steps']} steps x {s['n_walkers']} walkers"
+        diag = {"converged": converged, "n_steps": int(s["n_steps"]), "n_walkers": int(s["n_walkers"])}
     else:
         q = flow_quantities(result, g.half_light_kpc, isotropic)
-        converged, note = True, f"{fit.ensemble} flows x {fit.steps} steps"
+        diag = flow_diagnostics(result)
+        stops = ", ".join(f"{r} {n}" for r, n in diag["stop_reasons"].items())
+        converged = diag["converged"]
+        diag["j_edge_deg"] = flow_j_edge_deg(result, g.distance_kpc)
+        note = f"{fit.ensemble} flows x at most {fit.steps} steps ({min(diag['steps'])}-{max(diag['steps'])}; {stops})"
     n_members = float(catalog.weights.sum())
     if "f_fg" in q:
         n_members = float((1.0 - q["f_fg"]) * catalog.n)
     return {"galaxy": g.key, "method": fit.method, "anisotropy": result.summary["settings"]["anisotropy"],
             "distance_kpc": g.distance_kpc, "distance_err_kpc": g.distance_err_kpc, "R_half_kpc": g.half_light_kpc,
             "n_stars": int(catalog.n), "n_members": n_members, **q, "theta_max_deg": theta_max,
-            "j_beyond_data": bool(theta_max < J_THETA_DEG), "converged": converged, "fit_note": note,
-            "wall_s": time.perf_counter() - t0}
+            "j_beyond_data": bool(min(theta_max, diag.get("j_edge_deg", theta_max)) < J_THETA_DEG),
+            "converged": converged, "fit_note": note,
+            "diagnostics": diag, "wall_s": time.perf_counter() - t0}
+
+
+def _failed_row(g: Galaxy, fit: Any, catalog: Catalog, theta_max: float, why: str, wall_s: float) -> dict[str, Any]:
+    """The row of a fit that raised FitError: every quantity NaN, ``fit_note`` 'failed: <why>'."""
+    nan = {key + k: np.nan for key in QUANTITIES for k in ("", "_lo", "_hi")}
+    return {"galaxy": g.key, "method": fit.method, "anisotropy": fit.anisotropy.spec(), "distance_kpc": g.distance_kpc,
+            "distance_err_kpc": g.distance_err_kpc, "R_half_kpc": g.half_light_kpc, "n_stars": int(catalog.n),
+            "n_members": float(catalog.weights.sum()), **nan, "n_j_left_out": 0, "theta_max_deg": theta_max,
+            "j_beyond_data": bool(theta_max < J_THETA_DEG), "converged": False, "fit_note": f"failed: {why}",
+            "diagnostics": {"failed": why}, "wall_s": wall_s}
+
+
+def failed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose fit failed (their ``fit_note`` starts with 'failed:')."""
+    return [r for r in rows if str(r.get("fit_note", "")).startswith("failed:")]
 
 
 @dataclass(frozen=True)
@@ -104,10 +129,15 @@ def survey(spec: SurveySpec, out: str | Path, *, executor: ExecutorSpec | None =
     against the published values), literature.png (with ``plots``) and
     summary.json.
 
+    A fit that raises :class:`~dsphnf.errors.FitError` (e.g. a flow whose
+    read-out is unphysical) gives a row of NaN whose ``fit_note`` starts with
+    'failed:' (see :func:`failed`); the other galaxies go on. It is stored
+    like a finished fit: the fits are deterministic, so a rerun would fail alike.
+
     Raises
     ------
     TaskError
-        A fit failed (one line naming galaxy and method); finished fits stay in ``out/tasks``.
+        A task crashed otherwise (one line naming galaxy and method); finished fits stay in ``out/tasks``.
     """
     folder = Path(out)
     grid = run_grid(survey_task, spec.tasks(), executor=executor, common=spec.common(), store=folder / "tasks",
@@ -118,5 +148,6 @@ def survey(spec: SurveySpec, out: str | Path, *, executor: ExecutorSpec | None =
     if plots:
         plot_literature(rows, folder / "literature.png")
     write_json(folder / "summary.json", {"settings": spec.describe(), "grid": grid.summary(),
-                                         "wall_s_per_fit": {k: r["wall_s"] for k, r in grid.results.items()}})
+                                         "wall_s_per_fit": {k: r["wall_s"] for k, r in grid.results.items()},
+                                         "diagnostics": {k: r.get("diagnostics") for k, r in grid.results.items()}})
     return Survey(spec, rows, grid, folder)

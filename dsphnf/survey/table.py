@@ -19,8 +19,9 @@ __all__ = ["COLUMNS", "write_table", "read_table"]
 
 
 def _banded(name: str, unit: str, what: str) -> list[tuple[str, str, str]]:
-    return [(name, unit, f"{what}, posterior median"), (name + "_lo", unit, f"{what}, 16th percentile"),
-            (name + "_hi", unit, f"{what}, 84th percentile")]
+    return [(name, unit, f"{what} (baseline: posterior median; flow: ensemble centre)"),
+            (name + "_lo", unit, f"{what}, lower 68 % limit (baseline: 16th percentile; flow: Student-t bootstrap)"),
+            (name + "_hi", unit, f"{what}, upper 68 % limit (baseline: 84th percentile; flow: Student-t bootstrap)")]
 
 
 _WHAT = {"rho150": "dark-matter density at r = 150 pc", "slope150": "d ln rho / d ln r at 150 pc",
@@ -38,11 +39,13 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("n_stars", "", "stars fitted"),
     ("n_members", "", "effective members (sum of weights, or (1 - f_fg) n_stars with a mixture)"),
     *[c for key, unit in QUANTITIES.items() for c in _banded(key, unit, _WHAT[key])],
-    ("n_j_left_out", "", "posterior draws whose J diverges (left out of the J band)"),
+    ("n_j_left_out", "", "posterior draws or flow members whose J diverges (left out of the J band)"),
     ("theta_max_deg", "deg", "angle of the largest projected radius of the stars fitted"),
-    ("j_beyond_data", "", "True when theta_max_deg < 0.5: J(0.5 deg) extrapolates beyond the stars"),
+    ("j_beyond_data", "", "True when theta_max_deg < 0.5 (or, for the flow, its grid ends inside 0.5 deg): "
+                          "J(0.5 deg) reaches beyond the stars"),
     *_banded("f_fg", "", "foreground fraction of the mixture (NaN without)"),
-    ("converged", "", "baseline: emcee chain longer than 50 autocorrelation times"),
+    ("converged", "", "baseline: emcee chain longer than 50 autocorrelation times; flow: every member met its "
+                       "L-BFGS stop rule"),
     ("fit_note", "", "sampler or training length"),
     ("wall_s", "s", "wall time of the fit, reading included"),
 ]

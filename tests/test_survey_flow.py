@@ -1,0 +1,88 @@
+"""The survey's flow path end to end on a real catalogue: a tiny flow survey of Leo II through the command line."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from dsphnf.cli import main
+from dsphnf.survey import read_table
+
+from conftest import find_reference
+
+#: Banded columns every flow row must fill (beta_half only when beta is inferred; log10_Jmax is baseline-only).
+BANDED = ("rho150", "slope150", "M_half", "log10_J05")
+
+
+@pytest.fixture(scope="module")
+def leo2_flow(tmp_path_factory):
+    """``dsphnf survey leo2 --method flow --anisotropy free`` with two flows of a few steps (fast mode)."""
+    find_reference("walker_dwarfs", "leo2_spec.dat")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DSPHNF_FAST", "1")
+    out = tmp_path_factory.mktemp("survey_flow") / "out"
+    try:
+        code = main(["survey", "leo2", "-o", str(out), "--method", "flow", "--anisotropy", "free",
+                     "--ensemble", "2", "--steps", "6", "--no-progress", "--no-plots"])
+    finally:
+        mp.undo()
+    return code, out
+
+
+def test_flow_row_is_finite_with_bands(leo2_flow) -> None:
+    code, out = leo2_flow
+    assert code == 0
+    row = read_table(out)[0]
+    assert (row["galaxy"], row["method"], row["anisotropy"]) == ("leo2", "flow", "free")
+    for key in (*BANDED, "beta_half"):
+        v, lo, hi = float(row[key]), float(row[key + "_lo"]), float(row[key + "_hi"])
+        assert np.isfinite([v, lo, hi]).all(), key
+        assert lo <= v <= hi, key
+    assert 1e6 < row["rho150"] < 1e11 and 1e4 < row["M_half"] < 1e9 and 14 < row["log10_J05"] < 22
+    assert row["n_stars"] == 190 and row["j_beyond_data"] and np.isnan(row["log10_Jmax"])
+    assert "2 flows x at most 6 steps" in row["fit_note"]
+    assert not row["converged"]  # six steps cannot meet the stop rule, and the table must say so
+
+
+def test_flow_pulls_are_written(leo2_flow) -> None:
+    _, out = leo2_flow
+    with open(out / "literature.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    sources = {r["source"] for r in rows}
+    assert sources == {"ReadWalkerSteger2019", "PaceStrigari2019", "GeringerSameth2015"}
+    assert all(r["method"] == "flow" and np.isfinite(float(r["pull"])) for r in rows)
+    diag = json.loads((out / "summary.json").read_text())["diagnostics"]["leo2_flow"]
+    assert diag["converged"] is False and len(diag["steps"]) == 2 and sum(diag["stop_reasons"].values()) == 2
+    # the flow's J stops at its grid's edge (98th percentile of R: 0.81 kpc, 0.20 deg at 233 kpc), flagged
+    assert 0.15 < diag["j_edge_deg"] < 0.25
+
+
+def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> None:
+    """A FitError in one galaxy (as Carina's flow read-out gave) leaves a NaN row saying why; the rest goes on."""
+    import dsphnf.survey.run as run
+    from dsphnf.errors import FitError
+
+    find_reference("walker_dwarfs")
+    real = run._fit
+
+    def fail_on_draco(fit, catalog, galaxy, options, seed):
+        if galaxy.key == "draco":
+            raise FitError("the Jeans read-out is unphysical for 4 of 4 flow(s)")
+        return real(fit, catalog, galaxy, options, seed)
+
+    monkeypatch.setattr(run, "_fit", fail_on_draco)
+    monkeypatch.setenv("DSPHNF_FAST", "1")
+    args = ["survey", "draco", "leo2", "-o", str(tmp_path / "o"), "--method", "flow", "--ensemble", "2", "--steps",
+            "3", "--no-progress", "--no-plots"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 fit(s) failed" in out and "FAILED: the Jeans read-out is unphysical" in out
+    table = read_table(tmp_path / "o")
+    draco, leo2 = table[0], table[1]
+    assert str(draco["fit_note"]).startswith("failed: the Jeans read-out") and not draco["converged"]
+    assert np.isnan(draco["rho150"]) and np.isnan(draco["log10_J05_hi"]) and draco["n_stars"] > 0
+    assert np.isfinite(leo2["rho150"])
+    assert main(args) == 0  # stored like a finished fit: the same command resumes both
+    assert "0 fit(s) computed, 2 resumed" in capsys.readouterr().out
