@@ -154,25 +154,12 @@ def run(args: argparse.Namespace) -> int:
     except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out
         shutil.rmtree(ck, ignore_errors=True)
         raise
-    _add_beta_constraint(res, cat, args.anisotropy)
     res.save(out, plots=not args.no_plots)
     shutil.rmtree(ck, ignore_errors=True)
     _report(res.summary)
     files = "profile.csv, profile_bands.csv, summary.json, flows/" + ("" if args.no_plots else ", *.png")
     print(f"wrote {out}/ ({files})")
     return 0
-
-
-def _add_beta_constraint(res, cat, anisotropy) -> None:
-    """``diagnostics.beta_constrained`` of an inferred beta (kept when the fit already wrote it)."""
-    import numpy as np
-
-    from ..anisotropy import Inferred
-    from ..flows.ensemble import beta_constraint
-
-    if isinstance(anisotropy, Inferred) and res.kinematic:
-        res.summary["diagnostics"].setdefault(
-            "beta_constrained", beta_constraint(res.profile, np.hypot(cat.x, cat.y), cat.weights))
 
 
 def _grid_note(grid: dict | None) -> str:

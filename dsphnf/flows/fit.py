@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..anisotropy import AnisotropySpec, anisotropy_from, require_form
+from ..anisotropy import AnisotropySpec, Inferred, anisotropy_from, require_form
 from ..errors import FitError
 from ..executor import TASK_THREADS, ExecutorError, ExecutorSpec, TaskError, executor_from, run_grid
 from ..result import MIN_STARS, Result
@@ -264,6 +264,9 @@ def fit_flow(
     summary = _summary(catalog, setup, stars, trained, timings, distance, jband)
     summary["diagnostics"]["grid"] = grid
     summary["diagnostics"]["readout"] = accounting
+    if isinstance(setup.anisotropy, Inferred) and stars.kinematic:
+        summary["diagnostics"]["beta_constrained"] = ens.beta_constraint(
+            profile, np.hypot(catalog.x, catalog.y), catalog.weights)
     artefacts = FlowArtefacts(flows, members, [m.history for m in trained], stars.scales, _plot_data(catalog, stars),
                               [m.scales for m in trained])
     return Result("flow", profile, summary, artefacts)
