@@ -10,7 +10,7 @@ import torch
 from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.flows import SphericalFlow
 from dsphnf.flows.beta import GAIN
-from dsphnf.flows.losvd import exact_nll, log_losvd, velocity_table
+from dsphnf.flows.losvd import exact_nll, expected_log_mixture, log_losvd, velocity_table
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
@@ -70,3 +70,67 @@ def test_speed_table_is_the_identity_for_an_untrained_flow():
     assert float(torch.logsumexp(lw, 0)) == pytest.approx(0.0, abs=1e-12)
     # the untrained velocity map keeps every base speed
     assert torch.allclose(lns, lns[:1].expand_as(lns))
+
+
+def _mixture_inputs(seed: int):
+    """Random mixture inputs (n, k, 1, 1), (n, 1, S, J) x 2, (n, 1, 1, 1): 40 stars, 3 velocities, 5 x 4 nodes."""
+    g = torch.Generator().manual_seed(seed)
+    n, k, S, J = 40, 3, 5, 4
+    va = (torch.rand(n, k, 1, 1, generator=g, dtype=torch.float64) * 3.0)
+    va[0] = 60.0  # beyond every node's reach: the floor holds and the star has no gradient
+    a = torch.rand(n, 1, S, J, generator=g, dtype=torch.float64) * 2.0 + 0.05
+    w = torch.rand(n, 1, S, J, generator=g, dtype=torch.float64)
+    hb = torch.rand(n, 1, 1, 1, generator=g, dtype=torch.float64) * 0.5 + 0.2
+    return va, a.requires_grad_(), (w / w.sum(dim=(-2, -1), keepdim=True)).detach().requires_grad_(), hb
+
+
+def test_expected_log_mixture_equals_the_mean_log_of_the_mixture_with_its_gradient():
+    """The fused value and gradient (formed in the forward pass) against autograd of the plain expression."""
+    va, a, w, hb = _mixture_inputs(0)
+    nw = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+    up = torch.rand(va.shape[0], dtype=torch.float64) + 0.5  # an arbitrary incoming gradient per star
+    fused = expected_log_mixture(va, a, w, hb, nw)
+    ga, gw = torch.autograd.grad((fused * up).sum(), (a, w))
+    box = (torch.erf((va + a) / hb) - torch.erf((va - a) / hb)) / (4.0 * a)
+    plain = (torch.log((box * w).sum(dim=(-2, -1)).clamp_min(1e-30)) * nw).sum(dim=-1)
+    pa, pw = torch.autograd.grad((plain * up).sum(), (a, w))
+    assert float(plain[0].detach()) == pytest.approx(math.log(1e-30))  # the far star is on the floor
+    assert float(ga[0].abs().max()) == 0.0 and float(gw[0].abs().max()) == 0.0
+    torch.testing.assert_close(fused, plain, rtol=1e-12, atol=0)
+    torch.testing.assert_close(ga, pa, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(gw, pw, rtol=1e-10, atol=1e-14)
+
+
+def test_expected_log_mixture_keeps_a_member_axis_and_needs_no_gradient():
+    """(K, n, ...) inputs give (K, n), each member as on its own; under no_grad the same values."""
+    (va, a, w, hb), (vb, b, u, hc) = _mixture_inputs(1), _mixture_inputs(2)
+    nw = torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64)
+    both = expected_log_mixture(torch.stack([va, vb]), torch.stack([a, b]), torch.stack([w, u]),
+                                torch.stack([hb, hc]), nw)
+    with torch.no_grad():
+        one = expected_log_mixture(vb, b, u, hc, nw)
+    assert both.shape == (2, va.shape[0])
+    torch.testing.assert_close(both[1].detach(), one, rtol=1e-14, atol=0)
+
+
+def test_node_weights_in_the_nll_give_the_per_node_loss_and_gradient():
+    """exact_nll with smearing nodes: the fused expectation equals the mean of the per-node log-likelihoods."""
+    torch.manual_seed(5)
+    flow = SphericalFlow(kinematic=True, anisotropy=parse_anisotropy("om:1.0"), length_scale=1.0).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    R = torch.rand(64, dtype=torch.float64) * 3.0 + 0.05
+    v = torch.randn(64, 3, dtype=torch.float64) * 1.5
+    v[:3] *= 8.0  # stars far in the tails
+    h, nw = torch.full((64,), 0.3, dtype=torch.float64), torch.tensor([1 / 6, 2 / 3, 1 / 6], dtype=torch.float64)
+    params = [p for p in flow.parameters() if p.requires_grad]
+    fused = exact_nll(flow, R, v, h, node_weights=nw)
+    gf = torch.autograd.grad(fused, params, allow_unused=True)
+    ls, lp = log_losvd(flow, R, v, h)
+    plain = -(ls + (lp * nw).sum(dim=-1)).mean()
+    gp = torch.autograd.grad(plain, params, allow_unused=True)
+    assert float(fused) == pytest.approx(float(plain), rel=1e-13)
+    for x, y in zip(gf, gp):
+        if y is not None:
+            torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-13)

@@ -39,7 +39,7 @@ import torch
 from .moments import velocity_nodes
 from .surface import _base_nodes, interp_table, line_of_sight_terms, radial_table, weighted_mean
 
-__all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "uniform_mixture"]
+__all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "uniform_mixture", "expected_log_mixture"]
 
 _FLOOR = 1e-30
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -84,6 +84,7 @@ def log_losvd(
     vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     n_s: int = 65,
     n_s_v: int = 33,
+    node_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ln Sigma(R) (n,), ln p(v_z | R) convolved with N(0, h^2), shaped like ``v``) per star.
 
@@ -99,6 +100,10 @@ def log_losvd(
         Gaussian width convolved with the model's v_z [V] (kernel and error).
     n_s, n_s_v : int
         Line-of-sight nodes for Sigma and for the velocity mixture.
+    node_weights : tensor (k,) or None
+        With ``v`` of shape (n, k): return sum_j node_weights_j ln p(v_aj | R_a)
+        (n,) instead of the k values, by :func:`expected_log_mixture`, which
+        forms the gradient in the same pass (no recomputation in the backward pass).
 
     A flow with K members takes ``R``, ``v``, ``h`` with a leading member
     axis (K, n, ...) and returns (K, n) and (K, n[, k]).
@@ -122,8 +127,30 @@ def log_losvd(
     a, wts = a.unsqueeze(-3), (torch.exp(lw_los).unsqueeze(-1) * torch.exp(lw_speed)).unsqueeze(-3)
     # uniform law on [-a, a] convolved with N(0, h^2), in linear space (erf is much cheaper
     # than log_ndtr); a star beyond every node's reach (|v| > a + ~9h) gets a floor value
+    if node_weights is not None and not (va.requires_grad or hb.requires_grad):
+        return log_sigma, expected_log_mixture(va, a, wts, hb, node_weights.to(a))
     lp = torch.log(uniform_mixture(va, a, wts, hb).clamp_min(_FLOOR))
+    if node_weights is not None:
+        return log_sigma, (lp.reshape(v.shape) * node_weights).sum(dim=-1)
     return log_sigma, lp.reshape(v.shape)
+
+
+#: largest exponent of :func:`_gauss` (exp(-700) = 1e-304)
+_GAUSS_EXP_MAX = 700.0
+
+
+def _gauss(x: torch.Tensor) -> torch.Tensor:
+    """exp(-x^2), with x^2 held at 700 (|x| > 26.5) where the result is below 1e-304.
+
+    It differs from exp(-x^2) by less than 1e-304; without the cap the
+    CPU's exp takes 50-300 times longer per element whose result underflows
+    (x^2 > 708), which the derivative of a box far from a star's velocity
+    gives for most nodes.
+
+    >>> float(_gauss(torch.tensor(0.0))), float(_gauss(torch.tensor(100.0))) < 1e-303
+    (1.0, True)
+    """
+    return torch.exp(-(x * x).clamp_max(_GAUSS_EXP_MAX))
 
 
 def _box_sum(va: torch.Tensor, a: torch.Tensor, w: torch.Tensor, hb: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -160,7 +187,7 @@ class _UniformMixture(torch.autograd.Function):
             box, xp, xm, inv4a = _box_sum(va[sl], a[sl], w[sl], hb[sl])
             g = grad[sl].unsqueeze(-1).unsqueeze(-1)
             gw[sl] = (g * box).sum(dim=1, keepdim=True)
-            dbox = (torch.exp(-xp * xp) + torch.exp(-xm * xm)) * (_TWO_OVER_SQRT_PI / hb[sl]) * inv4a - box / a[sl]
+            dbox = (_gauss(xp) + _gauss(xm)) * (_TWO_OVER_SQRT_PI / hb[sl]) * inv4a - box / a[sl]
             ga[sl] = w[sl] * (g * dbox).sum(dim=1, keepdim=True)
         return None, ga, gw, None
 
@@ -189,6 +216,90 @@ def uniform_mixture(va: torch.Tensor, a: torch.Tensor, w: torch.Tensor, hb: torc
     return out.reshape(*lead, k)
 
 
+class _ExpectedLogMixture(torch.autograd.Function):
+    """:func:`expected_log_mixture` on rows (R, k, 1, 1), (R, 1, S, J), (R, 1, S, J), (R, 1, 1, 1), (k,).
+
+    The output of a row is one number, so its derivatives with respect to
+    ``a`` and ``w`` are known in the forward pass: each chunk of
+    :data:`MIXTURE_CHUNK` rows forms them from the terms it has just
+    computed (:func:`_log_mixture_chunk`), and the backward pass only scales
+    them by the incoming gradient (the backward of :class:`_UniformMixture`
+    recomputes every erf).
+    """
+
+    @staticmethod
+    def forward(ctx, va, a, w, hb, nw):
+        out = va.new_empty(va.shape[0])
+        need = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        ga, gw = (torch.empty_like(a), torch.empty_like(w)) if need else (None, None)
+        for i in range(0, va.shape[0], MIXTURE_CHUNK):
+            sl = slice(i, i + MIXTURE_CHUNK)
+            out[sl], grads = _log_mixture_chunk(va[sl], a[sl], w[sl], hb[sl], nw.reshape(-1), need)
+            if need:
+                ga[sl], gw[sl] = grads
+        ctx.save_for_backward(ga, gw)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        ga, gw = ctx.saved_tensors
+        g = grad.reshape(-1, 1, 1, 1)
+        return None, g * ga, g * gw, None, None
+
+
+def _log_mixture_chunk(va, a, w, hb, nw, need: bool):
+    """sum_k nw_k ln max(M_k, floor) of a chunk of rows and (need) its derivatives in ``a`` and ``w``.
+
+    With c_k = nw_k / M_k (0 where the floor holds, as for clamp_min) and
+    x = (v -+ a) / hb: d/dw = sum_k c_k box_k, d/da = w [2/(sqrt(pi) hb 4a)
+    sum_k c_k (exp(-x+^2) + exp(-x-^2)) - (d/dw) / a]. The sums over the k
+    velocities are batched matrix products, so that of the arrays of size
+    rows x k x S x J only the erf and exp terms are formed.
+    """
+    c, k, S, J = va.shape[0], va.shape[1], a.shape[-2], a.shape[-1]
+    inv_hb = 1.0 / hb
+    ah, vh, inv4a = a * inv_hb, va * inv_hb, 0.25 / a
+    xp, xm = vh + ah, vh - ah  # (c, k, S, J)
+    box = torch.erf(xp).sub_(torch.erf(xm)).mul_(inv4a).reshape(c, k, S * J)
+    m = torch.bmm(box, w.reshape(c, S * J, 1)).reshape(c, k)
+    out = (torch.log(m.clamp_min(_FLOOR)) * nw).sum(dim=-1)
+    if not need:
+        return out, None
+    ck = torch.where(m > _FLOOR, nw / m, torch.zeros_like(m)).unsqueeze(1)  # (c, 1, k)
+    gw = torch.bmm(ck, box).reshape(c, 1, S, J)
+    gs = _gauss(xp).add_(_gauss(xm)).reshape(c, k, S * J)
+    gg = torch.bmm(ck, gs).reshape(c, 1, S, J)
+    ga = w * (gg * (_TWO_OVER_SQRT_PI * inv_hb) * inv4a - gw / a)
+    return out, (ga, gw)
+
+
+def expected_log_mixture(
+    va: torch.Tensor, a: torch.Tensor, w: torch.Tensor, hb: torch.Tensor, node_weights: torch.Tensor
+) -> torch.Tensor:
+    """sum_k node_weights_k ln max(M_k, 1e-30), M_k = :func:`uniform_mixture` at ``va[..., k, :, :]``.
+
+    Shapes as for :func:`uniform_mixture`, ``node_weights`` (k,); returns
+    (..., n). The same arithmetic as ln of :func:`uniform_mixture` averaged
+    over the k velocities, with the gradient in ``a`` and ``w`` formed in
+    the forward pass (:class:`_ExpectedLogMixture`); with ``va`` or ``hb``
+    needing a gradient, the plain expression.
+
+    >>> va = torch.tensor([0.0, 0.5], dtype=torch.float64).reshape(1, 2, 1, 1)
+    >>> a = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    >>> nw = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    >>> round(float(expected_log_mixture(va, a, a, torch.tensor(1e-3, dtype=torch.float64), nw)[0]), 6)
+    -0.693147
+    """
+    if va.requires_grad or hb.requires_grad:
+        return (torch.log(uniform_mixture(va, a, w, hb).clamp_min(_FLOOR)) * node_weights).sum(dim=-1)
+    lead, k, S, J = va.shape[:-3], va.shape[-3], a.shape[-2], a.shape[-1]
+    hb = hb.expand(*lead, 1, 1, 1)
+    rows = lambda t, *tail: t.expand(*lead, *t.shape[len(lead):]).reshape(-1, *tail)  # noqa: E731
+    out = _ExpectedLogMixture.apply(rows(va, k, 1, 1), rows(a, 1, S, J), rows(w, 1, S, J), rows(hb, 1, 1, 1),
+                                    node_weights)
+    return out.reshape(lead)
+
+
 def exact_nll(
     flow,
     R: torch.Tensor,
@@ -206,7 +317,5 @@ def exact_nll(
     term of star a is -ln Sigma(R_a) - sum_j node_weights_j ln p(v_aj | R_a)
     (an expectation over k velocities per star, e.g. smearing nodes).
     """
-    ls, lp = log_losvd(flow, R, v, h, table, vtable)
-    if node_weights is not None:
-        lp = (lp * node_weights).sum(dim=-1)
+    ls, lp = log_losvd(flow, R, v, h, table, vtable, node_weights=node_weights)
     return weighted_mean(-(ls + lp), weights)
