@@ -2,16 +2,20 @@
 
 For N = 1e3, 1e4 and 1e5 stars drawn from the NonPlumCuspIso model
 (:func:`dsphnf.draw_mock`, seed 0), one flow with isotropy given is trained
-for a fixed number of steps on minibatches of ``--batch`` stars (all stars
+for a fixed number of Adam steps (``--optimiser adam``, the default, so that
+every N runs the same algorithm) on minibatches of ``--batch`` stars (all stars
 when N <= batch), then the *full-data* objective (every star, no prior) of the
 trained flow is evaluated once. Each N runs in its own process so that its
 peak resident memory (``ru_maxrss``) is its own.
 
-Reported per N: wall time of the fit (training + read-out), seconds per step,
-wall time of one full-data objective, peak memory, the full-data objective
-[nats per star] and the median |log10 rho/rho_true| over 0.1-1 kpc; then the
-slopes d ln(cost) / d ln N of the fit and of the full-data objective (target
-of the scaling issue: linear, slope <= 1).
+Reported per N: wall and CPU time of the fit (training + read-out), seconds
+per step, wall and CPU time of one full-data objective, peak memory after the
+fit and after the full-data objective, the full-data objective [nats per star]
+and the median |log10 rho/rho_true| over 0.1-1 kpc, each beside the untrained
+start's (the same flow after one step at a learning rate of 1e-12); then the
+slopes d ln(cost) / d ln N of each cost (target of the scaling issue: linear,
+slope <= 1). With a fixed number of steps on minibatches the training's own
+cost does not grow with N; the full-data objective is the O(N) part.
 
 With ``--members``: batched against one-by-one ensemble members (issue 11).
 On the 1000-star mock (NonPlumCuspIso, seed 0) four fits with the default
@@ -55,41 +59,61 @@ def rho_nfw(r: np.ndarray) -> np.ndarray:
     return 6.4e7 / (r * (1 + r) ** 2)
 
 
-def one(n: int, steps: int, batch: int, device: str, threads: int | None) -> dict:
-    """Fit one flow to ``n`` stars and measure it (runs in a child process)."""
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far [MB] (Linux reports ru_maxrss in kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _full_objective(flow, cat) -> tuple[float, float, float]:
+    """(full-data objective [nats per star], wall [s], CPU [s]) of ``flow`` on every star of ``cat``, no prior."""
     import torch
 
-    from dsphnf.flows import FitOptions, TrainConfig, fit_flow
+    from dsphnf.flows import TrainConfig
     from dsphnf.flows.objective import flow_loss
     from dsphnf.flows.standardise import standardise
     from dsphnf.flows.stars import StarData
-    from dsphnf.mocks import draw_mock
 
-    cat = draw_mock("NonPlumCuspIso", n=n, seed=0).catalog
-    grid = np.logspace(-1, 0, 21)
-    cfg = TrainConfig(steps=steps, batch=batch if n > batch else None)
-    t0 = time.perf_counter()
-    res = fit_flow(cat, "isotropic", steps=steps, seed=0, device=device, progress=False,
-                   train_config=cfg, options=FitOptions(r_grid=grid, threads=threads))
-    wall = time.perf_counter() - t0
-    art = res.artefacts
-    flow = art.flows[0]
     std, _ = standardise(cat)  # every star; the flow's own scales are those of the full catalogue here
     p = next(flow.parameters())
     data = StarData(torch.as_tensor(std["obs"], dtype=p.dtype, device=p.device), [1.0, 1.0, 1.0],
                     torch.as_tensor(std["w"], dtype=p.dtype, device=p.device))
-    t1 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
-        full = float(flow_loss(flow, data, TrainConfig(smooth_tau=None), torch.Generator(device=p.device), 0))
-    full_s = time.perf_counter() - t1
-    dex = np.log10(res.profile["rho"] / rho_nfw(grid))
+        value = float(flow_loss(flow, data, TrainConfig(smooth_tau=None), torch.Generator(device=p.device), 0))
+    return value, time.perf_counter() - t0, time.process_time() - c0
+
+
+def one(n: int, steps: int, batch: int, device: str, threads: int | None, optimiser: str = "adam") -> dict:
+    """Fit one flow to ``n`` stars and measure it, and its untrained start (runs in a child process).
+
+    The untrained start is the same flow (same seed) after one Adam step at a
+    learning rate of 1e-12, read out the same way.
+    """
+    from dsphnf.flows import FitOptions, TrainConfig, fit_flow
+    from dsphnf.mocks import draw_mock
+
+    cat = draw_mock("NonPlumCuspIso", n=n, seed=0).catalog
+    grid = np.logspace(-1, 0, 21)
+    opts = FitOptions(r_grid=grid, threads=threads)
+    cfg = TrainConfig(steps=steps, batch=batch if n > batch else None, optimiser=optimiser)
+    start = fit_flow(cat, "isotropic", steps=1, seed=0, device=device, progress=False, options=opts,
+                     train_config=TrainConfig(steps=1, lr=1e-12, batch=cfg.batch, optimiser=optimiser))
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = fit_flow(cat, "isotropic", steps=steps, seed=0, device=device, progress=False,
+                   train_config=cfg, options=opts)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak_fit = _peak_mb()
+    full, full_s, full_cpu = _full_objective(res.artefacts.flows[0], cat)
+    full0 = _full_objective(start.artefacts.flows[0], cat)[0]
+    dex = lambda r: float(np.median(np.abs(np.log10(r.profile["rho"] / rho_nfw(grid)))))  # noqa: E731
+    train_s = res.summary["timings_s"].get("train_s", float("nan"))
+    taken = res.summary["diagnostics"]["members"][0]["steps"]  # fewer than ``steps`` if L-BFGS converged
     return {
-        "n": n, "steps": steps, "batch": cfg.batch, "device": device, "wall_s": wall,
-        "train_s": res.summary["timings_s"].get("train_s", float("nan")),
-        "s_per_step": res.summary["timings_s"].get("train_s", wall) / steps,
-        "full_objective_s": full_s, "full_objective": full,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "median_abs_dex": float(np.median(np.abs(dex))),
+        "n": n, "steps": taken, "batch": cfg.batch, "optimiser": optimiser, "device": device, "wall_s": wall,
+        "cpu_s": cpu, "train_s": train_s, "s_per_step": train_s / taken,
+        "full_objective_s": full_s, "full_objective_cpu_s": full_cpu, "full_objective": full,
+        "full_objective_start": full0, "peak_fit_mb": peak_fit, "peak_mb": _peak_mb(),
+        "median_abs_dex": dex(res), "median_abs_dex_start": dex(start),
     }
 
 
@@ -154,6 +178,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=1000, help="stars per step when N is larger")
+    ap.add_argument("--optimiser", default="adam", choices=["adam", "adam+lbfgs"],
+                    help="adam (default): the same fixed number of steps at every N; adam+lbfgs stops at "
+                         "convergence where the objective is deterministic (N <= batch)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: leave torch's default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -170,28 +197,32 @@ def main() -> None:
         return
     threads = args.threads or None
     if args.child is not None:
-        print(json.dumps(one(args.child, args.steps, args.batch, args.device, threads)))
+        print(json.dumps(one(args.child, args.steps, args.batch, args.device, threads, args.optimiser)))
         return
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {args.device}, "
-          f"threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.2f} at start")
+          f"threads {args.threads or 'default'}, optimiser {args.optimiser}, load average {os.getloadavg()[0]:.2f} at start")
     rows = []
     for n in args.n:
         cmd = [sys.executable, __file__, "--child", str(n), "--steps", str(args.steps), "--batch", str(args.batch),
-               "--device", args.device, "--threads", str(args.threads)]
+               "--device", args.device, "--threads", str(args.threads), "--optimiser", args.optimiser]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"  N = {n}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
-    print("\n| N | steps | batch | wall [s] | s/step | full objective [s] | peak memory [MB] | "
-          "full objective [nats/star] | median abs dex 0.1-1 kpc |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| N | steps | batch | fit wall [s] | fit CPU [s] | s/step | full objective wall [s] | "
+          "full objective CPU [s] | peak memory after fit [MB] | peak memory with full objective [MB] | "
+          "full objective [nats/star], trained (start) | median abs dex 0.1-1 kpc, trained (start) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']} | {r['steps']} | {r['batch'] or 'all'} | {r['wall_s']:.1f} | {r['s_per_step']:.3f} | "
-              f"{r['full_objective_s']:.2f} | {r['peak_mb']:.0f} | {r['full_objective']:.4f} | "
-              f"{r['median_abs_dex']:.3f} |")
+        print(f"| {r['n']} | {r['steps']} | {r['batch'] or 'all'} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+              f"{r['s_per_step']:.3f} | {r['full_objective_s']:.2f} | {r['full_objective_cpu_s']:.2f} | "
+              f"{r['peak_fit_mb']:.0f} | {r['peak_mb']:.0f} | {r['full_objective']:.4f} "
+              f"({r['full_objective_start']:.4f}) | {r['median_abs_dex']:.3f} ({r['median_abs_dex_start']:.3f}) |")
     ns = [r["n"] for r in rows]
-    print(f"\nslope d ln(wall)/d ln N = {slope(ns, [r['wall_s'] for r in rows]):.2f}; "
-          f"full objective: {slope(ns, [r['full_objective_s'] for r in rows]):.2f}; "
-          f"load average at end {os.getloadavg()[0]:.2f}")
+    for key, label in [("wall_s", "fit wall"), ("cpu_s", "fit CPU"), ("s_per_step", "s/step"),
+                       ("full_objective_s", "full objective wall"), ("full_objective_cpu_s", "full objective CPU"),
+                       ("peak_fit_mb", "peak memory after fit"), ("peak_mb", "peak memory with full objective")]:
+        print(f"slope d ln({label})/d ln N = {slope(ns, [r[key] for r in rows]):.2f}")
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
