@@ -7,7 +7,9 @@ isotropy given, default settings:
 do it) of one flow (:class:`~dsphnf.flows.cnf.SphericalFlow`) and of K = 1
 and 8 batched members (:class:`~dsphnf.flows.batched.BatchedFlow`, each
 member on its bootstrap resample as multiplicity weights); wall and CPU time,
-the median of ``--repeat`` evaluations after a warm-up; with ``--profile``
+the median of ``--repeat`` evaluations after a warm-up, first with glibc's
+default malloc settings, then with freed memory kept
+(:func:`~dsphnf.flows.allocator.keep_freed_memory`, as the trainers do); with ``--profile``
 also the torch profiler's table of the operators that take the most CPU time.
 
 ``--quadrature``: the exact velocity likelihood's quadrature against a
@@ -41,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from dsphnf.anisotropy import anisotropy_from  # noqa: E402
 from dsphnf.flows import FitOptions, fit_flow  # noqa: E402
+from dsphnf.flows.allocator import keep_freed_memory  # noqa: E402
 from dsphnf.flows.batched import BatchedFlow, member_batch  # noqa: E402
 from dsphnf.flows.losvd import log_losvd, velocity_table  # noqa: E402
 from dsphnf.flows.kde import bandwidths  # noqa: E402
@@ -91,26 +94,32 @@ def _evaluate(model, data, prior, cfg: TrainConfig) -> float:
 
 
 def timing(repeat: int, profile: bool) -> None:
-    """Median wall and CPU time of one loss-and-gradient evaluation, one flow and K = 1, 8 batched members."""
+    """Median wall and CPU time of one loss-and-gradient evaluation, one flow and K = 1, 8 batched members,
+    first with glibc's default malloc settings, then with freed memory kept (:mod:`dsphnf.flows.allocator`)."""
     cfg = TrainConfig()
     print(f"load average {os.getloadavg()[0]:.2f} at start; torch threads {torch.get_num_threads()}")
-    print("\n| model | rows per member | wall [s] | CPU [s] |\n|---|---|---|---|")
-    for K in (0, 1, 8):
-        model, data, prior = _members(K)
-        _evaluate(model, data, prior, cfg)
-        walls, cpus = [], []
-        for _ in range(repeat):
-            t0, c0 = time.perf_counter(), time.process_time()
+    print("\n| model | rows per member | malloc | wall [s] | CPU [s] |\n|---|---|---|---|---|")
+    for kept in (False, True):
+        if kept and not keep_freed_memory():
+            print("(freed memory cannot be kept here: glibc's settings unchanged)")
+            break
+        for K in (0, 1, 8):
+            model, data, prior = _members(K)
             _evaluate(model, data, prior, cfg)
-            walls.append(time.perf_counter() - t0), cpus.append(time.process_time() - c0)
-        name = "one flow" if K == 0 else f"{K} batched members"
-        print(f"| {name} | {data.obs.shape[-2]} | {np.median(walls):.3f} | {np.median(cpus):.3f} |")
-        if profile:
-            from torch.profiler import ProfilerActivity, profile as prof
-
-            with prof(activities=[ProfilerActivity.CPU]) as p:
+            walls, cpus = [], []
+            for _ in range(repeat):
+                t0, c0 = time.perf_counter(), time.process_time()
                 _evaluate(model, data, prior, cfg)
-            print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+                walls.append(time.perf_counter() - t0), cpus.append(time.process_time() - c0)
+            name = "one flow" if K == 0 else f"{K} batched members"
+            print(f"| {name} | {data.obs.shape[-2]} | {'kept' if kept else 'default'} | {np.median(walls):.3f} | "
+                  f"{np.median(cpus):.3f} |")
+            if profile:
+                from torch.profiler import ProfilerActivity, profile as prof
+
+                with prof(activities=[ProfilerActivity.CPU]) as p:
+                    _evaluate(model, data, prior, cfg)
+                print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     print(f"load average {os.getloadavg()[0]:.2f} at end")
 
 

@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import FitError
+from .allocator import keep_freed_memory
 from .batched import BatchedFlow, MemberBatch, member_batch
 from .member import MemberSettings, MemberStars, TrainedMember, _member_info, member_data, member_profile, new_flow
 from .objective import flow_loss
@@ -65,6 +66,7 @@ class BatchedTrainer:
     def __init__(self, flow: BatchedFlow, batch: MemberBatch, config: TrainConfig, progress: bool = False,
                  desc: str = "members", names: Sequence[str] | None = None) -> None:
         self.flow, self.batch, self.cfg, self.progress, self.desc = flow, batch, config, progress, desc
+        keep_freed_memory()  # the loss's tensors are reused, not page-faulted in anew each step (allocator.py)
         K = self.K = flow.members
         self.names = list(names) if names is not None else [f"flow {k + 1}/{K}" for k in range(K)]
         self.params = MemberParams(list(flow.parameters()))

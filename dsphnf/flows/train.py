@@ -58,6 +58,7 @@ import torch
 from tqdm import tqdm  # text bar (shown on terminals only); tqdm.auto warns in notebooks without ipywidgets
 
 from ..errors import FitError
+from .allocator import keep_freed_memory
 from .cnf import SphericalFlow
 from .objective import LOSSES, flow_loss, is_deterministic
 from .optimise import LBFGS, CachedObjective, NonFinite, flat_grad_norm, relative_change
@@ -235,6 +236,7 @@ class Trainer:
         fingerprint: str = "",
     ) -> None:
         self.flow, self.train, self.val, self.cfg = flow, train, val, config
+        keep_freed_memory()  # the loss's tensors are reused, not page-faulted in anew each step (allocator.py)
         self.seed = int(seed)
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.progress, self.desc, self.fingerprint = progress, desc, fingerprint
