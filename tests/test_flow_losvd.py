@@ -130,7 +130,35 @@ def test_node_weights_in_the_nll_give_the_per_node_loss_and_gradient():
     ls, lp = log_losvd(flow, R, v, h)
     plain = -(ls + (lp * nw).sum(dim=-1)).mean()
     gp = torch.autograd.grad(plain, params, allow_unused=True)
-    assert float(fused) == pytest.approx(float(plain), rel=1e-13)
+    assert float(fused.detach()) == pytest.approx(float(plain.detach()), rel=1e-13)
     for x, y in zip(gf, gp):
         if y is not None:
             torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-13)
+
+
+def test_speed_grid_equals_the_radial_map_of_every_radius_speed_pair():
+    """One solve per radius for the positions, J speeds along it: the same r and ln s as the (radius, speed)
+    pairs mapped one by one, for one flow and for two batched members."""
+    from dsphnf.flows.batched import BatchedFlow
+
+    flows = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        flow = SphericalFlow(kinematic=True, inner="cuspy", length_scale=1.0).double()
+        with torch.no_grad():
+            for p in flow.parameters():
+                p.add_(torch.randn_like(p) * 0.2)
+        flows.append(flow)
+    u = torch.tensor([0.05, 0.4, 1.0, 3.0, 20.0], dtype=torch.float64)
+    ls0 = torch.tensor([-2.0, -0.3, 0.7, 1.5], dtype=torch.float64)
+    m, J = len(u), len(ls0)
+    r, lns = flows[1].speed_grid(u, ls0)
+    r1, vs1 = flows[1].radial_map(u.repeat_interleave(J), ls0.repeat(m).unsqueeze(-1))
+    assert r.shape == (m,) and lns.shape == (m, J)
+    torch.testing.assert_close(r, r1.reshape(m, J)[:, 0], rtol=1e-13, atol=0)
+    torch.testing.assert_close(lns, vs1[:, 0].reshape(m, J), rtol=1e-13, atol=1e-13)
+    assert float((lns[:, 1:] - lns[:, :-1]).min()) > 0  # faster base speeds stay faster
+    rb, lnsb = BatchedFlow(flows).speed_grid(u, ls0)
+    assert rb.shape == (2, m) and lnsb.shape == (2, m, J)
+    torch.testing.assert_close(rb[1], r, rtol=1e-13, atol=0)
+    torch.testing.assert_close(lnsb[1], lns, rtol=1e-13, atol=1e-13)

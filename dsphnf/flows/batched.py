@@ -95,6 +95,8 @@ class BatchedFlow(nn.Module):
     # the single flow's pieces that only broadcast over leading axes
     solve = SphericalFlow.solve
     _rhs = SphericalFlow._rhs
+    _grid_rhs = SphericalFlow._grid_rhs
+    speed_grid = SphericalFlow.speed_grid
     premap = SphericalFlow.premap
     _power = SphericalFlow._power
     anisotropy_learned = False
@@ -133,6 +135,11 @@ class BatchedFlow(nn.Module):
     @property
     def n_selected(self) -> int:
         return self.members if self._idx is None else int(self._idx.numel())
+
+    @property
+    def member_lead(self) -> tuple[int, ...]:
+        """The member axis of the outputs: (number of selected members,)."""
+        return (self.n_selected,)
 
     def cusp_power(self) -> torch.Tensor | None:
         """c of the cuspy map per selected member (K,), a fixed c as a scalar, None unless cuspy."""

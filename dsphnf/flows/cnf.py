@@ -164,15 +164,42 @@ class SphericalFlow(nn.Module):
             return dl
         return torch.cat([dl, self.vel_field.rates(logr, y[..., 1:], t)], dim=-1)
 
-    def solve(self, y0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    def solve(self, y0: torch.Tensor, reverse: bool = False, rhs=None) -> torch.Tensor:
         """Integrate the state (ln r[, velocity state]) from t = 0 to 1 (or back).
 
-        A state with a single column is integrated with the positional field alone.
+        A state with a single column is integrated with the positional field
+        alone; ``rhs`` (default :meth:`_rhs`) may give another layout of the state.
         """
         ts = torch.tensor([1.0, 0.0] if reverse else [0.0, 1.0], dtype=y0.dtype, device=y0.device)
         opts = {"step_size": 1.0 / self.n_steps} if self.method in ("rk4", "euler", "midpoint", "explicit_adams") else None
         kw = {"rtol": 1e-7, "atol": 1e-9} if opts is None else {}
-        return odeint(self._rhs, y0, ts, method=self.method, options=opts, **kw)[-1]
+        return odeint(self._rhs if rhs is None else rhs, y0, ts, method=self.method, options=opts, **kw)[-1]
+
+    def _grid_rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`_rhs` for the state (..., m, 1 + J) of :meth:`speed_grid`: ln r once per radius, J log-speeds."""
+        logr, J = y[..., 0], y.shape[-1] - 1
+        dl = self.pos_field.log_rate(logr, t)
+        flat = (*logr.shape[:-1], -1)
+        lr = logr.unsqueeze(-1).expand(*logr.shape, J).reshape(flat)
+        dv = self.vel_field.rates(lr, y[..., 1:].reshape(*flat, 1), t).reshape(y[..., 1:].shape)
+        return torch.cat([dl.unsqueeze(-1), dv], dim=-1)
+
+    def speed_grid(self, u: torch.Tensor, ls0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final radii r (m,) of base radii ``u`` (m,) and log-speeds (m, J) of base log-speeds ``ls0`` (J,).
+
+        The same as ``radial_map(u.repeat_interleave(J), ls0.repeat(m)[:, None])``
+        reshaped to (m, J) (isotropic velocity state), but the positional
+        field, which does not depend on the speed, is evaluated once per
+        radius instead of once per (radius, speed). With members: (K, m), (K, m, J).
+        """
+        m, J = u.shape[-1], ls0.shape[-1]
+        logr0 = torch.log(self.premap(u).clamp_min(1e-300)).unsqueeze(-1)
+        y0 = torch.cat([logr0, ls0.to(logr0).expand(m, J)], dim=-1)
+        y1 = self.solve(y0.expand(*self.member_lead, m, J + 1), rhs=self._grid_rhs)
+        return self._power(torch.exp(y1[..., 0])), y1[..., 1:]
+
+    #: leading member axes of the outputs (none for one flow)
+    member_lead: tuple[int, ...] = ()
 
     def premap(self, u: torch.Tensor) -> torch.Tensor:
         """Fixed base reshaping of the radius (identity for the Gaussian base)."""

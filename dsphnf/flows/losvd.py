@@ -68,11 +68,8 @@ def velocity_table(
     u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
     nodes, w = velocity_nodes("isotropic", n_speed)
     ls0 = torch.as_tensor(nodes[:, 0], dtype=p.dtype, device=p.device)
-    m, J = u.shape[0], ls0.shape[0]
-    r, vs = flow.radial_map(u.repeat_interleave(J), ls0.repeat(m).unsqueeze(-1))
-    lead = r.shape[:-1]  # () for one flow, (K,) for K members
-    lnr = torch.log(r.reshape(*lead, m, J)[..., 0])
-    return lnr, vs[..., 0].reshape(*lead, m, J), torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
+    r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J); (K, m), (K, m, J) for K members
+    return torch.log(r), lns, torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
 
 
 def log_losvd(
