@@ -12,7 +12,8 @@ fields), :mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.stars`
 (bands), :mod:`~dsphnf.flows.standardise` (units, grid),
 :mod:`~dsphnf.flows.settings` (options), :mod:`~dsphnf.flows.member` (one
 ensemble member, a task of :func:`dsphnf.executor.run_grid`),
-:mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.artefacts` (saved flows), :mod:`~dsphnf.flows.plots`.
+:mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.artefacts` (saved flows), :mod:`~dsphnf.flows.plots`,
+:mod:`~dsphnf.flows.allocator` (freed tensor memory kept for reuse while training).
 """
 from .artefacts import FlowArtefacts, load_flows
 from .cnf import SphericalFlow, random_flow
