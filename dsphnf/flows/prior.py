@@ -65,6 +65,8 @@ from typing import Callable
 
 import torch
 
+from .separable import is_separable_table, table_moments
+
 __all__ = ["HOLE_TAU", "POSITIVITY_TAU", "SmoothnessPrior", "log_derivative", "roughness", "hole_penalty",
            "sigma_r2_table", "jeans_positivity", "positivity_penalty", "smoothness_penalty"]
 
@@ -125,8 +127,11 @@ def sigma_r2_table(vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> t
 
     Before the anisotropy layer the velocities are isotropic, and the layer does
     not touch v_r, so sigma_r^2 = <S^2>/3 over the base speeds (quadrature
-    weights of :func:`~dsphnf.flows.losvd.velocity_table`).
+    weights of :func:`~dsphnf.flows.losvd.velocity_table`); for the separable
+    family's table, <A^2>/3 (:func:`~dsphnf.flows.separable.table_moments`).
     """
+    if is_separable_table(vtable):  # the separable family: <A^2>/3
+        return table_moments(vtable)[0]
     _, lns, lw = vtable
     return torch.logsumexp(2.0 * lns + lw, dim=-1)
 
@@ -214,7 +219,8 @@ def smoothness_penalty(
         :func:`~dsphnf.flows.surface.radial_table`.
     vtable : speed table or None
         :func:`~dsphnf.flows.losvd.velocity_table` (None: positions only, no
-        sigma_r roughness and no positivity term).
+        sigma_r roughness and no positivity term; a separable table adds the
+        roughness of ln sigma_t^2).
     log_range : (float, float)
         ln r limits [ln L] over which the terms are integrated (the data's radii).
     tau : float
@@ -230,6 +236,8 @@ def smoothness_penalty(
     p = roughness(table[0], table[1], lo, hi)
     if vtable is not None:
         p = p + roughness(vtable[0], sigma_r2_table(vtable), lo, hi)
+    if is_separable_table(vtable):  # the separable family learns sigma_t as well: the same roughness
+        p = p + roughness(vtable[0], table_moments(vtable)[1], lo, hi)
     p = p / (2.0 * tau * tau) + hole_penalty(table[0], table[1], lo, hi) / (2.0 * hole_tau**2)
     if vtable is not None and positivity_tau is not None:
         p = p + positivity_penalty(table, vtable, lo, hi, beta) / (2.0 * positivity_tau**2)
