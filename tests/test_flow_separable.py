@@ -227,3 +227,25 @@ def test_fit_records_the_family_and_refuses_a_given_beta(monkeypatch):
     res = fit_flow(cat, "free", steps=3, progress=False, flow_config=FlowConfig(velocity="separable"))
     assert res.summary["settings"]["flow"]["velocity"] == "separable"
     assert res.artefacts.flows[0].separable and np.all(np.isfinite(res.profile["beta"]))
+
+
+def test_fourth_order_residual_of_the_separable_table():
+    """E4 = 0 for Gaussian shells of any aspect; for B = c A it is the elliptical family's E4 with beta = 1 - c^2."""
+    from dsphnf.flows.beta_prior import fourth_order_residual, separable_equilibrium_penalty
+
+    flow = SphericalFlow(**SEPARABLE).double()
+    table = radial_table(flow)
+    rng = (math.log(0.05), math.log(5.0))
+    assert float(separable_equilibrium_penalty(table, _hand_table(flow, lambda s: (s, 1.3 * s)), rng).detach()) < 1e-12
+    c = 0.7
+    vtab = _hand_table(flow, lambda s: (s + 0.2 * s * s, c * (s + 0.2 * s * s)))
+    lnr, lna, _, lw = vtab
+    from dsphnf.flows.surface import interp_table
+
+    lnnu = interp_table(lnr, *table)
+    m2, m4 = torch.logsumexp(2 * lna + lw, -1), torch.logsumexp(4 * lna + lw, -1)
+    x, e4 = fourth_order_residual(lnr, lnnu, m2, m4, torch.full_like(lnr, 1 - c * c))
+    inside = (x >= rng[0]) & (x <= rng[1])
+    expect = torch.trapezoid(e4[inside] ** 2, x[inside]) / (2 * 0.1**2)
+    assert float(expect) > 1.0  # non-Gaussian speeds: out of fourth-order equilibrium
+    assert float(separable_equilibrium_penalty(table, vtab, rng).detach()) == pytest.approx(float(expect), rel=1e-9)

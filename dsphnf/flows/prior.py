@@ -219,8 +219,7 @@ def smoothness_penalty(
         :func:`~dsphnf.flows.surface.radial_table`.
     vtable : speed table or None
         :func:`~dsphnf.flows.losvd.velocity_table` (None: positions only, no
-        sigma_r roughness and no positivity term; a separable table adds the
-        roughness of ln sigma_t^2).
+        sigma_r roughness and no positivity term).
     log_range : (float, float)
         ln r limits [ln L] over which the terms are integrated (the data's radii).
     tau : float
@@ -236,8 +235,6 @@ def smoothness_penalty(
     p = roughness(table[0], table[1], lo, hi)
     if vtable is not None:
         p = p + roughness(vtable[0], sigma_r2_table(vtable), lo, hi)
-    if is_separable_table(vtable):  # the separable family learns sigma_t as well: the same roughness
-        p = p + roughness(vtable[0], table_moments(vtable)[1], lo, hi)
     p = p / (2.0 * tau * tau) + hole_penalty(table[0], table[1], lo, hi) / (2.0 * hole_tau**2)
     if vtable is not None and positivity_tau is not None:
         p = p + positivity_penalty(table, vtable, lo, hi, beta) / (2.0 * positivity_tau**2)
