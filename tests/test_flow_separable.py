@@ -246,6 +246,6 @@ def test_fourth_order_residual_of_the_separable_table():
     m2, m4 = torch.logsumexp(2 * lna + lw, -1), torch.logsumexp(4 * lna + lw, -1)
     x, e4 = fourth_order_residual(lnr, lnnu, m2, m4, torch.full_like(lnr, 1 - c * c))
     inside = (x >= rng[0]) & (x <= rng[1])
-    expect = torch.trapezoid(e4[inside] ** 2, x[inside]) / (2 * 0.1**2)
+    expect = (torch.trapezoid(e4[inside] ** 2, x[inside]) / (2 * 0.1**2)).detach()
     assert float(expect) > 1.0  # non-Gaussian speeds: out of fourth-order equilibrium
     assert float(separable_equilibrium_penalty(table, vtab, rng).detach()) == pytest.approx(float(expect), rel=1e-9)
