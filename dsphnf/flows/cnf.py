@@ -391,7 +391,9 @@ class SphericalFlow(nn.Module):
         ``(x, v, ln f(x, v))`` for a kinematic one (f normalised in 6-D).
         The triangular Jacobian is det(dx/du_x) det(dv/du_v | u_x): radial
         factors (dr/du)(r/u)^2 for positions; (ds/ds0)(s/s0)^2 (1 - beta) for the
-        isotropic velocity field with the anisotropy layer; derivatives by autograd.
+        isotropic velocity field with the anisotropy layer, and
+        :func:`~dsphnf.flows.separable.shell_log_det` for the separable family;
+        derivatives by autograd.
         """
         with torch.enable_grad():
             u = torch.linalg.vector_norm(ux, dim=-1).detach().requires_grad_(True)

@@ -24,6 +24,12 @@ Density. In spherical coordinates about x_hat (w_r = cos theta) the velocity
 Jacobian at fixed x is |dv/du_v| = B (A' B cos^2 theta + A B' sin^2 theta) / s0^2,
 with A' = dA/ds0 and B' = dB/ds0 by autograd through the solver.
 
+Priors. The likelihood alone trades beta against the speed distributions
+(the first tangential-mock fit without them ran beta to +0.4 against a truth
+of -0.5, benchmarks/RESULTS.md); the family's beta(r) gets the smoothness
+prior of a free beta and its own fourth-order Jeans residual
+(:func:`~dsphnf.flows.beta_prior.separable_equilibrium_penalty`).
+
 Exact LOSVD. v_z = v . z_hat = A w_r n_z + B w_t . z_hat, and w uniform on
 the sphere makes v_z = w . e with e = (A n_z, B sqrt(1 - n_z^2)) in the
 (x_hat, tangential) frame: by Archimedes, v_z given s0 is uniform on [-|e|, |e|],
