@@ -10,6 +10,8 @@ truth there, and the wall time. Variants:
 - ``free``, ``om``, ``constant``, ... : the flow with that anisotropy inferred;
 - ``isotropic`` : the flow with beta wrongly fixed to zero (the bias);
 - ``start`` : the untrained start (one step at a learning rate of 1e-12);
+- ``separable`` : the flow with the separable velocity family (beta(r) learned
+  with its separate radial and tangential speed maps; ``FlowConfig(velocity="separable")``);
 - ``baseline:om`` (any ``baseline:FAMILY``) : the parametric Jeans fit with that inferred family.
 
 With ``--ensemble K`` (K > 1) every flow variant is an ensemble of K bootstrap
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -41,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from dsphnf.catalog import read_catalog  # noqa: E402
 from dsphnf.datasets import gaia_challenge_file  # noqa: E402
-from dsphnf.flows import FitOptions, TrainConfig, fit_flow  # noqa: E402
+from dsphnf.flows import FitOptions, FlowConfig, TrainConfig, fit_flow  # noqa: E402
 from dsphnf.kinematics import half_number_radius  # noqa: E402
 from dsphnf.mocks import draw_mock, get_model, truth_profiles  # noqa: E402
 
@@ -54,13 +58,13 @@ MOCKS = {
 }
 
 
-def catalogue(case: str, realisation: int, seed: int):
-    """(catalogue, truth(r) -> dict) of a case."""
+def catalogue(case: str, realisation: int, seed: int, n: int = 1000):
+    """(catalogue, truth(r) -> dict) of a case (``n`` stars for the general mocks)."""
     if case in MOCKS:
         from dsphnf.dwarf import model_truth
 
         halo, tracer, aniso = MOCKS[case]
-        mock = draw_mock(n=1000, seed=seed, halo=halo, tracer=tracer, anisotropy=aniso)
+        mock = draw_mock(n=n, seed=seed, halo=halo, tracer=tracer, anisotropy=aniso)
         return mock.catalog, lambda r: model_truth(mock.model, r)
     path = gaia_challenge_file(case, 1000, realisation)
     if path is None:
@@ -99,6 +103,9 @@ def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save
     if variant == "start":
         res = fit_flow(cat, "free", seed=seed, progress=False, options=opts,
                        train_config=TrainConfig(steps=1, lr=1e-12))
+    elif variant == "separable":
+        res = fit_flow(cat, "free", seed=seed, steps=steps, progress=False, options=opts, ensemble=ensemble,
+                       flow_config=FlowConfig(velocity="separable"))
     else:
         res = fit_flow(cat, variant, seed=seed, steps=steps, progress=False, options=opts, ensemble=ensemble)
     wall = time.perf_counter() - t0
@@ -134,6 +141,7 @@ def main() -> None:
     ap.add_argument("--realisation", type=int, default=0, help="Gaia Challenge file index k")
     ap.add_argument("--seed", type=int, default=0, help="mock seed and fit seed")
     ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--n", type=int, default=1000, help="stars of a general mock (default 1000)")
     ap.add_argument("--variants", nargs="+", default=["free", "isotropic", "start"])
     ap.add_argument("--ensemble", type=int, default=1, help="bootstrap members per flow variant (default 1)")
     ap.add_argument("--save", default=None, help="folder to save each flow result in (for diagnostics)")
@@ -147,13 +155,16 @@ def main() -> None:
     if a.beta_tau is not None:
         beta_prior.BETA_TAU = a.beta_tau
     torch.set_num_threads(1)
-    cat, truth = catalogue(a.case, a.realisation, a.seed)
+    cat, truth = catalogue(a.case, a.realisation, a.seed, a.n)
     r_half = half_number_radius(cat.x, cat.y, cat.weights)
     grid = np.unique(np.concatenate([R_MED, R_CHECK, [r_half]]))
     tr = truth(grid)
     for variant in a.variants:
         ens = 1 if variant in ("start",) or variant.startswith("baseline:") else a.ensemble
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         prof, wall, info, res = run_variant(cat, variant, a.steps, a.seed, grid, a.save, ens)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
         dex = np.log10(prof["rho"] / tr["rho"])
         at = np.searchsorted(grid, R_CHECK)
         ih = int(np.searchsorted(grid, r_half))
@@ -165,6 +176,8 @@ def main() -> None:
             "beta_at": [round(float(b), 3) for b in prof["beta"][at]],
             "beta_true_at": [round(float(b), 3) for b in tr["beta"][at]], "learned": info,
             "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU, "ensemble": ens,
+            "n": int(cat.n), "cpu_s": round(cpu, 1), "load": [round(x, 2) for x in os.getloadavg()],
+            "steps_done": None if res is None else [m.get("steps") for m in res.summary["diagnostics"]["members"]],
         }
         if ens > 1:
             out.update(_bands(prof, tr, res, cat, at, ih))

@@ -152,6 +152,8 @@ def test_saved_flows_reload(stars, tmp_path):
         (["--distance", "-3"], "--distance"),
         (["--val-fraction", "0.95"], "--val-fraction"),
         (["--device", "tpu"], "device"),
+        (["--velocity", "spherical"], "--velocity"),
+        (["--velocity", "separable"], "--anisotropy free"),
     ],
 )
 def test_bad_options_are_one_line_errors(stars, tmp_path, capsys, extra, message):

@@ -32,6 +32,10 @@ Anisotropy: isotropic, constant:B, om:RA, cuddeford:B0,RA, baes:B0,BINF,RA,ETA
 cuddeford, baes (parameters learned per flow) or free (a smooth beta(r)),
 with a fourth-order Jeans prior; weakly constrained by 1000 stars (see
 benchmarks/RESULTS.md).
+Velocity family (--velocity): elliptical (default: one speed map, beta by the
+anisotropy layer) or separable (radial and tangential speed maps learned
+separately, so the radial and tangential velocity distributions have shapes
+of their own; beta(r) comes with them; needs --anisotropy free).
 Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
@@ -89,6 +93,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA, or inferred: "
                         "constant | om | cuddeford | baes | free (default isotropic)")
     p.add_argument("--inner", default="free", metavar="MODE", help="free | cored | cuspy (default free)")
+    p.add_argument("--velocity", default="elliptical", metavar="FAMILY",
+                   help="velocity family: elliptical (one speed map, beta by the anisotropy layer) | separable "
+                        "(radial and tangential speed maps learned separately; needs --anisotropy free) "
+                        "(default elliptical)")
     p.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, metavar="K",
                    help=f"flows on bootstrap resamples, for the bands (default {DEFAULT_ENSEMBLE}; 1: no bands)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
@@ -109,8 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_args(args: argparse.Namespace):
-    from ..anisotropy import parse_anisotropy, require_form
+    from ..anisotropy import Inferred, parse_anisotropy, require_form
     from ..flows.cnf import FLOW_FORMS
+    from ..flows.separable import VELOCITY_FAMILIES
     from ..flows.field import INNER_MODES
     from ..flows.standardise import check_device
 
@@ -127,6 +136,10 @@ def _check_args(args: argparse.Namespace):
     if args.threads is not None and args.threads < 1:
         raise FitError(f"--threads must be at least 1, got {args.threads}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
+    if args.velocity not in VELOCITY_FAMILIES:
+        raise FitError(f"bad --velocity {args.velocity!r}: use {' or '.join(VELOCITY_FAMILIES)}")
+    if args.velocity == "separable" and args.anisotropy != Inferred("free"):
+        raise FitError("--velocity separable learns beta(r) itself: use --anisotropy free")
     args.executor = executor_from_args(args)
     if args.executor.kind == "ray" and args.device.strip().lower().startswith("cuda"):
         raise ExecutorError("--device cuda with --executor ray is not supported yet: use --executor local on a GPU")
@@ -134,7 +147,7 @@ def _check_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..flows import FitOptions, fit_flow
+    from ..flows import FitOptions, FlowConfig, fit_flow
 
     _check_args(args)
     out = Path(args.output)
@@ -149,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
             distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
             resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto"),
-            executor=args.executor,
+            executor=args.executor, flow_config=FlowConfig(velocity=args.velocity),
         )
     except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out
         shutil.rmtree(ck, ignore_errors=True)

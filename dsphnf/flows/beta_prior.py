@@ -24,6 +24,13 @@ kurtosis does not. The prior
 over the data's radii, penalises departures from equilibrium at fourth
 order, so that the LOSVD's shape constrains beta.
 
+The separable velocity family (:mod:`~dsphnf.flows.separable`, semi-axes A
+and B of each base shell learned separately) has
+<v_r^2 v_theta^2>/<v_r^4> = <A^2 B^2>/(3 <A^4>) instead, and its E4 has
+2 - 2 <A^2 B^2>/<A^4> in place of the first 2 beta
+(:func:`separable_equilibrium_penalty`); its beta(r) = 1 - <B^2>/<A^2> gets
+the same smoothness prior as a free beta.
+
 Smoothness of a free beta(r) (:func:`anisotropy_penalty`):
 
     P_beta = Int (d^2 y / d ln r^2)^2 d ln r / (2 tau_beta^2)
@@ -43,10 +50,11 @@ import math  # noqa: F401  (the doctests use it)
 import torch
 
 from .beta import FreeBeta, symmetrised
+from .separable import is_separable_table, table_beta
 from .surface import interp_table
 
 __all__ = ["BETA_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual", "equilibrium_penalty",
-           "learned_prior_per_star"]
+           "separable_equilibrium_penalty", "learned_prior_per_star"]
 
 #: Prior scale of d^2 y / d ln r^2 of a free beta(r).
 BETA_TAU = 0.5
@@ -98,12 +106,15 @@ def anisotropy_penalty(
 
 
 def fourth_order_residual(
-    lnr: torch.Tensor, lnnu: torch.Tensor, lnm2: torch.Tensor, lnm4: torch.Tensor, beta: torch.Tensor
+    lnr: torch.Tensor, lnnu: torch.Tensor, lnm2: torch.Tensor, lnm4: torch.Tensor, beta: torch.Tensor,
+    c4: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ln r, E4) at the interior nodes: the fourth-order Jeans residual of the module docstring.
 
     ``lnm2``, ``lnm4``: ln <s^2>, ln <s^4> of the isotropic speeds (any common
     offset cancels); derivatives are central differences on the nodes.
+    ``c4``: the term 2 - 6 <v_r^2 v_theta^2>/<v_r^4> at the nodes where it is
+    not 2 beta (the separable family: :func:`separable_equilibrium_penalty`).
 
     >>> x = torch.linspace(-2, 2, 41, dtype=torch.float64)
     >>> c = torch.zeros_like(x)
@@ -121,7 +132,8 @@ def fourth_order_residual(
     a4 = d(lnnu) + d(lnm4)
     # 3 sigma_r^4 / m4 = 3 (<s^2>/3)^2 / (<s^4>/5) = (5/3) <s^2>^2 / <s^4>
     w = (5.0 / 3.0) * torch.exp(2.0 * lnm2[1:-1] - lnm4[1:-1])
-    return lnr[1:-1], a4 + 2.0 * b - w * (a2 + 2.0 * b)
+    c = 2.0 * b if c4 is None else c4[1:-1]
+    return lnr[1:-1], a4 + c - w * (a2 + 2.0 * b)
 
 
 def equilibrium_penalty(
@@ -141,16 +153,46 @@ def equilibrium_penalty(
     return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
 
 
+def separable_equilibrium_penalty(
+    table: tuple[torch.Tensor, torch.Tensor], vtable, log_range: tuple[float, float], tau4: float = EQUILIBRIUM_TAU,
+) -> torch.Tensor:
+    """P_4 of the separable family (:mod:`~dsphnf.flows.separable`) on its table's nodes [nats].
+
+    With semi-axes A, B and a uniform direction w: <v_r^2> = <A^2>/3,
+    <v_r^4> = <A^4>/5, <v_r^2 v_theta^2> = <A^2 B^2>/15 and
+    beta = 1 - <B^2>/<A^2>; the v_r^3 moment equation
+    d(nu <v_r^4>)/dr + (nu/r)(2 <v_r^4> - 6 <v_r^2 v_theta^2>) + 3 nu sigma_r^2 dPhi/dr = 0
+    gives E4 with 2 beta replaced by c4 = 2 - 2 <A^2 B^2>/<A^4> in its first
+    bracket (c4 = 2 beta for B = sqrt(1 - beta) A).
+    """
+    lnr, lna, lnb, lw = vtable
+    lnnu = interp_table(lnr, table[0], table[1])
+    lnm2 = torch.logsumexp(2.0 * lna + lw, dim=-1)
+    lnm4 = torch.logsumexp(4.0 * lna + lw, dim=-1)
+    lnm22 = torch.logsumexp(2.0 * (lna + lnb) + lw, dim=-1)
+    beta = -torch.expm1(torch.logsumexp(2.0 * lnb + lw, dim=-1) - lnm2)
+    c4 = 2.0 - 2.0 * torch.exp(lnm22 - lnm4)
+    x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, beta, c4)
+    return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+
+
 def learned_prior_per_star(flow, table, vtable, prior) -> torch.Tensor | float:
     """The priors of a flow's learned anisotropy divided by ``prior.n_eff`` [nats per star].
 
     Every inferred family: :func:`equilibrium_penalty`; a free beta(r) also
-    :func:`anisotropy_penalty` (with ``prior.tau``). Both over ``prior.log_range``
+    :func:`anisotropy_penalty` (with ``prior.tau``). The separable velocity
+    family (a 4-entry ``vtable``): :func:`separable_equilibrium_penalty` and
+    :func:`anisotropy_penalty` on the beta(r) of its table. Both over ``prior.log_range``
     (a :class:`~dsphnf.flows.prior.SmoothnessPrior`), on the nodes of the speed
     table ``vtable``. 0 for a given anisotropy.
     """
     from .prior import sigma_r2_table
 
+    if is_separable_table(vtable) and table is not None:  # the separable family: beta from its table
+        beta = table_beta(vtable)(torch.exp(vtable[0]))
+        pen = separable_equilibrium_penalty(table, vtable, prior.log_range, EQUILIBRIUM_TAU)
+        pen = pen + anisotropy_penalty(vtable[0], beta, sigma_r2_table(vtable), prior.log_range, prior.tau, BETA_TAU)
+        return pen / prior.n_eff
     net = getattr(flow, "beta_net", None)
     if net is None or vtable is None or table is None:
         return 0.0

@@ -22,12 +22,16 @@ triangular and radial:
    outside, so that c acts on the centre only (a global r^(1 + c) also
    stretched the outskirts, which the network then had to undo, and c hardly
    moved during training);
-5. the anisotropy layer: the tangential velocity is scaled by
+5. the anisotropy layer (``velocity="elliptical"``, the default): the tangential velocity is scaled by
    sqrt(1 - beta(r)), which imposes beta(r) exactly on the isotropic
    velocity field. beta(r) is either given (a model of
    :mod:`dsphnf.anisotropy`) or inferred (``Inferred(family)``: a module of
    :mod:`~dsphnf.flows.beta` whose parameters are trained with the flow,
    through the same exact likelihood).
+   ``velocity="separable"`` has no such layer: the velocity ODE maps the
+   radial and tangential semi-axes of each base speed shell separately, and
+   beta(r) is read from the map (:mod:`~dsphnf.flows.separable`; needs
+   ``anisotropy=Inferred("free")``).
 
 Because the positional map is radial, its Jacobian determinant is
 (dr/du) (r/u)^2, and dr/du is obtained exactly (for the discretised solver
@@ -45,6 +49,8 @@ from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from .beta import LearnedAnisotropy, learned_anisotropy
 from .field import INNER_MODES, RadialField, VelocityField, log_normal_radius
 from .layers import plummer_inverse, plummer_radius
+from .separable import (VELOCITY_FAMILIES, separable_table, shell_inverse, shell_log_prob, shell_transform,
+                        table_beta)
 
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
 
@@ -80,6 +86,10 @@ class SphericalFlow(nn.Module):
         r. (Measured on the benchmark: 0.5 did not help over 0.1.)
     cusp_c : float or None
         Power of the cuspy map; None learns c >= 0 (starting at 0.5).
+    velocity : {"elliptical", "separable"}
+        Velocity family: the isotropic speed map with the anisotropy layer, or
+        the separate radial and tangential semi-axis maps of :mod:`~dsphnf.flows.separable`, which
+        learns beta(r) itself (``anisotropy`` must then be ``Inferred("free")``).
     width, depth : int
         MLP size of each field.
     n_steps : int
@@ -102,6 +112,7 @@ class SphericalFlow(nn.Module):
         depth: int = 2,
         n_steps: int = 8,
         method: str = "rk4",
+        velocity: str = "elliptical",
     ) -> None:
         super().__init__()
         if inner not in INNER_MODES:
@@ -116,11 +127,19 @@ class SphericalFlow(nn.Module):
         self.n_steps = int(n_steps)
         self.method = method
         require_form(anisotropy, FLOW_FORMS, "the flow")
-        learned = self.kinematic and isinstance(anisotropy, Inferred)
-        self.beta_model = None if learned else (anisotropy if kinematic else Isotropic())
+        if velocity not in VELOCITY_FAMILIES:
+            raise ValueError(f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}")
+        self.velocity = velocity
+        separable = self.kinematic and velocity == "separable"
+        if separable and anisotropy != Inferred("free"):
+            raise ValueError("the separable velocity family learns beta(r) itself: it needs anisotropy 'free'")
+        self.separable_anisotropy = anisotropy if separable else None
+        learned = self.kinematic and isinstance(anisotropy, Inferred) and not separable
+        self.beta_model = None if learned or separable else (anisotropy if kinematic else Isotropic())
         self.beta_net: LearnedAnisotropy | None = learned_anisotropy(anisotropy.family) if learned else None
         self.pos_field = RadialField("free" if inner == "free" else "cored", r0=r0, width=width, depth=depth)
-        self.vel_field = VelocityField("isotropic", r0=rv0, width=width, depth=depth) if self.kinematic else None
+        vmode = "split" if separable else "isotropic"
+        self.vel_field = VelocityField(vmode, r0=rv0, width=width, depth=depth) if self.kinematic else None
         self.fixed_c = None if cusp_c is None else float(cusp_c)
         if inner == "cuspy" and cusp_c is None:
             self.c_raw = nn.Parameter(torch.tensor(math.log(math.expm1(0.5))))
@@ -145,7 +164,8 @@ class SphericalFlow(nn.Module):
         return {
             "kinematic": self.kinematic,
             "inner": self.inner,
-            "anisotropy": (self.beta_net if self.beta_net is not None else self.beta_model).spec(),
+            "anisotropy": next(a for a in (self.beta_net, self.beta_model, self.separable_anisotropy)
+                               if a is not None).spec(),
             "length_scale": self.length_scale,
             "base": self.base,
             "r0": self.pos_field.r0,
@@ -155,6 +175,7 @@ class SphericalFlow(nn.Module):
             "depth": (len(self.pos_field.mlp.net) - 1) // 2,
             "n_steps": self.n_steps,
             "method": self.method,
+            "velocity": self.velocity,
         }
 
     def _rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -246,10 +267,20 @@ class SphericalFlow(nn.Module):
     @property
     def anisotropy_learned(self) -> bool:
         """True when beta(r) (or its parameters) is trained with the flow."""
-        return self.beta_net is not None
+        return self.beta_net is not None or self.separable
+
+    @property
+    def separable(self) -> bool:
+        """True for the separable velocity family (:mod:`~dsphnf.flows.separable`)."""
+        return self.kinematic and self.velocity == "separable"
 
     def beta(self, r: torch.Tensor) -> torch.Tensor:
-        """beta at standardised radius ``r``: the given model's, or the learned one (differentiable)."""
+        """beta at standardised radius ``r``: the given model's, or the learned one (differentiable).
+
+        The separable family reads it from a fresh velocity table (one solver pass).
+        """
+        if self.separable:
+            return table_beta(separable_table(self))(r)
         if self.beta_net is not None:
             return self.beta_net(r)
         return self.beta_model.beta_torch(r * self.length_scale)
@@ -267,6 +298,8 @@ class SphericalFlow(nn.Module):
             return n * self.radial_map(u).unsqueeze(-1)
         if uv is None:
             raise ValueError("a kinematic flow needs base velocities uv")
+        if self.separable:
+            return shell_transform(self, u, n, uv)
         s0 = torch.linalg.vector_norm(uv, dim=-1, keepdim=True).clamp_min(1e-30)
         r, vs = self.radial_map(u, torch.log(s0))
         v = uv * torch.exp(vs[:, :1] - torch.log(s0))
@@ -283,6 +316,8 @@ class SphericalFlow(nn.Module):
         if not self.kinematic:
             y0 = self.solve(torch.log(r1).unsqueeze(-1), reverse=True)
             return n * self.premap_inverse(torch.exp(y0[:, 0])).unsqueeze(-1)
+        if self.separable:
+            return shell_inverse(self, r1, n, v)
         vr = (v * n).sum(-1, keepdim=True)
         scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
         viso = vr * n + (v - vr * n) / scale
@@ -383,7 +418,9 @@ class SphericalFlow(nn.Module):
         ``(x, v, ln f(x, v))`` for a kinematic one (f normalised in 6-D).
         The triangular Jacobian is det(dx/du_x) det(dv/du_v | u_x): radial
         factors (dr/du)(r/u)^2 for positions; (ds/ds0)(s/s0)^2 (1 - beta) for the
-        isotropic velocity field with the anisotropy layer; derivatives by autograd.
+        isotropic velocity field with the anisotropy layer, and
+        :func:`~dsphnf.flows.separable.shell_log_det` for the separable family;
+        derivatives by autograd.
         """
         with torch.enable_grad():
             u = torch.linalg.vector_norm(ux, dim=-1).detach().requires_grad_(True)
@@ -396,6 +433,8 @@ class SphericalFlow(nn.Module):
                 logp = lp - torch.log(d) - 2.0 * (torch.log(r) - torch.log(u))
                 return x.detach(), logp.detach()
             lp = lp + log_normal_radius(torch.linalg.vector_norm(uv, dim=-1))
+            if self.separable:
+                return tuple(t.detach() for t in shell_log_prob(self, u, n, uv, lp))
             s0 = torch.linalg.vector_norm(uv, dim=-1).detach().requires_grad_(True)
             r, vs = self.radial_map(u, torch.log(s0).unsqueeze(-1))
             s1 = torch.exp(vs[:, 0])

@@ -35,6 +35,13 @@ in v, so f(x, v) = f(x, -v): no streaming or rotation, as for a dSph.
 Since x_hat is constant along a trajectory, the state reduces to
 (v_r, ln |v_t|). The ``isotropic`` velocity field has a = b = b(r, |v|, t):
 dv/dt = b v, the state is ln |v| and the velocity ellipsoid stays isotropic.
+
+The ``split`` field drives two speeds of a base velocity shell, its radial
+and tangential semi-axes A and B (state (ln A, ln B), both starting at the
+base speed), by two independent one-dimensional ODEs,
+d ln A/dt = a(r, A, t) and d ln B/dt = b(r, B, t): each final semi-axis is a
+strictly increasing function of the base speed, so the shells stay nested
+ellipsoids and the velocity map of :mod:`~dsphnf.flows.separable` is a bijection.
 """
 from __future__ import annotations
 
@@ -176,9 +183,11 @@ class VelocityField(nn.Module):
 
     Parameters
     ----------
-    mode : {"isotropic", "free"}
+    mode : {"isotropic", "free", "split"}
         ``isotropic``: dv/dt = b(r, |v|, t) v, state ln|v| (one column).
         ``free``: dv/dt = a v_r x_hat + b v_t, state (v_r, ln|v_t|) (two columns).
+        ``split``: state (ln A, ln B) of two shell semi-axes with independent
+        rates a(r, A, t), b(r, B, t) (two columns; no 3-D field, see the module docstring).
     r0 : float
         Offset of the radial feature ln(r + r0) [L].
     members : int or None
@@ -188,12 +197,14 @@ class VelocityField(nn.Module):
     def __init__(self, mode: str = "isotropic", r0: float = 0.1, width: int = 32, depth: int = 2,
                  members: int | None = None) -> None:
         super().__init__()
-        if mode not in ("isotropic", "free"):
-            raise ValueError(f"velocity mode must be 'isotropic' or 'free', got {mode!r}")
+        if mode not in ("isotropic", "free", "split"):
+            raise ValueError(f"velocity mode must be 'isotropic', 'free' or 'split', got {mode!r}")
         self.mode = mode
         self.r0 = float(r0)
         self.n_state = 1 if mode == "isotropic" else 2
-        self.mlp = MLP(3 if mode == "isotropic" else 4, width, depth, 1 if mode == "isotropic" else 2, members)
+        self.mlp = MLP(4 if mode == "free" else 3, width, depth, 2 if mode == "free" else 1, members)
+        # the tangential semi-axis of the split field has a network of its own
+        self.mlp_t = MLP(3, width, depth, 1, members) if mode == "split" else None
 
     def coefficients(self, logr: torch.Tensor, vstate: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """Invariant coefficients: (n, 1) b for ``isotropic``, (n, 2) (a, b) for ``free`` (leading member axis kept)."""
@@ -204,6 +215,10 @@ class VelocityField(nn.Module):
         if self.mode == "isotropic":
             s = torch.exp(vstate[..., :1])
             return self.mlp(torch.cat([feat_r, torch.log1p(s), tc], dim=-1))
+        if self.mode == "split":
+            s = torch.exp(vstate[..., :2])
+            return torch.cat([self.mlp(torch.cat([feat_r, torch.log1p(s[..., :1]), tc], dim=-1)),
+                              self.mlp_t(torch.cat([feat_r, torch.log1p(s[..., 1:2]), tc], dim=-1))], dim=-1)
         vr = vstate[..., :1]
         st = torch.exp(vstate[..., 1:2])
         return self.mlp(torch.cat([feat_r, torch.log1p(vr.abs()), torch.log1p(st), tc], dim=-1))
@@ -211,12 +226,14 @@ class VelocityField(nn.Module):
     def rates(self, logr: torch.Tensor, vstate: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """Time derivative of the velocity state (n, n_state) at radius exp(logr)."""
         c = self.coefficients(logr, vstate, t)
-        if self.mode == "isotropic":
+        if self.mode != "free":
             return c
         return torch.cat([vstate[..., :1] * c[..., :1], c[..., 1:2]], dim=-1)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """The 3-D field dv/dt at phase-space points (x, v), both of shape (n, 3)."""
+        """The 3-D field dv/dt at phase-space points (x, v), both of shape (n, 3) (not for ``split``)."""
+        if self.mode == "split":
+            raise ValueError("the split field drives shell semi-axes and has no closed-form 3-D field")
         r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(_TINY)
         xh = x / r
         logr = torch.log(r).squeeze(-1)

@@ -68,6 +68,7 @@ from .batched import batch_supported
 from .batched_train import train_members_batched
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
 from .prior import HOLE_TAU, POSITIVITY_TAU
+from .separable import VELOCITY_FAMILIES
 from .settings import FitOptions, FlowConfig, default_steps, fast_mode
 from .standardise import check_device, radial_grid, raw_stars, scales_of
 from .train import TrainConfig
@@ -240,6 +241,7 @@ def fit_flow(
         checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
         executor=where, batched=batched,
     )
+    _check_velocity(setup, catalog.vz is not None)
     _batched(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
     with _torch_threads(_outer_threads(opts.threads)):
         t0 = time.perf_counter()
@@ -286,6 +288,16 @@ def _check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts
     if catalog.n < MIN_STARS:
         raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: {catalog.n} stars; "
                        f"the flow fit needs at least {MIN_STARS}")
+
+
+def _check_velocity(setup: _Setup, kinematic: bool) -> None:
+    """One-line FitErrors for a velocity family the fit cannot use (:data:`~dsphnf.flows.separable.VELOCITY_FAMILIES`)."""
+    velocity = setup.flow.velocity
+    if velocity not in VELOCITY_FAMILIES:
+        raise FitError(f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}")
+    if kinematic and velocity == "separable" and setup.anisotropy != Inferred("free"):
+        raise FitError(f"the separable velocity family learns beta(r) itself: use the anisotropy 'free', "
+                       f"not {setup.anisotropy.spec()!r}")
 
 
 def _executor(executor: ExecutorSpec | str, ray_address: str | None, workers: int | None,

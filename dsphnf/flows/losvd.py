@@ -13,6 +13,9 @@ known:
   e = n_z n + sqrt(1 - beta) (z_hat - n_z n), |e|^2 = n_z^2 + (1 - beta)(1 - n_z^2);
   w being isotropic, v_z has the law of |e| w_z, and w_z given s is uniform
   on [-s, s];
+- the ``separable`` family (:mod:`~dsphnf.flows.separable`) maps each base
+  shell to an ellipsoid with semi-axes A(s0), B(s0) of its own; the same
+  argument gives |e|^2 = n_z^2 A^2 + (1 - n_z^2) B^2 and a uniform law on [-|e|, |e|];
 - convolved with a Gaussian of width h (kernel and the star's error), a
   uniform law on [-a, a] has density [Phi((v + a)/h) - Phi((v - a)/h)] / (2a).
 
@@ -37,6 +40,7 @@ import math
 import torch
 
 from .moments import velocity_nodes
+from .separable import is_separable_table, separable_table
 from .surface import _base_nodes, interp_table, line_of_sight_terms, radial_table, weighted_mean
 
 __all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "uniform_mixture", "expected_log_mixture"]
@@ -61,9 +65,13 @@ def velocity_table(
 
     ``n_nodes`` base radii whose reshaped radii are log-spaced over ``r_range``
     [L] (outside it ln S is held at its end values); ``n_speed`` generalised
-    Gauss-Laguerre nodes of the base speed. A flow with K members
+    Gauss-Laguerre nodes of the base speed. The separable family gives its own
+    4-entry table instead (:func:`~dsphnf.flows.separable.separable_table`).
+    A flow with K members
     (:mod:`~dsphnf.flows.batched`) gives (K, m) and (K, m, J) tables.
     """
+    if getattr(flow, "separable", False):
+        return separable_table(flow, n_speed, n_nodes, r_range)
     p = next(flow.parameters())
     u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
     nodes, w = velocity_nodes("isotropic", n_speed)
@@ -108,16 +116,23 @@ def log_losvd(
     if not supports_exact(flow):
         raise ValueError("the exact LOSVD needs a kinematic flow")
     lnr, lnnu = radial_table(flow) if table is None else table
-    vl, vs, lw_speed = velocity_table(flow) if vtable is None else vtable
+    vtable = velocity_table(flow) if vtable is None else vtable
     _, _, terms = line_of_sight_terms(lnr, lnnu, R, n_s)
     log_sigma = math.log(2.0) + torch.logsumexp(terms, dim=-1)
     s, q, terms = line_of_sight_terms(lnr, lnnu, R, n_s_v)  # coarser nodes suffice for v_z
     lw_los = terms - torch.logsumexp(terms, dim=-1, keepdim=True)  # (n, n_s)
     nz2 = torch.tanh(s) ** 2
-    beta = flow.beta(torch.exp(q))
-    e = torch.sqrt((nz2 + (1.0 - beta) * (1.0 - nz2)).clamp_min(1e-12))
-    lns = interp_table(q, vl, vs, extrapolate=False)  # (n, n_s, J), held beyond the table
-    a = (e.unsqueeze(-1) * torch.exp(lns)).clamp_min(1e-8)
+    if is_separable_table(vtable):  # semi-axes A, B: |e|^2 = n_z^2 A^2 + (1 - n_z^2) B^2
+        vl, lna, lnb, lw_speed = vtable
+        a2 = torch.exp(2.0 * interp_table(q, vl, lna, extrapolate=False))
+        b2 = torch.exp(2.0 * interp_table(q, vl, lnb, extrapolate=False))
+        a = torch.sqrt(nz2.unsqueeze(-1) * a2 + (1.0 - nz2).unsqueeze(-1) * b2).clamp_min(1e-8)
+    else:
+        vl, vs, lw_speed = vtable
+        beta = flow.beta(torch.exp(q))
+        e = torch.sqrt((nz2 + (1.0 - beta) * (1.0 - nz2)).clamp_min(1e-12))
+        lns = interp_table(q, vl, vs, extrapolate=False)  # (n, n_s, J), held beyond the table
+        a = (e.unsqueeze(-1) * torch.exp(lns)).clamp_min(1e-8)
     h = torch.as_tensor(h, dtype=a.dtype, device=a.device)
     hb = (h.reshape(*h.shape, 1, 1, 1) if h.dim() >= 1 else h) * math.sqrt(2.0)
     va = v.to(a).abs().reshape(*R.shape, -1, 1, 1)  # (n, k, 1, 1)

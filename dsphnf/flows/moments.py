@@ -16,6 +16,8 @@ with ``torch.autograd.grad(..., create_graph=True)`` applied as often as needed
   With the anisotropy layer (beta given or learned): sigma_r^2 = <|v|^2> / 3
   and sigma_t^2 = (1 - beta) sigma_r^2 (one component) exactly; a learned
   beta(r) enters the Jeans equation and its derivative by autograd like nu.
+  Separable family (:mod:`~dsphnf.flows.separable`): sigma_r^2 = <A^2>/3
+  and sigma_t^2 = <B^2>/3 over the base speeds, beta = 1 - sigma_t^2/sigma_r^2.
 - G M(r) = -r sigma_r^2 [dln nu/dln r + dln sigma_r^2/dln r + 2 beta],
   rho = (dM/dln r) / (4 pi r^3).
 
@@ -53,6 +55,28 @@ def velocity_nodes(mode: str, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
     lst = np.tile(np.log(np.sqrt(2.0 * xt)), len(xr))
     w = np.outer(wr, wt).ravel()
     return np.column_stack([vr, lst]), w / w.sum()
+
+
+def _velocity_moments(f64: SphericalFlow, u: torch.Tensor, rr: torch.Tensor, n_nodes: int):
+    """(sigma_r^2, sigma_t^2, beta) at base radii ``u`` (final radii ``rr``), differentiable in ``u``.
+
+    Elliptical family: <S^2>/3 over the base speeds and (1 - beta) sigma_r^2.
+    Separable family: <A^2>/3 and <B^2>/3 over the same base speeds (semi-axes
+    of :mod:`~dsphnf.flows.separable`), and beta = 1 - sigma_t^2 / sigma_r^2.
+    """
+    nodes, weights = velocity_nodes("isotropic", n_nodes)
+    K, n = len(weights), u.shape[0]
+    nodes_t = torch.as_tensor(nodes, dtype=torch.float64, device=u.device)
+    w_t = torch.as_tensor(weights, dtype=torch.float64, device=u.device)
+    if f64.separable:  # semi-axes (ln A, ln B) of each base shell
+        _, v1 = f64.radial_map(u.repeat_interleave(K), nodes_t.repeat(n, 2))
+        sr2 = (torch.exp(2.0 * v1[:, 0]).reshape(n, K) * w_t).sum(-1) / 3.0
+        st2 = (torch.exp(2.0 * v1[:, 1]).reshape(n, K) * w_t).sum(-1) / 3.0
+        return sr2, st2, 1.0 - st2 / sr2
+    _, v1 = f64.radial_map(u.repeat_interleave(K), nodes_t.repeat(n, 1))
+    sr2 = (torch.exp(2.0 * v1[:, 0]).reshape(n, K) * w_t).sum(-1) / 3.0
+    beta = f64.beta(rr)
+    return sr2, (1.0 - beta) * sr2, beta
 
 
 def _grad(f: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -112,18 +136,7 @@ def flow_profiles(
         }
         if not f64.kinematic:
             return out
-        nodes, weights = velocity_nodes("isotropic", n_nodes)
-        K = len(weights)
-        nodes_t = torch.as_tensor(nodes, dtype=torch.float64, device=dev)
-        w_t = torch.as_tensor(weights, dtype=torch.float64, device=dev)
-        n = u.shape[0]
-        u_rep = u.repeat_interleave(K)
-        v0 = nodes_t.repeat(n, 1)
-        _, v1 = f64.radial_map(u_rep, v0)
-        s2 = torch.exp(2.0 * v1[:, 0]).reshape(n, K)
-        sr2 = (s2 * w_t).sum(-1) / 3.0
-        beta = f64.beta(rr)
-        st2 = (1.0 - beta) * sr2
+        sr2, st2, beta = _velocity_moments(f64, u, rr, n_nodes)
         dlns2 = D(torch.log(sr2))
         m_std = -rr * sr2 * (dlnnu + dlns2 + 2.0 * beta)  # G M / (L V^2)
         out.update(

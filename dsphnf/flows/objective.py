@@ -33,6 +33,7 @@ from . import kde
 from .beta_prior import learned_prior_per_star
 from .losvd import exact_nll, supports_exact, velocity_table
 from .prior import SmoothnessPrior
+from .separable import is_separable_table, table_beta
 from .stars import StarData
 from .surface import positional_nll, radial_table
 
@@ -132,5 +133,6 @@ def flow_loss(
         nll = kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
     if prior is None:
         return nll
-    return nll + prior.per_star(table, vtable, flow.beta) + learned_prior_per_star(flow, table, vtable, prior)
+    beta = table_beta(vtable) if is_separable_table(vtable) else flow.beta  # separable: no second solver pass
+    return nll + prior.per_star(table, vtable, beta) + learned_prior_per_star(flow, table, vtable, prior)
 

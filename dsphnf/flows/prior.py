@@ -65,6 +65,8 @@ from typing import Callable
 
 import torch
 
+from .separable import is_separable_table, table_moments
+
 __all__ = ["HOLE_TAU", "POSITIVITY_TAU", "SmoothnessPrior", "log_derivative", "roughness", "hole_penalty",
            "sigma_r2_table", "jeans_positivity", "positivity_penalty", "smoothness_penalty"]
 
@@ -125,8 +127,11 @@ def sigma_r2_table(vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> t
 
     Before the anisotropy layer the velocities are isotropic, and the layer does
     not touch v_r, so sigma_r^2 = <S^2>/3 over the base speeds (quadrature
-    weights of :func:`~dsphnf.flows.losvd.velocity_table`).
+    weights of :func:`~dsphnf.flows.losvd.velocity_table`); for the separable
+    family's table, <A^2>/3 (:func:`~dsphnf.flows.separable.table_moments`).
     """
+    if is_separable_table(vtable):  # the separable family: <A^2>/3
+        return table_moments(vtable)[0]
     _, lns, lw = vtable
     return torch.logsumexp(2.0 * lns + lw, dim=-1)
 

@@ -37,7 +37,13 @@ def default_steps() -> int:
 
 @dataclass
 class FlowConfig:
-    """Architecture of each flow (see :class:`~dsphnf.flows.cnf.SphericalFlow`)."""
+    """Architecture of each flow (see :class:`~dsphnf.flows.cnf.SphericalFlow`).
+
+    ``velocity`` is the velocity family: ``"elliptical"`` (one speed map and
+    the anisotropy layer) or ``"separable"`` (radial and tangential semi-axis
+    maps learned separately, beta(r) with them; needs the anisotropy ``free``:
+    :mod:`~dsphnf.flows.separable`).
+    """
 
     base: str = "plummer"
     r0: float = 0.1
@@ -47,6 +53,7 @@ class FlowConfig:
     depth: int = 2
     n_steps: int = 4
     method: str = "rk4"
+    velocity: str = "elliptical"
 
 
 @dataclass

@@ -1,0 +1,251 @@
+"""The separable velocity family: the map's symmetry, inverse and Jacobian, and its exact LOSVD against closed forms."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, stats
+
+from dsphnf.anisotropy import Inferred, Isotropic
+from dsphnf.errors import FitError
+from dsphnf.flows import FlowConfig, SphericalFlow, fit_flow
+from dsphnf.flows.losvd import log_losvd, velocity_table
+from dsphnf.flows.moments import flow_profiles
+from dsphnf.flows.separable import separable_table, speed_nodes, table_beta, table_moments
+from dsphnf.flows.surface import radial_table
+
+pytestmark = pytest.mark.usefixtures("float64_one_thread")
+
+SEPARABLE = dict(kinematic=True, velocity="separable", anisotropy=Inferred("free"))
+
+
+def separable_flow(seed: int = 0, std: float = 0.15, **kw) -> SphericalFlow:
+    """A separable flow with random (non-trivial) weights, float64."""
+    torch.manual_seed(seed)
+    flow = SphericalFlow(**{**SEPARABLE, **kw}).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.normal_(0.0, std)
+    return flow
+
+
+def random_rotation(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    if torch.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def base_points(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(inner="cuspy", base="gaussian")])
+def test_map_and_density_are_rotation_equivariant(kw):
+    flow = separable_flow(1, **kw)
+    ux, uv = base_points(64, 5)
+    x, v, lf = flow.log_prob_base(ux, uv)
+    for k in range(3):
+        Q = random_rotation(10 + k)
+        xr, vr = flow.transform(ux @ Q.T, uv @ Q.T)
+        assert torch.allclose(xr, x @ Q.T, atol=1e-11) and torch.allclose(vr, v @ Q.T, atol=1e-11)
+        assert torch.allclose(flow.log_prob_base(ux @ Q.T, uv @ Q.T)[2], lf, atol=1e-10)
+    # f(x, v) = f(x, -v): the map is odd in the base velocity
+    x2, v2, lf2 = flow.log_prob_base(ux, -uv)
+    assert torch.allclose(v2, -v, atol=1e-12) and torch.allclose(lf2, lf, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(inner="cuspy", base="gaussian")])
+def test_forward_then_inverse_is_identity(kw):
+    flow = separable_flow(3, n_steps=16, **kw)
+    ux, uv = base_points(200, 4)
+    ux2, uv2 = flow.inverse(*flow.transform(ux, uv))
+    # reverse-time RK4 for the radius; the base speed by Newton steps on the forward map (exact)
+    assert torch.allclose(ux2, ux, atol=2e-6) and torch.allclose(uv2, uv, atol=1e-8)
+
+
+def test_phase_space_log_det_matches_brute_force_jacobian():
+    flow = separable_flow(5)
+    ux, uv = base_points(5, 7)
+    _, _, lf = flow.log_prob_base(ux, uv)
+
+    def T(z):
+        x, v = flow.transform(z[:3].unsqueeze(0), z[3:].unsqueeze(0))
+        return torch.cat([x[0], v[0]])
+
+    for i in range(ux.shape[0]):
+        z = torch.cat([ux[i], uv[i]])
+        J = torch.autograd.functional.jacobian(T, z)
+        brute = -0.5 * float(z @ z) - 3.0 * math.log(2 * math.pi) - torch.linalg.slogdet(J)[1]
+        assert float(lf[i]) == pytest.approx(float(brute), abs=1e-9)
+
+
+def test_semi_axes_grow_with_the_base_speed():
+    """Nested shells (the map is a bijection): A(s0) and B(s0) increase at every radius of the table."""
+    _, lna, lnb, _ = separable_table(separable_flow(2, std=0.4))
+    assert bool((lna.diff(dim=-1) > 0).all()) and bool((lnb.diff(dim=-1) > 0).all())
+    assert float((lna - lnb).detach().abs().max()) > 0.05  # and they are not the same map
+
+
+@pytest.mark.parametrize("h", [0.25, 0.4])
+def test_identity_map_has_the_gaussian_losvd(h):
+    """Untrained separable flow: v ~ N(0, I) everywhere, so v_z convolved with h is N(0, 1 + h^2)."""
+    flow = SphericalFlow(**SEPARABLE).double()
+    R = torch.tensor([0.05, 0.3, 1.0, 3.0, 10.0]).repeat_interleave(6)
+    v = torch.tensor([0.0, 0.3, 0.8, 1.5, 2.5, 4.0]).repeat(5)
+    ls, lp = log_losvd(flow, R, v, torch.tensor(h))
+    exact = -0.5 * v**2 / (1 + h * h) - 0.5 * math.log(2 * math.pi * (1 + h * h))
+    assert torch.allclose(lp, exact, atol=3e-3)
+    assert torch.allclose(ls, -math.log(math.pi) - 2 * torch.log1p(R**2), atol=2e-3)
+
+
+def test_losvd_is_normalised_in_vz():
+    flow = separable_flow(6)  # semi-axes up to ~20 at the largest base speed
+    grid = torch.linspace(-40.0, 40.0, 4001)
+    for R0 in (0.1, 1.0, 5.0):
+        with torch.no_grad():
+            _, lp = log_losvd(flow, torch.full_like(grid, R0), grid, torch.tensor(0.3))
+        total = torch.trapezoid(torch.exp(lp), grid)
+        assert float(total) == pytest.approx(1.0, abs=1e-4)
+
+
+def _hand_table(flow, semi_axes):
+    """A separable table whose semi-axes are (A(s0), B(s0)) = ``semi_axes(s0)`` at every radius."""
+    lnr, _, _, lw = separable_table(flow)
+    ls0 = torch.as_tensor(speed_nodes(lw.shape[0])[0])
+    a, b = semi_axes(torch.exp(ls0))
+    m = lnr.shape[0]
+    return lnr, torch.log(a).expand(m, -1), torch.log(b).expand(m, -1), lw
+
+
+def _plummer_losvd(R: float, v: float, h: float, law) -> float:
+    """Int nu(r) p(v | r, n_z) dz / Int nu dz for the unit Plummer sphere (the untrained positions)."""
+    nu = lambda z: (1.0 + R * R + z * z) ** -2.5  # noqa: E731
+    def integrand(z):
+        nz = z / math.sqrt(R * R + z * z)
+        return nu(z) * law(v, nz, h)
+    top = integrate.quad(integrand, 0.0, np.inf, epsabs=1e-13, epsrel=1e-10)[0]
+    return top / integrate.quad(nu, 0.0, np.inf, epsabs=1e-13, epsrel=1e-10)[0]
+
+
+def test_constant_beta_gaussian_table_has_the_analytic_losvd():
+    """Semi-axes (sigma_r s0, sigma_t s0): the anisotropic Gaussian, beta = 1 - sigma_t^2/sigma_r^2 = -0.5."""
+    flow = SphericalFlow(**SEPARABLE).double()
+    sr, st = 0.8, 0.8 * math.sqrt(1.5)
+    vtab = _hand_table(flow, lambda s: (sr * s, st * s))
+    R = torch.tensor([0.1, 0.1, 0.1, 1.0, 1.0, 1.0, 3.0, 3.0])
+    v = torch.tensor([0.0, 0.7, 2.0, 0.0, 0.7, 2.0, 0.3, 1.5])
+    h = 0.3
+    with torch.no_grad():
+        _, lp = log_losvd(flow, R, v, torch.tensor(h), radial_table(flow), vtab)
+    gauss = lambda v, nz, h: stats.norm.pdf(v, scale=math.sqrt(sr**2 * nz**2 + st**2 * (1 - nz**2) + h * h))  # noqa: E731
+    exact = [math.log(_plummer_losvd(float(r), float(x), h, gauss)) for r, x in zip(R, v)]
+    np.testing.assert_allclose(lp.numpy(), exact, atol=3e-3)
+    beta = table_beta(vtab)(torch.tensor([0.05, 1.0, 20.0])).detach()
+    assert torch.allclose(beta, torch.full((3,), -0.5), atol=1e-12)
+
+
+def test_nonelliptical_table_has_its_analytic_losvd():
+    """A(s0) = s0, B(s0) = 0.5 s0 + 0.3 s0^2 (the aspect changes with speed): against the s0 integral."""
+    flow = SphericalFlow(**SEPARABLE).double()
+    semi = lambda s: (s, 0.5 * s + 0.3 * s * s)  # noqa: E731
+    vtab = _hand_table(flow, semi)
+    h = 0.3
+
+    s = np.linspace(1e-6, 12.0, 6001)  # a fine trapezoid in s0, independent of the flow's 24 nodes
+    a, b = semi(s)
+    chi3 = stats.chi.pdf(s, 3)
+
+    def law(v, nz, h):  # Int chi_3(s0) U(v; |e|) convolved with N(0, h^2) ds0
+        e = np.sqrt(nz * nz * a * a + (1 - nz * nz) * b * b)
+        box = (stats.norm.cdf((v + e) / h) - stats.norm.cdf((v - e) / h)) / (2 * e)
+        return np.trapezoid(chi3 * box, s)
+
+    for R0, v0 in [(0.1, 0.0), (0.1, 1.2), (2.0, 0.0), (2.0, 1.2)]:
+        with torch.no_grad():
+            _, lp = log_losvd(flow, torch.tensor([R0]), torch.tensor([v0]), torch.tensor(h), radial_table(flow), vtab)
+        assert float(lp[0]) == pytest.approx(math.log(_plummer_losvd(R0, v0, h, law)), abs=5e-3)
+
+
+def test_losvd_matches_a_kernel_estimate_from_flow_samples():
+    """The table's LOSVD is that of the flow's own samples (8e4 stars, ~4000 in a +-8 % annulus)."""
+    flow = separable_flow(3, std=0.2)
+    with torch.no_grad():
+        x, v = flow.sample(80_000, torch.Generator().manual_seed(0))
+    R = torch.linalg.vector_norm(x[:, :2], dim=-1)
+    h, R0 = 0.3, 0.5
+    grid = torch.linspace(-2.5, 2.5, 11)
+    vz = v[(R > 0.92 * R0) & (R < 1.08 * R0), 2].numpy()
+    mc = np.array([np.mean(np.exp(-0.5 * ((g - vz) / h) ** 2)) / (h * math.sqrt(2 * math.pi)) for g in grid.numpy()])
+    mc = 0.5 * (mc + mc[::-1])
+    _, lp = log_losvd(flow, torch.full_like(grid, R0), grid, torch.tensor(h))
+    np.testing.assert_allclose(np.exp(lp.detach().numpy()), mc, rtol=0.1, atol=1e-3 * mc.max())
+
+
+def test_beta_read_back_from_table_readout_and_samples():
+    """beta(r) of the table, of the Jeans read-out and of flow samples in radial shells agree."""
+    flow = separable_flow(8, std=0.2)
+    r = np.array([0.3, 1.0, 2.0])
+    prof = flow_profiles(flow, r, length_scale=1.0)
+    from_table = table_beta(velocity_table(flow))(torch.as_tensor(r)).detach().numpy()
+    np.testing.assert_allclose(prof["beta"], from_table, atol=0.02)
+    assert np.ptp(prof["beta"]) > 0.05 or abs(prof["beta"][0]) > 0.1  # a non-trivial anisotropy
+    with torch.no_grad():
+        x, v = flow.sample(100_000, torch.Generator().manual_seed(1))
+    rr = torch.linalg.vector_norm(x, dim=-1)
+    n = x / rr.unsqueeze(-1)
+    vr = (v * n).sum(-1)
+    vt2 = (v * v).sum(-1) - vr * vr
+    for ri, b in zip(r, prof["beta"]):
+        sel = (rr > 0.85 * ri) & (rr < 1.15 * ri)  # >= 4000 stars per shell: beta to ~0.03
+        mc = 1.0 - 0.5 * float(vt2[sel].mean()) / float((vr[sel] ** 2).mean())
+        assert mc == pytest.approx(b, abs=0.05)
+    # sigma_t^2 / sigma_r^2 of the table's moments is the same beta
+    ls_r, ls_t = table_moments(velocity_table(flow))
+    assert torch.allclose(-torch.expm1(ls_t - ls_r), table_beta(velocity_table(flow))(torch.exp(velocity_table(flow)[0])))
+
+
+def test_separable_needs_the_free_anisotropy():
+    with pytest.raises(ValueError, match="free"):
+        SphericalFlow(kinematic=True, velocity="separable", anisotropy=Isotropic())
+    with pytest.raises(ValueError, match="velocity"):
+        SphericalFlow(kinematic=True, velocity="spherical")
+
+
+def test_fit_records_the_family_and_refuses_a_given_beta(monkeypatch):
+    from dsphnf.mocks import draw_mock
+
+    monkeypatch.setenv("DSPHNF_FAST", "1")
+    cat = draw_mock(n=300, seed=1, halo="nfw:6.4e7,1", tracer="plummer:0.25", anisotropy="constant:-0.5").catalog
+    with pytest.raises(FitError, match="free"):
+        fit_flow(cat, "isotropic", steps=2, progress=False, flow_config=FlowConfig(velocity="separable"))
+    res = fit_flow(cat, "free", steps=3, progress=False, flow_config=FlowConfig(velocity="separable"))
+    assert res.summary["settings"]["flow"]["velocity"] == "separable"
+    assert res.artefacts.flows[0].separable and np.all(np.isfinite(res.profile["beta"]))
+
+
+def test_fourth_order_residual_of_the_separable_table():
+    """E4 = 0 for Gaussian shells of any aspect; for B = c A it is the elliptical family's E4 with beta = 1 - c^2."""
+    from dsphnf.flows.beta_prior import fourth_order_residual, separable_equilibrium_penalty
+
+    flow = SphericalFlow(**SEPARABLE).double()
+    table = radial_table(flow)
+    rng = (math.log(0.05), math.log(5.0))
+    assert float(separable_equilibrium_penalty(table, _hand_table(flow, lambda s: (s, 1.3 * s)), rng).detach()) < 1e-12
+    c = 0.7
+    vtab = _hand_table(flow, lambda s: (s + 0.2 * s * s, c * (s + 0.2 * s * s)))
+    lnr, lna, _, lw = vtab
+    from dsphnf.flows.surface import interp_table
+
+    lnnu = interp_table(lnr, *table)
+    m2, m4 = torch.logsumexp(2 * lna + lw, -1), torch.logsumexp(4 * lna + lw, -1)
+    x, e4 = fourth_order_residual(lnr, lnnu, m2, m4, torch.full_like(lnr, 1 - c * c))
+    inside = (x >= rng[0]) & (x <= rng[1])
+    expect = (torch.trapezoid(e4[inside] ** 2, x[inside]) / (2 * 0.1**2)).detach()
+    assert float(expect) > 1.0  # non-Gaussian speeds: out of fourth-order equilibrium
+    assert float(separable_equilibrium_penalty(table, vtab, rng).detach()) == pytest.approx(float(expect), rel=1e-9)
