@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from dsphnf import draw_mock  # noqa: E402
 from dsphnf.catalog import read_catalog  # noqa: E402
-from dsphnf.flows import ensemble, prior  # noqa: E402
+from dsphnf.flows import ensemble as flow_ensemble, prior as flow_prior  # noqa: E402
 from dsphnf.datasets import gaia_challenge_file  # noqa: E402
 from dsphnf.flows import FitOptions, fit_flow  # noqa: E402
 
@@ -75,9 +75,9 @@ def switch_off_positivity() -> None:
     survival check (a FitError there) is switched off too; rho <= 0 then shows
     as NaN in the log errors.
     """
-    term = prior.positivity_penalty
-    prior.positivity_penalty = lambda table, vtable, lo, hi, beta=None: 0.0 * term(table, vtable, lo, hi, beta)
-    ensemble.check_survival = lambda accounting: None
+    term = flow_prior.positivity_penalty
+    flow_prior.positivity_penalty = lambda table, vtable, lo, hi, beta=None: 0.0 * term(table, vtable, lo, hi, beta)
+    flow_ensemble.check_survival = lambda accounting: None
 
 
 def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device: str = "cpu",
@@ -99,7 +99,7 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device
         "seed": seed, "ensemble": ensemble, "wall_s": wall, "timings_s": res.summary["timings_s"],
         "steps": [m["steps"] for m in res.summary["diagnostics"]["members"]],
         "convergence": [m.get("convergence") for m in res.summary["diagnostics"]["members"]],
-        "median_abs_dex_0.1_1": float(np.median(np.abs(dex))),  # NaN where rho <= 0 counts as NaN
+        "median_abs_dex_0.1_1": float(np.median(np.abs(dex))),  # NaN if rho <= 0 at any of the radii
         "radii_without_rho": int(np.sum(~(p["rho"][sel] > 0))),
         "rho": p["rho"][at].tolist(), "rho_lo95": p["rho_lo95"][at].tolist(), "rho_hi95": p["rho_hi95"][at].tolist(),
         "rho_lo": p["rho_lo"][at].tolist(), "rho_hi": p["rho_hi"][at].tolist(),
