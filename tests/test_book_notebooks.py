@@ -103,3 +103,32 @@ def test_chapters_use_the_current_api(path: Path) -> None:
                 for alias in node.names:
                     found = hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}")
                     assert found, f"{node.module}.{alias.name} does not exist"
+
+
+def _book_conftest():
+    spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "book" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chapter_8_is_skipped_only_without_the_catalogues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsphnf import datasets
+    from dsphnf.galaxies import GALAXIES
+
+    book = _book_conftest()
+    assert set(book.NEEDS_CATALOGUES) <= {p.name for p in CHAPTERS}
+    monkeypatch.delenv("DSPHNF_DATA", raising=False)
+    monkeypatch.setattr(datasets, "CHECKOUT", tmp_path / "a" / "repo")   # no shared/data beside it
+    work = tmp_path / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert sorted(book.missing_catalogues()) == sorted(GALAXIES)
+    data = tmp_path / "data" / "walker_dwarfs"
+    data.mkdir(parents=True)
+    monkeypatch.setenv("DSPHNF_DATA", str(data.parent))
+    for g in list(GALAXIES.values())[:-1]:
+        (data / g.file).write_text("")
+    assert book.missing_catalogues() == [list(GALAXIES)[-1]]
+    (data / list(GALAXIES.values())[-1].file).write_text("")
+    assert book.missing_catalogues() == []
