@@ -86,6 +86,10 @@ class SphericalFlow(nn.Module):
         Fixed steps of the solver (``method="rk4"``); ignored by adaptive solvers.
     method : str
         torchdiffeq method, e.g. ``"rk4"`` (default) or ``"dopri5"``.
+    foreground : bool
+        Learn a foreground fraction f = sigmoid(``fg_raw``) for the mixture
+        likelihood of :mod:`~dsphnf.flows.foreground` (starting at
+        :data:`~dsphnf.flows.foreground.F_START`); the fields do not depend on it.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class SphericalFlow(nn.Module):
         depth: int = 2,
         n_steps: int = 8,
         method: str = "rk4",
+        foreground: bool = False,
     ) -> None:
         super().__init__()
         if inner not in INNER_MODES:
@@ -126,6 +131,12 @@ class SphericalFlow(nn.Module):
             self.c_raw = nn.Parameter(torch.tensor(math.log(math.expm1(0.5))))
         else:
             self.register_parameter("c_raw", None)
+        if foreground:  # after every field: it draws no random numbers, so the fields start as without it
+            from .foreground import F_START
+
+            self.fg_raw = nn.Parameter(torch.tensor(math.log(F_START / (1.0 - F_START))))
+        else:
+            self.register_parameter("fg_raw", None)
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -139,6 +150,14 @@ class SphericalFlow(nn.Module):
         if self.c_raw is None:
             return torch.tensor(self.fixed_c)
         return nn.functional.softplus(self.c_raw)
+
+    def foreground_raw(self) -> torch.Tensor | None:
+        """The learned foreground fraction's logit (None without one)."""
+        return self.fg_raw
+
+    def foreground_fraction(self) -> float | None:
+        """The learned foreground fraction f (None without one)."""
+        return None if self.fg_raw is None else float(torch.sigmoid(self.fg_raw.detach()))
 
     def spec(self) -> dict:
         """The settings that rebuild this flow (for checkpoints and summaries)."""
@@ -155,6 +174,7 @@ class SphericalFlow(nn.Module):
             "depth": (len(self.pos_field.mlp.net) - 1) // 2,
             "n_steps": self.n_steps,
             "method": self.method,
+            **({"foreground": True} if self.fg_raw is not None else {}),  # absent: the specs of flows without one
         }
 
     def _rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
