@@ -170,7 +170,11 @@ def member_data(stars: MemberStars, settings: MemberSettings,
     The scales L, V, v_sys are those of the member's resample (training and
     validation stars together, duplicates counted;
     :func:`~dsphnf.flows.standardise.scales_of`); a single flow's resample is
-    the catalogue itself, so it gets the catalogue's scales.
+    the catalogue itself, so it gets the catalogue's scales. With a
+    foreground mixture v_sys and V are the velocity peak's
+    (:func:`~dsphnf.foreground.velocity_core`: unit weights would let the
+    field stars set them); with a distance drawn per member L is times D_k / D
+    and ``distance_kpc`` is D_k (:func:`member_distance`).
     """
     tr, va = member_split(len(stars.raw["w"]), settings.seed, k, settings.ensemble, settings.val_fraction)
     resample = np.sort(np.concatenate([tr, va]))
@@ -180,37 +184,57 @@ def member_data(stars: MemberStars, settings: MemberSettings,
         scales = {**scales, "v_sys": v_sys, "V": V}
     std = standardise_stars(stars.raw, scales)
     if settings.distance is not None:  # every length of the member x s: the same standardised stars
-        D = member_distance(settings.distance, settings.seed, k)
+        D = member_distance(settings.distance, settings.seed, k, settings.ensemble)
         scales = {**scales, "L": scales["L"] * D / settings.distance[0], "distance_kpc": D}
     return tr, va, scales, std
 
 
-def member_distance(distance: tuple[float, float], seed: int, k: int) -> float:
-    """Member ``k``'s distance [kpc]: D_k ~ N(D, sigma_D) for ``distance`` = (D, sigma_D), clipped at D / 2.
+def member_distance(distance: tuple[float, float], seed: int, k: int, ensemble: int) -> float:
+    """Distance [kpc] of member ``k`` of ``ensemble``: D_k ~ N(D, sigma_D) for ``distance`` = (D, sigma_D).
 
-    Seeded by the fit's seed and k (as the baseline's distance per posterior
-    draw, :func:`dsphnf.survey.quantities.baseline_draws`). At D_k every
-    projected position is D_k / D times its value at D; the standardised
-    stars do not change, only the member's length unit L_k (and its J, at D_k).
+    Stratified (a Latin hypercube in one dimension): the K members take the
+    K equal-probability strata of N(D, sigma_D) in an order permuted by the
+    seed, member k a uniform draw inside its stratum (clipped at D / 2). Each D_k is still
+    distributed as N(D, sigma_D), but the K of them always span the
+    distribution: with 4 independent draws the members' spread of distances
+    can fall far below sigma_D (Draco, seed 0: 0.27 sigma_D), and the bands
+    would then miss most of the distance error. Seeded by the fit's seed and
+    k (the baseline draws a distance per posterior draw,
+    :func:`dsphnf.survey.quantities.baseline_draws`). At D_k every projected
+    position is D_k / D times its value at D; the standardised stars do not
+    change, only the member's length unit L_k (and its J, at D_k).
 
-    >>> member_distance((76.0, 6.0), 0, 1) == member_distance((76.0, 6.0), 0, 1) != member_distance((76.0, 6.0), 0, 2)
+    >>> from scipy.stats import norm
+    >>> d = [member_distance((76.0, 6.0), 0, k, 4) for k in range(4)]
+    >>> d[1] == member_distance((76.0, 6.0), 0, 1, 4)
     True
-    >>> member_distance((76.0, 1e3), 0, 0) >= 38.0
+    >>> sorted(np.searchsorted(76.0 + 6.0 * norm.ppf([0.25, 0.5, 0.75]), d).tolist())  # one per quartile
+    [0, 1, 2, 3]
+    >>> member_distance((76.0, 1e3), 0, 0, 1) >= 38.0
     True
     """
+    from scipy.stats import norm
+
     D, err = float(distance[0]), float(distance[1])
-    return float(np.clip(np.random.default_rng([int(seed), int(k), 13]).normal(D, err), 0.5 * D, None))
+    stratum = np.random.default_rng([int(seed), 13]).permutation(int(ensemble))[int(k)]
+    u = np.random.default_rng([int(seed), int(k), 13]).uniform()
+    return float(np.clip(D + err * norm.ppf((stratum + u) / ensemble), 0.5 * D, None))
 
 
 def _star_data(std: dict[str, Any], settings: MemberSettings, sel: np.ndarray, h: np.ndarray,
-               scales: dict[str, float]) -> StarData:
-    """The standardised stars ``sel`` as tensors on the fit's device and dtype (with the foreground, if any)."""
+               scales: dict[str, float] | None = None) -> StarData:
+    """The standardised stars ``sel`` as tensors on the fit's device and dtype.
+
+    With a foreground mixture, the foreground in the member's units ``scales`` goes with them (``data.fg``).
+    """
     dev, dtype = torch.device(settings.device), settings.dtype
     obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
     wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
     ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
     data = StarData(obs, h, wt, ve)
     if settings.mixture:
+        if scales is None:
+            raise ValueError("a foreground mixture needs the member's scales")
         data.fg = foreground_term(settings.foreground, scales, dtype, dev)
     return data
 
@@ -274,7 +298,8 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
     torch.manual_seed(seed * 1009 + k)
     flow = new_flow(stars, settings, scales["L"])
     trainer = Trainer(
-        flow, _star_data(std, settings, tr, h, scales), _star_data(std, settings, va, h, scales) if len(va) else None,
+        flow, _star_data(std, settings, tr, h, scales),
+        _star_data(std, settings, va, h, scales) if len(va) else None,
         settings.train, seed=seed * 7919 + k, checkpoint=checkpoint, progress=progress,
         desc=f"flow {k + 1}/{settings.ensemble}", fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
     )
