@@ -49,6 +49,9 @@ from .layers import plummer_inverse, plummer_radius
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
 
 #: Anisotropy forms the flow supports (see :func:`dsphnf.anisotropy.require_form`).
+#: Foreground fraction of an untrained flow that learns one (:mod:`~dsphnf.flows.foreground`).
+F_START = 0.1
+
 FLOW_FORMS = ("given:*", "inferred:free", "inferred:constant", "inferred:om", "inferred:cuddeford", "inferred:baes")
 
 
@@ -89,7 +92,7 @@ class SphericalFlow(nn.Module):
     foreground : bool
         Learn a foreground fraction f = sigmoid(``fg_raw``) for the mixture
         likelihood of :mod:`~dsphnf.flows.foreground` (starting at
-        :data:`~dsphnf.flows.foreground.F_START`); the fields do not depend on it.
+        :data:`F_START`); the fields do not depend on it.
     """
 
     def __init__(
@@ -132,8 +135,6 @@ class SphericalFlow(nn.Module):
         else:
             self.register_parameter("c_raw", None)
         if foreground:  # after every field: it draws no random numbers, so the fields start as without it
-            from .foreground import F_START
-
             self.fg_raw = nn.Parameter(torch.tensor(math.log(F_START / (1.0 - F_START))))
         else:
             self.register_parameter("fg_raw", None)

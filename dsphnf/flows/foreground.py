@@ -30,12 +30,10 @@ import numpy as np
 import torch
 
 from ..foreground import Foreground
+from .cnf import F_START
 from .surface import _simpson, log_surface_density, weighted_mean
 
 __all__ = ["ForegroundTerm", "foreground_term", "stack_terms", "log_window_fraction", "mixture_nll", "F_START"]
-
-#: Foreground fraction of an untrained flow with a free fraction.
-F_START = 0.1
 
 
 @dataclass
