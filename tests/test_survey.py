@@ -85,7 +85,7 @@ def test_cli_two_galaxies_resume(tmp_path, capsys) -> None:
     (["survey", "draco", "--method", "mcmc"], "unknown --method 'mcmc'"),
     (["survey", "draco", "--radius", "oval"], "unknown --radius 'oval'"),
     (["survey", "draco", "--anisotropy", "free"], "free"),
-    (["survey", "draco", "--method", "both", "--membership", "mixture"], "are baseline options"),
+    (["survey", "draco", "--method", "both", "--distance", "sometimes"], "unknown --distance 'sometimes'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message) -> None:
     find_reference("walker_dwarfs")

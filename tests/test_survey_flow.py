@@ -86,3 +86,21 @@ def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> No
     assert np.isfinite(leo2["rho150"])
     assert main(args) == 0  # stored like a finished fit: the same command resumes both
     assert "0 fit(s) computed, 2 resumed" in capsys.readouterr().out
+
+
+def test_flow_with_a_distance_per_member_and_a_foreground_mixture(tmp_path, monkeypatch) -> None:
+    """``--distance per-draw --membership mixture`` with the flow: each flow's own distance and learned fraction."""
+    find_reference("walker_dwarfs", "leo2_spec.dat")
+    monkeypatch.setenv("DSPHNF_FAST", "1")
+    out = tmp_path / "o"
+    assert main(["survey", "leo2", "-o", str(out), "--method", "flow", "--distance", "per-draw", "--membership",
+                 "mixture", "--ensemble", "2", "--steps", "3", "--no-progress", "--no-plots"]) == 0
+    row = read_table(out)[0]
+    diag = json.loads((out / "summary.json").read_text())["diagnostics"]["leo2_flow"]
+    D, err = row["distance_kpc"], row["distance_err_kpc"]
+    d = np.array(diag["member_distances_kpc"])
+    assert d.shape == (2,) and np.all(d > 0.5 * D) and np.all(np.abs(d - D) < 5 * err) and d[0] != d[1]
+    f = np.array(diag["foreground_fractions"])
+    assert np.all((f > 0) & (f < 1)) and row["f_fg"] == pytest.approx(f.mean())
+    assert row["n_members"] == pytest.approx((1 - row["f_fg"]) * row["n_stars"])
+    assert np.isfinite([row["rho150"], row["M_half"], row["log10_J05"]]).all()

@@ -21,11 +21,12 @@ radius), beta(R_half) (NaN for isotropic fits), log10 J(0.5 deg)
 subtends less than 0.5 deg (flagged j_beyond_data), members and wall time.
 
 Systematics switches: --radius elliptical|circular, --distance fixed|per-draw
-(baseline: a distance drawn per posterior draw), --membership weights|mixture|
-mixture-all (baseline: a broad Gaussian foreground in v_z in the likelihood
-instead of the membership weights, for the same stars or for every star),
---velocity-errors used|ignored, --anisotropy (e.g. constant for a free constant
-beta in the baseline).
+(a distance drawn per posterior draw of the baseline, per flow of the
+ensemble), --membership weights|mixture|mixture-all (a broad Gaussian
+foreground in v_z, uniform on the sky, in the likelihood with a free fraction
+instead of the membership weights, for the same stars or for every star; the
+fraction is the column f_fg), --velocity-errors used|ignored, --anisotropy
+(e.g. constant for a free constant beta in the baseline, free for the flow).
 
 Writes into OUT: survey.ecsv (with units), survey.csv, literature.csv (against
 Read, Walker & Steger 2019; Pace & Strigari 2019; Geringer-Sameth et al. 2015,

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..foreground import Foreground
 from .cnf import SphericalFlow
+from .foreground import foreground_term, stack_terms
 from .field import MemberLinear, RadialField, VelocityField
 from .kde import bandwidths
 from .prior import SmoothnessPrior
@@ -83,6 +85,7 @@ class BatchedFlow(nn.Module):
         self.vel_field = None if first.vel_field is None else VelocityField("isotropic", first.vel_field.r0, w, d,
                                                                            members=K)
         self.c_raw = None if first.c_raw is None else nn.Parameter(torch.zeros(K))
+        self.fg_raw = None if first.fg_raw is None else nn.Parameter(torch.zeros(K))
         p = next(first.parameters())
         self.to(device=p.device, dtype=p.dtype)
         self.register_buffer("length_scale", torch.tensor([f.length_scale for f in flows], dtype=p.dtype,
@@ -112,8 +115,10 @@ class BatchedFlow(nn.Module):
                 else:
                     lin.weight.copy_(mod.weight[k].T)
                     lin.bias.copy_(mod.bias[k, 0])
-        if self.c_raw is not None:
-            (self.c_raw[k].copy_(flow.c_raw) if into_batch else flow.c_raw.copy_(self.c_raw[k]))
+        for name in ("c_raw", "fg_raw"):
+            mine, theirs = getattr(self, name), getattr(flow, name)
+            if mine is not None:
+                (mine[k].copy_(theirs) if into_batch else theirs.copy_(mine[k]))
 
     @torch.no_grad()
     def write_member(self, k: int, flow: SphericalFlow) -> SphericalFlow:
@@ -148,6 +153,10 @@ class BatchedFlow(nn.Module):
         if self.c_raw is None:
             return torch.tensor(self.fixed_c)
         return nn.functional.softplus(self._rows(self.c_raw))
+
+    def foreground_raw(self) -> torch.Tensor | None:
+        """The learned foreground fractions' logits per selected member (K,), None without them."""
+        return None if self.fg_raw is None else self._rows(self.fg_raw)
 
     def radial_map(self, u: torch.Tensor, vstate0: torch.Tensor | None = None):
         """Final radii (K, n) (and velocity states (K, n, 1)) of base radii ``u`` ((n,) or (K, n))."""
@@ -198,6 +207,7 @@ class MemberBatch:
         out.obs, out.d, out.h, out.weights, out.R = d.obs[idx], d.d, d.h[idx], d.weights[idx], d.R[idx]
         out.err2 = None if d.err2 is None else d.err2[idx]
         out.inv_hv2 = None if d.inv_hv2 is None else d.inv_hv2[idx]
+        out.fg = None if d.fg is None else d.fg.take(idx)
         p = self.prior
         if p is None:
             return out, None
@@ -208,11 +218,12 @@ class MemberBatch:
 
 def member_batch(resamples: Sequence[np.ndarray], standardised: Sequence[dict[str, Any]], scales: list[dict],
                  bandwidth_factor: float, smooth_tau: float | None, dtype: torch.dtype,
-                 device: torch.device) -> MemberBatch:
+                 device: torch.device, foreground: Foreground | None = None) -> MemberBatch:
     """Members' resamples (training indices with duplicates) as multiplicity weights on shared rows.
 
     ``standardised[k]`` holds the catalogue in member k's units
     (:func:`~dsphnf.flows.standardise.standardise_stars`): ``obs``, ``w``, ``verr``.
+    A ``foreground`` [km/s] goes into every member's units (``data.fg``, :mod:`~dsphnf.flows.foreground`).
 
     >>> obs = np.array([[1.0, 0.0, 0.1], [0.0, 2.0, -0.2], [3.0, 0.0, 0.3]])
     >>> std = {"obs": obs, "w": np.ones(3), "verr": None}
@@ -238,6 +249,8 @@ def member_batch(resamples: Sequence[np.ndarray], standardised: Sequence[dict[st
         verr.append(None if std["verr"] is None else std["verr"][sel])
     as_t = lambda a: torch.as_tensor(np.stack(a), dtype=dtype, device=device)  # noqa: E731
     data = StarData(as_t(obs), np.stack(h), as_t(wts), None if verr[0] is None else as_t(verr))
+    if foreground is not None:
+        data.fg = stack_terms([foreground_term(foreground, sc, dtype, device) for sc in scales])
     prior = None if smooth_tau is None else SmoothnessPrior.for_stars(data.R, data.weights, smooth_tau)
     return MemberBatch(data, prior, scales, h)
 

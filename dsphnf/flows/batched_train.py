@@ -45,7 +45,7 @@ from .member import MemberSettings, MemberStars, TrainedMember, _member_info, me
 from .objective import flow_loss
 from .optimise import relative_change
 from .optimise_members import MemberAdam, MemberLBFGS, MemberObjective, MemberParams
-from .train import TrainConfig
+from .train import FAST_PARAMETERS, TrainConfig
 
 __all__ = ["BatchedTrainer", "train_members_batched", "choose_threads"]
 
@@ -71,8 +71,8 @@ class BatchedTrainer:
         self.names = list(names) if names is not None else [f"flow {k + 1}/{K}" for k in range(K)]
         self.params = MemberParams(list(flow.parameters()))
         names = [n for n, _ in flow.named_parameters()]
-        self.factor = self.params.column_factor({names.index("c_raw"): config.cusp_lr_factor}
-                                                if "c_raw" in names else {})
+        self.factor = self.params.column_factor({names.index(n): config.cusp_lr_factor
+                                                 for n in FAST_PARAMETERS if n in names})
         self.objective = MemberObjective(self.params, self._loss)
         p = self.params.params[0]
         self.adam = MemberAdam(K, self.params.size, p)
@@ -293,7 +293,7 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
         flows.append(new_flow(stars, settings, sc["L"]))
         resamples.append(tr), std_all.append(std), scales.append(sc)
     batch = member_batch(resamples, std_all, scales, settings.bandwidth_factor, settings.train.smooth_tau,
-                         settings.dtype, dev)
+                         settings.dtype, dev, settings.foreground if stars.kinematic else None)
     trainer = BatchedTrainer(BatchedFlow(flows), batch, settings.train, progress, f"{K} members",
                              [f"flow {k + 1}/{settings.ensemble}" for k in ks])
     old = torch.get_num_threads()

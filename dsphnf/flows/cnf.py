@@ -55,6 +55,9 @@ from .separable import (VELOCITY_FAMILIES, separable_table, shell_inverse, shell
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
 
 #: Anisotropy forms the flow supports (see :func:`dsphnf.anisotropy.require_form`).
+#: Foreground fraction of an untrained flow that learns one (:mod:`~dsphnf.flows.foreground`).
+F_START = 0.1
+
 FLOW_FORMS = ("given:*", "inferred:free", "inferred:constant", "inferred:om", "inferred:cuddeford", "inferred:baes")
 
 
@@ -96,6 +99,10 @@ class SphericalFlow(nn.Module):
         Fixed steps of the solver (``method="rk4"``); ignored by adaptive solvers.
     method : str
         torchdiffeq method, e.g. ``"rk4"`` (default) or ``"dopri5"``.
+    foreground : bool
+        Learn a foreground fraction f = sigmoid(``fg_raw``) for the mixture
+        likelihood of :mod:`~dsphnf.flows.foreground` (starting at
+        :data:`F_START`); the fields do not depend on it.
     """
 
     def __init__(
@@ -113,6 +120,7 @@ class SphericalFlow(nn.Module):
         n_steps: int = 8,
         method: str = "rk4",
         velocity: str = "elliptical",
+        foreground: bool = False,
     ) -> None:
         super().__init__()
         if inner not in INNER_MODES:
@@ -145,6 +153,10 @@ class SphericalFlow(nn.Module):
             self.c_raw = nn.Parameter(torch.tensor(math.log(math.expm1(0.5))))
         else:
             self.register_parameter("c_raw", None)
+        if foreground:  # after every field: it draws no random numbers, so the fields start as without it
+            self.fg_raw = nn.Parameter(torch.tensor(math.log(F_START / (1.0 - F_START))))
+        else:
+            self.register_parameter("fg_raw", None)
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -158,6 +170,14 @@ class SphericalFlow(nn.Module):
         if self.c_raw is None:
             return torch.tensor(self.fixed_c)
         return nn.functional.softplus(self.c_raw)
+
+    def foreground_raw(self) -> torch.Tensor | None:
+        """The learned foreground fraction's logit (None without one)."""
+        return self.fg_raw
+
+    def foreground_fraction(self) -> float | None:
+        """The learned foreground fraction f (None without one)."""
+        return None if self.fg_raw is None else float(torch.sigmoid(self.fg_raw.detach()))
 
     def spec(self) -> dict:
         """The settings that rebuild this flow (for checkpoints and summaries)."""
@@ -176,6 +196,7 @@ class SphericalFlow(nn.Module):
             "n_steps": self.n_steps,
             "method": self.method,
             "velocity": self.velocity,
+            **({"foreground": True} if self.fg_raw is not None else {}),  # absent: the specs of flows without one
         }
 
     def _rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

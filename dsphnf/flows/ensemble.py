@@ -220,12 +220,15 @@ def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: fl
 
 
 def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
-                    theta_deg: float = 0.5) -> tuple[dict, list[float | None]]:
+                    theta_deg: float = 0.5,
+                    member_distances: list[float] | None = None) -> tuple[dict, list[float | None]]:
     """The J-factor band of an ensemble (:func:`dsphnf.result.j_band` schema) and every member's log10 J.
 
     The value is the mean over the members with a J (:func:`member_log10_j`),
     the centre of the Student-t bands (:func:`t_interval`), as for the
-    profiles; members without a J are counted in ``n_left_out``.
+    profiles; members without a J are counted in ``n_left_out``. With
+    ``member_distances`` [kpc] each member's J is taken at its own distance
+    (a distance drawn per member), ``distance`` is the nominal one recorded.
 
     >>> r = np.geomspace(0.01, 1.0, 50)
     >>> band, each = ensemble_j_band([{"r": r, "rho": 1e8 / r}, {"r": r, "rho": -r}], 76.0)
@@ -234,7 +237,8 @@ def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
     """
     from ..result import j_band
 
-    each = [member_log10_j(m, distance, theta_deg) for m in members]
+    dist = member_distances if member_distances is not None else [distance] * len(members)
+    each = [member_log10_j(m, d, theta_deg) for m, d in zip(members, dist)]
     values = [v for v in each if v is not None]
     return j_band(values, distance, theta_deg, len(members), t_interval, centre=t_centre), each
 

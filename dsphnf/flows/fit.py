@@ -57,6 +57,7 @@ import torch
 from .. import __version__
 from ..anisotropy import AnisotropySpec, Inferred, anisotropy_from, require_form
 from ..errors import FitError
+from ..foreground import Foreground
 from ..executor import TASK_THREADS, ExecutorError, ExecutorSpec, TaskError, executor_from, run_grid
 from ..result import MIN_STARS, Result
 from . import ensemble as ens
@@ -98,6 +99,8 @@ class _Setup:
     progress: bool
     executor: ExecutorSpec
     batched: bool | None = None
+    foreground: Foreground | None = None
+    distance: tuple[float, float] | None = None
 
 
 def fit_flow(
@@ -120,6 +123,8 @@ def fit_flow(
     ray_address: str | None = None,
     workers: int | None = None,
     batched: bool | None = None,
+    distance_err: float | None = None,
+    foreground: Foreground | None = None,
 ) -> Result:
     """Fit an ensemble of equivariant flows to a catalogue and read off the profiles.
 
@@ -175,6 +180,23 @@ def fit_flow(
         objective, Adam then L-BFGS, no held-out stars, a given anisotropy);
         otherwise one by one, and ``diagnostics.grid.not_batched`` says why.
         True: batched or a FitError; False: one by one (grid tasks).
+    distance_err : float or None
+        Error of ``distance`` [kpc]: every member gets its own distance
+        D_k ~ N(distance, distance_err) (clipped at distance / 2,
+        :func:`~dsphnf.flows.member.member_distance`), its stars' positions
+        are D_k / distance times those given, so that the bands include the
+        distance error: the same standardised stars, every length of member k
+        times D_k / distance, its rho / (D_k / distance)^2, its M x D_k /
+        distance, its J at D_k. The catalogue's x, y are taken at ``distance``.
+    foreground : Foreground or None
+        Mix a field population (a broad Gaussian in v_z, uniform on the sky,
+        :class:`dsphnf.foreground.Foreground`) into the likelihood, with a
+        fraction learned per member (``Foreground.fraction`` None) or given
+        (:mod:`~dsphnf.flows.foreground`); the members then standardise v_z by
+        their velocity peak (:func:`dsphnf.foreground.velocity_core`). Meant
+        for unit weights (a catalogue without membership probabilities);
+        needs velocities and the exact loss. The fractions are in
+        ``summary["diagnostics"]["foreground"]``.
 
     Returns
     -------
@@ -233,13 +255,15 @@ def fit_flow(
     t_all = time.perf_counter()
     opts = options or FitOptions()
     _check_arguments(catalog, inner, ensemble, steps, opts)
+    _check_systematics(catalog, distance, distance_err, foreground, train_config)
     where = _executor(executor, ray_address, workers, device)
     setup = _Setup(
         anisotropy=require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit"), inner=inner,
         ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,
         flow=flow_config or FlowConfig(), train=_train_config(steps, train_config),
         checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
-        executor=where, batched=batched,
+        executor=where, batched=batched, foreground=foreground,
+        distance=None if distance_err is None else (float(distance), float(distance_err)),
     )
     _check_velocity(setup, catalog.vz is not None)
     _batched(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
@@ -298,6 +322,22 @@ def _check_velocity(setup: _Setup, kinematic: bool) -> None:
     if kinematic and velocity == "separable" and setup.anisotropy != Inferred("free"):
         raise FitError(f"the separable velocity family learns beta(r) itself: use the anisotropy 'free', "
                        f"not {setup.anisotropy.spec()!r}")
+
+
+def _check_systematics(catalog, distance: float | None, distance_err: float | None, foreground: Foreground | None,
+                       train_config: TrainConfig | None) -> None:
+    """One-line FitErrors for a distance error without a distance and a foreground the fit cannot mix in."""
+    if distance_err is not None and (distance is None or not (np.isfinite(distance_err) and distance_err >= 0)
+                                     or not distance > 0):
+        raise FitError(f"distance_err needs a positive distance and an error >= 0 kpc, got distance={distance}, "
+                       f"distance_err={distance_err}")
+    if foreground is None:
+        return
+    if catalog.vz is None:
+        raise FitError("a foreground mixture needs velocities: the foreground is a Gaussian in v_z")
+    c = train_config or TrainConfig()
+    if c.loss != "abel" or c.n_gh < 1:
+        raise FitError("a foreground mixture needs the exact loss (loss='abel', n_gh >= 1)")
 
 
 def _executor(executor: ExecutorSpec | str, ray_address: str | None, workers: int | None,
@@ -367,7 +407,8 @@ def _member_settings(setup: _Setup) -> MemberSettings:
         anisotropy=setup.anisotropy, inner=setup.inner, ensemble=setup.ensemble, seed=setup.seed,
         flow=setup.flow, train=setup.train, val_fraction=opts.val_fraction,
         bandwidth_factor=opts.bandwidth_factor, dtype=opts.dtype, device=str(setup.device),
-        threads=_outer_threads(opts.threads) or TASK_THREADS,
+        threads=_outer_threads(opts.threads) or TASK_THREADS, foreground=setup.foreground,
+        distance=setup.distance,
     )
 
 
@@ -489,7 +530,10 @@ def _data_range(stars: MemberStars) -> tuple[float, float]:
 
 def _j_factor(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
     """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
-    band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG)
+    own = [m.scales.get("distance_kpc", distance) for m in trained]  # a distance drawn per member, or the one
+    band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG, own)
+    if any(d != distance for d in own):
+        band["member_distances_kpc"] = own
     for m, j in zip(trained, each):
         m.info["log10_J"] = j
     return band
@@ -516,10 +560,23 @@ def _summary(catalog, setup: _Setup, stars: MemberStars, trained: list[TrainedMe
     }
     if jband is not None:
         out["jfactor"] = jband
+    if setup.distance is not None:
+        out["diagnostics"]["distance"] = {"distance_kpc": setup.distance[0], "distance_err_kpc": setup.distance[1],
+                                          "member_distances_kpc": [m.scales["distance_kpc"] for m in trained]}
+    if setup.foreground is not None:
+        out["diagnostics"]["foreground"] = _foreground_record(setup.foreground, info)
     out["dsphnf_version"] = __version__
     out["versions"] = {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
                        "torchdiffeq": _version("torchdiffeq")}
     return out
+
+
+def _foreground_record(fg: Foreground, info: list[dict]) -> dict[str, Any]:
+    """The foreground's settings and the members' fractions, with their mean and Student-t band (JSON-ready)."""
+    f = np.array([m["foreground_fraction"] if fg.fraction is None else fg.fraction for m in info], dtype=float)
+    band = ens.t_interval(f) if f.size > 1 else {}
+    return {**fg.spec(), "learned": fg.fraction is None, "member_fractions": f.tolist(),
+            "fraction": float(ens.t_centre(f)), **{"fraction" + k: float(v) for k, v in band.items()}}
 
 
 def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
@@ -528,6 +585,8 @@ def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
     return {
         "anisotropy": setup.anisotropy.spec(), "inner": setup.inner, "ensemble": setup.ensemble,
         "seed": setup.seed, "distance_kpc": None if distance is None else float(distance),
+        "distance_err_kpc": None if setup.distance is None else setup.distance[1],
+        "foreground": None if setup.foreground is None else setup.foreground.spec(),
         "device": str(setup.device), "dtype": str(opts.dtype).replace("torch.", ""),
         "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
         "threads": _outer_threads(opts.threads) or TASK_THREADS, "executor": setup.executor.kind,

@@ -31,8 +31,10 @@ import numpy as np
 import torch
 
 from ..anisotropy import AnisotropySpec
+from ..foreground import Foreground, velocity_core
 from . import ensemble as ens
 from .cnf import SphericalFlow
+from .foreground import foreground_term
 from .kde import bandwidths
 from .moments import flow_profiles
 from .settings import FlowConfig
@@ -41,7 +43,7 @@ from .stars import StarData
 from .train import TrainConfig, Trainer
 
 __all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split",
-           "member_data", "member_profile", "rebuild_flow", "TASK_NAME"]
+           "member_data", "member_distance", "member_profile", "rebuild_flow", "TASK_NAME"]
 
 #: The name a member task is stored under (:func:`dsphnf.taskstore.task_fingerprint`).
 TASK_NAME = "train_member"
@@ -78,7 +80,12 @@ class MemberStars:
 
 @dataclass(frozen=True)
 class MemberSettings:
-    """Everything of a fit's settings that decides a member's result (all picklable)."""
+    """Everything of a fit's settings that decides a member's result (all picklable).
+
+    ``foreground``: a :class:`~dsphnf.foreground.Foreground` mixed into the
+    likelihood (:mod:`~dsphnf.flows.foreground`); ``distance``: (D, sigma_D)
+    [kpc] to draw each member's own distance (:func:`member_distance`), None: no draw.
+    """
 
     anisotropy: AnisotropySpec
     inner: str
@@ -91,6 +98,13 @@ class MemberSettings:
     dtype: torch.dtype
     device: str
     threads: int | None
+    foreground: Foreground | None = None
+    distance: tuple[float, float] | None = None
+
+    @property
+    def mixture(self) -> bool:
+        """Whether a foreground is mixed into the likelihood (unit weights, a learned or given fraction)."""
+        return self.foreground is not None
 
 
 @dataclass
@@ -156,20 +170,73 @@ def member_data(stars: MemberStars, settings: MemberSettings,
     The scales L, V, v_sys are those of the member's resample (training and
     validation stars together, duplicates counted;
     :func:`~dsphnf.flows.standardise.scales_of`); a single flow's resample is
-    the catalogue itself, so it gets the catalogue's scales.
+    the catalogue itself, so it gets the catalogue's scales. With a
+    foreground mixture v_sys and V are the velocity peak's
+    (:func:`~dsphnf.foreground.velocity_core`: unit weights would let the
+    field stars set them); with a distance drawn per member L is times D_k / D
+    and ``distance_kpc`` is D_k (:func:`member_distance`).
     """
     tr, va = member_split(len(stars.raw["w"]), settings.seed, k, settings.ensemble, settings.val_fraction)
-    scales = scales_of(stars.raw, np.sort(np.concatenate([tr, va])), stars.source)
-    return tr, va, scales, standardise_stars(stars.raw, scales)
+    resample = np.sort(np.concatenate([tr, va]))
+    scales = scales_of(stars.raw, resample, stars.source)
+    if settings.mixture and stars.kinematic:  # the members' velocity peak, not the field stars' spread
+        v_sys, V = velocity_core(stars.raw["vz"][resample])
+        scales = {**scales, "v_sys": v_sys, "V": V}
+    std = standardise_stars(stars.raw, scales)
+    if settings.distance is not None:  # every length of the member x s: the same standardised stars
+        D = member_distance(settings.distance, settings.seed, k, settings.ensemble)
+        scales = {**scales, "L": scales["L"] * D / settings.distance[0], "distance_kpc": D}
+    return tr, va, scales, std
 
 
-def _star_data(std: dict[str, Any], settings: MemberSettings, sel: np.ndarray, h: np.ndarray) -> StarData:
-    """The standardised stars ``sel`` as tensors on the fit's device and dtype."""
+def member_distance(distance: tuple[float, float], seed: int, k: int, ensemble: int) -> float:
+    """Distance [kpc] of member ``k`` of ``ensemble``: D_k ~ N(D, sigma_D) for ``distance`` = (D, sigma_D).
+
+    Stratified (a Latin hypercube in one dimension): the K members take the
+    K equal-probability strata of N(D, sigma_D) in an order permuted by the
+    seed, member k a uniform draw inside its stratum (clipped at D / 2). Each D_k is still
+    distributed as N(D, sigma_D), but the K of them always span the
+    distribution: with 4 independent draws the members' spread of distances
+    can fall far below sigma_D (Draco, seed 0: 0.27 sigma_D), and the bands
+    would then miss most of the distance error. Seeded by the fit's seed and
+    k (the baseline draws a distance per posterior draw,
+    :func:`dsphnf.survey.quantities.baseline_draws`). At D_k every projected
+    position is D_k / D times its value at D; the standardised stars do not
+    change, only the member's length unit L_k (and its J, at D_k).
+
+    >>> from scipy.stats import norm
+    >>> d = [member_distance((76.0, 6.0), 0, k, 4) for k in range(4)]
+    >>> d[1] == member_distance((76.0, 6.0), 0, 1, 4)
+    True
+    >>> sorted(np.searchsorted(76.0 + 6.0 * norm.ppf([0.25, 0.5, 0.75]), d).tolist())  # one per quartile
+    [0, 1, 2, 3]
+    >>> member_distance((76.0, 1e3), 0, 0, 1) >= 38.0
+    True
+    """
+    from scipy.stats import norm
+
+    D, err = float(distance[0]), float(distance[1])
+    stratum = np.random.default_rng([int(seed), 13]).permutation(int(ensemble))[int(k)]
+    u = np.random.default_rng([int(seed), int(k), 13]).uniform()
+    return float(np.clip(D + err * norm.ppf((stratum + u) / ensemble), 0.5 * D, None))
+
+
+def _star_data(std: dict[str, Any], settings: MemberSettings, sel: np.ndarray, h: np.ndarray,
+               scales: dict[str, float] | None = None) -> StarData:
+    """The standardised stars ``sel`` as tensors on the fit's device and dtype.
+
+    With a foreground mixture, the foreground in the member's units ``scales`` goes with them (``data.fg``).
+    """
     dev, dtype = torch.device(settings.device), settings.dtype
     obs = torch.as_tensor(std["obs"][sel], dtype=dtype, device=dev)
     wt = torch.as_tensor(std["w"][sel], dtype=dtype, device=dev)
     ve = None if std["verr"] is None else torch.as_tensor(std["verr"][sel], dtype=dtype, device=dev)
-    return StarData(obs, h, wt, ve)
+    data = StarData(obs, h, wt, ve)
+    if settings.mixture:
+        if scales is None:
+            raise ValueError("a foreground mixture needs the member's scales")
+        data.fg = foreground_term(settings.foreground, scales, dtype, dev)
+    return data
 
 
 def new_flow(stars: MemberStars, settings: MemberSettings, length_scale: float) -> SphericalFlow:
@@ -177,6 +244,7 @@ def new_flow(stars: MemberStars, settings: MemberSettings, length_scale: float) 
     return SphericalFlow(
         kinematic=stars.kinematic, inner=settings.inner, anisotropy=settings.anisotropy,
         length_scale=length_scale, **asdict(settings.flow),
+        foreground=settings.mixture and settings.foreground.fraction is None and stars.kinematic,
     ).to(device=torch.device(settings.device), dtype=settings.dtype)
 
 
@@ -230,7 +298,8 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
     torch.manual_seed(seed * 1009 + k)
     flow = new_flow(stars, settings, scales["L"])
     trainer = Trainer(
-        flow, _star_data(std, settings, tr, h), _star_data(std, settings, va, h) if len(va) else None,
+        flow, _star_data(std, settings, tr, h, scales),
+        _star_data(std, settings, va, h, scales) if len(va) else None,
         settings.train, seed=seed * 7919 + k, checkpoint=checkpoint, progress=progress,
         desc=f"flow {k + 1}/{settings.ensemble}", fingerprint=fingerprint(std["obs"][tr], std["w"][tr], h),
     )
@@ -270,6 +339,7 @@ def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:
         "bandwidths": h.tolist(), "rollbacks": len(trainer.history["events"]), "train_wall_s": trainer.wall,
         "cusp_c": None if cusp is None else float(cusp.detach()),
         "anisotropy": trainer.flow.anisotropy_parameters(),
+        "foreground_fraction": trainer.flow.foreground_fraction(),
     }
 
 

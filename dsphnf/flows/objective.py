@@ -11,6 +11,11 @@
   (:func:`smearing_nodes`), so that the objective is a deterministic function
   of the flow's parameters.
 
+With a foreground (``data.fg``, :mod:`~dsphnf.flows.foreground`) the exact
+loss of positions and velocities is that of the mixture of the flow and a
+field population, -ln[(1 - f) Sigma/P_win p(v_z | R) + f p_fg], with the same
+Gauss-Hermite smearing (:func:`~dsphnf.flows.foreground.mixture_nll`).
+
 ``loss="kde"``: the smeared-KDE cross-entropy of the paper (Lim et al. 2025,
 arXiv:2505.00763) on all observed columns.
 
@@ -31,6 +36,7 @@ import torch
 
 from . import kde
 from .beta_prior import learned_prior_per_star
+from .foreground import mixture_nll
 from .losvd import exact_nll, supports_exact, velocity_table
 from .prior import SmoothnessPrior
 from .separable import is_separable_table, table_beta
@@ -112,6 +118,8 @@ def flow_loss(
         number of stars of the whole training set.
     """
     p = next(flow.parameters())
+    if data.fg is not None and not (cfg.loss == "abel" and supports_exact(flow) and eps is None and cfg.n_gh > 0):
+        raise ValueError("a foreground mixture needs the exact loss of a kinematic flow with n_gh >= 1 nodes")
     tables = cfg.loss == "abel" or prior is not None  # the exact loss and the prior share them
     table = radial_table(flow) if tables else None
     vtable = velocity_table(flow) if tables and supports_exact(flow) else None
@@ -119,7 +127,9 @@ def flow_loss(
         nll = positional_nll(flow, data.R, data.weights, table)
     elif cfg.loss == "abel" and vtable is not None:
         h = cfg.h_v
-        if eps is None and cfg.n_gh > 0:
+        if data.fg is not None:
+            nll = mixture_nll(flow, data, h, *smearing_nodes(cfg.n_gh), table, vtable)
+        elif eps is None and cfg.n_gh > 0:
             nll = _smeared_exact_nll(flow, data, h, cfg.n_gh, table, vtable)
         else:
             if eps is None:

@@ -48,6 +48,9 @@ class StarData:
         Squared velocity errors [V^2] (zero without errors; None for d = 2).
     inv_hv2 : tensor (n,) or None
         1 / (h_v^2 + err^2), the inverse variance of each star's velocity kernel.
+    fg : ForegroundTerm or None
+        A foreground population mixed into the exact loss
+        (:mod:`~dsphnf.flows.foreground`; set after construction), None: the stars are members, weighted.
 
     Examples
     --------
@@ -70,6 +73,7 @@ class StarData:
             self.inv_hv2 = 1.0 / (self.h[..., 2:3] ** 2 + err2)
         else:
             self.err2 = self.inv_hv2 = None
+        self.fg = None
 
     @property
     def n(self) -> int:
@@ -84,6 +88,7 @@ class StarData:
         out.R = self.R[idx]
         out.inv_hv2 = None if self.inv_hv2 is None else self.inv_hv2[idx]
         out.err2 = None if self.err2 is None else self.err2[idx]
+        out.fg = self.fg
         return out
 
     def smeared(self, generator: torch.Generator | None, n_smear: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

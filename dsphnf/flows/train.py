@@ -67,6 +67,9 @@ from .stars import StarData
 
 __all__ = ["TrainConfig", "Trainer", "OPTIMISERS"]
 
+#: Single-number parameters trained with ``cusp_lr_factor`` times Adam's step: the cusp power, the foreground logit.
+FAST_PARAMETERS = ("c_raw", "fg_raw")
+
 #: Optimisers of :class:`TrainConfig` (module docstring).
 OPTIMISERS = ("adam+lbfgs", "adam")
 
@@ -246,8 +249,9 @@ class Trainer:
         # the single cusp power c gets a larger step than the network weights: it is one
         # number with a small gradient (only the innermost stars feel it), and with the
         # common step it barely moved from its start while the network bent around it
-        cusp = [p for n, p in flow.named_parameters() if n == "c_raw"]
-        rest = [p for n, p in flow.named_parameters() if n != "c_raw"]
+        # (so does a learned foreground fraction: one number, moved only through the mixture)
+        cusp = [p for n, p in flow.named_parameters() if n in FAST_PARAMETERS]
+        rest = [p for n, p in flow.named_parameters() if n not in FAST_PARAMETERS]
         groups = [{"params": rest, "lr_factor": 1.0}] + ([{"params": cusp, "lr_factor": config.cusp_lr_factor}] if cusp else [])
         self.opt = torch.optim.Adam(groups, lr=config.lr)
         self.deterministic = is_deterministic(flow, train, config)

@@ -18,7 +18,12 @@ the Zhao halo in closed form, so that a distance drawn per draw (the
 ``per-draw`` switch) is propagated exactly by the homology of the Jeans
 equations: at distance s D every length scales by s, rho by s^-2, M by s.
 The flow's come from its profile bands and its ensemble members
-(:func:`flow_quantities`).
+(:func:`flow_quantities`); with a distance drawn per member (``per-draw``)
+each member's read-out is already at its own distance D_k (its length unit
+scaled by D_k / D, :func:`dsphnf.flows.member.member_distance`), so rho
+at 150 pc is read off the profile bands as before, and M(<R_half) at each
+member's own half-light radius R_half D_k / D, as for the baseline. A learned
+foreground fraction is ``f_fg`` (:func:`flow_foreground`).
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import numpy as np
 from ..result import Result
 
 __all__ = ["R_RHO_KPC", "J_THETA_DEG", "QUANTITIES", "baseline_draws", "band", "baseline_quantities",
-           "flow_quantities", "flow_diagnostics", "flow_j_edge_deg"]
+           "flow_quantities", "flow_foreground", "flow_diagnostics", "flow_j_edge_deg"]
 
 #: Radius of the density and slope [kpc].
 R_RHO_KPC = 0.15
@@ -168,11 +173,15 @@ def flow_quantities(result: Result, r_half: float, isotropic: bool) -> dict[str,
     from ..flows.ensemble import t_centre, t_interval
 
     prof = result.profile
+    members = getattr(result.artefacts, "members", None) or []
+    ratios = _distance_ratios(result)
+    if ratios is not None and members:  # each member's half-light radius at its own distance
+        prof = {**prof, **_at_own_radius(members, r_half, ratios)}
     out: dict[str, Any] = {}
     for key, col, r in (("rho150", "rho", R_RHO_KPC), ("M_half", "M", r_half), ("beta_half", "beta", r_half)):
         for k in ("", "_lo", "_hi"):
-            out[key + k] = np.nan if key == "beta_half" and isotropic else _at(prof, col + k, r)
-    members = getattr(result.artefacts, "members", None) or []
+            value = prof[f"{col}{k}_half"] if f"{col}{k}_half" in prof else _at(prof, col + k, r)
+            out[key + k] = np.nan if key == "beta_half" and isotropic else value
     slopes = np.array([_slope(m, R_RHO_KPC) for m in members if "rho" in m], dtype=float)
     out["slope150"] = float(t_centre(slopes)) if slopes.size else float("nan")
     bands = t_interval(slopes) if slopes.size else {}
@@ -183,6 +192,38 @@ def flow_quantities(result: Result, r_half: float, isotropic: bool) -> dict[str,
         out["log10_Jmax" + k] = np.nan
     out["n_j_left_out"] = int(j.get("n_left_out", 0))
     return out
+
+
+def _distance_ratios(result: Result) -> np.ndarray | None:
+    """D_k / D of every member of a flow fit with a distance drawn per member (None: one distance)."""
+    d = (result.summary.get("diagnostics") or {}).get("distance")
+    if not d:
+        return None
+    return np.asarray(d["member_distances_kpc"], dtype=float) / float(d["distance_kpc"])
+
+
+def _at_own_radius(members: list[dict[str, np.ndarray]], r_half: float, ratios: np.ndarray) -> dict[str, float]:
+    """``M_half``, ``beta_half`` (and ``_lo``, ``_hi``) of an ensemble, member k at r_half D_k / D [kpc].
+
+    The members' values there, banded as the profiles are (:func:`dsphnf.flows.ensemble.band_profiles`).
+    """
+    from ..flows.ensemble import band_profiles
+
+    keys = ("nu", "sigma_r", "beta", "M", "rho")
+    points = [{"r": np.array([r_half]), **{key: np.array([_at(m, key, r_half * s)]) for key in keys if key in m}}
+              for m, s in zip(members, ratios)]
+    bands = band_profiles(points, ["M", "beta"])
+    return {f"{col}{k}_half": float(bands[col + k][0]) for col in ("M", "beta") for k in ("", "_lo", "_hi")
+            if col + k in bands}
+
+
+def flow_foreground(result: Result) -> dict[str, float]:
+    """``f_fg`` (and ``_lo``, ``_hi``) of a flow fit with a foreground mixture: the members' mean fraction and
+    Student-t band; empty without a foreground."""
+    fg = (result.summary.get("diagnostics") or {}).get("foreground")
+    if not fg:
+        return {}
+    return {"f_fg" + k: float(fg.get("fraction" + k, np.nan)) for k in ("", "_lo", "_hi")}
 
 
 def flow_diagnostics(result: Result) -> dict[str, Any]:
@@ -197,10 +238,15 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
     info = diag.get("members", [])
     reasons = [str((m.get("convergence") or {}).get("stop_reason")) for m in info]
     readout = diag.get("readout") or {}
-    return {"converged": bool(info) and all(r == "converged" for r in reasons),
-            "stop_reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
-            "steps": [int(m.get("steps", 0)) for m in info], "log10_J": [m.get("log10_J") for m in info],
-            "unphysical_members": list(readout.get("members_unphysical_somewhere", []))}
+    out = {"converged": bool(info) and all(r == "converged" for r in reasons),
+           "stop_reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
+           "steps": [int(m.get("steps", 0)) for m in info], "log10_J": [m.get("log10_J") for m in info],
+           "unphysical_members": list(readout.get("members_unphysical_somewhere", []))}
+    if diag.get("distance"):
+        out["member_distances_kpc"] = list(diag["distance"]["member_distances_kpc"])
+    if diag.get("foreground"):
+        out["foreground_fractions"] = list(diag["foreground"]["member_fractions"])
+    return out
 
 
 def flow_j_edge_deg(result: Result, distance: float) -> float:

@@ -20,7 +20,8 @@ from ..executor import ExecutorSpec, GridRun, run_grid
 from ..galaxies import GALAXIES, Galaxy
 from ..outputs import write_json
 from .report import plot_literature, write_comparison
-from .quantities import J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diagnostics, flow_j_edge_deg, flow_quantities
+from .quantities import (J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diagnostics, flow_foreground,
+                         flow_j_edge_deg, flow_quantities)
 from .spec import SurveyOptions, SurveySpec
 from .table import write_table
 
@@ -47,15 +48,17 @@ def _theta_max_deg(galaxy: Galaxy, catalog: Catalog, options: SurveyOptions, roo
 
 def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, seed: int):
     """Run one fit of the survey; returns the Result."""
+    from ..foreground import Foreground
+
+    foreground = Foreground.broad(catalog.vz) if options.membership.startswith("mixture") else None
     if fit.method == "flow":
         from ..flows import fit_flow
 
         return fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
-                        distance=galaxy.distance_kpc, progress=False)
+                        distance=galaxy.distance_kpc, progress=False, foreground=foreground,
+                        distance_err=galaxy.distance_err_kpc if options.distance == "per-draw" else None)
     from ..baseline import fit_baseline
-    from ..baseline.mixture import Foreground
 
-    foreground = Foreground.broad(catalog.vz) if options.membership.startswith("mixture") else None
     return fit_baseline(catalog, fit.anisotropy, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
                         progress=False, foreground=foreground, n_draws=100)
 
@@ -81,6 +84,7 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
     else:
         q = flow_quantities(result, g.half_light_kpc, isotropic)
         diag = flow_diagnostics(result)
+        q.update(flow_foreground(result))
         stops = ", ".join(f"{r} {n}" for r, n in diag["stop_reasons"].items())
         converged = diag["converged"]
         diag["j_edge_deg"] = flow_j_edge_deg(result, g.distance_kpc)

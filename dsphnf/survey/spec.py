@@ -20,7 +20,7 @@ from ..galaxies import GALAXIES, RADIUS_KINDS, Galaxy, get_galaxy
 __all__ = ["SurveyError", "SurveyOptions", "SurveySpec", "survey_spec", "DISTANCE_KINDS", "MEMBERSHIP_KINDS",
            "VERR_KINDS", "FAST"]
 
-#: How the distance enters: the table value, or one drawn from N(D, sigma_D) per posterior draw.
+#: How the distance enters: the table value, or one drawn from N(D, sigma_D) per posterior draw / ensemble member.
 DISTANCE_KINDS = ("fixed", "per-draw")
 #: How non-members are handled: membership probabilities as weights, or a foreground mixture in the likelihood
 #: (over the catalogue's candidates with p >= 1e-3, or over every star with a usable velocity).
@@ -45,15 +45,17 @@ class SurveyOptions:
         Projected radius of a star: circularised elliptical radius
         (:func:`dsphnf.catalog.elliptical_radius`) or sqrt(x^2 + y^2).
     distance : {"fixed", "per-draw"}
-        The table distance, or (baseline) a distance drawn from
-        N(D, sigma_D) for every posterior draw, propagated exactly by the
-        homology of the Jeans equations (positions and halo radii scale
-        with D, densities with D^-2, masses with D).
+        The table distance, or a distance drawn from N(D, sigma_D) for every
+        posterior draw (baseline) or ensemble member (flow), propagated
+        exactly by the homology of the Jeans equations (positions and halo
+        radii scale with D, densities with D^-2, masses with D; the
+        half-light radius with D too).
     membership : {"weights", "mixture", "mixture-all"}
         Membership probabilities (p >= 1e-3) as weights; or unit weights and
-        a broad Gaussian foreground mixed into the baseline likelihood (free
-        fraction), for the same stars (``mixture``) or for every star with a
-        usable velocity (``mixture-all``).
+        a broad Gaussian foreground mixed into the likelihood (a free
+        fraction: the baseline's ``f_fg``, one per flow of an ensemble), for
+        the same stars (``mixture``) or for every star with a usable velocity
+        (``mixture-all``).
     velocity_errors : {"used", "ignored"}
         Whether the catalogue's velocity errors are added to the model dispersion.
     """
@@ -198,9 +200,6 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     for g in chosen:
         g.catalogue_path(base)  # one line naming the missing file
     options = options or SurveyOptions()
-    if method.strip().lower() in ("flow", "both") and (options.membership != "weights" or options.distance != "fixed"):
-        raise SurveyError("--membership mixture/mixture-all and --distance per-draw are baseline options: "
-                          "use --method baseline")
     pick = lambda value, key, default: value if value is not None else (FAST[key] if fast else default)  # noqa: E731
     fits = _fits(method, anisotropy, pick(max_steps, "max_steps", 20000), pick(nwalkers, "nwalkers", 32),
                  pick(ensemble, "ensemble", 4), pick(steps, "steps", default_steps()))
