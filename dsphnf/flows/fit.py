@@ -44,63 +44,34 @@ from __future__ import annotations
 
 import os
 import pickle
-import platform
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-import torch
 
-from .. import __version__
-from ..anisotropy import AnisotropySpec, Inferred, anisotropy_from, require_form
+from ..anisotropy import Inferred, anisotropy_from, require_form
 from ..errors import FitError
+from ..executor import ExecutorSpec, TaskError, run_grid
 from ..foreground import Foreground
-from ..executor import TASK_THREADS, ExecutorError, ExecutorSpec, TaskError, executor_from, run_grid
-from ..result import MIN_STARS, Result
+from ..result import Result
+from ..taskstore import TaskStore, task_fingerprint
 from . import ensemble as ens
 from .artefacts import FlowArtefacts
-from .cnf import FLOW_FORMS
-from .field import INNER_MODES
-from ..taskstore import TaskStore, task_fingerprint
-from .batched import batch_supported
 from .batched_train import train_members_batched
+from .cnf import FLOW_FORMS
+from .fit_setup import (FitSetup, batched_reason, check_arguments, check_systematics, check_velocity,
+                        executor_setting, member_settings, outer_threads, torch_threads, train_config_for)
+from .fit_summary import fit_summary, j_factor_band, plot_data
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
-from .prior import HOLE_TAU, POSITIVITY_TAU
-from .separable import VELOCITY_FAMILIES
-from .settings import FitOptions, FlowConfig, default_steps, fast_mode
+from .settings import FitOptions, FlowConfig
 from .standardise import check_device, radial_grid, raw_stars, scales_of
 from .train import TrainConfig
 
 __all__ = ["fit_flow"]
 
-#: Integration angle of the J-factor [deg].
-J_THETA_DEG = 0.5
 #: Folder inside ``checkpoint_dir`` that keeps the finished members (:mod:`dsphnf.taskstore`).
 MEMBER_STORE = "members"
-
-
-@dataclass
-class _Setup:
-    """The settings of one fit, checked and parsed, shared by every step."""
-
-    anisotropy: AnisotropySpec
-    inner: str
-    ensemble: int
-    seed: int
-    device: torch.device
-    options: FitOptions
-    flow: FlowConfig
-    train: TrainConfig
-    checkpoints: Path | None
-    resume: bool
-    progress: bool
-    executor: ExecutorSpec
-    batched: bool | None = None
-    foreground: Foreground | None = None
-    distance: tuple[float, float] | None = None
 
 
 def fit_flow(
@@ -254,20 +225,20 @@ def fit_flow(
     """
     t_all = time.perf_counter()
     opts = options or FitOptions()
-    _check_arguments(catalog, inner, ensemble, steps, opts)
-    _check_systematics(catalog, distance, distance_err, foreground, train_config)
-    where = _executor(executor, ray_address, workers, device)
-    setup = _Setup(
+    check_arguments(catalog, inner, ensemble, steps, opts)
+    check_systematics(catalog, distance, distance_err, foreground, train_config)
+    where = executor_setting(executor, ray_address, workers, device)
+    setup = FitSetup(
         anisotropy=require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit"), inner=inner,
         ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,
-        flow=flow_config or FlowConfig(), train=_train_config(steps, train_config),
+        flow=flow_config or FlowConfig(), train=train_config_for(steps, train_config),
         checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
         executor=where, batched=batched, foreground=foreground,
         distance=None if distance_err is None else (float(distance), float(distance_err)),
     )
-    _check_velocity(setup, catalog.vz is not None)
-    _batched(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
-    with _torch_threads(_outer_threads(opts.threads)):
+    check_velocity(setup, catalog.vz is not None)
+    batched_reason(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
+    with torch_threads(outer_threads(opts.threads)):
         t0 = time.perf_counter()
         stars = _prepare(catalog, setup)
         timings = {"prepare_s": time.perf_counter() - t0}
@@ -275,7 +246,7 @@ def fit_flow(
         timings["members_s"] = grid["wall_s"]
         timings["train_s"] = sum(m.train_s for m in trained)
         t0 = time.perf_counter()
-        settings = _member_settings(setup)
+        settings = member_settings(setup)
         flows = [rebuild_flow(m, stars, settings) for m in trained]
         members, profile = _read_out(stars, trained)
         accounting = ens.readout_accounting(members, _data_range(stars))
@@ -284,106 +255,22 @@ def fit_flow(
         jband = None
         if distance is not None and stars.kinematic:
             t0 = time.perf_counter()
-            jband = _j_factor(members, trained, float(distance))
+            jband = j_factor_band(members, trained, float(distance))
             timings["jfactor_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_all
-    summary = _summary(catalog, setup, stars, trained, timings, distance, jband)
+    summary = fit_summary(catalog, setup, stars, trained, timings, distance, jband)
     summary["diagnostics"]["grid"] = grid
     summary["diagnostics"]["readout"] = accounting
     if isinstance(setup.anisotropy, Inferred) and stars.kinematic:
         summary["diagnostics"]["beta_constrained"] = ens.beta_constraint(
             profile, np.hypot(catalog.x, catalog.y), catalog.weights)
-    artefacts = FlowArtefacts(flows, members, [m.history for m in trained], stars.scales, _plot_data(catalog, stars),
+    artefacts = FlowArtefacts(flows, members, [m.history for m in trained], stars.scales, plot_data(catalog, stars),
                               [m.scales for m in trained])
     return Result("flow", profile, summary, artefacts)
 
 
 # ---------------------------------------------------------------------------- prepare
-def _check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts: FitOptions) -> None:
-    """One-line FitErrors for settings no fit can use."""
-    if steps is not None and int(steps) <= 0:
-        raise FitError(f"steps must be a positive integer, got {steps}")
-    if int(ensemble) < 1:
-        raise FitError(f"ensemble must be at least 1, got {ensemble}")
-    if inner not in INNER_MODES:
-        raise FitError(f"inner must be one of {', '.join(INNER_MODES)}, got {inner!r}")
-    if not 0.0 <= opts.val_fraction < 0.9:
-        raise FitError(f"val_fraction must be in [0, 0.9), got {opts.val_fraction}")
-    if catalog.n < MIN_STARS:
-        raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: {catalog.n} stars; "
-                       f"the flow fit needs at least {MIN_STARS}")
-
-
-def _check_velocity(setup: _Setup, kinematic: bool) -> None:
-    """One-line FitErrors for a velocity family the fit cannot use (:data:`~dsphnf.flows.separable.VELOCITY_FAMILIES`)."""
-    velocity = setup.flow.velocity
-    if velocity not in VELOCITY_FAMILIES:
-        raise FitError(f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}")
-    if kinematic and velocity == "separable" and setup.anisotropy != Inferred("free"):
-        raise FitError(f"the separable velocity family learns beta(r) itself: use the anisotropy 'free', "
-                       f"not {setup.anisotropy.spec()!r}")
-
-
-def _check_systematics(catalog, distance: float | None, distance_err: float | None, foreground: Foreground | None,
-                       train_config: TrainConfig | None) -> None:
-    """One-line FitErrors for a distance error without a distance and a foreground the fit cannot mix in."""
-    if distance_err is not None and (distance is None or not (np.isfinite(distance_err) and distance_err >= 0)
-                                     or not distance > 0):
-        raise FitError(f"distance_err needs a positive distance and an error >= 0 kpc, got distance={distance}, "
-                       f"distance_err={distance_err}")
-    if foreground is None:
-        return
-    if catalog.vz is None:
-        raise FitError("a foreground mixture needs velocities: the foreground is a Gaussian in v_z")
-    c = train_config or TrainConfig()
-    if c.loss != "abel" or c.n_gh < 1:
-        raise FitError("a foreground mixture needs the exact loss (loss='abel', n_gh >= 1)")
-
-
-def _executor(executor: ExecutorSpec | str, ray_address: str | None, workers: int | None,
-              device: str) -> ExecutorSpec:
-    """The executor settings, parsed once; a GPU fit on Ray is refused (one line)."""
-    where = executor_from(executor, ray_address, workers)
-    if where.kind == "ray" and str(device).strip().lower().startswith("cuda"):
-        raise ExecutorError("device='cuda' with executor='ray' is not supported yet: use executor='local' on a GPU")
-    return where
-
-
-def _train_config(steps: int | None, given: TrainConfig | None) -> TrainConfig:
-    """The optimisation settings: ``given`` or the defaults (fast mode: fewer steps and samples)."""
-    tcfg = replace(given or TrainConfig())
-    if steps is not None:
-        tcfg.steps = int(steps)
-    elif given is None:
-        tcfg.steps = default_steps()
-    if given is None and fast_mode():
-        tcfg.n_model, tcfg.val_n_model, tcfg.min_steps = 1024, 4096, min(tcfg.min_steps, tcfg.steps // 2)
-    tcfg.min_steps = min(tcfg.min_steps, tcfg.steps)
-    return tcfg
-
-
-def _outer_threads(threads: int | str | None) -> int | None:
-    """Threads for the parts of a fit outside a batch of members (``"auto"``: 1)."""
-    if threads == "auto":
-        return 1
-    if threads is not None and (isinstance(threads, str) or int(threads) < 1):
-        raise FitError(f"threads must be a positive integer, 'auto' or None, got {threads!r}")
-    return threads
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch intra-op threads (None: unchanged), restored afterwards."""
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _prepare(catalog, setup: _Setup) -> MemberStars:
+def _prepare(catalog, setup: FitSetup) -> MemberStars:
     """Standardise the stars, lay out the output grid and clear stale checkpoints and members (unless resuming)."""
     raw = raw_stars(catalog)
     source = str(getattr(catalog, "source", "catalogue"))
@@ -400,19 +287,7 @@ def _prepare(catalog, setup: _Setup) -> MemberStars:
 
 
 # ---------------------------------------------------------------------------- train
-def _member_settings(setup: _Setup) -> MemberSettings:
-    """The settings that decide a member's result, as plain picklable data for its task."""
-    opts = setup.options
-    return MemberSettings(
-        anisotropy=setup.anisotropy, inner=setup.inner, ensemble=setup.ensemble, seed=setup.seed,
-        flow=setup.flow, train=setup.train, val_fraction=opts.val_fraction,
-        bandwidth_factor=opts.bandwidth_factor, dtype=opts.dtype, device=str(setup.device),
-        threads=_outer_threads(opts.threads) or TASK_THREADS, foreground=setup.foreground,
-        distance=setup.distance,
-    )
-
-
-def _member_store(setup: _Setup, settings: MemberSettings) -> tuple[Path | None, str | None]:
+def _member_store(setup: FitSetup, settings: MemberSettings) -> tuple[Path | None, str | None]:
     """Folder that keeps finished members (None without checkpoints) and why there is none."""
     if setup.checkpoints is None:
         return None, None
@@ -424,7 +299,7 @@ def _member_store(setup: _Setup, settings: MemberSettings) -> tuple[Path | None,
     return setup.checkpoints / MEMBER_STORE, None
 
 
-def _train_members(setup: _Setup, stars: MemberStars) -> tuple[list[TrainedMember], dict[str, Any]]:
+def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMember], dict[str, Any]]:
     """Train the members as a grid of tasks ``member_k`` (locally or on Ray); also the grid's record.
 
     One bar counts the members; a single member on the local executor shows
@@ -432,8 +307,8 @@ def _train_members(setup: _Setup, stars: MemberStars) -> tuple[list[TrainedMembe
     written by the local executor only; on Ray an interrupted fit resumes
     from its finished members.
     """
-    settings = _member_settings(setup)
-    if _batched(setup, stars.kinematic) is None:
+    settings = member_settings(setup)
+    if batched_reason(setup, stars.kinematic) is None:
         return _train_batched(setup, stars, settings)
     spec = setup.executor
     local = spec.kind == "local"
@@ -454,25 +329,11 @@ def _train_members(setup: _Setup, stars: MemberStars) -> tuple[list[TrainedMembe
     if skipped:
         record["store_skipped"] = skipped
     if setup.ensemble > 1 and setup.batched is None:
-        record["not_batched"] = _batched(setup, stars.kinematic)
+        record["not_batched"] = batched_reason(setup, stars.kinematic)
     return list(grid.results.values()), record
 
 
-def _batched(setup: _Setup, kinematic: bool) -> str | None:
-    """None when the members train as one batch, else why not (a FitError if ``batched=True`` cannot be)."""
-    if setup.batched is False:
-        return "batched=False"
-    why = batch_supported(setup.anisotropy, setup.train, setup.options.val_fraction, kinematic)
-    if why is None and setup.executor.kind != "local":
-        why = "on Ray the members run as grid tasks"
-    if setup.batched is True and why is not None:
-        raise FitError(f"batched=True is not possible here: {why}")
-    if setup.batched is None and why is None and setup.ensemble == 1:
-        why = "a single flow"
-    return why
-
-
-def _train_batched(setup: _Setup, stars: MemberStars,
+def _train_batched(setup: FitSetup, stars: MemberStars,
                    settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
     """The members as one batch (:func:`~dsphnf.flows.batched_train.train_members_batched`); also the record.
 
@@ -526,91 +387,3 @@ def _data_range(stars: MemberStars) -> tuple[float, float]:
     """Radii [kpc] where the stars constrain the flows: the 2nd-98th weighted percentile of R (the default grid)."""
     grid = radial_grid(np.hypot(stars.raw["x"], stars.raw["y"]), stars.raw["w"], 2)
     return float(grid[0]), float(grid[-1])
-
-
-def _j_factor(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
-    """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
-    own = [m.scales.get("distance_kpc", distance) for m in trained]  # a distance drawn per member, or the one
-    band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG, own)
-    if any(d != distance for d in own):
-        band["member_distances_kpc"] = own
-    for m, j in zip(trained, each):
-        m.info["log10_J"] = j
-    return band
-
-
-# ---------------------------------------------------------------------------- summarise
-def _summary(catalog, setup: _Setup, stars: MemberStars, trained: list[TrainedMember], timings: dict[str, float],
-             distance: float | None, jband: dict | None) -> dict[str, Any]:
-    """The summary in the common schema of :mod:`dsphnf.result` (JSON-ready)."""
-    info = [m.info for m in trained]
-    val = None if info[0]["final_val_loss"] is None else float(np.mean([m["final_val_loss"] for m in info]))
-    out = {
-        "method": "flow",
-        "source": str(getattr(catalog, "source", "<memory>")),
-        "n_stars": int(catalog.n),
-        "settings": _settings(setup, distance),
-        "timings_s": timings,
-        "diagnostics": {
-            "kinematic": stars.kinematic, "n_eff": float(np.sum(stars.raw["w"])), "scales": stars.scales,
-            "members": info,
-            "final_train_loss": float(np.mean([m["final_train_loss"] for m in info])),
-            "final_val_loss": val,
-        },
-    }
-    if jband is not None:
-        out["jfactor"] = jband
-    if setup.distance is not None:
-        out["diagnostics"]["distance"] = {"distance_kpc": setup.distance[0], "distance_err_kpc": setup.distance[1],
-                                          "member_distances_kpc": [m.scales["distance_kpc"] for m in trained]}
-    if setup.foreground is not None:
-        out["diagnostics"]["foreground"] = _foreground_record(setup.foreground, info)
-    out["dsphnf_version"] = __version__
-    out["versions"] = {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                       "torchdiffeq": _version("torchdiffeq")}
-    return out
-
-
-def _foreground_record(fg: Foreground, info: list[dict]) -> dict[str, Any]:
-    """The foreground's settings and the members' fractions, with their mean and Student-t band (JSON-ready)."""
-    f = np.array([m["foreground_fraction"] if fg.fraction is None else fg.fraction for m in info], dtype=float)
-    band = ens.t_interval(f) if f.size > 1 else {}
-    return {**fg.spec(), "learned": fg.fraction is None, "member_fractions": f.tolist(),
-            "fraction": float(ens.t_centre(f)), **{"fraction" + k: float(v) for k, v in band.items()}}
-
-
-def _settings(setup: _Setup, distance: float | None) -> dict[str, Any]:
-    """The settings block of the summary (the anisotropy as its spec string)."""
-    opts = setup.options
-    return {
-        "anisotropy": setup.anisotropy.spec(), "inner": setup.inner, "ensemble": setup.ensemble,
-        "seed": setup.seed, "distance_kpc": None if distance is None else float(distance),
-        "distance_err_kpc": None if setup.distance is None else setup.distance[1],
-        "foreground": None if setup.foreground is None else setup.foreground.spec(),
-        "device": str(setup.device), "dtype": str(opts.dtype).replace("torch.", ""),
-        "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
-        "threads": _outer_threads(opts.threads) or TASK_THREADS, "executor": setup.executor.kind,
-        "batched": setup.batched,
-        "flow": asdict(setup.flow), "train": setup.train.to_dict(),
-        "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU},
-        "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",
-    }
-
-
-def _plot_data(catalog, stars: MemberStars) -> dict[str, np.ndarray]:
-    """The stars kept for the figures: x, y [kpc], weights, v_z - v_sys and errors [km/s]."""
-    data = {"x": np.asarray(catalog.x, float), "y": np.asarray(catalog.y, float), "w": stars.raw["w"]}
-    if stars.kinematic:
-        data["vz"] = np.asarray(catalog.vz, float) - stars.scales["v_sys"]
-        if catalog.vz_err is not None:
-            data["verr"] = np.asarray(catalog.vz_err, float)
-    return data
-
-
-def _version(name: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # pragma: no cover
-        return "unknown"

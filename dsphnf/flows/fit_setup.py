@@ -1,0 +1,176 @@
+"""The settings of one flow fit, checked and parsed once at :func:`~dsphnf.flows.fit.fit_flow`'s boundary.
+
+:class:`FitSetup` holds them; the ``check_*`` functions turn bad input into
+one-line :class:`~dsphnf.errors.FitError` messages before anything is
+trained or written; :func:`batched_reason` decides whether the members train
+as one batch; :func:`member_settings` is the picklable part a member's task
+needs.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..anisotropy import AnisotropySpec, Inferred
+from ..errors import FitError
+from ..executor import TASK_THREADS, ExecutorError, ExecutorSpec, executor_from
+from ..foreground import Foreground
+from ..result import MIN_STARS
+from .batched import batch_supported
+from .field import INNER_MODES
+from .member import MemberSettings
+from .separable import VELOCITY_FAMILIES
+from .settings import FitOptions, FlowConfig, default_steps, fast_mode
+from .train import TrainConfig
+
+__all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
+           "member_settings", "outer_threads", "torch_threads", "train_config_for"]
+
+
+@dataclass
+class FitSetup:
+    """The settings of one fit, checked and parsed, shared by every step."""
+
+    anisotropy: AnisotropySpec
+    inner: str
+    ensemble: int
+    seed: int
+    device: torch.device
+    options: FitOptions
+    flow: FlowConfig
+    train: TrainConfig
+    checkpoints: Path | None
+    resume: bool
+    progress: bool
+    executor: ExecutorSpec
+    batched: bool | None = None
+    foreground: Foreground | None = None
+    distance: tuple[float, float] | None = None
+
+
+def check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts: FitOptions) -> None:
+    """One-line FitErrors for settings no fit can use."""
+    if steps is not None and int(steps) <= 0:
+        raise FitError(f"steps must be a positive integer, got {steps}")
+    if int(ensemble) < 1:
+        raise FitError(f"ensemble must be at least 1, got {ensemble}")
+    if inner not in INNER_MODES:
+        raise FitError(f"inner must be one of {', '.join(INNER_MODES)}, got {inner!r}")
+    if not 0.0 <= opts.val_fraction < 0.9:
+        raise FitError(f"val_fraction must be in [0, 0.9), got {opts.val_fraction}")
+    if catalog.n < MIN_STARS:
+        raise FitError(f"{getattr(catalog, 'source', 'catalogue')}: {catalog.n} stars; "
+                       f"the flow fit needs at least {MIN_STARS}")
+
+
+def check_velocity(setup: FitSetup, kinematic: bool) -> None:
+    """One-line FitErrors for a velocity family the fit cannot use (:data:`~dsphnf.flows.separable.VELOCITY_FAMILIES`)."""
+    velocity = setup.flow.velocity
+    if velocity not in VELOCITY_FAMILIES:
+        raise FitError(f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}")
+    if kinematic and velocity == "separable" and setup.anisotropy != Inferred("free"):
+        raise FitError(f"the separable velocity family learns beta(r) itself: use the anisotropy 'free', "
+                       f"not {setup.anisotropy.spec()!r}")
+
+
+def check_systematics(catalog, distance: float | None, distance_err: float | None, foreground: Foreground | None,
+                       train_config: TrainConfig | None) -> None:
+    """One-line FitErrors for a distance error without a distance and a foreground the fit cannot mix in."""
+    if distance_err is not None and (distance is None or not (np.isfinite(distance_err) and distance_err >= 0)
+                                     or not distance > 0):
+        raise FitError(f"distance_err needs a positive distance and an error >= 0 kpc, got distance={distance}, "
+                       f"distance_err={distance_err}")
+    if foreground is None:
+        return
+    if catalog.vz is None:
+        raise FitError("a foreground mixture needs velocities: the foreground is a Gaussian in v_z")
+    c = train_config or TrainConfig()
+    if c.loss != "abel" or c.n_gh < 1:
+        raise FitError("a foreground mixture needs the exact loss (loss='abel', n_gh >= 1)")
+
+
+def executor_setting(executor: ExecutorSpec | str, ray_address: str | None, workers: int | None,
+              device: str) -> ExecutorSpec:
+    """The executor settings, parsed once; a GPU fit on Ray is refused (one line)."""
+    where = executor_from(executor, ray_address, workers)
+    if where.kind == "ray" and str(device).strip().lower().startswith("cuda"):
+        raise ExecutorError("device='cuda' with executor='ray' is not supported yet: use executor='local' on a GPU")
+    return where
+
+
+def train_config_for(steps: int | None, given: TrainConfig | None) -> TrainConfig:
+    """The optimisation settings: ``given`` or the defaults (fast mode: fewer steps and samples).
+
+    Examples
+    --------
+    >>> cfg = train_config_for(5, None)
+    >>> cfg.steps, cfg.min_steps <= 5
+    (5, True)
+    """
+    tcfg = replace(given or TrainConfig())
+    if steps is not None:
+        tcfg.steps = int(steps)
+    elif given is None:
+        tcfg.steps = default_steps()
+    if given is None and fast_mode():
+        tcfg.n_model, tcfg.val_n_model, tcfg.min_steps = 1024, 4096, min(tcfg.min_steps, tcfg.steps // 2)
+    tcfg.min_steps = min(tcfg.min_steps, tcfg.steps)
+    return tcfg
+
+
+def outer_threads(threads: int | str | None) -> int | None:
+    """Threads for the parts of a fit outside a batch of members (``"auto"``: 1).
+
+    Examples
+    --------
+    >>> outer_threads("auto"), outer_threads(None), outer_threads(2)
+    (1, None, 2)
+    """
+    if threads == "auto":
+        return 1
+    if threads is not None and (isinstance(threads, str) or int(threads) < 1):
+        raise FitError(f"threads must be a positive integer, 'auto' or None, got {threads!r}")
+    return threads
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch intra-op threads (None: unchanged), restored afterwards."""
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def member_settings(setup: FitSetup) -> MemberSettings:
+    """The settings that decide a member's result, as plain picklable data for its task."""
+    opts = setup.options
+    return MemberSettings(
+        anisotropy=setup.anisotropy, inner=setup.inner, ensemble=setup.ensemble, seed=setup.seed,
+        flow=setup.flow, train=setup.train, val_fraction=opts.val_fraction,
+        bandwidth_factor=opts.bandwidth_factor, dtype=opts.dtype, device=str(setup.device),
+        threads=outer_threads(opts.threads) or TASK_THREADS, foreground=setup.foreground,
+        distance=setup.distance,
+    )
+
+
+def batched_reason(setup: FitSetup, kinematic: bool) -> str | None:
+    """None when the members train as one batch, else why not (a FitError if ``batched=True`` cannot be)."""
+    if setup.batched is False:
+        return "batched=False"
+    why = batch_supported(setup.anisotropy, setup.train, setup.options.val_fraction, kinematic)
+    if why is None and setup.executor.kind != "local":
+        why = "on Ray the members run as grid tasks"
+    if setup.batched is True and why is not None:
+        raise FitError(f"batched=True is not possible here: {why}")
+    if setup.batched is None and why is None and setup.ensemble == 1:
+        why = "a single flow"
+    return why

@@ -1,0 +1,113 @@
+"""The summary of a flow fit in the common schema of :mod:`dsphnf.result`, its J-factor band and plot data.
+
+Everything here is JSON-ready: settings as spec strings, numbers as floats.
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..executor import TASK_THREADS
+from ..foreground import Foreground
+from . import ensemble as ens
+from .fit_setup import FitSetup, outer_threads
+from .member import MemberStars, TrainedMember
+from .prior import HOLE_TAU, POSITIVITY_TAU
+from .settings import fast_mode
+
+__all__ = ["J_THETA_DEG", "fit_summary", "foreground_record", "j_factor_band", "plot_data", "settings_record"]
+
+#: Integration angle of the J-factor [deg].
+J_THETA_DEG = 0.5
+
+
+def j_factor_band(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
+    """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
+    own = [m.scales.get("distance_kpc", distance) for m in trained]  # a distance drawn per member, or the one
+    band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG, own)
+    if any(d != distance for d in own):
+        band["member_distances_kpc"] = own
+    for m, j in zip(trained, each):
+        m.info["log10_J"] = j
+    return band
+
+
+def fit_summary(catalog, setup: FitSetup, stars: MemberStars, trained: list[TrainedMember], timings: dict[str, float],
+             distance: float | None, jband: dict | None) -> dict[str, Any]:
+    """The summary in the common schema of :mod:`dsphnf.result` (JSON-ready)."""
+    info = [m.info for m in trained]
+    val = None if info[0]["final_val_loss"] is None else float(np.mean([m["final_val_loss"] for m in info]))
+    out = {
+        "method": "flow",
+        "source": str(getattr(catalog, "source", "<memory>")),
+        "n_stars": int(catalog.n),
+        "settings": settings_record(setup, distance),
+        "timings_s": timings,
+        "diagnostics": {
+            "kinematic": stars.kinematic, "n_eff": float(np.sum(stars.raw["w"])), "scales": stars.scales,
+            "members": info,
+            "final_train_loss": float(np.mean([m["final_train_loss"] for m in info])),
+            "final_val_loss": val,
+        },
+    }
+    if jband is not None:
+        out["jfactor"] = jband
+    if setup.distance is not None:
+        out["diagnostics"]["distance"] = {"distance_kpc": setup.distance[0], "distance_err_kpc": setup.distance[1],
+                                          "member_distances_kpc": [m.scales["distance_kpc"] for m in trained]}
+    if setup.foreground is not None:
+        out["diagnostics"]["foreground"] = foreground_record(setup.foreground, info)
+    out["dsphnf_version"] = __version__
+    out["versions"] = {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+                       "torchdiffeq": _version("torchdiffeq")}
+    return out
+
+
+def foreground_record(fg: Foreground, info: list[dict]) -> dict[str, Any]:
+    """The foreground's settings and the members' fractions, with their mean and Student-t band (JSON-ready)."""
+    f = np.array([m["foreground_fraction"] if fg.fraction is None else fg.fraction for m in info], dtype=float)
+    band = ens.t_interval(f) if f.size > 1 else {}
+    return {**fg.spec(), "learned": fg.fraction is None, "member_fractions": f.tolist(),
+            "fraction": float(ens.t_centre(f)), **{"fraction" + k: float(v) for k, v in band.items()}}
+
+
+def settings_record(setup: FitSetup, distance: float | None) -> dict[str, Any]:
+    """The settings block of the summary (the anisotropy as its spec string)."""
+    opts = setup.options
+    return {
+        "anisotropy": setup.anisotropy.spec(), "inner": setup.inner, "ensemble": setup.ensemble,
+        "seed": setup.seed, "distance_kpc": None if distance is None else float(distance),
+        "distance_err_kpc": None if setup.distance is None else setup.distance[1],
+        "foreground": None if setup.foreground is None else setup.foreground.spec(),
+        "device": str(setup.device), "dtype": str(opts.dtype).replace("torch.", ""),
+        "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
+        "threads": outer_threads(opts.threads) or TASK_THREADS, "executor": setup.executor.kind,
+        "batched": setup.batched,
+        "flow": asdict(setup.flow), "train": setup.train.to_dict(),
+        "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU},
+        "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",
+    }
+
+
+def plot_data(catalog, stars: MemberStars) -> dict[str, np.ndarray]:
+    """The stars kept for the figures: x, y [kpc], weights, v_z - v_sys and errors [km/s]."""
+    data = {"x": np.asarray(catalog.x, float), "y": np.asarray(catalog.y, float), "w": stars.raw["w"]}
+    if stars.kinematic:
+        data["vz"] = np.asarray(catalog.vz, float) - stars.scales["v_sys"]
+        if catalog.vz_err is not None:
+            data["verr"] = np.asarray(catalog.vz_err, float)
+    return data
+
+
+def _version(name: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:  # pragma: no cover
+        return "unknown"
