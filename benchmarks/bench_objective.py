@@ -53,7 +53,7 @@ from dsphnf.flows.prior import SmoothnessPrior  # noqa: E402
 from dsphnf.flows.settings import FlowConfig  # noqa: E402
 from dsphnf.flows.standardise import raw_stars, scales_of  # noqa: E402
 from dsphnf.flows.surface import radial_table, weighted_mean  # noqa: E402
-from dsphnf.flows.train import TrainConfig  # noqa: E402
+from dsphnf.flows.train_config import TrainConfig  # noqa: E402
 from dsphnf.mocks import draw_mock  # noqa: E402
 
 

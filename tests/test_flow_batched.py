@@ -20,7 +20,7 @@ from dsphnf.flows.optimise_members import MemberLBFGS, MemberObjective, MemberPa
 from dsphnf.flows.prior import SmoothnessPrior
 from dsphnf.flows.settings import FlowConfig
 from dsphnf.flows.standardise import raw_stars, scales_of
-from dsphnf.flows.train import TrainConfig
+from dsphnf.flows.train_config import TrainConfig
 from dsphnf.mocks import draw_mock
 
 

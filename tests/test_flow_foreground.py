@@ -15,7 +15,7 @@ from dsphnf.flows.foreground import F_START, ForegroundTerm, log_window_fraction
 from dsphnf.flows.objective import flow_loss, smearing_nodes
 from dsphnf.flows.stars import StarData
 from dsphnf.flows.surface import radial_table
-from dsphnf.flows.train import TrainConfig
+from dsphnf.flows.train_config import TrainConfig
 from dsphnf.foreground import Foreground
 from dsphnf.mocks import draw_mock
 

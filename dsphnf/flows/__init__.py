@@ -24,7 +24,8 @@ from .moments import flow_profiles
 from .prior import SmoothnessPrior
 from .settings import FitOptions, FlowConfig, default_steps, fast_mode
 from .stars import StarData
-from .train import TrainConfig, Trainer
+from .train import Trainer
+from .train_config import TrainConfig
 
 __all__ = [
     "SphericalFlow", "random_flow", "RadialField", "VelocityField", "FitOptions", "FlowConfig", "FlowArtefacts",

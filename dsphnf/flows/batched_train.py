@@ -45,7 +45,8 @@ from .member import MemberSettings, MemberStars, TrainedMember, _member_info, me
 from .objective import flow_loss
 from .optimise import relative_change
 from .optimise_members import MemberAdam, MemberLBFGS, MemberObjective, MemberParams
-from .train import FAST_PARAMETERS, TrainConfig
+from .train import FAST_PARAMETERS
+from .train_config import TrainConfig
 
 __all__ = ["BatchedTrainer", "train_members_batched", "choose_threads"]
 

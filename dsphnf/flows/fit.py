@@ -66,7 +66,7 @@ from .fit_summary import fit_summary, j_factor_band, plot_data
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
 from .settings import FitOptions, FlowConfig
 from .standardise import check_device, radial_grid, raw_stars, scales_of
-from .train import TrainConfig
+from .train_config import TrainConfig
 
 __all__ = ["fit_flow"]
 

@@ -26,7 +26,7 @@ from .field import INNER_MODES
 from .member import MemberSettings
 from .separable import VELOCITY_FAMILIES
 from .settings import FitOptions, FlowConfig, default_steps, fast_mode
-from .train import TrainConfig
+from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "member_settings", "outer_threads", "torch_threads", "train_config_for"]

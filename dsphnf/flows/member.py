@@ -40,7 +40,8 @@ from .moments import flow_profiles
 from .settings import FlowConfig
 from .standardise import fingerprint, scales_of, standardise_stars
 from .stars import StarData
-from .train import TrainConfig, Trainer
+from .train import Trainer
+from .train_config import TrainConfig
 
 __all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split",
            "member_data", "member_distance", "member_profile", "rebuild_flow", "TASK_NAME"]

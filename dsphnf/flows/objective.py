@@ -1,6 +1,6 @@
 """The training objective of a flow: which loss for which data and flow.
 
-``loss="abel"`` (default, see :class:`~dsphnf.flows.train.TrainConfig`):
+``loss="abel"`` (default, see :class:`~dsphnf.flows.train_config.TrainConfig`):
 
 - positions only: the exact -ln Sigma(R) (:func:`~dsphnf.flows.surface.positional_nll`);
 - positions and velocities, beta(r) given or learned (:mod:`~dsphnf.flows.beta`):

@@ -3,7 +3,7 @@
 :class:`FlowConfig` is the architecture of every flow, :class:`FitOptions`
 the rarely changed knobs of :func:`~dsphnf.flows.fit.fit_flow` (output grid,
 kernel widths, validation, precision, threads); the optimisation settings
-are :class:`~dsphnf.flows.train.TrainConfig`. Without an explicit number of
+are :class:`~dsphnf.flows.train_config.TrainConfig`. Without an explicit number of
 steps a fit trains each flow for at most :data:`DEFAULT_STEPS` steps (100 Adam
 steps, then L-BFGS iterations until its stop rule fires), or :data:`FAST_STEPS`
 in fast mode (environment variable ``DSPHNF_FAST=1``, used by the tests and the
