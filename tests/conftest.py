@@ -82,3 +82,13 @@ def check_sky_against_projection(stars: np.ndarray, nu, mass, anisotropy, grid: 
         w = grid[sel] ** 2 * sig[sel]
         truth = integrate.trapezoid(w * s2los[sel], grid[sel]) / integrate.trapezoid(w, grid[sel])
         assert np.sqrt(np.mean(stars[idx == k, 5] ** 2) / truth) == pytest.approx(1.0, abs=0.03), k
+
+
+def random_rotation(seed: int) -> torch.Tensor:
+    """A proper rotation matrix (3, 3), float64, uniform (Haar) for the given seed."""
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r))
+    if torch.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
+from conftest import random_rotation
 from dsphnf.anisotropy import ConstantBeta, Inferred, Isotropic, OsipkovMerritt
 from dsphnf.flows.cnf import SphericalFlow
 from dsphnf.flows.field import soft_log_radius
@@ -26,15 +27,6 @@ def random_flow(seed: int = 0, std: float = 0.15, **kw) -> SphericalFlow:
         if flow.c_raw is not None:
             flow.c_raw.fill_(math.log(math.expm1(0.6)))
     return flow
-
-
-def random_rotation(seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r))
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
 
 
 CASES = [
