@@ -154,6 +154,9 @@ def test_saved_flows_reload(stars, tmp_path):
         (["--device", "tpu"], "device"),
         (["--velocity", "spherical"], "--velocity"),
         (["--velocity", "separable"], "--anisotropy free"),
+        (["--distance-err", "5"], "--distance-err needs --distance"),
+        (["--distance", "76", "--distance-err", "-1"], "--distance-err"),
+        (["--membership", "guess"], "--membership"),
     ],
 )
 def test_bad_options_are_one_line_errors(stars, tmp_path, capsys, extra, message):
@@ -183,3 +186,18 @@ def test_too_few_stars_is_an_error(tmp_path, capsys):
     np.savetxt(p, np.random.default_rng(0).normal(size=(10, 3)), delimiter=",", header="x,y,vz", comments="")
     assert main(["fit", str(p), "-o", str(tmp_path / "o"), "--steps", "5"]) == 2
     assert "at least" in capsys.readouterr().err
+
+
+def test_distance_error_and_foreground_mixture_reach_the_summary(stars, tmp_path, capsys):
+    """--distance-err draws one distance per member; --membership mixture learns a foreground fraction per member."""
+    out = tmp_path / "sys"
+    rc = main(["fit", str(stars[0]), "-o", str(out), "--steps", "4", "--ensemble", "2", "--distance", "76",
+               "--distance-err", "6", "--membership", "mixture", "--no-progress", "--no-plots", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["distance_err_kpc"] == 6.0 and s["settings"]["foreground"] is not None
+    d = s["diagnostics"]["distance"]["member_distances_kpc"]
+    assert len(d) == 2 and len(set(d)) == 2 and all(38.0 <= x for x in d)  # own, distinct, clipped at D / 2
+    f = s["diagnostics"]["foreground"]["member_fractions"]
+    assert len(f) == 2 and all(0.0 <= x < 1.0 for x in f)
+

@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..catalog import read_catalog
 from ..errors import FitError
 from ..executor import ExecutorError, add_executor_arguments, executor_from_args
@@ -106,6 +108,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu | cuda (default cpu)")
     p.add_argument("--distance", type=float, default=None, metavar="KPC",
                    help="distance [kpc]: converts Walker-format catalogues and gives the J(0.5 deg) band")
+    p.add_argument("--distance-err", type=float, default=None, metavar="KPC",
+                   help="error of --distance [kpc]: each ensemble member gets its own distance drawn from "
+                        "N(distance, err), so the bands include it (default: the distance is exact)")
+    p.add_argument("--membership", default="weights", metavar="KIND",
+                   help="weights: membership probabilities weight the stars (default) | mixture: every star "
+                        "counts once and a broad Gaussian foreground in v_z is mixed into the likelihood, "
+                        "its fraction learned per member")
     p.add_argument("--threads", type=int, default=None, metavar="T",
                    help="torch CPU threads (default: 1 for members trained one by one, the faster of 1 and 2 "
                         "by a short probe for an ensemble trained as one batch)")
@@ -133,6 +142,10 @@ def _check_args(args: argparse.Namespace):
         raise FitError(f"--val-fraction must be in [0, 0.9), got {args.val_fraction}")
     if args.distance is not None and not args.distance > 0:
         raise FitError(f"--distance must be > 0 kpc, got {args.distance}")
+    if args.distance_err is not None and (args.distance is None or not args.distance_err >= 0):
+        raise FitError(f"--distance-err needs --distance and an error >= 0 kpc, got {args.distance_err}")
+    if args.membership not in ("weights", "mixture"):
+        raise FitError(f"bad --membership {args.membership!r}: use weights or mixture")
     if args.threads is not None and args.threads < 1:
         raise FitError(f"--threads must be at least 1, got {args.threads}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
@@ -152,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     out = Path(args.output)
     cat = read_catalog(args.catalog, distance=args.distance)
+    cat, foreground = _membership(cat, args.membership)
     ck = out.with_name(out.name + ".checkpoints")
     if args.resume and not ck.exists():
         print(f"dsphnf fit: no checkpoints in {ck}; starting afresh", file=sys.stderr)
@@ -163,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
             distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
             resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto"),
             executor=args.executor, flow_config=FlowConfig(velocity=args.velocity),
+            distance_err=args.distance_err, foreground=foreground,
         )
     except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out
         shutil.rmtree(ck, ignore_errors=True)
@@ -173,6 +188,29 @@ def run(args: argparse.Namespace) -> int:
     files = "profile.csv, profile_bands.csv, summary.json, flows/" + ("" if args.no_plots else ", *.png")
     print(f"wrote {out}/ ({files})")
     return 0
+
+
+def _membership(cat, membership: str):
+    """The stars and the foreground of ``--membership`` (None for weights).
+
+    With a mixture every star counts once (the likelihood's foreground decides
+    who is a member); how many stars had a membership probability below 1 is
+    printed, so that nothing changes silently.
+    """
+    if membership != "mixture":
+        return cat, None
+    from dataclasses import replace
+
+    from ..foreground import Foreground
+
+    if cat.vz is None:
+        raise FitError("--membership mixture needs line-of-sight velocities (the foreground is a Gaussian in v_z)")
+    if cat.p_member is not None:
+        n = int(np.sum(np.asarray(cat.p_member) < 1.0))
+        print(f"dsphnf fit: --membership mixture: the membership probabilities of {n} of {cat.n} stars "
+              f"are replaced by unit weights", file=sys.stderr)
+        cat = replace(cat, p_member=None, meta=dict(cat.meta))
+    return cat, Foreground.broad(np.asarray(cat.vz, float))
 
 
 def _grid_note(grid: dict | None) -> str:
@@ -200,6 +238,12 @@ def _report(s: dict) -> None:
     print(readout_note(d.get("readout")))
     if d.get("beta_constrained"):
         print(beta_constraint_note(d["beta_constrained"]))
+    if d.get("foreground"):
+        fg = d["foreground"]
+        print(f"foreground fraction {fg['fraction']:.3f} (per flow: "
+              + ", ".join(f"{f:.3f}" for f in fg["member_fractions"]) + ")")
+    if d.get("distance"):
+        print("distance per flow [kpc]: " + ", ".join(f"{x:.1f}" for x in d["distance"]["member_distances_kpc"]))
     jf = s.get("jfactor")
     if jf is None:
         return
