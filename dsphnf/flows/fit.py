@@ -62,7 +62,7 @@ from .batched_train import train_members_batched
 from .cnf import FLOW_FORMS
 from .fit_setup import (FitSetup, batched_reason, check_arguments, check_systematics, check_velocity,
                         executor_setting, member_settings, outer_threads, torch_threads, train_config_for)
-from .fit_summary import fit_summary, j_factor_band, plot_data
+from .fit_summary import ensemble_j_record, fit_summary, plot_data
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
 from .settings import FitOptions, FlowConfig
 from .standardise import check_device, radial_grid, raw_stars, scales_of
@@ -255,7 +255,7 @@ def fit_flow(
         jband = None
         if distance is not None and stars.kinematic:
             t0 = time.perf_counter()
-            jband = j_factor_band(members, trained, float(distance))
+            jband = ensemble_j_record(members, trained, float(distance))
             timings["jfactor_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_all
     summary = fit_summary(catalog, setup, stars, trained, timings, distance, jband)

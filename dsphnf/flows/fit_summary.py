@@ -20,13 +20,13 @@ from .member import MemberStars, TrainedMember
 from .prior import HOLE_TAU, POSITIVITY_TAU
 from .settings import fast_mode
 
-__all__ = ["J_THETA_DEG", "fit_summary", "foreground_record", "j_factor_band", "plot_data", "settings_record"]
+__all__ = ["J_THETA_DEG", "ensemble_j_record", "fit_summary", "foreground_record", "plot_data", "settings_record"]
 
 #: Integration angle of the J-factor [deg].
 J_THETA_DEG = 0.5
 
 
-def j_factor_band(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
+def ensemble_j_record(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
     """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
     own = [m.scales.get("distance_kpc", distance) for m in trained]  # a distance drawn per member, or the one
     band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG, own)
