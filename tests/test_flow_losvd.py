@@ -156,11 +156,23 @@ def test_speed_grid_equals_the_radial_map_of_every_radius_speed_pair():
     m, J = len(u), len(ls0)
     r, lns = flows[1].speed_grid(u, ls0)
     r1, vs1 = flows[1].radial_map(u.repeat_interleave(J), ls0.repeat(m).unsqueeze(-1))
-    assert r.shape == (m,) and lns.shape == (m, J)
+    assert r.shape == (m,) and lns.shape == (m, J, 1)
+    lns = lns[..., 0]
     torch.testing.assert_close(r, r1.reshape(m, J)[:, 0], rtol=1e-13, atol=0)
     torch.testing.assert_close(lns, vs1[:, 0].reshape(m, J), rtol=1e-13, atol=1e-13)
     assert float((lns[:, 1:] - lns[:, :-1]).min()) > 0  # faster base speeds stay faster
     rb, lnsb = BatchedFlow(flows).speed_grid(u, ls0)
-    assert rb.shape == (2, m) and lnsb.shape == (2, m, J)
+    assert rb.shape == (2, m) and lnsb.shape == (2, m, J, 1)
     torch.testing.assert_close(rb[1], r, rtol=1e-13, atol=0)
-    torch.testing.assert_close(lnsb[1], lns, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(lnsb[1, ..., 0], lns, rtol=1e-13, atol=1e-13)
+    # the separable family: two state columns (ln A, ln B) per speed, both starting at ln s0
+    torch.manual_seed(3)
+    sep = SphericalFlow(kinematic=True, velocity="separable", anisotropy=Inferred("free")).double()
+    with torch.no_grad():
+        for p in sep.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    r, ab = sep.speed_grid(u, ls0)
+    r1, vs1 = sep.radial_map(u.repeat_interleave(J), ls0.repeat(m).unsqueeze(-1).expand(-1, 2))
+    assert ab.shape == (m, J, 2)
+    torch.testing.assert_close(r, r1.reshape(m, J)[:, 0], rtol=1e-13, atol=0)
+    torch.testing.assert_close(ab, vs1.reshape(m, J, 2), rtol=1e-13, atol=1e-13)

@@ -54,10 +54,10 @@ from .separable import (VELOCITY_FAMILIES, separable_table, shell_inverse, shell
 
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
 
-#: Anisotropy forms the flow supports (see :func:`dsphnf.anisotropy.require_form`).
 #: Foreground fraction of an untrained flow that learns one (:mod:`~dsphnf.flows.foreground`).
 F_START = 0.1
 
+#: Anisotropy forms the flow supports (see :func:`dsphnf.anisotropy.require_form`).
 FLOW_FORMS = ("given:*", "inferred:free", "inferred:constant", "inferred:om", "inferred:cuddeford", "inferred:baes")
 
 
@@ -218,27 +218,31 @@ class SphericalFlow(nn.Module):
         return odeint(self._rhs if rhs is None else rhs, y0, ts, method=self.method, options=opts, **kw)[-1]
 
     def _grid_rhs(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """:meth:`_rhs` for the state (..., m, 1 + J) of :meth:`speed_grid`: ln r once per radius, J log-speeds."""
-        logr, J = y[..., 0], y.shape[-1] - 1
+        """:meth:`_rhs` for the state (..., m, 1 + J c) of :meth:`speed_grid`: ln r once per radius, J speeds
+        of c = ``vel_field.n_state`` columns each."""
+        logr, c = y[..., 0], self.vel_field.n_state
+        J = (y.shape[-1] - 1) // c
         dl = self.pos_field.log_rate(logr, t)
         flat = (*logr.shape[:-1], -1)
         lr = logr.unsqueeze(-1).expand(*logr.shape, J).reshape(flat)
-        dv = self.vel_field.rates(lr, y[..., 1:].reshape(*flat, 1), t).reshape(y[..., 1:].shape)
+        dv = self.vel_field.rates(lr, y[..., 1:].reshape(*flat, c), t).reshape(y[..., 1:].shape)
         return torch.cat([dl.unsqueeze(-1), dv], dim=-1)
 
     def speed_grid(self, u: torch.Tensor, ls0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final radii r (m,) of base radii ``u`` (m,) and log-speeds (m, J) of base log-speeds ``ls0`` (J,).
+        """Final radii r (m,) of base radii ``u`` (m,) and velocity states (m, J, c) of base log-speeds ``ls0`` (J,).
 
         The same as ``radial_map(u.repeat_interleave(J), ls0.repeat(m)[:, None])``
-        reshaped to (m, J) (isotropic velocity state), but the positional
-        field, which does not depend on the speed, is evaluated once per
-        radius instead of once per (radius, speed). With members: (K, m), (K, m, J).
+        reshaped to (m, J, c), every one of the c = ``vel_field.n_state``
+        state columns starting at the base log-speed (the isotropic state ln s,
+        or the separable family's (ln A, ln B)), but the positional field,
+        which does not depend on the speed, is evaluated once per radius
+        instead of once per (radius, speed). With members: (K, m), (K, m, J, c).
         """
-        m, J = u.shape[-1], ls0.shape[-1]
+        m, J, c = u.shape[-1], ls0.shape[-1], self.vel_field.n_state
         logr0 = torch.log(self.premap(u).clamp_min(1e-300)).unsqueeze(-1)
-        y0 = torch.cat([logr0, ls0.to(logr0).expand(m, J)], dim=-1)
-        y1 = self.solve(y0.expand(*self.member_lead, m, J + 1), rhs=self._grid_rhs)
-        return self._power(torch.exp(y1[..., 0])), y1[..., 1:]
+        y0 = torch.cat([logr0, ls0.to(logr0).repeat_interleave(c).expand(m, J * c)], dim=-1)
+        y1 = self.solve(y0.expand(*self.member_lead, m, J * c + 1), rhs=self._grid_rhs)
+        return self._power(torch.exp(y1[..., 0])), y1[..., 1:].reshape(*y1.shape[:-1], J, c)
 
     #: leading member axes of the outputs (none for one flow)
     member_lead: tuple[int, ...] = ()

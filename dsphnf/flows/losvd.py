@@ -76,8 +76,8 @@ def velocity_table(
     u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
     nodes, w = velocity_nodes("isotropic", n_speed)
     ls0 = torch.as_tensor(nodes[:, 0], dtype=p.dtype, device=p.device)
-    r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J); (K, m), (K, m, J) for K members
-    return torch.log(r), lns, torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
+    r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J, 1); (K, m), (K, m, J, 1) for K members
+    return torch.log(r), lns[..., 0], torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
 
 
 def log_losvd(

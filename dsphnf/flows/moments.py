@@ -37,6 +37,7 @@ from scipy import special
 from ..constants import G
 from .cnf import SphericalFlow
 from .field import log_normal_radius
+from .separable import speed_nodes
 
 __all__ = ["flow_profiles", "velocity_nodes"]
 
@@ -47,8 +48,8 @@ def velocity_nodes(mode: str, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
     ``isotropic``: nodes are ln|v| (k = 1). ``free``: nodes are (v_r, ln|v_t|).
     """
     if mode == "isotropic":
-        x, w = special.roots_genlaguerre(n, 0.5)
-        return np.log(np.sqrt(2.0 * x))[:, None], w / w.sum()
+        ls, w = speed_nodes(n)
+        return ls[:, None], w
     xr, wr = special.roots_hermitenorm(max(n // 2 * 2, 2))
     xt, wt = special.roots_laguerre(max(n // 2, 2))
     vr = np.repeat(xr, len(xt))
@@ -68,13 +69,12 @@ def _velocity_moments(f64: SphericalFlow, u: torch.Tensor, rr: torch.Tensor, n_n
     K, n = len(weights), u.shape[0]
     nodes_t = torch.as_tensor(nodes, dtype=torch.float64, device=u.device)
     w_t = torch.as_tensor(weights, dtype=torch.float64, device=u.device)
-    if f64.separable:  # semi-axes (ln A, ln B) of each base shell
-        _, v1 = f64.radial_map(u.repeat_interleave(K), nodes_t.repeat(n, 2))
-        sr2 = (torch.exp(2.0 * v1[:, 0]).reshape(n, K) * w_t).sum(-1) / 3.0
+    # the state of each base speed: ln S, or the separable family's semi-axes (ln A, ln B)
+    _, v1 = f64.radial_map(u.repeat_interleave(K), nodes_t.repeat(n, 2 if f64.separable else 1))
+    sr2 = (torch.exp(2.0 * v1[:, 0]).reshape(n, K) * w_t).sum(-1) / 3.0
+    if f64.separable:
         st2 = (torch.exp(2.0 * v1[:, 1]).reshape(n, K) * w_t).sum(-1) / 3.0
         return sr2, st2, 1.0 - st2 / sr2
-    _, v1 = f64.radial_map(u.repeat_interleave(K), nodes_t.repeat(n, 1))
-    sr2 = (torch.exp(2.0 * v1[:, 0]).reshape(n, K) * w_t).sum(-1) / 3.0
     beta = f64.beta(rr)
     return sr2, (1.0 - beta) * sr2, beta
 

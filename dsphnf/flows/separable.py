@@ -79,18 +79,15 @@ def separable_table(flow, n_speed: int = 24, n_nodes: int = 41,
 
     ``n_nodes`` base radii whose reshaped radii are log-spaced over ``r_range``
     [L] and ``n_speed`` base speeds of :func:`speed_nodes`, as
-    :func:`~dsphnf.flows.losvd.velocity_table`; one solver pass.
+    :func:`~dsphnf.flows.losvd.velocity_table`; one solver pass
+    (:meth:`~dsphnf.flows.cnf.SphericalFlow.speed_grid`).
     """
     p = next(flow.parameters())
     u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
     ls0, w = speed_nodes(n_speed)
-    ls0 = torch.as_tensor(ls0, dtype=p.dtype, device=p.device)
-    m, J = u.shape[0], ls0.shape[0]
-    y0 = ls0.repeat(m).unsqueeze(-1).expand(-1, 2)
-    r, vs = flow.radial_map(u.repeat_interleave(J), y0)
-    lnr = torch.log(r.reshape(m, J)[:, 0])
+    r, lns = flow.speed_grid(u, torch.as_tensor(ls0, dtype=p.dtype, device=p.device))  # (m,), (m, J, 2)
     lw = torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
-    return lnr, vs[:, 0].reshape(m, J), vs[:, 1].reshape(m, J), lw
+    return torch.log(r), lns[..., 0], lns[..., 1], lw
 
 
 def table_moments(vtable) -> tuple[torch.Tensor, torch.Tensor]:
