@@ -11,7 +11,7 @@ from dsphnf.catalog import Catalog
 from dsphnf.errors import FitError
 from dsphnf.flows import fit_flow
 from dsphnf.flows.cnf import random_flow
-from dsphnf.flows.foreground import F_START, ForegroundTerm, log_window_fraction
+from dsphnf.flows.foreground import F_START, ForegroundTerm, foreground_term, log_window_fraction
 from dsphnf.flows.objective import flow_loss, smearing_nodes
 from dsphnf.flows.stars import StarData
 from dsphnf.flows.surface import radial_table
@@ -81,6 +81,24 @@ def test_without_foreground_the_mixture_is_the_exact_loss_in_the_window() -> Non
     area = math.pi * (float(data.R.max()) ** 2 - float(data.R.min()) ** 2)
     expect = -((-0.5 * (torch.log(2 * math.pi * var)[:, None] + v**2 / var[:, None])) * torch.as_tensor(w)).sum(1)
     assert float(flow_loss(flow, data, cfg, None, 0)) == pytest.approx(float(expect.mean()) + math.log(area), rel=1e-9)
+
+
+@torch.no_grad()
+def test_the_window_is_the_catalogues_not_that_of_the_stars_in_the_loss() -> None:
+    """A subset of the stars (a minibatch, a resample) keeps the catalogue's window: the same P_win and area."""
+    flow, data = _stars()
+    fg = foreground_term(Foreground(0.0, 3.0), {"v_sys": 0.0, "V": 1.0}, torch.float64, torch.device("cpu"),
+                         data.obs.numpy())
+    inner = torch.argsort(data.R)[: data.n // 2]  # the inner half: its own window would be far smaller
+    sub = data.subset(inner)
+    sub.fg, cfg, table = fg, TrainConfig(n_gh=3), radial_table(flow)
+    fg.fraction = 1e-300  # members only: the loss is the exact one + ln P_win of the window
+    plain = StarData(data.obs[inner], [0.2, 0.2, 0.25], verr=torch.full((len(inner),), 0.1, dtype=torch.float64))
+    lwin_full = float(log_window_fraction(flow, data.R.min(), data.R.max(), table))
+    lwin_sub = float(log_window_fraction(flow, sub.R.min(), sub.R.max(), table))
+    assert lwin_sub < lwin_full - 0.1
+    assert float(flow_loss(flow, sub, cfg, None, 0)) == pytest.approx(
+        float(flow_loss(flow, plain, cfg, None, 0)) + lwin_full, abs=1e-9)
 
 
 @torch.no_grad()

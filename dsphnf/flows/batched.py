@@ -250,7 +250,8 @@ def member_batch(resamples: Sequence[np.ndarray], standardised: Sequence[dict[st
     as_t = lambda a: torch.as_tensor(np.stack(a), dtype=dtype, device=device)  # noqa: E731
     data = StarData(as_t(obs), np.stack(h), as_t(wts), None if verr[0] is None else as_t(verr))
     if foreground is not None:
-        data.fg = stack_terms([foreground_term(foreground, sc, dtype, device) for sc in scales])
+        data.fg = stack_terms([foreground_term(foreground, sc, dtype, device, std["obs"])
+                               for sc, std in zip(scales, standardised)])
     prior = None if smooth_tau is None else SmoothnessPrior.for_stars(data.R, data.weights, smooth_tau)
     return MemberBatch(data, prior, scales, h)
 

@@ -12,8 +12,10 @@ flow's surface density, normalised over the whole sky
 (:mod:`~dsphnf.flows.surface`); P_win = Int_{R_min}^{R_max} 2 pi R Sigma dR
 (:func:`log_window_fraction`) renormalises it to the data's window of
 projected radii, the window in which the foreground is uniform, of area
-A = pi (R_max^2 - R_min^2), as the baseline's mixture does. The foreground
-is convolved with the velocity kernel h_v exactly as the model is.
+A = pi (R_max^2 - R_min^2), as the baseline's mixture does. The window is
+the whole catalogue's, in the member's units (:attr:`ForegroundTerm.window`),
+so that a bootstrap resample or a minibatch of the stars does not move it.
+The foreground is convolved with the velocity kernel h_v exactly as the model is.
 
 The fraction f is the flow's own bounded parameter (``fg_raw``, f = sigmoid
 of it, :meth:`~dsphnf.flows.cnf.SphericalFlow.foreground_fraction`), one per
@@ -46,36 +48,48 @@ class ForegroundTerm:
         Mean [V] and variance [V^2] of the foreground's v_z, scalars or (K, 1).
     fraction : float or None
         A given fraction; None: the flow's learned one.
+    window : (tensor, tensor) or None
+        Smallest and largest projected radius of the catalogue [L], scalars or
+        (K,): the window in which the foreground is uniform. None: that of the
+        stars the loss is given.
     """
 
     mean: torch.Tensor
     sigma2: torch.Tensor
     fraction: float | None = None
+    window: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def take(self, idx: torch.Tensor | None) -> "ForegroundTerm":
         """The members ``idx`` (None: all)."""
         if idx is None:
             return self
-        return ForegroundTerm(self.mean[idx], self.sigma2[idx], self.fraction)
+        window = None if self.window is None else (self.window[0][idx], self.window[1][idx])
+        return ForegroundTerm(self.mean[idx], self.sigma2[idx], self.fraction, window)
 
 
 def foreground_term(fg: Foreground, scales: dict[str, float], dtype: torch.dtype,
-                    device: torch.device) -> ForegroundTerm:
-    """``fg`` [km/s] in the units ``scales`` (v_sys, V [km/s]) of one member.
+                    device: torch.device, obs: np.ndarray) -> ForegroundTerm:
+    """``fg`` [km/s] in the units ``scales`` (v_sys, V [km/s]) of one member, with the window of ``obs``.
 
-    >>> t = foreground_term(Foreground(30.0, 60.0), {"v_sys": 10.0, "V": 20.0}, torch.float64, torch.device("cpu"))
-    >>> float(t.mean), float(t.sigma2), t.fraction
-    (1.0, 9.0, None)
+    ``obs`` (n, 3): every star of the catalogue in the member's units; their
+    smallest and largest projected radius make the window.
+
+    >>> obs = np.array([[0.1, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    >>> t = foreground_term(Foreground(30.0, 60.0), {"v_sys": 10.0, "V": 20.0}, torch.float64, torch.device("cpu"), obs)
+    >>> float(t.mean), float(t.sigma2), t.fraction, [float(x) for x in t.window]
+    (1.0, 9.0, None, [0.1, 2.0])
     """
     as_t = lambda x: torch.tensor(float(x), dtype=dtype, device=device)  # noqa: E731
+    R = np.hypot(obs[:, 0], obs[:, 1])
     return ForegroundTerm(as_t((fg.mean_kms - scales["v_sys"]) / scales["V"]), as_t((fg.sigma_kms / scales["V"]) ** 2),
-                          fg.fraction)
+                          fg.fraction, (as_t(R.min()), as_t(R.max())))
 
 
 def stack_terms(terms: list[ForegroundTerm]) -> ForegroundTerm:
-    """K members' terms on a member axis: mean and sigma2 (K, 1)."""
+    """K members' terms on a member axis: mean and sigma2 (K, 1), the windows (K,)."""
+    window = None if terms[0].window is None else tuple(torch.stack([t.window[i] for t in terms]) for i in (0, 1))
     return ForegroundTerm(torch.stack([t.mean for t in terms]).reshape(-1, 1),
-                          torch.stack([t.sigma2 for t in terms]).reshape(-1, 1), terms[0].fraction)
+                          torch.stack([t.sigma2 for t in terms]).reshape(-1, 1), terms[0].fraction, window)
 
 
 def log_window_fraction(flow, R_lo: torch.Tensor, R_hi: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor],
@@ -119,8 +133,9 @@ def mixture_nll(flow, data, h: float, x: np.ndarray, w: np.ndarray, table, vtabl
     v = p[..., 2:3] + h * x  # (..., n, k)
     ls, lp = log_losvd(flow, data.R, v, torch.sqrt(h * h + data.err2), table, vtable)
     R = data.R.detach()
-    lwin = log_window_fraction(flow, R.amin(dim=-1), R.amax(dim=-1), table)
-    log_area = torch.log(math.pi * (R.amax(dim=-1) ** 2 - R.amin(dim=-1) ** 2))
+    lo, hi = (R.amin(dim=-1), R.amax(dim=-1)) if fg.window is None else fg.window
+    lwin = log_window_fraction(flow, lo, hi, table)
+    log_area = torch.log(math.pi * (hi**2 - lo**2))
     var = (fg.sigma2 + data.err2 + h * h).unsqueeze(-1)  # (..., n, 1)
     log_fg = -0.5 * (torch.log(2.0 * math.pi * var) + (v - fg.mean.unsqueeze(-1)) ** 2 / var)
     log_fg = log_fg - log_area.reshape(*log_area.shape, 1, 1)

@@ -236,7 +236,7 @@ def _star_data(std: dict[str, Any], settings: MemberSettings, sel: np.ndarray, h
     if settings.mixture:
         if scales is None:
             raise ValueError("a foreground mixture needs the member's scales")
-        data.fg = foreground_term(settings.foreground, scales, dtype, dev)
+        data.fg = foreground_term(settings.foreground, scales, dtype, dev, std["obs"])
     return data
 
 
