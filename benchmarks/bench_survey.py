@@ -6,11 +6,12 @@
 2. The systematics switches on Draco and Fornax, one at a time against the
    reference: circular radius; velocity errors ignored; beta inferred instead
    of isotropy (the baseline a free constant beta, the flow a free beta(r));
-   and for the baseline only (the flow does not support them) a distance
-   drawn per posterior draw and a foreground mixture instead of membership
-   weights.  Each shift is the change of the median (the flow: the ensemble
-   centre), in the quantity's unit and in units of the reference's 68 %
-   half-width.
+   a distance drawn per posterior draw (the flow: per ensemble member); a
+   foreground mixture instead of membership weights, for the same stars and
+   for every star.  Each shift is the change of the median (the flow: the
+   ensemble centre), in the quantity's unit and in units of the reference's
+   68 % half-width, and "width" the ratio of the 68 % band widths (variant /
+   reference) of each quantity.
 
 Every survey resumes from its folder (``OUT/reference``, ``OUT/<switch>``):
 a folder filled by the same ``dsphnf survey`` command is reused, not refitted.
@@ -28,12 +29,12 @@ from pathlib import Path
 
 from dsphnf.survey import SurveyOptions, format_survey, survey, survey_spec
 
-#: Switch name -> (survey options, anisotropy of the baseline, anisotropy of the flow or None: baseline only).
+#: Switch name -> (survey options, anisotropy of the baseline or None: flow only, of the flow or None: baseline only).
 SWITCHES = {
     "circular radius": ({"radius": "circular"}, "isotropic", "isotropic"),
-    "distance per draw": ({"distance": "per-draw"}, "isotropic", None),
-    "foreground mixture": ({"membership": "mixture"}, "isotropic", None),
-    "foreground mixture, every star": ({"membership": "mixture-all"}, "isotropic", None),
+    "distance per draw": ({"distance": "per-draw"}, "isotropic", "isotropic"),
+    "foreground mixture": ({"membership": "mixture"}, "isotropic", "isotropic"),
+    "foreground mixture, every star": ({"membership": "mixture-all"}, "isotropic", "isotropic"),
     "velocity errors ignored": ({"velocity_errors": "ignored"}, "isotropic", "isotropic"),
     "free constant beta": ({}, "constant", None),
     "free beta(r)": ({}, None, "free"),
@@ -49,13 +50,14 @@ def _value(row: dict, key: str, log: bool, suffix: str = "") -> float:
 
 
 def shift_rows(ref: dict, var: dict) -> list[str]:
-    """Markdown cells 'shift (shift / half-width)' per compared quantity."""
-    cells = []
+    """Markdown cells 'shift (shift / half-width)' per compared quantity, then the band-width ratios."""
+    cells, ratios = [], []
     for key, log, _ in SHIFTED:
         r, v = _value(ref, key, log), _value(var, key, log)
-        half = 0.5 * (_value(ref, key, log, "_hi") - _value(ref, key, log, "_lo"))
-        cells.append(f"{v - r:+.3f} ({(v - r) / half:+.1f})")
-    return cells
+        width = _value(ref, key, log, "_hi") - _value(ref, key, log, "_lo")
+        cells.append(f"{v - r:+.3f} ({(v - r) / (0.5 * width):+.1f})")
+        ratios.append(f"{(_value(var, key, log, '_hi') - _value(var, key, log, '_lo')) / width:.2f}")
+    return cells + [" / ".join(ratios)]
 
 
 def _spec(galaxies, method: str, max_steps: int, anisotropy: str = "isotropic", **opts):
@@ -78,8 +80,8 @@ def main() -> None:
           f"(grid wall {ref.grid.wall_s:.0f} s, {len(ref.grid.resumed)} resumed)\n")
     print(format_survey(ref.rows), "\n")
     by_galaxy = {r["galaxy"]: r for r in ref.rows}
-    print("| switch | galaxy | " + " | ".join(label for _, _, label in SHIFTED) + " | wall [s] |")
-    print("|---|---|" + "---|" * (len(SHIFTED) + 1))
+    print("| switch | galaxy | " + " | ".join(label for _, _, label in SHIFTED) + " | width ratios | wall [s] |")
+    print("|---|---|" + "---|" * (len(SHIFTED) + 2))
     for name, (opts, base_beta, flow_beta) in SWITCHES.items():
         beta = base_beta if args.method == "baseline" else flow_beta
         if beta is None or (args.switches is not None and name not in args.switches):
