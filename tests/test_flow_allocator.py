@@ -30,3 +30,11 @@ def test_a_repeated_40_mb_tensor_is_served_from_kept_memory():
 
 def test_keep_freed_memory_is_decided_once():
     assert keep_freed_memory() is keep_freed_memory()
+
+
+def test_the_opt_out_leaves_glibcs_thresholds_alone(monkeypatch):
+    """DSPHNF_KEEP_FREED_MEMORY=0: _apply refuses before touching mallopt (decided per process, so _apply itself)."""
+    from dsphnf.flows import allocator
+
+    monkeypatch.setenv(allocator.OPT_OUT, "0")
+    assert allocator._apply() is False
