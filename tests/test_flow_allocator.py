@@ -25,7 +25,9 @@ def test_a_repeated_40_mb_tensor_is_served_from_kept_memory():
     for _ in range(20):
         assert float(torch.ones(n, dtype=torch.float64)[-1]) == 1.0
     pages = 8 * n // 4096
-    assert _minor_faults() - before < 2 * pages  # fresh mappings would fault ~20 x pages
+    # fresh mappings fault ~20 x pages; kept memory ~0, plus whatever the kernel reclaims meanwhile
+    # (a run on a loaded machine measured 3 x pages once, so the bound is half the fresh-mapping count)
+    assert _minor_faults() - before < 10 * pages
 
 
 def test_keep_freed_memory_is_decided_once():

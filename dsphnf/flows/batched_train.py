@@ -137,10 +137,11 @@ class BatchedTrainer:
         """One Adam step of the members ``rows``; {k: loss before the step} of those that stepped."""
         lr = [self.lr_at(k) for k in rows]
         loss, g, finite = self.objective(rows, count=False)
+        values, good = loss.tolist(), finite.tolist()  # one read from the device per step
         ok = []
         for j, k in enumerate(rows):
-            if not bool(finite[j]):
-                self._fail(k, "non-finite loss" if not math.isfinite(float(loss[j])) else "non-finite gradient")
+            if not good[j]:
+                self._fail(k, "non-finite loss" if not math.isfinite(values[j]) else "non-finite gradient")
             else:
                 ok.append(j)
         if not ok:
@@ -152,20 +153,21 @@ class BatchedTrainer:
         krows = [rows[j] for j in ok]
         x = self.params.flat()[torch.as_tensor(krows, dtype=torch.long, device=g.device)]
         self.params.set(self.adam.step(x, g, krows, [lr[j] for j in ok], self.factor), krows)
-        return {k: float(loss[j]) for j, k in zip(ok, krows)}
+        return {k: values[j] for j, k in zip(ok, krows)}
 
     def _lbfgs_step(self, rows: list[int]) -> dict[int, float]:
         """One L-BFGS iteration of the members ``rows``; {k: objective at the new iterate}."""
         new = [k for k in rows if not self.lbfgs.started(k)]
         if new:
             f, g, finite = self.objective(new)
+            values, good = f.tolist(), finite.tolist()
             for j, k in enumerate(new):
-                if not bool(finite[j]):
-                    self._fail(k, "non-finite loss" if not math.isfinite(float(f[j])) else "non-finite gradient")
+                if not good[j]:
+                    self._fail(k, "non-finite loss" if not math.isfinite(values[j]) else "non-finite gradient")
                     continue
                 self.lbfgs.lr[k] = self.cfg.lbfgs_lr * self.lr_scale[k]
-                self.lbfgs.start(k, float(f[j]), g[j], float(f[j]) - self.cfg.lbfgs_max_gain)
-                self.trace[k] = [float(f[j])]
+                self.lbfgs.start(k, values[j], g[j], values[j] - self.cfg.lbfgs_max_gain)
+                self.trace[k] = [values[j]]
         go = [k for k in rows if self.lbfgs.started(k)]
         out = {}
         for k, (value, moved) in (self.lbfgs.step(self.params, self.objective, go) if go else {}).items():

@@ -41,12 +41,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torchdiffeq import odeint
 
 from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from .beta import LearnedAnisotropy, learned_anisotropy
+from .device_constants import on_device
 from .field import INNER_MODES, RadialField, VelocityField, log_normal_radius
 from .layers import plummer_inverse, plummer_radius
 from .separable import (VELOCITY_FAMILIES, separable_table, shell_inverse, shell_log_prob, shell_transform,
@@ -212,7 +214,8 @@ class SphericalFlow(nn.Module):
         A state with a single column is integrated with the positional field
         alone; ``rhs`` (default :meth:`_rhs`) may give another layout of the state.
         """
-        ts = torch.tensor([1.0, 0.0] if reverse else [0.0, 1.0], dtype=y0.dtype, device=y0.device)
+        times = (1.0, 0.0) if reverse else (0.0, 1.0)
+        (ts,) = on_device(("ode_times", times), lambda: (np.array(times),), y0.dtype, y0.device)
         opts = {"step_size": 1.0 / self.n_steps} if self.method in ("rk4", "euler", "midpoint", "explicit_adams") else None
         kw = {"rtol": 1e-7, "atol": 1e-9} if opts is None else {}
         return odeint(self._rhs if rhs is None else rhs, y0, ts, method=self.method, options=opts, **kw)[-1]

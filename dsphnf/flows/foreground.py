@@ -109,7 +109,7 @@ def log_window_fraction(flow, R_lo: torch.Tensor, R_hi: torch.Tensor, table: tup
 def _log_fraction(flow, fg: ForegroundTerm, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ln(1 - f), ln f), shaped to broadcast against (..., n, k) (a scalar or (K, 1, 1))."""
     if fg.fraction is not None:
-        f = torch.as_tensor(fg.fraction, dtype=like.dtype, device=like.device)
+        f = torch.full((), float(fg.fraction), dtype=like.dtype, device=like.device)  # no host copy
         return torch.log1p(-f), torch.log(f)
     raw = flow.foreground_raw()
     if raw is None:
@@ -118,10 +118,12 @@ def _log_fraction(flow, fg: ForegroundTerm, like: torch.Tensor) -> tuple[torch.T
     return torch.nn.functional.logsigmoid(-raw), torch.nn.functional.logsigmoid(raw)
 
 
-def mixture_nll(flow, data, h: float, x: np.ndarray, w: np.ndarray, table, vtable) -> torch.Tensor:
+def mixture_nll(flow, data, h: float, x: np.ndarray | torch.Tensor, w: np.ndarray | torch.Tensor, table,
+                vtable) -> torch.Tensor:
     """The mixture's weighted mean of -E_j ln p(x_a, y_a, v_a + h x_j) over stars [nats per star].
 
-    ``x``, ``w``: the smearing nodes and weights; ``data.fg`` the
+    ``x``, ``w``: the smearing nodes and weights (tensors on the stars' device
+    are used as they are); ``data.fg`` the
     :class:`ForegroundTerm` (module docstring for the formula).
     """
     from .losvd import log_losvd

@@ -39,9 +39,8 @@ import math
 
 import torch
 
-from .moments import velocity_nodes
-from .separable import is_separable_table, separable_table
-from .surface import _base_nodes, interp_table, line_of_sight_terms, radial_table, weighted_mean
+from .separable import is_separable_table, separable_table, speed_nodes_on
+from .surface import base_radii, interp_table, line_of_sight_terms, radial_table, weighted_mean
 
 __all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "uniform_mixture", "expected_log_mixture"]
 
@@ -73,11 +72,11 @@ def velocity_table(
     if getattr(flow, "separable", False):
         return separable_table(flow, n_speed, n_nodes, r_range)
     p = next(flow.parameters())
-    u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
-    nodes, w = velocity_nodes("isotropic", n_speed)
-    ls0 = torch.as_tensor(nodes[:, 0], dtype=p.dtype, device=p.device)
+    u = base_radii(flow.base, n_nodes, r_range, p)
+    ls0, lw = speed_nodes_on(n_speed, p)  # velocity_nodes("isotropic", n_speed), on the device
     r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J, 1); (K, m), (K, m, J, 1) for K members
-    return torch.log(r), lns[..., 0], torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
+    return torch.log(r), lns[..., 0], lw
+
 
 
 def log_losvd(

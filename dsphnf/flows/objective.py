@@ -36,6 +36,7 @@ import torch
 
 from . import kde
 from .beta_prior import learned_prior_per_star
+from .device_constants import on_device
 from .foreground import mixture_nll
 from .losvd import exact_nll, supports_exact, velocity_table
 from .prior import SmoothnessPrior
@@ -74,16 +75,18 @@ def is_deterministic(flow, data: StarData, cfg) -> bool:
     return cfg.loss == "abel" and full and (data.d == 2 or supports_exact(flow))
 
 
+def _smearing_on(n_gh: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`smearing_nodes` as tensors on ``like``'s device and dtype (made once, :mod:`.device_constants`)."""
+    return on_device(("smearing_nodes", int(n_gh)), lambda: smearing_nodes(n_gh), like.dtype, like.device)
+
+
 def _smeared_exact_nll(flow, data: StarData, h: float, n_gh: int, table, vtable) -> torch.Tensor:
     """E_eps of the exact -ln[Sigma p(v_z + h eps | R)] by Gauss-Hermite nodes [nats per star].
 
     The nodes of a star share its line-of-sight and speed terms (one
     :func:`~dsphnf.flows.losvd.log_losvd` call with ``n_gh`` velocities per star).
     """
-    x, w = smearing_nodes(n_gh)
-    p = data.obs
-    x = torch.as_tensor(x, dtype=p.dtype, device=p.device)
-    w = torch.as_tensor(w, dtype=p.dtype, device=p.device)
+    x, w = _smearing_on(n_gh, data.obs)
     v = data.obs[..., 2:3] + h * x  # (n, n_gh)
     return exact_nll(flow, data.R, v, torch.sqrt(h * h + data.err2), data.weights, table, vtable, node_weights=w)
 
@@ -128,7 +131,7 @@ def flow_loss(
     elif cfg.loss == "abel" and vtable is not None:
         h = cfg.h_v
         if data.fg is not None:
-            nll = mixture_nll(flow, data, h, *smearing_nodes(cfg.n_gh), table, vtable)
+            nll = mixture_nll(flow, data, h, *_smearing_on(cfg.n_gh, data.obs), table, vtable)
         elif eps is None and cfg.n_gh > 0:
             nll = _smeared_exact_nll(flow, data, h, cfg.n_gh, table, vtable)
         else:

@@ -16,11 +16,11 @@ gradient raises :class:`NonFinite`, which the trainer's NaN guard catches.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
-__all__ = ["NonFinite", "CachedObjective", "LBFGS", "relative_change", "flat_grad_norm", "two_loop"]
+__all__ = ["NonFinite", "CachedObjective", "LBFGS", "relative_change", "flat_grad_norm", "read_step", "two_loop"]
 
 
 class NonFinite(ArithmeticError):
@@ -29,6 +29,20 @@ class NonFinite(ArithmeticError):
 
 def _flat(params: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+def read_step(loss: torch.Tensor, params: Iterable[torch.Tensor]) -> tuple[float, bool]:
+    """(the loss, whether every gradient of ``params`` is finite), read from the device at once.
+
+    >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> loss = (w**2).sum(); loss.backward()
+    >>> read_step(loss, [w])
+    (5.0, True)
+    """
+    flags = [torch.isfinite(p.grad).all() for p in params if p.grad is not None]
+    ok = torch.stack(flags).all() if flags else torch.ones((), dtype=torch.bool, device=loss.device)
+    value, good = torch.stack([loss.detach().reshape(()), ok.to(loss.dtype)]).tolist()
+    return value, bool(good)
 
 
 def flat_grad_norm(params: Sequence[torch.Tensor]) -> float:
@@ -78,10 +92,11 @@ class CachedObjective:
             p.grad = None
         with torch.enable_grad():
             loss = self.compute()
-            if not torch.isfinite(loss):
-                raise NonFinite("non-finite loss")
             loss.backward()
-        if not all(bool(torch.isfinite(p.grad).all()) for p in self.params if p.grad is not None):
+        value, grads_ok = read_step(loss, self.params)  # one read from the device per evaluation
+        if not math.isfinite(value):
+            raise NonFinite("non-finite loss")
+        if not grads_ok:
             raise NonFinite("non-finite gradient")
         self.evals += 1
         loss = loss.detach()

@@ -193,9 +193,10 @@ class MemberLBFGS:
                 break
             params.set(torch.stack([x[k] + t[k] * d[k] for k in searching]), searching)
             f_new, g_new, finite = objective(searching)
+            values, good = f_new.tolist(), finite.tolist()  # one read from the device per trial
             still = []
             for j, k in enumerate(searching):
-                val = float(f_new[j]) if bool(finite[j]) else math.nan
+                val = values[j] if good[j] else math.nan
                 if not val >= self.floor[k]:  # non-finite, or a breakdown below the floor
                     val = math.inf
                     self.rejected[k] += 1

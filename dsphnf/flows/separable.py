@@ -48,7 +48,8 @@ import numpy as np
 import torch
 from scipy import special
 
-from .surface import _base_nodes, interp_table
+from .device_constants import on_device
+from .surface import base_radii, interp_table
 
 __all__ = ["VELOCITY_FAMILIES", "speed_nodes", "separable_table", "is_separable_table", "table_moments",
            "table_beta", "shell_transform", "shell_inverse", "shell_log_prob", "shell_log_det"]
@@ -83,11 +84,19 @@ def separable_table(flow, n_speed: int = 24, n_nodes: int = 41,
     (:meth:`~dsphnf.flows.cnf.SphericalFlow.speed_grid`).
     """
     p = next(flow.parameters())
-    u = _base_nodes(flow.base, n_nodes, r_range)[0].to(dtype=p.dtype, device=p.device)
-    ls0, w = speed_nodes(n_speed)
-    r, lns = flow.speed_grid(u, torch.as_tensor(ls0, dtype=p.dtype, device=p.device))  # (m,), (m, J, 2)
-    lw = torch.log(torch.as_tensor(w, dtype=p.dtype, device=p.device))
+    u = base_radii(flow.base, n_nodes, r_range, p)
+    ls0, lw = speed_nodes_on(n_speed, p)
+    r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J, 2)
     return torch.log(r), lns[..., 0], lns[..., 1], lw
+
+
+def speed_nodes_on(n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ln s0_j, ln l_j) of :func:`speed_nodes` on ``like``'s device and dtype (made once per device)."""
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        ls0, w = speed_nodes(n)
+        return ls0, np.log(w)
+
+    return on_device(("speed_nodes", int(n)), make, like.dtype, like.device)
 
 
 def table_moments(vtable) -> tuple[torch.Tensor, torch.Tensor]:

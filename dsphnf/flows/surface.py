@@ -37,6 +37,7 @@ import math
 
 import torch
 
+from .device_constants import on_device
 from .field import log_normal_radius
 
 __all__ = ["radial_table", "interp_table", "line_of_sight_terms", "log_surface_density", "weighted_mean",
@@ -60,9 +61,10 @@ def radial_table(flow, n: int = 321) -> tuple[torch.Tensor, torch.Tensor]:
     ~1e-6 for smooth maps, second order at the two end nodes), the second exact.
     """
     p = next(flow.parameters())
-    u, lnrho, dlnrho = (t.to(dtype=p.dtype, device=p.device) for t in _base_nodes(flow.base, n))
+    host = _base_nodes(flow.base, n)
+    u, lnrho, dlnrho = on_device(("base_nodes", flow.base, n, TABLE_RANGE), lambda: host, p.dtype, p.device)
     lnr = torch.log(flow.radial_map(u))
-    g = _uniform_derivative(lnr, float(lnrho[1] - lnrho[0]))
+    g = _uniform_derivative(lnr, float(host[1][1] - host[1][0]))
     lnu = torch.log(u)
     # ln nu = ln N3(u) - ln(dr/du) - 2 ln(r/u), dr/du = (r/u) g dln rho/dln u
     # Floor on the local stretch g = dln r/dln rho. The maximum-likelihood density of a
@@ -72,6 +74,12 @@ def radial_table(flow, n: int = 321) -> tuple[torch.Tensor, torch.Tensor]:
     # g ~ 0.5-2 relative to the Plummer base; below G_FLOOR the loss stops rewarding it.
     lnnu = log_normal_radius(u) - torch.log(g.clamp_min(G_FLOOR)) - torch.log(dlnrho) - 3.0 * (lnr - lnu)
     return lnr, lnnu
+
+
+def base_radii(base: str, n: int, r_range: tuple[float, float], like: torch.Tensor) -> torch.Tensor:
+    """The base radii u of :func:`_base_nodes` on ``like``'s device and dtype (made once per device)."""
+    return on_device(("base_nodes", base, n, tuple(r_range)), lambda: _base_nodes(base, n, tuple(r_range)),
+                     like.dtype, like.device)[0]
 
 
 def _uniform_derivative(f: torch.Tensor, dx: float) -> torch.Tensor:

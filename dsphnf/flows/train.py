@@ -60,7 +60,7 @@ from ..errors import FitError
 from .allocator import keep_freed_memory
 from .cnf import SphericalFlow
 from .objective import flow_loss, is_deterministic
-from .optimise import LBFGS, CachedObjective, NonFinite, flat_grad_norm, relative_change
+from .optimise import LBFGS, CachedObjective, NonFinite, flat_grad_norm, read_step, relative_change
 from .prior import SmoothnessPrior
 from .stars import StarData
 from .train_config import TrainConfig
@@ -315,18 +315,15 @@ class Trainer:
             group["lr"] = self.lr_at(self.step) * group.get("lr_factor", 1.0)
         self.opt.zero_grad(set_to_none=True)
         loss = self.compute_loss()
-        if not torch.isfinite(loss):
-            self._fail("non-finite loss")
-            return None
-        loss.backward()
-        grads = [p.grad for p in self.flow.parameters() if p.grad is not None]
-        if not all(bool(torch.isfinite(g).all()) for g in grads):
-            self._fail("non-finite gradient")
+        loss.backward()  # a non-finite loss gives non-finite gradients, which are never applied
+        value, grads_ok = read_step(loss, self.flow.parameters())  # one read from the device per step
+        if not math.isfinite(value) or not grads_ok:
+            self._fail("non-finite loss" if not math.isfinite(value) else "non-finite gradient")
             return None
         torch.nn.utils.clip_grad_norm_(self.flow.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self._update_ema()
-        return float(loss.detach())
+        return value
 
     def _new_lbfgs(self) -> None:
         c = self.cfg
