@@ -25,8 +25,8 @@ no band (NaN).
 Physical read-out: a member is *used* at a radius when its read-out there is
 finite and physical, M > 0 and rho > 0 (rho = (dM/d ln r)/(4 pi r^3) >= 0 is
 M(r) non-decreasing), for nu, sigma_r, beta, M and rho alike (positions only:
-nu > 0). The training prior makes this so by construction
-(:func:`~dsphnf.flows.prior.jeans_positivity_penalty`); members that still
+nu > 0). The training prior makes this so by construction, and keeps rho
+from rising outwards too (:func:`~dsphnf.flows.prior.positivity_penalty`); members that still
 fail are not dropped silently: the column ``n_used`` counts the members used
 at every radius, :func:`readout_accounting` summarises it for the summary,
 and :func:`check_survival` stops a fit where fewer than half of the members

@@ -37,19 +37,35 @@ flows trained for 400 steps on 1000 sky positions grew inner holes of slope
 term alone does not penalise (a parabola in ln r costs nothing).
 
 A third, one-sided term makes the Jeans read-out physical by construction:
-with g = G M/(r sigma_r^2) = -(d ln nu/d ln r + d ln sigma_r^2/d ln r + 2 beta)
-and q = (d(G M)/d ln r)/(r sigma_r^2) = 4 pi G r^2 rho/sigma_r^2 = g (1 + d ln sigma_r^2/d ln r) + dg/d ln r
-(the relation :mod:`~dsphnf.flows.moments` reads M and rho out with),
+with g = G M/(r sigma_r^2) = -(d ln nu/d ln r + d ln sigma_r^2/d ln r + 2 beta),
+q = (d(G M)/d ln r)/(r sigma_r^2) = 4 pi G r^2 rho/sigma_r^2 = g (1 + d ln sigma_r^2/d ln r) + dg/d ln r
+(the relation :mod:`~dsphnf.flows.moments` reads M and rho out with) and
+s = -(4 pi G r^2/sigma_r^2) d rho/d ln r = q (2 - d ln sigma_r^2/d ln r) - dq/d ln r,
+the four conditions (:func:`density_conditions`)
 
-    P_pos = [Int max(0, -g)^2 d ln r + Int max(0, -q)^2 d ln r] / (2 tau_pos^2),  tau_pos = 0.01,
+    g >= 0 (M >= 0),   q >= 0 (rho >= 0),   3 g - q >= 0 (d ln M/d ln r <= 3),   s >= 0 (rho falls outwards)
 
-which is zero wherever M >= 0 and M(r) is non-decreasing (rho >= 0) and
-costs 50 nats for q = -0.1 (or g = -0.1) over a factor e in radius, as a hole of
-slope +1 does. Without it, bootstrap members grew radii with rho < 0 that the
-read-out had to leave out (:mod:`~dsphnf.flows.ensemble`). It is computed on
-the speed table from nu, sigma_r and the flow's beta(r)
-(:func:`jeans_positivity`); flows with a free anisotropy have no speed table
-and no such term (their read-out is still checked and counted).
+cost
+
+    P_pos = Int [max(0, -g)^2 + max(0, -q)^2 + max(0, q - 3 g)^2 + max(0, -s)^2] d ln r / (2 tau_pos^2),  tau_pos = 0.01,
+
+zero for a read-out whose density is positive and does not rise outwards,
+as that of every halo in use (NFW, Zhao with gamma >= 0, Burkert, Einasto,
+a core), and 50 nats for a violation of 0.1 over a factor e in radius, as a
+hole of slope +1 does. The third condition, q/g = d ln M/d ln r = 3 rho/rho_mean
+<= 3, says the local density does not exceed the mean density inside r; it
+follows from the fourth, but it also reaches inside the innermost star
+(M(lo) is all the mass below the data). Without the first two, bootstrap
+members grew radii with rho < 0 that the read-out had to leave out
+(:mod:`~dsphnf.flows.ensemble`). With only those two, fits of cored mocks
+(PlumCoreIso, 1000 stars) came to rest on the wall rho = 0 at ~0.07 kpc,
+just outside the innermost star, with rho rising outwards to 0.3 kpc and
+0.5-0.9 dex too low at 0.1 kpc: the likelihood pays for a sigma_r that
+falls inwards (a noise feature of ~10 stars) with a density hole that
+rho >= 0 does not forbid (benchmarks/RESULTS.md). The terms are computed on
+the speed table from nu, sigma_r and the flow's beta(r); flows with a free
+anisotropy have no speed table and no such term (their read-out is still
+checked and counted).
 
 Derivatives are divided differences on the flow's own tables
 (:func:`~dsphnf.flows.surface.radial_table` for nu, 321 nodes;
@@ -67,13 +83,16 @@ import torch
 
 from .separable import is_separable_table, table_moments
 
-__all__ = ["HOLE_TAU", "POSITIVITY_TAU", "SmoothnessPrior", "log_derivative", "roughness", "hole_penalty",
-           "sigma_r2_table", "jeans_positivity", "positivity_penalty", "smoothness_penalty"]
+__all__ = ["HOLE_TAU", "POSITIVITY_TAU", "MASS_SLOPE_MAX", "SmoothnessPrior", "log_derivative", "roughness",
+           "hole_penalty", "sigma_r2_table", "jeans_positivity", "density_conditions", "positivity_penalty",
+           "smoothness_penalty"]
 
 #: scale of the one-sided prior against a density rising outwards (d ln nu/d ln r > 0)
 HOLE_TAU = 0.1
-#: scale of the one-sided prior against M < 0 and rho < 0 in the Jeans read-out (dimensionless g and q)
+#: scale of the one-sided prior against M < 0, rho < 0 and rho rising outwards in the Jeans read-out (dimensionless)
 POSITIVITY_TAU = 0.01
+#: largest d ln M/d ln r = 4 pi r^3 rho/M of the read-out: 3, the mean density inside r does not rise outwards
+MASS_SLOPE_MAX = 3.0
 
 
 def log_derivative(x: torch.Tensor, f: torch.Tensor, order: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,6 +201,35 @@ def jeans_positivity(
     return xi[..., 1:-1], g[..., 1:-1], q
 
 
+def density_conditions(
+    table: tuple[torch.Tensor, torch.Tensor],
+    vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    beta: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ln r, c): the read-out's four conditions c = (g, q, 3 g - q, s), each >= 0 for a physical density.
+
+    g and q are those of :func:`jeans_positivity` (M >= 0, rho >= 0),
+    3 g - q >= 0 says d ln M/d ln r <= 3 (:data:`MASS_SLOPE_MAX`: the mean
+    density inside r does not rise outwards) and
+    s = -(4 pi G r^2/sigma_r^2) d rho/d ln r = q (2 - d ln sigma_r^2/d ln r) - dq/d ln r >= 0
+    that rho does not rise outwards. On the speed-table nodes but the three
+    outermost at each end; ``c`` has a leading axis of 4 (before any member axis:
+    (4, m) or (4, K, m)).
+
+    >>> lnr = torch.linspace(-5.0, 5.0, 201, dtype=torch.float64)
+    >>> x = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)
+    >>> speeds = (x, torch.zeros(61, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
+    >>> _, c = density_conditions((lnr, -2.0 * lnr), speeds)   # nu ~ r^-2, flat sigma_r: rho ~ r^-2
+    >>> [round(float(v), 6) for v in c[:, 30]]                  # g = q = 2, 3 g - q = 4, s = 4
+    [2.0, 2.0, 4.0, 4.0]
+    """
+    x, g, q = jeans_positivity(table, vtable, beta)
+    dls2 = _central(vtable[0], sigma_r2_table(vtable))[..., 2:-2]  # at the nodes of q
+    s = q[..., 1:-1] * (2.0 - dls2) - _central(x, q)
+    g, q = g[..., 1:-1], q[..., 1:-1]
+    return x[..., 1:-1], torch.stack([g, q, MASS_SLOPE_MAX * g - q, s])
+
+
 def positivity_penalty(
     table: tuple[torch.Tensor, torch.Tensor],
     vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -189,17 +237,17 @@ def positivity_penalty(
     hi: float,
     beta: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Int_lo^hi [max(0, -g)^2 + max(0, -q)^2] d ln r of :func:`jeans_positivity` (zero for a physical read-out).
+    """Int_lo^hi sum_c max(0, -c)^2 d ln r over the four :func:`density_conditions` (zero for a physical read-out).
 
     >>> lnr = torch.linspace(-5.0, 5.0, 201, dtype=torch.float64)
     >>> x = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)
     >>> rising = (lnr, 0.5 * lnr)                          # nu ~ r^0.5, flat sigma_r: M < 0 and falling
     >>> speeds = (x, torch.zeros(61, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
-    >>> round(float(positivity_penalty(rising, speeds, -1.0, 1.0)), 6)   # (0.5^2 + 0.5^2) x 2
-    1.0
+    >>> round(float(positivity_penalty(rising, speeds, -1.0, 1.0)), 6)   # g = q = -0.5, 3 g - q = s = -1: 2.5 x 2
+    5.0
     """
-    x, g, q = jeans_positivity(table, vtable, beta)
-    return _integral_inside(x, torch.relu(-g) ** 2 + torch.relu(-q) ** 2, lo, hi)
+    x, c = density_conditions(table, vtable, beta)
+    return _integral_inside(x, (torch.relu(-c) ** 2).sum(dim=0), lo, hi)
 
 
 def smoothness_penalty(
@@ -229,7 +277,7 @@ def smoothness_penalty(
     beta : callable or None
         The flow's beta(r) at standardised radii (None: isotropic), for the positivity term.
     positivity_tau : float or None
-        Scale of the one-sided term against M < 0 and rho < 0 (None: off).
+        Scale of the one-sided term against M < 0, rho < 0 and a density rising outwards (None: off).
     """
     lo, hi = log_range
     p = roughness(table[0], table[1], lo, hi)
