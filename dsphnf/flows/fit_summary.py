@@ -17,7 +17,7 @@ from ..foreground import Foreground
 from . import ensemble as ens
 from .fit_setup import FitSetup, outer_threads
 from .member import MemberStars, TrainedMember
-from .prior import HOLE_TAU, POSITIVITY_TAU
+from .prior import HOLE_TAU, MASS_SLOPE_MAX, POSITIVITY_TAU
 from .settings import fast_mode
 
 __all__ = ["J_THETA_DEG", "ensemble_j_record", "fit_summary", "foreground_record", "plot_data", "settings_record"]
@@ -89,7 +89,8 @@ def settings_record(setup: FitSetup, distance: float | None) -> dict[str, Any]:
         "threads": outer_threads(opts.threads) or TASK_THREADS, "executor": setup.executor.kind,
         "batched": setup.batched,
         "flow": asdict(setup.flow), "train": setup.train.to_dict(),
-        "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU},
+        "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU, "mass_slope_max": MASS_SLOPE_MAX,
+                  "density_falls_outwards": True},
         "grid": "log-spaced over the 2nd-98th weighted percentile of R" if opts.r_grid is None else "user",
     }
 
