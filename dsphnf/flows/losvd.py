@@ -78,7 +78,6 @@ def velocity_table(
     return torch.log(r), lns[..., 0], lw
 
 
-
 def log_losvd(
     flow,
     R: torch.Tensor,

@@ -51,8 +51,8 @@ from scipy import special
 from .device_constants import on_device
 from .surface import base_radii, interp_table
 
-__all__ = ["VELOCITY_FAMILIES", "speed_nodes", "separable_table", "is_separable_table", "table_moments",
-           "table_beta", "shell_transform", "shell_inverse", "shell_log_prob", "shell_log_det"]
+__all__ = ["VELOCITY_FAMILIES", "speed_nodes", "speed_nodes_on", "separable_table", "is_separable_table",
+           "table_moments", "table_beta", "shell_transform", "shell_inverse", "shell_log_prob", "shell_log_det"]
 
 #: Velocity families of the flow: one speed map and an anisotropy layer, or two separate semi-axis maps.
 VELOCITY_FAMILIES = ("elliptical", "separable")

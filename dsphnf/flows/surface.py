@@ -40,7 +40,7 @@ import torch
 from .device_constants import on_device
 from .field import log_normal_radius
 
-__all__ = ["radial_table", "interp_table", "line_of_sight_terms", "log_surface_density", "weighted_mean",
+__all__ = ["radial_table", "base_radii", "interp_table", "line_of_sight_terms", "log_surface_density", "weighted_mean",
            "positional_nll"]
 
 #: range of the table in radii of the fixed base reshaping [L]
