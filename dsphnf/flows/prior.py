@@ -63,9 +63,10 @@ just outside the innermost star, with rho rising outwards to 0.3 kpc and
 0.5-0.9 dex too low at 0.1 kpc: the likelihood pays for a sigma_r that
 falls inwards (a noise feature of ~10 stars) with a density hole that
 rho >= 0 does not forbid (benchmarks/RESULTS.md). The terms are computed on
-the speed table from nu, sigma_r and the flow's beta(r); flows with a free
-anisotropy have no speed table and no such term (their read-out is still
-checked and counted).
+the speed table from nu, sigma_r and the flow's beta(r), given or learned
+(the separable family's beta from its own table); positions-only flows have
+no speed table and no such term. Every read-out is still checked and counted
+(:mod:`~dsphnf.flows.ensemble`).
 
 Derivatives are divided differences on the flow's own tables
 (:func:`~dsphnf.flows.surface.radial_table` for nu, 321 nodes;
