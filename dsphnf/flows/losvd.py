@@ -39,8 +39,8 @@ import math
 
 import torch
 
-from .separable import is_separable_table, separable_table, speed_nodes_on
-from .surface import base_radii, interp_table, line_of_sight_terms, radial_table, weighted_mean
+from .separable import is_separable_table, speed_state_table
+from .surface import interp_table, line_of_sight_terms, radial_table, weighted_mean
 
 __all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "uniform_mixture", "expected_log_mixture"]
 
@@ -65,17 +65,11 @@ def velocity_table(
     ``n_nodes`` base radii whose reshaped radii are log-spaced over ``r_range``
     [L] (outside it ln S is held at its end values); ``n_speed`` generalised
     Gauss-Laguerre nodes of the base speed. The separable family gives its own
-    4-entry table instead (:func:`~dsphnf.flows.separable.separable_table`).
-    A flow with K members
-    (:mod:`~dsphnf.flows.batched`) gives (K, m) and (K, m, J) tables.
+    4-entry table instead (:func:`~dsphnf.flows.separable.separable_table`):
+    both come from :func:`~dsphnf.flows.separable.speed_state_table`. A flow
+    with K members (:mod:`~dsphnf.flows.batched`) gives (K, m) and (K, m, J) tables.
     """
-    if getattr(flow, "separable", False):
-        return separable_table(flow, n_speed, n_nodes, r_range)
-    p = next(flow.parameters())
-    u = base_radii(flow.base, n_nodes, r_range, p)
-    ls0, lw = speed_nodes_on(n_speed, p)  # velocity_nodes("isotropic", n_speed), on the device
-    r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J, 1); (K, m), (K, m, J, 1) for K members
-    return torch.log(r), lns[..., 0], lw
+    return speed_state_table(flow, n_speed, n_nodes, r_range)
 
 
 def log_losvd(

@@ -51,7 +51,8 @@ from scipy import special
 from .device_constants import on_device
 from .surface import base_radii, interp_table
 
-__all__ = ["VELOCITY_FAMILIES", "speed_nodes", "speed_nodes_on", "separable_table", "is_separable_table",
+__all__ = ["VELOCITY_FAMILIES", "speed_nodes", "speed_nodes_on", "speed_state_table", "separable_table",
+           "is_separable_table",
            "table_moments", "table_beta", "shell_transform", "shell_inverse", "shell_log_prob", "shell_log_det"]
 
 #: Velocity families of the flow: one speed map and an anisotropy layer, or two separate semi-axis maps.
@@ -83,11 +84,22 @@ def separable_table(flow, n_speed: int = 24, n_nodes: int = 41,
     :func:`~dsphnf.flows.losvd.velocity_table`; one solver pass
     (:meth:`~dsphnf.flows.cnf.SphericalFlow.speed_grid`).
     """
+    return speed_state_table(flow, n_speed, n_nodes, r_range)
+
+
+def speed_state_table(flow, n_speed: int, n_nodes: int, r_range: tuple[float, float]) -> tuple[torch.Tensor, ...]:
+    """(ln r_i, one (m, J) table per state column of a base speed, log weights (J,)), from one solver pass.
+
+    The columns are ln S for the elliptical family (a 3-entry table,
+    :func:`~dsphnf.flows.losvd.velocity_table`) and ln A, ln B for the
+    separable one (4 entries, :func:`separable_table`); a flow with K members
+    gives (K, m) and (K, m, J) tables.
+    """
     p = next(flow.parameters())
     u = base_radii(flow.base, n_nodes, r_range, p)
     ls0, lw = speed_nodes_on(n_speed, p)
-    r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J, 2)
-    return torch.log(r), lns[..., 0], lns[..., 1], lw
+    r, lns = flow.speed_grid(u, ls0)  # (m,), (m, J, columns)
+    return (torch.log(r), *lns.unbind(-1), lw)
 
 
 def speed_nodes_on(n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
