@@ -12,6 +12,11 @@ deviation of z, the median 68 % half-width and the spread of the log10 error
 [dex]; then the coverage pooled over the five radii against the pooled target
 (within 8 and 4 points of 68 % and 95 %). ``--seeds LO HI`` keeps seeds
 LO..HI-1 only (for before/after comparisons on the same mocks).
+
+``--versus baseline`` (with ``--method flow``) adds the issue's other two
+flow targets, per radius on the realisations both methods fitted: |median
+log10 error| <= 0.3 x the median 68 % half-width, and the flow's scatter of
+log10 error over realisations <= 1.5 x the other method's.
 """
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from dsphnf.calibrate import NOMINAL68, NOMINAL95, nominal_interval
 
 
 def read_rows(outs: list[str], method: str, seeds: tuple[int, int] | None) -> list[dict]:
@@ -32,11 +38,6 @@ def read_rows(outs: list[str], method: str, seeds: tuple[int, int] | None) -> li
                 if row["method"] == method and (seeds is None or seeds[0] <= s < seeds[1]):
                     rows.append(row)
     return rows
-
-
-def nominal_interval(n: int, p: float) -> tuple[float, float]:
-    """Central 95 % binomial interval of the covered fraction for n realisations and nominal p."""
-    return stats.binom.ppf(0.025, n, p) / n, stats.binom.ppf(0.975, n, p) / n
 
 
 def table(rows: list[dict], label: str) -> None:
@@ -57,7 +58,7 @@ def table(rows: list[dict], label: str) -> None:
         c68 = np.mean([int(float(r["in68"])) for r in ok])
         c95 = np.mean([int(float(r["in95"])) for r in ok])
         n = len(ok)
-        i68, i95 = nominal_interval(n, 0.68), nominal_interval(n, 0.95)
+        i68, i95 = nominal_interval(n, NOMINAL68), nominal_interval(n, NOMINAL95)
         bad = [name for name, c, (lo, hi) in (("68", c68, i68), ("95", c95, i95)) if not lo <= c <= hi]
         misses += [f"{x:g} R_half ({n} realisations): {b} % band {c:.2f} outside [{lo:.2f}, {hi:.2f}]"
                    for b, c, (lo, hi) in [(b, c68 if b == "68" else c95, i68 if b == "68" else i95) for b in bad]]
@@ -67,9 +68,35 @@ def table(rows: list[dict], label: str) -> None:
               f"| {z.mean():+.2f} | {z.std(ddof=1):.2f} | {np.median(w68):.3f} | {err.std(ddof=1):.3f} |")
     p68, p95 = np.mean(in68), np.mean(in95)
     print(f"| pooled | {len(in68)} pairs | {p68:.3f} | 0.60-0.76 | {p95:.3f} | 0.91-0.99 | | | | |\n")
-    pooled_ok = abs(p68 - 0.68) <= 0.08, abs(p95 - 0.95) <= 0.04
+    pooled_ok = abs(p68 - 0.68) <= 0.08, abs(p95 - 0.95) <= 0.04  # the issue's targets, in points
     print(f"pooled targets: 68 % {'met' if pooled_ok[0] else 'MISSED'}, 95 % {'met' if pooled_ok[1] else 'MISSED'}; "
           f"per-radius misses: {'; '.join(misses) if misses else 'none'}\n")
+
+
+def _errors(rows: list[dict]) -> dict[tuple[float, int], tuple[float, float]]:
+    """(r/R_half, seed) -> (log10 error, 68 % half-width [dex]) of the rows with a finite error."""
+    out = {}
+    for r in rows:
+        if r["log10_err"] not in ("", "nan"):
+            w68 = 0.5 * (np.log10(float(r["rho_hi"])) - np.log10(float(r["rho_lo"])))
+            out[(float(r["r_over_rhalf"]), int(r["seed"]))] = (float(r["log10_err"]), w68)
+    return out
+
+
+def versus(rows: list[dict], other: list[dict], name: str) -> None:
+    """Bias against band width, and scatter against the other method's, on the realisations both fitted."""
+    mine, theirs = _errors(rows), _errors(other)
+    print(f"| r/R_half | n (both) | median log10 err [dex] | median w68 [dex] | ratio (target <= 0.3) "
+          f"| sd log10 err [dex] | sd, {name} [dex] | ratio (target <= 1.5) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for x in sorted({k[0] for k in mine}):
+        keys = sorted(k for k in mine if k[0] == x and k in theirs)
+        e, w = np.array([mine[k] for k in keys]).T
+        e2 = np.array([theirs[k][0] for k in keys])
+        b, s1, s2 = np.median(e), e.std(ddof=1), e2.std(ddof=1)
+        print(f"| {x:g} | {len(keys)} | {b:+.3f} | {np.median(w):.3f} | {abs(b) / np.median(w):.2f} "
+              f"| {s1:.3f} | {s2:.3f} | {s1 / s2:.2f} |")
+    print()
 
 
 def main() -> None:
@@ -78,9 +105,13 @@ def main() -> None:
     ap.add_argument("--method", default="baseline")
     ap.add_argument("--seeds", nargs=2, type=int)
     ap.add_argument("--label", default=None)
+    ap.add_argument("--versus", default=None, metavar="METHOD", help="compare bias and scatter with METHOD")
     a = ap.parse_args()
-    rows = read_rows(a.outs, a.method, tuple(a.seeds) if a.seeds else None)
+    seeds = tuple(a.seeds) if a.seeds else None
+    rows = read_rows(a.outs, a.method, seeds)
     table(rows, a.label or ", ".join(a.outs))
+    if a.versus:
+        versus(rows, read_rows(a.outs, a.versus, seeds), a.versus)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from dsphnf import mocks
-from dsphnf.calibrate import (CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, calibrate, calibration_spec,
-                              coverage, projected_half_radius, score_profile)
+from dsphnf.calibrate import (CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, RADII_OVER_RHALF, calibrate,
+                              calibration_spec, coverage, format_coverage, nominal_interval, pooled_coverage,
+                              projected_half_radius, score_profile)
 from dsphnf.cli import main
 from dsphnf.profiles import tracer_zhao
 
@@ -71,6 +73,30 @@ def test_coverage_counts_only_rows_with_a_band():
     assert c["cover68"] == pytest.approx(1 / 3) and c["cover68_err"] == pytest.approx(math.sqrt(2 / 27))
     assert c["cover95"] == pytest.approx(2 / 3) and c["z_mean"] == pytest.approx(0.5)
     assert c["z_std"] == pytest.approx(2.0) and c["log10_err_mean"] == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("n", [5, 20, 60])
+def test_nominal_interval_holds_95_percent_of_a_calibrated_bands_coverage(n):
+    lo, hi = nominal_interval(n, NOMINAL68)
+    k = np.arange(n + 1)
+    pmf = np.array([math.comb(n, j) * NOMINAL68**j * (1 - NOMINAL68) ** (n - j) for j in k])
+    inside = pmf[(k >= round(lo * n)) & (k <= round(hi * n))].sum()
+    assert inside >= 0.95  # the central interval: each tail outside it holds at most 2.5 %
+    assert pmf[k < round(lo * n)].sum() <= 0.025 and pmf[k > round(hi * n)].sum() <= 0.025
+    assert pmf[k <= round(lo * n)].sum() > 0.025 and pmf[k >= round(hi * n)].sum() > 0.025  # and no wider
+
+
+def test_pooled_coverage_and_the_table_mark_what_a_calibrated_band_rarely_gives():
+    rows = [{"method": "baseline", "r_over_rhalf": x, "r": 0.2 * x, "in68": float(i < cut), "in95": 1.0,
+             "z": 0.5, "log10_err": 0.01} for x, cut in ((0.5, 14), (1.0, 5)) for i in range(20)]
+    (p,) = pooled_coverage(rows)
+    assert p["n_pairs"] == 40 and p["cover68"] == pytest.approx(19 / 40) and p["cover95"] == 1.0
+
+    text = format_coverage(SimpleNamespace(coverage=coverage(rows), rows=rows))  # what it reads of a Calibration
+    line = {float(ln.split()[1]): ln for ln in text.splitlines() if ln.startswith("baseline ")}
+    assert "0.70 +- 0.10 " in line[0.5] and "*" not in line[0.5]  # 14/20 inside 45-85 %
+    assert "0.25 +- 0.10*" in line[1.0]  # 5/20 is below 45 %
+    assert "pooled over 40 (radius, realisation) pairs 0.47 inside the 68 % band" in text
 
 
 # ---------------------------------------------------------------- end to end

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .score import NOMINAL68, NOMINAL95, RADII_OVER_RHALF
+from .score import NOMINAL68, NOMINAL95, RADII_OVER_RHALF, nominal_interval, pooled_coverage
 
 __all__ = ["plot_coverage", "format_coverage"]
 
@@ -57,14 +57,34 @@ def plot_coverage(cal: Any, path: str | Path | None = None):
 
 
 def format_coverage(cal: Any) -> str:
-    """Plain-text coverage table (one line per method and radius)."""
-    head = (f"{'method':<9s} {'r/R_half':>8s} {'r[kpc]':>8s} {'n':>3s} {'68% cover':>13s} {'95% cover':>13s} "
+    """Plain-text coverage table: one line per method and radius, then the coverage pooled over radii.
+
+    A coverage outside the central 95 % binomial interval around nominal for
+    its number of realisations (:func:`~dsphnf.calibrate.score.nominal_interval`)
+    is marked ``*``: a calibrated band lands there in one case of 20 or less.
+    """
+    head = (f"{'method':<9s} {'r/R_half':>8s} {'r[kpc]':>8s} {'n':>3s} {'68% cover':>14s} {'95% cover':>14s} "
             f"{'z mean':>7s} {'z std':>6s} {'rms log10 err':>13s}")
     lines = [head, "-" * len(head)]
-    f = lambda p, e: "         -   " if not math.isfinite(p) else f"{p:5.2f} +- {e:4.2f}"
     g = lambda v, w: f"{'-':>{w}s}" if not math.isfinite(v) else f"{v:{w}.2f}"
     for c in cal.coverage:
+        cells = [_cover(c[key], c[key + "_err"], c["n_banded"], nominal)
+                 for key, nominal in (("cover68", NOMINAL68), ("cover95", NOMINAL95))]
         lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['n_banded']:3d} "
-                     f"{f(c['cover68'], c['cover68_err']):>13s} {f(c['cover95'], c['cover95_err']):>13s} "
-                     f"{g(c['z_mean'], 7)} {g(c['z_std'], 6)} {g(c['log10_err_rms'], 13)}")
+                     f"{cells[0]:>14s} {cells[1]:>14s} {g(c['z_mean'], 7)} {g(c['z_std'], 6)} "
+                     f"{g(c['log10_err_rms'], 13)}")
+    lines.append("* outside the central 95 % interval of a calibrated band for that many realisations")
+    for p in pooled_coverage(cal.rows):
+        if p["n_pairs"]:
+            lines.append(f"{p['method']}: pooled over {p['n_pairs']} (radius, realisation) pairs "
+                         f"{p['cover68']:.2f} inside the 68 % band, {p['cover95']:.2f} inside the 95 % band "
+                         "(radii of one fit are correlated: fewer independent numbers than pairs)")
     return "\n".join(lines)
+
+
+def _cover(p: float, err: float, n: int, nominal: float) -> str:
+    """'0.65 +- 0.11', with '*' when outside the binomial 95 % interval around ``nominal`` for n realisations."""
+    if not math.isfinite(p):
+        return "-"
+    lo, hi = nominal_interval(n, nominal)
+    return f"{p:4.2f} +- {err:4.2f}{'*' if not lo <= p <= hi else ' '}"
