@@ -29,8 +29,9 @@ def _code_cells(path: Path):
     return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
 
 
-def test_there_are_eight_chapters() -> None:
-    assert len(CHAPTERS) == 8
+def test_every_chapter_is_in_the_table_of_contents() -> None:
+    toc = re.findall(r"^\s*-\s*file:\s*book/(\d\d_\S+)", (ROOT / "_toc.yml").read_text(), flags=re.M)
+    assert toc == [p.stem for p in CHAPTERS] and len(CHAPTERS) == 9
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
