@@ -148,6 +148,8 @@ def nominal_interval(n: int, p: float, level: float = 0.95) -> tuple[float, floa
     """
     from scipy import stats
 
+    if n < 1:
+        raise ValueError(f"a coverage needs at least one realisation, got n={n}")
     q = (1.0 - level) / 2.0
     return float(stats.binom.ppf(q, n, p) / n), float(stats.binom.ppf(1.0 - q, n, p) / n)
 
