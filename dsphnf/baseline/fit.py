@@ -95,7 +95,7 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     _check_settings(max_steps, nwalkers, distance, n_draws)
     if isinstance(priors, (str, Path)):
         priors = read_priors(priors)
-    catalog, n_centre = _usable_stars(catalog)
+    catalog, n_centre = usable_stars(catalog)
     model = BaselineModel(halo, anisotropy_from(anisotropy), priors,
                           r_half=weighted_median(catalog.R, catalog.weights))
     if foreground is None:
@@ -140,7 +140,7 @@ def _check_settings(max_steps: int, nwalkers: int, distance: float | None, n_dra
         raise FitError(f"n_draws must be at least 10, got {n_draws}")
 
 
-def _usable_stars(catalog: Catalog) -> tuple[Catalog, int]:
+def usable_stars(catalog: Catalog) -> tuple[Catalog, int]:
     """The stars the likelihood can use (R > 0, velocities) and how many sat at R = 0."""
     if not catalog.has_velocities:
         raise FitError(f"{catalog.source}: the baseline needs line-of-sight velocities (column vz)")

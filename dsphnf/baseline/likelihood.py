@@ -47,6 +47,7 @@ class BaselineLikelihood:
                  weights: np.ndarray | None = None, n_R: int = 65, n_r: int = 256, n_t: int = 128) -> None:
         self.model = model
         R = np.asarray(R, dtype=float)
+        self.R = R
         self.v = np.asarray(v, dtype=float)
         self.e2 = np.zeros_like(self.v) if verr is None else np.asarray(verr, dtype=float) ** 2
         self.w = np.ones_like(self.v) if weights is None else np.asarray(weights, dtype=float)

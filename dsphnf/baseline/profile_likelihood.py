@@ -1,0 +1,281 @@
+"""Profile likelihood of the dark-matter density at one radius: a check of the baseline's band with no prior.
+
+For a radius r [kpc] and a value y of log10 rho(r) [Msun/kpc^3],
+
+    2 Delta(y) = 2 [ max_theta ln L(theta) - max_{theta : log10 rho(r; theta) = y} ln L(theta) ],
+
+maximised over every parameter of the baseline (stars, halo, anisotropy,
+v_sys) inside its prior box (rho0 excepted: it is eliminated), with the prior's density ignored. For a regular
+likelihood 2 Delta at the true y follows chi^2 with one degree of freedom
+(Wilks), so {y : 2 Delta(y) <= 1} is a 68 % interval and <= 3.84 a 95 % one,
+without a prior and without a sampler. Beside the posterior band it separates
+what the stars say (the likelihood) from what the prior and the marginalisation
+add; over many mocks (``benchmarks/profile_coverage.py``) it shows whether the
+likelihood itself is calibrated at this number of stars.
+
+The constraint is exact: log10 rho0 is eliminated, log10 rho0 = y - log10
+[rho(r) / rho0], so the constrained maximum runs over the other parameters.
+Maxima are found by L-BFGS-B inside the boxes, with central-difference
+gradients evaluated as one batch of the likelihood, from several starts.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import optimize, stats
+
+from ..errors import FitError
+from .likelihood import BaselineLikelihood
+from .projector import zhao_log_density, zhao_mass_inner
+
+__all__ = ["ProfileLikelihood", "maximise", "profile_bands"]
+
+LogF = Callable[[np.ndarray], np.ndarray]
+
+
+def maximise(log_f: LogF, starts: Sequence[np.ndarray], bounds: Sequence[tuple[float | None, float | None]],
+             step: float = 1e-5) -> tuple[np.ndarray, float]:
+    """Maximum of a batched function inside boxes, the best of L-BFGS-B runs from ``starts``.
+
+    Parameters
+    ----------
+    log_f : callable
+        (B, n) -> (B,), -inf where not allowed.
+    starts : sequence of ndarray
+        Starting points (n,); each is moved just inside the boxes.
+    bounds : sequence of (lo, hi)
+        Box per parameter (None: open).
+    step : float
+        Central-difference step of the gradient.
+
+    Returns
+    -------
+    x, value : ndarray, float
+        The best point and log_f there (-inf if no start had a finite value).
+
+    Examples
+    --------
+    >>> f = lambda x: -((x[:, 0] - 1.0) ** 2 + 3.0 * (x[:, 1] + 0.5) ** 2)
+    >>> x, v = maximise(f, [np.zeros(2)], [(None, None), (0.0, 2.0)])
+    >>> [round(float(t), 4) + 0.0 for t in x], round(v, 4)
+    ([1.0, 0.0], -0.75)
+    """
+    n = len(bounds)
+    eye = step * np.eye(n)
+    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], dtype=float)
+    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds], dtype=float)
+    margin = np.where(np.isfinite(hi - lo), 1e-6 * (hi - lo), 0.0)
+
+    def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+        v = log_f(np.vstack([x, x + eye, x - eye]))
+        if not np.all(np.isfinite(v)):  # a large finite value, so that L-BFGS-B's line search backtracks
+            return (1e30 if not np.isfinite(v[0]) else -float(v[0])), np.zeros(n)
+        return -float(v[0]), -(v[1:n + 1] - v[n + 1:]) / (2.0 * step)
+
+    best_x, best_v = np.asarray(starts[0], dtype=float), -math.inf
+    for x0 in starts:
+        x0 = np.clip(np.asarray(x0, dtype=float), lo + margin + step, hi - margin - step)
+        if not np.isfinite(log_f(x0[None, :])[0]):
+            continue
+        res = optimize.minimize(negative, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
+                                options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-7})
+        if -res.fun > best_v:
+            best_x, best_v = res.x, -float(res.fun)
+    return best_x, best_v
+
+
+@dataclass
+class ProfileLikelihood:
+    """2 Delta of log10 rho(r) for one baseline likelihood and one radius.
+
+    Parameters
+    ----------
+    likelihood : BaselineLikelihood
+        The fit's likelihood (``result.artefacts.likelihood``), or one built on a catalogue.
+    r : float
+        Radius [kpc].
+    starts : sequence of ndarray, optional
+        Extra starting points (e.g. the posterior's best sample) for the free
+        maximum; the model's data-based initial guess is always one. Each
+        constrained maximum starts from the nearest one solved before.
+    path_dex : float
+        Largest step [dex] in log10 rho(r) between constrained maxima: each
+        starts from the last one solved (see :meth:`_walk_to`).
+
+    Examples
+    --------
+    >>> from dsphnf.mocks import draw_mock
+    >>> from dsphnf.baseline import BaselineModel, BaselineLikelihood
+    >>> from dsphnf.anisotropy import parse_anisotropy
+    >>> cat = draw_mock("NonPlumCuspIso", n=300, seed=3).catalog
+    >>> like = BaselineLikelihood(BaselineModel("nfw", parse_anisotropy("isotropic")), cat.R, cat.vz)
+    >>> prof = ProfileLikelihood(like, r=0.2)
+    >>> y, lo, hi = prof.interval(0.68)
+    >>> bool(lo < y < hi), [round(float(prof.statistic(v)), 1) for v in (lo, y, hi)]  # 2 Delta = 1 at the ends
+    (True, [1.0, 0.0, 1.0])
+    """
+
+    likelihood: BaselineLikelihood
+    r: float
+    starts: Sequence[np.ndarray] = ()
+    path_dex: float = 0.1
+    _best: tuple[np.ndarray, float] | None = field(default=None, init=False, repr=False)
+    _warm: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        model = self.likelihood.model
+        if "log10_rho0" not in model.names:
+            raise FitError("the profile likelihood of rho needs a free log10_rho0")
+        if not (math.isfinite(self.r) and self.r > 0):
+            raise FitError(f"the radius must be > 0 kpc, got {self.r}")
+        self.k = model.names.index("log10_rho0")
+        self.bounds = [(p.a, p.b) if p.kind == "uniform" else (None, None)
+                       for p in (model.priors[n] for n in model.names)]
+
+    def log10_rho(self, theta: np.ndarray) -> np.ndarray:
+        """log10 rho(r) [Msun/kpc^3] for parameters ``theta`` (B, ndim) -> (B,)."""
+        p = self.likelihood.model.unpack(np.atleast_2d(theta))
+        ln_shape = zhao_log_density(np.array([self.r]), p["rs"], p["alpha_dm"], p["beta_dm"], p["gamma"])[:, 0]
+        return np.log10(p["rho0"]) + ln_shape / math.log(10.0)
+
+    def best(self) -> tuple[np.ndarray, float]:
+        """The free maximum: parameters and ln L there."""
+        if self._best is None:
+            like, model = self.likelihood, self.likelihood.model
+            w = like.w / like.wsum
+            mean = float(w @ like.v)
+            sigma = math.sqrt(float(w @ (like.v - mean) ** 2))
+            guess = model.initial_guess(float(np.median(like.R)), sigma, mean)
+            self._best = maximise(like.log_likelihood, [guess, *self.starts], self.bounds)
+            if not math.isfinite(self._best[1]):
+                raise FitError("no starting point has a finite likelihood")
+            x = self._best[0]
+            self._warm[float(self.log10_rho(x[None, :])[0])] = np.delete(x, self.k)
+        return self._best
+
+    def _constrained(self, y: float) -> tuple[np.ndarray, float]:
+        """max ln L with log10 rho(r) = y: the maximising parameters and the value."""
+        k = self.k
+
+        def log_f(rest: np.ndarray) -> np.ndarray:  # rho0 is eliminated, so its box does not apply
+            theta = np.insert(np.atleast_2d(rest), k, 0.0, axis=1)
+            theta[:, k] = y - self.log10_rho(theta)  # log10 rho0 that puts log10 rho(r) at y
+            return self.likelihood.log_likelihood(theta)
+
+        self.best()
+        near = self._walk_to(y)
+        starts = [self._warm[near]]  # the nearest solved maximum (the free one to begin with)
+        rest, value = maximise(log_f, starts, self.bounds[:k] + self.bounds[k + 1:])
+        if math.isfinite(value):
+            self._warm[y] = rest
+        theta = np.insert(rest, k, 0.0)
+        theta[k] = y - self.log10_rho(theta[None, :])[0]
+        return theta, value
+
+    def _walk_to(self, y: float) -> float | None:
+        """Solve the constrained maxima on a path of <= :attr:`path_dex` steps towards ``y``; the nearest solved y.
+
+        A maximum at a distant y started only from the free optimum can stall
+        in a local optimum (e.g. with gamma on its edge); walking there in
+        small steps, each started from the last, follows the ridge instead.
+        """
+        if not self._warm:
+            return None
+        near = min(self._warm, key=lambda v: abs(v - y))
+        n = math.ceil(abs(y - near) / self.path_dex - 1e-9)
+        for t in np.linspace(near, y, n + 1)[1:-1]:
+            self._constrained(float(t))
+            near = float(t)
+        return near
+
+    def statistic(self, y: float) -> float:
+        """2 Delta at log10 rho(r) = ``y`` [log10 Msun/kpc^3] (>= 0; inf where no allowed parameters give y)."""
+        theta, value = self._constrained(float(y))
+        if value > self.best()[1]:  # the constrained search found a higher point: restart the free one there
+            self._best = maximise(self.likelihood.log_likelihood, [theta, self.best()[0]], self.bounds)
+        return max(0.0, 2.0 * (self.best()[1] - value)) if math.isfinite(value) else math.inf
+
+    def interval(self, level: float = 0.68, max_dex: float = 3.0,
+                 first_step: tuple[float, float] = (0.02, 0.02)) -> tuple[float, float, float]:
+        """The maximum-likelihood log10 rho(r) and the ``level`` interval {y : 2 Delta(y) <= chi^2_1 quantile}.
+
+        An end that is not reached within ``max_dex`` of the maximum (or before
+        the prior box ends) is returned as -inf / +inf: the data bound rho only
+        on one side there. Each end is bracketed by steps of ``first_step``
+        [dex] (below, above the maximum) doubling outwards, then found to 1e-3 dex.
+        """
+        if not 0 < level < 1:
+            raise FitError(f"level must be in (0, 1), got {level}")
+        q = float(stats.chi2.ppf(level, 1))
+        y0 = float(self.log10_rho(self.best()[0][None, :])[0])
+        ends = []
+        for sign, d in zip((-1.0, 1.0), first_step):
+            inner = 0.0
+            while d <= max_dex and self.statistic(y0 + sign * d) < q:
+                inner, d = d, 2.0 * d
+            if d > max_dex:
+                ends.append(sign * math.inf)
+                continue
+            f = lambda t: self.statistic(y0 + sign * t) - q  # noqa: E731
+            ends.append(y0 + sign * optimize.brentq(f, inner, d, xtol=1e-3))
+        y0 = float(self.log10_rho(self.best()[0][None, :])[0])  # the free maximum may have moved
+        return y0, ends[0], ends[1]
+
+
+def profile_bands(likelihood: BaselineLikelihood, radii: Sequence[float], starts: Sequence[np.ndarray] = (),
+                  max_dex: float = 3.0) -> dict[str, np.ndarray]:
+    """rho(r) at the likelihood's maximum with its 68 % and 95 % profile-likelihood intervals.
+
+    Parameters
+    ----------
+    likelihood : BaselineLikelihood
+    radii : sequence of float
+        Radii [kpc].
+    starts : sequence of ndarray, optional
+        Extra starting points (see :class:`ProfileLikelihood`).
+    max_dex : float
+        How far [dex] an interval end is searched for (beyond: 0 or inf).
+
+    Returns
+    -------
+    dict
+        ``r`` [kpc] and ``rho``, ``rho_lo``, ``rho_hi``, ``rho_lo95``,
+        ``rho_hi95`` [Msun/kpc^3]: the band columns of :func:`dsphnf.result.band_columns`
+        with the maximum-likelihood value in place of the median, and ``M``
+        [Msun], the enclosed mass of the maximum-likelihood halo (no band).
+
+    Examples
+    --------
+    >>> from dsphnf.mocks import draw_mock
+    >>> from dsphnf.baseline import BaselineModel, BaselineLikelihood
+    >>> from dsphnf.anisotropy import parse_anisotropy
+    >>> cat = draw_mock("NonPlumCuspIso", n=300, seed=3).catalog
+    >>> like = BaselineLikelihood(BaselineModel("nfw", parse_anisotropy("isotropic")), cat.R, cat.vz)
+    >>> b = profile_bands(like, [0.1, 0.3])
+    >>> bool(np.all(b["rho_lo95"] < b["rho_lo"]) and np.all(b["rho_lo"] < b["rho"]) and np.all(b["rho"] < b["rho_hi"]))
+    True
+    """
+    radii = np.asarray(radii, dtype=float)
+    keys = ("rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95")
+    out = {k: np.empty(radii.size) for k in (*keys, "M")}
+    best: list[np.ndarray] = []
+    for i, r in enumerate(radii):
+        prof = ProfileLikelihood(likelihood, float(r), starts=[*starts, *best])
+        y, lo, hi = prof.interval(0.68, max_dex)
+        steps = tuple(1.8 * d if math.isfinite(d) and d > 0 else 0.02 for d in (y - lo, hi - y))
+        y, lo95, hi95 = prof.interval(0.95, max_dex, first_step=steps)  # 2 sigma is ~2x 1 sigma out
+        best = [prof.best()[0]]
+        for k, v in zip(keys, (y, lo, hi, lo95, hi95)):
+            out[k][i] = 10.0 ** v
+        out["M"][i] = _enclosed_mass(likelihood, best[0], float(r))
+    return {"r": radii, **out}
+
+
+def _enclosed_mass(likelihood: BaselineLikelihood, theta: np.ndarray, r: float) -> float:
+    """M(< r) [Msun] of the halo with parameters ``theta``: 4 pi rho0 r_s^3 times the Zhao mass integral."""
+    p = likelihood.model.unpack(theta[None, :])
+    inner = zhao_mass_inner(np.array([r]) / p["rs"], p["alpha_dm"], p["beta_dm"], p["gamma"])
+    return float(4.0 * math.pi * p["rho0"][0] * p["rs"][0] ** 3 * inner[0])
