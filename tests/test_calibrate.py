@@ -171,6 +171,8 @@ def test_a_single_flow_is_not_reported_as_covering(capsys, tmp_path):
     (["PlumCuspIso", "--realisations", "1"], ["--realisations", "at least 2"]),
     (["PlumCuspIso", "--stars", "10"], ["--stars", "at least 20"]),
     (["PlumCuspIso", "--method", "jeans"], ["unknown --method"]),
+    (["PlumCuspIso", "--method", "baseline,jeans"], ["unknown --method", "comma list"]),
+    (["PlumCuspIso", "--fit-anisotropy", "free", "--method", "profile"], ["does not support"]),
     (["PlumCuspIso", "--ensemble", "0"], ["--ensemble"]),
     (["PlumCuspIso", "--halo", "burkert:1e8,0.5"], ["MODEL or --halo"]),
     ([], ["give a MODEL"]),
@@ -245,3 +247,24 @@ def test_halo_and_tracer_specs_pass_through_to_draw_mock(monkeypatch):
     assert spec.source.label() == "halo burkert:1e8,0.5, tracer plummer:0.25, anisotropy om:0.5"
     spec.source.draw(60, 8)
     assert seen[-1] == (None, 60, 8, "burkert:1e8,0.5", "plummer:0.25", OsipkovMerritt(0.5))
+
+
+def test_method_lists_and_the_profile_likelihood_method(capsys, tmp_path):
+    """``--method`` takes comma lists and ``all``; ``profile`` bands come from the baseline's likelihood alone
+    and are ordered around its maximum, which the posterior's median is near on the same stars."""
+    from dsphnf.calibrate import ProfileSettings, calibration_spec
+
+    assert calibration_spec("PlumCuspIso", methods="baseline, profile").methods == ("baseline", "profile")
+    assert calibration_spec("PlumCuspIso", methods="all").methods == ("flow", "baseline", "profile")
+    assert calibration_spec("PlumCuspIso", methods="both").methods == ("flow", "baseline")
+    assert isinstance(calibration_spec("PlumCuspIso", methods="profile").fits[0], ProfileSettings)
+    out = tmp_path / "cal"
+    rc, text, err = run_cli(capsys, "calibrate", "PlumCuspIso", "--method", "profile", "--realisations", "2",
+                            "--stars", "150", "-o", out, "--no-progress")
+    assert rc == 0, err
+    assert "2 fit(s) computed" in text and text.count("profile ") >= len(RADII_OVER_RHALF)
+    rows = read_rows(out / "calibration.csv")
+    assert len(rows) == 2 * len(RADII_OVER_RHALF) and {r["method"] for r in rows} == {"profile"}
+    for r in rows:
+        assert r["rho_lo95"] < r["rho_lo"] < r["rho"] < r["rho_hi"] < r["rho_hi95"]
+        assert math.isfinite(r["z"]) and r["in95"] in (0.0, 1.0)

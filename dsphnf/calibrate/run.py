@@ -20,7 +20,7 @@ from ..outputs import atomic_file, write_json
 from ..plotting import save_figure
 from .report import plot_coverage
 from .score import CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile
-from .spec import CalibrationError, CalibrationSpec, FitSettings, FlowSettings, MockSource
+from .spec import CalibrationError, CalibrationSpec, FitSettings, FlowSettings, MockSource, ProfileSettings
 
 __all__ = ["calibration_task", "Calibration", "calibrate"]
 
@@ -37,6 +37,8 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
             raise FitError("the flow read-out did not return the requested radii")
         profile["r"] = radii
         return profile
+    if isinstance(fit, ProfileSettings):
+        return _profile_bands(fit, catalog, radii)
     from ..baseline import fit_baseline
 
     res = fit_baseline(catalog, fit.anisotropy, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
@@ -50,6 +52,18 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
         if key in part:
             profile[key][inside] = part[key]
     return profile
+
+
+def _profile_bands(fit: ProfileSettings, catalog, radii: np.ndarray) -> dict[str, np.ndarray]:
+    """rho(r) at the maximum of the baseline's likelihood, with profile-likelihood bands, at ``radii`` [kpc]."""
+    from ..baseline import BaselineLikelihood, BaselineModel
+    from ..baseline.fit import usable_stars
+    from ..baseline.profile_likelihood import profile_bands
+
+    catalog, _ = usable_stars(catalog)
+    like = BaselineLikelihood(BaselineModel("zhao", fit.anisotropy), catalog.R, catalog.vz, catalog.vz_err,
+                              catalog.weights)
+    return profile_bands(like, radii)
 
 
 def calibration_task(*, source: MockSource, stars: int, r_half: float, realisation: int, seed: int,

@@ -16,12 +16,13 @@ from ..errors import DsphnfError
 from ..result import MIN_STARS
 from .score import RADII_OVER_RHALF, projected_half_radius
 
-__all__ = ["MIN_REALISATIONS", "CalibrationError", "MockSource", "FlowSettings", "BaselineSettings", "FitSettings",
+__all__ = ["MIN_REALISATIONS", "CalibrationError", "MockSource", "FlowSettings", "BaselineSettings", "ProfileSettings",
+           "FitSettings",
            "CalibrationSpec", "calibration_spec"]
 
 #: Fewest realisations a coverage can be computed from.
 MIN_REALISATIONS = 2
-_METHODS = ("flow", "baseline")
+_METHODS = ("flow", "baseline", "profile")
 
 
 class CalibrationError(DsphnfError, ValueError):
@@ -84,7 +85,17 @@ class BaselineSettings:
     banded: ClassVar[bool] = True
 
 
-FitSettings = Union[FlowSettings, BaselineSettings]
+@dataclass(frozen=True)
+class ProfileSettings:
+    """The baseline's likelihood with profile-likelihood bands, no prior and no sampler
+    (:func:`dsphnf.baseline.profile_likelihood.profile_bands`; Zhao halo, the default prior boxes)."""
+
+    anisotropy: AnisotropySpec
+    method: ClassVar[str] = "profile"
+    banded: ClassVar[bool] = True
+
+
+FitSettings = Union[FlowSettings, BaselineSettings, ProfileSettings]
 
 
 @dataclass(frozen=True)
@@ -160,8 +171,11 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     from ..flows.cnf import FLOW_FORMS
     from ..flows.settings import default_steps
 
-    chosen = {"flow": ("flow",), "baseline": ("baseline",), "both": _METHODS}.get(str(methods).strip().lower())
-    _need(chosen is not None, f"unknown --method {methods!r}: use flow, baseline or both")
+    words = [w.strip() for w in str(methods).lower().split(",")]
+    aliases = {"both": ("flow", "baseline"), "all": _METHODS}
+    chosen = {m for w in words for m in aliases.get(w, (w,))}
+    _need(bool(words) and chosen <= set(_METHODS),
+          f"unknown --method {methods!r}: use flow, baseline, profile, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
     fits: list[FitSettings] = []
     if "flow" in chosen:
@@ -170,6 +184,8 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
                                      _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4)))
+    if "profile" in chosen:
+        fits.append(ProfileSettings(require_form(beta, BASELINE_FORMS, "the profile likelihood")))
     return tuple(fits)
 
 
@@ -189,7 +205,10 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         The mock's given beta(r) (None: the model's own).
     realisations, stars : int
         Mocks (>= 2) and stars per mock (>= 20).
-    methods : {"flow", "baseline", "both"}
+    methods : str
+        ``flow``, ``baseline`` (emcee posterior bands), ``profile`` (the
+        baseline's profile-likelihood bands), a comma list of them, ``both``
+        (flow and baseline) or ``all``.
     ensemble, steps : int
         Flows per fit and training steps per flow (None: ``dsphnf fit``'s default).
     fit_anisotropy : str or Anisotropy

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--anisotropy", default=None, metavar="SPEC", help="mock beta(r), e.g. om:0.5 (RA in kpc)")
     p.add_argument("--realisations", type=int, required=True, metavar="R", help="number of mocks (at least 2)")
     p.add_argument("--stars", type=int, required=True, metavar="N", help="stars per mock (at least 20)")
-    p.add_argument("--method", default="both", metavar="M", help="flow | baseline | both (default both)")
+    p.add_argument("--method", default="both", metavar="M", help="flow | baseline | profile (the baseline's likelihood with profile-likelihood "
+                   "bands) | a comma list | both (flow,baseline) | all (default both)")
     p.add_argument("--ensemble", type=int, default=8, metavar="K", help="flows per flow fit (default 8; 1 has no bands)")
     p.add_argument("--fit-anisotropy", default="isotropic", metavar="SPEC",
                    help="beta(r) the fits assume (default isotropic), as in dsphnf fit --anisotropy")
