@@ -114,8 +114,9 @@ def main() -> None:
         rows += [(seed, *row) for row in one_mock(a.model, seed, a.stars, a.gaussian_velocities, a.gamma_min)]
         print(f"\rmock {seed + 1 - a.mocks[0]}/{a.mocks[1] - a.mocks[0]}  {time.perf_counter() - t0:.0f} s",
               end="", flush=True)
+    velocities = "Gaussian velocities" if a.gaussian_velocities else "the model's velocities"
     print(f"\n{a.model}, {a.stars} stars, mocks {a.mocks[0]}-{a.mocks[1] - 1}, "
-          f"{'Gaussian' if a.gaussian_velocities else 'the model'}'s velocities, gamma >= {a.gamma_min:g}; "
+          f"{velocities}, gamma >= {a.gamma_min:g}; "
           f"{time.perf_counter() - t0:.0f} s\n")
     report(np.array(rows), a.gamma_min, posterior_pulls(a.calibration))
 

@@ -1,4 +1,5 @@
 """The profile likelihood of log10 rho(r): exact elimination of rho0, maxima, and Wilks' quadratic limit."""
+import json
 import math
 
 import numpy as np
@@ -112,3 +113,27 @@ def test_statistic_does_not_depend_on_where_the_search_starts():
     _, from_truth = maximise(at_y, [np.delete(truth, 3)], [b for i, b in enumerate(walked.bounds) if i != 3])
     assert walked.statistic(y) == pytest.approx(2 * (l_best - from_truth), abs=0.02)
     assert walked.statistic(y) > 1.0 and len(walked._warm) >= 3  # far enough out to need the walk
+
+
+def test_fit_baseline_writes_the_likelihood_bands_beside_the_posterior(tmp_path, capsys):
+    """``--profile-likelihood N``: N radii over the data, ordered bands, a CSV with the band columns, a printed
+    comparison; a negative N is one line and exit 2."""
+    from dsphnf.cli import main
+
+    stars = tmp_path / "stars.csv"
+    assert main(["mock", "NonPlumCuspIso", "-n", "200", "--seed", "4", "-o", str(stars)]) == 0
+    out = tmp_path / "fit"
+    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "nfw", "--steps", "200", "--profile-likelihood", "3",
+               "--no-plots", "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "likelihood maximum" in text and text.count(" kpc: ") == 3
+    rows = np.genfromtxt(out / "rho_profile_likelihood.csv", delimiter=",", names=True)
+    assert rows.dtype.names == ("r", "rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "M")
+    assert len(rows) == 3 and np.all(np.diff(rows["r"]) > 0) and np.all(np.diff(rows["M"]) > 0)
+    assert np.all(rows["rho_lo95"] <= rows["rho_lo"]) and np.all(rows["rho_lo"] < rows["rho"])
+    assert np.all(rows["rho"] < rows["rho_hi"]) and np.all(rows["rho_hi"] <= rows["rho_hi95"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["profile_likelihood_radii"] == 3 and summary["timings_s"]["profile_likelihood_s"] > 0
+    rc = main(["baseline", str(stars), "-o", str(tmp_path / "bad"), "--profile-likelihood", "-1", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "profile_likelihood" in err[0] and not (tmp_path / "bad").exists()

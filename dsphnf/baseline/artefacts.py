@@ -60,11 +60,15 @@ class BaselineArtefacts:
     likelihood : BaselineLikelihood
     sampler : SamplerResult
         The chain (burn-in included), log-posterior, tau, ESS, MAP point.
+    likelihood_bands : dict or None
+        rho(r) from the likelihood alone, the maximum with 68/95 % profile-likelihood
+        intervals (:func:`~dsphnf.baseline.profile_likelihood.profile_bands`), when asked for.
     """
 
     model: BaselineModel
     likelihood: BaselineLikelihood
     sampler: SamplerResult
+    likelihood_bands: dict[str, np.ndarray] | None = None
 
     def profile_at(self, r: np.ndarray | None = None, n_draws: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
         """Posterior median and 68/95 % bands of the profiles at radii ``r`` [kpc].
@@ -161,12 +165,19 @@ class BaselineArtefacts:
             return az.from_dict(groups, save_warmup=True, attrs={"/": attrs, "posterior": attrs})  # DataTree
 
     def write_into(self, folder: Path) -> list[str]:
-        """chain.npz (chain, log_prob, names, burn, thin, tau) and posterior.nc (ArviZ, netCDF via h5netcdf)."""
+        """chain.npz (chain, log_prob, names, burn, thin, tau), posterior.nc (ArviZ, netCDF via h5netcdf)
+        and, when computed, rho_profile_likelihood.csv (:attr:`likelihood_bands`)."""
+        from ..outputs import write_csv
+
         folder, s = Path(folder), self.sampler
         np.savez_compressed(folder / "chain.npz", chain=s.chain, log_prob=s.log_prob, names=np.array(s.names),
                             burn=s.burn, thin=s.thin, tau=s.tau)
         self.inference_data().to_netcdf(str(folder / "posterior.nc"), engine="h5netcdf")
-        return ["chain.npz", "posterior.nc"]
+        names = ["chain.npz", "posterior.nc"]
+        if self.likelihood_bands is not None:
+            write_csv(folder / "rho_profile_likelihood.csv", self.likelihood_bands)
+            names.append("rho_profile_likelihood.csv")
+        return names
 
     def plot_into(self, result: "Result", folder: Path) -> list[str]:
         """corner.png of the posterior samples and profiles.png of the bands."""

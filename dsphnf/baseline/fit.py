@@ -25,6 +25,7 @@ from .artefacts import BaselineArtefacts, percentile_band
 from .likelihood import BaselineLikelihood
 from .mixture import Foreground, MixtureLikelihood, velocity_core
 from .model import BaselineModel, Prior, read_priors
+from .profile_likelihood import profile_bands
 from .sampler import SamplerResult, run_emcee
 
 __all__ = ["fit_baseline"]
@@ -38,7 +39,7 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
                  halo: str = "zhao", *, priors: str | Path | Mapping[str, Prior] | None = None,
                  max_steps: int = 20000, nwalkers: int = 32, seed: int = 0, distance: float | None = None,
                  progress: bool | None = None, check_every: int = 250, n_draws: int = 1000,
-                 foreground: Foreground | None = None) -> Result:
+                 foreground: Foreground | None = None, profile_likelihood: int = 0) -> Result:
     """Sample the parametric Jeans posterior of ``catalog`` and summarise it.
 
     Parameters
@@ -69,6 +70,14 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         A broad Gaussian foreground in v_z mixed into the likelihood
         (:class:`~dsphnf.baseline.mixture.MixtureLikelihood`); a free
         fraction is sampled as ``f_fg``.  None (the default): members only.
+    profile_likelihood : int
+        If > 0, also rho(r) from the likelihood alone at this many radii,
+        log-spaced over the data's projected range: the maximum with 68/95 %
+        profile-likelihood intervals (no prior; :mod:`dsphnf.baseline.profile_likelihood`),
+        in ``artefacts.likelihood_bands`` and rho_profile_likelihood.csv.
+        On the calibration mocks these intervals cover nominally where the
+        posterior bands undercover (benchmarks/calibration_baseline.md).
+        Not with a foreground.
 
     Returns
     -------
@@ -93,6 +102,8 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     """
     t0 = time.perf_counter()
     _check_settings(max_steps, nwalkers, distance, n_draws)
+    if profile_likelihood < 0 or (profile_likelihood and foreground is not None):
+        raise FitError("profile_likelihood takes a number of radii >= 0, and no foreground")
     if isinstance(priors, (str, Path)):
         priors = read_priors(priors)
     catalog, n_centre = usable_stars(catalog)
@@ -106,6 +117,11 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
                       progress=progress, check_every=check_every)
     artefacts = BaselineArtefacts(model, like, sampler)
     timings = {"sampler_s": sampler.wall_s}
+    if profile_likelihood:
+        t1 = time.perf_counter()
+        radii = np.geomspace(like.R_min, like.R_max, profile_likelihood)
+        artefacts.likelihood_bands = profile_bands(like, radii, starts=[sampler.theta_map])
+        timings["profile_likelihood_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     profile = artefacts.profile_at(None, n_draws=n_draws, seed=seed)
     timings["profiles_s"] = time.perf_counter() - t1
@@ -117,7 +133,8 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     timings["total_s"] = time.perf_counter() - t0
     settings = {"anisotropy": model.anisotropy_spec, "halo": model.halo, "max_steps": int(max_steps),
                 "nwalkers": int(sampler.chain.shape[1]), "seed": int(seed), "check_every": int(check_every),
-                "n_draws": int(n_draws), "priors": model.describe(), "fixed": model.fixed}
+                "n_draws": int(n_draws), "priors": model.describe(), "fixed": model.fixed,
+                "profile_likelihood_radii": int(profile_likelihood)}
     if distance is not None:
         settings["distance_kpc"] = float(distance)
     if foreground is not None:
