@@ -178,9 +178,9 @@ class ProfileLikelihood:
     def _walk_to(self, y: float) -> float | None:
         """Solve the constrained maxima on a path of <= :attr:`path_dex` steps towards ``y``; the nearest solved y.
 
-        A maximum at a distant y started only from the free optimum can stall
-        in a local optimum (e.g. with gamma on its edge); walking there in
-        small steps, each started from the last, follows the ridge instead.
+        Each search then starts close to its answer and follows the ridge of
+        the likelihood from the free optimum, rather than jumping across it
+        (where a local optimum, e.g. with gamma on its edge, could catch it).
         """
         if not self._warm:
             return None
@@ -202,9 +202,8 @@ class ProfileLikelihood:
                  first_step: tuple[float, float] = (0.02, 0.02)) -> tuple[float, float, float]:
         """The maximum-likelihood log10 rho(r) and the ``level`` interval {y : 2 Delta(y) <= chi^2_1 quantile}.
 
-        An end that is not reached within ``max_dex`` of the maximum (or before
-        the prior box ends) is returned as -inf / +inf: the data bound rho only
-        on one side there. Each end is bracketed by steps of ``first_step``
+        An end that is not reached within ``max_dex`` of the maximum is
+        returned as -inf / +inf: the data bound rho only on one side there. Each end is bracketed by steps of ``first_step``
         [dex] (below, above the maximum) doubling outwards, then found to 1e-3 dex.
         """
         if not 0 < level < 1:
