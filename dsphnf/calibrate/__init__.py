@@ -38,12 +38,12 @@ from .run import Calibration, calibrate, calibration_task
 from .score import (CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, NOMINAL95, RADII_OVER_RHALF, coverage,
                     nominal_interval, pooled_coverage, projected_half_radius, score_profile)
 from .spec import (MIN_REALISATIONS, BaselineSettings, CalibrationError, CalibrationSpec, FlowSettings, MockSource,
-                   ProfileSettings,
-                   calibration_spec)
+                   ProfileSettings, calibration_spec)
 
 __all__ = [
     "RADII_OVER_RHALF", "MIN_REALISATIONS", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
-    "CalibrationError", "MockSource", "FlowSettings", "BaselineSettings", "ProfileSettings", "CalibrationSpec", "Calibration",
+    "CalibrationError", "MockSource", "FlowSettings", "BaselineSettings", "ProfileSettings", "CalibrationSpec",
+    "Calibration",
     "calibration_spec", "projected_half_radius", "score_profile", "calibration_task", "coverage", "calibrate",
     "nominal_interval", "pooled_coverage",
     "plot_coverage", "format_coverage",

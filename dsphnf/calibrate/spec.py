@@ -174,7 +174,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     words = [w.strip() for w in str(methods).lower().split(",")]
     aliases = {"both": ("flow", "baseline"), "all": _METHODS}
     chosen = {m for w in words for m in aliases.get(w, (w,))}
-    _need(bool(words) and chosen <= set(_METHODS),
+    _need(chosen <= set(_METHODS),
           f"unknown --method {methods!r}: use flow, baseline, profile, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
     fits: list[FitSettings] = []
