@@ -123,7 +123,7 @@ def test_fit_baseline_writes_the_likelihood_bands_beside_the_posterior(tmp_path,
     stars = tmp_path / "stars.csv"
     assert main(["mock", "NonPlumCuspIso", "-n", "200", "--seed", "4", "-o", str(stars)]) == 0
     out = tmp_path / "fit"
-    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "nfw", "--steps", "200", "--profile-likelihood", "3",
+    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "nfw", "--steps", "60", "--profile-likelihood", "3",
                "--no-plots", "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0 and "likelihood maximum" in text and text.count(" kpc: ") == 3

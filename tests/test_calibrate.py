@@ -260,7 +260,7 @@ def test_method_lists_and_the_profile_likelihood_method(capsys, tmp_path):
     assert isinstance(calibration_spec("PlumCuspIso", methods="profile").fits[0], ProfileSettings)
     out = tmp_path / "cal"
     rc, text, err = run_cli(capsys, "calibrate", "PlumCuspIso", "--method", "profile", "--realisations", "2",
-                            "--stars", "150", "-o", out, "--no-progress")
+                            "--stars", "300", "-o", out, "--no-progress")
     assert rc == 0, err
     assert "2 fit(s) computed" in text and text.count("profile ") >= len(RADII_OVER_RHALF)
     rows = read_rows(out / "calibration.csv")
