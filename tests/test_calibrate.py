@@ -250,8 +250,8 @@ def test_halo_and_tracer_specs_pass_through_to_draw_mock(monkeypatch):
 
 
 def test_method_lists_and_the_profile_likelihood_method(capsys, tmp_path):
-    """``--method`` takes comma lists and ``all``; ``profile`` bands come from the baseline's likelihood alone
-    and are ordered around its maximum, which the posterior's median is near on the same stars."""
+    """``--method`` takes comma lists and ``all``; ``profile`` runs end to end with bands from the baseline's
+    likelihood alone, ordered around its maximum, and every row scored."""
     from dsphnf.calibrate import ProfileSettings, calibration_spec
 
     assert calibration_spec("PlumCuspIso", methods="baseline, profile").methods == ("baseline", "profile")
