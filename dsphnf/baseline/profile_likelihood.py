@@ -28,8 +28,10 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..errors import FitError
+from ..kinematics import ml_dispersion, weighted_median
+from ..profiles import Zhao
 from .likelihood import BaselineLikelihood
-from .projector import zhao_log_density, zhao_mass_inner
+from .projector import zhao_log_density
 
 __all__ = ["ProfileLikelihood", "maximise", "profile_bands"]
 
@@ -144,11 +146,9 @@ class ProfileLikelihood:
     def best(self) -> tuple[np.ndarray, float]:
         """The free maximum: parameters and ln L there."""
         if self._best is None:
-            like, model = self.likelihood, self.likelihood.model
-            w = like.w / like.wsum
-            mean = float(w @ like.v)
-            sigma = math.sqrt(float(w @ (like.v - mean) ** 2))
-            guess = model.initial_guess(float(np.median(like.R)), sigma, mean)
+            like = self.likelihood
+            mean, _, sigma, _ = ml_dispersion(like.v, np.sqrt(like.e2), like.w)  # the start fit_baseline uses
+            guess = like.model.initial_guess(weighted_median(like.R, like.w), max(sigma, 1.0), mean)
             self._best = maximise(like.log_likelihood, [guess, *self.starts], self.bounds)
             if not math.isfinite(self._best[1]):
                 raise FitError("no starting point has a finite likelihood")
@@ -165,7 +165,7 @@ class ProfileLikelihood:
             theta[:, k] = y - self.log10_rho(theta)  # log10 rho0 that puts log10 rho(r) at y
             return self.likelihood.log_likelihood(theta)
 
-        self.best()
+        self.best()  # seeds the walk with the free maximum
         near = self._walk_to(y)
         starts = [self._warm[near]]  # the nearest solved maximum (the free one to begin with)
         rest, value = maximise(log_f, starts, self.bounds[:k] + self.bounds[k + 1:])
@@ -175,15 +175,13 @@ class ProfileLikelihood:
         theta[k] = y - self.log10_rho(theta[None, :])[0]
         return theta, value
 
-    def _walk_to(self, y: float) -> float | None:
+    def _walk_to(self, y: float) -> float:
         """Solve the constrained maxima on a path of <= :attr:`path_dex` steps towards ``y``; the nearest solved y.
 
         Each search then starts close to its answer and follows the ridge of
         the likelihood from the free optimum, rather than jumping across it
         (where a local optimum, e.g. with gamma on its edge, could catch it).
         """
-        if not self._warm:
-            return None
         near = min(self._warm, key=lambda v: abs(v - y))
         n = math.ceil(abs(y - near) / self.path_dex - 1e-9)
         for t in np.linspace(near, y, n + 1)[1:-1]:
@@ -274,7 +272,6 @@ def profile_bands(likelihood: BaselineLikelihood, radii: Sequence[float], starts
 
 
 def _enclosed_mass(likelihood: BaselineLikelihood, theta: np.ndarray, r: float) -> float:
-    """M(< r) [Msun] of the halo with parameters ``theta``: 4 pi rho0 r_s^3 times the Zhao mass integral."""
-    p = likelihood.model.unpack(theta[None, :])
-    inner = zhao_mass_inner(np.array([r]) / p["rs"], p["alpha_dm"], p["beta_dm"], p["gamma"])
-    return float(4.0 * math.pi * p["rho0"][0] * p["rs"][0] ** 3 * inner[0])
+    """M(< r) [Msun] of the halo with parameters ``theta``."""
+    p = {k: float(v[0]) for k, v in likelihood.model.unpack(theta[None, :]).items()}
+    return float(Zhao(p["rho0"], p["rs"], p["alpha_dm"], p["beta_dm"], p["gamma"]).mass(r))
