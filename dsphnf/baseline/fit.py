@@ -107,12 +107,8 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     if isinstance(priors, (str, Path)):
         priors = read_priors(priors)
     catalog, n_centre = usable_stars(catalog)
-    model = BaselineModel(halo, anisotropy_from(anisotropy), priors,
-                          r_half=weighted_median(catalog.R, catalog.weights))
-    if foreground is None:
-        like = BaselineLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights)
-    else:
-        like = MixtureLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights, foreground)
+    like = likelihood_for(catalog, anisotropy, halo, priors=priors, foreground=foreground)
+    model = like.model
     sampler = _sample(model, like, catalog, max_steps=max_steps, nwalkers=nwalkers, seed=seed,
                       progress=progress, check_every=check_every)
     artefacts = BaselineArtefacts(model, like, sampler)
@@ -167,6 +163,32 @@ def usable_stars(catalog: Catalog) -> tuple[Catalog, int]:
     if catalog.n < MIN_STARS:
         raise FitError(f"{catalog.source}: only {catalog.n} stars with R > 0; the baseline needs at least {MIN_STARS}")
     return catalog, int(at_centre.sum())
+
+
+def likelihood_for(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable | None = "isotropic",
+                   halo: str = "zhao", *, priors: Mapping[str, Prior] | None = None,
+                   foreground: Foreground | None = None) -> BaselineLikelihood:
+    """The baseline's likelihood of the stars of ``catalog`` (already :func:`usable_stars`).
+
+    The one place that builds it, for :func:`fit_baseline` and for callers
+    that need the likelihood alone (``dsphnf calibrate --method profile``):
+    the model's prior measure uses the stars' weighted median projected
+    radius [kpc]; with ``foreground`` the likelihood is a
+    :class:`~dsphnf.baseline.mixture.MixtureLikelihood`.
+
+    Examples
+    --------
+    >>> from dsphnf.mocks import draw_mock
+    >>> cat, _ = usable_stars(draw_mock("NonPlumCuspIso", n=200, seed=1).catalog)
+    >>> like = likelihood_for(cat, "isotropic", "nfw")
+    >>> like.model.halo, like.R.size
+    ('nfw', 200)
+    """
+    model = BaselineModel(halo, anisotropy_from(anisotropy), priors,
+                          r_half=weighted_median(catalog.R, catalog.weights))
+    if foreground is None:
+        return BaselineLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights)
+    return MixtureLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights, foreground)
 
 
 def _sample(model: BaselineModel, like: BaselineLikelihood, catalog: Catalog, **kwargs: Any) -> SamplerResult:

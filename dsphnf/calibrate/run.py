@@ -56,14 +56,11 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
 
 def _profile_bands(fit: ProfileSettings, catalog, radii: np.ndarray) -> dict[str, np.ndarray]:
     """rho(r) at the maximum of the baseline's likelihood, with profile-likelihood bands, at ``radii`` [kpc]."""
-    from ..baseline import BaselineLikelihood, BaselineModel
-    from ..baseline.fit import usable_stars
+    from ..baseline.fit import likelihood_for, usable_stars
     from ..baseline.profile_likelihood import profile_bands
 
     catalog, _ = usable_stars(catalog)
-    like = BaselineLikelihood(BaselineModel("zhao", fit.anisotropy), catalog.R, catalog.vz, catalog.vz_err,
-                              catalog.weights)
-    return profile_bands(like, radii)
+    return profile_bands(likelihood_for(catalog, fit.anisotropy), radii)
 
 
 def calibration_task(*, source: MockSource, stars: int, r_half: float, realisation: int, seed: int,
