@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/profile_coverage.py MODEL [--mocks LO HI] [--stars N] [--gaussian-velocities]
-                                          [--gamma-min G] [--calibration OUT ...]
+                                          [--gamma-min G] [--fit-anisotropy SPEC] [--calibration OUT ...]
 
 For each mock of ``dsphnf calibrate`` (the same random seeds, so the same
 stars), the profile-likelihood statistic 2 Delta of the true log10 rho at the
@@ -17,9 +17,11 @@ and the fraction of mocks whose maximum sits on the lower edge of the halo's
 inner slope gamma.
 
 ``--gaussian-velocities`` replaces each v_z by a Gaussian draw with the true
-model's sigma_los(R) (random seed 10000 + mock seed): data from the
-likelihood's own model, which separates the LOSVD's shape from everything
-else. ``--gamma-min`` moves the lower edge of gamma's box (default 0).
+model's sigma_los(R) (its own anisotropy included; random seed 10000 + mock
+seed): data from the likelihood's own model, which separates the LOSVD's
+shape from everything else. ``--fit-anisotropy`` is the anisotropy the
+likelihood assumes or fits, in the grammar of :mod:`dsphnf.anisotropy`
+(default ``isotropic``; ``om`` fits the Osipkov-Merritt radius). ``--gamma-min`` moves the lower edge of gamma's box (default 0).
 ``--calibration OUT`` compares, on the mocks that calibrate run fitted, the
 posterior pulls z of OUT/calibration.csv (baseline rows) with the signed roots.
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsphnf.anisotropy import parse_anisotropy
+from dsphnf.anisotropy import anisotropy_from
 from dsphnf.baseline import BaselineLikelihood, BaselineModel, Prior
 from dsphnf.baseline.profile_likelihood import ProfileLikelihood
 from dsphnf.calibrate import RADII_OVER_RHALF, projected_half_radius
@@ -41,17 +43,19 @@ from dsphnf.mocks import draw_mock, get_model
 from dsphnf.projection import sigma_los2
 
 
-def one_mock(name: str, seed: int, stars: int, gaussian: bool, gamma_min: float) -> list[tuple]:
+def one_mock(name: str, seed: int, stars: int, gaussian: bool, gamma_min: float,
+             fit_anisotropy: str = "isotropic") -> list[tuple]:
     """(radius index, 2 Delta, signed root, MLE error [dex], MLE gamma) per calibrate radius of one mock."""
     model = get_model(name)
     tracer, halo = model.tracer, model.halo
     cat = draw_mock(name, stars, seed).catalog
     vz = cat.vz
     if gaussian:
-        s2 = sigma_los2(cat.R, tracer.density, halo.mass)
+        s2 = sigma_los2(cat.R, tracer.density, halo.mass, model.anisotropy)
         vz = np.random.default_rng(10000 + seed).normal(0.0, np.sqrt(s2))
     priors = {"gamma": Prior("uniform", gamma_min, 2.0)} if gamma_min != 0.0 else None
-    like = BaselineLikelihood(BaselineModel("zhao", parse_anisotropy("isotropic"), priors=priors), cat.R, vz)
+    like = BaselineLikelihood(BaselineModel("zhao", anisotropy_from(fit_anisotropy), priors=priors), cat.R, vz)
+    k_gamma = like.model.names.index("gamma")
     radii = np.asarray(RADII_OVER_RHALF) * projected_half_radius(tracer.density)
     out, best = [], None
     for k, r in enumerate(radii):
@@ -60,7 +64,7 @@ def one_mock(name: str, seed: int, stars: int, gaussian: bool, gamma_min: float)
         d2 = prof.statistic(y_true)
         best = prof.best()[0]
         err = float(prof.log10_rho(best[None, :])[0]) - y_true
-        out.append((k, d2, math.copysign(math.sqrt(d2), err), err, float(best[5])))
+        out.append((k, d2, math.copysign(math.sqrt(d2), err), err, float(best[k_gamma])))
     return out
 
 
@@ -107,16 +111,18 @@ def main() -> None:
     ap.add_argument("--stars", type=int, default=1000)
     ap.add_argument("--gaussian-velocities", action="store_true")
     ap.add_argument("--gamma-min", type=float, default=0.0)
+    ap.add_argument("--fit-anisotropy", default="isotropic")
     ap.add_argument("--calibration", nargs="*", default=[])
     a = ap.parse_args()
     t0, rows = time.perf_counter(), []
     for seed in range(*a.mocks):
-        rows += [(seed, *row) for row in one_mock(a.model, seed, a.stars, a.gaussian_velocities, a.gamma_min)]
+        rows += [(seed, *row) for row in one_mock(a.model, seed, a.stars, a.gaussian_velocities, a.gamma_min,
+                                                       a.fit_anisotropy)]
         print(f"\rmock {seed + 1 - a.mocks[0]}/{a.mocks[1] - a.mocks[0]}  {time.perf_counter() - t0:.0f} s",
               end="", flush=True)
     velocities = "Gaussian velocities" if a.gaussian_velocities else "the model's velocities"
     print(f"\n{a.model}, {a.stars} stars, mocks {a.mocks[0]}-{a.mocks[1] - 1}, "
-          f"{velocities}, gamma >= {a.gamma_min:g}; "
+          f"{velocities}, gamma >= {a.gamma_min:g}, anisotropy {a.fit_anisotropy}; "
           f"{time.perf_counter() - t0:.0f} s\n")
     report(np.array(rows), a.gamma_min, posterior_pulls(a.calibration))
 
