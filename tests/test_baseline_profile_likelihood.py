@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dsphnf.anisotropy import parse_anisotropy
+from dsphnf.anisotropy import anisotropy_from, parse_anisotropy
 from dsphnf.baseline import BaselineLikelihood, BaselineModel, Prior
 from dsphnf.baseline.profile_likelihood import ProfileLikelihood, maximise
 from dsphnf.baseline.projector import zhao_log_density
@@ -113,6 +113,26 @@ def test_statistic_does_not_depend_on_where_the_search_starts():
     _, from_truth = maximise(at_y, [np.delete(truth, 3)], [b for i, b in enumerate(walked.bounds) if i != 3])
     assert walked.statistic(y) == pytest.approx(2 * (l_best - from_truth), abs=0.02)
     assert walked.statistic(y) > 1.0 and len(walked._warm) >= 3  # far enough out to need the walk
+
+
+def test_a_fitted_anisotropy_radius_is_searched_on_both_ridges():
+    """PlumCoreOm (r_a = R_half) fitted with a free OM radius has a radial ridge and a nearly isotropic one.
+    On this mock the default start alone found only the lower of the two free maxima (before the branch
+    starts); the free maximum must now be at least as high as any L-BFGS run started across r_a's box."""
+    cat = draw_mock("PlumCoreOm", n=1000, seed=6).catalog
+    like = BaselineLikelihood(BaselineModel("zhao", anisotropy_from("om")), cat.R, cat.vz)
+    prof = ProfileLikelihood(like, r=0.2446)
+    k = like.model.names.index("log10_ra")
+    starts = prof.branches(prof.best()[0])
+    assert len(starts) == 3 and [t[k] for t in starts[1:]] == [-0.75, 0.75]
+    x_best, l_best = prof.best()
+    for ra in np.linspace(-1.25, 1.25, 6):  # brute force over the ridge: one search per r_a
+        t = x_best.copy()
+        t[k] = ra
+        assert maximise(like.log_likelihood, [t], prof.bounds)[1] <= l_best + 1e-3
+    iso = ProfileLikelihood(BaselineLikelihood(BaselineModel("zhao", parse_anisotropy("isotropic")), cat.R, cat.vz),
+                            r=0.2446)
+    assert len(iso.branches(np.zeros(len(iso.bounds)))) == 1  # nothing to move without a fitted anisotropy
 
 
 def test_fit_baseline_writes_the_likelihood_bands_beside_the_posterior(tmp_path, capsys):
