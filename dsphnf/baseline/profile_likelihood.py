@@ -118,7 +118,9 @@ class ProfileLikelihood:
     with r_a at the box's edge). Every maximum is therefore also started with
     the anisotropy parameters moved across their boxes
     (:meth:`branches`), so that a constrained maximum on the other ridge is
-    not missed (on PlumCoreOm mocks the walk alone missed one in 50 radii).
+    not missed (on ten PlumCoreOm mocks without these starts, the default start
+    missed the higher free maximum once and the walk a higher constrained
+    maximum once; benchmarks/calibration_baseline.md, section 5).
 
     Examples
     --------
