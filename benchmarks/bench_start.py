@@ -87,8 +87,8 @@ def scaled_new_flow(length: float, speed: float):
     """member.new_flow whose untrained flow has every radius x ``length`` and every speed x ``speed``."""
     original = member.new_flow
 
-    def new_flow(stars, settings):
-        flow = original(stars, settings)
+    def new_flow(stars, settings, *args, **kwargs):  # the same signature as member.new_flow, whatever it takes
+        flow = original(stars, settings, *args, **kwargs)
         with torch.no_grad():
             flow.pos_field.mlp.net[-1].bias.fill_(math.log(length))
             if flow.vel_field is not None:
