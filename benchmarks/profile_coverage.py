@@ -21,7 +21,8 @@ model's sigma_los(R) (its own anisotropy included; random seed 10000 + mock
 seed): data from the likelihood's own model, which separates the LOSVD's
 shape from everything else. ``--fit-anisotropy`` is the anisotropy the
 likelihood assumes or fits, in the grammar of :mod:`dsphnf.anisotropy`
-(default ``isotropic``; ``om`` fits the Osipkov-Merritt radius). ``--gamma-min`` moves the lower edge of gamma's box (default 0).
+(default ``isotropic``; ``om`` fits the Osipkov-Merritt radius).
+``--gamma-min`` moves the lower edge of gamma's box (default 0).
 ``--calibration OUT`` compares, on the mocks that calibrate run fitted, the
 posterior pulls z of OUT/calibration.csv (baseline rows) with the signed roots.
 """

@@ -123,9 +123,9 @@ def test_a_fitted_anisotropy_radius_is_searched_on_both_ridges():
     like = BaselineLikelihood(BaselineModel("zhao", anisotropy_from("om")), cat.R, cat.vz)
     prof = ProfileLikelihood(like, r=0.2446)
     k = like.model.names.index("log10_ra")
-    starts = prof.branches(prof.best()[0])
-    assert len(starts) == 3 and [t[k] for t in starts[1:]] == [-0.75, 0.75]
     x_best, l_best = prof.best()
+    starts = prof.branches(x_best)
+    assert len(starts) == 3 and [t[k] for t in starts[1:]] == [-0.75, 0.75]
     for ra in np.linspace(-1.25, 1.25, 6):  # brute force over the ridge: one search per r_a
         t = x_best.copy()
         t[k] = ra

@@ -87,8 +87,8 @@ from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from ..errors import FitError
 from .halo_measure import MEASURE_RADII, SHAPE_PARAMETERS, log_halo_measure
 
-__all__ = ["PARAMETERS", "ANISOTROPY_PARAMETERS", "BASELINE_FORMS", "Prior", "BaselineModel", "read_priors",
-           "HALOS", "HALO_MEASURES"]
+__all__ = ["PARAMETERS", "ANISOTROPY_PARAMETERS", "ANISOTROPY_NAMES", "BASELINE_FORMS", "Prior", "BaselineModel",
+           "read_priors", "HALOS", "HALO_MEASURES"]
 
 #: All parameter names, their default prior and a description with units.
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -116,7 +116,8 @@ ANISOTROPY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "cuddeford": ("b0_sym", "log10_ra"),
     "baes": ("b0_sym", "binf_sym", "log10_ra", "eta"),
 }
-_ALL_ANISOTROPY = {n for names in ANISOTROPY_PARAMETERS.values() for n in names}
+#: Every sampled anisotropy parameter, of any family.
+ANISOTROPY_NAMES = frozenset(n for names in ANISOTROPY_PARAMETERS.values() for n in names)
 
 #: Prior measures of the halo: flat in the log density at data radii (default), or in the parameters.
 HALO_MEASURES = ("density", "flat")
@@ -279,7 +280,7 @@ class BaselineModel:
         self.anisotropy_spec = anisotropy.spec()
         self.inferred = isinstance(anisotropy, Inferred)
         sampled = set(ANISOTROPY_PARAMETERS[anisotropy.family]) if self.inferred else set()
-        used = {n for n in PARAMETERS if n not in _ALL_ANISOTROPY} | sampled
+        used = {n for n in PARAMETERS if n not in ANISOTROPY_NAMES} | sampled
         priors = dict(priors or {})
         measure = _parse_measure(priors.pop("halo_measure", "density"), "priors")
         for name in priors:

@@ -31,7 +31,7 @@ from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
 from ..profiles import Zhao
 from .likelihood import BaselineLikelihood
-from .model import ANISOTROPY_PARAMETERS
+from .model import ANISOTROPY_NAMES
 from .projector import zhao_log_density
 
 __all__ = ["ProfileLikelihood", "maximise", "profile_bands"]
@@ -151,8 +151,7 @@ class ProfileLikelihood:
         self.k = model.names.index("log10_rho0")
         self.bounds = [(p.a, p.b) if p.kind == "uniform" else (None, None)
                        for p in (model.priors[n] for n in model.names)]
-        free = {n for names in ANISOTROPY_PARAMETERS.values() for n in names}
-        self._aniso = [i for i, n in enumerate(model.names) if n in free and None not in self.bounds[i]]
+        self._aniso = [i for i, n in enumerate(model.names) if n in ANISOTROPY_NAMES and None not in self.bounds[i]]
 
     def branches(self, theta: np.ndarray) -> list[np.ndarray]:
         """``theta`` and copies with every free anisotropy parameter at the :data:`BRANCH_POINTS` of its box.
