@@ -163,6 +163,25 @@ def test_a_single_flow_is_not_reported_as_covering(capsys, tmp_path):
     assert rc == 0 and "0 fit(s) computed" in text and "no bands" in text
 
 
+def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tmp_path):
+    """``start`` is exactly a single flow of one step on the same mock and seed; the report counts, per mock,
+    whether the trained flow's mean |log10 error| over the radii beats it."""
+    out = tmp_path / "cal"
+    rc, text, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow,start", "-o", out)
+    assert rc == 0, err
+    assert "start: no bands (the untrained start)" in text and "better than the start on" in text
+    rows = read_rows(out / "calibration.csv")
+    start = [r for r in rows if r["method"] == "start"]
+    assert len(start) == 2 * len(RADII_OVER_RHALF) and all(math.isnan(r["z"]) for r in start)
+    one = calibrate(calibration_spec("PlumCuspIso", realisations=2, stars=60, methods="flow", ensemble=1, steps=1),
+                    tmp_path / "one", progress=False)
+    assert [r["log10_err"] for r in start] == pytest.approx([r["log10_err"] for r in one.rows], rel=1e-6)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["spec"]["fits"]["start"] == {"ensemble": 1, "steps": 1, "anisotropy": "isotropic"}
+    (v,) = summary["versus_start"]
+    assert v["method"] == "flow" and v["n"] == 2 and 0 <= v["third"] <= v["better"] <= 2
+
+
 # ---------------------------------------------------------------- one-line errors, nothing written
 @pytest.mark.parametrize("argv, words", [
     (["NoSuchModel"], ["unknown model", "PlumCuspIso"]),
@@ -255,7 +274,7 @@ def test_method_lists_and_the_profile_likelihood_method(capsys, tmp_path):
     from dsphnf.calibrate import ProfileSettings, calibration_spec
 
     assert calibration_spec("PlumCuspIso", methods="baseline, profile").methods == ("baseline", "profile")
-    assert calibration_spec("PlumCuspIso", methods="all").methods == ("flow", "baseline", "profile")
+    assert calibration_spec("PlumCuspIso", methods="all").methods == ("flow", "baseline", "profile", "start")
     assert calibration_spec("PlumCuspIso", methods="both").methods == ("flow", "baseline")
     assert isinstance(calibration_spec("PlumCuspIso", methods="profile").fits[0], ProfileSettings)
     out = tmp_path / "cal"

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .score import NOMINAL68, NOMINAL95, RADII_OVER_RHALF, nominal_interval, pooled_coverage
+from .score import NOMINAL68, NOMINAL95, RADII_OVER_RHALF, nominal_interval, pooled_coverage, versus_start
 
 __all__ = ["plot_coverage", "format_coverage"]
 
@@ -57,7 +57,9 @@ def plot_coverage(cal: Any, path: str | Path | None = None):
 
 
 def format_coverage(cal: Any) -> str:
-    """Plain-text coverage table: one line per method and radius, then the coverage pooled over radii.
+    """Plain-text coverage table: one line per method and radius, the coverage pooled over radii, and
+    every method against the flow's untrained start when the ``start`` method ran
+    (:func:`~dsphnf.calibrate.score.versus_start`).
 
     A coverage outside the central 95 % binomial interval around nominal for
     its number of realisations (:func:`~dsphnf.calibrate.score.nominal_interval`)
@@ -79,6 +81,10 @@ def format_coverage(cal: Any) -> str:
             lines.append(f"{p['method']}: pooled over {p['n_pairs']} (radius, realisation) pairs "
                          f"{p['cover68']:.2f} inside the 68 % band, {p['cover95']:.2f} inside the 95 % band "
                          "(radii of one fit are correlated: fewer independent numbers than pairs)")
+    for v in versus_start(cal.rows):
+        lines.append(f"{v['method']}: mean |log10 err| over the radii {v['median_abs_err']:.3f} dex against "
+                     f"{v['start_median_abs_err']:.3f} for the untrained start (medians over {v['n']} mocks); "
+                     f"better than the start on {v['better']} of {v['n']}, within a third of its error on {v['third']}")
     return "\n".join(lines)
 
 

@@ -19,24 +19,17 @@ from ..executor import ExecutorSpec, GridRun, run_grid
 from ..outputs import atomic_file, write_json
 from ..plotting import save_figure
 from .report import plot_coverage
-from .score import CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile
-from .spec import CalibrationError, CalibrationSpec, FitSettings, FlowSettings, MockSource, ProfileSettings
+from .score import CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile, versus_start
+from .spec import (CalibrationError, CalibrationSpec, FitSettings, FlowSettings, MockSource, ProfileSettings,
+                   StartSettings)
 
 __all__ = ["calibration_task", "Calibration", "calibrate"]
 
 
 def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     """rho(r) with its bands at ``radii`` [kpc] (NaN where the baseline's radial grid does not reach)."""
-    if isinstance(fit, FlowSettings):
-        from ..flows import FitOptions, fit_flow
-
-        res = fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
-                       progress=False, options=FitOptions(r_grid=tuple(radii)))
-        profile = dict(res.profile)
-        if not np.allclose(profile["r"], radii, rtol=1e-6):  # the read-out inverts r(u) numerically
-            raise FitError("the flow read-out did not return the requested radii")
-        profile["r"] = radii
-        return profile
+    if isinstance(fit, (FlowSettings, StartSettings)):
+        return _flow_profile(fit, catalog, radii, seed)
     if isinstance(fit, ProfileSettings):
         return _profile_bands(fit, catalog, radii)
     from ..baseline import fit_baseline
@@ -51,6 +44,19 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
         profile[key] = np.full(radii.size, np.nan)
         if key in part:
             profile[key][inside] = part[key]
+    return profile
+
+
+def _flow_profile(fit: FlowSettings | StartSettings, catalog, radii: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """rho(r) of a flow fit (or of its untrained start) at ``radii`` [kpc], read out there."""
+    from ..flows import FitOptions, fit_flow
+
+    res = fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
+                   progress=False, options=FitOptions(r_grid=tuple(radii)))
+    profile = dict(res.profile)
+    if not np.allclose(profile["r"], radii, rtol=1e-6):  # the read-out inverts r(u) numerically
+        raise FitError("the flow read-out did not return the requested radii")
+    profile["r"] = radii
     return profile
 
 
@@ -119,7 +125,7 @@ class Calibration:
                 "z": "log10(rho_fit/rho_true) / half-width of the 68% band in log10",
                 "coverage_error": "binomial sqrt(p(1-p)/n)", "unbanded": list(self.unbanded),
                 "failed": self.failed, "n_rows": len(self.rows), "n_rows_without_fit": self.without_fit,
-                "fit_wall_s": times, "grid": self.grid.summary()}
+                "fit_wall_s": times, "versus_start": versus_start(self.rows), "grid": self.grid.summary()}
 
 
 def calibrate(spec: CalibrationSpec, out: str | Path, *, executor: ExecutorSpec | None = None,

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
-           "projected_half_radius", "score_profile", "coverage", "nominal_interval", "pooled_coverage"]
+           "projected_half_radius", "score_profile", "coverage", "nominal_interval", "pooled_coverage",
+           "mean_abs_errors", "versus_start"]
 
 #: Radii of the table, in units of R_half (projected half-number radius of the true tracer).
 RADII_OVER_RHALF: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -176,4 +177,49 @@ def pooled_coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out.append({"method": method, "n_pairs": n,
                     "cover68": float(flags["in68"][ok].mean()) if n else math.nan,
                     "cover95": float(flags["in95"][ok].mean()) if n else math.nan})
+    return out
+
+
+def mean_abs_errors(rows: Sequence[Mapping[str, Any]], method: str) -> dict[int, float]:
+    """Per realisation (keyed by its random seed), the mean |log10 rho/rho_true| of ``method`` over the scored radii.
+
+    Realisations with a non-finite error at any radius (a failed fit, a radius
+    outside the truth table) are left out.
+
+    >>> rows = [{"method": "flow", "seed": s, "log10_err": e} for s, e in [(0, 0.1), (0, -0.3), (1, float("nan"))]]
+    >>> mean_abs_errors(rows, "flow")
+    {0: 0.2}
+    """
+    by_seed: dict[int, list[float]] = {}
+    for r in rows:
+        if r["method"] == method:
+            by_seed.setdefault(int(r["seed"]), []).append(float(r["log10_err"]))
+    return {s: float(np.mean(np.abs(e))) for s, e in by_seed.items() if np.all(np.isfinite(e))}
+
+
+def versus_start(rows: Sequence[Mapping[str, Any]], start: str = "start") -> list[dict[str, Any]]:
+    """Each method against the flow's untrained start on the same mocks (empty without ``start`` rows).
+
+    Per method: ``n`` realisations scored by both, ``better`` those where the
+    method's mean |log10 error| over the radii (:func:`mean_abs_errors`) is
+    smaller than the start's, ``third`` those where it is at most a third of
+    it, and the medians over the realisations of both mean errors [dex].
+
+    >>> rows = [{"method": m, "seed": s, "log10_err": e}
+    ...         for m, s, e in [("flow", 0, 0.05), ("start", 0, 0.3), ("flow", 1, 0.2), ("start", 1, 0.1)]]
+    >>> v = versus_start(rows)[0]
+    >>> v["method"], v["n"], v["better"], v["third"], v["median_abs_err"], v["start_median_abs_err"]
+    ('flow', 2, 1, 1, 0.125, 0.2)
+    """
+    ref = mean_abs_errors(rows, start)
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        if method == start or not ref:
+            continue
+        own = mean_abs_errors(rows, method)
+        seeds = sorted(set(own) & set(ref))
+        a, b = np.array([own[s] for s in seeds]), np.array([ref[s] for s in seeds])
+        out.append({"method": method, "n": len(seeds), "better": int(np.sum(a < b)), "third": int(np.sum(a <= b / 3)),
+                    "median_abs_err": float(np.median(a)) if seeds else math.nan,
+                    "start_median_abs_err": float(np.median(b)) if seeds else math.nan})
     return out

@@ -16,13 +16,13 @@ from ..errors import DsphnfError
 from ..result import MIN_STARS
 from .score import RADII_OVER_RHALF, projected_half_radius
 
-__all__ = ["MIN_REALISATIONS", "CalibrationError", "MockSource", "FlowSettings", "BaselineSettings", "ProfileSettings",
-           "FitSettings",
+__all__ = ["MIN_REALISATIONS", "CalibrationError", "MockSource", "FlowSettings", "StartSettings", "BaselineSettings",
+           "ProfileSettings", "FitSettings",
            "CalibrationSpec", "calibration_spec"]
 
 #: Fewest realisations a coverage can be computed from.
 MIN_REALISATIONS = 2
-_METHODS = ("flow", "baseline", "profile")
+_METHODS = ("flow", "baseline", "profile", "start")
 
 
 class CalibrationError(DsphnfError, ValueError):
@@ -75,6 +75,21 @@ class FlowSettings:
 
 
 @dataclass(frozen=True)
+class StartSettings:
+    """The flow's untrained start: one flow, one Adam step (``fit_flow(catalog, anisotropy, ensemble=1, steps=1)``).
+
+    The Plummer/Gaussian start scaled to the stars, which a trained flow must
+    beat on the same mocks to show that training learned something; no bands.
+    """
+
+    anisotropy: AnisotropySpec
+    method: ClassVar[str] = "start"
+    banded: ClassVar[bool] = False
+    ensemble: ClassVar[int] = 1
+    steps: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
 class BaselineSettings:
     """Baseline fits: ``fit_baseline(catalog, anisotropy, max_steps=max_steps, nwalkers=nwalkers)`` (Zhao halo)."""
 
@@ -95,7 +110,7 @@ class ProfileSettings:
     banded: ClassVar[bool] = True
 
 
-FitSettings = Union[FlowSettings, BaselineSettings, ProfileSettings]
+FitSettings = Union[FlowSettings, StartSettings, BaselineSettings, ProfileSettings]
 
 
 @dataclass(frozen=True)
@@ -138,11 +153,16 @@ class CalibrationSpec:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready record of the settings."""
-        fits = {f.method: {k: (v.spec() if hasattr(v, "spec") else v) for k, v in vars(f).items()} for f in self.fits}
+        fits = {f.method: {k: (v.spec() if hasattr(v, "spec") else v) for k, v in _fields(f).items()} for f in self.fits}
         return {"source": self.source.label(), "realisations": self.realisations, "stars": self.stars,
                 "seed": self.seed, "seed_rule": "realisation i: mock and fit use seed + i", "fits": fits,
                 "r_half_kpc": self.r_half, "radii_over_r_half": list(RADII_OVER_RHALF),
                 "radii_kpc": self.radii.tolist()}
+
+
+def _fields(fit: FitSettings) -> dict[str, Any]:
+    """A fit's settings, with the start's fixed ensemble and steps."""
+    return {**{k: getattr(fit, k) for k in ("ensemble", "steps") if hasattr(fit, k)}, **vars(fit)}
 
 
 def _need(ok: bool, message: str) -> None:
@@ -175,7 +195,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     aliases = {"both": ("flow", "baseline"), "all": _METHODS}
     chosen = {m for w in words for m in aliases.get(w, (w,))}
     _need(chosen <= set(_METHODS),
-          f"unknown --method {methods!r}: use flow, baseline, profile, a comma list of them, both or all")
+          f"unknown --method {methods!r}: use flow, baseline, profile, start, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
     fits: list[FitSettings] = []
     if "flow" in chosen:
@@ -186,6 +206,8 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
                                      _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4)))
     if "profile" in chosen:
         fits.append(ProfileSettings(require_form(beta, BASELINE_FORMS, "the profile likelihood")))
+    if "start" in chosen:
+        fits.append(StartSettings(require_form(beta, FLOW_FORMS, "the flow's start")))
     return tuple(fits)
 
 
@@ -207,8 +229,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         Mocks (>= 2) and stars per mock (>= 20).
     methods : str
         ``flow``, ``baseline`` (emcee posterior bands), ``profile`` (the
-        baseline's profile-likelihood bands), a comma list of them, ``both``
-        (flow and baseline) or ``all``.
+        baseline's profile-likelihood bands), ``start`` (the flow's untrained
+        start, no bands: the yardstick of the trained flow), a comma list of
+        them, ``both`` (flow and baseline) or ``all``.
     ensemble, steps : int
         Flows per fit and training steps per flow (None: ``dsphnf fit``'s default).
     fit_anisotropy : str or Anisotropy
@@ -228,6 +251,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     >>> spec = calibration_spec("plumcuspiso", realisations=2, stars=60, methods="flow", ensemble=2, steps=2)
     >>> spec.source.model, spec.methods, list(spec.tasks())
     ('PlumCuspIso', ('flow',), ['r0000_flow', 'r0001_flow'])
+    >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow,start").methods
+    ('flow', 'start')
     >>> calibration_spec("PlumCuspIso", realisations=1)
     Traceback (most recent call last):
     ...

@@ -20,7 +20,9 @@ r/R_half, log10 error = log10(rho/rho_true), z = log10 error / half-width of
 the 68% band in log10, in68, in95), coverage.csv (per method and radius: the
 fraction of realisations inside the 68% and 95% bands with binomial errors
 sqrt(p(1-p)/n), mean and spread of z), coverage.png and summary.json. A single
-flow (--ensemble 1) has no bands: its z and coverage are NaN. Finished fits are
+flow (--ensemble 1) has no bands: its z and coverage are NaN. --method flow,start
+also scores the flow's untrained start (one flow, one step) on the same mocks and
+says on how many the trained flow beats it. Finished fits are
 kept in OUT/tasks/: the same command resumes, and more --realisations reuse them.
 """
 
@@ -35,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--realisations", type=int, required=True, metavar="R", help="number of mocks (at least 2)")
     p.add_argument("--stars", type=int, required=True, metavar="N", help="stars per mock (at least 20)")
     p.add_argument("--method", default="both", metavar="M", help="flow | baseline | profile (the baseline's likelihood with profile-likelihood "
-                   "bands) | a comma list | both (flow,baseline) | all (default both)")
+                   "bands) | start (the flow's untrained start, one step, no bands: what training must beat) | "
+                   "a comma list | both (flow,baseline) | all (default both)")
     p.add_argument("--ensemble", type=int, default=8, metavar="K", help="flows per flow fit (default 8; 1 has no bands)")
     p.add_argument("--fit-anisotropy", default="isotropic", metavar="SPEC",
                    help="beta(r) the fits assume (default isotropic), as in dsphnf fit --anisotropy")
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     cal = calibrate(spec, args.output, executor=executor, progress=False if args.no_progress else None)
     print(format_coverage(cal))
     for method in cal.unbanded:
-        print(f"{method}: no bands (a single flow, --ensemble 1): z and coverage are NaN, not reported as covering")
+        what = "the untrained start" if method == "start" else "a single flow, --ensemble 1"
+        print(f"{method}: no bands ({what}): z and coverage are NaN, not reported as covering")
     if cal.failed:
         print(f"{len(cal.failed)} fit(s) failed (NaN rows, left out of the coverage): "
               + "; ".join(f"{k}: {v}" for k, v in cal.failed.items()))
