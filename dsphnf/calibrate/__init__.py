@@ -16,11 +16,13 @@ scored at the same radii. Per realisation, method and radius:
 
 A method without bands (a single flow, ``ensemble=1``: its "band" is the fit
 itself) is *not* reported as covering: its ``z``, ``in68`` and ``in95`` are
-NaN. Coverage per method and radius (:func:`coverage`) is the fraction of
-realisations inside each band with the binomial standard error
-sqrt(p (1 - p) / n) (zero when p is 0 or 1: read it with n), beside the mean
-and spread of z (a calibrated method has mean ~0, spread ~1, coverage ~0.68
-and ~0.95).
+NaN. The method ``start`` is the flow's untrained start (one flow, one step,
+no bands), scored on the same mocks so that :func:`versus_start` can say on
+how many of them each method beats it. Coverage per method and radius
+(:func:`coverage`) is the fraction of realisations inside each band with
+the binomial standard error sqrt(p (1 - p) / n) (zero when p is 0 or 1: read
+it with n), beside the mean and spread of z (a calibrated method has mean
+~0, spread ~1, coverage ~0.68 and ~0.95).
 
 Each (realisation, method) is one task of :func:`dsphnf.executor.run_grid`
 (locally or on Ray) whose small table of rows is stored in ``OUT/tasks/``;
@@ -36,15 +38,16 @@ from __future__ import annotations
 from .report import format_coverage, plot_coverage
 from .run import Calibration, calibrate, calibration_task
 from .score import (CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, NOMINAL95, RADII_OVER_RHALF, coverage,
-                    nominal_interval, pooled_coverage, projected_half_radius, score_profile)
+                    mean_abs_errors, nominal_interval, pooled_coverage, projected_half_radius, score_profile,
+                    versus_start)
 from .spec import (MIN_REALISATIONS, BaselineSettings, CalibrationError, CalibrationSpec, FlowSettings, MockSource,
-                   ProfileSettings, calibration_spec)
+                   ProfileSettings, StartSettings, calibration_spec)
 
 __all__ = [
     "RADII_OVER_RHALF", "MIN_REALISATIONS", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
-    "CalibrationError", "MockSource", "FlowSettings", "BaselineSettings", "ProfileSettings", "CalibrationSpec",
-    "Calibration",
+    "CalibrationError", "MockSource", "FlowSettings", "StartSettings", "BaselineSettings", "ProfileSettings",
+    "CalibrationSpec", "Calibration",
     "calibration_spec", "projected_half_radius", "score_profile", "calibration_task", "coverage", "calibrate",
-    "nominal_interval", "pooled_coverage",
+    "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start",
     "plot_coverage", "format_coverage",
 ]

@@ -153,7 +153,8 @@ class CalibrationSpec:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready record of the settings."""
-        fits = {f.method: {k: (v.spec() if hasattr(v, "spec") else v) for k, v in _fields(f).items()} for f in self.fits}
+        fits = {f.method: {k: (v.spec() if hasattr(v, "spec") else v) for k, v in _fields(f).items()}
+                for f in self.fits}
         return {"source": self.source.label(), "realisations": self.realisations, "stars": self.stars,
                 "seed": self.seed, "seed_rule": "realisation i: mock and fit use seed + i", "fits": fits,
                 "r_half_kpc": self.r_half, "radii_over_r_half": list(RADII_OVER_RHALF),
