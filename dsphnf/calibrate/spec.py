@@ -6,7 +6,7 @@ small mock to check the model and to compute R_half of the true tracer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Union
 
 import numpy as np
@@ -83,10 +83,10 @@ class StartSettings:
     """
 
     anisotropy: AnisotropySpec
+    ensemble: int = field(default=1, init=False)
+    steps: int = field(default=1, init=False)
     method: ClassVar[str] = "start"
     banded: ClassVar[bool] = False
-    ensemble: ClassVar[int] = 1
-    steps: ClassVar[int] = 1
 
 
 @dataclass(frozen=True)
@@ -153,17 +153,12 @@ class CalibrationSpec:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready record of the settings."""
-        fits = {f.method: {k: (v.spec() if hasattr(v, "spec") else v) for k, v in _fields(f).items()}
-                for f in self.fits}
+        value = lambda v: v.spec() if hasattr(v, "spec") else v
+        fits = {f.method: {k.name: value(getattr(f, k.name)) for k in fields(f)} for f in self.fits}
         return {"source": self.source.label(), "realisations": self.realisations, "stars": self.stars,
                 "seed": self.seed, "seed_rule": "realisation i: mock and fit use seed + i", "fits": fits,
                 "r_half_kpc": self.r_half, "radii_over_r_half": list(RADII_OVER_RHALF),
                 "radii_kpc": self.radii.tolist()}
-
-
-def _fields(fit: FitSettings) -> dict[str, Any]:
-    """A fit's settings, with the start's fixed ensemble and steps."""
-    return {**{k: getattr(fit, k) for k in ("ensemble", "steps") if hasattr(fit, k)}, **vars(fit)}
 
 
 def _need(ok: bool, message: str) -> None:
