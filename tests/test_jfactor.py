@@ -67,9 +67,38 @@ def test_tabulated_power_law_extrapolation_is_exact():
     assert tab == pytest.approx(j_factor(lambda x: A / x, 76.0, 0.5, r_max=0.5), rel=1e-8)
 
 
-def test_errors():
+def test_tabulated_inner_continuation_is_fitted_and_capped_at_the_nfw_cusp():
+    """Inside the first node the density is a power law: the slope fitted over the inner
+    factor of two in radius, clipped to [0, 1]; unclipped, a slope >= 1.5 diverges."""
+    r = np.geomspace(0.05, 0.5, 31)
+    for gamma in (0.0, 0.5, 1.0):
+        A = 6.4e7 * 0.05**gamma
+        exact = j_factor(lambda x, a=A, g=gamma: a * x**-g, 76.0, 0.5, r_max=0.5)
+        assert j_factor_tabulated(r, A * r**-gamma, 76.0) == pytest.approx(exact, rel=1e-8)
+    steep = 1e9 * (r / 0.05) ** -1.6
+    capped = j_factor_tabulated(r, steep, 76.0)
+    as_nfw_inside = j_factor(lambda x: 1e9 * np.where(x < 0.05, (x / 0.05) ** -1.0, (x / 0.05) ** -1.6),
+                             76.0, 0.5, r_max=0.5)
+    assert capped == pytest.approx(as_nfw_inside, rel=1e-3)  # the reference integrates across the kink
+    with pytest.raises(ValueError, match="diverges"):
+        j_factor_tabulated(r, steep, 76.0, gamma_max=None)
+    rising = 1e8 * (r / 0.05) ** 0.5  # a hole at the centre is continued as a core
+    assert j_factor_tabulated(r, rising, 76.0) == pytest.approx(
+        j_factor(lambda x: 1e8 * np.maximum(x / 0.05, 1.0) ** 0.5, 76.0, 0.5, r_max=0.5), rel=1e-3)
+
+
+def test_tabulated_j_is_robust_to_one_noisy_inner_node():
+    """NFW tabulated with its first node 20 % high: the two-node slope (2.6) would make J
+    infinite; the fitted, capped continuation keeps J within 0.01 dex of the analytic value."""
+    r = np.geomspace(0.01, 10.0, 60)
+    noisy = HALO(r) * np.where(r == r[0], 1.2, 1.0)
+    assert np.log10(j_factor_tabulated(r, noisy, 76.0)) == pytest.approx(
+        log10_j_factor(HALO, 76.0, 0.5, r_max=10.0), abs=0.01)
     with pytest.raises(ValueError):
-        j_factor_tabulated(np.array([0.1, 1.0]), np.array([1e9, 1e9 * 10**-1.6]), 76.0)  # slope -1.6
+        j_factor_tabulated(r[:2], noisy[:2], 76.0, gamma_max=None)
+
+
+def test_errors():
     with pytest.raises(ValueError):
         j_factor(HALO, 76.0, 95.0)
     with pytest.raises(ValueError):

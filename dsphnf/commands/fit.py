@@ -248,8 +248,11 @@ def _report(s: dict) -> None:
     if jf is None:
         return
     n = jf["n_used"] + jf["n_left_out"]
-    used = f"; from {jf['n_used']} of {n} flow(s)" + (" (the others unphysical somewhere or divergent)"
+    used = f"; from {jf['n_used']} of {n} flow(s)" + (" (the others' density not positive somewhere)"
                                                      if jf["n_left_out"] else "")
+    if jf.get("n_inner_slope_capped"):
+        used += (f"; {jf['n_inner_slope_capped']} continued inwards of the grid as an r^-{jf['inner_gamma_max']:g} "
+                 "cusp (their fitted inner slope is steeper)")
     if jf["n_used"] == 0:
         print(f"log10 J({jf['theta_deg']:g} deg): no flow has a finite J-factor{used}")
         return

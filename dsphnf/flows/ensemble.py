@@ -44,7 +44,7 @@ from ..errors import FitError
 
 __all__ = ["readout_note", "UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask",
            "band_profiles",
-           "readout_accounting", "check_survival", "member_log10_j", "ensemble_j_band",
+           "readout_accounting", "check_survival", "member_log10_j", "member_inner_slope", "ensemble_j_band",
            "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near", "symmetrised_width", "beta_constraint",
            "beta_constraint_note"]
 
@@ -204,9 +204,10 @@ def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: fl
     """log10 J(theta) [GeV^2 cm^-5] of one member's rho(r), or None when it has none.
 
     A member whose rho(r) is missing, non-finite or non-positive anywhere on the
-    grid, or whose J diverges, gives None (the caller counts it as left out).
-    The density is truncated outside the grid (see
-    :func:`dsphnf.jfactor.j_factor_tabulated`); ``distance`` in kpc.
+    grid gives None (the caller counts it as left out). The density is
+    continued inwards of the grid as a power law no steeper than the NFW cusp
+    and truncated outside it (see :func:`dsphnf.jfactor.j_factor_tabulated`);
+    ``distance`` in kpc.
     """
     from ..jfactor import j_factor_tabulated
 
@@ -217,6 +218,20 @@ def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: fl
         return math.log10(j_factor_tabulated(np.asarray(member["r"]), rho, distance, theta_deg))
     except ValueError:
         return None
+
+
+def member_inner_slope(member: dict[str, np.ndarray]) -> float | None:
+    """The inner slope gamma fitted to one member's rho(r) (:func:`dsphnf.jfactor.inner_slope`), None without one.
+
+    Its J continues the density inwards of the grid with this slope, clipped to
+    [0, :data:`dsphnf.jfactor.INNER_GAMMA_MAX`].
+    """
+    from ..jfactor import inner_slope
+
+    rho = np.asarray(member.get("rho", []), dtype=float)
+    if rho.size < 2 or not np.all(np.isfinite(rho)) or np.any(rho <= 0):
+        return None
+    return inner_slope(np.asarray(member["r"]), rho)
 
 
 def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,

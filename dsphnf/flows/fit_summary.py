@@ -32,8 +32,9 @@ def ensemble_j_record(members: list[dict], trained: list[TrainedMember], distanc
     band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG, own)
     if any(d != distance for d in own):
         band["member_distances_kpc"] = own
-    for m, j in zip(trained, each):
+    for m, j, member in zip(trained, each, members):
         m.info["log10_J"] = j
+        m.info["j_inner_slope"] = ens.member_inner_slope(member)
     return band
 
 

@@ -231,7 +231,9 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
 
     ``converged``: every member's L-BFGS met its stop rule; ``stop_reasons``
     counts the members by stop reason; ``steps`` lists each member's steps;
-    ``log10_J`` each member's J (None: left out); ``unphysical_members``: the
+    ``log10_J`` each member's J (None: left out) and ``j_inner_slope`` the
+    inner slope its density is continued with inwards of the grid (clipped to
+    the NFW cusp, :func:`dsphnf.jfactor.j_factor_tabulated`); ``unphysical_members``: the
     members whose read-out is unphysical somewhere (left out there).
     """
     diag = result.summary.get("diagnostics", {})
@@ -241,6 +243,7 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
     out = {"converged": bool(info) and all(r == "converged" for r in reasons),
            "stop_reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
            "steps": [int(m.get("steps", 0)) for m in info], "log10_J": [m.get("log10_J") for m in info],
+           "j_inner_slope": [m.get("j_inner_slope") for m in info],
            "unphysical_members": list(readout.get("members_unphysical_somewhere", []))}
     if diag.get("distance"):
         out["member_distances_kpc"] = list(diag["distance"]["member_distances_kpc"])

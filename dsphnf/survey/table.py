@@ -39,7 +39,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("n_stars", "", "stars fitted"),
     ("n_members", "", "effective members (sum of weights, or (1 - f_fg) n_stars with a mixture)"),
     *[c for key, unit in QUANTITIES.items() for c in _banded(key, unit, _WHAT[key])],
-    ("n_j_left_out", "", "posterior draws or flow members whose J diverges (left out of the J band)"),
+    ("n_j_left_out", "", "posterior draws whose J diverges, or flow members whose density is not positive (left out of the J band)"),
     ("theta_max_deg", "deg", "angle of the largest projected radius of the stars fitted"),
     ("j_beyond_data", "", "True when theta_max_deg < 0.5 (or, for the flow, its grid ends inside 0.5 deg): "
                           "J(0.5 deg) reaches beyond the stars"),
