@@ -86,6 +86,8 @@ def test_cli_two_galaxies_resume(tmp_path, capsys) -> None:
     (["survey", "draco", "--radius", "oval"], "unknown --radius 'oval'"),
     (["survey", "draco", "--anisotropy", "free"], "free"),
     (["survey", "draco", "--method", "both", "--distance", "sometimes"], "unknown --distance 'sometimes'"),
+    (["survey", "draco", "--tracer", "kinematic"], "unknown --tracer 'kinematic'"),
+    (["survey", "draco", "--method", "both", "--tracer", "photometric"], "--tracer photometric is for the baseline"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message) -> None:
     find_reference("walker_dwarfs")
@@ -167,3 +169,34 @@ def test_flow_quantities_from_profile_and_members() -> None:
     assert single["slope150"] == pytest.approx(-1.1, abs=1e-3) and np.isnan(single["slope150_lo"])  # no band from one
     assert q["M_half"] == pytest.approx(2e6, rel=1e-6) and np.isnan(q["beta_half"])
     assert q["log10_J05"] == 18.5 and np.isnan(q["log10_Jmax"])
+
+
+def test_photometric_tracer_is_a_plummer_of_the_half_light_radius() -> None:
+    """The fixed stellar Zhao (gamma* = 0, beta* = 5, alpha* = 2) projects to a Sigma(R) whose half-number
+    radius is r* = R_half (Plummer: N(<R) = R^2 / (R^2 + a^2)), by numerical Abel projection."""
+    from dsphnf.baseline.projector import zhao_log_density
+    from dsphnf.projection import surface_density
+    from dsphnf.survey.run import photometric_tracer_priors
+
+    half = GALAXIES["leo1"].half_light_kpc
+    p = photometric_tracer_priors(half)
+    one = lambda v: np.array([v])  # noqa: E731
+    nu = lambda r: np.exp(zhao_log_density(np.atleast_1d(r), one(10 ** p["log10_rstar"].a), one(2.0),  # noqa: E731
+                                           one(p["beta_star"].a), one(p["gamma_star"].a))[0])
+    R = np.geomspace(1e-4, 200.0, 4000) * half
+    n_inside = np.concatenate([[0.0], np.cumsum(np.diff(R) * 0.5 * ((2 * np.pi * R * surface_density(R, nu))[1:]
+                                                                        + (2 * np.pi * R * surface_density(R, nu))[:-1]))])
+    assert np.interp(0.5 * n_inside[-1], n_inside, R) == pytest.approx(half, rel=2e-3)
+
+
+def test_photometric_tracer_keeps_the_stellar_profile_fixed_in_the_baseline(two_galaxies) -> None:
+    """A short baseline survey of Leo II with --tracer photometric samples only the halo: r*, gamma*, beta*
+    are the Plummer of the table's half-light radius in the fit's settings."""
+    from dsphnf.survey.run import _fit
+
+    g = GALAXIES["leo2"]
+    spec = survey_spec(["leo2"], options=SurveyOptions(tracer="photometric"), **QUICK)
+    res = _fit(spec.fits[0], g.read(), g, spec.options, 0)
+    priors = res.summary["settings"]["priors"]
+    assert priors["log10_rstar"] == f"fixed {np.log10(g.half_light_kpc):g}"
+    assert priors["gamma_star"] == "fixed 0" and priors["beta_star"] == "fixed 5"

@@ -26,7 +26,10 @@ ensemble), --membership weights|mixture|mixture-all (a broad Gaussian
 foreground in v_z, uniform on the sky, in the likelihood with a free fraction
 instead of the membership weights, for the same stars or for every star; the
 fraction is the column f_fg), --velocity-errors used|ignored, --anisotropy
-(e.g. constant for a free constant beta in the baseline, free for the flow).
+(e.g. constant for a free constant beta in the baseline, free for the flow),
+--tracer spectroscopic|photometric (the stellar density fitted to the
+catalogue's positions, or fixed to a Plummer sphere of the half-light radius:
+the baseline only).
 
 Writes into OUT: survey.ecsv (with units), survey.csv, literature.csv (against
 Read, Walker & Steger 2019; Pace & Strigari 2019; Geringer-Sameth et al. 2015,
@@ -48,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--membership", default="weights", metavar="KIND",
                    help="weights | mixture | mixture-all (default weights)")
     p.add_argument("--velocity-errors", default="used", metavar="KIND", help="used | ignored (default used)")
+    p.add_argument("--tracer", default="spectroscopic", metavar="KIND",
+                   help="spectroscopic | photometric (default spectroscopic; photometric: baseline only)")
     p.add_argument("--fast", action="store_true", help="quick settings for whatever is not given (a first look)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N",
                    help="baseline emcee steps at most (default 20000)")
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ..survey import SurveyOptions, failed, format_survey, survey, survey_spec
 
     executor = executor_from_args(args)
-    options = SurveyOptions(args.radius, args.distance, args.membership, args.velocity_errors)
+    options = SurveyOptions(args.radius, args.distance, args.membership, args.velocity_errors, args.tracer)
     spec = survey_spec(args.galaxies, method=args.method, anisotropy=args.anisotropy, options=options,
                        fast=args.fast, max_steps=args.max_steps, nwalkers=args.walkers, ensemble=args.ensemble,
                        steps=args.steps, seed=args.seed)

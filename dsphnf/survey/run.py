@@ -25,7 +25,7 @@ from .quantities import (J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diag
 from .spec import SurveyOptions, SurveySpec
 from .table import write_table
 
-__all__ = ["survey_task", "survey_catalog", "Survey", "survey", "failed"]
+__all__ = ["survey_task", "survey_catalog", "photometric_tracer_priors", "Survey", "survey", "failed"]
 
 
 def survey_catalog(galaxy: Galaxy, options: SurveyOptions, root: str | None = None) -> Catalog:
@@ -46,6 +46,24 @@ def _theta_max_deg(galaxy: Galaxy, catalog: Catalog, options: SurveyOptions, roo
     return float(np.rad2deg(np.max(sky.R) / galaxy.distance_kpc))
 
 
+def photometric_tracer_priors(half_light_kpc: float) -> dict[str, Any]:
+    """Baseline priors fixing the stellar density to a Plummer sphere of projected half-light radius ``half_light_kpc``.
+
+    The baseline's Zhao tracer with gamma* = 0, beta* = 5 (alpha* = 2) is a
+    Plummer sphere, whose projected half-number radius is its scale r*; with
+    nu(r) fixed, the positions' term of the likelihood is a constant and only
+    the velocities, given each star's radius, constrain the halo.
+
+    >>> p = photometric_tracer_priors(0.223)
+    >>> p["gamma_star"].describe(), p["beta_star"].describe(), round(10 ** p["log10_rstar"].a, 3)
+    ('fixed 0', 'fixed 5', 0.223)
+    """
+    from ..baseline.model import Prior
+
+    return {"log10_rstar": Prior("fixed", float(np.log10(half_light_kpc))), "gamma_star": Prior("fixed", 0.0),
+            "beta_star": Prior("fixed", 5.0)}
+
+
 def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, seed: int):
     """Run one fit of the survey; returns the Result."""
     from ..foreground import Foreground
@@ -59,8 +77,9 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
                         distance_err=galaxy.distance_err_kpc if options.distance == "per-draw" else None)
     from ..baseline import fit_baseline
 
+    priors = photometric_tracer_priors(galaxy.half_light_kpc) if options.tracer == "photometric" else None
     return fit_baseline(catalog, fit.anisotropy, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
-                        progress=False, foreground=foreground, n_draws=100)
+                        progress=False, foreground=foreground, n_draws=100, priors=priors)
 
 
 def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_draws: int,

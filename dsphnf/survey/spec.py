@@ -18,7 +18,7 @@ from ..errors import DsphnfError
 from ..galaxies import GALAXIES, RADIUS_KINDS, Galaxy, get_galaxy
 
 __all__ = ["SurveyError", "SurveyOptions", "SurveySpec", "survey_spec", "DISTANCE_KINDS", "MEMBERSHIP_KINDS",
-           "VERR_KINDS", "FAST"]
+           "VERR_KINDS", "TRACER_KINDS", "FAST"]
 
 #: How the distance enters: the table value, or one drawn from N(D, sigma_D) per posterior draw / ensemble member.
 DISTANCE_KINDS = ("fixed", "per-draw")
@@ -27,6 +27,9 @@ DISTANCE_KINDS = ("fixed", "per-draw")
 MEMBERSHIP_KINDS = ("weights", "mixture", "mixture-all")
 #: Whether the catalogue's velocity errors enter the likelihood.
 VERR_KINDS = ("used", "ignored")
+#: Where the stellar density nu(r) comes from: the positions of the stars fitted (the spectroscopic sample), or
+#: the photometry (a Plummer sphere of the table's half-light radius, fixed; the baseline only).
+TRACER_KINDS = ("spectroscopic", "photometric")
 #: Settings of ``--fast`` (a quick look, e.g. for tests and the book's fast mode).
 FAST = {"max_steps": 300, "nwalkers": 24, "ensemble": 2, "steps": 40, "n_draws": 200}
 
@@ -58,16 +61,24 @@ class SurveyOptions:
         (``mixture-all``).
     velocity_errors : {"used", "ignored"}
         Whether the catalogue's velocity errors are added to the model dispersion.
+    tracer : {"spectroscopic", "photometric"}
+        The stellar density nu(r) fitted to the positions of the stars in the
+        catalogue, or fixed to a Plummer sphere with the table's half-light
+        radius (baseline only): a spectroscopic sample need not follow the
+        light (its targets were selected), and a nu(r) too extended or too
+        concentrated biases the Jeans mass low or high.
     """
 
     radius: str = "elliptical"
     distance: str = "fixed"
     membership: str = "weights"
     velocity_errors: str = "used"
+    tracer: str = "spectroscopic"
 
     def __post_init__(self) -> None:
         for name, kinds in (("radius", RADIUS_KINDS), ("distance", DISTANCE_KINDS),
-                            ("membership", MEMBERSHIP_KINDS), ("velocity_errors", VERR_KINDS)):
+                            ("membership", MEMBERSHIP_KINDS), ("velocity_errors", VERR_KINDS),
+                            ("tracer", TRACER_KINDS)):
             value = getattr(self, name)
             if value not in kinds:
                 flag = "--" + name.replace("_", "-")
@@ -203,5 +214,8 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     pick = lambda value, key, default: value if value is not None else (FAST[key] if fast else default)  # noqa: E731
     fits = _fits(method, anisotropy, pick(max_steps, "max_steps", 20000), pick(nwalkers, "nwalkers", 32),
                  pick(ensemble, "ensemble", 4), pick(steps, "steps", default_steps()))
+    if options.tracer == "photometric" and any(f.method == "flow" for f in fits):
+        raise SurveyError("--tracer photometric is for the baseline: the flow learns the stellar density from the "
+                          "stars' positions; use --method baseline")
     return SurveySpec(tuple(chosen), fits, options, _integer(seed, "--seed", 0),
                       _integer(pick(n_draws, "n_draws", 1000), "n_draws", 10), str(Path(base)))
