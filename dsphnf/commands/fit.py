@@ -228,6 +228,7 @@ def _grid_note(grid: dict | None) -> str:
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
     from ..flows.ensemble import beta_constraint_note, readout_note
+    from ..jfactor import INNER_GAMMA_MAX
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])
     print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
@@ -250,9 +251,10 @@ def _report(s: dict) -> None:
     n = jf["n_used"] + jf["n_left_out"]
     used = f"; from {jf['n_used']} of {n} flow(s)" + (" (the others' density not positive somewhere)"
                                                      if jf["n_left_out"] else "")
-    if jf.get("n_inner_slope_capped"):
-        used += (f"; {jf['n_inner_slope_capped']} continued inwards of the grid as an r^-{jf['inner_gamma_max']:g} "
-                 "cusp (their fitted inner slope is steeper)")
+    capped = sum(g is not None and g > INNER_GAMMA_MAX for g in (m.get("j_inner_slope") for m in d["members"]))
+    if capped:
+        used += (f"; {capped} continued inwards of the grid as an r^-{INNER_GAMMA_MAX:g} cusp "
+                 "(their fitted inner slope is steeper)")
     if jf["n_used"] == 0:
         print(f"log10 J({jf['theta_deg']:g} deg): no flow has a finite J-factor{used}")
         return

@@ -224,7 +224,11 @@ def member_inner_slope(member: dict[str, np.ndarray]) -> float | None:
     """The inner slope gamma fitted to one member's rho(r) (:func:`dsphnf.jfactor.inner_slope`), None without one.
 
     Its J continues the density inwards of the grid with this slope, clipped to
-    [0, :data:`dsphnf.jfactor.INNER_GAMMA_MAX`].
+    [0, :data:`dsphnf.jfactor.INNER_GAMMA_MAX`] (the NFW cusp).
+
+    >>> r = np.geomspace(0.01, 1.0, 50)
+    >>> [round(member_inner_slope({"r": r, "rho": 1e8 * r**-g}), 6) for g in (0.5, 2.0)], member_inner_slope({"r": r})
+    ([0.5, 2.0], None)
     """
     from ..jfactor import inner_slope
 
