@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 
 from dsphnf.cli import main
 from dsphnf.galaxies import GALAXIES
@@ -184,8 +184,7 @@ def test_photometric_tracer_is_a_plummer_of_the_half_light_radius() -> None:
     nu = lambda r: np.exp(zhao_log_density(np.atleast_1d(r), one(10 ** p["log10_rstar"].a), one(2.0),  # noqa: E731
                                            one(p["beta_star"].a), one(p["gamma_star"].a))[0])
     R = np.geomspace(1e-4, 200.0, 4000) * half
-    n_inside = np.concatenate([[0.0], np.cumsum(np.diff(R) * 0.5 * ((2 * np.pi * R * surface_density(R, nu))[1:]
-                                                                        + (2 * np.pi * R * surface_density(R, nu))[:-1]))])
+    n_inside = integrate.cumulative_trapezoid(2 * np.pi * R * surface_density(R, nu), R, initial=0.0)
     assert np.interp(0.5 * n_inside[-1], n_inside, R) == pytest.approx(half, rel=2e-3)
 
 

@@ -200,6 +200,14 @@ def check_survival(accounting: dict) -> None:
                    "fewer than half survive; train longer (--steps) or with a larger ensemble")
 
 
+def _positive_rho(member: dict[str, np.ndarray]) -> np.ndarray | None:
+    """A member's rho(r) [Msun/kpc^3] when it is tabulated at two or more radii, finite and > 0 everywhere; else None."""
+    rho = np.asarray(member.get("rho", []), dtype=float)
+    if rho.size < 2 or not np.all(np.isfinite(rho)) or np.any(rho <= 0):
+        return None
+    return rho
+
+
 def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: float = 0.5) -> float | None:
     """log10 J(theta) [GeV^2 cm^-5] of one member's rho(r), or None when it has none.
 
@@ -211,8 +219,8 @@ def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: fl
     """
     from ..jfactor import j_factor_tabulated
 
-    rho = np.asarray(member.get("rho", []), dtype=float)
-    if rho.size == 0 or not np.all(np.isfinite(rho)) or np.any(rho <= 0):
+    rho = _positive_rho(member)
+    if rho is None:
         return None
     try:
         return math.log10(j_factor_tabulated(np.asarray(member["r"]), rho, distance, theta_deg))
@@ -232,10 +240,8 @@ def member_inner_slope(member: dict[str, np.ndarray]) -> float | None:
     """
     from ..jfactor import inner_slope
 
-    rho = np.asarray(member.get("rho", []), dtype=float)
-    if rho.size < 2 or not np.all(np.isfinite(rho)) or np.any(rho <= 0):
-        return None
-    return inner_slope(np.asarray(member["r"]), rho)
+    rho = _positive_rho(member)
+    return None if rho is None else inner_slope(np.asarray(member["r"]), rho)
 
 
 def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
