@@ -12,7 +12,8 @@ truth there, and the wall time. Variants:
 - ``start`` : the untrained start (one step at a learning rate of 1e-12);
 - ``separable`` : the flow with the separable velocity family (beta(r) learned
   with its separate radial and tangential speed maps; ``FlowConfig(velocity="separable")``);
-- ``baseline:om`` (any ``baseline:FAMILY``) : the parametric Jeans fit with that inferred family.
+- ``baseline:om`` (any ``baseline:FAMILY``) : the parametric Jeans fit with that inferred family
+  (its posterior bands are reported as an ensemble's are).
 
 With ``--ensemble K`` (K > 1) every flow variant is an ensemble of K bootstrap
 members on the default output grid (the 2nd-98th percentile of R, as ``dsphnf
@@ -95,10 +96,7 @@ def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save
         from dsphnf.baseline import fit_baseline
 
         res = fit_baseline(cat, variant.split(":", 1)[1], "zhao", seed=seed, progress=False)
-        p, lr = res.profile, np.log(res.profile["r"])
-        prof = {"rho": np.exp(np.interp(np.log(grid), lr, np.log(p["rho"]))),
-                "beta": np.interp(np.log(grid), lr, p["beta"])}
-        return prof, time.perf_counter() - t0, {}, None
+        return _on_grid(res.profile, grid), time.perf_counter() - t0, {}, res
     opts = FitOptions(r_grid=grid if ensemble <= 1 else None, threads=1)
     if variant == "start":
         res = fit_flow(cat, "free", seed=seed, progress=False, options=opts,
@@ -129,7 +127,8 @@ def _bands(prof: dict, tr: dict, res, cat, at: np.ndarray, ih: int) -> dict:
         "beta_in68_at": [bool(lo <= t <= hi) for lo, t, hi in zip(prof["beta_lo"][at], tr["beta"][at],
                                                                       prof["beta_hi"][at])],
     }
-    if res.summary["settings"]["anisotropy"] in ("free", "constant", "om", "cuddeford", "baes"):
+    if res.summary.get("method") == "flow" and res.summary["settings"]["anisotropy"] in (
+            "free", "constant", "om", "cuddeford", "baes"):
         c = beta_constraint(res.profile, np.hypot(cat.x, cat.y), cat.weights)
         out["beta_constrained_kpc"] = [[round(a, 3), round(b, 3)] for a, b in c["ranges_kpc"]]
     return out
@@ -177,9 +176,9 @@ def main() -> None:
             "beta_true_at": [round(float(b), 3) for b in tr["beta"][at]], "learned": info,
             "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU, "ensemble": ens,
             "n": int(cat.n), "cpu_s": round(cpu, 1), "load": [round(x, 2) for x in os.getloadavg()],
-            "steps_done": None if res is None else [m.get("steps") for m in res.summary["diagnostics"]["members"]],
+            "steps_done": [m.get("steps") for m in res.summary.get("diagnostics", {}).get("members", [])],
         }
-        if ens > 1:
+        if ens > 1 or variant.startswith("baseline:"):
             out.update(_bands(prof, tr, res, cat, at, ih))
         print(json.dumps(out), flush=True)
 
