@@ -151,8 +151,13 @@ def main() -> None:
     ap.add_argument("--save", default=None, help="folder to save each flow result in (for diagnostics)")
     ap.add_argument("--tau4", type=float, default=None, help="override beta_prior.EQUILIBRIUM_TAU")
     ap.add_argument("--beta-tau", type=float, default=None, help="override beta_prior.BETA_TAU")
+    ap.add_argument("--beta-slope-tau", type=float, default=None,
+                    help="override beta_prior.BETA_SLOPE_TAU (inf: no first-derivative term)")
     a = ap.parse_args()
     from dsphnf.flows import beta_prior
+
+    if a.beta_slope_tau is not None:
+        beta_prior.BETA_SLOPE_TAU = a.beta_slope_tau
 
     if a.tau4 is not None:
         beta_prior.EQUILIBRIUM_TAU = a.tau4
@@ -184,7 +189,8 @@ def main() -> None:
             "beta_rhalf": round(float(prof["beta"][ih]), 3), "beta_true_rhalf": round(float(tr["beta"][ih]), 3),
             "beta_at": [round(float(b), 3) for b in prof["beta"][at]],
             "beta_true_at": [round(float(b), 3) for b in tr["beta"][at]], "learned": info,
-            "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU, "ensemble": ens,
+            "tau4": beta_prior.EQUILIBRIUM_TAU, "beta_tau": beta_prior.BETA_TAU,
+            "beta_slope_tau": beta_prior.BETA_SLOPE_TAU, "ensemble": ens,
             "n": int(cat.n), "cpu_s": round(cpu, 1), "load": [round(x, 2) for x in os.getloadavg()],
             "steps_done": [m.get("steps") for m in res.summary.get("diagnostics", {}).get("members", [])],
         }

@@ -113,26 +113,37 @@ def test_the_exact_likelihood_trains_the_anisotropy_parameters(family):
 
 # ---------------------------------------------------------------------------- the prior's closed forms
 def test_anisotropy_penalty_closed_forms():
-    """P = Int (y'')^2 / (2 tb^2) + Int (d^3 ln sigma_t^2)^2 / (2 tau^2) over ln r, y = beta / (2 - beta)."""
+    """P = Int (y'')^2 / (2 tb^2) + Int (y')^2 / (2 ts^2) + Int (d^3 ln sigma_t^2)^2 / (2 tau^2) over ln r,
+    y = beta / (2 - beta)."""
     x = torch.linspace(-4.0, 4.0, 161, dtype=torch.float64)  # nodes every 0.05
     lo, hi = -3.0 - 1e-9, 3.0 + 1e-9
     # y quadratic in ln r, sigma_t constant: (2a)^2 (hi - lo) / (2 tb^2)
     a, tb = 0.05, 0.7
     y = a * x**2
     beta = 2 * y / (1 + y)
-    p = anisotropy_penalty(x, beta, -torch.log1p(-beta), (lo, hi), tau=1.0, beta_tau=tb)
+    p = anisotropy_penalty(x, beta, -torch.log1p(-beta), (lo, hi), tau=1.0, beta_tau=tb, slope_tau=math.inf)
     assert float(p) == pytest.approx((2 * a) ** 2 * 6.0 / (2 * tb**2), rel=1e-9)
+    # its slope term alone (curvature scale infinite): Int (2 a x)^2 dx = 4 a^2 (hi^3 - lo^3) / 3
+    ts = 0.3
+    p = anisotropy_penalty(x, beta, -torch.log1p(-beta), (lo, hi), tau=1.0, beta_tau=math.inf, slope_tau=ts)
+    assert float(p) == pytest.approx(4 * a**2 * 54.0 / 3.0 / (2 * ts**2), rel=1e-3)  # trapezoid of x^2, h = 0.05
     # beta = 0, ln sigma_r^2 cubic: c^2 (hi - lo) / (2 tau^2) from the sigma_t term alone
     # (the integral counts each segment by its overlap with [lo, hi], prior._integral_inside)
     c, tau = 0.3, 0.4
-    p = anisotropy_penalty(x, 0 * x, c * x**3 / 6, (-3.0, 3.0), tau=tau)
+    p = anisotropy_penalty(x, 0 * x, c * x**3 / 6, (-3.0, 3.0), tau=tau, slope_tau=0.01)
     assert float(p) == pytest.approx(c**2 * 6.0 / (2 * tau**2), rel=1e-9)
     # a whole Osipkov-Merritt transition: y = sigmoid(2 ln r - ln 2 r_a^2), Int (y'')^2 = 8/30
     xs = torch.linspace(-9.0, 9.0, 3601, dtype=torch.float64)
     b = torch.exp(2 * xs) / (torch.exp(2 * xs) + 1.0)  # r_a = 1
     lnsr2 = -torch.log1p(-b)  # keep sigma_t constant to isolate the first term
-    p = anisotropy_penalty(xs, b, lnsr2, (-8.0, 8.0), tau=1.0, beta_tau=1.0)
+    p = anisotropy_penalty(xs, b, lnsr2, (-8.0, 8.0), tau=1.0, beta_tau=1.0, slope_tau=math.inf)
     assert float(p) == pytest.approx(8.0 / 30.0 / 2.0, rel=1e-3)
+    # and Int (y')^2 = 1/3 for the slope term: the whole transition costs 1 / (6 ts^2) nats
+    p = anisotropy_penalty(xs, b, lnsr2, (-8.0, 8.0), tau=1.0, beta_tau=math.inf, slope_tau=ts)
+    assert float(p) == pytest.approx(1.0 / 3.0 / (2 * ts**2), rel=1e-3)
+    # a constant beta costs nothing in either term
+    k = 0 * xs + 0.4
+    assert float(anisotropy_penalty(xs, k, -torch.log1p(-k), (-8.0, 8.0), tau=1.0)) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_fourth_order_residual_closed_form():

@@ -34,10 +34,22 @@ the same smoothness prior as a free beta.
 Smoothness of a free beta(r) (:func:`anisotropy_penalty`):
 
     P_beta = Int (d^2 y / d ln r^2)^2 d ln r / (2 tau_beta^2)
+             + Int (d y / d ln r)^2 d ln r / (2 tau_slope^2)
              + Int (d^3 ln sigma_t^2 / d ln r^3)^2 d ln r / (2 tau^2),
 
 y = beta / (2 - beta), sigma_t^2 = (1 - beta) sigma_r^2, tau the smoothness
 prior's scale (:mod:`~dsphnf.flows.prior`, which already penalises ln sigma_r^2).
+
+Why a slope term. The curvature term alone leaves a straight line in
+y(ln r) free, so where few stars constrain beta (the centre, the outskirts)
+a slope set by the stars near R_half is carried on: an Osipkov-Merritt
+profile rising through R_half was continued into a tangential centre
+(benchmarks/RESULTS.md, "Five public files per OM model"). Every physical
+family (constant, Osipkov-Merritt, Cuddeford, Baes) tends to a constant at
+both ends; with the slope term an unconstrained beta stays at the value the
+data give next to it. Its price is scale-free: a whole Osipkov-Merritt
+transition (Int (dy/d ln r)^2 = 1/3) costs 1/(6 tau_slope^2) nats, 2.7 nats
+for :data:`BETA_SLOPE_TAU` = 0.25; a constant beta costs nothing.
 
 All terms are in nats (added to the total negative log-likelihood) and are
 divided by the weighted number of stars by :func:`learned_prior_per_star`.
@@ -45,7 +57,7 @@ Radii are standardised (units of L).
 """
 from __future__ import annotations
 
-import math  # noqa: F401  (the doctests use it)
+import math
 
 import torch
 
@@ -53,11 +65,13 @@ from .beta import FreeBeta, symmetrised
 from .separable import is_separable_table, table_beta
 from .surface import interp_table
 
-__all__ = ["BETA_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual", "equilibrium_penalty",
+__all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual", "equilibrium_penalty",
            "separable_equilibrium_penalty", "learned_prior_per_star"]
 
 #: Prior scale of d^2 y / d ln r^2 of a free beta(r).
 BETA_TAU = 0.5
+#: Prior scale of d y / d ln r of a free beta(r).
+BETA_SLOPE_TAU = 0.25
 #: Prior scale of the fourth-order Jeans residual E4.
 EQUILIBRIUM_TAU = 0.1
 
@@ -72,7 +86,7 @@ def _trapezoid_inside(x: torch.Tensor, f: torch.Tensor, lo: float, hi: float) ->
 
 def anisotropy_penalty(
     lnr: torch.Tensor, beta: torch.Tensor, lnsr2: torch.Tensor, log_range: tuple[float, float],
-    tau: float, beta_tau: float = BETA_TAU,
+    tau: float, beta_tau: float = BETA_TAU, slope_tau: float | None = None,
 ) -> torch.Tensor:
     """P_beta (module docstring) [nats, up to a constant] on increasing ln r nodes.
 
@@ -87,6 +101,8 @@ def anisotropy_penalty(
         of their nodes, trapezoid rule: :func:`~dsphnf.flows.prior.roughness`).
     tau, beta_tau : float
         Prior scales of the third derivative of ln sigma_t^2 and the second of y.
+    slope_tau : float or None
+        Prior scale of the first derivative of y (None: :data:`BETA_SLOPE_TAU`; inf: no slope term).
 
     Examples
     --------
@@ -94,15 +110,22 @@ def anisotropy_penalty(
     >>> y = 0.1 * x**2                              # d^2 y / d ln r^2 = 0.2
     >>> beta = 2 * y / (1 + y)
     >>> lnsr2 = -torch.log1p(-beta)                 # sigma_t constant: no second term
-    >>> round(float(anisotropy_penalty(x, beta, lnsr2, (-2.0, 2.0), 1.0, 1.0)), 6)  # 0.2^2 * 4 / 2
+    >>> round(float(anisotropy_penalty(x, beta, lnsr2, (-2.0, 2.0), 1.0, 1.0, math.inf)), 6)  # 0.2^2 * 4 / 2
     0.08
+    >>> round(float(anisotropy_penalty(x, beta, lnsr2, (-2.0, 2.0), 1.0, math.inf, 1.0)), 3)  # Int (0.2 x)^2 / 2
+    0.107
     """
     from .prior import roughness
 
     lo, hi = log_range
+    slope_tau = BETA_SLOPE_TAU if slope_tau is None else slope_tau
+    y = symmetrised(beta)
     lnst2 = lnsr2 + torch.log1p(-beta.clamp(max=1.0 - 1e-12))
-    return (roughness(lnr, symmetrised(beta), lo, hi, order=2) / (2.0 * beta_tau**2)
-            + roughness(lnr, lnst2, lo, hi, order=3) / (2.0 * tau**2))
+    pen = (roughness(lnr, y, lo, hi, order=2) / (2.0 * beta_tau**2)
+           + roughness(lnr, lnst2, lo, hi, order=3) / (2.0 * tau**2))
+    if math.isfinite(slope_tau):
+        pen = pen + roughness(lnr, y, lo, hi, order=1) / (2.0 * slope_tau**2)
+    return pen
 
 
 def fourth_order_residual(
