@@ -146,6 +146,46 @@ def test_anisotropy_penalty_closed_forms():
     assert float(anisotropy_penalty(xs, k, -torch.log1p(-k), (-8.0, 8.0), tau=1.0)) == pytest.approx(0.0, abs=1e-12)
 
 
+def _prior_map_outside_the_data(slope_tau: float) -> tuple[float, float]:
+    """y = beta/(2 - beta) of a free beta(r) at the data's inner edge (ln r = -0.25) and far inside it
+    (ln r = -4), at the minimum of its smoothness prior plus a pin to a rising line near ln r = 0."""
+    net = FreeBeta().double()
+    lnr = torch.linspace(-4.0, 2.0, 241, dtype=torch.float64)
+    near = lnr.abs() <= 0.25  # the "data": y = 0.3 + 0.3 ln r, known to +-0.01, only here
+    opt = torch.optim.LBFGS(net.parameters(), max_iter=500, tolerance_grad=1e-12, line_search_fn="strong_wolfe")
+
+    def objective():
+        opt.zero_grad()
+        beta = net(torch.exp(lnr))
+        y = symmetrised(beta)
+        pen = anisotropy_penalty(lnr, beta, -torch.log1p(-beta), (-4.0, 2.0), tau=1.0, slope_tau=slope_tau)
+        loss = pen + (((y - 0.3 - 0.3 * lnr)[near] / 0.01) ** 2).sum() / 2
+        loss.backward()
+        return loss
+
+    for _ in range(4):
+        opt.step(objective)
+    y = symmetrised(net(torch.exp(torch.tensor([-0.25, -4.0], dtype=torch.float64)))).detach()
+    return float(y[0]), float(y[1])
+
+
+def test_an_unconstrained_free_beta_stays_flat_with_the_slope_term_and_follows_the_slope_without():
+    """Where no stars are, the prior decides: with its slope term beta levels off near the value at the
+    data's edge (as every physical family tends to a constant); with the curvature term alone the slope
+    measured in the data is carried on, here to the tangential bound of the parametrisation.
+
+    With both terms the slope decays as exp(-|ln r - ln r_edge| / l), l = tau_slope / tau_beta = 0.5
+    (their Euler-Lagrange equation y^(4) / tau_beta^2 = y^(2) / tau_slope^2), so y levels off about
+    0.3 x 0.5 = 0.15 below its edge value, 3.75 e-folds of radius away.
+    """
+    edge, centre = _prior_map_outside_the_data(0.25)
+    assert edge == pytest.approx(0.225, abs=0.02)
+    assert 0.05 < edge - centre < 0.25
+    edge, centre = _prior_map_outside_the_data(math.inf)
+    assert edge == pytest.approx(0.225, abs=0.02)
+    assert centre < edge - 0.6  # a straight line would reach 0.3 - 1.2 = -0.9, below y's bound -0.6
+
+
 def test_fourth_order_residual_closed_form():
     """E4 = d ln(nu m4) + 2 beta - (3 sigma_r^4/m4)(d ln(nu sigma_r^2) + 2 beta) for analytic profiles."""
     x = torch.linspace(-2.0, 2.0, 801, dtype=torch.float64)

@@ -46,8 +46,9 @@ a slope set by the stars near R_half is carried on: an Osipkov-Merritt
 profile rising through R_half was continued into a tangential centre
 (benchmarks/RESULTS.md, "Five public files per OM model"). Every physical
 family (constant, Osipkov-Merritt, Cuddeford, Baes) tends to a constant at
-both ends; with the slope term an unconstrained beta stays at the value the
-data give next to it. Its price is scale-free: a whole Osipkov-Merritt
+both ends; with the slope term an unconstrained beta levels off next to the
+data (its slope decays over tau_slope / tau_beta = 0.5 in ln r, the scale of
+the two terms' Euler-Lagrange equation). Its price is scale-free: a whole Osipkov-Merritt
 transition (Int (dy/d ln r)^2 = 1/3) costs 1/(6 tau_slope^2) nats, 2.7 nats
 for :data:`BETA_SLOPE_TAU` = 0.25; a constant beta costs nothing.
 
