@@ -48,9 +48,10 @@ profile rising through R_half was continued into a tangential centre
 family (constant, Osipkov-Merritt, Cuddeford, Baes) tends to a constant at
 both ends; with the slope term an unconstrained beta levels off next to the
 data (its slope decays over tau_slope / tau_beta = 0.5 in ln r, the scale of
-the two terms' Euler-Lagrange equation). Its price is scale-free: a whole Osipkov-Merritt
-transition (Int (dy/d ln r)^2 = 1/3) costs 1/(6 tau_slope^2) nats, 2.7 nats
-for :data:`BETA_SLOPE_TAU` = 0.25; a constant beta costs nothing.
+the two terms' Euler-Lagrange equation). Its price is scale-free: a whole
+Osipkov-Merritt transition (Int (dy/d ln r)^2 = 1/3) costs
+1/(6 tau_slope^2) nats, 2.7 nats for :data:`BETA_SLOPE_TAU` = 0.25; a
+constant beta costs nothing.
 
 All terms are in nats (added to the total negative log-likelihood) and are
 divided by the weighted number of stars by :func:`learned_prior_per_star`.
@@ -66,8 +67,8 @@ from .beta import FreeBeta, symmetrised
 from .separable import is_separable_table, table_beta
 from .surface import interp_table
 
-__all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual", "equilibrium_penalty",
-           "separable_equilibrium_penalty", "learned_prior_per_star"]
+__all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual",
+           "equilibrium_penalty", "separable_equilibrium_penalty", "learned_prior_per_star"]
 
 #: Prior scale of d^2 y / d ln r^2 of a free beta(r).
 BETA_TAU = 0.5
