@@ -156,13 +156,12 @@ def main() -> None:
     a = ap.parse_args()
     from dsphnf.flows import beta_prior
 
-    if a.beta_slope_tau is not None:
-        beta_prior.BETA_SLOPE_TAU = a.beta_slope_tau
-
     if a.tau4 is not None:
         beta_prior.EQUILIBRIUM_TAU = a.tau4
     if a.beta_tau is not None:
         beta_prior.BETA_TAU = a.beta_tau
+    if a.beta_slope_tau is not None:
+        beta_prior.BETA_SLOPE_TAU = a.beta_slope_tau
     torch.set_num_threads(1)
     cat, truth = catalogue(a.case, a.realisation, a.seed, a.n)
     r_half = half_number_radius(cat.x, cat.y, cat.weights)
