@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dsphnf import mocks
-from dsphnf.calibrate import (CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, RADII_OVER_RHALF, calibrate,
-                              calibration_spec, coverage, format_coverage, nominal_interval, pooled_coverage,
-                              projected_half_radius, score_profile)
+from dsphnf.calibrate import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, RADII_OVER_RHALF,
+                              calibrate, calibration_spec, coverage, format_coverage, nominal_interval,
+                              pooled_coverage, projected_half_radius, score_beta, score_profile)
 from dsphnf.cli import main
 from dsphnf.profiles import tracer_zhao
 
@@ -62,6 +62,42 @@ def test_z_is_the_error_in_units_of_the_68_band_and_no_band_is_nan():
         row = score_profile("flow", band, truth, [0.2], r_half=0.2, banded=banded)[0]  # a single flow: no band to cover with
         assert row["log10_err"] == pytest.approx(-0.2)
         assert all(math.isnan(row[k]) for k in ("z", "in68", "in95"))
+
+
+def test_beta_is_scored_as_a_difference_with_its_own_bands():
+    r = np.geomspace(0.05, 2.0, 30)
+    truth = {"r": r, "rho": 1e8 / r, "beta": r**2 / (r**2 + 0.3**2)}  # Osipkov-Merritt, r_a = 0.3 kpc
+    fit = {"r": r, "rho": 1e8 / r, "M": r, "beta": truth["beta"] - 0.1, "beta_lo": truth["beta"] - 0.15,
+           "beta_hi": truth["beta"] - 0.05, "beta_lo95": truth["beta"] - 0.3, "beta_hi95": truth["beta"] + 0.1}
+    rows = score_beta(fit, truth, [0.3, 0.6])
+    assert [row["beta_true"] for row in rows] == pytest.approx([0.5, 0.8], abs=2e-3)  # linear in ln r between nodes
+    for row in rows:
+        assert row["beta_err"] == pytest.approx(-0.1, abs=1e-9)
+        assert (row["beta_in68"], row["beta_in95"]) == (0.0, 1.0)
+    given = {"r": r, "rho": 1e8 / r, "M": r, "beta": np.zeros(30), "beta_lo": np.zeros(30), "beta_hi": np.zeros(30)}
+    row = score_profile("flow", given, truth, [0.3], r_half=0.3)[0]  # a given beta: biased, and no band on it
+    assert row["beta_err"] == pytest.approx(-0.5, abs=2e-3) and math.isnan(row["beta_in68"])
+    assert all(k in row for k in BETA_COLUMNS)
+    row = score_profile("flow", fit, {"r": r, "rho": 1e8 / r}, [0.3], r_half=0.3)[0]  # a truth without beta
+    assert all(math.isnan(row[k]) for k in ("beta_true", "beta_err", "beta_in68", "beta_in95"))
+
+
+def test_an_inferred_beta_is_scored_and_covered_over_realisations(capsys, tmp_path):
+    out = tmp_path / "om"
+    rc, text, err = run_cli(capsys, "calibrate", "--halo", "burkert:4e8,1", "--tracer", "plummer:0.25",
+                            "--anisotropy", "om:0.3", *TINY, "--method", "flow,baseline", "--fit-anisotropy", "om",
+                            "-o", out)
+    assert rc == 0, err
+    rows = read_rows(out / "calibration.csv")
+    flow = [r for r in rows if r["method"] == "flow"]
+    for row in flow:
+        assert row["beta_true"] == pytest.approx(row["r"] ** 2 / (row["r"] ** 2 + 0.09), abs=0.01)
+        assert row["beta_err"] == pytest.approx(row["beta"] - row["beta_true"], abs=1e-6)
+        assert row["beta_in68"] == float(row["beta_lo"] <= row["beta_true"] <= row["beta_hi"])
+    assert all(math.isnan(r["beta_in68"]) for r in rows if r["method"] == "baseline")  # no beta band from it
+    cover = {c["method"]: c for c in read_rows(out / "coverage.csv")}
+    assert cover["flow"]["beta_n_banded"] == 2 and cover["baseline"]["beta_n_banded"] == 0
+    assert "mean beta-beta_true" in text
 
 
 def test_coverage_counts_only_rows_with_a_band():

@@ -14,6 +14,11 @@ scored at the same radii. Per realisation, method and radius:
 ``z`` = log10_err / w68, w68 = (log10 rho_hi - log10 rho_lo) / 2 the half-width of the 68 % band in log10;
 ``in68``, ``in95`` = 1 when rho_lo <= rho_true <= rho_hi (resp. the 95 % band), else 0.
 
+The anisotropy is scored at the same radii (:data:`BETA_COLUMNS`, :func:`score_beta`):
+``beta_err`` = beta_fit - beta_true and ``beta_in68``, ``beta_in95`` where the fit
+has a band on beta (an inferred anisotropy, ``fit_anisotropy="free"``, ``"om"``, ...;
+NaN for a given beta), so that coverage.csv gives the coverage of the beta bands too.
+
 A method without bands (a single flow, ``ensemble=1``: its "band" is the fit
 itself) is *not* reported as covering: its ``z``, ``in68`` and ``in95`` are
 NaN. The method ``start`` is the flow's untrained start (one flow, one step,
@@ -37,17 +42,17 @@ from __future__ import annotations
 
 from .report import format_coverage, plot_coverage
 from .run import Calibration, calibrate, calibration_task
-from .score import (CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, NOMINAL95, RADII_OVER_RHALF, coverage,
-                    mean_abs_errors, nominal_interval, pooled_coverage, projected_half_radius, score_profile,
-                    versus_start)
+from .score import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, NOMINAL95, RADII_OVER_RHALF,
+                    coverage, mean_abs_errors, nominal_interval, pooled_coverage, projected_half_radius, score_beta,
+                    score_profile, versus_start)
 from .spec import (MIN_REALISATIONS, BaselineSettings, CalibrationError, CalibrationSpec, FlowSettings, MockSource,
                    ProfileSettings, StartSettings, calibration_spec)
 
 __all__ = [
     "RADII_OVER_RHALF", "MIN_REALISATIONS", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
-    "CalibrationError", "MockSource", "FlowSettings", "StartSettings", "BaselineSettings", "ProfileSettings",
-    "CalibrationSpec", "Calibration",
-    "calibration_spec", "projected_half_radius", "score_profile", "calibration_task", "coverage", "calibrate",
-    "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start",
+    "BETA_COLUMNS", "CalibrationError", "MockSource", "FlowSettings", "StartSettings", "BaselineSettings",
+    "ProfileSettings", "CalibrationSpec", "Calibration",
+    "calibration_spec", "projected_half_radius", "score_profile", "score_beta", "calibration_task", "coverage",
+    "calibrate", "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start",
     "plot_coverage", "format_coverage",
 ]

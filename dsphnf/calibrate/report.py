@@ -75,6 +75,7 @@ def format_coverage(cal: Any) -> str:
         lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['n_banded']:3d} "
                      f"{cells[0]:>14s} {cells[1]:>14s} {g(c['z_mean'], 7)} {g(c['z_std'], 6)} "
                      f"{g(c['log10_err_rms'], 13)}")
+    lines += _beta_lines(cal.coverage)
     lines.append("* outside the central 95 % interval of a calibrated band for that many realisations")
     for p in pooled_coverage(cal.rows):
         if p["n_pairs"]:
@@ -86,6 +87,22 @@ def format_coverage(cal: Any) -> str:
                      f"{v['start_median_abs_err']:.3f} for the untrained start (medians over {v['n']} mocks); "
                      f"better than the start on {v['better']} of {v['n']}, within a third of its error on {v['third']}")
     return "\n".join(lines)
+
+
+def _beta_lines(table: list[dict[str, Any]]) -> list[str]:
+    """The same table for beta(r), for the methods that inferred it (none when beta was given)."""
+    rows = [c for c in table if c.get("beta_n_banded", 0) > 0]
+    if not rows:
+        return []
+    head = (f"{'beta':<9s} {'r/R_half':>8s} {'r[kpc]':>8s} {'n':>3s} {'68% cover':>14s} {'95% cover':>14s} "
+            f"{'mean beta-beta_true':>19s} {'rms':>6s}")
+    lines = [head, "-" * len(head)]
+    for c in rows:
+        cells = [_cover(c["beta_" + key], c["beta_" + key + "_err"], c["beta_n_banded"], nominal)
+                 for key, nominal in (("cover68", NOMINAL68), ("cover95", NOMINAL95))]
+        lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['beta_n_banded']:3d} "
+                     f"{cells[0]:>14s} {cells[1]:>14s} {c['beta_err_mean']:19.2f} {c['beta_err_rms']:6.2f}")
+    return lines
 
 
 def _cover(p: float, err: float, n: int, nominal: float) -> str:

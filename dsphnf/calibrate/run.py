@@ -7,6 +7,7 @@ arrive, so the same :func:`calibrate` call resumes.
 from __future__ import annotations
 
 import csv
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,4 +173,4 @@ def _write_table(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequenc
     with atomic_file(path) as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(columns)
-        w.writerows([cell(row[c]) for c in columns] for row in rows)
+        w.writerows([cell(row.get(c, math.nan)) for c in columns] for row in rows)  # rows stored before beta_*

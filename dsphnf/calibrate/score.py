@@ -12,8 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
-           "projected_half_radius", "score_profile", "coverage", "nominal_interval", "pooled_coverage",
+__all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS", "BETA_COLUMNS",
+           "projected_half_radius", "score_profile", "score_beta", "coverage", "nominal_interval", "pooled_coverage",
            "mean_abs_errors", "versus_start"]
 
 #: Radii of the table, in units of R_half (projected half-number radius of the true tracer).
@@ -23,11 +23,15 @@ MIN_REALISATIONS = 2
 #: Nominal coverage of the two bands.
 NOMINAL68, NOMINAL95 = 0.6827, 0.95
 #: Columns of calibration.csv (rho in Msun/kpc^3, r in kpc; in68/in95 are 1, 0 or NaN).
+BETA_COLUMNS = ("beta_true", "beta", "beta_lo", "beta_hi", "beta_lo95", "beta_hi95", "beta_err", "beta_in68",
+                "beta_in95")
 CALIBRATION_COLUMNS = ("realisation", "seed", "method", "r_over_rhalf", "r", "rho_true", "rho", "rho_lo", "rho_hi",
-                       "rho_lo95", "rho_hi95", "log10_err", "z", "in68", "in95")
+                       "rho_lo95", "rho_hi95", "log10_err", "z", "in68", "in95") + BETA_COLUMNS
 #: Columns of coverage.csv (n_fits: realisations; n_banded: those with a band and a truth there).
 COVERAGE_COLUMNS = ("method", "r_over_rhalf", "r", "n_fits", "n_banded", "cover68", "cover68_err", "cover95",
-                    "cover95_err", "z_mean", "z_std", "log10_err_mean", "log10_err_rms")
+                    "cover95_err", "z_mean", "z_std", "log10_err_mean", "log10_err_rms", "beta_n_banded",
+                    "beta_cover68", "beta_cover68_err", "beta_cover95", "beta_cover95_err", "beta_err_mean",
+                    "beta_err_rms")
 
 
 def projected_half_radius(nu, r_lo: float = 1e-6, r_hi: float = 1e6) -> float:
@@ -90,6 +94,50 @@ def score_profile(method: str, profile: Mapping[str, np.ndarray], truth: Mapping
         row["in68"] = float(c["in68"]) if ok and c["in68"] is not None else math.nan
         row["in95"] = float(c["in95"]) if ok and c["in95"] is not None else math.nan
         rows.append(row)
+    for row, beta in zip(rows, score_beta(profile, truth, radii, banded)):
+        row.update(beta)
+    return rows
+
+
+def _lin_in_log_r(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    """``table[key]`` at ``radii`` [kpc], linear in ln r (NaN outside the table or without the key)."""
+    if key not in table:
+        return np.full(radii.size, np.nan)
+    r, v = np.asarray(table["r"], dtype=float), np.asarray(table[key], dtype=float)
+    return np.interp(np.log(radii), np.log(r), v, left=np.nan, right=np.nan)
+
+
+def score_beta(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], radii: Sequence[float],
+               banded: bool = True) -> list[dict[str, float]]:
+    """The :data:`BETA_COLUMNS` of calibration.csv: a fitted anisotropy beta(r) against the true one.
+
+    ``beta_err`` = beta_fit - beta_true (beta is signed and unbounded below, so
+    the difference, not a log); ``beta_in68``/``beta_in95`` are NaN where the
+    fit has no band of positive width there (a given beta, a single flow, a
+    method without beta) or the truth has no beta.
+
+    Examples
+    --------
+    >>> r = np.geomspace(0.05, 2.0, 5)
+    >>> fit = {"r": r, "beta": np.full(5, 0.3), "beta_lo": np.full(5, 0.1), "beta_hi": np.full(5, 0.5),
+    ...        "beta_lo95": np.full(5, -0.2), "beta_hi95": np.full(5, 0.7)}
+    >>> row = score_beta(fit, {"r": r, "beta": np.full(5, 0.6)}, [0.5])[0]
+    >>> round(row["beta_err"], 6), row["beta_in68"], row["beta_in95"]
+    (-0.3, 0.0, 1.0)
+    >>> score_beta({"r": r, "rho": r}, {"r": r, "beta": np.zeros(5)}, [0.5])[0]["beta_in68"]  # no beta: NaN
+    nan
+    """
+    radii = np.asarray(radii, dtype=float)
+    true = _lin_in_log_r(radii, truth, "beta")
+    val = {k: _lin_in_log_r(radii, profile, k) for k in BETA_COLUMNS[1:6]}
+    rows = []
+    for i in range(radii.size):
+        row = {"beta_true": float(true[i]), **{k: float(v[i]) for k, v in val.items()}}
+        row["beta_err"] = row["beta"] - row["beta_true"]
+        for level, (lo, hi) in (("68", ("beta_lo", "beta_hi")), ("95", ("beta_lo95", "beta_hi95"))):
+            ok = banded and math.isfinite(row["beta_err"]) and row[hi] > row[lo]  # False for NaN limits
+            row["beta_in" + level] = float(row[lo] <= row["beta_true"] <= row[hi]) if ok else math.nan
+        rows.append(row)
     return rows
 
 
@@ -117,7 +165,8 @@ def coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for method in dict.fromkeys(r["method"] for r in rows):
         for ratio in sorted({r["r_over_rhalf"] for r in rows if r["method"] == method}):
             sub = [r for r in rows if r["method"] == method and r["r_over_rhalf"] == ratio]
-            col = {k: np.array([float(r[k]) for r in sub]) for k in ("in68", "in95", "z", "log10_err")}
+            col = {k: np.array([float(r.get(k, math.nan)) for r in sub])
+                   for k in ("in68", "in95", "z", "log10_err", "beta_in68", "beta_in95", "beta_err")}
             z = col["z"][np.isfinite(col["z"])]
             err = col["log10_err"][np.isfinite(col["log10_err"])]
             (p68, e68), (p95, e95) = _binomial(col["in68"]), _binomial(col["in95"])
@@ -129,8 +178,19 @@ def coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "z_std": float(z.std(ddof=1)) if z.size > 1 else math.nan,
                 "log10_err_mean": float(err.mean()) if err.size else math.nan,
                 "log10_err_rms": float(np.sqrt(np.mean(err**2))) if err.size else math.nan,
+                **_beta_coverage(col),
             })
     return out
+
+
+def _beta_coverage(col: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The beta_* columns of coverage.csv from one radius' ``beta_in68``, ``beta_in95``, ``beta_err`` flags."""
+    (p68, e68), (p95, e95) = _binomial(col["beta_in68"]), _binomial(col["beta_in95"])
+    err = col["beta_err"][np.isfinite(col["beta_err"])]
+    return {"beta_n_banded": int(np.isfinite(col["beta_in68"]).sum()), "beta_cover68": p68, "beta_cover68_err": e68,
+            "beta_cover95": p95, "beta_cover95_err": e95,
+            "beta_err_mean": float(err.mean()) if err.size else math.nan,
+            "beta_err_rms": float(np.sqrt(np.mean(err**2))) if err.size else math.nan}
 
 
 def nominal_interval(n: int, p: float, level: float = 0.95) -> tuple[float, float]:
