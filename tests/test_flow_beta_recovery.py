@@ -1,5 +1,13 @@
 """Recovery of beta by a flow with the anisotropy inferred, on a 1e4-star mock (loose bounds, few steps).
 
+Both tests train one flow with Adam on minibatches of 2000 stars for 250
+steps (about a minute), which does not reach the optimum of the objective: on
+the free-beta test's stars the default fit (all stars, Adam then L-BFGS, 400
+steps, several minutes) gives beta = +0.13 / +0.45 / +0.79 at 0.5 / 1 / 2
+R_half against the truth +0.15 / +0.41 / +0.74, these settings -0.07 / +0.26
+/ +0.59 (measured 2026-12-02). The bounds are set for the short run and fail
+for the isotropic start.
+
 The accurate measurement (1000-star files, 400 steps, against beta fixed
 isotropic and the untrained start) is ``benchmarks/bench_beta.py`` and
 benchmarks/RESULTS.md.
@@ -27,3 +35,21 @@ def test_osipkov_merritt_radius_is_recovered_from_a_large_mock():
     truth = mock.truth
     beta_true = np.interp(np.log([0.5 * r_half, r_half, 2 * r_half]), np.log(truth["r"]), truth["beta"])
     assert np.all(np.abs(res.profile["beta"] - beta_true) < 0.2)
+
+
+def test_a_free_beta_follows_an_osipkov_merritt_rise_on_a_large_mock():
+    """beta(r) free (the smoothness and fourth-order priors, no family) on 1e4 stars of the same om:0.3 mock.
+
+    The untrained start is isotropic: beta = 0 misses the truth by 0.41 at
+    R_half and 0.74 at 2 R_half, so the bounds below fail for it.
+    """
+    mock = draw_mock(n=10_000, seed=3, halo="burkert:4e8,1", tracer="plummer:0.25", anisotropy="om:0.3")
+    r_half = float(np.median(np.hypot(mock.catalog.x, mock.catalog.y)))
+    radii = np.array([0.5, 1.0, 2.0]) * r_half
+    res = fit_flow(mock.catalog, "free", seed=0, progress=False, options=FitOptions(r_grid=tuple(radii), threads=1),
+                   train_config=TrainConfig(steps=250, batch=2000))
+    truth = mock.truth
+    beta_true = np.interp(np.log(radii), np.log(truth["r"]), truth["beta"])
+    err = res.profile["beta"] - beta_true
+    assert abs(err[0]) < 0.3 and np.all(np.abs(err[1:]) < 0.25), err
+    assert res.profile["beta"][2] - res.profile["beta"][0] > 0.4  # the rise: +0.59 in the truth, 0 at the start
