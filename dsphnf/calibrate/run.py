@@ -20,7 +20,8 @@ from ..executor import ExecutorSpec, GridRun, run_grid
 from ..outputs import atomic_file, write_json
 from ..plotting import save_figure
 from .report import plot_coverage
-from .score import CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile, versus_start
+from .score import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile,
+                    versus_start)
 from .spec import (CalibrationError, CalibrationSpec, FitSettings, FlowSettings, MockSource, ProfileSettings,
                    StartSettings)
 
@@ -28,7 +29,7 @@ __all__ = ["calibration_task", "Calibration", "calibrate"]
 
 
 def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """rho(r) with its bands at ``radii`` [kpc] (NaN where the baseline's radial grid does not reach)."""
+    """rho(r) and beta(r) with their bands at ``radii`` [kpc] (NaN where the baseline's radial grid does not reach)."""
     if isinstance(fit, (FlowSettings, StartSettings)):
         return _flow_profile(fit, catalog, radii, seed)
     if isinstance(fit, ProfileSettings):
@@ -41,7 +42,7 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
     inside = (radii >= grid[0]) & (radii <= grid[-1])
     part = res.artefacts.profile_at(radii[inside], seed=seed) if inside.any() else {}
     profile = {"r": radii}
-    for key in ("rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "M"):
+    for key in ("rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "M", *BETA_COLUMNS[1:6]):
         profile[key] = np.full(radii.size, np.nan)
         if key in part:
             profile[key][inside] = part[key]
