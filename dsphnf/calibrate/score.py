@@ -22,9 +22,10 @@ RADII_OVER_RHALF: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 MIN_REALISATIONS = 2
 #: Nominal coverage of the two bands.
 NOMINAL68, NOMINAL95 = 0.6827, 0.95
-#: Columns of calibration.csv (rho in Msun/kpc^3, r in kpc; in68/in95 are 1, 0 or NaN).
+#: Columns of calibration.csv on the anisotropy (:func:`score_beta`; beta_err = beta - beta_true, no unit).
 BETA_COLUMNS = ("beta_true", "beta", "beta_lo", "beta_hi", "beta_lo95", "beta_hi95", "beta_err", "beta_in68",
                 "beta_in95")
+#: Columns of calibration.csv (rho in Msun/kpc^3, r in kpc; in68/in95 are 1, 0 or NaN).
 CALIBRATION_COLUMNS = ("realisation", "seed", "method", "r_over_rhalf", "r", "rho_true", "rho", "rho_lo", "rho_hi",
                        "rho_lo95", "rho_hi95", "log10_err", "z", "in68", "in95") + BETA_COLUMNS
 #: Columns of coverage.csv (n_fits: realisations; n_banded: those with a band and a truth there).
