@@ -70,8 +70,7 @@ def format_coverage(cal: Any) -> str:
     lines = [head, "-" * len(head)]
     g = lambda v, w: f"{'-':>{w}s}" if not math.isfinite(v) else f"{v:{w}.2f}"
     for c in cal.coverage:
-        cells = [_cover(c[key], c[key + "_err"], c["n_banded"], nominal)
-                 for key, nominal in (("cover68", NOMINAL68), ("cover95", NOMINAL95))]
+        cells = _cover_cells(c, "")
         lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['n_banded']:3d} "
                      f"{cells[0]:>14s} {cells[1]:>14s} {g(c['z_mean'], 7)} {g(c['z_std'], 6)} "
                      f"{g(c['log10_err_rms'], 13)}")
@@ -98,11 +97,16 @@ def _beta_lines(table: list[dict[str, Any]]) -> list[str]:
             f"{'mean beta-beta_true':>19s} {'rms':>6s}")
     lines = [head, "-" * len(head)]
     for c in rows:
-        cells = [_cover(c["beta_" + key], c["beta_" + key + "_err"], c["beta_n_banded"], nominal)
-                 for key, nominal in (("cover68", NOMINAL68), ("cover95", NOMINAL95))]
+        cells = _cover_cells(c, "beta_")
         lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['beta_n_banded']:3d} "
                      f"{cells[0]:>14s} {cells[1]:>14s} {c['beta_err_mean']:19.2f} {c['beta_err_rms']:6.2f}")
     return lines
+
+
+def _cover_cells(c: dict[str, Any], prefix: str) -> list[str]:
+    """The 68 % and 95 % coverage cells of one coverage.csv row, for rho (``prefix`` "") or beta ("beta_")."""
+    return [_cover(c[prefix + key], c[prefix + key + "_err"], c[prefix + "n_banded"], nominal)
+            for key, nominal in (("cover68", NOMINAL68), ("cover95", NOMINAL95))]
 
 
 def _cover(p: float, err: float, n: int, nominal: float) -> str:

@@ -169,29 +169,25 @@ def coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             col = {k: np.array([float(r.get(k, math.nan)) for r in sub])
                    for k in ("in68", "in95", "z", "log10_err", "beta_in68", "beta_in95", "beta_err")}
             z = col["z"][np.isfinite(col["z"])]
-            err = col["log10_err"][np.isfinite(col["log10_err"])]
-            (p68, e68), (p95, e95) = _binomial(col["in68"]), _binomial(col["in95"])
             out.append({
                 "method": method, "r_over_rhalf": ratio, "r": sub[0]["r"], "n_fits": len(sub),
-                "n_banded": int(np.isfinite(col["in68"]).sum()), "cover68": p68, "cover68_err": e68,
-                "cover95": p95, "cover95_err": e95,
+                **_band_coverage(col, "", "log10_err"),
                 "z_mean": float(z.mean()) if z.size else math.nan,
                 "z_std": float(z.std(ddof=1)) if z.size > 1 else math.nan,
-                "log10_err_mean": float(err.mean()) if err.size else math.nan,
-                "log10_err_rms": float(np.sqrt(np.mean(err**2))) if err.size else math.nan,
-                **_beta_coverage(col),
+                **_band_coverage(col, "beta_", "beta_err"),
             })
     return out
 
 
-def _beta_coverage(col: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The beta_* columns of coverage.csv from one radius' ``beta_in68``, ``beta_in95``, ``beta_err`` flags."""
-    (p68, e68), (p95, e95) = _binomial(col["beta_in68"]), _binomial(col["beta_in95"])
-    err = col["beta_err"][np.isfinite(col["beta_err"])]
-    return {"beta_n_banded": int(np.isfinite(col["beta_in68"]).sum()), "beta_cover68": p68, "beta_cover68_err": e68,
-            "beta_cover95": p95, "beta_cover95_err": e95,
-            "beta_err_mean": float(err.mean()) if err.size else math.nan,
-            "beta_err_rms": float(np.sqrt(np.mean(err**2))) if err.size else math.nan}
+def _band_coverage(col: Mapping[str, np.ndarray], prefix: str, err: str) -> dict[str, Any]:
+    """Coverage columns of one quantity at one radius: ``prefix`` + n_banded, cover68(_err), cover95(_err) from
+    the flags ``prefix`` + in68/in95, and the mean and rms of the finite errors ``col[err]`` (``err``_mean, _rms)."""
+    (p68, e68), (p95, e95) = _binomial(col[prefix + "in68"]), _binomial(col[prefix + "in95"])
+    e = col[err][np.isfinite(col[err])]
+    return {prefix + "n_banded": int(np.isfinite(col[prefix + "in68"]).sum()), prefix + "cover68": p68,
+            prefix + "cover68_err": e68, prefix + "cover95": p95, prefix + "cover95_err": e95,
+            err + "_mean": float(e.mean()) if e.size else math.nan,
+            err + "_rms": float(np.sqrt(np.mean(e**2))) if e.size else math.nan}
 
 
 def nominal_interval(n: int, p: float, level: float = 0.95) -> tuple[float, float]:
