@@ -29,7 +29,8 @@ import numpy as np
 
 from .constants import J_UNIT
 
-__all__ = ["INNER_GAMMA_MAX", "inner_slope", "j_factor", "log10_j_factor", "j_factor_tabulated", "shell_weight"]
+__all__ = ["INNER_GAMMA_MAX", "OUTER_GAMMA_MIN", "inner_slope", "outer_slope", "j_factor", "log10_j_factor",
+           "j_factor_tabulated", "shell_weight"]
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
 _GL_X = 0.5 * (_GL_X + 1.0)
@@ -47,6 +48,17 @@ INNER_GAMMA_MAX = 1.0
 
 #: Ratio of radii over which the inner slope of a tabulated density is fitted.
 INNER_SPAN = 2.0
+
+#: Shallowest outer slope gamma = -dln rho/dln r with which a tabulated density
+#: is continued outwards of its last node: the isothermal sphere r^-2.  Beyond
+#: the stars nothing is measured; J of a continuation diverges for gamma <= 3/2,
+#: and dark haloes steepen outwards (NFW: from 1 to 3), so a density whose
+#: fitted slope at the edge is shallower (a core larger than the data) goes on
+#: as r^-2, and a steeper one with its own slope.
+OUTER_GAMMA_MIN = 2.0
+
+#: Ratio of radii over which the outer slope of a tabulated density is fitted.
+OUTER_SPAN = 2.0
 
 
 def shell_weight(r: np.ndarray, distance: float, theta_deg: float) -> np.ndarray:
@@ -200,22 +212,41 @@ def inner_slope(r: np.ndarray, rho_values: np.ndarray, span: float = INNER_SPAN)
     return float(-np.polyfit(lr[:n], lrho[:n], 1)[0])
 
 
+def outer_slope(r: np.ndarray, rho_values: np.ndarray, span: float = OUTER_SPAN) -> float:
+    """Outer slope gamma = -dln rho/dln r of a tabulated density, fitted by least
+    squares in (ln r, ln rho) over the nodes with r >= r[-1] / ``span`` (at least two).
+
+    >>> r = np.geomspace(0.01, 1.0, 41)
+    >>> round(outer_slope(r, 1e8 / (r * (1 + r) ** 2)), 2)  # NFW with r_s = 1 kpc: 2 at r_s, 1.67 at r_s/2
+    1.83
+    """
+    lr, lrho = np.log(np.asarray(r, dtype=float)), np.log(np.asarray(rho_values, dtype=float))
+    n = max(2, int(np.count_nonzero(lr >= lr[-1] - np.log(span))))
+    return float(-np.polyfit(lr[-n:], lrho[-n:], 1)[0])
+
+
 def j_factor_tabulated(
     r: np.ndarray,
     rho_values: np.ndarray,
     distance: float,
     theta_deg: float = 0.5,
     gamma_max: float | None = INNER_GAMMA_MAX,
+    outer_gamma_min: float | None = OUTER_GAMMA_MIN,
 ) -> float:
     """J-factor [GeV^2 cm^-5] of a density tabulated on a radial grid.
 
     The density is interpolated linearly in (ln r, ln rho) between grid
-    nodes, continued inwards as a power law r^-gamma, and truncated (rho = 0)
-    outside the last node.  gamma is the :func:`inner_slope` clipped to
-    [0, ``gamma_max``] (no hole at the centre, no cusp steeper than NFW by
-    default); ``gamma_max=None`` continues the fitted slope unclipped.  Each
-    grid interval is one (or more) Gauss-Legendre panel(s), so the piecewise
-    power law is integrated to machine precision.
+    nodes and continued as power laws on both sides.  Inwards, r^-gamma with
+    gamma the :func:`inner_slope` clipped to [0, ``gamma_max``] (no hole at
+    the centre, no cusp steeper than NFW by default); ``gamma_max=None``
+    continues the fitted slope unclipped.  Outwards, out to r = ``distance``
+    (the whole halo, as :func:`j_factor` by default), r^-gamma_out with
+    gamma_out the :func:`outer_slope`, no shallower than ``outer_gamma_min``
+    (default :data:`OUTER_GAMMA_MIN`, the isothermal r^-2);
+    ``outer_gamma_min=None`` truncates the density (rho = 0) outside the last
+    node instead, J of the tabulated range alone.  Each grid interval is one
+    (or more) Gauss-Legendre panel(s), so the piecewise power law is
+    integrated to machine precision.
 
     Parameters
     ----------
@@ -229,6 +260,9 @@ def j_factor_tabulated(
         Cone half-angle [deg].
     gamma_max : float or None
         Steepest inward continuation (default :data:`INNER_GAMMA_MAX`, the NFW cusp).
+    outer_gamma_min : float or None
+        Shallowest outward continuation (default :data:`OUTER_GAMMA_MIN`, r^-2; must
+        exceed 1.5); None: no continuation, rho = 0 beyond the last node.
 
     Raises
     ------
@@ -237,10 +271,17 @@ def j_factor_tabulated(
         >= 1.5) a continuation slope >= 1.5 (divergent J).
 
     >>> r = np.geomspace(0.05, 1.0, 30)
-    >>> steep = 1e8 * r**-1.6  # J of the unclipped cusp diverges
-    >>> nfw_cap, cap_14 = (j_factor_tabulated(r, steep, 76.0, gamma_max=g) for g in (1.0, 1.4))
+    >>> steep = 1e8 * r**-1.6  # J of the unclipped cusp diverges; the cap alone, no outer part
+    >>> nfw_cap, cap_14 = (j_factor_tabulated(r, steep, 76.0, gamma_max=g, outer_gamma_min=None) for g in (1.0, 1.4))
     >>> round(float(np.log10(nfw_cap / cap_14)), 2)
     -0.36
+    >>> nfw = lambda x: 1e8 / (x / 0.8 * (1 + x / 0.8) ** 2)  # an NFW halo tabulated to 0.3 kpc only
+    >>> r = np.geomspace(0.02, 0.3, 30)
+    >>> whole = log10_j_factor(nfw, 233.0)
+    >>> cut = np.log10(j_factor_tabulated(r, nfw(r), 233.0, outer_gamma_min=None))
+    >>> continued = np.log10(j_factor_tabulated(r, nfw(r), 233.0))
+    >>> round(float(cut - whole), 2), round(float(continued - whole), 2)
+    (-0.21, -0.04)
     """
     _check_angle(distance, theta_deg)
     r = np.asarray(r, dtype=float)
@@ -251,18 +292,22 @@ def j_factor_tabulated(
         raise ValueError("radial grid must be positive and strictly increasing [kpc]")
     if np.any(~(rho_values > 0)) or not np.all(np.isfinite(rho_values)):
         raise ValueError("tabulated densities must be finite and > 0 Msun/kpc^3")
+    if outer_gamma_min is not None and not outer_gamma_min > 1.5:
+        raise ValueError(f"outer_gamma_min must exceed 1.5 (J diverges otherwise), got {outer_gamma_min}")
     lr, lrho = np.log(r), np.log(rho_values)
     gamma = inner_slope(r, rho_values)
     if gamma_max is not None:
         gamma = min(max(gamma, 0.0), gamma_max)
+    gamma_out = None if outer_gamma_min is None else max(outer_slope(r, rho_values), outer_gamma_min)
 
     def rho(x: np.ndarray) -> np.ndarray:
         lx = np.log(x)
         out = np.exp(np.interp(lx, lr, lrho))
-        inner = lx < lr[0]
-        out = np.where(inner, np.exp(lrho[0] - gamma * (lx - lr[0])), out)
-        return np.where(lx > lr[-1], 0.0, out)
+        out = np.where(lx < lr[0], np.exp(lrho[0] - gamma * (lx - lr[0])), out)
+        beyond = 0.0 if gamma_out is None else np.exp(lrho[-1] - gamma_out * (lx - lr[-1]))
+        return np.where(lx > lr[-1], beyond, out)
 
     D = float(distance)
     r_lo = min(1e-7 * D * np.sin(np.deg2rad(theta_deg)), 1e-3 * r[0])
-    return _j_integral(rho, D, theta_deg, r_lo, float(r[-1]), breaks=r, inner_slope=gamma) * J_UNIT
+    r_hi = float(r[-1]) if gamma_out is None else max(D, float(r[-1]))
+    return _j_integral(rho, D, theta_deg, r_lo, r_hi, breaks=r, inner_slope=gamma) * J_UNIT

@@ -69,7 +69,7 @@ def test_bootstrap_indices_are_reproducible_resamples():
 
 
 def test_j_band_of_an_ensemble_counts_members_without_a_density_as_left_out():
-    from dsphnf.flows.ensemble import ensemble_j_band, member_log10_j
+    from dsphnf.flows.member_j import ensemble_j_band, member_log10_j
 
     r = np.geomspace(0.01, 1.0, 60)
     good = [{"r": r, "rho": a * 1e8 / (r * (1 + r) ** 2)} for a in (0.5, 1.0, 2.0)]

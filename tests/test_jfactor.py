@@ -52,19 +52,41 @@ def test_small_angle_limit_and_scaling():
 
 @pytest.mark.parametrize("halo", [nfw(6.4e7, 1.0), cored(4.0e8, 1.0)], ids=["nfw", "cored"])
 def test_tabulated_matches_analytic(halo):
+    """Tabulated to 10 kpc: continued outwards, the whole halo's J; truncated, J inside 10 kpc."""
     r = np.geomspace(0.01, 10.0, 60)
     for D in (50.0, 76.0):
         tab = np.log10(j_factor_tabulated(r, halo(r), D, 0.5))
-        ana = log10_j_factor(halo, D, 0.5, r_max=10.0)
-        assert tab == pytest.approx(ana, abs=1e-3)
+        assert tab == pytest.approx(log10_j_factor(halo, D, 0.5), abs=1e-3)
+        cut = np.log10(j_factor_tabulated(r, halo(r), D, 0.5, outer_gamma_min=None))
+        assert cut == pytest.approx(log10_j_factor(halo, D, 0.5, r_max=10.0), abs=1e-3)
 
 
 def test_tabulated_power_law_extrapolation_is_exact():
-    """rho = A/r on [0.05, 0.5] kpc: inner extrapolation continues the power law."""
+    """rho = A/r on [0.05, 0.5] kpc, truncated outside: inner extrapolation continues the power law."""
     A = 6.4e7
     r = np.geomspace(0.05, 0.5, 5)
-    tab = j_factor_tabulated(r, A / r, 76.0, 0.5)
+    tab = j_factor_tabulated(r, A / r, 76.0, 0.5, outer_gamma_min=None)
     assert tab == pytest.approx(j_factor(lambda x: A / x, 76.0, 0.5, r_max=0.5), rel=1e-8)
+
+
+def _broken(x, r_b, inner, outer):
+    """1e8 (x/r_b)^-inner inside r_b, (x/r_b)^-outer outside [Msun/kpc^3]."""
+    return 1e8 * np.where(x < r_b, (x / r_b) ** -inner, (x / r_b) ** -outer)
+
+
+@pytest.mark.parametrize("outer, continued", [(2.5, 2.5), (3.2, 3.2), (0.5, 2.0), (1.0, 2.0)])
+def test_tabulated_outer_continuation_is_fitted_and_no_shallower_than_isothermal(outer, continued):
+    """Outside the last node the density is a power law to r = D: the slope fitted over the
+    outer factor of two, no shallower than r^-2 (a core larger than the data goes on as r^-2)."""
+    r = np.geomspace(0.05, 0.5, 41)
+    tab = j_factor_tabulated(r, _broken(r, 0.2, 1.0, outer), 233.0)
+    reference = j_factor(lambda x: np.where(x <= 0.5, _broken(x, 0.2, 1.0, outer),
+                                            _broken(0.5, 0.2, 1.0, outer) * (x / 0.5) ** -continued), 233.0)
+    assert tab == pytest.approx(reference, rel=1e-3)  # the reference integrates across the kinks
+    truncated = j_factor_tabulated(r, _broken(r, 0.2, 1.0, outer), 233.0, outer_gamma_min=None)
+    assert truncated < tab
+    with pytest.raises(ValueError, match="1.5"):
+        j_factor_tabulated(r, _broken(r, 0.2, 1.0, outer), 233.0, outer_gamma_min=1.5)
 
 
 def test_tabulated_inner_continuation_is_fitted_and_capped_at_the_nfw_cusp():
@@ -74,16 +96,16 @@ def test_tabulated_inner_continuation_is_fitted_and_capped_at_the_nfw_cusp():
     for gamma in (0.0, 0.5, 1.0):
         A = 6.4e7 * 0.05**gamma
         exact = j_factor(lambda x, a=A, g=gamma: a * x**-g, 76.0, 0.5, r_max=0.5)
-        assert j_factor_tabulated(r, A * r**-gamma, 76.0) == pytest.approx(exact, rel=1e-8)
+        assert j_factor_tabulated(r, A * r**-gamma, 76.0, outer_gamma_min=None) == pytest.approx(exact, rel=1e-8)
     steep = 1e9 * (r / 0.05) ** -1.6
-    capped = j_factor_tabulated(r, steep, 76.0)
+    capped = j_factor_tabulated(r, steep, 76.0, outer_gamma_min=None)
     as_nfw_inside = j_factor(lambda x: 1e9 * np.where(x < 0.05, (x / 0.05) ** -1.0, (x / 0.05) ** -1.6),
                              76.0, 0.5, r_max=0.5)
     assert capped == pytest.approx(as_nfw_inside, rel=1e-3)  # the reference integrates across the kink
     with pytest.raises(ValueError, match="diverges"):
         j_factor_tabulated(r, steep, 76.0, gamma_max=None)
     rising = 1e8 * (r / 0.05) ** 0.5  # a hole at the centre is continued as a core
-    assert j_factor_tabulated(r, rising, 76.0) == pytest.approx(
+    assert j_factor_tabulated(r, rising, 76.0, outer_gamma_min=None) == pytest.approx(
         j_factor(lambda x: 1e8 * np.maximum(x / 0.05, 1.0) ** 0.5, 76.0, 0.5, r_max=0.5), rel=1e-3)
 
 
@@ -92,8 +114,7 @@ def test_tabulated_j_is_robust_to_one_noisy_inner_node():
     infinite; the fitted, capped continuation keeps J within 0.01 dex of the analytic value."""
     r = np.geomspace(0.01, 10.0, 60)
     noisy = HALO(r) * np.where(r == r[0], 1.2, 1.0)
-    assert np.log10(j_factor_tabulated(r, noisy, 76.0)) == pytest.approx(
-        log10_j_factor(HALO, 76.0, 0.5, r_max=10.0), abs=0.01)
+    assert np.log10(j_factor_tabulated(r, noisy, 76.0)) == pytest.approx(log10_j_factor(HALO, 76.0, 0.5), abs=0.01)
     with pytest.raises(ValueError):
         j_factor_tabulated(r[:2], noisy[:2], 76.0, gamma_max=None)
 

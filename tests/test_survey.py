@@ -160,15 +160,36 @@ def test_flow_quantities_from_profile_and_members() -> None:
     res = Result("flow", prof, {"method": "flow", "settings": {"anisotropy": "isotropic"},
                                 "jfactor": {"log10_J": 18.5, "log10_J_lo": 18.3, "log10_J_hi": 18.7, "n_left_out": 0}},
                  SimpleNamespace(members=members))
-    q = flow_quantities(res, 0.2, isotropic=True)
+    q = flow_quantities(res, 0.2, isotropic=True, distance=76.0, theta_max_deg=1.0)
     assert q["rho150"] == pytest.approx(1e8, rel=1e-6) and q["rho150_lo"] == pytest.approx(0.8e8, rel=1e-6)
     assert q["slope150"] == pytest.approx(-1.3, abs=1e-3)
     assert q["slope150_lo"] == pytest.approx(-1.3 - half, abs=1e-3) and q["slope150_hi"] == pytest.approx(-1.3 + half,
                                                                                                       abs=1e-3)
-    single = flow_quantities(Result("flow", prof, res.summary, SimpleNamespace(members=members[:1])), 0.2, True)
+    single = flow_quantities(Result("flow", prof, res.summary, SimpleNamespace(members=members[:1])), 0.2, True,
+                             76.0, 1.0)
     assert single["slope150"] == pytest.approx(-1.1, abs=1e-3) and np.isnan(single["slope150_lo"])  # no band from one
     assert q["M_half"] == pytest.approx(2e6, rel=1e-6) and np.isnan(q["beta_half"])
-    assert q["log10_J05"] == 18.5 and np.isnan(q["log10_Jmax"])
+    assert q["log10_J05"] == 18.5 and np.isnan(q["log10_Jmax"])  # the stars reach beyond 0.5 deg: no J within
+
+
+def test_flow_j_within_the_stars_largest_angle_comes_from_the_members() -> None:
+    """Stars ending at 0.2 deg: the flow's log10_Jmax is the members' J band within 0.2 deg, below J(0.5 deg)."""
+    from types import SimpleNamespace
+
+    from dsphnf.flows.member_j import ensemble_j_band
+    from dsphnf.result import Result
+    from dsphnf.survey.quantities import flow_quantities
+
+    r = np.geomspace(0.01, 0.6, 60)
+    members = [{"r": r, "rho": 1e8 * (r / 0.15) ** s} for s in (-1.1, -1.3, -1.5)]
+    prof = {"r": r, "rho": members[1]["rho"], "M": 1e7 * r}
+    j05, _ = ensemble_j_band(members, 76.0, 0.5)
+    res = Result("flow", prof, {"method": "flow", "settings": {"anisotropy": "isotropic"}, "jfactor": j05},
+                 SimpleNamespace(members=members))
+    q = flow_quantities(res, 0.2, isotropic=True, distance=76.0, theta_max_deg=0.2)
+    jmax, _ = ensemble_j_band(members, 76.0, 0.2)
+    assert q["log10_Jmax"] == pytest.approx(jmax["log10_J"], abs=1e-12)
+    assert q["log10_Jmax_lo"] < q["log10_Jmax"] < q["log10_Jmax_hi"] and q["log10_Jmax"] < q["log10_J05"]
 
 
 def test_photometric_tracer_is_a_plummer_of_the_half_light_radius() -> None:

@@ -12,8 +12,9 @@ from dsphnf.survey import read_table
 
 from conftest import find_reference
 
-#: Banded columns every flow row must fill (beta_half only when beta is inferred; log10_Jmax is baseline-only).
-BANDED = ("rho150", "slope150", "M_half", "log10_J05")
+#: Banded columns every flow row must fill (beta_half only when beta is inferred; log10_Jmax only when the
+#: stars end inside 0.5 deg, as Leo II's do).
+BANDED = ("rho150", "slope150", "M_half", "log10_J05", "log10_Jmax")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_flow_row_is_finite_with_bands(leo2_flow) -> None:
         assert np.isfinite([v, lo, hi]).all(), key
         assert lo <= v <= hi, key
     assert 1e6 < row["rho150"] < 1e11 and 1e4 < row["M_half"] < 1e9 and 14 < row["log10_J05"] < 22
-    assert row["n_stars"] == 190 and row["j_beyond_data"] and np.isnan(row["log10_Jmax"])
+    assert row["n_stars"] == 190 and row["j_beyond_data"] and row["theta_max_deg"] < 0.5
+    assert row["log10_Jmax"] < row["log10_J05"]  # J within the stars' largest angle, less than J(0.5 deg)
     assert "2 flows x at most 6 steps" in row["fit_note"]
     assert not row["converged"]  # six steps cannot meet the stop rule, and the table must say so
 
@@ -55,8 +57,10 @@ def test_flow_pulls_are_written(leo2_flow) -> None:
     assert all(r["method"] == "flow" and np.isfinite(float(r["pull"])) for r in rows)
     diag = json.loads((out / "summary.json").read_text())["diagnostics"]["leo2_flow"]
     assert diag["converged"] is False and len(diag["steps"]) == 2 and sum(diag["stop_reasons"].values()) == 2
-    # the flow's J stops at its grid's edge (98th percentile of R: 0.81 kpc, 0.20 deg at 233 kpc), flagged
+    # the flow's grid ends at the 98th percentile of R (0.81 kpc, 0.20 deg at 233 kpc); J continues each
+    # member's density beyond it with its fitted outer slope, no shallower than r^-2
     assert 0.15 < diag["j_edge_deg"] < 0.25
+    assert len(diag["j_outer_slope"]) == 2 and all(np.isfinite(diag["j_outer_slope"]))
 
 
 def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> None:
@@ -104,3 +108,23 @@ def test_flow_with_a_distance_per_member_and_a_foreground_mixture(tmp_path, monk
     assert np.all((f > 0) & (f < 1)) and row["f_fg"] == pytest.approx(f.mean())
     assert row["n_members"] == pytest.approx((1 - row["f_fg"]) * row["n_stars"])
     assert np.isfinite([row["rho150"], row["M_half"], row["log10_J05"]]).all()
+
+
+def test_the_task_store_keeps_the_members_profiles_and_j_follows_from_them(leo2_flow) -> None:
+    """A flow row in OUT/tasks keeps each member's r, rho (and M, beta): J(0.5 deg) recomputed from them is the
+    row's, each member continued outwards of its grid (no shallower than r^-2) and not truncated there."""
+    import pickle
+
+    from dsphnf.flows.member_j import ensemble_j_band
+    from dsphnf.jfactor import j_factor_tabulated
+
+    _, out = leo2_flow
+    (task,) = (out / "tasks").glob("*.pkl")
+    row = pickle.loads(task.read_bytes())["result"]
+    members = row["member_profiles"]
+    assert len(members) == 2 and all({"r", "rho", "M", "beta"} <= set(m) for m in members)
+    members = [{k: np.asarray(v) for k, v in m.items()} for m in members]
+    band, each = ensemble_j_band(members, row["distance_kpc"], 0.5)
+    assert band["log10_J"] == pytest.approx(row["log10_J05"], abs=1e-12)
+    cut = [np.log10(j_factor_tabulated(m["r"], m["rho"], row["distance_kpc"], outer_gamma_min=None)) for m in members]
+    assert all(c < j for c, j in zip(cut, each))  # the grid ends at 0.20 deg: truncated, J would be lower

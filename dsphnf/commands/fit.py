@@ -228,7 +228,7 @@ def _grid_note(grid: dict | None) -> str:
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
     from ..flows.ensemble import beta_constraint_note, readout_note
-    from ..jfactor import INNER_GAMMA_MAX
+    from ..jfactor import INNER_GAMMA_MAX, OUTER_GAMMA_MIN
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])
     print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
@@ -255,6 +255,10 @@ def _report(s: dict) -> None:
     if capped:
         used += (f"; {capped} continued inwards of the grid as an r^-{INNER_GAMMA_MAX:g} cusp "
                  "(their fitted inner slope is steeper)")
+    floored = sum(g is not None and g < OUTER_GAMMA_MIN for g in (m.get("j_outer_slope") for m in d["members"]))
+    if floored:
+        used += (f"; {floored} continued outwards of the grid as r^-{OUTER_GAMMA_MIN:g} "
+                 "(their fitted outer slope is shallower)")
     if jf["n_used"] == 0:
         print(f"log10 J({jf['theta_deg']:g} deg): no flow has a finite J-factor{used}")
         return

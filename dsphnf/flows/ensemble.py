@@ -1,4 +1,4 @@
-"""Bands from an ensemble of flows: bootstrap intervals of profiles and of J-factors.
+"""Bands from an ensemble of flows: bootstrap intervals of profiles (J-factors: :mod:`~dsphnf.flows.member_j`).
 
 Each ensemble member is a flow trained on its own bootstrap resample of the
 stars, with its own seed, so the spread of the members estimates the sampling
@@ -34,7 +34,6 @@ survive at a radius inside the data's range.
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -44,7 +43,7 @@ from ..errors import FitError
 
 __all__ = ["readout_note", "UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask",
            "band_profiles",
-           "readout_accounting", "check_survival", "member_log10_j", "member_inner_slope", "ensemble_j_band",
+           "readout_accounting", "check_survival",
            "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near", "symmetrised_width", "beta_constraint",
            "beta_constraint_note"]
 
@@ -198,74 +197,6 @@ def check_survival(accounting: dict) -> None:
     raise UnphysicalReadout(f"the Jeans read-out is unphysical (M <= 0, rho < 0 or not finite) for {k - fewest} of {k} "
                    f"flow(s) at r = {accounting['fewest_used_at_r_kpc']:.3g} kpc, inside the data's radii: "
                    "fewer than half survive; train longer (--steps) or with a larger ensemble")
-
-
-def _positive_rho(member: dict[str, np.ndarray]) -> np.ndarray | None:
-    """A member's rho(r) [Msun/kpc^3] when it is tabulated at two or more radii, finite and > 0 everywhere; else None."""
-    rho = np.asarray(member.get("rho", []), dtype=float)
-    if rho.size < 2 or not np.all(np.isfinite(rho)) or np.any(rho <= 0):
-        return None
-    return rho
-
-
-def member_log10_j(member: dict[str, np.ndarray], distance: float, theta_deg: float = 0.5) -> float | None:
-    """log10 J(theta) [GeV^2 cm^-5] of one member's rho(r), or None when it has none.
-
-    A member whose rho(r) is missing, non-finite or non-positive anywhere on the
-    grid gives None (the caller counts it as left out). The density is
-    continued inwards of the grid as a power law no steeper than the NFW cusp
-    and truncated outside it (see :func:`dsphnf.jfactor.j_factor_tabulated`);
-    ``distance`` in kpc.
-    """
-    from ..jfactor import j_factor_tabulated
-
-    rho = _positive_rho(member)
-    if rho is None:
-        return None
-    try:
-        return math.log10(j_factor_tabulated(np.asarray(member["r"]), rho, distance, theta_deg))
-    except ValueError:
-        return None
-
-
-def member_inner_slope(member: dict[str, np.ndarray]) -> float | None:
-    """The inner slope gamma fitted to one member's rho(r) (:func:`dsphnf.jfactor.inner_slope`), None without one.
-
-    Its J continues the density inwards of the grid with this slope, clipped to
-    [0, :data:`dsphnf.jfactor.INNER_GAMMA_MAX`] (the NFW cusp).
-
-    >>> r = np.geomspace(0.01, 1.0, 50)
-    >>> [round(member_inner_slope({"r": r, "rho": 1e8 * r**-g}), 6) for g in (0.5, 2.0)], member_inner_slope({"r": r})
-    ([0.5, 2.0], None)
-    """
-    from ..jfactor import inner_slope
-
-    rho = _positive_rho(member)
-    return None if rho is None else inner_slope(np.asarray(member["r"]), rho)
-
-
-def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
-                    theta_deg: float = 0.5,
-                    member_distances: list[float] | None = None) -> tuple[dict, list[float | None]]:
-    """The J-factor band of an ensemble (:func:`dsphnf.result.j_band` schema) and every member's log10 J.
-
-    The value is the mean over the members with a J (:func:`member_log10_j`),
-    the centre of the Student-t bands (:func:`t_interval`), as for the
-    profiles; members without a J are counted in ``n_left_out``. With
-    ``member_distances`` [kpc] each member's J is taken at its own distance
-    (a distance drawn per member), ``distance`` is the nominal one recorded.
-
-    >>> r = np.geomspace(0.01, 1.0, 50)
-    >>> band, each = ensemble_j_band([{"r": r, "rho": 1e8 / r}, {"r": r, "rho": -r}], 76.0)
-    >>> band["n_used"], band["n_left_out"], each[1], band["log10_J"] == each[0]
-    (1, 1, None, True)
-    """
-    from ..result import j_band
-
-    dist = member_distances if member_distances is not None else [distance] * len(members)
-    each = [member_log10_j(m, d, theta_deg) for m, d in zip(members, dist)]
-    values = [v for v in each if v is not None]
-    return j_band(values, distance, theta_deg, len(members), t_interval, centre=t_centre), each
 
 
 def readout_note(acc: dict | None) -> str:

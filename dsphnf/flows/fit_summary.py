@@ -17,6 +17,7 @@ from ..foreground import Foreground
 from . import ensemble as ens
 from .fit_setup import FitSetup, outer_threads
 from .member import MemberStars, TrainedMember
+from .member_j import ensemble_j_band, member_inner_slope, member_outer_slope
 from .prior import HOLE_TAU, MASS_SLOPE_MAX, POSITIVITY_TAU
 from .settings import fast_mode
 
@@ -29,12 +30,13 @@ J_THETA_DEG = 0.5
 def ensemble_j_record(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
     """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
     own = [m.scales.get("distance_kpc", distance) for m in trained]  # a distance drawn per member, or the one
-    band, each = ens.ensemble_j_band(members, distance, J_THETA_DEG, own)
+    band, each = ensemble_j_band(members, distance, J_THETA_DEG, own)
     if any(d != distance for d in own):
         band["member_distances_kpc"] = own
     for m, j, member in zip(trained, each, members):
         m.info["log10_J"] = j
-        m.info["j_inner_slope"] = ens.member_inner_slope(member)
+        m.info["j_inner_slope"] = member_inner_slope(member)
+        m.info["j_outer_slope"] = member_outer_slope(member)
     return band
 
 

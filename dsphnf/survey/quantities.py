@@ -161,14 +161,19 @@ def _slope(profile: dict[str, np.ndarray], r: float) -> float:
     return float(np.interp(np.log(r), lr, g)) if lr[0] <= np.log(r) <= lr[-1] else float("nan")
 
 
-def flow_quantities(result: Result, r_half: float, isotropic: bool) -> dict[str, Any]:
-    """Banded survey quantities of a flow fit: the profile's bands; the slope's from the ensemble members.
+def flow_quantities(result: Result, r_half: float, isotropic: bool, distance: float,
+                    theta_max_deg: float) -> dict[str, Any]:
+    """Banded survey quantities of a flow fit: the profile's bands; the slope's and J's from the ensemble members.
 
     Every band is the ensemble's Student-t bootstrap interval
     (:func:`dsphnf.flows.ensemble.t_interval`; NaN for a single flow) around
     its centre: rho and M from the profile, the slope at 150 pc from the
-    members' slopes (mean and Student-t band, the same estimator).  J within
-    the data's largest angle is not computed for the flow (NaN).
+    members' slopes (mean and Student-t band, the same estimator).  J(0.5
+    deg) is the fit's own band; when the data's largest angle
+    ``theta_max_deg`` is below 0.5 deg, J within it (``log10_Jmax``) from the
+    members' densities at their own distances
+    (:func:`dsphnf.flows.member_j.ensemble_j_band`), ``distance`` [kpc] the
+    galaxy's.
     """
     from ..flows.ensemble import t_centre, t_interval
 
@@ -187,11 +192,23 @@ def flow_quantities(result: Result, r_half: float, isotropic: bool) -> dict[str,
     bands = t_interval(slopes) if slopes.size else {}
     out.update({"slope150" + k: float(bands.get(k, np.nan)) for k in ("_lo", "_hi")})
     j = result.summary.get("jfactor") or {}
+    jmax = _flow_j_within(members, distance, ratios, theta_max_deg) if theta_max_deg < J_THETA_DEG else {}
     for k in ("", "_lo", "_hi"):
         out["log10_J05" + k] = float(j.get("log10_J" + k, np.nan))
-        out["log10_Jmax" + k] = np.nan
+        out["log10_Jmax" + k] = float(jmax.get("log10_J" + k, np.nan))
     out["n_j_left_out"] = int(j.get("n_left_out", 0))
     return out
+
+
+def _flow_j_within(members: list[dict[str, np.ndarray]], distance: float, ratios: np.ndarray | None,
+                   theta_deg: float) -> dict[str, Any]:
+    """The J band within ``theta_deg`` of a flow ensemble, each member at its own distance [kpc]."""
+    from ..flows.member_j import ensemble_j_band
+
+    if not members:
+        return {}
+    own = None if ratios is None else [float(distance * s) for s in ratios]
+    return ensemble_j_band(members, distance, theta_deg, own)[0]
 
 
 def _distance_ratios(result: Result) -> np.ndarray | None:
@@ -231,9 +248,10 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
 
     ``converged``: every member's L-BFGS met its stop rule; ``stop_reasons``
     counts the members by stop reason; ``steps`` lists each member's steps;
-    ``log10_J`` each member's J (None: left out) and ``j_inner_slope`` the
-    inner slope its density is continued with inwards of the grid (clipped to
-    the NFW cusp, :func:`dsphnf.jfactor.j_factor_tabulated`); ``unphysical_members``: the
+    ``log10_J`` each member's J (None: left out), ``j_inner_slope`` and
+    ``j_outer_slope`` the slopes its density is continued with inwards of the
+    grid (no steeper than the NFW cusp) and outwards of it (no shallower than
+    r^-2, :func:`dsphnf.jfactor.j_factor_tabulated`); ``unphysical_members``: the
     members whose read-out is unphysical somewhere (left out there).
     """
     diag = result.summary.get("diagnostics", {})
@@ -244,6 +262,7 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
            "stop_reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
            "steps": [int(m.get("steps", 0)) for m in info], "log10_J": [m.get("log10_J") for m in info],
            "j_inner_slope": [m.get("j_inner_slope") for m in info],
+           "j_outer_slope": [m.get("j_outer_slope") for m in info],
            "unphysical_members": list(readout.get("members_unphysical_somewhere", []))}
     if diag.get("distance"):
         out["member_distances_kpc"] = list(diag["distance"]["member_distances_kpc"])
@@ -255,9 +274,10 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
 def flow_j_edge_deg(result: Result, distance: float) -> float:
     """Angle [deg] of the outer edge of a flow's output grid at ``distance`` [kpc].
 
-    The flow's J integrates its density only out to that radius (rho = 0
-    beyond, :func:`dsphnf.jfactor.j_factor_tabulated`), so when this angle
-    is below 0.5 deg the flow's J(0.5 deg) is J within it: a lower bound.
+    Beyond that radius the flow's J continues each member's density with
+    its fitted outer slope, no shallower than r^-2
+    (:func:`dsphnf.jfactor.j_factor_tabulated`): the part of J from outside
+    this angle is extrapolated.
 
     >>> from types import SimpleNamespace
     >>> round(flow_j_edge_deg(SimpleNamespace(profile={"r": np.array([0.01, 0.2])}), 100.0), 4)

@@ -3,7 +3,8 @@
 Each task (:func:`survey_task`) reads its galaxy's catalogue with the
 survey's switches, fits it and returns one row of the survey table; rows are
 stored in ``OUT/tasks/`` as they arrive, so the same :func:`survey` call
-resumes and a finished galaxy is kept.
+resumes and a finished galaxy is kept. A flow's row there also keeps its
+members' profiles (:func:`member_profiles`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from .quantities import (J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diag
 from .spec import SurveyOptions, SurveySpec
 from .table import write_table
 
-__all__ = ["survey_task", "survey_catalog", "photometric_tracer_priors", "Survey", "survey", "failed"]
+__all__ = ["survey_task", "survey_catalog", "photometric_tracer_priors", "member_profiles", "Survey", "survey",
+           "failed"]
 
 
 def survey_catalog(galaxy: Galaxy, options: SurveyOptions, root: str | None = None) -> Catalog:
@@ -100,23 +102,38 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
         s = result.summary["diagnostics"]["sampler"]
         converged, note = bool(s["converged"]), f"{s['n_steps']} steps x {s['n_walkers']} walkers"
         diag = {"converged": converged, "n_steps": int(s["n_steps"]), "n_walkers": int(s["n_walkers"])}
+        extra: dict[str, Any] = {}
     else:
-        q = flow_quantities(result, g.half_light_kpc, isotropic)
+        q = flow_quantities(result, g.half_light_kpc, isotropic, g.distance_kpc, theta_max)
         diag = flow_diagnostics(result)
         q.update(flow_foreground(result))
         stops = ", ".join(f"{r} {n}" for r, n in diag["stop_reasons"].items())
         converged = diag["converged"]
         diag["j_edge_deg"] = flow_j_edge_deg(result, g.distance_kpc)
         note = f"{fit.ensemble} flows x at most {fit.steps} steps ({min(diag['steps'])}-{max(diag['steps'])}; {stops})"
+        extra = {"member_profiles": member_profiles(result)}
     n_members = float(catalog.weights.sum())
     if "f_fg" in q:
         n_members = float((1.0 - q["f_fg"]) * catalog.n)
     return {"galaxy": g.key, "method": fit.method, "anisotropy": result.summary["settings"]["anisotropy"],
             "distance_kpc": g.distance_kpc, "distance_err_kpc": g.distance_err_kpc, "R_half_kpc": g.half_light_kpc,
             "n_stars": int(catalog.n), "n_members": n_members, **q, "theta_max_deg": theta_max,
-            "j_beyond_data": bool(min(theta_max, diag.get("j_edge_deg", theta_max)) < J_THETA_DEG),
+            "j_beyond_data": bool(theta_max < J_THETA_DEG),
             "converged": converged, "fit_note": note,
-            "diagnostics": diag, "wall_s": time.perf_counter() - t0}
+            "diagnostics": diag, **extra, "wall_s": time.perf_counter() - t0}
+
+
+def member_profiles(result: Any) -> list[dict[str, list[float]]]:
+    """Each flow member's tabulated read-out (r [kpc], rho [Msun/kpc^3], M [Msun], beta where present).
+
+    Kept in the flow rows of the task store (``OUT/tasks/``), not in the
+    table: quantities derived from the members (a J-factor with another
+    angle or continuation, another radius) can be recomputed without
+    refitting.
+    """
+    keys = ("r", "rho", "M", "beta")
+    return [{k: np.asarray(m[k], dtype=float).tolist() for k in keys if k in m}
+            for m in getattr(result.artefacts, "members", None) or []]
 
 
 def _failed_row(g: Galaxy, fit: Any, catalog: Catalog, theta_max: float, why: str, wall_s: float) -> dict[str, Any]:

@@ -41,8 +41,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     *[c for key, unit in QUANTITIES.items() for c in _banded(key, unit, _WHAT[key])],
     ("n_j_left_out", "", "posterior draws whose J diverges, or flow members whose density is not positive (left out of the J band)"),
     ("theta_max_deg", "deg", "angle of the largest projected radius of the stars fitted"),
-    ("j_beyond_data", "", "True when theta_max_deg < 0.5 (or, for the flow, its grid ends inside 0.5 deg): "
-                          "J(0.5 deg) reaches beyond the stars"),
+    ("j_beyond_data", "", "True when theta_max_deg < 0.5: J(0.5 deg) reaches beyond the stars (the baseline "
+                          "extends its halo, the flow continues its density with its outer slope, no shallower "
+                          "than r^-2)"),
     *_banded("f_fg", "", "foreground fraction of the mixture (NaN without)"),
     ("converged", "", "baseline: emcee chain longer than 50 autocorrelation times; flow: every member met its "
                        "L-BFGS stop rule"),
