@@ -17,12 +17,17 @@ from conftest import find_reference
 BANDED = ("rho150", "slope150", "M_half", "log10_J05", "log10_Jmax")
 
 
+def _no_probe(*args, **kwargs):
+    raise AssertionError("a survey's flow fit must not probe thread counts: its rows would depend on the load")
+
+
 @pytest.fixture(scope="module")
 def leo2_flow(tmp_path_factory):
     """``dsphnf survey leo2 --method flow --anisotropy free`` with two flows of a few steps (fast mode)."""
     find_reference("walker_dwarfs", "leo2_spec.dat")
     mp = pytest.MonkeyPatch()
     mp.setenv("DSPHNF_FAST", "1")
+    mp.setattr("dsphnf.flows.batched_train.choose_threads", _no_probe)
     out = tmp_path_factory.mktemp("survey_flow") / "out"
     try:
         code = main(["survey", "leo2", "-o", str(out), "--method", "flow", "--anisotropy", "free",
@@ -61,6 +66,7 @@ def test_flow_pulls_are_written(leo2_flow) -> None:
     # member's density beyond it with its fitted outer slope, no shallower than r^-2
     assert 0.15 < diag["j_edge_deg"] < 0.25
     assert len(diag["j_outer_slope"]) == 2 and all(np.isfinite(diag["j_outer_slope"]))
+    assert diag["threads"] == 1  # the grid's one thread per task, not the probe's load-dependent choice
 
 
 def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> None:
@@ -78,6 +84,7 @@ def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> No
 
     monkeypatch.setattr(run, "_fit", fail_on_draco)
     monkeypatch.setenv("DSPHNF_FAST", "1")
+    monkeypatch.setattr("dsphnf.flows.batched_train.choose_threads", _no_probe)  # Leo II's two flows: one batch
     args = ["survey", "draco", "leo2", "-o", str(tmp_path / "o"), "--method", "flow", "--ensemble", "2", "--steps",
             "3", "--no-progress", "--no-plots"]
     assert main(args) == 0
@@ -88,6 +95,7 @@ def test_a_failed_fit_is_a_row_not_an_abort(tmp_path, monkeypatch, capsys) -> No
     assert str(draco["fit_note"]).startswith("failed: the Jeans read-out") and not draco["converged"]
     assert np.isnan(draco["rho150"]) and np.isnan(draco["log10_J05_hi"]) and draco["n_stars"] > 0
     assert np.isfinite(leo2["rho150"])
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["diagnostics"]["leo2_flow"]["threads"] == 1
     assert main(args) == 0  # stored like a finished fit: the same command resumes both
     assert "0 fit(s) computed, 2 resumed" in capsys.readouterr().out
 

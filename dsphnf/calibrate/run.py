@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import FitError
-from ..executor import ExecutorSpec, GridRun, run_grid
+from ..executor import TASK_THREADS, ExecutorSpec, GridRun, run_grid
 from ..outputs import atomic_file, write_json
 from ..plotting import save_figure
 from .report import plot_coverage
@@ -50,11 +50,16 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
 
 
 def _flow_profile(fit: FlowSettings | StartSettings, catalog, radii: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """rho(r) of a flow fit (or of its untrained start) at ``radii`` [kpc], read out there."""
+    """rho(r) of a flow fit (or of its untrained start) at ``radii`` [kpc], read out there.
+
+    At the grid's :data:`~dsphnf.executor.TASK_THREADS` torch thread, not the
+    batched trainer's probe (whose choice depends on the machine's load), so
+    that a realisation's fit is the same on every run and executor.
+    """
     from ..flows import FitOptions, fit_flow
 
     res = fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
-                   progress=False, options=FitOptions(r_grid=tuple(radii)))
+                   progress=False, options=FitOptions(r_grid=tuple(radii), threads=TASK_THREADS))
     profile = dict(res.profile)
     if not np.allclose(profile["r"], radii, rtol=1e-6):  # the read-out inverts r(u) numerically
         raise FitError("the flow read-out did not return the requested radii")

@@ -117,7 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "its fraction learned per member")
     p.add_argument("--threads", type=int, default=None, metavar="T",
                    help="torch CPU threads (default: 1 for members trained one by one, the faster of 1 and 2 "
-                        "by a short probe for an ensemble trained as one batch)")
+                        "by a short probe for an ensemble trained as one batch; the probe's choice depends on "
+                        "the machine's load and the count changes the last digits, so give T for reruns that "
+                        "are the same bit for bit)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -252,7 +252,8 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
     ``j_outer_slope`` the slopes its density is continued with inwards of the
     grid (no steeper than the NFW cusp) and outwards of it (no shallower than
     r^-2, :func:`dsphnf.jfactor.j_factor_tabulated`); ``unphysical_members``: the
-    members whose read-out is unphysical somewhere (left out there).
+    members whose read-out is unphysical somewhere (left out there);
+    ``threads``: the torch threads the members trained with (None when not recorded).
     """
     diag = result.summary.get("diagnostics", {})
     info = diag.get("members", [])
@@ -263,6 +264,7 @@ def flow_diagnostics(result: Result) -> dict[str, Any]:
            "steps": [int(m.get("steps", 0)) for m in info], "log10_J": [m.get("log10_J") for m in info],
            "j_inner_slope": [m.get("j_inner_slope") for m in info],
            "j_outer_slope": [m.get("j_outer_slope") for m in info],
+           "threads": (diag.get("grid") or {}).get("threads", result.summary.get("settings", {}).get("threads")),
            "unphysical_members": list(readout.get("members_unphysical_somewhere", []))}
     if diag.get("distance"):
         out["member_distances_kpc"] = list(diag["distance"]["member_distances_kpc"])

@@ -1,7 +1,11 @@
 """Running a survey: one :func:`~dsphnf.executor.run_grid` task per galaxy and method, then the table.
 
 Each task (:func:`survey_task`) reads its galaxy's catalogue with the
-survey's switches, fits it and returns one row of the survey table; rows are
+survey's switches, fits it (a flow fit at the grid's
+:data:`~dsphnf.executor.TASK_THREADS` torch thread, whatever the executor:
+with the count left to the batched trainer's probe, which depends on the
+machine's load, a rerun could differ in the last digits, and an unconverged
+flow then by a few hundredths of a dex) and returns one row of the survey table; rows are
 stored in ``OUT/tasks/`` as they arrive, so the same :func:`survey` call
 resumes and a finished galaxy is kept. A flow's row there also keeps its
 members' profiles (:func:`member_profiles`).
@@ -17,7 +21,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..errors import FitError
-from ..executor import ExecutorSpec, GridRun, run_grid
+from ..executor import TASK_THREADS, ExecutorSpec, GridRun, run_grid
 from ..galaxies import GALAXIES, Galaxy
 from ..outputs import write_json
 from .report import plot_literature, write_comparison
@@ -71,12 +75,13 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
     from ..foreground import Foreground
 
     foreground = Foreground.broad(catalog.vz) if options.membership.startswith("mixture") else None
-    if fit.method == "flow":
-        from ..flows import fit_flow
+    if fit.method == "flow":  # at the grid's one thread per task, not a probe's choice: reproducible rows
+        from ..flows import FitOptions, fit_flow
 
         return fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
                         distance=galaxy.distance_kpc, progress=False, foreground=foreground,
-                        distance_err=galaxy.distance_err_kpc if options.distance == "per-draw" else None)
+                        distance_err=galaxy.distance_err_kpc if options.distance == "per-draw" else None,
+                        options=FitOptions(threads=TASK_THREADS))
     from ..baseline import fit_baseline
 
     priors = photometric_tracer_priors(galaxy.half_light_kpc) if options.tracer == "photometric" else None
