@@ -18,7 +18,7 @@ LN10 = np.log(10.0)
 
 def _params(log10_rs: np.ndarray, gamma: np.ndarray, alpha: float = 1.0, beta: float = 3.0) -> dict:
     n = np.size(log10_rs)
-    return {"rs": 10.0 ** np.asarray(log10_rs, float), "gamma": np.asarray(gamma, float),
+    return {"rs": 10.0 ** np.atleast_1d(np.asarray(log10_rs, float)), "gamma": np.atleast_1d(np.asarray(gamma, float)),
             "alpha_dm": np.full(n, alpha), "beta_dm": np.full(n, beta)}
 
 
@@ -34,13 +34,49 @@ def test_derivatives_match_finite_differences(alpha, beta):
     lrs, g = rng.uniform(-1.5, 1.5, 50), rng.uniform(0.0, 2.0, 50)
     r = np.geomspace(0.01, 5.0, 7)
     p = _params(lrs, g, alpha, beta)
-    d_rs, d_g = log_density_derivatives(r, p["rs"], p["gamma"], p["alpha_dm"], p["beta_dm"])
+    d_rs, d_g, d_a = log_density_derivatives(r, p["rs"], p["gamma"], p["alpha_dm"], p["beta_dm"])
     h = 1e-6
-    f = lambda rs, gg: zhao_log_density(r, rs, p["alpha_dm"], p["beta_dm"], gg)  # noqa: E731
+    f = lambda rs, gg, a=p["alpha_dm"]: zhao_log_density(r, rs, a, p["beta_dm"], gg)  # noqa: E731
     num_rs = (f(p["rs"] * np.exp(h), g) - f(p["rs"] * np.exp(-h), g)) / (2 * h)
     num_g = (f(p["rs"], g + h) - f(p["rs"], g - h)) / (2 * h)
+    num_a = (f(p["rs"], g, p["alpha_dm"] + h) - f(p["rs"], g, p["alpha_dm"] - h)) / (2 * h)
     np.testing.assert_allclose(d_rs, num_rs, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(d_g, num_g, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(d_a, num_a, rtol=1e-6, atol=1e-7)
+
+
+def _brute_force_log_jacobian(lrs: float, gamma: float, alpha: float, free: tuple[str, ...]) -> float:
+    """ln |det| of the log-density differences' Jacobian in (ln r_s, gamma, alpha), by central differences."""
+    radii = R_HALF * np.array(MEASURE_RADII[len(free)])
+
+    def differences(x: dict) -> np.ndarray:
+        p = _params(np.log10(x["rs"]), x["gamma"], x["alpha_dm"])
+        return np.diff(zhao_log_density(radii, p["rs"], p["alpha_dm"], p["beta_dm"], p["gamma"]), axis=1)[0]
+
+    x0 = {"rs": 10.0**lrs, "gamma": gamma, "alpha_dm": alpha}
+    h, cols = 1e-6, []
+    for name in free:
+        up, down = dict(x0), dict(x0)
+        if name == "log10_rs":
+            up["rs"], down["rs"] = x0["rs"] * np.exp(h), x0["rs"] * np.exp(-h)
+        else:
+            up[name], down[name] = x0[name] + h, x0[name] - h
+        cols.append((differences(up) - differences(down)) / (2 * h))
+    return float(np.log(abs(np.linalg.det(np.column_stack(cols)))))
+
+
+@pytest.mark.parametrize("free", [("log10_rs", "gamma", "alpha_dm"), ("log10_rs", "alpha_dm")])
+def test_measure_with_a_free_alpha_is_the_brute_force_jacobian(free):
+    """The default zhao halo (alpha free: four radii) and --halo cored (gamma = 0: three radii)."""
+    rng = np.random.default_rng(5)
+    for lrs, g, a in zip(rng.uniform(-1.5, 1.5, 12), rng.uniform(0.0, 2.0, 12), rng.uniform(0.5, 3.0, 12)):
+        g = g if "gamma" in free else 0.0
+        got = log_halo_measure(_params(lrs, g, a), free, R_HALF)[0]
+        assert got == pytest.approx(_brute_force_log_jacobian(lrs, g, a, free), abs=1e-3)  # det to 0.1 %
+    # no prior weight where nothing inside the stars changes: a scale radius far beyond them
+    near = log_halo_measure(_params(-0.5, 0.5, 1.5), free, R_HALF)
+    far = log_halo_measure(_params(1.5, 0.5, 1.5), free, R_HALF)
+    assert near[0] - far[0] > 5.0
 
 
 def _image_area(radii: np.ndarray, n: int = 4000) -> float:
@@ -99,15 +135,15 @@ def test_one_free_shape_parameter_nfw():
 def test_model_uses_measure_by_default_and_flat_on_request(tmp_path):
     iso = parse_anisotropy("isotropic")
     m = BaselineModel("zhao", iso, r_half=R_HALF)
-    assert m.halo_measure == "density" and m.measure_on == ("log10_rs", "gamma")
-    assert m.describe()["halo_measure"].startswith("flat in ln rho at r = 0.0475, 0.19, 0.76 kpc")
+    assert m.halo_measure == "density" and m.measure_on == ("log10_rs", "gamma", "alpha_dm")
+    assert m.describe()["halo_measure"].startswith("flat in ln rho at r = 0.0475, 0.12, 0.302, 0.76 kpc")
     x = m.initial_guess(R_HALF, 10.0)
     i = m.names.index("log10_rs")
     near, far = x.copy(), x.copy()
     far[i] = 1.4  # 25 kpc, far beyond the stars
     lp = m.log_prior(np.array([near, far]))
     p = m.unpack(np.array([near, far]))
-    np.testing.assert_allclose(lp, log_halo_measure(p, ("log10_rs", "gamma"), R_HALF))
+    np.testing.assert_allclose(lp, log_halo_measure(p, ("log10_rs", "gamma", "alpha_dm"), R_HALF))
     assert lp[0] - lp[1] > 1.0
     # a user box still bounds the parameter, and the measure multiplies it
     (tmp_path / "p.toml").write_text("log10_rs = [-1, 1]\n")
@@ -120,7 +156,19 @@ def test_model_uses_measure_by_default_and_flat_on_request(tmp_path):
     np.testing.assert_array_equal(flat.log_prior(np.array([near, far])), [0.0, 0.0])
     nfw = BaselineModel("nfw", iso, r_half=R_HALF)
     assert nfw.measure_on == ("log10_rs",) and "0.25, 4 R_half" in nfw.describe()["halo_measure"]
+    assert nfw.fixed["gamma"] == 1.0 and nfw.fixed["alpha_dm"] == 1.0  # NFW: both slopes' shape fixed
+    cored = BaselineModel("cored", iso, r_half=R_HALF)
+    assert cored.measure_on == ("log10_rs", "alpha_dm") and cored.fixed["gamma"] == 0.0
     assert BaselineModel("zhao", iso).halo_measure == "flat"  # no r_half: no data radii to place it
+
+
+def test_a_prior_on_what_the_halo_fixes_is_one_line(tmp_path):
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"alpha_dm": [0.5, 2.0]}))
+    with pytest.raises(FitError, match="conflicts with --halo nfw") as exc:
+        BaselineModel("nfw", parse_anisotropy("isotropic"), read_priors(p), r_half=R_HALF)
+    assert "\n" not in str(exc.value)
+    assert BaselineModel("zhao", parse_anisotropy("isotropic"), read_priors(p)).priors["alpha_dm"].b == 2.0
 
 
 def test_bad_halo_measure_is_one_line(tmp_path):

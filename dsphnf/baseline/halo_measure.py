@@ -10,14 +10,15 @@ R_half is ~1.3x narrower than the likelihood allows and the bands undercover
 (benchmarks/calibration_baseline.md).
 
 The default measure instead is flat in what the stars constrain: the log
-density at ``k + 1`` radii spread over the data, r_j = c_j R_half with
-c = (1/4, 1, 4) (``k`` = 2 free shape parameters, log10 r_s and gamma) or
-c = (1/4, 4) (``k`` = 1, e.g. ``--halo nfw``).  The log density at the first
-radius moves one-to-one with log10 rho0, so the measure in the sampled
-parameters is the Jacobian of the ``k`` log-density differences
+density at ``k + 1`` radii spread evenly in ln r over the data,
+r_j = R_half / 4 x 16^(j/k), j = 0..k, for ``k`` free shape parameters among
+log10 r_s, gamma and alpha_dm (``k`` = 3: 0.25, 0.63, 1.59, 4 R_half; ``k`` =
+2: 0.25, 1, 4; ``k`` = 1, e.g. ``--halo nfw``: 0.25, 4).  The log density at
+the first radius moves one-to-one with log10 rho0, so the measure in the
+sampled parameters is the Jacobian of the ``k`` log-density differences
 ln rho(r_{j+1}) - ln rho(r_j) with respect to the free shape parameters:
 
-    p(log10 rho0, log10 r_s, gamma) ∝ |det d(Delta_1, Delta_2) / d(ln r_s, gamma)|
+    p(log10 rho0, log10 r_s, gamma, alpha) ∝ |det d(Delta_1..Delta_k) / d(ln r_s, gamma, alpha)|
 
 inside the usual boxes (or user priors) of the parameters.  It vanishes as
 r_s -> infinity (every difference tends to -gamma ln(r_{j+1}/r_j), whatever
@@ -28,6 +29,7 @@ y = x^alpha / (1 + x^alpha):
 
     d ln rho / d ln r_s = gamma + (beta - gamma) y      (minus the log slope at r)
     d ln rho / d gamma  = -ln(y) / alpha
+    d ln rho / d alpha  = (beta - gamma) [ln(1 + x^alpha) / alpha - y ln x] / alpha
 """
 from __future__ import annotations
 
@@ -37,16 +39,17 @@ import numpy as np
 
 __all__ = ["MEASURE_RADII", "SHAPE_PARAMETERS", "log_density_derivatives", "log_halo_measure"]
 
-#: Radii of the measure in units of R_half, for 2 and 1 free shape parameters.
-MEASURE_RADII: dict[int, tuple[float, ...]] = {2: (0.25, 1.0, 4.0), 1: (0.25, 4.0)}
+#: Radii of the measure in units of R_half, for 1, 2 and 3 free shape parameters: R_half/4 to 4 R_half.
+MEASURE_RADII: dict[int, tuple[float, ...]] = {k: tuple(0.25 * 16.0 ** (j / k) for j in range(k + 1))
+                                               for k in (1, 2, 3)}
 
 #: The halo parameters the measure covers (log10 rho0 enters one-to-one).
-SHAPE_PARAMETERS = ("log10_rs", "gamma")
+SHAPE_PARAMETERS = ("log10_rs", "gamma", "alpha_dm")
 
 
 def log_density_derivatives(r: np.ndarray, rs: np.ndarray, gamma: np.ndarray, alpha: np.ndarray,
-                            beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """d ln rho / d ln r_s and d ln rho / d gamma of a Zhao halo, batched: params (B,), r (n,) -> (B, n).
+                            beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """d ln rho / d (ln r_s, gamma, alpha) of a Zhao halo, batched: params (B,), r (n,) -> three (B, n).
 
     Parameters
     ----------
@@ -59,16 +62,19 @@ def log_density_derivatives(r: np.ndarray, rs: np.ndarray, gamma: np.ndarray, al
     --------
     >>> r, rs = np.array([0.5]), np.array([1.0])
     >>> g, a, b = np.array([1.0]), np.array([1.0]), np.array([3.0])
-    >>> d_rs, d_g = log_density_derivatives(r, rs, g, a, b)
+    >>> d_rs, d_g, d_a = log_density_derivatives(r, rs, g, a, b)
     >>> round(float(d_rs[0, 0]), 6), round(float(d_g[0, 0]), 6)  # 1 + 2/3 and ln 3
     (1.666667, 1.098612)
+    >>> round(float(d_a[0, 0]), 6)  # 2 (ln 1.5 - ln(0.5) / 3)
+    1.273028
     """
     lx = np.log(np.asarray(r, dtype=float))[None, :] - np.log(rs)[:, None]
     a = alpha[:, None]
     y = 1.0 / (1.0 + np.exp(-a * lx))
     d_rs = gamma[:, None] + (beta - gamma)[:, None] * y
     d_gamma = np.logaddexp(0.0, -a * lx) / a  # -ln(y) / alpha, stable for any x
-    return d_rs, d_gamma
+    d_alpha = (beta - gamma)[:, None] * (np.logaddexp(0.0, a * lx) / a - y * lx) / a
+    return d_rs, d_gamma, d_alpha
 
 
 def log_halo_measure(params: Mapping[str, np.ndarray], free: Sequence[str], r_half: float) -> np.ndarray:
@@ -102,13 +108,8 @@ def log_halo_measure(params: Mapping[str, np.ndarray], free: Sequence[str], r_ha
     if not free:
         return np.zeros(B)
     r = r_half * np.asarray(MEASURE_RADII[len(free)])
-    d_rs, d_gamma = log_density_derivatives(r, params["rs"], params["gamma"], params["alpha_dm"],
-                                            params["beta_dm"])
-    cols = {"log10_rs": np.diff(d_rs, axis=1), "gamma": np.diff(d_gamma, axis=1)}
-    if len(free) == 1:
-        det = cols[free[0]][:, 0]
-    else:
-        a, b = cols["log10_rs"], cols["gamma"]
-        det = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    derivatives = log_density_derivatives(r, params["rs"], params["gamma"], params["alpha_dm"], params["beta_dm"])
+    cols = dict(zip(SHAPE_PARAMETERS, (np.diff(d, axis=1) for d in derivatives)))
+    jacobian = np.stack([cols[n] for n in free], axis=2)  # (B, k differences, k parameters)
     with np.errstate(divide="ignore"):
-        return np.log(np.abs(det))
+        return np.log(np.abs(np.linalg.det(jacobian)))

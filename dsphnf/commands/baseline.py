@@ -12,8 +12,9 @@ DESCRIPTION = """\
 The conventional analysis the flow is compared against.  Stars: Zhao profile
 (r*, inner slope gamma*, outer slope beta*; alpha* = 2) fitted to the projected
 radii with an unbinned likelihood normalised inside the data's radial window.
-Dark matter: Zhao/gNFW halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma
-(--halo nfw fixes gamma = 1, --halo cored gamma = 0).  Velocities:
+Dark matter: Zhao halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma and
+transition sharpness alpha_dm, outer slope 3 (--halo nfw fixes gamma =
+alpha_dm = 1, --halo cored gamma = 0).  Velocities:
 v_i ~ N(v_sys, sigma_los^2(R_i) + err_i^2), weighted by membership.
 
 Anisotropy (--anisotropy): any given model -- isotropic, constant:B,
@@ -26,7 +27,7 @@ binf_sym, r_a and eta free).  free is not supported by the baseline.
 Default priors (override with --priors FILE, JSON or TOML; an entry is a number
 to fix a parameter, [lo, hi] for uniform or {normal = [mean, sd]}):
   log10_rstar U(-2, 1)  gamma_star U(0, 2)  beta_star U(3.2, 8)  alpha_star 2
-  log10_rho0 U(4, 11)   log10_rs U(-1.5, 1.5)  gamma U(0, 2)  alpha_dm 1  beta_dm 3
+  log10_rho0 U(4, 11)   log10_rs U(-1.5, 1.5)  gamma U(0, 2)  alpha_dm U(0.5, 3)  beta_dm 3
   beta_sym U(-1, 1)  b0_sym U(-1, 1)  binf_sym U(-1, 1)  log10_ra U(-1.5, 1.5)  eta U(1, 3)
   v_sys U(-50, 50) km/s
 
