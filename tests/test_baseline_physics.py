@@ -157,7 +157,7 @@ def test_likelihood_maximum_near_truth_10k_mock():
     from dsphnf.mocks import get_model, sample_stars
 
     xv = sample_stars(get_model("NonPlumCuspIso"), 10000, seed=3)
-    m = BaselineModel("zhao", parse_anisotropy("isotropic"))
+    m = BaselineModel("zhao-alpha", parse_anisotropy("isotropic"))  # alpha_dm free as well
     like = BaselineLikelihood(m, np.hypot(xv[:, 0], xv[:, 1]), xv[:, 5])
     truth = np.array([np.log10(0.25), 1.0, 5.0, np.log10(6.4e7), 0.0, 1.0, 1.0, 0.0])  # alpha_dm = 1 before v_sys
     assert m.names[6] == "alpha_dm"
@@ -197,7 +197,7 @@ def test_j_factor_band_leaves_out_divergent_draws():
     from dsphnf.jfactor import log10_j_factor
     from dsphnf.profiles import nfw
 
-    model = BaselineModel("zhao", parse_anisotropy("isotropic"))
+    model = BaselineModel("zhao-alpha", parse_anisotropy("isotropic"))
     theta0 = np.array([model.fixed.get(n, 0.0) for n in model.names], dtype=float)
     rows = []
     for gamma in (1.0, 1.0, 1.7):
@@ -233,7 +233,7 @@ def test_likelihood_curvature_matches_score_spread_20k_mock():
     from dsphnf.mocks import draw_mock
 
     cat = draw_mock("NonPlumCuspIso", n=20000, seed=777).catalog
-    m = BaselineModel("zhao", parse_anisotropy("isotropic"))
+    m = BaselineModel("zhao-alpha", parse_anisotropy("isotropic"))  # alpha_dm free as well
     like = BaselineLikelihood(m, cat.R, cat.vz)
     truth = np.array([np.log10(0.25), 1.0, 5.0, np.log10(6.4e7), 0.0, 1.0, 1.0, 0.0])  # alpha_dm = 1 before v_sys
     n, h = truth.size, 1e-3

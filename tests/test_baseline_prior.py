@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dsphnf.anisotropy import parse_anisotropy
-from dsphnf.baseline import BaselineModel, read_priors
+from dsphnf.baseline import BaselineModel, Prior, read_priors
 from dsphnf.baseline.halo_measure import MEASURE_RADII, log_density_derivatives, log_halo_measure
 from dsphnf.baseline.projector import zhao_log_density
 from dsphnf.errors import FitError
@@ -135,15 +135,15 @@ def test_one_free_shape_parameter_nfw():
 def test_model_uses_measure_by_default_and_flat_on_request(tmp_path):
     iso = parse_anisotropy("isotropic")
     m = BaselineModel("zhao", iso, r_half=R_HALF)
-    assert m.halo_measure == "density" and m.measure_on == ("log10_rs", "gamma", "alpha_dm")
-    assert m.describe()["halo_measure"].startswith("flat in ln rho at r = 0.0475, 0.12, 0.302, 0.76 kpc")
+    assert m.halo_measure == "density" and m.measure_on == ("log10_rs", "gamma")
+    assert m.describe()["halo_measure"].startswith("flat in ln rho at r = 0.0475, 0.19, 0.76 kpc")
     x = m.initial_guess(R_HALF, 10.0)
     i = m.names.index("log10_rs")
     near, far = x.copy(), x.copy()
     far[i] = 1.4  # 25 kpc, far beyond the stars
     lp = m.log_prior(np.array([near, far]))
     p = m.unpack(np.array([near, far]))
-    np.testing.assert_allclose(lp, log_halo_measure(p, ("log10_rs", "gamma", "alpha_dm"), R_HALF))
+    np.testing.assert_allclose(lp, log_halo_measure(p, ("log10_rs", "gamma"), R_HALF))
     assert lp[0] - lp[1] > 1.0
     # a user box still bounds the parameter, and the measure multiplies it
     (tmp_path / "p.toml").write_text("log10_rs = [-1, 1]\n")
@@ -157,18 +157,22 @@ def test_model_uses_measure_by_default_and_flat_on_request(tmp_path):
     nfw = BaselineModel("nfw", iso, r_half=R_HALF)
     assert nfw.measure_on == ("log10_rs",) and "0.25, 4 R_half" in nfw.describe()["halo_measure"]
     assert nfw.fixed["gamma"] == 1.0 and nfw.fixed["alpha_dm"] == 1.0  # NFW: both slopes' shape fixed
-    cored = BaselineModel("cored", iso, r_half=R_HALF)
-    assert cored.measure_on == ("log10_rs", "alpha_dm") and cored.fixed["gamma"] == 0.0
+    assert m.fixed["alpha_dm"] == 1.0 and BaselineModel("cored", iso).fixed == {**nfw.fixed, "gamma": 0.0}
+    free = BaselineModel("zhao-alpha", iso, r_half=R_HALF)  # the transition sharpness free too: four radii
+    assert free.measure_on == ("log10_rs", "gamma", "alpha_dm") and "alpha_dm" in free.names
+    assert free.describe()["halo_measure"].startswith("flat in ln rho at r = 0.0475, 0.12, 0.302, 0.76 kpc")
+    assert free.describe()["alpha_dm"] == Prior("uniform", 0.5, 3.0).describe()
     assert BaselineModel("zhao", iso).halo_measure == "flat"  # no r_half: no data radii to place it
 
 
 def test_a_prior_on_what_the_halo_fixes_is_one_line(tmp_path):
     p = tmp_path / "p.json"
     p.write_text(json.dumps({"alpha_dm": [0.5, 2.0]}))
-    with pytest.raises(FitError, match="conflicts with --halo nfw") as exc:
-        BaselineModel("nfw", parse_anisotropy("isotropic"), read_priors(p), r_half=R_HALF)
-    assert "\n" not in str(exc.value)
-    assert BaselineModel("zhao", parse_anisotropy("isotropic"), read_priors(p)).priors["alpha_dm"].b == 2.0
+    for halo in ("zhao", "nfw"):
+        with pytest.raises(FitError, match=f"conflicts with --halo {halo} ") as exc:
+            BaselineModel(halo, parse_anisotropy("isotropic"), read_priors(p), r_half=R_HALF)
+        assert "\n" not in str(exc.value) and "alpha_dm = 1" in str(exc.value)
+    assert BaselineModel("zhao-alpha", parse_anisotropy("isotropic"), read_priors(p)).priors["alpha_dm"].b == 2.0
 
 
 def test_bad_halo_measure_is_one_line(tmp_path):

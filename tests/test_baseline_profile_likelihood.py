@@ -94,8 +94,7 @@ def test_statistic_does_not_depend_on_where_the_search_starts():
     model = get_model("PlumCoreIso")
     tracer, halo = model.tracer, model.halo
     cat = draw_mock(model, n=1000, seed=0).catalog
-    gnfw = BaselineModel("zhao", parse_anisotropy("isotropic"), {"alpha_dm": Prior("fixed", 1.0)})  # edge case below
-    like = BaselineLikelihood(gnfw, cat.R, cat.vz)
+    like = BaselineLikelihood(BaselineModel("zhao", parse_anisotropy("isotropic")), cat.R, cat.vz)
     truth = np.array([math.log10(tracer.rs), tracer.gamma, tracer.beta, math.log10(halo.rho0),
                       math.log10(halo.rs), halo.gamma, 0.0])
     r = 3.9  # kpc, ~4 R_half: 0.1 dex from the maximum-likelihood density

@@ -7,14 +7,12 @@ The model has three parts:
   with r* [kpc], inner slope gamma*, outer slope beta*; alpha* = 2 fixed.
 - **Dark matter**: Zhao/gNFW halo
   rho(r) = rho0 (r/r_s)^-gamma [1 + (r/r_s)^alpha_dm]^((gamma - beta_dm)/alpha_dm)
-  with rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma and transition
-  sharpness alpha_dm free, outer slope beta_dm = 3 fixed (Zhao 1996).
-  ``--halo nfw`` fixes gamma = 1 and alpha_dm = 1 (NFW), ``--halo cored``
-  fixes gamma = 0.  A free alpha_dm lets the halo turn over as gently as an
-  NFW (alpha_dm = 1) or as sharply as a Burkert or Einasto halo (about 1.5-3);
-  with alpha_dm = 1 fixed the family was exactly the Gaia Challenge haloes'
-  and missed the core of a Burkert halo by 0.2 dex.  The stellar mass is
-  neglected.
+  with rho0 [Msun/kpc^3], r_s [kpc] and inner slope gamma free, outer slope
+  beta_dm = 3.  Named families (:data:`HALOS`): ``zhao`` (default) fixes the
+  transition sharpness alpha_dm = 1 (the generalised NFW, the Gaia Challenge
+  haloes' family); ``zhao-alpha`` frees it too (U(0.5, 3)), so the halo can
+  turn over as sharply as a Burkert or Einasto core; ``nfw`` fixes gamma = 1,
+  ``cored`` gamma = 0 (both alpha_dm = 1).  The stellar mass is neglected.
 - **Anisotropy**: any given model of :mod:`dsphnf.anisotropy` (``isotropic``,
   ``constant:B``, ``om:RA``, ``cuddeford:B0,RA``, ``baes:B0,BINF,RA,ETA`` or a
   callable beta(r)), or an inferred family: ``constant`` (sampled as the
@@ -37,7 +35,8 @@ alpha_star  fixed 2              stellar transition sharpness
 log10_rho0  U(4, 11)             halo density scale rho0 [Msun/kpc^3]
 log10_rs    U(-1.5, 1.5)         halo scale radius r_s [kpc]
 gamma       U(0, 2)              halo inner slope (zhao; 1 nfw, 0 cored)
-alpha_dm    U(0.5, 3)            halo transition sharpness (1 for ``nfw``)
+alpha_dm    U(0.5, 3)            halo transition sharpness (``zhao-alpha``;
+                                 the other halo families fix it to 1)
 beta_dm     fixed 3              halo outer slope
 beta_sym    U(-1, 1)             beta/(2-beta), anisotropy ``constant``
 b0_sym      U(-1, 1)             b0/(2-b0), ``cuddeford`` and ``baes``
@@ -128,7 +127,8 @@ ANISOTROPY_NAMES = frozenset(n for names in ANISOTROPY_PARAMETERS.values() for n
 HALO_MEASURES = ("density", "flat")
 
 #: Named halo restrictions: the halo parameters each one fixes, and their values.
-HALOS: dict[str, dict[str, float]] = {"zhao": {}, "nfw": {"gamma": 1.0, "alpha_dm": 1.0}, "cored": {"gamma": 0.0}}
+HALOS: dict[str, dict[str, float]] = {"zhao": {"alpha_dm": 1.0}, "zhao-alpha": {},
+                                      "nfw": {"gamma": 1.0, "alpha_dm": 1.0}, "cored": {"gamma": 0.0, "alpha_dm": 1.0}}
 
 
 @dataclass(frozen=True)
@@ -252,9 +252,10 @@ class BaselineModel:
 
     Parameters
     ----------
-    halo : {'zhao', 'nfw', 'cored'}
-        Halo family (:data:`HALOS`: ``nfw`` fixes gamma = alpha_dm = 1,
-        ``cored`` gamma = 0).
+    halo : {'zhao', 'zhao-alpha', 'nfw', 'cored'}
+        Halo family (:data:`HALOS`: ``zhao`` fixes alpha_dm = 1,
+        ``zhao-alpha`` frees it, ``nfw`` fixes gamma = alpha_dm = 1,
+        ``cored`` gamma = 0 and alpha_dm = 1).
     anisotropy : Anisotropy or Inferred
         Any given model, or an inferred ``constant``, ``om``, ``cuddeford``
         or ``baes`` (see :data:`BASELINE_FORMS`, :data:`ANISOTROPY_PARAMETERS`).
@@ -273,7 +274,9 @@ class BaselineModel:
     >>> BaselineModel("nfw", parse_anisotropy("cuddeford")).names
     ['log10_rstar', 'gamma_star', 'beta_star', 'log10_rho0', 'log10_rs', 'b0_sym', 'log10_ra', 'v_sys']
     >>> BaselineModel("zhao", parse_anisotropy("isotropic"), r_half=0.2).describe()["halo_measure"]
-    'flat in ln rho at r = 0.05, 0.126, 0.317, 0.8 kpc (0.25, 0.63, 1.59, 4 R_half)'
+    'flat in ln rho at r = 0.05, 0.2, 0.8 kpc (0.25, 1, 4 R_half)'
+    >>> BaselineModel("zhao-alpha", parse_anisotropy("isotropic"), r_half=0.2).measure_on
+    ('log10_rs', 'gamma', 'alpha_dm')
     """
 
     def __init__(self, halo: str = "zhao", anisotropy: AnisotropySpec = Isotropic(),

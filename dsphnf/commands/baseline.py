@@ -12,9 +12,10 @@ DESCRIPTION = """\
 The conventional analysis the flow is compared against.  Stars: Zhao profile
 (r*, inner slope gamma*, outer slope beta*; alpha* = 2) fitted to the projected
 radii with an unbinned likelihood normalised inside the data's radial window.
-Dark matter: Zhao halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma and
-transition sharpness alpha_dm, outer slope 3 (--halo nfw fixes gamma =
-alpha_dm = 1, --halo cored gamma = 0).  Velocities:
+Dark matter: Zhao/gNFW halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma,
+outer slope 3 and transition sharpness alpha_dm = 1 (--halo zhao-alpha frees
+alpha_dm, for haloes that turn over as sharply as a Burkert core; --halo nfw
+fixes gamma = 1, --halo cored gamma = 0).  Velocities:
 v_i ~ N(v_sys, sigma_los^2(R_i) + err_i^2), weighted by membership.
 
 Anisotropy (--anisotropy): any given model -- isotropic, constant:B,
@@ -27,7 +28,7 @@ binf_sym, r_a and eta free).  free is not supported by the baseline.
 Default priors (override with --priors FILE, JSON or TOML; an entry is a number
 to fix a parameter, [lo, hi] for uniform or {normal = [mean, sd]}):
   log10_rstar U(-2, 1)  gamma_star U(0, 2)  beta_star U(3.2, 8)  alpha_star 2
-  log10_rho0 U(4, 11)   log10_rs U(-1.5, 1.5)  gamma U(0, 2)  alpha_dm U(0.5, 3)  beta_dm 3
+  log10_rho0 U(4, 11)   log10_rs U(-1.5, 1.5)  gamma U(0, 2)  alpha_dm 1 (U(0.5, 3) with --halo zhao-alpha)  beta_dm 3
   beta_sym U(-1, 1)  b0_sym U(-1, 1)  binf_sym U(-1, 1)  log10_ra U(-1.5, 1.5)  eta U(1, 3)
   v_sys U(-50, 50) km/s
 
@@ -55,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC",
                    help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA (given) or "
                         "constant | om | cuddeford | baes (inferred); default isotropic")
-    p.add_argument("--halo", default="zhao", choices=["zhao", "nfw", "cored"], help="halo family (default zhao)")
+    p.add_argument("--halo", default="zhao", choices=["zhao", "zhao-alpha", "nfw", "cored"],
+                   help="halo family (default zhao: gNFW, alpha_dm = 1; zhao-alpha: alpha_dm free)")
     p.add_argument("--steps", type=int, default=20000, metavar="N", help="maximum emcee steps (default 20000)")
     p.add_argument("--walkers", type=int, default=32, metavar="W", help="emcee walkers (default 32)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
