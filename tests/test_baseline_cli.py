@@ -116,3 +116,16 @@ def test_bad_catalogues(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert rc == 2 and match in err and len(err.splitlines()) == 1
         assert not (tmp_path / "o").exists()
+
+
+def test_zhao_alpha_samples_the_transition_sharpness(stars, tmp_path):
+    out = tmp_path / "za"
+    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "zhao-alpha", "--steps", "200", "--walkers", "24",
+               "--no-progress", "--no-plots"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["halo"] == "zhao-alpha" and "alpha_dm" not in s["settings"]["fixed"]
+    post = s["diagnostics"]["parameters"]["alpha_dm"]
+    assert 0.5 <= post["lo95"] <= post["median"] <= post["hi95"] <= 3.0
+    assert s["settings"]["priors"]["alpha_dm"] == "U(0.5, 3)"
+    assert "(0.25, 0.63, 1.59, 4 R_half)" in s["settings"]["priors"]["halo_measure"]  # alpha in the density measure
