@@ -235,6 +235,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     ([], ["give a MODEL"]),
     (["--halo", "nonsense", "--tracer", "plummer:0.25"], []),  # refused by draw_mock, or by a draw_mock without halos
     (["PlumCuspIso", "--executor", "spark"], ["unknown --executor"]),
+    (["PlumCuspIso", "--fit-halo", "burkert"], ["unknown --fit-halo", "zhao-alpha"]),
 ])
 def test_malformed_specs_are_one_line_errors(capsys, tmp_path, argv, words):
     out = tmp_path / "cal"
@@ -336,3 +337,35 @@ def test_flow_fits_run_at_the_grids_one_thread_not_a_probes_choice(capsys, tmp_p
     monkeypatch.setattr("dsphnf.flows.batched_train.choose_threads", no_probe)
     rc, _, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow", "-o", tmp_path / "o")
     assert rc == 0, err
+
+
+def test_the_baselines_halo_family_reaches_its_fits(monkeypatch):
+    """--fit-halo zhao-alpha: the baseline and the profile likelihood fit that family; the default stays gNFW."""
+    import dsphnf.baseline as baseline
+    import dsphnf.baseline.fit as baseline_fit
+    from dsphnf.calibrate import run as run_module
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fit_baseline(catalog, anisotropy, halo="zhao", **kw):
+        seen.append(("baseline", halo))
+        raise Stop
+
+    def likelihood_for(catalog, anisotropy, halo="zhao", **kw):
+        seen.append(("profile", halo))
+        raise Stop
+
+    monkeypatch.setattr(baseline, "fit_baseline", fit_baseline)
+    monkeypatch.setattr(baseline_fit, "likelihood_for", likelihood_for)
+    for fit_halo in ("zhao-alpha", "zhao"):
+        spec = calibration_spec("PlumCuspIso", realisations=2, stars=60, methods="baseline,profile",
+                                fit_halo=fit_halo)
+        assert spec.describe()["fits"]["baseline"]["halo"] == fit_halo
+        cat = spec.source.draw(60, 0).catalog
+        for fit in spec.fits:
+            with pytest.raises(Stop):
+                run_module._fit_profile(fit, cat, spec.radii, 0)
+    assert seen == [("baseline", "zhao-alpha"), ("profile", "zhao-alpha"), ("baseline", "zhao"), ("profile", "zhao")]

@@ -91,11 +91,15 @@ class StartSettings:
 
 @dataclass(frozen=True)
 class BaselineSettings:
-    """Baseline fits: ``fit_baseline(catalog, anisotropy, max_steps=max_steps, nwalkers=nwalkers)`` (Zhao halo)."""
+    """Baseline fits: ``fit_baseline(catalog, anisotropy, halo, max_steps=max_steps, nwalkers=nwalkers)``.
+
+    ``halo`` is the fitted halo family (:data:`dsphnf.baseline.HALOS`; default the gNFW ``zhao``).
+    """
 
     anisotropy: AnisotropySpec
     max_steps: int
     nwalkers: int
+    halo: str = "zhao"
     method: ClassVar[str] = "baseline"
     banded: ClassVar[bool] = True
 
@@ -103,9 +107,10 @@ class BaselineSettings:
 @dataclass(frozen=True)
 class ProfileSettings:
     """The baseline's likelihood with profile-likelihood bands, no prior and no sampler
-    (:func:`dsphnf.baseline.profile_likelihood.profile_bands`; Zhao halo, the default prior boxes)."""
+    (:func:`dsphnf.baseline.profile_likelihood.profile_bands`; halo family ``halo``, the default prior boxes)."""
 
     anisotropy: AnisotropySpec
+    halo: str = "zhao"
     method: ClassVar[str] = "profile"
     banded: ClassVar[bool] = True
 
@@ -182,8 +187,8 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
-                  nwalkers: int) -> tuple[FitSettings, ...]:
-    from ..baseline.model import BASELINE_FORMS
+                  nwalkers: int, fit_halo: str) -> tuple[FitSettings, ...]:
+    from ..baseline.model import BASELINE_FORMS, HALOS
     from ..flows.cnf import FLOW_FORMS
     from ..flows.settings import default_steps
 
@@ -193,15 +198,17 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     _need(chosen <= set(_METHODS),
           f"unknown --method {methods!r}: use flow, baseline, profile, start, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
+    _need(fit_halo in HALOS, f"unknown --fit-halo {fit_halo!r}: use one of {', '.join(HALOS)}")
     fits: list[FitSettings] = []
     if "flow" in chosen:
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
                                  default_steps() if steps is None else _integer(steps, "--steps", 1)))
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
-                                     _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4)))
+                                     _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4),
+                                     fit_halo))
     if "profile" in chosen:
-        fits.append(ProfileSettings(require_form(beta, BASELINE_FORMS, "the profile likelihood")))
+        fits.append(ProfileSettings(require_form(beta, BASELINE_FORMS, "the profile likelihood"), fit_halo))
     if "start" in chosen:
         fits.append(StartSettings(require_form(beta, FLOW_FORMS, "the flow's start")))
     return tuple(fits)
@@ -210,7 +217,8 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
 def calibration_spec(model: str | None = None, *, halo: str | None = None, tracer: str | None = None,
                      anisotropy: Any = None, realisations: int = 20, stars: int = 1000, methods: str = "both",
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
-                     max_steps: int = 20000, nwalkers: int = 32, seed: int = 0) -> CalibrationSpec:
+                     max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
+                     fit_halo: str = "zhao") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -236,6 +244,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         Baseline emcee settings.
     seed : int
         Base random seed (>= 0); realisation ``i`` uses ``seed + i``.
+    fit_halo : str
+        The baseline's halo family (``baseline`` and ``profile``; :data:`dsphnf.baseline.HALOS`, default the
+        gNFW ``zhao``; ``zhao-alpha`` frees the transition sharpness).
 
     Raises
     ------
@@ -249,6 +260,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     ('PlumCuspIso', ('flow',), ['r0000_flow', 'r0001_flow'])
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow,start").methods
     ('flow', 'start')
+    >>> calibration_spec("PlumCuspIso", realisations=2, methods="baseline", fit_halo="zhao-alpha").fits[0].halo
+    'zhao-alpha'
     >>> calibration_spec("PlumCuspIso", realisations=1)
     Traceback (most recent call last):
     ...
@@ -258,7 +271,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     realisations = _integer(realisations, "--realisations", MIN_REALISATIONS)
     stars = _integer(stars, "--stars", MIN_STARS)
     seed = _integer(seed, "--seed", 0)
-    fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers)
+    fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers, fit_halo)
     probe = source.draw(MIN_STARS, seed)  # parses halo/tracer specs now, before anything is written
     nu = getattr(getattr(probe.model, "tracer", None), "density", None)
     _need(callable(nu), f"the mock model of {source.label()} has no tracer density nu(r) to take R_half from")
