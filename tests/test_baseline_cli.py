@@ -118,6 +118,20 @@ def test_bad_catalogues(tmp_path, capsys):
         assert not (tmp_path / "o").exists()
 
 
+def test_halo_choices_are_the_models_families():
+    """The parser spells the families out (no baseline import at start-up); they must stay HALOS."""
+    import argparse
+
+    from dsphnf.baseline import HALOS
+    from dsphnf.commands import baseline as command
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    sub = parser._subparsers._group_actions[0].choices["baseline"]
+    (halo,) = [a for a in sub._actions if "--halo" in a.option_strings]
+    assert list(halo.choices) == list(HALOS)
+
+
 def test_zhao_alpha_samples_the_transition_sharpness(stars, tmp_path):
     out = tmp_path / "za"
     rc = main(["baseline", str(stars), "-o", str(out), "--halo", "zhao-alpha", "--steps", "200", "--walkers", "24",

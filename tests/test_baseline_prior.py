@@ -67,7 +67,7 @@ def _brute_force_log_jacobian(lrs: float, gamma: float, alpha: float, free: tupl
 
 @pytest.mark.parametrize("free", [("log10_rs", "gamma", "alpha_dm"), ("log10_rs", "alpha_dm")])
 def test_measure_with_a_free_alpha_is_the_brute_force_jacobian(free):
-    """The default zhao halo (alpha free: four radii) and --halo cored (gamma = 0: three radii)."""
+    """--halo zhao-alpha (gamma and alpha free: four radii), and alpha free with gamma fixed (three radii)."""
     rng = np.random.default_rng(5)
     for lrs, g, a in zip(rng.uniform(-1.5, 1.5, 12), rng.uniform(0.0, 2.0, 12), rng.uniform(0.5, 3.0, 12)):
         g = g if "gamma" in free else 0.0
