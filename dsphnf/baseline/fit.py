@@ -24,7 +24,7 @@ from ..result import MIN_STARS, Result
 from .artefacts import BaselineArtefacts, percentile_band
 from .likelihood import BaselineLikelihood
 from .mixture import Foreground, MixtureLikelihood, velocity_core
-from .model import BaselineModel, Prior, read_priors
+from .model import DEFAULT_HALO, BaselineModel, Prior, read_priors
 from .profile_likelihood import profile_bands
 from .sampler import SamplerResult, run_emcee
 
@@ -36,7 +36,7 @@ UNITS = {"r": "kpc", "rho": "Msun/kpc^3", "M": "Msun", "sigma_r": "km/s", "nu": 
 
 
 def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable | None = "isotropic",
-                 halo: str = "zhao", *, priors: str | Path | Mapping[str, Prior] | None = None,
+                 halo: str = DEFAULT_HALO, *, priors: str | Path | Mapping[str, Prior] | None = None,
                  max_steps: int = 20000, nwalkers: int = 32, seed: int = 0, distance: float | None = None,
                  progress: bool | None = None, check_every: int = 250, n_draws: int = 1000,
                  foreground: Foreground | None = None, profile_likelihood: int = 0) -> Result:
@@ -51,7 +51,9 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         (``isotropic``, ``constant:B``, ``om:RA``, ``cuddeford:B0,RA``,
         ``baes:B0,BINF,RA,ETA``, a callable beta(r [kpc])) or an inferred
         ``constant``, ``om``, ``cuddeford`` or ``baes``.
-    halo : {'zhao', 'nfw', 'cored'}
+    halo : {'zhao-alpha', 'zhao', 'nfw', 'cored'}
+        The halo family (:data:`dsphnf.baseline.model.HALOS`): default ``zhao-alpha``, a Zhao
+        halo with its transition sharpness free; ``zhao`` the gNFW (alpha_dm = 1).
     priors : path or mapping, optional
         Prior overrides (JSON/TOML file, see :func:`dsphnf.baseline.read_priors`).
         By default the halo prior is flat in the log density at R_half/4,
@@ -166,7 +168,7 @@ def usable_stars(catalog: Catalog) -> tuple[Catalog, int]:
 
 
 def likelihood_for(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable | None = "isotropic",
-                   halo: str = "zhao", *, priors: Mapping[str, Prior] | None = None,
+                   halo: str = DEFAULT_HALO, *, priors: Mapping[str, Prior] | None = None,
                    foreground: Foreground | None = None) -> BaselineLikelihood:
     """The baseline's likelihood of the stars of ``catalog`` (already :func:`usable_stars`).
 

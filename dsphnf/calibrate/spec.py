@@ -93,13 +93,13 @@ class StartSettings:
 class BaselineSettings:
     """Baseline fits: ``fit_baseline(catalog, anisotropy, halo, max_steps=max_steps, nwalkers=nwalkers)``.
 
-    ``halo`` is the fitted halo family (:data:`dsphnf.baseline.HALOS`; default the gNFW ``zhao``).
+    ``halo`` is the fitted halo family (:data:`dsphnf.baseline.HALOS`; default ``zhao-alpha``, the transition sharpness free).
     """
 
     anisotropy: AnisotropySpec
     max_steps: int
     nwalkers: int
-    halo: str = "zhao"
+    halo: str = "zhao-alpha"  # dsphnf.baseline.model.DEFAULT_HALO (tested equal; not imported: it loads emcee)
     method: ClassVar[str] = "baseline"
     banded: ClassVar[bool] = True
 
@@ -110,7 +110,7 @@ class ProfileSettings:
     (:func:`dsphnf.baseline.profile_likelihood.profile_bands`; halo family ``halo``, the default prior boxes)."""
 
     anisotropy: AnisotropySpec
-    halo: str = "zhao"
+    halo: str = "zhao-alpha"  # dsphnf.baseline.model.DEFAULT_HALO
     method: ClassVar[str] = "profile"
     banded: ClassVar[bool] = True
 
@@ -218,7 +218,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
                      anisotropy: Any = None, realisations: int = 20, stars: int = 1000, methods: str = "both",
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
                      max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
-                     fit_halo: str = "zhao") -> CalibrationSpec:
+                     fit_halo: str = "zhao-alpha") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -245,8 +245,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     seed : int
         Base random seed (>= 0); realisation ``i`` uses ``seed + i``.
     fit_halo : str
-        The baseline's halo family (``baseline`` and ``profile``; :data:`dsphnf.baseline.HALOS`, default the
-        gNFW ``zhao``; ``zhao-alpha`` frees the transition sharpness).
+        The baseline's halo family (``baseline`` and ``profile``; :data:`dsphnf.baseline.HALOS`, default
+        ``zhao-alpha``, the transition sharpness free; ``zhao`` is the gNFW).
 
     Raises
     ------

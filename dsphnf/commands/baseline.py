@@ -6,16 +6,17 @@ from pathlib import Path
 
 from ..catalog import read_catalog
 
-HELP = "parametric Jeans baseline (Zhao stars + gNFW halo + anisotropy) sampled with emcee"
+HELP = "parametric Jeans baseline (Zhao stars + Zhao halo + anisotropy) sampled with emcee"
 
 DESCRIPTION = """\
 The conventional analysis the flow is compared against.  Stars: Zhao profile
 (r*, inner slope gamma*, outer slope beta*; alpha* = 2) fitted to the projected
 radii with an unbinned likelihood normalised inside the data's radial window.
-Dark matter: Zhao/gNFW halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma,
-outer slope 3 and transition sharpness alpha_dm = 1 (--halo zhao-alpha frees
-alpha_dm, for haloes that turn over as sharply as a Burkert core; --halo nfw
-fixes gamma = 1, --halo cored gamma = 0).  Velocities:
+Dark matter: Zhao halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma,
+outer slope 3 and transition sharpness alpha_dm (by default free, --halo
+zhao-alpha, so the halo can turn over as sharply as a Burkert core; --halo zhao
+fixes alpha_dm = 1, the gNFW; --halo nfw fixes gamma = 1, --halo cored
+gamma = 0, both with alpha_dm = 1).  Velocities:
 v_i ~ N(v_sys, sigma_los^2(R_i) + err_i^2), weighted by membership.
 
 Anisotropy (--anisotropy): any given model -- isotropic, constant:B,
@@ -56,8 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC",
                    help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA (given) or "
                         "constant | om | cuddeford | baes (inferred); default isotropic")
-    p.add_argument("--halo", default="zhao", choices=["zhao", "zhao-alpha", "nfw", "cored"],
-                   help="halo family (default zhao: gNFW, alpha_dm = 1; zhao-alpha: alpha_dm free)")
+    p.add_argument("--halo", default="zhao-alpha", choices=["zhao-alpha", "zhao", "nfw", "cored"],
+                   help="halo family (default zhao-alpha: Zhao with its transition sharpness alpha_dm free; "
+                        "zhao: gNFW, alpha_dm = 1)")
     p.add_argument("--steps", type=int, default=20000, metavar="N", help="maximum emcee steps (default 20000)")
     p.add_argument("--walkers", type=int, default=32, metavar="W", help="emcee walkers (default 32)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")

@@ -44,9 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=int, default=8, metavar="K", help="flows per flow fit (default 8; 1 has no bands)")
     p.add_argument("--fit-anisotropy", default="isotropic", metavar="SPEC",
                    help="beta(r) the fits assume (default isotropic), as in dsphnf fit --anisotropy")
-    p.add_argument("--fit-halo", default="zhao", metavar="FAMILY",
-                   help="the baseline's halo family, as in dsphnf baseline --halo: zhao (default, gNFW) | zhao-alpha "
-                        "(transition sharpness free) | nfw | cored")
+    p.add_argument("--fit-halo", default="zhao-alpha", metavar="FAMILY",
+                   help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default, transition "
+                        "sharpness free) | zhao (gNFW) | nfw | cored")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="flow training steps (default: as dsphnf fit)")
     p.add_argument("--max-steps", type=int, default=20000, metavar="N", help="baseline emcee steps at most (default 20000)")
     p.add_argument("--walkers", type=int, default=32, metavar="W", help="baseline emcee walkers (default 32)")
