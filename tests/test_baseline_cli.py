@@ -118,18 +118,36 @@ def test_bad_catalogues(tmp_path, capsys):
         assert not (tmp_path / "o").exists()
 
 
-def test_halo_choices_are_the_models_families():
-    """The parser spells the families out (no baseline import at start-up); they must stay HALOS."""
+def _option(command, name: str, option: str):
     import argparse
-
-    from dsphnf.baseline import HALOS
-    from dsphnf.commands import baseline as command
 
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers())
-    sub = parser._subparsers._group_actions[0].choices["baseline"]
-    (halo,) = [a for a in sub._actions if "--halo" in a.option_strings]
-    assert list(halo.choices) == list(HALOS)
+    sub = parser._subparsers._group_actions[0].choices[name]
+    (action,) = [a for a in sub._actions if option in a.option_strings]
+    return action
+
+
+def test_halo_choices_and_defaults_are_the_models():
+    """The parsers and calibrate's settings spell the families and the default out (no baseline import at
+    start-up); they must stay HALOS and DEFAULT_HALO, the default of every fit."""
+    import inspect
+
+    from dsphnf.baseline import HALOS, fit_baseline
+    from dsphnf.baseline.fit import likelihood_for
+    from dsphnf.baseline.model import DEFAULT_HALO, BaselineModel
+    from dsphnf.calibrate.spec import BaselineSettings, ProfileSettings, calibration_spec
+    from dsphnf.commands import baseline as baseline_command
+    from dsphnf.commands import calibrate as calibrate_command
+
+    halo = _option(baseline_command, "baseline", "--halo")
+    assert list(halo.choices) == list(HALOS) and DEFAULT_HALO in HALOS
+    assert halo.default == _option(calibrate_command, "calibrate", "--fit-halo").default == DEFAULT_HALO
+    for f in (fit_baseline, likelihood_for, BaselineModel, calibration_spec):
+        params = inspect.signature(f).parameters
+        assert params["fit_halo" if f is calibration_spec else "halo"].default == DEFAULT_HALO, f
+    assert BaselineSettings.__dataclass_fields__["halo"].default == DEFAULT_HALO
+    assert ProfileSettings.__dataclass_fields__["halo"].default == DEFAULT_HALO
 
 
 def test_zhao_alpha_samples_the_transition_sharpness(stars, tmp_path):

@@ -129,7 +129,7 @@ HALO_MEASURES = ("density", "flat")
 
 #: Named halo restrictions: the halo parameters each one fixes, and their values.
 #: ``zhao`` is the gNFW (alpha_dm = 1); ``zhao-alpha`` frees the transition sharpness alpha_dm.
-HALOS: dict[str, dict[str, float]] = {"zhao": {"alpha_dm": 1.0}, "zhao-alpha": {},
+HALOS: dict[str, dict[str, float]] = {"zhao-alpha": {}, "zhao": {"alpha_dm": 1.0},
                                       "nfw": {"gamma": 1.0, "alpha_dm": 1.0}, "cored": {"gamma": 0.0, "alpha_dm": 1.0}}
 #: The default halo family (``dsphnf baseline --halo``, ``dsphnf calibrate --fit-halo``): over 20 mocks of
 #: each of four haloes its bands covered as often as or more often than the gNFW's on three of them
