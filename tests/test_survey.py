@@ -88,6 +88,8 @@ def test_cli_two_galaxies_resume(tmp_path, capsys) -> None:
     (["survey", "draco", "--method", "both", "--distance", "sometimes"], "unknown --distance 'sometimes'"),
     (["survey", "draco", "--tracer", "kinematic"], "unknown --tracer 'kinematic'"),
     (["survey", "draco", "--method", "both", "--tracer", "photometric"], "--tracer photometric is for the baseline"),
+    (["survey", "draco", "--halo", "burkert"], "unknown --halo 'burkert'"),
+    (["survey", "draco", "--method", "flow", "--halo", "zhao"], "--halo is the baseline's halo family"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message) -> None:
     find_reference("walker_dwarfs")
@@ -207,6 +209,21 @@ def test_photometric_tracer_is_a_plummer_of_the_half_light_radius() -> None:
     R = np.geomspace(1e-4, 200.0, 4000) * half
     n_inside = integrate.cumulative_trapezoid(2 * np.pi * R * surface_density(R, nu), R, initial=0.0)
     assert np.interp(0.5 * n_inside[-1], n_inside, R) == pytest.approx(half, rel=2e-3)
+
+
+def test_halo_family_reaches_the_baseline_and_the_settings(two_galaxies) -> None:
+    """The default is the baseline's (zhao-alpha: alpha_dm sampled); --halo zhao fixes alpha_dm = 1 in the fit
+    and is recorded in the survey's settings, so that a folder of one family is never resumed for the other."""
+    from dsphnf.baseline.model import DEFAULT_HALO
+    from dsphnf.survey.run import _fit
+
+    default = two_galaxies[0]
+    assert default.describe()["fits"]["baseline"]["halo"] == DEFAULT_HALO
+    g = GALAXIES["leo2"]
+    gnfw = survey_spec(["leo2"], halo="zhao", **QUICK)
+    assert gnfw.describe()["fits"]["baseline"]["halo"] == "zhao" and gnfw.fits != default.fits
+    res = _fit(gnfw.fits[0], g.read(), g, gnfw.options, 0)
+    assert res.summary["settings"]["halo"] == "zhao" and "alpha_dm" not in res.artefacts.sampler.names
 
 
 def test_photometric_tracer_keeps_the_stellar_profile_fixed_in_the_baseline(two_galaxies) -> None:

@@ -85,7 +85,7 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
     from ..baseline import fit_baseline
 
     priors = photometric_tracer_priors(galaxy.half_light_kpc) if options.tracer == "photometric" else None
-    return fit_baseline(catalog, fit.anisotropy, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
+    return fit_baseline(catalog, fit.anisotropy, fit.halo, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
                         progress=False, foreground=foreground, n_draws=100, priors=priors)
 
 

@@ -140,8 +140,8 @@ def _integer(value: Any, name: str, least: int) -> int:
 
 
 def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble: int,
-          steps: int) -> tuple[FitSettings, ...]:
-    from ..baseline.model import BASELINE_FORMS
+          steps: int, halo: str | None) -> tuple[FitSettings, ...]:
+    from ..baseline.model import BASELINE_FORMS, DEFAULT_HALO, HALOS
     from ..flows.cnf import FLOW_FORMS
 
     chosen = {"flow": ("flow",), "baseline": ("baseline",), "both": ("flow", "baseline")}.get(
@@ -153,16 +153,22 @@ def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble:
     if "flow" in chosen:
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
                                  _integer(steps, "--steps", 1)))
+    if halo is not None and "baseline" not in chosen:
+        raise SurveyError("--halo is the baseline's halo family; the flow has none: use --method baseline or both")
+    halo = DEFAULT_HALO if halo is None else str(halo).strip().lower()
+    if halo not in HALOS:
+        raise SurveyError(f"unknown --halo {halo!r}: use one of {', '.join(HALOS)}")
     if "baseline" in chosen:
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
-                                     _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4)))
+                                     _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4), halo))
     return tuple(fits)
 
 
 def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baseline", anisotropy: Any = "isotropic",
                 options: SurveyOptions | None = None, fast: bool = False, max_steps: int | None = None,
                 nwalkers: int | None = None, ensemble: int | None = None, steps: int | None = None,
-                n_draws: int | None = None, seed: int = 0, root: str | os.PathLike | None = None) -> SurveySpec:
+                n_draws: int | None = None, seed: int = 0, root: str | os.PathLike | None = None,
+                halo: str | None = None) -> SurveySpec:
     """Parse and check survey settings once; every catalogue must be present.
 
     Parameters
@@ -186,6 +192,9 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     seed : int
     root : path, optional
         Reference-data folder (default :func:`dsphnf.datasets.data_root`).
+    halo : str, optional
+        The baseline's halo family (:data:`dsphnf.baseline.model.HALOS`; default
+        :data:`~dsphnf.baseline.model.DEFAULT_HALO`, ``zhao-alpha``).
 
     Raises
     ------
@@ -213,7 +222,7 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     options = options or SurveyOptions()
     pick = lambda value, key, default: value if value is not None else (FAST[key] if fast else default)  # noqa: E731
     fits = _fits(method, anisotropy, pick(max_steps, "max_steps", 20000), pick(nwalkers, "nwalkers", 32),
-                 pick(ensemble, "ensemble", 4), pick(steps, "steps", default_steps()))
+                 pick(ensemble, "ensemble", 4), pick(steps, "steps", default_steps()), halo)
     if options.tracer == "photometric" and any(f.method == "flow" for f in fits):
         raise SurveyError("--tracer photometric is for the baseline: the flow learns the stellar density from the "
                           "stars' positions; use --method baseline")
