@@ -93,7 +93,8 @@ class StartSettings:
 class BaselineSettings:
     """Baseline fits: ``fit_baseline(catalog, anisotropy, halo, max_steps=max_steps, nwalkers=nwalkers)``.
 
-    ``halo`` is the fitted halo family (:data:`dsphnf.baseline.HALOS`; default ``zhao-alpha``, the transition sharpness free).
+    ``halo`` is the fitted halo family (:data:`dsphnf.baseline.HALOS`; default ``zhao-alpha``, the
+    transition sharpness free).
     """
 
     anisotropy: AnisotropySpec

@@ -54,8 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tracer", default="spectroscopic", metavar="KIND",
                    help="spectroscopic | photometric (default spectroscopic; photometric: baseline only)")
     p.add_argument("--halo", default=None, metavar="FAMILY",
-                   help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default) | zhao (gNFW) | "
-                        "nfw | cored")
+                   help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default) | "
+                        "zhao (gNFW) | nfw | cored")
     p.add_argument("--fast", action="store_true", help="quick settings for whatever is not given (a first look)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N",
                    help="baseline emcee steps at most (default 20000)")
