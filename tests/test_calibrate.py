@@ -340,7 +340,8 @@ def test_flow_fits_run_at_the_grids_one_thread_not_a_probes_choice(capsys, tmp_p
 
 
 def test_the_baselines_halo_family_reaches_its_fits(monkeypatch):
-    """--fit-halo zhao-alpha: the baseline and the profile likelihood fit that family; the default stays gNFW."""
+    """--fit-halo: the baseline and the profile likelihood fit the family asked for (zhao-alpha, the default, and
+    zhao, the gNFW)."""
     import dsphnf.baseline as baseline
     import dsphnf.baseline.fit as baseline_fit
     from dsphnf.calibrate import run as run_module

@@ -93,7 +93,7 @@ from ..errors import FitError
 from .halo_measure import MEASURE_RADII, SHAPE_PARAMETERS, log_halo_measure
 
 __all__ = ["PARAMETERS", "ANISOTROPY_PARAMETERS", "ANISOTROPY_NAMES", "BASELINE_FORMS", "Prior", "BaselineModel",
-           "read_priors", "HALOS", "HALO_MEASURES"]
+           "read_priors", "HALOS", "HALO_MEASURES", "DEFAULT_HALO", "halo_family"]
 
 #: All parameter names, their default prior and a description with units.
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -135,6 +135,23 @@ HALOS: dict[str, dict[str, float]] = {"zhao-alpha": {}, "zhao": {"alpha_dm": 1.0
 #: each of four haloes its bands covered as often as or more often than the gNFW's on three of them
 #: (a Burkert core 0.58 / 0.86 against 0.25 / 0.55), losing 0.05 / 0.04 on a gNFW cusp.
 DEFAULT_HALO = "zhao-alpha"
+
+
+def halo_family(name: str, flag: str = "halo", error: type[Exception] = FitError) -> str:
+    """``name`` if it is a family of :data:`HALOS`, else ``error`` in one line naming ``flag``.
+
+    Examples
+    --------
+    >>> halo_family("zhao")
+    'zhao'
+    >>> halo_family("burkert", "--fit-halo")
+    Traceback (most recent call last):
+    ...
+    dsphnf.errors.FitError: unknown --fit-halo 'burkert': use one of zhao-alpha, zhao, nfw, cored
+    """
+    if name not in HALOS:
+        raise error(f"unknown {flag} {name!r}: use one of {', '.join(HALOS)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -287,10 +304,7 @@ class BaselineModel:
 
     def __init__(self, halo: str = DEFAULT_HALO, anisotropy: AnisotropySpec = Isotropic(),
                  priors: Mapping[str, Prior | str] | None = None, r_half: float | None = None) -> None:
-        halo = halo.strip().lower()
-        if halo not in HALOS:
-            raise FitError(f"unknown halo {halo!r}: use one of {', '.join(HALOS)}")
-        self.halo = halo
+        self.halo = halo = halo_family(halo.strip().lower())
         self.anisotropy = require_form(anisotropy, BASELINE_FORMS, "the baseline")
         self.anisotropy_spec = anisotropy.spec()
         self.inferred = isinstance(anisotropy, Inferred)

@@ -189,7 +189,7 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
                   nwalkers: int, fit_halo: str) -> tuple[FitSettings, ...]:
-    from ..baseline.model import BASELINE_FORMS, HALOS
+    from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
     from ..flows.settings import default_steps
 
@@ -199,7 +199,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     _need(chosen <= set(_METHODS),
           f"unknown --method {methods!r}: use flow, baseline, profile, start, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
-    _need(fit_halo in HALOS, f"unknown --fit-halo {fit_halo!r}: use one of {', '.join(HALOS)}")
+    halo_family(fit_halo, "--fit-halo", CalibrationError)
     fits: list[FitSettings] = []
     if "flow" in chosen:
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),

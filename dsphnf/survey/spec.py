@@ -141,7 +141,7 @@ def _integer(value: Any, name: str, least: int) -> int:
 
 def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble: int,
           steps: int, halo: str | None) -> tuple[FitSettings, ...]:
-    from ..baseline.model import BASELINE_FORMS, DEFAULT_HALO, HALOS
+    from ..baseline.model import BASELINE_FORMS, DEFAULT_HALO, halo_family
     from ..flows.cnf import FLOW_FORMS
 
     chosen = {"flow": ("flow",), "baseline": ("baseline",), "both": ("flow", "baseline")}.get(
@@ -155,9 +155,7 @@ def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble:
                                  _integer(steps, "--steps", 1)))
     if halo is not None and "baseline" not in chosen:
         raise SurveyError("--halo is the baseline's halo family; the flow has none: use --method baseline or both")
-    halo = DEFAULT_HALO if halo is None else str(halo).strip().lower()
-    if halo not in HALOS:
-        raise SurveyError(f"unknown --halo {halo!r}: use one of {', '.join(HALOS)}")
+    halo = DEFAULT_HALO if halo is None else halo_family(str(halo).strip().lower(), "--halo", SurveyError)
     if "baseline" in chosen:
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
                                      _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4), halo))
