@@ -26,7 +26,8 @@ set of bands; used for every mock).
 Mocks: the public Gaia Challenge NonPlumCuspIso file (realisation 0, via
 :func:`dsphnf.datasets.reference_or_mock`, ``DSPHNF_DATA``), PlumCoreIso drawn
 by :func:`dsphnf.draw_mock` (seed 101) and a Burkert halo
-(``dsphnf mock --halo burkert:4e8,1 --tracer plummer:0.25``, seed 102).
+(``dsphnf mock --halo burkert:4e8,1 --tracer plummer:0.25``, seed 102);
+PlumCuspIso drawn by :func:`dsphnf.draw_mock` (seed 103), added on 2026-12-03.
 
 Usage::
 
@@ -64,7 +65,7 @@ GRID = np.unique(np.concatenate([R_MED, R_CHECK]))
 HALF68 = np.array([0.090, 0.075, 0.054, 0.067, 0.104])
 STARTS = {"ref": (1.0, 1.0, "plummer"), "x0.7": (0.7, 0.7, "plummer"), "x1.4": (1.4, 1.4, "plummer"),
           "gaussian": (1.0, 1.0, "gaussian")}
-MOCKS = ("NonPlumCuspIso", "PlumCoreIso", "burkert")
+MOCKS = ("NonPlumCuspIso", "PlumCoreIso", "burkert", "PlumCuspIso")
 
 
 def mock(name: str):
@@ -74,6 +75,9 @@ def mock(name: str):
     elif name == "PlumCoreIso":
         m = draw_mock("PlumCoreIso", n=1000, seed=101)
         cat, truth, src = m.catalog, m.truth, "draw_mock('PlumCoreIso', n=1000, seed=101)"
+    elif name == "PlumCuspIso":
+        m = draw_mock("PlumCuspIso", n=1000, seed=103)
+        cat, truth, src = m.catalog, m.truth, "draw_mock('PlumCuspIso', n=1000, seed=103)"
     elif name == "burkert":
         m = draw_mock(n=1000, seed=102, halo="burkert:4e8,1", tracer="plummer:0.25", anisotropy="isotropic")
         cat, truth, src = m.catalog, m.truth, "dsphnf mock --halo burkert:4e8,1 --tracer plummer:0.25 (seed 102)"
