@@ -149,10 +149,16 @@ def median_abs_dex(dex: list[float]) -> tuple[float, int]:
     return (float(np.median(np.abs(d[ok]))) if ok.any() else float("nan")), int((~ok).sum())
 
 
+def half_width_at(r: np.ndarray, radii, widths) -> np.ndarray:
+    """68 % half-widths [dex] given at ``radii`` [kpc], interpolated in log r and log width at ``r``
+    (held constant outside ``radii``)."""
+    return 10 ** np.interp(np.log(r), np.log(radii), np.log10(widths))
+
+
 def shifts(results: list[dict]) -> list[dict]:
     """Largest |log10 rho - log10 rho_ref| over [0.1, 1] kpc within the stars' 2nd-98th percentile of R,
-    alone and over 0.3 x HALF68."""
-    half = 10 ** np.interp(np.log(GRID), np.log(R_CHECK), np.log10(HALF68))
+    alone and over 0.3 x each yardstick (HALF68, the mock's OWN_HALF68, the ref ensemble's own half-width)."""
+    half = half_width_at(GRID, R_CHECK, HALF68)
     out = []
     for r in results:
         lo, hi = r["R_2_98"]
@@ -162,14 +168,13 @@ def shifts(results: list[dict]) -> list[dict]:
             continue
         d = np.abs(np.array(r["log10_rho"], dtype=float) - np.array(ref["log10_rho"], dtype=float))[sel]
         ok = np.isfinite(d)  # radii where either read-out has no rho > 0 are counted, not compared
-        own_r, own_w = OWN_HALF68[r["mock"]]
-        own = 10 ** np.interp(np.log(GRID[sel]), np.log(own_r), np.log10(own_w))  # held constant outside its radii
+        ratio = lambda width: float((d / (0.3 * width))[ok].max())  # noqa: E731
         out.append({"mock": r["mock"], "start": r["start"], "max_shift": float(d[ok].max()), "n_bad": int((~ok).sum()),
                     "range": [float(GRID[sel][0]), float(GRID[sel][-1])],
-                    "max_ratio": float((d / (0.3 * half[sel]))[ok].max()),
-                    "max_ratio_own": float((d / (0.3 * own))[ok].max()),
-                    "max_ratio_fit": (float((d / (0.3 * np.array(ref["half68"], dtype=float)[sel]))[ok].max())
-                                      if "half68" in ref else float("nan"))})
+                    "max_ratio": ratio(half[sel]),
+                    "max_ratio_own": ratio(half_width_at(GRID[sel], *OWN_HALF68[r["mock"]])),
+                    "max_ratio_fit": ratio(np.array(ref["half68"], dtype=float)[sel]) if "half68" in ref
+                    else float("nan")})
     return out
 
 
