@@ -12,7 +12,10 @@ Reported per N: wall and CPU time of the fit (training + read-out), seconds
 per step, wall and CPU time of one full-data objective, peak memory after the
 fit and after the full-data objective, the full-data objective [nats per star]
 and the median |log10 rho/rho_true| over 0.1-1 kpc, each beside the untrained
-start's (the same flow after one step at a learning rate of 1e-12); then the
+start's (the same flow after one step at a learning rate of 1e-12), the CPU
+time and peak memory of one full-data objective *with its gradient* (what a
+full-batch training step costs; more than ``STAR_CHUNK`` stars go in
+checkpointed pieces, :func:`dsphnf.flows.losvd.exact_nll`); then the
 slopes d ln(cost) / d ln N of each cost (target of the scaling issue: linear,
 slope <= 1). With a fixed number of steps on minibatches the training's own
 cost does not grow with N; the full-data objective is the O(N) part.
@@ -83,6 +86,25 @@ def _full_objective(flow, cat) -> tuple[float, float, float]:
     return value, time.perf_counter() - t0, time.process_time() - c0
 
 
+def _full_gradient(flow, cat) -> tuple[float, float]:
+    """(wall [s], CPU [s]) of the full-data objective with its gradient (what a full-batch step costs)."""
+    import torch
+
+    from dsphnf.flows import TrainConfig
+    from dsphnf.flows.objective import flow_loss
+    from dsphnf.flows.standardise import standardise
+    from dsphnf.flows.stars import StarData
+
+    std, _ = standardise(cat)
+    p = next(flow.parameters())
+    data = StarData(torch.as_tensor(std["obs"], dtype=p.dtype, device=p.device), [1.0, 1.0, 1.0],
+                    torch.as_tensor(std["w"], dtype=p.dtype, device=p.device))
+    t0, c0 = time.perf_counter(), time.process_time()
+    flow.zero_grad()
+    flow_loss(flow, data, TrainConfig(smooth_tau=None), torch.Generator(device=p.device), 0).backward()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def one(n: int, steps: int, batch: int, device: str, threads: int | None, optimiser: str = "adam") -> dict:
     """Fit one flow to ``n`` stars and measure it, and its untrained start (runs in a child process).
 
@@ -105,6 +127,8 @@ def one(n: int, steps: int, batch: int, device: str, threads: int | None, optimi
     peak_fit = _peak_mb()
     full, full_s, full_cpu = _full_objective(res.artefacts.flows[0], cat)
     full0 = _full_objective(start.artefacts.flows[0], cat)[0]
+    peak_full = _peak_mb()
+    grad_s, grad_cpu = _full_gradient(res.artefacts.flows[0], cat)
     dex = lambda r: float(np.median(np.abs(np.log10(r.profile["rho"] / rho_nfw(grid)))))  # noqa: E731
     train_s = res.summary["timings_s"].get("train_s", float("nan"))
     taken = res.summary["diagnostics"]["members"][0]["steps"]  # fewer than ``steps`` if L-BFGS converged
@@ -112,7 +136,8 @@ def one(n: int, steps: int, batch: int, device: str, threads: int | None, optimi
         "n": n, "steps": taken, "batch": cfg.batch, "optimiser": optimiser, "device": device, "wall_s": wall,
         "cpu_s": cpu, "train_s": train_s, "s_per_step": train_s / taken,
         "full_objective_s": full_s, "full_objective_cpu_s": full_cpu, "full_objective": full,
-        "full_objective_start": full0, "peak_fit_mb": peak_fit, "peak_mb": _peak_mb(),
+        "full_objective_start": full0, "peak_fit_mb": peak_fit, "peak_mb": peak_full,
+        "full_gradient_s": grad_s, "full_gradient_cpu_s": grad_cpu, "peak_grad_mb": _peak_mb(),
         "median_abs_dex": dex(res), "median_abs_dex_start": dex(start),
     }
 
@@ -210,17 +235,21 @@ def main() -> None:
         print(f"  N = {n}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
     print("\n| N | steps | batch | fit wall [s] | fit CPU [s] | s/step | full objective wall [s] | "
           "full objective CPU [s] | peak memory after fit [MB] | peak memory with full objective [MB] | "
+          "full objective and gradient CPU [s] | peak memory with it [MB] | "
           "full objective [nats/star], trained (start) | median abs dex 0.1-1 kpc, trained (start) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['n']} | {r['steps']} | {r['batch'] or 'all'} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
               f"{r['s_per_step']:.3f} | {r['full_objective_s']:.2f} | {r['full_objective_cpu_s']:.2f} | "
-              f"{r['peak_fit_mb']:.0f} | {r['peak_mb']:.0f} | {r['full_objective']:.4f} "
+              f"{r['peak_fit_mb']:.0f} | {r['peak_mb']:.0f} | {r['full_gradient_cpu_s']:.2f} | "
+              f"{r['peak_grad_mb']:.0f} | {r['full_objective']:.4f} "
               f"({r['full_objective_start']:.4f}) | {r['median_abs_dex']:.3f} ({r['median_abs_dex_start']:.3f}) |")
     ns = [r["n"] for r in rows]
     for key, label in [("wall_s", "fit wall"), ("cpu_s", "fit CPU"), ("s_per_step", "s/step"),
                        ("full_objective_s", "full objective wall"), ("full_objective_cpu_s", "full objective CPU"),
-                       ("peak_fit_mb", "peak memory after fit"), ("peak_mb", "peak memory with full objective")]:
+                       ("peak_fit_mb", "peak memory after fit"), ("peak_mb", "peak memory with full objective"),
+                       ("full_gradient_cpu_s", "full objective and gradient CPU"),
+                       ("peak_grad_mb", "peak memory with the gradient")]:
         print(f"slope d ln({label})/d ln N = {slope(ns, [r[key] for r in rows]):.2f}")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     if args.json:

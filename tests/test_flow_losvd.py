@@ -176,3 +176,45 @@ def test_speed_grid_equals_the_radial_map_of_every_radius_speed_pair():
     assert ab.shape == (m, J, 2)
     torch.testing.assert_close(r, r1.reshape(m, J)[:, 0], rtol=1e-13, atol=0)
     torch.testing.assert_close(ab, vs1.reshape(m, J, 2), rtol=1e-13, atol=1e-13)
+
+
+def _random_kinematic_flow(seed: int, anisotropy: str = "free") -> SphericalFlow:
+    torch.manual_seed(seed)
+    flow = SphericalFlow(kinematic=True, anisotropy=parse_anisotropy(anisotropy)).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return flow
+
+
+def _loss_and_grads(flow, R, v, h, w, nw, chunk: int, monkeypatch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    monkeypatch.setattr("dsphnf.flows.losvd.STAR_CHUNK", chunk)
+    flow.zero_grad()
+    loss = exact_nll(flow, R, v, h, w, node_weights=nw)
+    loss.sum().backward()
+    with torch.no_grad():
+        assert torch.equal(exact_nll(flow, R, v, h, w, node_weights=nw), loss.detach())  # no graph: same pieces
+    return loss.detach(), [p.grad.clone() for p in flow.parameters()]
+
+
+@pytest.mark.parametrize("members", [0, 2])
+def test_a_large_catalogue_in_pieces_gives_the_one_piece_objective_and_gradient(members, monkeypatch):
+    """exact_nll over 100 stars in pieces of 37 (checkpointed) against one piece: the same line-of-sight
+    nodes, so the value to 1e-13 and the gradient to 1e-10; one flow with a free beta, and a member axis of two."""
+    from dsphnf.flows.batched import BatchedFlow
+
+    g = torch.Generator().manual_seed(5)
+    n = 100
+    flow = (_random_kinematic_flow(1) if not members  # a learned beta is not batched: a given one there
+            else BatchedFlow([_random_kinematic_flow(k, "om:0.5") for k in range(2)]))
+    lead = (members,) if members else ()
+    R = torch.exp(torch.randn(*lead, n, generator=g, dtype=torch.float64))
+    v = torch.randn(*lead, n, 3, generator=g, dtype=torch.float64)
+    h = 0.25 + 0.5 * torch.rand(*lead, n, generator=g, dtype=torch.float64)
+    w = torch.rand(*lead, n, generator=g, dtype=torch.float64)
+    nw = torch.tensor([1 / 6, 2 / 3, 1 / 6], dtype=torch.float64)
+    one, g_one = _loss_and_grads(flow, R, v, h, w, nw, 10**9, monkeypatch)
+    parts, g_parts = _loss_and_grads(flow, R, v, h, w, nw, 37, monkeypatch)
+    assert torch.allclose(parts, one, rtol=1e-13, atol=0)
+    for a, b in zip(g_parts, g_one):
+        assert float((a - b).abs().max()) <= 1e-10 * max(float(b.abs().max()), 1e-12)

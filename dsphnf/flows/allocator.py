@@ -12,8 +12,13 @@ was ~20 % of the CPU time of one objective evaluation (one flow: 0.12 s ->
 changes no arithmetic: the results are bit for bit the same.
 
 :func:`keep_freed_memory` raises both thresholds (M_MMAP_THRESHOLD to
-512 MiB, M_TRIM_THRESHOLD to 1 GiB) with ``mallopt``, once per process; the
-process then holds on to up to 1 GiB of freed heap for reuse. It does
+64 MiB, M_TRIM_THRESHOLD to 1 GiB) with ``mallopt``, once per process; the
+process then holds on to up to 1 GiB of freed heap for reuse. The mmap
+threshold stays below the arrays of a piece of a large catalogue
+(:data:`~dsphnf.flows.losvd.STAR_CHUNK`: 104 MB): with 512 MiB the
+heap grew with the number of pieces (a full-data objective with its
+gradient: 2.2 GB at 1e5 stars, 4.0 GB at 2e5); with 64 MiB it stays near
+2 GB (benchmarks/RESULTS.md, "Cost against the number of stars"). It does
 nothing off glibc, and nothing when the user has set glibc's own malloc
 environment variables (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
 ``GLIBC_TUNABLES``), which then stand. ``DSPHNF_KEEP_FREED_MEMORY=0`` in the
@@ -30,7 +35,7 @@ import sys
 __all__ = ["keep_freed_memory", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "OPT_OUT"]
 
 #: allocations up to this size [bytes] come from the heap, not from fresh mappings
-MMAP_THRESHOLD = 512 << 20
+MMAP_THRESHOLD = 64 << 20
 #: free memory at the top of the heap kept before it is returned [bytes]
 TRIM_THRESHOLD = 1 << 30
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)

@@ -38,9 +38,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from .separable import is_separable_table, speed_state_table
-from .surface import interp_table, line_of_sight_terms, radial_table, weighted_mean
+from .surface import interp_table, line_of_sight_terms, radial_table, top_radius, weighted_mean
 
 __all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "uniform_mixture", "expected_log_mixture"]
 
@@ -48,6 +49,11 @@ _FLOOR = 1e-30
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 #: rows (stars x members) of the velocity mixture computed at once (:class:`_UniformMixture`)
 MIXTURE_CHUNK = 16
+#: rows (stars x members) per piece of :func:`exact_nll`: larger catalogues go in pieces (a full-data
+#: objective of 1e5 stars took 3.2 GB in one piece); up to this size the arithmetic is that of one piece,
+#: bit for bit. A piece's largest arrays (rows x 33 x 24 float64, 104 MB) lie above
+#: :data:`~dsphnf.flows.allocator.MMAP_THRESHOLD`, so they are mapped afresh, not left in the heap.
+STAR_CHUNK = 16384
 #: radii [L] covered by the speed table (stars lie within ~0.01-20 L of the centre)
 VELOCITY_RANGE = (1e-2, 1e2)
 
@@ -82,6 +88,7 @@ def log_losvd(
     n_s: int = 65,
     n_s_v: int = 33,
     node_weights: torch.Tensor | None = None,
+    r_top: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ln Sigma(R) (n,), ln p(v_z | R) convolved with N(0, h^2), shaped like ``v``) per star.
 
@@ -101,6 +108,9 @@ def log_losvd(
         With ``v`` of shape (n, k): return sum_j node_weights_j ln p(v_aj | R_a)
         (n,) instead of the k values, by :func:`expected_log_mixture`, which
         forms the gradient in the same pass (no recomputation in the backward pass).
+    r_top : tensor or None
+        Where the line-of-sight quadrature stops [L]
+        (:func:`~dsphnf.flows.surface.top_radius` of these stars when None).
 
     A flow with K members takes ``R``, ``v``, ``h`` with a leading member
     axis (K, n, ...) and returns (K, n) and (K, n[, k]).
@@ -109,9 +119,9 @@ def log_losvd(
         raise ValueError("the exact LOSVD needs a kinematic flow")
     lnr, lnnu = radial_table(flow) if table is None else table
     vtable = velocity_table(flow) if vtable is None else vtable
-    _, _, terms = line_of_sight_terms(lnr, lnnu, R, n_s)
+    _, _, terms = line_of_sight_terms(lnr, lnnu, R, n_s, r_top)
     log_sigma = math.log(2.0) + torch.logsumexp(terms, dim=-1)
-    s, q, terms = line_of_sight_terms(lnr, lnnu, R, n_s_v)  # coarser nodes suffice for v_z
+    s, q, terms = line_of_sight_terms(lnr, lnnu, R, n_s_v, r_top)  # coarser nodes suffice for v_z
     lw_los = terms - torch.logsumexp(terms, dim=-1, keepdim=True)  # (n, n_s)
     nz2 = torch.tanh(s) ** 2
     if is_separable_table(vtable):  # semi-axes A, B: |e|^2 = n_z^2 A^2 + (1 - n_z^2) B^2
@@ -320,6 +330,40 @@ def exact_nll(
     With ``v`` of shape (n, k) and ``node_weights`` (k,) summing to one, the
     term of star a is -ln Sigma(R_a) - sum_j node_weights_j ln p(v_aj | R_a)
     (an expectation over k velocities per star, e.g. smearing nodes).
+    More than :data:`STAR_CHUNK` stars (times members) are taken in pieces
+    (:func:`_nll_in_pieces`), so that memory does not grow with the catalogue.
     """
+    if R.numel() > STAR_CHUNK:
+        return _nll_in_pieces(flow, R, v, h, weights, table, vtable, node_weights)
     ls, lp = log_losvd(flow, R, v, h, table, vtable, node_weights=node_weights)
     return weighted_mean(-(ls + lp), weights)
+
+
+def _nll_in_pieces(flow, R, v, h, weights, table, vtable, node_weights) -> torch.Tensor:
+    """:func:`exact_nll` summed over pieces of :data:`STAR_CHUNK` rows (stars x members; the star axis is R's last).
+
+    Every piece gets the line-of-sight nodes of the whole catalogue (one
+    :func:`~dsphnf.flows.surface.top_radius`) and the same tables, so the
+    result differs from one piece only by the order of the sum. With
+    gradients each piece is a checkpoint: its terms are recomputed in the
+    backward pass instead of kept (the price: one more forward pass).
+    """
+    table = radial_table(flow) if table is None else table
+    vtable = velocity_table(flow) if vtable is None else vtable
+    r_top = top_radius(R)
+    w = (torch.ones_like(R) if weights is None else weights.to(R)).expand_as(R)
+    h = torch.as_tensor(h, dtype=R.dtype, device=R.device)
+    h = h.expand_as(R) if h.dim() else h
+    per_star = v.dim() > R.dim()  # (..., n, k): k velocities per star
+
+    def piece(Rc, vc, hc, wc):
+        ls, lp = log_losvd(flow, Rc, vc, hc, table, vtable, node_weights=node_weights, r_top=r_top)
+        return (wc * -(ls + lp)).sum(dim=-1)
+
+    total = torch.zeros(R.shape[:-1], dtype=R.dtype, device=R.device)
+    size = max(1, STAR_CHUNK * R.shape[-1] // R.numel())  # stars per piece
+    for i in range(0, R.shape[-1], size):
+        sl = slice(i, i + size)
+        args = (R[..., sl], v[..., sl, :] if per_star else v[..., sl], h[..., sl] if h.dim() else h, w[..., sl])
+        total = total + (checkpoint(piece, *args, use_reentrant=False) if torch.is_grad_enabled() else piece(*args))
+    return total / w.sum(dim=-1)

@@ -40,8 +40,8 @@ import torch
 from .device_constants import on_device
 from .field import log_normal_radius
 
-__all__ = ["radial_table", "base_radii", "interp_table", "line_of_sight_terms", "log_surface_density", "weighted_mean",
-           "positional_nll"]
+__all__ = ["radial_table", "base_radii", "interp_table", "line_of_sight_terms", "top_radius", "log_surface_density",
+           "weighted_mean", "positional_nll"]
 
 #: range of the table in radii of the fixed base reshaping [L]
 TABLE_RANGE = (1e-4, 1e4)
@@ -153,8 +153,17 @@ def _simpson(k: int, dtype, device) -> torch.Tensor:
     return w / 3.0
 
 
+def top_radius(R: torch.Tensor) -> torch.Tensor:
+    """Where every line of sight's quadrature stops: 1000 max(R) [L], per member with a member axis ((K, 1)).
+
+    >>> top_radius(torch.tensor([0.5, 2.0])).tolist()
+    [2000.0]
+    """
+    return 1000.0 * R.detach().amax(dim=-1, keepdim=True)
+
+
 def line_of_sight_terms(
-    lnr: torch.Tensor, lnnu: torch.Tensor, R: torch.Tensor, n_s: int = 65
+    lnr: torch.Tensor, lnnu: torch.Tensor, R: torch.Tensor, n_s: int = 65, r_top: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Quadrature of the Abel integral along each star's line of sight.
 
@@ -167,11 +176,14 @@ def line_of_sight_terms(
     the data alone, so that the quadrature does not move with the parameters).
     With a member axis (``lnr``, ``lnnu`` (K, m), ``R`` (K, n)) every member
     has its own nodes (its own max(R)) and table; the outputs gain the axis.
+    ``r_top`` [L] ((1,) or (K, 1)) replaces 1000 max(R), so that a part of
+    the stars gets the nodes that all of them would.
     """
     if n_s % 2 == 0:
         n_s += 1
     R = R.to(lnr)
-    r_top = 1000.0 * R.detach().amax(dim=-1, keepdim=True)  # per member with a member axis
+    if r_top is None:
+        r_top = top_radius(R)
     s_max = torch.acosh(r_top / R.detach())  # (n,)
     frac = torch.linspace(0.0, 1.0, n_s, dtype=lnr.dtype, device=lnr.device)
     s = s_max.unsqueeze(-1) * frac  # (n, n_s)
