@@ -164,6 +164,50 @@ def test_member_lbfgs_takes_every_member_to_its_own_optimum_and_freezes_it():
         assert np.allclose(vals, trace[k], rtol=1e-12, atol=1e-300)
 
 
+def _count_host_reads(monkeypatch) -> dict:
+    """Count the reads of tensor values into Python (tolist, item, float) from now on."""
+    count = {"reads": 0}
+    for name in ("tolist", "item", "__float__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            count["reads"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return count
+
+
+@pytest.mark.parametrize("K", [2, 8])
+def test_member_lbfgs_reads_the_device_a_fixed_number_of_times_per_iteration(K, monkeypatch):
+    """One iteration of K members reads values into Python once for the directions, twice per trial step
+    (losses and flags) and once for the curvature checks, whatever K: on a GPU each read waits for the
+    device (the iteration used to read four scalars per member)."""
+    gen = torch.Generator().manual_seed(K)
+    a = 1.0 + 100.0 * torch.rand(K, 5, generator=gen, dtype=torch.float64)
+    c = torch.randn(K, 5, generator=gen, dtype=torch.float64)
+    w = torch.nn.Parameter(torch.zeros(K, 5, dtype=torch.float64))
+    params = MemberParams([w])
+    trials = []
+
+    def loss(rows):
+        trials.append(len(rows))
+        return 0.5 * (a[rows] * (w[rows] - c[rows]) ** 2).sum(dim=1)
+
+    obj = MemberObjective(params, loss)
+    opt = MemberLBFGS(K, max_step=0.5)
+    f, g, _ = obj(list(range(K)))
+    for k in range(K):
+        opt.start(k, float(f[k]), g[k], -math.inf)
+    trials.clear()
+    count = _count_host_reads(monkeypatch)
+    for _ in range(5):
+        opt.step(params, obj, list(range(K)))
+    monkeypatch.undo()
+    assert count["reads"] <= 2 * 5 + 2 * len(trials)
+    assert all(it == 5 for it in opt.iterations)  # every member moved at every iteration
+
+
 def test_a_nan_in_one_member_leaves_the_others_untouched():
     K = 3
     runs = []

@@ -170,8 +170,10 @@ class BatchedTrainer:
                 self.trace[k] = [values[j]]
         go = [k for k in rows if self.lbfgs.started(k)]
         out = {}
-        for k, (value, moved) in (self.lbfgs.step(self.params, self.objective, go) if go else {}).items():
-            self.grad_norm[k] = float(self.lbfgs.g[k].norm())
+        results = self.lbfgs.step(self.params, self.objective, go) if go else {}
+        norms = torch.stack([self.lbfgs.g[k].norm() for k in results]).tolist() if results else []  # one read
+        for (k, (value, moved)), norm in zip(results.items(), norms):
+            self.grad_norm[k] = norm
             if not moved:
                 self.stop_reason[k] = "stalled"
             self.trace[k].append(value)

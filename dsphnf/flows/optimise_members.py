@@ -171,22 +171,30 @@ class MemberLBFGS:
         """Member k starts L-BFGS at objective ``f`` with gradient ``g``."""
         self.f[k], self.g[k], self.floor[k] = float(f), g.clone(), float(floor)
 
-    def _direction(self, k: int) -> tuple[torch.Tensor, float, float]:
-        g = self.g[k]
-        d = two_loop(g, self.s[k], self.y[k])
-        slope = float(g.dot(d))
-        if not slope < 0:  # not a descent direction: forget the curvature pairs
-            self.s[k], self.y[k] = [], []
-            d, slope = -g, -float(g.dot(g))
-        t = self.lr[k] * min(1.0, self.max_step / max(float(d.abs().max()), 1e-300))
+    def _directions(self, rows: Sequence[int]) -> tuple[dict, dict, dict]:
+        """Every member's direction d, slope g.d and first trial step, with one read from the device.
+
+        Each member's numbers are those of its own dot product and maximum (stacked, not re-associated).
+        """
+        d = {k: two_loop(self.g[k], self.s[k], self.y[k]) for k in rows}
+        slopes, sizes = torch.stack([torch.stack([self.g[k].dot(d[k]), d[k].abs().max()]) for k in rows]).T.tolist()
+        slope, t = {}, {}
+        for k, sl, size in zip(rows, slopes, sizes):
+            if not sl < 0:  # not a descent direction: forget the curvature pairs (rare: its own reads)
+                self.s[k], self.y[k] = [], []
+                d[k], sl, size = -self.g[k], -float(self.g[k].dot(self.g[k])), float(self.g[k].abs().max())
+            slope[k], t[k] = sl, self.lr[k] * min(1.0, self.max_step / max(size, 1e-300))
         return d, slope, t
 
     def step(self, params: MemberParams, objective: MemberObjective, rows: Sequence[int]) -> dict[int, tuple[float, bool]]:
-        """One iteration of the members ``rows``: {k: (objective at the new iterate, moved)}."""
+        """One iteration of the members ``rows``: {k: (objective at the new iterate, moved)}.
+
+        Host reads: one for the directions, one per trial step (the Armijo tests), one for the
+        curvature checks, whatever the number of members.
+        """
         x = params.flat()
-        d, slope, t, accepted = {}, {}, {}, {}
-        for k in rows:
-            d[k], slope[k], t[k] = self._direction(k)
+        accepted: dict[int, tuple[float, torch.Tensor]] = {}
+        d, slope, t = self._directions(rows)
         searching = list(rows)
         for _ in range(self.max_backtracks):
             if not searching:
@@ -208,22 +216,27 @@ class MemberLBFGS:
             searching = still
         if searching:  # no acceptable trial: these members stay at their iterate
             params.set(torch.stack([x[k] for k in searching]), searching)
+        moved = [k for k in rows if k in accepted]
+        self._update(moved, {k: t[k] * d[k] for k in moved}, {k: accepted[k][1] - self.g[k] for k in moved})
         out = {}
         for k in rows:
             if k not in accepted:
                 out[k] = (self.f[k], False)
                 continue
-            val, g = accepted[k]
-            self._update(k, t[k] * d[k], g - self.g[k])
-            self.f[k], self.g[k] = val, g
+            self.f[k], self.g[k] = accepted[k]
             self.iterations[k] += 1
-            out[k] = (val, True)
+            out[k] = (self.f[k], True)
         return out
 
-    def _update(self, k: int, s: torch.Tensor, y: torch.Tensor) -> None:
-        if float(s.dot(y)) > 1e-12 * float(s.norm() * y.norm()):
-            self.s[k] = (self.s[k] + [s])[-self.history:]
-            self.y[k] = (self.y[k] + [y])[-self.history:]
+    def _update(self, rows: Sequence[int], s: dict[int, torch.Tensor], y: dict[int, torch.Tensor]) -> None:
+        """Keep each member's curvature pair (s, y) where s.y > 1e-12 |s| |y| (one read for all)."""
+        if not rows:
+            return
+        checks = torch.stack([torch.stack([s[k].dot(y[k]), s[k].norm() * y[k].norm()]) for k in rows]).tolist()
+        for k, (sy, scale) in zip(rows, checks):
+            if sy > 1e-12 * scale:
+                self.s[k] = (self.s[k] + [s[k]])[-self.history:]
+                self.y[k] = (self.y[k] + [y[k]])[-self.history:]
 
     def member_state(self, k: int) -> dict:
         return {"lr": self.lr[k], "s": list(self.s[k]), "y": list(self.y[k]), "f": self.f[k], "g": self.g[k],
