@@ -189,8 +189,8 @@ class MemberLBFGS:
     def step(self, params: MemberParams, objective: MemberObjective, rows: Sequence[int]) -> dict[int, tuple[float, bool]]:
         """One iteration of the members ``rows``: {k: (objective at the new iterate, moved)}.
 
-        Host reads: one for the directions, one per trial step (the Armijo tests), one for the
-        curvature checks, whatever the number of members.
+        Host reads: one for the directions, two per trial step (the losses and their finiteness,
+        for the Armijo tests), one for the curvature checks, whatever the number of members.
         """
         x = params.flat()
         accepted: dict[int, tuple[float, torch.Tensor]] = {}
