@@ -157,6 +157,7 @@ def test_saved_flows_reload(stars, tmp_path):
         (["--distance-err", "5"], "--distance-err needs --distance"),
         (["--distance", "76", "--distance-err", "-1"], "--distance-err"),
         (["--membership", "guess"], "--membership"),
+        (["--batch", "1"], "--batch"),
     ],
 )
 def test_bad_options_are_one_line_errors(stars, tmp_path, capsys, extra, message):
@@ -165,6 +166,26 @@ def test_bad_options_are_one_line_errors(stars, tmp_path, capsys, extra, message
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("dsphnf: error:") and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_minibatches_train_by_adam_and_report_the_objective_on_all_stars(stars, tmp_path, capsys):
+    """--batch 100 of 300 stars: Adam alone on random batches, members one by one (not as a batch), and each
+    member's objective on all its stars in the summary; a fit on all stars has no such entry."""
+    out = tmp_path / "mini"
+    rc = main(["fit", str(stars[0]), "-o", str(out), "--steps", "6", "--ensemble", "2", "--batch", "100",
+               "--no-progress", "--no-plots", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    d = json.loads((out / "summary.json").read_text())["diagnostics"]
+    assert d["grid"]["not_batched"].startswith("only the deterministic exact objective")
+    for m in d["members"]:
+        c = m["convergence"]
+        assert c["optimiser"] == "adam" and not c["deterministic_objective"] and m["steps"] == 6
+        assert np.isfinite(c["full_objective"]) and c["objective"] is None
+    rc = main(["fit", str(stars[0]), "-o", str(tmp_path / "all"), "--steps", "3", "--ensemble", "1",
+               "--no-progress", "--no-plots", "--threads", "1"])
+    assert rc == 0
+    c = json.loads((tmp_path / "all" / "summary.json").read_text())["diagnostics"]["members"][0]["convergence"]
+    assert c["full_objective"] is None  # every step saw every star
 
 
 def test_cuda_without_gpu_is_an_error(stars, tmp_path, capsys):

@@ -167,3 +167,22 @@ def test_lbfgs_rejects_a_drop_below_its_floor():
     for _ in range(20):
         opt.step(f)
     assert float(w) == pytest.approx(1.0, abs=1e-6) and opt.state["rejected"] >= 1
+
+
+def test_minibatched_training_reports_the_objective_on_every_star():
+    """With batch < n the trainer's full_objective is the penalised loss of all training stars at the
+    returned flow (the same number as flow_loss without batches); without batches there is none."""
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(500, 3, generator=g, dtype=torch.float64)
+    data = StarData(obs, [1.0, 1.0, 1.0], torch.ones(500, dtype=torch.float64))
+    torch.manual_seed(0)
+    tr = Trainer(SphericalFlow(kinematic=True).double(), data, None, TrainConfig(steps=3, batch=100))
+    tr.run()
+    c = tr.convergence()
+    with torch.no_grad():
+        full = float(flow_loss(tr.flow, data, TrainConfig(steps=3), None, 0, prior=tr._prior))
+    assert c["optimiser"] == "adam" and c["full_objective"] == full
+    assert abs(full - tr.history["loss"][-1]) > 1e-6  # a batch's loss is not the full one
+    whole = Trainer(SphericalFlow(kinematic=True).double(), data, None, TrainConfig(steps=2))
+    whole.run()
+    assert whole.convergence()["full_objective"] is None

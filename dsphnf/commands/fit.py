@@ -102,6 +102,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, metavar="K",
                    help=f"flows on bootstrap resamples, for the bands (default {DEFAULT_ENSEMBLE}; 1: no bands)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="stars per training step (default: all). For catalogues of many thousands of stars: "
+                        "each step then sees N random stars and trains by Adam alone (the objective is "
+                        "stochastic), and summary.json reports every flow's objective on all its stars "
+                        "(convergence.full_objective)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
                    help="hold out this fraction of the stars for early stopping (default 0: none)")
@@ -138,6 +143,8 @@ def _check_args(args: argparse.Namespace):
         raise FitError(f"--steps must be a positive integer, got {args.steps}")
     if args.ensemble < 1:
         raise FitError(f"--ensemble must be at least 1, got {args.ensemble}")
+    if args.batch is not None and args.batch < 2:
+        raise FitError(f"--batch must be at least 2 stars, got {args.batch}")
     if args.inner not in INNER_MODES:
         raise FitError(f"bad --inner {args.inner!r}: use free, cored or cuspy")
     if not 0.0 <= args.val_fraction < 0.9:
@@ -162,7 +169,7 @@ def _check_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..flows import FitOptions, FlowConfig, fit_flow
+    from ..flows import FitOptions, FlowConfig, TrainConfig, default_steps, fit_flow
 
     _check_args(args)
     out = Path(args.output)
@@ -180,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto"),
             executor=args.executor, flow_config=FlowConfig(velocity=args.velocity),
             distance_err=args.distance_err, foreground=foreground,
+            train_config=None if args.batch is None else TrainConfig(steps=default_steps(), batch=args.batch),
         )
     except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out
         shutil.rmtree(ck, ignore_errors=True)

@@ -240,6 +240,22 @@ class Trainer:
             data = data.subset(idx)
         return flow_loss(self.flow, data, self.cfg, self.gen, self.cfg.n_model, prior=self._prior)
 
+    @property
+    def minibatched(self) -> bool:
+        """Whether a step sees a random batch of the training stars rather than all of them."""
+        return self.cfg.batch is not None and self.cfg.batch < self.train.n
+
+    @torch.no_grad()
+    def full_objective(self) -> float:
+        """The objective of the flow as it stands on every training star at once [nats per star].
+
+        What minibatched training minimises in expectation; its steps see batches only. Catalogues
+        of many stars are evaluated in pieces (:func:`~dsphnf.flows.losvd.exact_nll`); a KDE or free-
+        anisotropy velocity term draws from its own generator, so the training's is not touched.
+        """
+        g = torch.Generator(device=self.device).manual_seed(self.seed + 15485863)
+        return float(flow_loss(self.flow, self.train, self.cfg, g, self.cfg.n_model, prior=self._prior))
+
     @torch.no_grad()
     def _update_ema(self) -> None:
         d = self.cfg.ema
@@ -365,7 +381,10 @@ class Trainer:
         ``objective`` (at the returned flow; L-BFGS only), ``objective_change``
         and ``relative_change`` over the last ``window`` iterations (L-BFGS) or
         steps (Adam alone, between the means of the last two windows of the
-        training loss), ``grad_norm`` at the end and ``objective_evals`` of L-BFGS.
+        training loss), ``grad_norm`` at the end and ``objective_evals`` of L-BFGS;
+        ``full_objective``: with minibatches (``batch`` below the number of
+        training stars), the objective on all of them at the flow as it stands
+        (:meth:`full_objective`; call this after :meth:`run`), else None.
         """
         c = self.cfg
         out = {"optimiser": "adam+lbfgs" if self.two_phase else "adam", "deterministic_objective": self.deterministic,
@@ -373,7 +392,8 @@ class Trainer:
                "lbfgs_steps": max(self.step - self.adam_end, 0), "window": c.window, "tol": c.tol,
                "objective": None, "objective_change": None, "relative_change": None,
                "grad_norm": self.grad_norm, "objective_evals": self.objective.evals if self.lbfgs else 0,
-               "rejected_trials": self.lbfgs.state["rejected"] if self.lbfgs else 0}
+               "rejected_trials": self.lbfgs.state["rejected"] if self.lbfgs else 0,
+               "full_objective": self.full_objective() if self.minibatched else None}
         if self.lbfgs is not None and self.trace:
             w = min(c.window, len(self.trace) - 1)
             out.update(objective=self.trace[-1], objective_change=self.trace[-1 - w] - self.trace[-1],
