@@ -225,7 +225,8 @@ class BatchedTrainer:
                "window": c.window, "tol": c.tol, "objective": None, "objective_change": None,
                "relative_change": None, "grad_norm": self.grad_norm[k],
                "objective_evals": self.objective.evals[k] if self.lbfgs.started(k) else 0,
-               "rejected_trials": self.lbfgs.rejected[k], "batched": True}
+               "rejected_trials": self.lbfgs.rejected[k], "full_objective": None,  # every step sees every star
+               "batched": True}
         if self.lbfgs.started(k) and trace:
             w = min(c.window, len(trace) - 1)
             out.update(objective=trace[-1], objective_change=trace[-1 - w] - trace[-1],
