@@ -248,9 +248,32 @@ class ProfileLikelihood:
                 ends.append(sign * math.inf)
                 continue
             f = lambda t: self.statistic(y0 + sign * t) - q  # noqa: E731
-            ends.append(y0 + sign * optimize.brentq(f, inner, d, xtol=1e-3))
+            ends.append(y0 + sign * _crossing(f, inner, d, xtol=1e-3))
         y0 = float(self.log10_rho(self.best()[0][None, :])[0])  # the free maximum may have moved
         return y0, ends[0], ends[1]
+
+
+def _crossing(f: Callable[[float], float], a: float, b: float, xtol: float) -> float:
+    """Where ``f`` crosses zero between ``a`` (f < 0 when bracketed) and ``b`` (f >= 0), to ``xtol``.
+
+    Brent's method; if the ends no longer have opposite signs when it looks
+    again (a constrained search found a higher maximum meanwhile, which
+    raises the whole statistic, or started from another warm point), bisection
+    on the same bracket, which keeps [a, b] and needs no sign at ``a``.
+
+    >>> round(_crossing(lambda t: t - 0.3, 0.0, 1.0, 1e-6), 4)
+    0.3
+    >>> first = iter([0.1])  # on Brent's look f(a) > 0: the bracket no longer holds
+    >>> round(_crossing(lambda t: next(first, -0.3) if t == 0.0 else t - 0.3, 0.0, 1.0, 1e-6), 4)
+    0.3
+    """
+    try:
+        return optimize.brentq(f, a, b, xtol=xtol)
+    except ValueError:  # f(a) and f(b) of the same sign on this look
+        while b - a > xtol:
+            mid = 0.5 * (a + b)
+            a, b = (mid, b) if f(mid) < 0 else (a, mid)
+        return 0.5 * (a + b)
 
 
 def profile_bands(likelihood: BaselineLikelihood, radii: Sequence[float], starts: Sequence[np.ndarray] = (),
