@@ -178,15 +178,6 @@ def test_speed_grid_equals_the_radial_map_of_every_radius_speed_pair():
     torch.testing.assert_close(ab, vs1.reshape(m, J, 2), rtol=1e-13, atol=1e-13)
 
 
-def _random_kinematic_flow(seed: int, anisotropy: str = "free") -> SphericalFlow:
-    torch.manual_seed(seed)
-    flow = SphericalFlow(kinematic=True, anisotropy=parse_anisotropy(anisotropy)).double()
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return flow
-
-
 def _loss_and_grads(flow, R, v, h, w, nw, chunk: int, monkeypatch) -> tuple[torch.Tensor, list[torch.Tensor]]:
     monkeypatch.setattr("dsphnf.flows.losvd.STAR_CHUNK", chunk)
     flow.zero_grad()
@@ -202,11 +193,13 @@ def test_a_large_catalogue_in_pieces_gives_the_one_piece_objective_and_gradient(
     """exact_nll over 100 stars in pieces of 37 (checkpointed) against one piece: the same line-of-sight
     nodes, so the value to 1e-13 and the gradient to 1e-10; one flow with a free beta, and a member axis of two."""
     from dsphnf.flows.batched import BatchedFlow
+    from dsphnf.flows.cnf import random_flow
 
     g = torch.Generator().manual_seed(5)
     n = 100
-    flow = (_random_kinematic_flow(1) if not members  # a learned beta is not batched: a given one there
-            else BatchedFlow([_random_kinematic_flow(k, "om:0.5") for k in range(2)]))
+    flow = (random_flow(1, 0.2, kinematic=True, anisotropy=parse_anisotropy("free")) if not members
+            else BatchedFlow([random_flow(k, 0.2, kinematic=True, anisotropy=parse_anisotropy("om:0.5"))
+                              for k in range(2)]))  # a learned beta is not batched: a given one there
     lead = (members,) if members else ()
     R = torch.exp(torch.randn(*lead, n, generator=g, dtype=torch.float64))
     v = torch.randn(*lead, n, 3, generator=g, dtype=torch.float64)
