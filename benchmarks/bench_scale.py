@@ -67,8 +67,9 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _full_objective(flow, cat) -> tuple[float, float, float]:
-    """(full-data objective [nats per star], wall [s], CPU [s]) of ``flow`` on every star of ``cat``, no prior."""
+def _full_objective(flow, cat, gradient: bool = False) -> tuple[float, float, float]:
+    """(full-data objective [nats per star], wall [s], CPU [s]) of ``flow`` on every star of ``cat``, no prior;
+    with ``gradient`` the timing includes its backward pass (what a full-batch training step costs)."""
     import torch
 
     from dsphnf.flows import TrainConfig
@@ -81,28 +82,12 @@ def _full_objective(flow, cat) -> tuple[float, float, float]:
     data = StarData(torch.as_tensor(std["obs"], dtype=p.dtype, device=p.device), [1.0, 1.0, 1.0],
                     torch.as_tensor(std["w"], dtype=p.dtype, device=p.device))
     t0, c0 = time.perf_counter(), time.process_time()
-    with torch.no_grad():
-        value = float(flow_loss(flow, data, TrainConfig(smooth_tau=None), torch.Generator(device=p.device), 0))
-    return value, time.perf_counter() - t0, time.process_time() - c0
-
-
-def _full_gradient(flow, cat) -> tuple[float, float]:
-    """(wall [s], CPU [s]) of the full-data objective with its gradient (what a full-batch step costs)."""
-    import torch
-
-    from dsphnf.flows import TrainConfig
-    from dsphnf.flows.objective import flow_loss
-    from dsphnf.flows.standardise import standardise
-    from dsphnf.flows.stars import StarData
-
-    std, _ = standardise(cat)
-    p = next(flow.parameters())
-    data = StarData(torch.as_tensor(std["obs"], dtype=p.dtype, device=p.device), [1.0, 1.0, 1.0],
-                    torch.as_tensor(std["w"], dtype=p.dtype, device=p.device))
-    t0, c0 = time.perf_counter(), time.process_time()
     flow.zero_grad()
-    flow_loss(flow, data, TrainConfig(smooth_tau=None), torch.Generator(device=p.device), 0).backward()
-    return time.perf_counter() - t0, time.process_time() - c0
+    with torch.set_grad_enabled(gradient):
+        loss = flow_loss(flow, data, TrainConfig(smooth_tau=None), torch.Generator(device=p.device), 0)
+        if gradient:
+            loss.backward()
+    return float(loss), time.perf_counter() - t0, time.process_time() - c0
 
 
 def one(n: int, steps: int, batch: int, device: str, threads: int | None, optimiser: str = "adam") -> dict:
@@ -128,7 +113,7 @@ def one(n: int, steps: int, batch: int, device: str, threads: int | None, optimi
     full, full_s, full_cpu = _full_objective(res.artefacts.flows[0], cat)
     full0 = _full_objective(start.artefacts.flows[0], cat)[0]
     peak_full = _peak_mb()
-    grad_s, grad_cpu = _full_gradient(res.artefacts.flows[0], cat)
+    _, grad_s, grad_cpu = _full_objective(res.artefacts.flows[0], cat, gradient=True)
     dex = lambda r: float(np.median(np.abs(np.log10(r.profile["rho"] / rho_nfw(grid)))))  # noqa: E731
     train_s = res.summary["timings_s"].get("train_s", float("nan"))
     taken = res.summary["diagnostics"]["members"][0]["steps"]  # fewer than ``steps`` if L-BFGS converged
