@@ -147,7 +147,7 @@ def test_position_likelihood_is_normalised():
 
 
 def _fixed(x):
-    from dsphnf.baseline.model import Prior
+    from dsphnf.baseline.priors import Prior
 
     return Prior("fixed", x)
 
@@ -268,7 +268,7 @@ def test_zhao_alpha_holds_a_burkert_core_the_gnfw_family_cannot(rs, gnfw_miss):
     alpha 1.69 and 1.63; gNFW 0.079 and 0.046)."""
     from scipy.optimize import least_squares
 
-    from dsphnf.baseline.model import PARAMETERS
+    from dsphnf.baseline.priors import PARAMETERS
     from dsphnf.baseline.projector import zhao_log_density
     from dsphnf.halos import Burkert
 

@@ -131,7 +131,7 @@ def test_model_options_and_conflicts():
     assert m.unpack(x)["beta0"][0] == pytest.approx(0.5)
     given = BaselineModel("zhao", parse_anisotropy("om:0.3"))
     assert "ra" not in given.unpack(given.initial_guess(0.2, 10)) and given.anisotropy.ra == 0.3
-    from dsphnf.baseline.model import Prior
+    from dsphnf.baseline.priors import Prior
 
     with pytest.raises(FitError, match="conflicts"):
         BaselineModel("nfw", parse_anisotropy("isotropic"), {"gamma": Prior("uniform", 0, 1)})

@@ -24,7 +24,8 @@ from ..result import MIN_STARS, Result
 from .artefacts import BaselineArtefacts, percentile_band
 from .likelihood import BaselineLikelihood
 from .mixture import Foreground, MixtureLikelihood, velocity_core
-from .model import DEFAULT_HALO, BaselineModel, Prior, read_priors
+from .model import DEFAULT_HALO, BaselineModel
+from .priors import Prior, read_priors
 from .profile_likelihood import profile_bands
 from .sampler import SamplerResult, run_emcee
 

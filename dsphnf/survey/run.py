@@ -64,7 +64,7 @@ def photometric_tracer_priors(half_light_kpc: float) -> dict[str, Any]:
     >>> p["gamma_star"].describe(), p["beta_star"].describe(), round(10 ** p["log10_rstar"].a, 3)
     ('fixed 0', 'fixed 5', 0.223)
     """
-    from ..baseline.model import Prior
+    from ..baseline.priors import Prior
 
     return {"log10_rstar": Prior("fixed", float(np.log10(half_light_kpc))), "gamma_star": Prior("fixed", 0.0),
             "beta_star": Prior("fixed", 5.0)}
