@@ -1,0 +1,203 @@
+"""Benchmark: why the baseline's posterior bands are narrower than its likelihood's (not a test).
+
+Three diagnostics on the mocks of ``dsphnf calibrate MODEL --method baseline``
+(the same seeds, so the same stars and the same emcee chains), with the
+default baseline (``zhao-alpha`` halo, isotropy given):
+
+``jeffreys``
+    Fits each mock, takes the 1000 posterior draws that
+    :meth:`~dsphnf.baseline.artefacts.BaselineArtefacts.profile_at` uses and
+    importance-reweights them from the default prior (boxes x the halo's
+    density measure) to the boxes x sqrt(det I(theta)) (Jeffreys), I the
+    expected Fisher information of the likelihood: the positions on the data's
+    window plus the Gaussian LOSVD at the observed radii, by central
+    differences. If the posterior were narrower than the likelihood's
+    intervals through the volume of the nuisance directions (the Laplace
+    factor |H|^(-1/2)), the Jeffreys prior would widen the bands to the
+    profile likelihood's. Prints per mock which bands hold the truth, then
+    the pooled coverage and the median 68 % half-widths of both.
+``edges``
+    Where the likelihood's free maximum
+    (:class:`~dsphnf.baseline.profile_likelihood.ProfileLikelihood`) sits in
+    the prior box, per mock, beside the posterior's 68 % hits of a
+    ``jeffreys`` run (``--rows``).
+``shape``
+    For one mock and radius: 2 Delta(y) of the profile likelihood against
+    -2 ln p(y) of the posterior's marginal (a kernel estimate from every
+    post-burn-in sample), with the constrained maximum's parameters and the
+    posterior mean of the samples near each y. ``--prior NAME:LO:HI`` widens a
+    box.
+
+Usage::
+
+    python benchmarks/posterior_vs_likelihood.py jeffreys PlumCuspIso --seeds 0 20 --rows rows.json
+    python benchmarks/posterior_vs_likelihood.py edges PlumCuspIso --seeds 0 20 --rows rows.json
+    python benchmarks/posterior_vs_likelihood.py shape PlumCuspIso --seed 13 --r-over-rhalf 1 [--prior alpha_dm:0.5:10]
+
+(reads ``_draws`` and ``_draw_profiles`` of :mod:`dsphnf.baseline.artefacts`,
+which ``profile_at`` uses, to weight the draws).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dsphnf.anisotropy import Isotropic  # noqa: E402
+from dsphnf.baseline import Prior, fit_baseline  # noqa: E402
+from dsphnf.baseline.artefacts import _draws  # noqa: E402
+from dsphnf.baseline.fit import likelihood_for, usable_stars  # noqa: E402
+from dsphnf.baseline.profile_likelihood import ProfileLikelihood  # noqa: E402
+from dsphnf.calibrate.score import RADII_OVER_RHALF  # noqa: E402
+from dsphnf.calibrate.spec import MockSource, calibration_spec  # noqa: E402
+from dsphnf.compare import compare  # noqa: E402
+
+HALO = "zhao-alpha"
+QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
+
+
+def true_r_half(model: str) -> float:
+    """R_half [kpc] of ``model``'s true tracer, as ``dsphnf calibrate`` takes it."""
+    return calibration_spec(model, realisations=2, methods="baseline").r_half
+
+
+def fit(model: str, seed: int, priors: dict | None = None):
+    """The calibrate fit of realisation ``seed`` (1000 stars), and its mock."""
+    mock = MockSource(model=model).draw(1000, seed)
+    res = fit_baseline(mock.catalog, Isotropic(), HALO, max_steps=20000, nwalkers=32, seed=seed, progress=False,
+                       priors=priors)
+    return res.artefacts, mock
+
+
+def log_sqrt_det_fisher(like, theta: np.ndarray, h: float = 1e-3) -> np.ndarray:
+    """0.5 ln det I(theta) for parameter rows ``theta`` (B, ndim) of a BaselineLikelihood."""
+    B, d = theta.shape
+    shifted = [theta] + [theta + s * h * np.eye(d)[j] for j in range(d) for s in (1.0, -1.0)]
+    prof = like.proj.profiles(like.model.unpack(np.concatenate(shifted)), like.model.anisotropy)
+    S = prof["Sigma"]
+    nwin = S @ like.win
+    lnp = (np.log(S) - np.log(nwin)[:, None]).reshape(2 * d + 1, B, -1)
+    s = (np.exp(like.at_stars(np.log(prof["sigma_los2"]))) + like.e2).reshape(2 * d + 1, B, -1)
+    q = (S * like.win / nwin[:, None]).reshape(2 * d + 1, B, -1)[0]  # p(R) on the window's grid
+    dlnp = (lnp[1::2] - lnp[2::2]) / (2 * h)
+    dlnp -= np.einsum("jbn,bn->jb", dlnp, q)[:, :, None]
+    ds = (s[1::2] - s[2::2]) / (2 * h)
+    info = like.wsum * np.einsum("jbn,kbn,bn->bjk", dlnp, dlnp, q)
+    info += 0.5 * np.einsum("jbi,kbi,bi->bjk", ds, ds, like.w / s[0] ** 2)
+    if "v_sys" in like.model.names:
+        k = like.model.names.index("v_sys")
+        info[:, k, k] += np.sum(like.w / s[0], axis=1)
+    sign, logdet = np.linalg.slogdet(info)
+    return np.where(sign > 0, 0.5 * logdet, -np.inf)
+
+
+def weighted_quantiles(x: np.ndarray, w: np.ndarray, qs=QUANTILES) -> np.ndarray:
+    o = np.argsort(x)
+    c = np.cumsum(w[o]) / w.sum() - 0.5 * w[o] / w.sum()
+    return np.interp(qs, c, x[o])
+
+
+def true_log10_rho(truth, radii: np.ndarray) -> np.ndarray:
+    dummy = {"r": radii, "rho": np.ones_like(radii), "M": np.ones_like(radii)}
+    return np.log10([c["rho_true"] for c in compare({"x": dummy}, truth=truth, radii=radii)])
+
+
+def jeffreys(args) -> None:
+    r_half = true_r_half(args.model)
+    radii = np.asarray(RADII_OVER_RHALF) * r_half
+    rows = []
+    for seed in range(*args.seeds):
+        t0 = time.perf_counter()
+        art, mock = fit(args.model, seed)
+        theta = _draws(art.sampler.samples, 1000, seed)
+        chunks = np.array_split(theta, max(1, len(theta) // 50))
+        lr = np.concatenate([np.log10(art._draw_profiles(c, np.log(radii))["rho"]) for c in chunks])
+        lj = np.concatenate([log_sqrt_det_fisher(art.likelihood, c) for c in chunks])
+        lw = lj - art.model.log_prior(theta)
+        w = np.where(np.isfinite(lw), np.exp(lw - np.max(lw[np.isfinite(lw)])), 0.0)
+        ess = w.sum() ** 2 / (w**2).sum()
+        lt = true_log10_rho(mock.truth, radii)
+        for i, x in enumerate(RADII_OVER_RHALF):
+            for name, ww in (("posterior", np.ones_like(w)), ("jeffreys", w)):
+                q = weighted_quantiles(lr[:, i], ww)
+                rows.append({"seed": seed, "r_over_rhalf": x, "method": name, "log10_err": q[2] - lt[i],
+                             "in68": bool(q[1] <= lt[i] <= q[3]), "in95": bool(q[0] <= lt[i] <= q[4]),
+                             "w68": 0.5 * (q[3] - q[1]), "ess": float(ess)})
+        hits = " ".join(f"{r['method'][0]}{int(r['in68'])}{int(r['in95'])}" for r in rows[-10:])
+        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s, ESS {ess:.0f}/{len(w)}, {hits}", flush=True)
+        if args.rows:
+            Path(args.rows).write_text(json.dumps(rows))
+    for name in ("posterior", "jeffreys"):
+        sel = [r for r in rows if r["method"] == name]
+        w68 = [float(np.median([r["w68"] for r in sel if r["r_over_rhalf"] == x])) for x in RADII_OVER_RHALF]
+        print(f"{name}: pooled 68 / 95 % {np.mean([r['in68'] for r in sel]):.3f} / "
+              f"{np.mean([r['in95'] for r in sel]):.3f}; median w68 [dex] " + " / ".join(f"{v:.3f}" for v in w68))
+
+
+def edges(args) -> None:
+    rows = json.loads(Path(args.rows).read_text()) if args.rows else []
+    r_half = true_r_half(args.model)
+    for seed in range(*args.seeds):
+        cat, _ = usable_stars(MockSource(model=args.model).draw(1000, seed).catalog)
+        prof = ProfileLikelihood(likelihood_for(cat, Isotropic(), HALO), r_half)
+        x, _ = prof.best()
+        names = prof.likelihood.model.names
+        on = [f"{n} = {x[i]:.2f}" for i, n in enumerate(names) if prof.bounds[i][0] is not None
+              and min(x[i] - prof.bounds[i][0], prof.bounds[i][1] - x[i]) < 0.01 * np.ptp(prof.bounds[i])]
+        hits = "".join(str(int(r["in68"])) for r in rows if r["seed"] == seed and r["method"] == "posterior")
+        print(f"seed {seed}: maximum on the box's edge: {', '.join(on) or '-'}; posterior 68 % hits at "
+              f"{'/'.join(f'{v:g}' for v in RADII_OVER_RHALF)} R_half: {hits or '?'}", flush=True)
+
+
+def shape(args) -> None:
+    priors = {}
+    for p in args.prior:
+        name, lo, hi = p.split(":")
+        priors[name] = Prior("uniform", float(lo), float(hi))
+    r = args.r_over_rhalf * true_r_half(args.model)
+    art, _ = fit(args.model, args.seed, priors or None)
+    like, names, S = art.likelihood, art.model.names, art.sampler.samples
+    prof = ProfileLikelihood(like, r, starts=[S[np.argmax(like.log_likelihood(S))]])
+    y_s = prof.log10_rho(S)
+    y0, lo, hi = prof.interval(0.68)
+    p16, p50, p84 = np.percentile(y_s, [16, 50, 84])
+    half = 0.5 * (hi - lo)
+    print(f"r = {r:.4f} kpc: profile maximum {y0:.4f}, 68 % [{lo:.4f}, {hi:.4f}] (half-width {half:.4f}); "
+          f"posterior median {p50:.4f}, 16-84 % [{p16:.4f}, {p84:.4f}] (half-width {0.5 * (p84 - p16):.4f})")
+    from scipy import stats
+
+    kde = stats.gaussian_kde(y_s)
+    ys = y0 + half * np.array([-3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3])
+    peak = kde(np.linspace(ys[0], ys[-1], 400)).max()
+    print("parameters: " + ", ".join(names))
+    for y, p in zip(ys, kde(ys)):
+        theta, _ = prof._constrained(float(y))
+        near = np.abs(y_s - y) < 0.25 * half
+        mean = S[near].mean(0) if near.sum() > 5 else np.full(len(names), np.nan)
+        print(f"y - y0 {y - y0:+.4f}: 2 Delta {prof.statistic(float(y)):6.2f}, -2 ln p/p_max {-2 * np.log(p / peak):6.2f}"
+              f" ({near.sum()} samples) | constrained maximum " + " ".join(f"{v:+.2f}" for v in theta)
+              + " | posterior mean " + " ".join(f"{v:+.2f}" for v in mean))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("jeffreys", "edges", "shape"))
+    ap.add_argument("model", help="a named mock of dsphnf.mocks (e.g. PlumCuspIso)")
+    ap.add_argument("--seeds", type=int, nargs=2, default=(0, 20), help="realisations [a, b)")
+    ap.add_argument("--rows", default=None, help="JSON of the jeffreys rows (written by jeffreys, read by edges)")
+    ap.add_argument("--seed", type=int, default=0, help="shape: the realisation")
+    ap.add_argument("--r-over-rhalf", type=float, default=1.0, help="shape: the radius in R_half")
+    ap.add_argument("--prior", nargs="*", default=[], help="shape: boxes NAME:LO:HI replacing the default")
+    args = ap.parse_args()
+    {"jeffreys": jeffreys, "edges": edges, "shape": shape}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
