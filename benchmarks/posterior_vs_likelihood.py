@@ -20,7 +20,8 @@ default baseline (``zhao-alpha`` halo, isotropy given):
     Where the likelihood's free maximum
     (:class:`~dsphnf.baseline.profile_likelihood.ProfileLikelihood`) sits in
     the prior box, per mock, beside the posterior's 68 % hits of a
-    ``jeffreys`` run (``--rows``).
+    ``jeffreys`` run (``--rows``) or of a calibrate folder (``--calibration``),
+    and the posterior's coverage pooled by where the halo's maximum lies.
 ``shape``
     For one mock and radius: 2 Delta(y) of the profile likelihood against
     -2 ln p(y) of the posterior's marginal (a kernel estimate from every
@@ -32,6 +33,7 @@ Usage::
 
     python benchmarks/posterior_vs_likelihood.py jeffreys PlumCuspIso --seeds 0 20 --rows rows.json
     python benchmarks/posterior_vs_likelihood.py edges PlumCuspIso --seeds 0 20 --rows rows.json
+    python benchmarks/posterior_vs_likelihood.py edges NonPlumCuspIso --seeds 0 20 --calibration CALIBRATE_OUT
     python benchmarks/posterior_vs_likelihood.py shape PlumCuspIso --seed 13 --r-over-rhalf 1 [--prior alpha_dm:0.5:10]
 
 (reads ``_draws`` and ``_draw_profiles`` of :mod:`dsphnf.baseline.artefacts`,
@@ -40,6 +42,7 @@ which ``profile_at`` uses, to weight the draws).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -141,19 +144,48 @@ def jeffreys(args) -> None:
               f"{np.mean([r['in95'] for r in sel]):.3f}; median w68 [dex] " + " / ".join(f"{v:.3f}" for v in w68))
 
 
+def posterior_hits(args) -> list[dict]:
+    """The posterior's rows (seed, in68, in95 per radius): of a ``jeffreys`` run, or of a calibrate folder."""
+    if args.calibration:
+        with open(Path(args.calibration) / "calibration.csv", newline="") as fh:
+            return [{"seed": int(r["seed"]), "method": "posterior", "in68": r["in68"] == "1", "in95": r["in95"] == "1"}
+                    for r in csv.DictReader(fh) if r["method"] == "baseline"]
+    return json.loads(Path(args.rows).read_text()) if args.rows else []
+
+
+HALO_SHAPE = ("log10_rs", "gamma", "alpha_dm")
+
+
+def box_edges(prof: ProfileLikelihood, x: np.ndarray) -> list[tuple[str, str, float]]:
+    """(name, 'lo' or 'hi', value) of every parameter of ``x`` within 1 % of its box's edge."""
+    out = []
+    for name, value, (lo, hi) in zip(prof.likelihood.model.names, x, prof.bounds):
+        if lo is not None and value - lo < 0.01 * (hi - lo):
+            out.append((name, "lo", value))
+        elif hi is not None and hi - value < 0.01 * (hi - lo):
+            out.append((name, "hi", value))
+    return out
+
+
 def edges(args) -> None:
-    rows = json.loads(Path(args.rows).read_text()) if args.rows else []
+    rows = posterior_hits(args)
+    by_edge: dict[str, list[dict]] = {}
     r_half = true_r_half(args.model)
     for seed in range(*args.seeds):
         cat, _ = usable_stars(MockSource(model=args.model).draw(1000, seed).catalog)
         prof = ProfileLikelihood(likelihood_for(cat, Isotropic(), HALO), r_half)
-        x, _ = prof.best()
-        names = prof.likelihood.model.names
-        on = [f"{n} = {x[i]:.2f}" for i, n in enumerate(names) if prof.bounds[i][0] is not None
-              and min(x[i] - prof.bounds[i][0], prof.bounds[i][1] - x[i]) < 0.01 * np.ptp(prof.bounds[i])]
-        hits = "".join(str(int(r["in68"])) for r in rows if r["seed"] == seed and r["method"] == "posterior")
-        print(f"seed {seed}: maximum on the box's edge: {', '.join(on) or '-'}; posterior 68 % hits at "
-              f"{'/'.join(f'{v:g}' for v in RADII_OVER_RHALF)} R_half: {hits or '?'}", flush=True)
+        on = box_edges(prof, prof.best()[0])
+        mine = [r for r in rows if r["seed"] == seed and r["method"] == "posterior"]
+        hits = "".join(str(int(r["in68"])) for r in mine)
+        print(f"seed {seed}: maximum on the box's edge: {', '.join(f'{n} = {v:.2f}' for n, _, v in on) or '-'}; "
+              f"posterior 68 % hits at {'/'.join(f'{v:g}' for v in RADII_OVER_RHALF)} R_half: {hits or '?'}",
+              flush=True)
+        halo = ", ".join(f"{n} {side}" for n, side, _ in on if n in HALO_SHAPE) or "inside"
+        by_edge.setdefault(halo, []).extend(mine)
+    for where, sel in sorted(by_edge.items()):
+        if sel:
+            print(f"halo maximum {where}: {len({r['seed'] for r in sel})} mocks, posterior pooled 68 / 95 % "
+                  f"{np.mean([r['in68'] for r in sel]):.2f} / {np.mean([r['in95'] for r in sel]):.2f}")
 
 
 def shape(args) -> None:
@@ -192,6 +224,7 @@ def main() -> None:
     ap.add_argument("model", help="a named mock of dsphnf.mocks (e.g. PlumCuspIso)")
     ap.add_argument("--seeds", type=int, nargs=2, default=(0, 20), help="realisations [a, b)")
     ap.add_argument("--rows", default=None, help="JSON of the jeffreys rows (written by jeffreys, read by edges)")
+    ap.add_argument("--calibration", default=None, help="edges: a `dsphnf calibrate --method baseline` folder")
     ap.add_argument("--seed", type=int, default=0, help="shape: the realisation")
     ap.add_argument("--r-over-rhalf", type=float, default=1.0, help="shape: the radius in R_half")
     ap.add_argument("--prior", nargs="*", default=[], help="shape: boxes NAME:LO:HI replacing the default")
