@@ -213,7 +213,8 @@ def shape(args) -> None:
         theta, _ = prof._constrained(float(y))
         near = np.abs(y_s - y) < 0.25 * half
         mean = S[near].mean(0) if near.sum() > 5 else np.full(len(names), np.nan)
-        print(f"y - y0 {y - y0:+.4f}: 2 Delta {prof.statistic(float(y)):6.2f}, -2 ln p/p_max {-2 * np.log(p / peak):6.2f}"
+        print(f"y - y0 {y - y0:+.4f}: 2 Delta {prof.statistic(float(y)):6.2f}, "
+              f"-2 ln p/p_max {-2 * np.log(p / peak):6.2f}"
               f" ({near.sum()} samples) | constrained maximum " + " ".join(f"{v:+.2f}" for v in theta)
               + " | posterior mean " + " ".join(f"{v:+.2f}" for v in mean))
 

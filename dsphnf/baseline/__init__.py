@@ -4,9 +4,10 @@ Zhao stars, a Zhao/gNFW halo and an anisotropy model, fitted to (R, v_z)
 with an unbinned likelihood.  :func:`fit_baseline` is the entry point: it
 returns the shared :class:`dsphnf.result.Result` (method ``"baseline"``) whose
 artefacts are a :class:`BaselineArtefacts`.  See :mod:`dsphnf.baseline.model`
-for the model, :mod:`dsphnf.baseline.priors` for the parameters and priors, :mod:`dsphnf.baseline.projector` for the fast
-Jeans projection, :mod:`dsphnf.baseline.likelihood` and
-:mod:`dsphnf.baseline.mixture` (a foreground) for the likelihood,
+for the model, :mod:`dsphnf.baseline.priors` for the parameters and priors,
+:mod:`dsphnf.baseline.projector` for the fast Jeans projection,
+:mod:`dsphnf.baseline.likelihood` and :mod:`dsphnf.baseline.mixture` (a
+foreground) for the likelihood,
 :mod:`dsphnf.baseline.sampler` for emcee and
 :mod:`dsphnf.baseline.artefacts` for the saved chain and figures.
 """
