@@ -28,6 +28,11 @@ default baseline (``zhao-alpha`` halo, isotropy given):
     post-burn-in sample), with the constrained maximum's parameters and the
     posterior mean of the samples near each y. ``--prior NAME:LO:HI`` widens a
     box.
+``inverse-alpha``
+    A trial prior, not in the package (:class:`InverseAlphaModel`): the
+    transition sharpness sampled as s = 1/alpha_dm, flat in [0.02, 2], so
+    that the broken power law has prior volume; the posterior's coverage
+    beside the default's calibrate rows.
 
 Usage::
 
@@ -35,6 +40,9 @@ Usage::
     python benchmarks/posterior_vs_likelihood.py edges PlumCuspIso --seeds 0 20 --rows rows.json
     python benchmarks/posterior_vs_likelihood.py edges NonPlumCuspIso --seeds 0 20 --calibration CALIBRATE_OUT
     python benchmarks/posterior_vs_likelihood.py shape PlumCuspIso --seed 13 --r-over-rhalf 1 [--prior alpha_dm:0.5:10]
+    python benchmarks/posterior_vs_likelihood.py inverse-alpha PlumCuspIso --seeds 0 20 --calibration CALIBRATE_OUT
+    python benchmarks/posterior_vs_likelihood.py inverse-alpha --halo burkert:4e8,1 --tracer plummer:0.25 \
+        --calibration CALIBRATE_OUT
 
 (reads ``_draws`` and ``_draw_profiles`` of :mod:`dsphnf.baseline.artefacts`,
 which ``profile_at`` uses, to weight the draws).
@@ -57,6 +65,7 @@ from dsphnf.anisotropy import Isotropic  # noqa: E402
 from dsphnf.baseline import Prior, fit_baseline  # noqa: E402
 from dsphnf.baseline.artefacts import _draws  # noqa: E402
 from dsphnf.baseline.fit import likelihood_for, usable_stars  # noqa: E402
+from dsphnf.baseline.model import BaselineModel  # noqa: E402
 from dsphnf.baseline.profile_likelihood import ProfileLikelihood  # noqa: E402
 from dsphnf.calibrate.score import RADII_OVER_RHALF  # noqa: E402
 from dsphnf.calibrate.spec import MockSource, calibration_spec  # noqa: E402
@@ -66,14 +75,20 @@ HALO = "zhao-alpha"
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 
 
-def true_r_half(model: str) -> float:
-    """R_half [kpc] of ``model``'s true tracer, as ``dsphnf calibrate`` takes it."""
-    return calibration_spec(model, realisations=2, methods="baseline").r_half
+def mock_source(args) -> tuple[MockSource, float]:
+    """The mocks (a named model, or ``--halo``/``--tracer`` with isotropic orbits) and R_half [kpc] of their
+    true tracer, as ``dsphnf calibrate`` takes them."""
+    if args.halo:
+        spec = calibration_spec(halo=args.halo, tracer=args.tracer, anisotropy="isotropic", realisations=2,
+                                methods="baseline")
+    else:
+        spec = calibration_spec(args.model, realisations=2, methods="baseline")
+    return spec.source, spec.r_half
 
 
-def fit(model: str, seed: int, priors: dict | None = None):
+def fit(source: MockSource, seed: int, priors: dict | None = None):
     """The calibrate fit of realisation ``seed`` (1000 stars), and its mock."""
-    mock = MockSource(model=model).draw(1000, seed)
+    mock = source.draw(1000, seed)
     res = fit_baseline(mock.catalog, Isotropic(), HALO, max_steps=20000, nwalkers=32, seed=seed, progress=False,
                        priors=priors)
     return res.artefacts, mock
@@ -113,12 +128,12 @@ def true_log10_rho(truth, radii: np.ndarray) -> np.ndarray:
 
 
 def jeffreys(args) -> None:
-    r_half = true_r_half(args.model)
+    source, r_half = mock_source(args)
     radii = np.asarray(RADII_OVER_RHALF) * r_half
     rows = []
     for seed in range(*args.seeds):
         t0 = time.perf_counter()
-        art, mock = fit(args.model, seed)
+        art, mock = fit(source, seed)
         theta = _draws(art.sampler.samples, 1000, seed)
         chunks = np.array_split(theta, max(1, len(theta) // 50))
         lr = np.concatenate([np.log10(art._draw_profiles(c, np.log(radii))["rho"]) for c in chunks])
@@ -148,8 +163,8 @@ def posterior_hits(args) -> list[dict]:
     """The posterior's rows (seed, in68, in95 per radius): of a ``jeffreys`` run, or of a calibrate folder."""
     if args.calibration:
         with open(Path(args.calibration) / "calibration.csv", newline="") as fh:
-            return [{"seed": int(r["seed"]), "method": "posterior", "in68": r["in68"] == "1", "in95": r["in95"] == "1"}
-                    for r in csv.DictReader(fh) if r["method"] == "baseline"]
+            return [{"seed": int(r["seed"]), "method": "posterior", "in68": r["in68"] == "1", "in95": r["in95"] == "1",
+                     "log10_err": float(r["log10_err"])} for r in csv.DictReader(fh) if r["method"] == "baseline"]
     return json.loads(Path(args.rows).read_text()) if args.rows else []
 
 
@@ -170,9 +185,9 @@ def box_edges(prof: ProfileLikelihood, x: np.ndarray) -> list[tuple[str, str, fl
 def edges(args) -> None:
     rows = posterior_hits(args)
     by_edge: dict[str, list[dict]] = {}
-    r_half = true_r_half(args.model)
+    source, r_half = mock_source(args)
     for seed in range(*args.seeds):
-        cat, _ = usable_stars(MockSource(model=args.model).draw(1000, seed).catalog)
+        cat, _ = usable_stars(source.draw(1000, seed).catalog)
         prof = ProfileLikelihood(likelihood_for(cat, Isotropic(), HALO), r_half)
         on = box_edges(prof, prof.best()[0])
         mine = [r for r in rows if r["seed"] == seed and r["method"] == "posterior"]
@@ -193,8 +208,9 @@ def shape(args) -> None:
     for p in args.prior:
         name, lo, hi = p.split(":")
         priors[name] = Prior("uniform", float(lo), float(hi))
-    r = args.r_over_rhalf * true_r_half(args.model)
-    art, _ = fit(args.model, args.seed, priors or None)
+    source, r_half = mock_source(args)
+    r = args.r_over_rhalf * r_half
+    art, _ = fit(source, args.seed, priors or None)
     like, names, S = art.likelihood, art.model.names, art.sampler.samples
     prof = ProfileLikelihood(like, r, starts=[S[np.argmax(like.log_likelihood(S))]])
     y_s = prof.log10_rho(S)
@@ -219,10 +235,68 @@ def shape(args) -> None:
               + " | posterior mean " + " ".join(f"{v:+.2f}" for v in mean))
 
 
+class InverseAlphaModel(BaselineModel):
+    """The baseline's model with the sampled ``alpha_dm`` read as s = 1/alpha_dm (a trial prior, not in the package).
+
+    With the box s in [0.02, 2] (alpha_dm from 0.5 to 50) and the density measure on log10_rs and gamma
+    only, the prior is flat in s, so the broken power law (s -> 0), where the default measure has no
+    volume, is nearly inside the family.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.measure_on = tuple(n for n in self.measure_on if n != "alpha_dm")
+
+    def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        p = super().unpack(theta)
+        p["alpha_dm"] = 1.0 / p["alpha_dm"]
+        return p
+
+
+def inverse_alpha(args) -> None:
+    """Posterior coverage with :class:`InverseAlphaModel`, beside the default's calibrate rows (``--calibration``)."""
+    import dsphnf.baseline.fit as baseline_fit
+
+    baseline_fit.BaselineModel = InverseAlphaModel  # fit_baseline builds its model from this name
+    source, r_half = mock_source(args)
+    radii = np.asarray(RADII_OVER_RHALF) * r_half
+    default = {}
+    for r in posterior_hits(args):
+        default.setdefault(r["seed"], []).append(r)
+    rows = []
+    for seed in range(*args.seeds):
+        t0 = time.perf_counter()
+        art, mock = fit(source, seed, {"alpha_dm": Prior("uniform", 0.02, 2.0)})
+        theta = _draws(art.sampler.samples, 1000, seed)
+        chunks = np.array_split(theta, max(1, len(theta) // 50))
+        lr = np.concatenate([np.log10(art._draw_profiles(c, np.log(radii))["rho"]) for c in chunks])
+        q = np.percentile(lr, [100 * x for x in QUANTILES], axis=0)
+        lt = true_log10_rho(mock.truth, radii)
+        mine = [{"seed": seed, "r_over_rhalf": x, "log10_err": q[2, i] - lt[i], "w68": 0.5 * (q[3, i] - q[1, i]),
+                 "in68": bool(q[1, i] <= lt[i] <= q[3, i]), "in95": bool(q[0, i] <= lt[i] <= q[4, i])}
+                for i, x in enumerate(RADII_OVER_RHALF)]
+        rows += mine
+        alpha = art.model.unpack(theta)["alpha_dm"]
+        hits = lambda sel, k: "".join(str(int(r[k])) for r in sel)  # noqa: E731
+        mine_d = default.get(seed, [])
+        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s; 68 / 95 % hits {hits(mine, 'in68')} / "
+              f"{hits(mine, 'in95')} (default {hits(mine_d, 'in68') or '?'} / {hits(mine_d, 'in95') or '?'}); "
+              f"alpha_dm median {np.median(alpha):.2f}, P(alpha_dm > 3) {np.mean(alpha > 3):.2f}", flush=True)
+        if args.rows:
+            Path(args.rows).write_text(json.dumps(rows))
+    both = [r for sd in range(*args.seeds) for r in default.get(sd, [])]
+    for name, sel in (("1/alpha flat", rows), ("default", both)):
+        if sel:
+            print(f"{name}: pooled 68 / 95 % {np.mean([r['in68'] for r in sel]):.3f} / "
+                  f"{np.mean([r['in95'] for r in sel]):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("jeffreys", "edges", "shape"))
-    ap.add_argument("model", help="a named mock of dsphnf.mocks (e.g. PlumCuspIso)")
+    ap.add_argument("what", choices=("jeffreys", "edges", "shape", "inverse-alpha"))
+    ap.add_argument("model", nargs="?", default=None, help="a named mock of dsphnf.mocks (e.g. PlumCuspIso)")
+    ap.add_argument("--halo", default=None, help="instead of a model: the mocks' halo spec (isotropic orbits)")
+    ap.add_argument("--tracer", default=None, help="with --halo: the mocks' tracer spec")
     ap.add_argument("--seeds", type=int, nargs=2, default=(0, 20), help="realisations [a, b)")
     ap.add_argument("--rows", default=None, help="JSON of the jeffreys rows (written by jeffreys, read by edges)")
     ap.add_argument("--calibration", default=None, help="edges: a `dsphnf calibrate --method baseline` folder")
@@ -230,7 +304,7 @@ def main() -> None:
     ap.add_argument("--r-over-rhalf", type=float, default=1.0, help="shape: the radius in R_half")
     ap.add_argument("--prior", nargs="*", default=[], help="shape: boxes NAME:LO:HI replacing the default")
     args = ap.parse_args()
-    {"jeffreys": jeffreys, "edges": edges, "shape": shape}[args.what](args)
+    {"jeffreys": jeffreys, "edges": edges, "shape": shape, "inverse-alpha": inverse_alpha}[args.what](args)
 
 
 if __name__ == "__main__":
