@@ -127,6 +127,19 @@ def true_log10_rho(truth, radii: np.ndarray) -> np.ndarray:
     return np.log10([c["rho_true"] for c in compare({"x": dummy}, truth=truth, radii=radii)])
 
 
+def posterior_draws(art, radii: np.ndarray, seed: int) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """The 1000 posterior draws ``profile_at`` uses, in chunks of ~50, and log10 rho at ``radii`` [kpc] of each."""
+    theta = _draws(art.sampler.samples, 1000, seed)
+    chunks = np.array_split(theta, max(1, len(theta) // 50))
+    return theta, chunks, np.concatenate([np.log10(art._draw_profiles(c, np.log(radii))["rho"]) for c in chunks])
+
+
+def band_row(seed: int, r_over_rhalf: float, q: np.ndarray, truth: float) -> dict:
+    """One radius's row: ``q`` the :data:`QUANTILES` of log10 rho, ``truth`` the true log10 rho there."""
+    return {"seed": seed, "r_over_rhalf": r_over_rhalf, "log10_err": q[2] - truth, "w68": 0.5 * (q[3] - q[1]),
+            "in68": bool(q[1] <= truth <= q[3]), "in95": bool(q[0] <= truth <= q[4])}
+
+
 def jeffreys(args) -> None:
     source, r_half = mock_source(args)
     radii = np.asarray(RADII_OVER_RHALF) * r_half
@@ -134,9 +147,7 @@ def jeffreys(args) -> None:
     for seed in range(*args.seeds):
         t0 = time.perf_counter()
         art, mock = fit(source, seed)
-        theta = _draws(art.sampler.samples, 1000, seed)
-        chunks = np.array_split(theta, max(1, len(theta) // 50))
-        lr = np.concatenate([np.log10(art._draw_profiles(c, np.log(radii))["rho"]) for c in chunks])
+        theta, chunks, lr = posterior_draws(art, radii, seed)
         lj = np.concatenate([log_sqrt_det_fisher(art.likelihood, c) for c in chunks])
         lw = lj - art.model.log_prior(theta)
         w = np.where(np.isfinite(lw), np.exp(lw - np.max(lw[np.isfinite(lw)])), 0.0)
@@ -144,10 +155,8 @@ def jeffreys(args) -> None:
         lt = true_log10_rho(mock.truth, radii)
         for i, x in enumerate(RADII_OVER_RHALF):
             for name, ww in (("posterior", np.ones_like(w)), ("jeffreys", w)):
-                q = weighted_quantiles(lr[:, i], ww)
-                rows.append({"seed": seed, "r_over_rhalf": x, "method": name, "log10_err": q[2] - lt[i],
-                             "in68": bool(q[1] <= lt[i] <= q[3]), "in95": bool(q[0] <= lt[i] <= q[4]),
-                             "w68": 0.5 * (q[3] - q[1]), "ess": float(ess)})
+                row = band_row(seed, x, weighted_quantiles(lr[:, i], ww), lt[i])
+                rows.append({**row, "method": name, "ess": float(ess)})
         hits = " ".join(f"{r['method'][0]}{int(r['in68'])}{int(r['in95'])}" for r in rows[-10:])
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s, ESS {ess:.0f}/{len(w)}, {hits}", flush=True)
         if args.rows:
@@ -267,14 +276,10 @@ def inverse_alpha(args) -> None:
     for seed in range(*args.seeds):
         t0 = time.perf_counter()
         art, mock = fit(source, seed, {"alpha_dm": Prior("uniform", 0.02, 2.0)})
-        theta = _draws(art.sampler.samples, 1000, seed)
-        chunks = np.array_split(theta, max(1, len(theta) // 50))
-        lr = np.concatenate([np.log10(art._draw_profiles(c, np.log(radii))["rho"]) for c in chunks])
+        theta, _, lr = posterior_draws(art, radii, seed)
         q = np.percentile(lr, [100 * x for x in QUANTILES], axis=0)
         lt = true_log10_rho(mock.truth, radii)
-        mine = [{"seed": seed, "r_over_rhalf": x, "log10_err": q[2, i] - lt[i], "w68": 0.5 * (q[3, i] - q[1, i]),
-                 "in68": bool(q[1, i] <= lt[i] <= q[3, i]), "in95": bool(q[0, i] <= lt[i] <= q[4, i])}
-                for i, x in enumerate(RADII_OVER_RHALF)]
+        mine = [band_row(seed, x, q[:, i], lt[i]) for i, x in enumerate(RADII_OVER_RHALF)]
         rows += mine
         alpha = art.model.unpack(theta)["alpha_dm"]
         hits = lambda sel, k: "".join(str(int(r[k])) for r in sel)  # noqa: E731
@@ -299,7 +304,7 @@ def main() -> None:
     ap.add_argument("--tracer", default=None, help="with --halo: the mocks' tracer spec")
     ap.add_argument("--seeds", type=int, nargs=2, default=(0, 20), help="realisations [a, b)")
     ap.add_argument("--rows", default=None, help="JSON of the jeffreys rows (written by jeffreys, read by edges)")
-    ap.add_argument("--calibration", default=None, help="edges: a `dsphnf calibrate --method baseline` folder")
+    ap.add_argument("--calibration", default=None, help="edges, inverse-alpha: a `dsphnf calibrate --method baseline` folder")
     ap.add_argument("--seed", type=int, default=0, help="shape: the realisation")
     ap.add_argument("--r-over-rhalf", type=float, default=1.0, help="shape: the radius in R_half")
     ap.add_argument("--prior", nargs="*", default=[], help="shape: boxes NAME:LO:HI replacing the default")
