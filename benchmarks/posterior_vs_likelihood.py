@@ -304,7 +304,8 @@ def main() -> None:
     ap.add_argument("--tracer", default=None, help="with --halo: the mocks' tracer spec")
     ap.add_argument("--seeds", type=int, nargs=2, default=(0, 20), help="realisations [a, b)")
     ap.add_argument("--rows", default=None, help="JSON of the jeffreys rows (written by jeffreys, read by edges)")
-    ap.add_argument("--calibration", default=None, help="edges, inverse-alpha: a `dsphnf calibrate --method baseline` folder")
+    ap.add_argument("--calibration", default=None,
+                    help="edges, inverse-alpha: a `dsphnf calibrate --method baseline` folder")
     ap.add_argument("--seed", type=int, default=0, help="shape: the realisation")
     ap.add_argument("--r-over-rhalf", type=float, default=1.0, help="shape: the radius in R_half")
     ap.add_argument("--prior", nargs="*", default=[], help="shape: boxes NAME:LO:HI replacing the default")
