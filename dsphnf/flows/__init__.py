@@ -2,12 +2,14 @@
 
 The method of the paper (Lim, Hayashi, Horigome, Matsumoto, Nojiri 2025,
 arXiv:2505.00763). Modules: :mod:`~dsphnf.flows.field` (equivariant vector
-fields), :mod:`~dsphnf.flows.cnf` (the flow), :mod:`~dsphnf.flows.stars`
+fields), :mod:`~dsphnf.flows.cnf` (the flow) and
+:mod:`~dsphnf.flows.distribution` (its samples and exact densities), :mod:`~dsphnf.flows.stars`
 (training data), :mod:`~dsphnf.flows.surface` and :mod:`~dsphnf.flows.losvd`
 (exact projected likelihood), :mod:`~dsphnf.flows.kde` (smeared-KDE loss),
 :mod:`~dsphnf.flows.objective` (which loss), :mod:`~dsphnf.flows.prior`
 (smoothness prior), :mod:`~dsphnf.flows.beta` (learned anisotropy) and
-:mod:`~dsphnf.flows.beta_prior` (its priors), :mod:`~dsphnf.flows.train` (training loop),
+:mod:`~dsphnf.flows.beta_prior` (its priors), :mod:`~dsphnf.flows.train` (training loop) and
+:mod:`~dsphnf.flows.checkpoint` (its checkpoints),
 :mod:`~dsphnf.flows.moments` (Jeans read-out), :mod:`~dsphnf.flows.ensemble`
 (bands), :mod:`~dsphnf.flows.member_j` (the members' J-factors), :mod:`~dsphnf.flows.standardise` (units, grid),
 :mod:`~dsphnf.flows.settings` (options), :mod:`~dsphnf.flows.member` (one
