@@ -65,9 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..plotting import plot_binned_profiles
-
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad options with one line (DsphnfError: exit 2)."""
     if args.n < 20:
         raise DsphnfError(f"--n must be at least 20 stars for the demo, got {args.n}")
     if not 2 <= args.bins <= args.n // 10:
@@ -76,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
         raise DsphnfError(f"--steps must be >= 0, got {args.steps}")
     if args.ensemble < 1:
         raise DsphnfError(f"--ensemble must be >= 1, got {args.ensemble}")
-    cat, truth, model = draw_mock(DEFAULT_MODEL, args.n, args.seed)
-    cat.source = f"{DEFAULT_MODEL} mock (seed {args.seed})"
-    cat.meta["format"] = "mock"
+
+
+def _sky_checks(cat, model, args: argparse.Namespace) -> tuple[dict, dict, dict, dict]:
+    """Binned Sigma(R) and sigma_los(R) of the mock, the exact projections, and their chi^2 tests."""
     binned = binned_profiles(cat, n_bins=args.bins, seed=args.seed)
     physics = (model.tracer, model.halo.mass, model.anisotropy)
     R = np.geomspace(max(binned["R_hi"][0] / 10, 1e-3), binned["R_hi"][-1], 60)
@@ -86,15 +86,14 @@ def run(args: argparse.Namespace) -> int:
     at_bins = annulus_averages(binned["R_lo"], binned["R_hi"], *physics, n_stars=cat.n)
     tests = {"Sigma(R)": chi2(binned["Sigma"], binned["Sigma_err"], at_bins["Sigma"]),
              "sigma_los(R)": chi2(binned["sigma_los"], binned["sigma_los_err"], at_bins["sigma_los"])}
+    return binned, exact, at_bins, tests
 
-    result = None
-    if args.steps != 0:
-        from ..flows import fit_flow
 
-        result = fit_flow(cat, anisotropy="isotropic", steps=args.steps, ensemble=args.ensemble,
-                          seed=args.seed, distance=76.0)
+def _write(out: Path, cat, truth, result, sky: tuple, args: argparse.Namespace) -> None:
+    """Everything of the demo into ``out``, atomically: the fit, the mock, its truth and sky profiles."""
+    from ..plotting import plot_binned_profiles
 
-    out = Path(args.output)
+    binned, exact, at_bins, _ = sky
     with atomic_dir(out) as tmp:
         if result is not None:
             result.write_into(tmp)
@@ -109,21 +108,39 @@ def run(args: argparse.Namespace) -> int:
         plot_binned_profiles(tmp / ("sky.png" if result is not None else "profiles.png"), binned, exact,
                              title=f"{DEFAULT_MODEL}: {cat.n} stars, seed {args.seed}", model_binned=at_bins)
 
-    print(format_summary(cat))
-    for label, c in tests.items():
-        print(f"{label:<16} chi2 = {c.value:.1f} for {c.n} annuli against the exact projection (p = {c.p:.2f})")
-    if result is None:
-        print(f"wrote {out}/stars.csv, truth.csv, binned.csv, profiles.png")
-        return 0
-    from ..compare import compare, format_table
 
+def _report_fit(result, truth, out: Path) -> None:
+    """The fit against the truth: the table of errors and coverage, the read-out count, the cost."""
+    from ..compare import compare, format_table
     from ..flows.ensemble import readout_note
 
-    rows = compare({"flow": result}, truth=truth)
-    print(format_table(rows))
+    print(format_table(compare({"flow": result}, truth=truth)))
     print(readout_note(result.summary["diagnostics"].get("readout")))
     k = result.summary["settings"]["ensemble"]
     print(f"flow fit: {k} flow(s) of {result.summary['diagnostics']['members'][0]['steps']} steps, "
           f"{result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
           "(stars.csv, truth.csv, binned.csv, sky.png, profile.csv, summary.json, profiles.png, ...)")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    cat, truth, model = draw_mock(DEFAULT_MODEL, args.n, args.seed)
+    cat.source = f"{DEFAULT_MODEL} mock (seed {args.seed})"
+    cat.meta["format"] = "mock"
+    sky = _sky_checks(cat, model, args)
+    result = None
+    if args.steps != 0:
+        from ..flows import fit_flow
+
+        result = fit_flow(cat, anisotropy="isotropic", steps=args.steps, ensemble=args.ensemble,
+                          seed=args.seed, distance=76.0)
+    out = Path(args.output)
+    _write(out, cat, truth, result, sky, args)
+    print(format_summary(cat))
+    for label, c in sky[3].items():
+        print(f"{label:<16} chi2 = {c.value:.1f} for {c.n} annuli against the exact projection (p = {c.p:.2f})")
+    if result is None:
+        print(f"wrote {out}/stars.csv, truth.csv, binned.csv, profiles.png")
+    else:
+        _report_fit(result, truth, out)
     return 0
