@@ -138,6 +138,19 @@ def test_pooled_coverage_and_the_table_mark_what_a_calibrated_band_rarely_gives(
 
 
 # ---------------------------------------------------------------- end to end
+def test_versus_start_counts_the_far_starts_the_issue_names():
+    """Issue 16: where the start is >= 0.15 dex off, training must reach a third of its error."""
+    from dsphnf.calibrate import versus_start
+    from dsphnf.calibrate.score import START_FAR_DEX
+
+    table = [(0, 0.04, START_FAR_DEX), (1, 0.06, START_FAR_DEX), (2, 0.01, 0.149), (3, 0.2, 0.6)]
+    rows = [{"method": m, "seed": s, "log10_err": sign * e}
+            for s, fe, se in table for m, e in (("flow", fe), ("start", se)) for sign in (1, -1)]
+    (v,) = versus_start(rows)
+    # far: seeds 0, 1, 3 (0.15 counts); within a third there: seed 0 only; seed 2 is within a third but not far
+    assert (v["n"], v["far"], v["far_third"], v["third"], v["better"]) == (4, 3, 1, 2, 4)
+
+
 def test_calibrate_tiny_grid_end_to_end_and_resume(capsys, tmp_path):
     out = tmp_path / "cal"
     rc, text, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "-o", out)
@@ -218,6 +231,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     assert summary["spec"]["fits"]["start"] == {"ensemble": 1, "steps": 1, "anisotropy": "isotropic"}
     (v,) = summary["versus_start"]
     assert v["method"] == "flow" and v["n"] == 2 and 0 <= v["third"] <= v["better"] <= 2
+    assert 0 <= v["far_third"] <= min(v["far"], v["third"]) and v["far"] <= 2
 
 
 # ---------------------------------------------------------------- one-line errors, nothing written

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .score import NOMINAL68, NOMINAL95, RADII_OVER_RHALF, nominal_interval, pooled_coverage, versus_start
+from .score import (NOMINAL68, NOMINAL95, RADII_OVER_RHALF, START_FAR_DEX, nominal_interval, pooled_coverage,
+                    versus_start)
 
 __all__ = ["plot_coverage", "format_coverage"]
 
@@ -84,7 +85,9 @@ def format_coverage(cal: Any) -> str:
     for v in versus_start(cal.rows):
         lines.append(f"{v['method']}: mean |log10 err| over the radii {v['median_abs_err']:.3f} dex against "
                      f"{v['start_median_abs_err']:.3f} for the untrained start (medians over {v['n']} mocks); "
-                     f"better than the start on {v['better']} of {v['n']}, within a third of its error on {v['third']}")
+                     f"better than the start on {v['better']} of {v['n']}, within a third of its error on {v['third']}; "
+                     f"where the start is >= {START_FAR_DEX:g} dex off ({v['far']} mocks), within a third "
+                     f"on {v['far_third']}")
     return "\n".join(lines)
 
 

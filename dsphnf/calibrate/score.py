@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS", "BETA_COLUMNS",
            "projected_half_radius", "score_profile", "score_beta", "coverage", "nominal_interval", "pooled_coverage",
-           "mean_abs_errors", "versus_start"]
+           "mean_abs_errors", "versus_start", "START_FAR_DEX"]
 
 #: Radii of the table, in units of R_half (projected half-number radius of the true tracer).
 RADII_OVER_RHALF: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -22,6 +22,8 @@ RADII_OVER_RHALF: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 MIN_REALISATIONS = 2
 #: Nominal coverage of the two bands.
 NOMINAL68, NOMINAL95 = 0.6827, 0.95
+#: A start this far off [dex, mean |log10 error| over the radii] is one training must cut to a third (issue 16).
+START_FAR_DEX = 0.15
 #: Columns of calibration.csv on the anisotropy (:func:`score_beta`; beta_err = beta - beta_true, no unit).
 BETA_COLUMNS = ("beta_true", "beta", "beta_lo", "beta_hi", "beta_lo95", "beta_hi95", "beta_err", "beta_in68",
                 "beta_in95")
@@ -260,13 +262,18 @@ def versus_start(rows: Sequence[Mapping[str, Any]], start: str = "start") -> lis
     Per method: ``n`` realisations scored by both, ``better`` those where the
     method's mean |log10 error| over the radii (:func:`mean_abs_errors`) is
     smaller than the start's, ``third`` those where it is at most a third of
-    it, and the medians over the realisations of both mean errors [dex].
+    it, ``far`` those where the start is at least :data:`START_FAR_DEX` off
+    and ``far_third`` those of them where the method is within a third of
+    the start's error, and the medians over the realisations of both mean
+    errors [dex].
 
     >>> rows = [{"method": m, "seed": s, "log10_err": e}
     ...         for m, s, e in [("flow", 0, 0.05), ("start", 0, 0.3), ("flow", 1, 0.2), ("start", 1, 0.1)]]
     >>> v = versus_start(rows)[0]
     >>> v["method"], v["n"], v["better"], v["third"], v["median_abs_err"], v["start_median_abs_err"]
     ('flow', 2, 1, 1, 0.125, 0.2)
+    >>> v["far"], v["far_third"]
+    (1, 1)
     """
     ref = mean_abs_errors(rows, start)
     out = []
@@ -276,7 +283,9 @@ def versus_start(rows: Sequence[Mapping[str, Any]], start: str = "start") -> lis
         own = mean_abs_errors(rows, method)
         seeds = sorted(set(own) & set(ref))
         a, b = np.array([own[s] for s in seeds]), np.array([ref[s] for s in seeds])
+        far = b >= START_FAR_DEX
         out.append({"method": method, "n": len(seeds), "better": int(np.sum(a < b)), "third": int(np.sum(a <= b / 3)),
+                    "far": int(np.sum(far)), "far_third": int(np.sum(far & (a <= b / 3))),
                     "median_abs_err": float(np.median(a)) if seeds else math.nan,
                     "start_median_abs_err": float(np.median(b)) if seeds else math.nan})
     return out
