@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/coverage_tables.py OUT [OUT ...] [--method baseline] [--seeds LO HI] [--label NAME]
+    python benchmarks/coverage_tables.py OUT --method flow --against-start
 
 Reads OUT/calibration.csv (several OUTs are pooled: e.g. seeds 0-39 and 40-59
 run into two folders) and prints, per radius r/R_half: the number of
@@ -17,6 +18,11 @@ LO..HI-1 only (for before/after comparisons on the same mocks).
 flow targets, per radius on the realisations both methods fitted: |median
 log10 error| <= 0.3 x the median 68 % half-width, and the flow's scatter of
 log10 error over realisations <= 1.5 x the other method's.
+
+``--against-start`` (outputs of ``--method flow,start``) adds the target on
+the untrained start: on every mock where the start's mean |log10 error| over
+the radii is >= 0.15 dex, the method within a third of it
+(:func:`dsphnf.calibrate.versus_start`), and lists the mocks that miss.
 """
 from __future__ import annotations
 
@@ -98,6 +104,24 @@ def versus(rows: list[dict], other: list[dict], name: str) -> None:
     print()
 
 
+def against_start(rows: list[dict], start: list[dict]) -> None:
+    """The method against its untrained start, mock by mock (issue 16 item 6)."""
+    from dsphnf.calibrate import mean_abs_errors, versus_start
+    from dsphnf.calibrate.score import START_FAR_DEX
+
+    both = [{**r, "log10_err": float(r["log10_err"])} for r in rows + start]
+    (v,) = versus_start(both, start=start[0]["method"])
+    print(f"{v['method']} against the start on {v['n']} mocks: medians of the mean |log10 error| "
+          f"{v['median_abs_err']:.3f} / {v['start_median_abs_err']:.3f} dex; better on {v['better']}, within a "
+          f"third on {v['third']}; start >= {START_FAR_DEX:g} dex off on {v['far']}, within a third of it on "
+          f"{v['far_third']}")
+    own, ref = mean_abs_errors(both, v["method"]), mean_abs_errors(both, start[0]["method"])
+    for s in sorted(set(own) & set(ref)):
+        if ref[s] >= START_FAR_DEX and own[s] > ref[s] / 3:
+            print(f"  seed {s}: {own[s]:.3f} against the start's {ref[s]:.3f} dex ({own[s] / ref[s]:.2f} of it)")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outs", nargs="+")
@@ -105,9 +129,13 @@ def main() -> None:
     ap.add_argument("--seeds", nargs=2, type=int)
     ap.add_argument("--label", default=None)
     ap.add_argument("--versus", default=None, metavar="METHOD", help="compare bias and scatter with METHOD")
+    ap.add_argument("--against-start", action="store_true", help="the method against the untrained start's rows")
     a = ap.parse_args()
     seeds = tuple(a.seeds) if a.seeds else None
     rows = read_rows(a.outs, a.method, seeds)
+    if a.against_start:
+        against_start(rows, read_rows(a.outs, "start", seeds))
+        return
     table(rows, a.label or ", ".join(a.outs))
     if a.versus:
         versus(rows, read_rows(a.outs, a.versus, seeds), a.versus)
