@@ -25,14 +25,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dsphnf.calibrate import calibration_spec  # noqa: E402
+from dsphnf.calibrate.score import _lin_in_log_r  # noqa: E402
 from dsphnf.flows import FitOptions, fit_flow  # noqa: E402
 
 RADII = (0.03, 0.045, 0.0625, 0.09, 0.125, 0.18, 0.25, 0.5, 1.0)
 
 
 def _errors(profile: dict, truth: dict, radii: np.ndarray, keys: tuple[str, ...]) -> None:
+    """log10 (fit / truth) per key, the truth read from its table as calibrate's scoring reads it."""
     for k in keys:
-        tr = np.interp(np.log(radii), np.log(truth["r"]), truth[k])
+        tr = _lin_in_log_r(radii, truth, k)
         print(f"  {k:8s}", " ".join(f"{np.log10(a / b):+.3f}" for a, b in zip(profile[k], tr)))
 
 
