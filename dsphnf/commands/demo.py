@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -77,7 +78,17 @@ def _check_args(args: argparse.Namespace) -> None:
         raise DsphnfError(f"--ensemble must be >= 1, got {args.ensemble}")
 
 
-def _sky_checks(cat, model, args: argparse.Namespace) -> tuple[dict, dict, dict, dict]:
+class SkyChecks(NamedTuple):
+    """The mock's binned Sigma(R) and sigma_los(R), the exact projections (on a fine grid and averaged over
+    each annulus) and their chi^2 tests."""
+
+    binned: dict
+    exact: dict
+    at_bins: dict
+    tests: dict
+
+
+def _sky_checks(cat, model, args: argparse.Namespace) -> SkyChecks:
     """Binned Sigma(R) and sigma_los(R) of the mock, the exact projections, and their chi^2 tests."""
     binned = binned_profiles(cat, n_bins=args.bins, seed=args.seed)
     physics = (model.tracer, model.halo.mass, model.anisotropy)
@@ -86,10 +97,10 @@ def _sky_checks(cat, model, args: argparse.Namespace) -> tuple[dict, dict, dict,
     at_bins = annulus_averages(binned["R_lo"], binned["R_hi"], *physics, n_stars=cat.n)
     tests = {"Sigma(R)": chi2(binned["Sigma"], binned["Sigma_err"], at_bins["Sigma"]),
              "sigma_los(R)": chi2(binned["sigma_los"], binned["sigma_los_err"], at_bins["sigma_los"])}
-    return binned, exact, at_bins, tests
+    return SkyChecks(binned, exact, at_bins, tests)
 
 
-def _write(out: Path, cat, truth, result, sky: tuple, args: argparse.Namespace) -> None:
+def _write(out: Path, cat, truth, result, sky: SkyChecks, args: argparse.Namespace) -> None:
     """Everything of the demo into ``out``, atomically: the fit, the mock, its truth and sky profiles."""
     from ..plotting import plot_binned_profiles
 
@@ -137,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     _write(out, cat, truth, result, sky, args)
     print(format_summary(cat))
-    for label, c in sky[3].items():
+    for label, c in sky.tests.items():
         print(f"{label:<16} chi2 = {c.value:.1f} for {c.n} annuli against the exact projection (p = {c.p:.2f})")
     if result is None:
         print(f"wrote {out}/stars.csv, truth.csv, binned.csv, profiles.png")
