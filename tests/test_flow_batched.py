@@ -63,7 +63,7 @@ def _single_loss(flow, stars, st, tr, std):
     """Loss and flat gradient of one member alone, as the single trainer computes them."""
     h = bandwidths(std["obs"][tr], std["w"][tr], 1.0)
     data = _star_data(std, st, tr, h)
-    prior = SmoothnessPrior.for_stars(data.R, data.weights, st.train.smooth_tau)
+    prior = SmoothnessPrior.of(st.train, data.R, data.weights)
     flow.zero_grad()
     loss = flow_loss(flow, data, st.train, None, 0, prior=prior)
     loss.backward()
@@ -72,7 +72,7 @@ def _single_loss(flow, stars, st, tr, std):
 
 def _batched_loss(flows, trs, stds, scs, st):
     b = BatchedFlow(flows)
-    mb = member_batch(trs, stds, scs, 1.0, st.train.smooth_tau, torch.float64, torch.device("cpu"))
+    mb = member_batch(trs, stds, scs, 1.0, st.train, torch.float64, torch.device("cpu"))
     loss = flow_loss(b, mb.data, st.train, None, 0, prior=mb.prior)
     loss.sum().backward()
     return b, loss.detach()
@@ -86,11 +86,13 @@ def _member_grad(b: BatchedFlow, k: int, name: str) -> torch.Tensor:
     return g[k].T if attr == "weight" else g[k, 0]
 
 
-@pytest.mark.parametrize("K, kinematic", [(1, True), (3, True), (2, False)])
-def test_batched_members_give_each_members_own_loss_and_gradient(K, kinematic):
+@pytest.mark.parametrize("K, kinematic, nu_mean", [(1, True, "none"), (3, True, "none"), (2, False, "none"),
+                                                    (3, True, "zhao")])
+def test_batched_members_give_each_members_own_loss_and_gradient(K, kinematic, nu_mean):
     """K = 1: the single flow's loss and gradient; K = 3: three members on their own bootstrap resamples,
-    standardised by their own scales; positions only too. float64, to 1e-10."""
-    stars, st = _stars(150, kinematic), _settings(K)
+    standardised by their own scales; positions only too; with the prior's Zhao mean of ln nu (one fit per
+    member, on its resample as rows with duplicates or as multiplicity weights). float64, to 1e-10."""
+    stars, st = _stars(150, kinematic), _settings(K, nu_mean=nu_mean)
     flows, trs, stds, scs = _members(stars, st)
     assert K == 1 or len({sc["L"] for sc in scs}) == K  # the members' units differ
     single = [_single_loss(f, stars, st, tr, std) for f, tr, std in zip(flows, trs, stds)]
@@ -244,7 +246,7 @@ def test_a_nan_in_one_member_rolls_back_that_member_alone(monkeypatch):
     results = []
     for poison in (False, True):
         flows, trs, stds, scs = _members(stars, st)
-        mb = member_batch(trs, stds, scs, 1.0, st.train.smooth_tau, torch.float64, torch.device("cpu"))
+        mb = member_batch(trs, stds, scs, 1.0, st.train, torch.float64, torch.device("cpu"))
         tr = BatchedTrainer(BatchedFlow(flows), mb, st.train)
         calls = {"n": 0}
         real = tr._loss
@@ -301,11 +303,13 @@ def test_settings_the_batch_cannot_train_fall_back_or_are_refused(cat):
     assert not grid["batched"] and "learned anisotropy" in grid["not_batched"]
 
 
-def test_a_subset_of_members_trains_as_in_the_full_batch():
-    """Resuming trains only the missing members: member 2 alone is member 2 of the whole batch."""
+@pytest.mark.parametrize("nu_mean", ["none", "zhao"])
+def test_a_subset_of_members_trains_as_in_the_full_batch(nu_mean):
+    """Resuming trains only the missing members: member 2 alone is member 2 of the whole batch
+    (the L-BFGS phase evaluates subsets of members: the prior's per-member Zhao means follow)."""
     from dsphnf.flows.batched_train import train_members_batched
 
-    stars, st = _stars(60), _settings(3, steps=4, adam_steps=2)
+    stars, st = _stars(60), _settings(3, steps=4, adam_steps=2, nu_mean=nu_mean)
     full, rec = train_members_batched(stars, st, threads=1)
     (alone,), _ = train_members_batched(stars, st, members=[2], threads=1)
     assert rec["batched"] and alone.member == 2 and alone.scales == full[2].scales

@@ -12,8 +12,10 @@ from dsphnf.flows import SphericalFlow, TrainConfig
 from dsphnf.flows.stars import StarData
 from dsphnf.flows.losvd import velocity_table
 from dsphnf.flows.objective import flow_loss
-from dsphnf.flows.prior import HOLE_TAU, hole_penalty, log_derivative, roughness, sigma_r2_table, smoothness_penalty
+from dsphnf.flows.prior import (HOLE_TAU, SmoothnessPrior, hole_penalty, log_derivative, roughness, sigma_r2_table,
+                                 smoothness_penalty)
 from dsphnf.flows.surface import radial_table
+from dsphnf.flows.nu_mean import ZhaoMean, fit_zhao_mean, zhao_log_nu
 from dsphnf.flows.train import Trainer
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
@@ -319,3 +321,63 @@ def test_a_shell_that_keeps_the_mean_density_falling_is_caught_by_the_falling_rh
     assert float(c[:3, inside].min()) > -1e-4  # M >= 0, rho >= 0, mean density falling
     rising = x[inside][c[3, inside] < -0.05]   # rho rising there, and only there
     assert len(rising) >= 2 and math.log(2.0) < float(rising.min()) and float(rising.max()) < math.log(3.0)
+
+
+# ---------------------------------------------------------------- the mean of the ln nu prior
+
+
+def _projected_zhao_radii(n: int, gamma: float, beta: float, alpha: float, seed: int) -> torch.Tensor:
+    """Projected radii of n stars of a Zhao sphere (r_s = 1), by inverting M(<r) on a grid and random projection."""
+    rng = np.random.default_rng(seed)
+    r = np.logspace(-4, 4, 4001)
+    nu = r ** -gamma * (1 + r**alpha) ** (-(beta - gamma) / alpha)
+    m = np.concatenate([[0.0], np.cumsum(0.5 * (nu[1:] * r[1:] ** 3 + nu[:-1] * r[:-1] ** 3) * np.diff(np.log(r)))])
+    r3 = np.interp(rng.uniform(0, m[-1], n), m, r)
+    cos = rng.uniform(-1, 1, n)
+    return torch.as_tensor(r3 * np.sqrt(1 - cos**2))
+
+
+@pytest.mark.parametrize("shape", [(0.0, 5.0, 2.0), (1.0, 4.0, 1.0)])
+def test_zhao_mean_recovers_the_shape_of_the_stars_it_is_fitted_to(shape):
+    """A Plummer core and an NFW-like cusp: the fitted mean's log-slope follows the truth's over the stars' radii."""
+    R = _projected_zhao_radii(8000, *shape, seed=3)
+    m = fit_zhao_mean(R)
+    lnr = torch.linspace(math.log(0.3), math.log(5.0), 41, dtype=torch.float64)
+    slope = lambda f: torch.diff(f) / torch.diff(lnr)  # noqa: E731
+    err = slope(m.log_nu(lnr)) - slope(zhao_log_nu(lnr, *shape, 0.0))
+    assert float(err.abs().max()) < 0.3  # slopes run from -0.4 to -4.8 (Plummer) and -1.2 to -3.5 (cusp)
+
+
+def test_zhao_mean_of_members_is_each_members_own_fit_and_ignores_weight_zero_rows():
+    R = _projected_zhao_radii(600, 0.0, 5.0, 2.0, seed=1)
+    R2 = torch.stack([R, R.flip(0)])
+    w = torch.ones_like(R2)
+    w[1, :100] = 0.0  # member 2 leaves out 100 stars (padding rows)
+    both = fit_zhao_mean(R2, w)
+    one = fit_zhao_mean(R.flip(0)[100:])
+    assert both.gamma.shape == (2, 1)
+    for k in ("gamma", "beta", "alpha", "ln_rs"):
+        assert float(getattr(both, k)[1, 0]) == pytest.approx(float(getattr(one, k)), rel=1e-9, abs=1e-12)
+
+
+def test_a_profile_of_the_means_shape_costs_no_roughness_but_a_plummer_turnover_does_without_it():
+    """The plain third-derivative prior charges a Plummer turnover (and pulls it apart, which makes the core
+    cuspy); measured from a Zhao mean of the same shape it charges nothing, for a cusp as for a core."""
+    lnr = torch.linspace(-6, 6, 1201, dtype=torch.float64)
+    for shape in [(0.0, 5.0, 2.0), (1.0, 3.5, 1.5)]:
+        lnnu = zhao_log_nu(lnr, *shape, 0.3)
+        mean = ZhaoMean(*(torch.tensor(v, dtype=torch.float64) for v in (*shape, 0.3)))
+        plain = smoothness_penalty((lnr, lnnu), None, (-3.0, 2.0), 1.0)
+        centred = smoothness_penalty((lnr, lnnu), None, (-3.0, 2.0), 1.0, nu_mean=mean)
+        assert float(plain) > 0.1 and float(centred) < 1e-8
+
+
+def test_the_prior_of_a_train_config_fits_the_mean_only_when_asked():
+    R = _projected_zhao_radii(300, 0.0, 5.0, 2.0, seed=2)
+    w = torch.ones_like(R)
+    assert SmoothnessPrior.of(TrainConfig(smooth_tau=None), R, w) is None
+    assert SmoothnessPrior.of(TrainConfig(), R, w).nu_mean is None  # the default: "none"
+    fitted = SmoothnessPrior.of(TrainConfig(nu_mean="zhao"), R, w).nu_mean
+    assert isinstance(fitted, ZhaoMean) and float(fitted.beta) > 3.0
+    with pytest.raises(ValueError, match="nu_mean"):
+        TrainConfig(nu_mean="plummer")

@@ -7,7 +7,7 @@ fields), :mod:`~dsphnf.flows.cnf` (the flow) and
 (training data), :mod:`~dsphnf.flows.surface` and :mod:`~dsphnf.flows.losvd`
 (exact projected likelihood), :mod:`~dsphnf.flows.kde` (smeared-KDE loss),
 :mod:`~dsphnf.flows.objective` (which loss), :mod:`~dsphnf.flows.prior`
-(smoothness prior), :mod:`~dsphnf.flows.beta` (learned anisotropy) and
+(smoothness prior) and :mod:`~dsphnf.flows.nu_mean` (its optional Zhao mean of ln nu), :mod:`~dsphnf.flows.beta` (learned anisotropy) and
 :mod:`~dsphnf.flows.beta_prior` (its priors), :mod:`~dsphnf.flows.train` (training loop) and
 :mod:`~dsphnf.flows.checkpoint` (its checkpoints),
 :mod:`~dsphnf.flows.moments` (Jeans read-out), :mod:`~dsphnf.flows.ensemble`

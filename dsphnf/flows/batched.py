@@ -211,13 +211,14 @@ class MemberBatch:
         p = self.prior
         if p is None:
             return out, None
+        mean = None if p.nu_mean is None else p.nu_mean.take(idx)
         prior = SmoothnessPrior((p.log_range[0][idx], p.log_range[1][idx]), p.tau, p.n_eff[idx], p.hole_tau,
-                                p.positivity_tau)
+                                p.positivity_tau, mean)
         return out, prior
 
 
 def member_batch(resamples: Sequence[np.ndarray], standardised: Sequence[dict[str, Any]], scales: list[dict],
-                 bandwidth_factor: float, smooth_tau: float | None, dtype: torch.dtype,
+                 bandwidth_factor: float, train_config, dtype: torch.dtype,
                  device: torch.device, foreground: Foreground | None = None) -> MemberBatch:
     """Members' resamples (training indices with duplicates) as multiplicity weights on shared rows.
 
@@ -252,7 +253,7 @@ def member_batch(resamples: Sequence[np.ndarray], standardised: Sequence[dict[st
     if foreground is not None:
         data.fg = stack_terms([foreground_term(foreground, sc, dtype, device, std["obs"])
                                for sc, std in zip(scales, standardised)])
-    prior = None if smooth_tau is None else SmoothnessPrior.for_stars(data.R, data.weights, smooth_tau)
+    prior = SmoothnessPrior.of(train_config, data.R, data.weights)
     return MemberBatch(data, prior, scales, h)
 
 

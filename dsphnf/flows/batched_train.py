@@ -298,7 +298,7 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
         torch.manual_seed(settings.seed * 1009 + k)
         flows.append(new_flow(stars, settings, sc["L"]))
         resamples.append(tr), std_all.append(std), scales.append(sc)
-    batch = member_batch(resamples, std_all, scales, settings.bandwidth_factor, settings.train.smooth_tau,
+    batch = member_batch(resamples, std_all, scales, settings.bandwidth_factor, settings.train,
                          settings.dtype, dev, settings.foreground if stars.kinematic else None)
     trainer = BatchedTrainer(BatchedFlow(flows), batch, settings.train, progress, f"{K} members",
                              [f"flow {k + 1}/{settings.ensemble}" for k in ks])

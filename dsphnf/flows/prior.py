@@ -13,14 +13,22 @@ states apart either.
 The prior is a Gaussian process-like roughness penalty on the third
 logarithmic derivative, integrated over the data's range of radii:
 
-    P = [Int (d^3 ln nu / d ln r^3)^2 d ln r + Int (d^3 ln sigma_r^2 / d ln r^3)^2 d ln r] / (2 tau^2),
+    P = [Int (d^3 (ln nu - ln nu_Z) / d ln r^3)^2 d ln r + Int (d^3 ln sigma_r^2 / d ln r^3)^2 d ln r] / (2 tau^2),
 
 added to the total negative log-likelihood (i.e. P / N_eff per star). It
-leaves power laws and their smooth turnovers (ln nu quadratic in ln r costs
-nothing; a Zhao profile has |d^3 ln nu/d ln r^3| <~ 2) almost free, while a
+leaves power laws almost free (what is quadratic in ln r costs nothing), while a
 wiggle of amplitude A and wavelength lambda in ln r costs A^2 (2 pi/lambda)^6 lambda / (4 tau^2)
 per wavelength: ~40/tau^2 nats for a 5 % wiggle over a factor e in radius. The true
 nu and sigma_r of the Gaia Challenge benchmark mock cost ~2.4/tau^2 nats in all.
+ln nu_Z is 0 by default (``TrainConfig.nu_mean="none"``). Measured from ln
+nu itself, a tracer's turnover (a Plummer slope goes from 0 to -5 within a
+decade) is charged, and where the stars are few the penalty pulls it apart
+and makes a core cuspy: +0.04 dex at R_half/4 over 50 mocks of a Plummer
+tracer. With ``nu_mean="zhao"`` ln nu_Z is a Zhao profile fitted to the same
+stars' projected radii before training (:mod:`~dsphnf.flows.nu_mean`): the
+core is unbiased, but rho's scatter in the centre grows, so it is not the
+default (benchmarks/RESULTS.md). ln sigma_r^2 has no mean, and the same pull
+is seen there: on cored mocks sigma_r comes out high inside R_half/4.
 
 A second, one-sided term forbids *holes*, radii where the stellar density
 rises outwards:
@@ -82,6 +90,7 @@ from typing import Callable
 
 import torch
 
+from .nu_mean import ZhaoMean, fit_zhao_mean
 from .separable import is_separable_table, table_moments
 
 __all__ = ["HOLE_TAU", "POSITIVITY_TAU", "MASS_SLOPE_MAX", "SmoothnessPrior", "log_derivative", "roughness",
@@ -259,6 +268,7 @@ def smoothness_penalty(
     hole_tau: float = HOLE_TAU,
     beta: Callable[[torch.Tensor], torch.Tensor] | None = None,
     positivity_tau: float | None = POSITIVITY_TAU,
+    nu_mean: ZhaoMean | None = None,
 ) -> torch.Tensor:
     """The prior's -ln p (nats, up to a constant): roughness / (2 tau^2) plus the hole and positivity terms.
 
@@ -279,9 +289,13 @@ def smoothness_penalty(
         The flow's beta(r) at standardised radii (None: isotropic), for the positivity term.
     positivity_tau : float or None
         Scale of the one-sided term against M < 0, rho < 0 and a density rising outwards (None: off).
+    nu_mean : ZhaoMean or None
+        Mean function of ln nu (:mod:`~dsphnf.flows.nu_mean`): the roughness is that of ln nu - ln nu_Z
+        (None: of ln nu itself).
     """
     lo, hi = log_range
-    p = roughness(table[0], table[1], lo, hi)
+    lnnu = table[1] if nu_mean is None else table[1] - nu_mean.log_nu(table[0])
+    p = roughness(table[0], lnnu, lo, hi)
     if vtable is not None:
         p = p + roughness(vtable[0], sigma_r2_table(vtable), lo, hi)
     p = p / (2.0 * tau * tau) + hole_penalty(table[0], table[1], lo, hi) / (2.0 * hole_tau**2)
@@ -308,6 +322,8 @@ class SmoothnessPrior:
         Scale of the one-sided term against a density rising outwards.
     positivity_tau : float or None
         Scale of the one-sided term against M < 0 and rho < 0 (None: off).
+    nu_mean : ZhaoMean or None
+        The mean function of ln nu (None: the roughness of ln nu itself).
 
     Examples
     --------
@@ -321,21 +337,33 @@ class SmoothnessPrior:
     n_eff: float
     hole_tau: float = HOLE_TAU
     positivity_tau: float | None = POSITIVITY_TAU
+    nu_mean: ZhaoMean | None = None
 
     @classmethod
-    def for_stars(cls, R: torch.Tensor, weights: torch.Tensor, tau: float) -> "SmoothnessPrior":
+    def for_stars(cls, R: torch.Tensor, weights: torch.Tensor, tau: float, nu_mean: str = "none") -> "SmoothnessPrior":
         """The prior over the range of the projected radii ``R`` [L] of stars with ``weights``.
 
         With a member axis (``R``, ``weights`` (K, n)) the range is one per
         member, as tensors (K, 1), and ``n_eff`` a tensor (K,): the penalty
         is then (K,) (stars of weight zero must repeat a star of the member).
+        ``nu_mean="zhao"`` fits the mean of ln nu to the same stars
+        (:func:`~dsphnf.flows.nu_mean.fit_zhao_mean`, one per member).
         """
         R = R.detach()
+        mean = fit_zhao_mean(R, weights) if nu_mean == "zhao" else None
         if R.dim() == 1:
             log_range = (math.log(max(float(R.min()), 1e-3)), math.log(float(R.max())))
-            return cls(log_range, float(tau), float(weights.sum()))
+            return cls(log_range, float(tau), float(weights.sum()), nu_mean=mean)
         lo = torch.log(R.amin(dim=-1, keepdim=True).clamp_min(1e-3))
-        return cls((lo, torch.log(R.amax(dim=-1, keepdim=True))), float(tau), weights.detach().sum(dim=-1))
+        return cls((lo, torch.log(R.amax(dim=-1, keepdim=True))), float(tau), weights.detach().sum(dim=-1),
+                   nu_mean=mean)
+
+    @classmethod
+    def of(cls, config, R: torch.Tensor, weights: torch.Tensor) -> "SmoothnessPrior | None":
+        """The prior a :class:`~dsphnf.flows.train_config.TrainConfig` asks for (None when ``smooth_tau`` is None)."""
+        if config is None or config.smooth_tau is None:
+            return None
+        return cls.for_stars(R, weights, config.smooth_tau, config.nu_mean)
 
     def per_star(
         self,
@@ -345,4 +373,4 @@ class SmoothnessPrior:
     ) -> torch.Tensor:
         """:func:`smoothness_penalty` on the flow's tables (and its ``beta``) divided by ``n_eff`` [nats per star]."""
         return smoothness_penalty(table, vtable, self.log_range, self.tau, self.hole_tau, beta,
-                                  self.positivity_tau) / self.n_eff
+                                  self.positivity_tau, self.nu_mean) / self.n_eff

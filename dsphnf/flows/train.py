@@ -143,8 +143,7 @@ class Trainer(TrainerState):
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": [], "events": []}
         self.done = False
         self.wall = 0.0
-        self._prior = (None if config.smooth_tau is None
-                       else SmoothnessPrior.for_stars(train.R, train.weights, config.smooth_tau))
+        self._prior = SmoothnessPrior.of(config, train.R, train.weights)
         if val is not None:  # (the smearing draws of the exact loss only when n_gh = 0)
             g = torch.Generator(device=self.device).manual_seed(self.seed + 7919)
             self._val_rows = val.smeared(g, config.val_n_smear)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .nu_mean import NU_MEANS
 from .objective import LOSSES
 
 __all__ = ["TrainConfig", "OPTIMISERS"]
@@ -80,6 +81,14 @@ class TrainConfig:
         logarithmic derivatives, :mod:`dsphnf.flows.prior`) over the training
         stars' range of projected radii, plus its fixed one-sided term against a
         density rising outwards; smaller is smoother, None switches both off.
+    nu_mean : {"none", "zhao"}
+        What the roughness of ln nu is measured from: ``"none"`` (default),
+        ln nu itself (a log-slope linear in ln r costs nothing, which makes
+        Plummer cores 0.04 dex too dense at R_half/4); ``"zhao"``, a Zhao
+        profile fitted to the training stars' projected radii before training
+        (:mod:`dsphnf.flows.nu_mean`), so that a turnover as sharp as the
+        stars' costs nothing: unbiased cores, but a larger scatter of rho in
+        the centre (benchmarks/RESULTS.md), so not the default.
     h_v : float
         Velocity kernel of the exact ``"abel"`` loss [units of the velocity
         scale V]: the model's v_z is convolved with it (and each star's error)
@@ -123,6 +132,7 @@ class TrainConfig:
     cusp_lr_factor: float = 10.0
     keep_start: bool = True
     smooth_tau: float | None = 1.0
+    nu_mean: str = "none"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -131,6 +141,8 @@ class TrainConfig:
             raise ValueError(f"optimiser must be one of {OPTIMISERS}, got {self.optimiser!r}")
         if self.n_gh < 0 or self.window < 1 or not self.tol >= 0:
             raise ValueError(f"need n_gh >= 0, window >= 1, tol >= 0; got {self.n_gh}, {self.window}, {self.tol}")
+        if self.nu_mean not in NU_MEANS:
+            raise ValueError(f"nu_mean must be one of {NU_MEANS}, got {self.nu_mean!r}")
         if self.smooth_tau is not None and not self.smooth_tau > 0:
             raise ValueError(f"smooth_tau must be positive or None, got {self.smooth_tau!r}")
 
