@@ -27,8 +27,9 @@ and makes a core cuspy: +0.04 dex at R_half/4 over 50 mocks of a Plummer
 tracer. With ``nu_mean="zhao"`` ln nu_Z is a Zhao profile fitted to the same
 stars' projected radii before training (:mod:`~dsphnf.flows.nu_mean`): the
 core is unbiased, but rho's scatter in the centre grows, so it is not the
-default (benchmarks/RESULTS.md). ln sigma_r^2 has no mean, and the same pull
-is seen there: on cored mocks sigma_r comes out high inside R_half/4.
+default (benchmarks/RESULTS.md). ln sigma_r^2 has no mean; whether the same
+pull is what makes sigma_r 0.02-0.04 dex high inside R_half/4 on a radial
+Osipkov-Merritt mock (beta given) is not established.
 
 A second, one-sided term forbids *holes*, radii where the stellar density
 rises outwards:
