@@ -26,8 +26,10 @@ the right sharpness and place, and the flow still answers for every departure
 the data show. The mean is fixed before training (an empirical-Bayes mean); it
 enters the objective only through its third derivative. It is not the
 default: the fitted mean is itself noisy where the stars are few, and the
-flows follow it there, so the scatter of rho in the centre grows by about as
-much as its bias falls (benchmarks/RESULTS.md).
+flows follow it there. On calibrate's single flows (20 mocks each) it helped
+an isotropic Burkert halo a little, traded a third of the central bias on a
+radial Osipkov-Merritt mock for a wider scatter, and made rho 0.075 dex low
+at R_half/4 under a cusped (gamma = 0.5) tracer (benchmarks/RESULTS.md).
 
 Units: standardised (radii in units of the flow's length scale L).
 """
@@ -43,7 +45,7 @@ from .surface import line_of_sight_terms, weighted_mean
 __all__ = ["NU_MEANS", "ZhaoMean", "fit_zhao_mean", "zhao_log_nu"]
 
 #: accepted values of ``TrainConfig.nu_mean``
-NU_MEANS = ("zhao", "none")
+NU_MEANS = ("none", "zhao")
 #: bounds of the fitted shape: inner slope gamma, outer slope beta, sharpness alpha
 GAMMA_RANGE, BETA_RANGE, ALPHA_RANGE = (0.0, 2.5), (3.2, 12.0), (0.3, 8.0)
 #: ln r grid of the fit's own table [ln L]
