@@ -315,3 +315,21 @@ def test_a_subset_of_members_trains_as_in_the_full_batch(nu_mean):
     assert rec["batched"] and alone.member == 2 and alone.scales == full[2].scales
     assert np.allclose(alone.profile["rho"], full[2].profile["rho"], rtol=1e-8, equal_nan=True)
     assert not np.allclose(full[1].profile["rho"], full[2].profile["rho"], rtol=1e-3)
+
+
+def test_each_members_fitted_mean_is_in_its_diagnostics_batched_or_not():
+    """With TrainConfig(nu_mean="zhao") every member records the Zhao shape its prior was centred on
+    (r_s in kpc), the same whether the members train as one batch or one by one; without it, None."""
+    from dsphnf.flows.batched_train import train_members_batched
+    from dsphnf.flows.member import train_member
+
+    stars, st = _stars(60), _settings(2, steps=2, adam_steps=2, nu_mean="zhao")
+    batched, _ = train_members_batched(stars, st, threads=1)
+    for m in batched:
+        alone = train_member(m.member, stars=stars, settings=st)
+        got, want = m.info["nu_mean"], alone.info["nu_mean"]
+        assert set(got) == {"gamma", "beta", "alpha", "r_s"} and 3.2 < got["beta"] <= 12.0
+        assert got == pytest.approx(want, rel=1e-9)
+    assert batched[0].info["nu_mean"] != batched[1].info["nu_mean"]  # each member's own resample
+    plain, _ = train_members_batched(stars, _settings(2, steps=2, adam_steps=2), threads=1)
+    assert plain[0].info["nu_mean"] is None

@@ -42,6 +42,7 @@ from ..errors import FitError
 from .allocator import keep_freed_memory
 from .batched import BatchedFlow, MemberBatch, member_batch
 from .member import MemberSettings, MemberStars, TrainedMember, _member_info, member_data, member_profile, new_flow
+from .nu_mean import describe
 from .objective import flow_loss
 from .optimise import relative_change
 from .optimise_members import MemberAdam, MemberLBFGS, MemberObjective, MemberParams
@@ -242,6 +243,8 @@ class _MemberView:
         self.stop_reason, self.val, self.best_val = trainer.stop_reason[k], None, math.inf
         self.wall, self.flow = trainer.wall, flow
         self._conv = trainer.convergence(k)
+        p = trainer.batch.prior
+        self.nu_mean = None if p is None or p.nu_mean is None else p.nu_mean.take([k])
 
     def convergence(self) -> dict:
         return self._conv
@@ -318,7 +321,9 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
         trainer.flow.write_member(j, flow)
         profile, readout_s = member_profile(flow, stars, scales[j])
         state = {name: t.detach().to("cpu", copy=True) for name, t in flow.state_dict().items()}
-        info = {**_member_info(k, _MemberView(trainer, j, flow), np.asarray(batch.h[j])), "scales": scales[j]}
+        view = _MemberView(trainer, j, flow)
+        info = {**_member_info(k, view, np.asarray(batch.h[j])), "scales": scales[j],
+                "nu_mean": describe(view.nu_mean, scales[j]["L"])}
         out.append(TrainedMember(k, state, flow.spec(), profile, trainer.history[j], info, trainer.wall / K,
                                  readout_s, scales[j]))
     record = {"batched": True, "threads": int(threads), "thread_probe_s": {str(n): t for n, t in probe.items()},

@@ -37,6 +37,7 @@ from .cnf import SphericalFlow
 from .foreground import foreground_term
 from .kde import bandwidths
 from .moments import flow_profiles
+from .nu_mean import describe
 from .settings import FlowConfig
 from .standardise import fingerprint, scales_of, standardise_stars
 from .stars import StarData
@@ -309,7 +310,7 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
     train_s = time.perf_counter() - t0
     profile, readout_s = member_profile(flow, stars, scales)
     state = {name: t.detach().to("cpu", copy=True) for name, t in flow.state_dict().items()}
-    info = {**_member_info(k, trainer, h), "scales": scales}
+    info = {**_member_info(k, trainer, h), "scales": scales, "nu_mean": describe(trainer.nu_mean, scales["L"])}
     return TrainedMember(k, state, flow.spec(), profile, history, info, train_s, readout_s, scales)
 
 

@@ -42,7 +42,7 @@ import torch
 
 from .surface import line_of_sight_terms, weighted_mean
 
-__all__ = ["NU_MEANS", "ZhaoMean", "fit_zhao_mean", "zhao_log_nu"]
+__all__ = ["NU_MEANS", "ZhaoMean", "describe", "fit_zhao_mean", "zhao_log_nu"]
 
 #: accepted values of ``TrainConfig.nu_mean``
 NU_MEANS = ("none", "zhao")
@@ -112,6 +112,20 @@ class ZhaoMean:
         """K members' means as one with (K, 1) tensors."""
         return ZhaoMean(*(torch.stack([getattr(m, k) for m in means]).reshape(-1, 1)
                           for k in ("gamma", "beta", "alpha", "ln_rs")))
+
+
+def describe(mean: ZhaoMean | None, length_scale: float) -> dict[str, float] | None:
+    """One member's mean for its summary: gamma, beta, alpha and r_s [kpc] (None without a mean).
+
+    ``length_scale`` is the member's L [kpc], the unit of the radii the mean was fitted to.
+
+    >>> one = torch.tensor(0.0, dtype=torch.float64)
+    >>> describe(ZhaoMean(one, one + 5.0, one + 2.0, one), 0.25)
+    {'gamma': 0.0, 'beta': 5.0, 'alpha': 2.0, 'r_s': 0.25}
+    >>> describe(None, 0.25) is None
+    True
+    """
+    return None if mean is None else mean.as_dict(length_scale)
 
 
 def _shape(z: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -144,6 +144,7 @@ class Trainer(TrainerState):
         self.done = False
         self.wall = 0.0
         self._prior = SmoothnessPrior.of(config, train.R, train.weights)
+        self.nu_mean = None if self._prior is None else self._prior.nu_mean  # TrainConfig.nu_mean = "zhao"
         if val is not None:  # (the smearing draws of the exact loss only when n_gh = 0)
             g = torch.Generator(device=self.device).manual_seed(self.seed + 7919)
             self._val_rows = val.smeared(g, config.val_n_smear)
