@@ -384,3 +384,17 @@ def test_the_baselines_halo_family_reaches_its_fits(monkeypatch):
             with pytest.raises(Stop):
                 run_module._fit_profile(fit, cat, spec.radii, 0)
     assert seen == [("baseline", "zhao-alpha"), ("profile", "zhao-alpha"), ("baseline", "zhao"), ("profile", "zhao")]
+
+
+def test_the_flows_nu_mean_is_a_setting_of_its_fits_and_of_the_record():
+    """--nu-mean reaches the flow's settings (and so the tasks' fingerprints and summary.json), not the start's."""
+    from dsphnf.calibrate.spec import CalibrationError
+
+    spec = calibration_spec("PlumCuspIso", realisations=2, stars=60, methods="flow,start", ensemble=1, steps=2,
+                            nu_mean="zhao")
+    flow, start = spec.fits
+    assert (flow.nu_mean, start.nu_mean) == ("zhao", "none")
+    assert spec.describe()["fits"]["flow"]["nu_mean"] == "zhao"
+    assert calibration_spec("PlumCuspIso", realisations=2, methods="flow").fits[0].nu_mean == "none"
+    with pytest.raises(CalibrationError, match="--nu-mean"):
+        calibration_spec("PlumCuspIso", realisations=2, methods="flow", nu_mean="plummer")

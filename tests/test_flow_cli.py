@@ -222,3 +222,19 @@ def test_distance_error_and_foreground_mixture_reach_the_summary(stars, tmp_path
     f = s["diagnostics"]["foreground"]["member_fractions"]
     assert len(f) == 2 and all(0.0 <= x < 1.0 for x in f)
 
+
+
+def test_nu_mean_reaches_the_training_and_the_summary(stars, tmp_path, capsys):
+    """--nu-mean zhao: the setting in summary.json and every member's fitted Zhao shape (r_s in kpc, of the order
+    of the tracer's scale); a misspelt value is one line, exit 2, nothing written."""
+    out = tmp_path / "zhao"
+    rc = main(["fit", str(stars[0]), "-o", str(out), "--steps", "3", "--ensemble", "2", "--nu-mean", "zhao",
+               "--no-progress", "--no-plots", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["train"]["nu_mean"] == "zhao"
+    for m in s["diagnostics"]["members"]:
+        assert set(m["nu_mean"]) == {"gamma", "beta", "alpha", "r_s"} and 0.05 < m["nu_mean"]["r_s"] < 5.0
+    rc = main(["fit", str(stars[0]), "-o", str(tmp_path / "bad"), "--nu-mean", "plummer", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--nu-mean" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -61,11 +61,12 @@ class MockSource:
 
 @dataclass(frozen=True)
 class FlowSettings:
-    """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``."""
+    """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``, with ``TrainConfig(nu_mean=nu_mean)``."""
 
     anisotropy: AnisotropySpec
     ensemble: int
     steps: int
+    nu_mean: str = "none"
     method: ClassVar[str] = "flow"
 
     @property
@@ -85,6 +86,7 @@ class StartSettings:
     anisotropy: AnisotropySpec
     ensemble: int = field(default=1, init=False)
     steps: int = field(default=1, init=False)
+    nu_mean: str = field(default="none", init=False)
     method: ClassVar[str] = "start"
     banded: ClassVar[bool] = False
 
@@ -188,9 +190,10 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
-                  nwalkers: int, fit_halo: str) -> tuple[FitSettings, ...]:
+                  nwalkers: int, fit_halo: str, nu_mean: str = "none") -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
+    from ..flows.nu_mean import NU_MEANS
     from ..flows.settings import default_steps
 
     words = [w.strip() for w in str(methods).lower().split(",")]
@@ -200,10 +203,11 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
           f"unknown --method {methods!r}: use flow, baseline, profile, start, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
     halo_family(fit_halo, "--fit-halo", CalibrationError)
+    _need(nu_mean in NU_MEANS, f"--nu-mean must be one of {', '.join(NU_MEANS)}, got {nu_mean!r}")
     fits: list[FitSettings] = []
     if "flow" in chosen:
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
-                                 default_steps() if steps is None else _integer(steps, "--steps", 1)))
+                                 default_steps() if steps is None else _integer(steps, "--steps", 1), nu_mean))
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
                                      _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4),
@@ -219,7 +223,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
                      anisotropy: Any = None, realisations: int = 20, stars: int = 1000, methods: str = "both",
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
                      max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
-                     fit_halo: str = "zhao-alpha") -> CalibrationSpec:
+                     fit_halo: str = "zhao-alpha", nu_mean: str = "none") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -248,6 +252,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     fit_halo : str
         The baseline's halo family (``baseline`` and ``profile``; :data:`dsphnf.baseline.HALOS`, default
         ``zhao-alpha``, the transition sharpness free; ``zhao`` is the gNFW).
+    nu_mean : str
+        The flow's ``TrainConfig.nu_mean`` (``none``, the default, or ``zhao``: :mod:`dsphnf.flows.nu_mean`).
 
     Raises
     ------
@@ -272,7 +278,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     realisations = _integer(realisations, "--realisations", MIN_REALISATIONS)
     stars = _integer(stars, "--stars", MIN_STARS)
     seed = _integer(seed, "--seed", 0)
-    fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers, fit_halo)
+    fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers, fit_halo, nu_mean)
     probe = source.draw(MIN_STARS, seed)  # parses halo/tracer specs now, before anything is written
     nu = getattr(getattr(probe.model, "tracer", None), "density", None)
     _need(callable(nu), f"the mock model of {source.label()} has no tracer density nu(r) to take R_half from")

@@ -107,6 +107,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "each step then sees N random stars and trains by Adam alone (the objective is "
                         "stochastic), and summary.json reports every flow's objective on all its stars "
                         "(convergence.full_objective)")
+    p.add_argument("--nu-mean", default="none", choices=["none", "zhao"],
+                   help="what the smoothness prior measures the roughness of ln nu from: none (ln nu itself; "
+                        "default) | zhao (a Zhao profile fitted to the stars' projected radii: an unbiased "
+                        "Plummer core, but a wider scatter of rho in the centre; see dsphnf.flows.nu_mean)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
                    help="hold out this fraction of the stars for early stopping (default 0: none)")
@@ -168,8 +172,17 @@ def _check_args(args: argparse.Namespace):
     check_device(args.device)
 
 
+def _train_config(args: argparse.Namespace):
+    """The TrainConfig the flags ask for; None (fit_flow's defaults, fast mode included) when none of them is set."""
+    from ..flows import TrainConfig, default_steps
+
+    if args.batch is None and args.nu_mean == "none":
+        return None
+    return TrainConfig(steps=default_steps(), batch=args.batch, nu_mean=args.nu_mean)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..flows import FitOptions, FlowConfig, TrainConfig, default_steps, fit_flow
+    from ..flows import FitOptions, FlowConfig, fit_flow
 
     _check_args(args)
     out = Path(args.output)
@@ -187,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto"),
             executor=args.executor, flow_config=FlowConfig(velocity=args.velocity),
             distance_err=args.distance_err, foreground=foreground,
-            train_config=None if args.batch is None else TrainConfig(steps=default_steps(), batch=args.batch),
+            train_config=_train_config(args),
         )
     except UnphysicalReadout:  # nothing to resume: the same flows would give the same read-out
         shutil.rmtree(ck, ignore_errors=True)
