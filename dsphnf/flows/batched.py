@@ -25,7 +25,7 @@ Units: standardised per member (positions in L_k, velocities in V_k).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from .field import MemberLinear, RadialField, VelocityField
 from .kde import bandwidths
 from .prior import SmoothnessPrior
 from .stars import StarData
+
+if TYPE_CHECKING:
+    from .train_config import TrainConfig
 
 __all__ = ["BatchedFlow", "MemberBatch", "member_batch", "batch_supported"]
 
@@ -218,13 +221,14 @@ class MemberBatch:
 
 
 def member_batch(resamples: Sequence[np.ndarray], standardised: Sequence[dict[str, Any]], scales: list[dict],
-                 bandwidth_factor: float, train_config, dtype: torch.dtype,
+                 bandwidth_factor: float, train_config: TrainConfig | None, dtype: torch.dtype,
                  device: torch.device, foreground: Foreground | None = None) -> MemberBatch:
     """Members' resamples (training indices with duplicates) as multiplicity weights on shared rows.
 
     ``standardised[k]`` holds the catalogue in member k's units
     (:func:`~dsphnf.flows.standardise.standardise_stars`): ``obs``, ``w``, ``verr``.
     A ``foreground`` [km/s] goes into every member's units (``data.fg``, :mod:`~dsphnf.flows.foreground`).
+    The members' smoothness prior is the one ``train_config`` asks for (:meth:`SmoothnessPrior.of`; None: none).
 
     >>> obs = np.array([[1.0, 0.0, 0.1], [0.0, 2.0, -0.2], [3.0, 0.0, 0.3]])
     >>> std = {"obs": obs, "w": np.ones(3), "verr": None}
