@@ -228,7 +228,8 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
                     tmp_path / "one", progress=False)
     assert [r["log10_err"] for r in start] == pytest.approx([r["log10_err"] for r in one.rows], rel=1e-6)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["spec"]["fits"]["start"] == {"ensemble": 1, "steps": 1, "anisotropy": "isotropic"}
+    assert summary["spec"]["fits"]["start"] == {"ensemble": 1, "steps": 1, "anisotropy": "isotropic",
+                                                "nu_mean": "none"}
     (v,) = summary["versus_start"]
     assert v["method"] == "flow" and v["n"] == 2 and 0 <= v["third"] <= v["better"] <= 2
     assert 0 <= v["far_third"] <= min(v["far"], v["third"]) and v["far"] <= 2
