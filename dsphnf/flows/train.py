@@ -62,6 +62,7 @@ from .checkpoint import TrainerState
 from .cnf import SphericalFlow
 from .objective import flow_loss, is_deterministic
 from .optimise import LBFGS, CachedObjective, NonFinite, flat_grad_norm, read_step, relative_change
+from .nu_mean import ZhaoMean
 from .prior import SmoothnessPrior
 from .stars import StarData
 from .train_config import TrainConfig
@@ -144,12 +145,16 @@ class Trainer(TrainerState):
         self.done = False
         self.wall = 0.0
         self._prior = SmoothnessPrior.of(config, train.R, train.weights)
-        self.nu_mean = None if self._prior is None else self._prior.nu_mean  # TrainConfig.nu_mean = "zhao"
         if val is not None:  # (the smearing draws of the exact loss only when n_gh = 0)
             g = torch.Generator(device=self.device).manual_seed(self.seed + 7919)
             self._val_rows = val.smeared(g, config.val_n_smear)
             self._val_eps = torch.randn(val.R.shape, generator=g, dtype=self.dtype, device=self.device)
         self._snapshot = self._state()
+
+    @property
+    def nu_mean(self) -> ZhaoMean | None:
+        """The Zhao mean the prior measures ln nu's roughness from (``TrainConfig.nu_mean="zhao"``), else None."""
+        return None if self._prior is None else self._prior.nu_mean
 
     # ------------------------------------------------------------------ pieces
     def lr_at(self, step: int) -> float:
