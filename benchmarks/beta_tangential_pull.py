@@ -1,7 +1,7 @@
 """What pulls a free beta(r) tangential: exact-DF velocities against Gaussian ellipsoids, with and without E4 (not a test).
 
-Draws calibrate's mocks of a constant-beta model (``sample_model`` with the seed's generator, the stars of
-``dsphnf calibrate ... --seed S``), optionally replaces every star's velocity by a Gaussian ellipsoid with the
+Draws calibrate's mocks of a one-population model, by default a tangential constant beta (``sample_model``
+with the seed's generator, the stars of ``dsphnf calibrate ... --seed S``), optionally replaces every star's velocity by a Gaussian ellipsoid with the
 model's own sigma_r(r) and sigma_t(r) (the kind of velocity distribution the elliptical velocity family
 contains exactly; the positions stay the same), fits one flow with ``--anisotropy free`` to each (default
 settings, one thread), and prints beta and log10 (rho / rho_true) at 0.25-4 R_half per mock, then the median
