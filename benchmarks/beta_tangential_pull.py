@@ -6,11 +6,12 @@ model's own sigma_r(r) and sigma_t(r) (the kind of velocity distribution the ell
 contains exactly; the positions stay the same), fits one flow with ``--anisotropy free`` to each (default
 settings, one thread), and prints beta and log10 (rho / rho_true) at 0.25-4 R_half per mock, then the median
 and mean over the mocks. ``--equilibrium off`` sets the fourth-order Jeans term's scale
-(:data:`dsphnf.flows.beta_prior.EQUILIBRIUM_TAU`) to 1e6, which switches the term off.
+(:data:`dsphnf.flows.beta_prior.EQUILIBRIUM_TAU`) to 1e6, which switches the term off. ``--beta-start B``
+starts the free beta at B at every radius instead of isotropy (the spline's coefficients all set to that level).
 
 Usage::
 
-    python benchmarks/beta_tangential_pull.py --velocities df|gaussian --equilibrium on|off --seeds 200-207 [--stars 1000] [--nu-mean zhao]
+    python benchmarks/beta_tangential_pull.py --velocities df|gaussian --equilibrium on|off --seeds 200-207 [--stars 1000] [--nu-mean zhao] [--beta-start -0.5]
 
 Defaults: ``nfw:6.4e7,1`` | ``plummer:0.25`` | ``constant:-0.5`` (R_half = 0.25 kpc), 1000 stars; the radii
 are 0.25-4 R_half of the tracer given (:func:`dsphnf.calibrate.score.projected_half_radius`).
@@ -18,10 +19,12 @@ are 0.25-4 R_half of the tracer given (:func:`dsphnf.calibrate.score.projected_h
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,6 +33,7 @@ from dsphnf.calibrate.score import projected_half_radius  # noqa: E402
 from dsphnf.catalog import Catalog  # noqa: E402
 from dsphnf.dwarf import build_model, sample_model  # noqa: E402
 from dsphnf.flows import FitOptions, TrainConfig, fit_flow  # noqa: E402
+from dsphnf.flows import beta as flow_beta  # noqa: E402
 from dsphnf.flows import beta_prior  # noqa: E402
 from dsphnf.flows.ensemble import UnphysicalReadout  # noqa: E402
 from dsphnf.jeans import jeans_profiles  # noqa: E402
@@ -40,6 +44,21 @@ R_OVER_RHALF = (0.25, 0.5, 1.0, 2.0, 4.0)
 def _seeds(text: str) -> list[int]:
     lo, _, hi = text.partition("-")
     return list(range(int(lo), int(hi or lo) + 1))
+
+
+def start_free_beta_at(b0: float) -> None:
+    """Make every new :class:`~dsphnf.flows.beta.FreeBeta` start at beta = ``b0`` (> BETA_MIN) at every radius."""
+    y0 = b0 / (2.0 - b0)
+    p = (y0 - flow_beta.Y_MIN) / (flow_beta.Y_MAX - flow_beta.Y_MIN)
+    level = (math.log(p / (1.0 - p)) - flow_beta.S0) / flow_beta.GAIN  # B-splines sum to one
+    init = flow_beta.FreeBeta.__init__
+
+    def started(self, n_knots: int = flow_beta.N_KNOTS) -> None:
+        init(self, n_knots)
+        with torch.no_grad():
+            self.coef.fill_(level)
+
+    flow_beta.FreeBeta.__init__ = started
 
 
 def gaussian_velocities(model, xv: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -68,9 +87,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="200-207")
     ap.add_argument("--stars", type=int, default=1000)
     ap.add_argument("--nu-mean", choices=("none", "zhao"), default="none")
+    ap.add_argument("--beta-start", type=float, default=None, help="the free beta's start at every radius (default 0)")
     args = ap.parse_args()
     if args.equilibrium == "off":
         beta_prior.EQUILIBRIUM_TAU = 1e6
+    if args.beta_start is not None:
+        start_free_beta_at(args.beta_start)
     model = build_model(args.halo, args.tracer, args.anisotropy)
     radii = projected_half_radius(model.tracer.density) * np.array(R_OVER_RHALF)
     train = None if args.nu_mean == "none" else TrainConfig(nu_mean=args.nu_mean)
