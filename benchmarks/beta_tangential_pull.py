@@ -37,13 +37,9 @@ from dsphnf.flows import beta as flow_beta  # noqa: E402
 from dsphnf.flows import beta_prior  # noqa: E402
 from dsphnf.flows.ensemble import UnphysicalReadout  # noqa: E402
 from dsphnf.jeans import jeans_profiles  # noqa: E402
+from nu_core_bias import _seeds  # noqa: E402  (the same --seeds spelling, LO-HI, as that benchmark)
 
 R_OVER_RHALF = (0.25, 0.5, 1.0, 2.0, 4.0)
-
-
-def _seeds(text: str) -> list[int]:
-    lo, _, hi = text.partition("-")
-    return list(range(int(lo), int(hi or lo) + 1))
 
 
 def start_free_beta_at(b0: float) -> None:
