@@ -223,7 +223,6 @@ def test_distance_error_and_foreground_mixture_reach_the_summary(stars, tmp_path
     assert len(f) == 2 and all(0.0 <= x < 1.0 for x in f)
 
 
-
 def test_nu_mean_reaches_the_training_and_the_summary(stars, tmp_path, capsys):
     """--nu-mean zhao: the setting in summary.json and every member's fitted Zhao shape (r_s in kpc, of the order
     of the tracer's scale); a misspelt value is one line, exit 2, nothing written."""
