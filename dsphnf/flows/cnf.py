@@ -53,6 +53,7 @@ from .device_constants import on_device
 from .distribution import FlowDistribution
 from .field import INNER_MODES, RadialField, VelocityField
 from .layers import plummer_inverse, plummer_radius
+from .rk4 import rk4_solve
 from .separable import VELOCITY_FAMILIES, separable_table, shell_inverse, shell_transform, table_beta
 
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
@@ -215,6 +216,8 @@ class SphericalFlow(FlowDistribution, nn.Module):
         A state with a single column is integrated with the positional field
         alone; ``rhs`` (default :meth:`_rhs`) may give another layout of the state.
         """
+        if self.method == "rk4":  # torchdiffeq's steps, without its host reads (:mod:`~dsphnf.flows.rk4`)
+            return rk4_solve(self._rhs if rhs is None else rhs, y0, self.n_steps, reverse)
         times = (1.0, 0.0) if reverse else (0.0, 1.0)
         (ts,) = on_device(("ode_times", times), lambda: (np.array(times),), y0.dtype, y0.device)
         opts = {"step_size": 1.0 / self.n_steps} if self.method in ("rk4", "euler", "midpoint", "explicit_adams") else None

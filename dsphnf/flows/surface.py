@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 
 from .device_constants import on_device
@@ -148,9 +149,13 @@ def interp_table(q: torch.Tensor, lnr: torch.Tensor, values: torch.Tensor, extra
 
 
 def _simpson(k: int, dtype, device) -> torch.Tensor:
-    w = torch.ones(k, dtype=dtype, device=device)
-    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    return w / 3.0
+    """Simpson's weights (1, 4, 2, ..., 4, 1) / 3 of ``k`` (odd) nodes, made once per (k, dtype, device)."""
+    def make() -> tuple[np.ndarray]:
+        w = np.ones(k)
+        w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+        return (w / 3.0,)
+
+    return on_device(("simpson", k), make, dtype, device)[0]
 
 
 def top_radius(R: torch.Tensor) -> torch.Tensor:
