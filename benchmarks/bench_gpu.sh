@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
-# The whole GPU benchmark in one go (scaling issue, item 3), sized for a 10-minute slot:
-#   1. one flow on the public NonPlumCuspIso file (1000 stars), --device cuda;
-#   2. an ensemble of 8 on the same stars (target: <= 15 s on one H100-class GPU);
-#   3. cost against N: 1e3, 1e4, 1e5 stars (minibatches of 1000 stars), --device cuda.
-# Each step prints a Markdown table (benchmarks/RESULTS.md); the JSON goes to ${OUT:-/tmp}/bench_gpu_*.json.
-# Usage (repository root, with the environment of `make setup` and a CUDA build of torch):
+# The whole GPU benchmark in one go (scaling issue, item 3), sized for a 10-minute slot (at most ~9 minutes):
+#   0. tests/test_device.py: objective, gradient and short fits on CUDA against the CPU's;
+#   1. one objective evaluation (loss and gradient) on CUDA: time, synchronisations, copies, kernels;
+#   2. one flow on the public NonPlumCuspIso file (1000 stars), --device cuda;
+#   3. an ensemble of 8 on the same stars (target: <= 15 s on one H100-class GPU);
+#   4. cost against N: 1e3, 1e4, 1e5 stars (minibatches of 1000 stars), --device cuda.
+# Each step has its own time limit and a failed step does not stop the others; the exit status counts the
+# failed steps. Steps print Markdown tables (benchmarks/RESULTS.md); JSON goes to ${OUT:-/tmp}/bench_gpu_*.json.
+# Usage (repository root, an environment with dsphnf's dependencies and a CUDA build of torch):
 #   bash benchmarks/bench_gpu.sh
-set -euo pipefail
+set -uo pipefail
 PY=${PYTHON:-python}
 OUTDIR=${OUT:-/tmp}
-"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"
+export PYTHONUNBUFFERED=1
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')" || exit 2
 "$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-echo "## single flow, 1000 stars"
-timeout 150 "$PY" benchmarks/bench_flow.py --device cuda --threads 0 --json "$OUTDIR/bench_gpu_single.json"
-echo "## ensemble of 8, 1000 stars"
-timeout 240 "$PY" benchmarks/bench_flow.py --device cuda --threads 0 --ensemble 8 --json "$OUTDIR/bench_gpu_ens8.json"
-echo "## cost against N"
-timeout 180 "$PY" benchmarks/bench_scale.py --device cuda --threads 0 --json "$OUTDIR/bench_gpu_scale.json"
+failed=0
+step() {  # step NAME SECONDS COMMAND...: run one step under its limit, report its wall time and exit status
+    local name=$1 limit=$2 t0 rc ms
+    shift 2
+    echo "## $name"
+    t0=$(date +%s%N)
+    timeout "$limit" "$@"
+    rc=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    printf '(%s: exit %d after %d.%01d s%s)\n' "$name" "$rc" $((ms / 1000)) $((ms % 1000 / 100)) \
+        "$([ "$rc" = 124 ] && echo ", stopped at its limit of $limit s")"
+    [ "$rc" = 0 ] || failed=$((failed + 1))
+}
+step "CUDA against CPU (tests/test_device.py)" 100 "$PY" -m pytest -q -p no:cacheprovider tests/test_device.py
+step "one objective evaluation" 60 "$PY" benchmarks/bench_objective.py --timing --device cuda --repeat 5
+step "single flow, 1000 stars" 100 "$PY" benchmarks/bench_flow.py --device cuda --threads 0 \
+    --json "$OUTDIR/bench_gpu_single.json"
+step "ensemble of 8, 1000 stars" 120 "$PY" benchmarks/bench_flow.py --device cuda --threads 0 --ensemble 8 \
+    --json "$OUTDIR/bench_gpu_ens8.json"
+step "cost against N" 120 "$PY" benchmarks/bench_scale.py --device cuda --threads 0 \
+    --json "$OUTDIR/bench_gpu_scale.json"
+echo "failed steps: $failed"
+exit "$failed"

@@ -23,6 +23,7 @@ the gradient relative to the reference's largest component.
 Usage::
 
     .venv/bin/python benchmarks/bench_objective.py --timing [--profile]
+    python benchmarks/bench_objective.py --timing --device cuda   # with synchronisations and copies counted
     .venv/bin/python benchmarks/bench_objective.py --quadrature
 
 Prints Markdown tables for benchmarks/RESULTS.md.
@@ -57,31 +58,31 @@ from dsphnf.flows.train_config import TrainConfig  # noqa: E402
 from dsphnf.mocks import draw_mock  # noqa: E402
 
 
-def _setup(K: int) -> tuple[MemberStars, MemberSettings]:
+def _setup(K: int, device: str = "cpu") -> tuple[MemberStars, MemberSettings]:
     cat = draw_mock("NonPlumCuspIso", n=1000, seed=0).catalog
     raw = raw_stars(cat)
     stars = MemberStars(raw, scales_of(raw), True, np.logspace(-1, 0, 21))
     settings = MemberSettings(anisotropy_from("isotropic"), "free", K, 0, FlowConfig(), TrainConfig(), 0.0, 1.0,
-                              torch.float64, "cpu", 1)
+                              torch.float64, device, 1)
     return stars, settings
 
 
-def _members(K: int):
+def _members(K: int, device: str = "cpu"):
     """(model, StarData, prior) built as the fit builds them: K batched members, or (K = 0) one plain flow."""
-    stars, st = _setup(max(K, 1))
+    stars, st = _setup(max(K, 1), device)
     if K == 0:  # the single flow's trainer: its resample is the catalogue (1000 rows)
         tr, _, sc, std = member_data(stars, st, 0)
         torch.manual_seed(st.seed * 1009)
         flow = new_flow(stars, st, sc["L"])
         data = _star_data(std, st, tr, bandwidths(std["obs"][tr], std["w"][tr], st.bandwidth_factor))
-        return flow, data, SmoothnessPrior.for_stars(data.R, data.weights, st.train.smooth_tau)
+        return flow, data, SmoothnessPrior.of(st.train, data.R, data.weights)
     flows, trs, stds, scs = [], [], [], []
     for k in range(K):
         tr, _, sc, std = member_data(stars, st, k)
         torch.manual_seed(st.seed * 1009 + k)
         flows.append(new_flow(stars, st, sc["L"]))
         trs.append(tr), stds.append(std), scs.append(sc)
-    batch = member_batch(trs, stds, scs, st.bandwidth_factor, st.train.smooth_tau, torch.float64, torch.device("cpu"))
+    batch = member_batch(trs, stds, scs, st.bandwidth_factor, st.train, torch.float64, torch.device(device))
     return BatchedFlow(flows), *batch.take(None)
 
 
@@ -90,21 +91,73 @@ def _evaluate(model, data, prior, cfg: TrainConfig) -> float:
         p.grad = None
     loss = flow_loss(model, data, cfg, None, 0, prior=prior)
     loss.sum().backward()
-    return float(loss.detach().sum())
+    return float(loss.detach().sum())  # a read of the device: the evaluation has finished when it returns
 
 
-def timing(repeat: int, profile: bool) -> None:
+def _device_traffic(model, data, prior, cfg: TrainConfig) -> str:
+    """Host-device traffic of one evaluation on a GPU: the profiler's counts of synchronisations and copies."""
+    from torch.profiler import ProfilerActivity, profile as prof
+
+    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        _evaluate(model, data, prior, cfg)
+    events = p.key_averages()
+    count = lambda word: sum(e.count for e in events if word in e.key)  # noqa: E731
+    kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
+    return (f"cudaStreamSynchronize {count('cudaStreamSynchronize')}, cudaMemcpy* {count('cudaMemcpy')}, "
+            f"kernels {kernels}, cudaLaunchKernel {count('cudaLaunchKernel')}")
+
+
+def _graphed(model, data, prior, cfg: TrainConfig, repeat: int) -> str:
+    """One evaluation captured as a CUDA graph and replayed: median time, and its gradient against eager's.
+
+    An experiment for the scaling issue: an evaluation launches thousands of
+    small kernels, so on a GPU its cost is the launches; a graph replays them
+    all at once. Capture needs an evaluation without host reads or copies.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    _evaluate(model, data, prior, cfg)
+    eager = [p.grad.clone() for p in params]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graph asks
+        for _ in range(3):
+            _evaluate(model, data, prior, cfg)
+    torch.cuda.current_stream().wait_stream(side)
+    for p in params:
+        p.grad = None
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            loss = flow_loss(model, data, cfg, None, 0, prior=prior)
+            loss.sum().backward()
+    except Exception as exc:  # noqa: BLE001 -- reported: what stops a capture is the finding
+        return f"capture failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    times = []
+    for _ in range(repeat):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        graph.replay()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    diff = max(float((p.grad - e).abs().max() / e.abs().max().clamp_min(1e-300)) for p, e in zip(params, eager))
+    return f"graph replay {np.median(times):.4f} s; largest gradient difference from eager {diff:.1e} (relative)"
+
+
+def timing(repeat: int, profile: bool, device: str = "cpu") -> None:
     """Median wall and CPU time of one loss-and-gradient evaluation, one flow and K = 1, 8 batched members,
-    first with glibc's default malloc settings, then with freed memory kept (:mod:`dsphnf.flows.allocator`)."""
+    first with glibc's default malloc settings, then with freed memory kept (:mod:`dsphnf.flows.allocator`).
+
+    On a GPU (``device="cuda"``) only the kept-memory pass runs (malloc concerns the host), and each row
+    also counts the evaluation's synchronisations, copies and kernels (the torch profiler)."""
     cfg = TrainConfig()
     print(f"load average {os.getloadavg()[0]:.2f} at start; torch threads {torch.get_num_threads()}")
     print("\n| model | rows per member | malloc | wall [s] | CPU [s] |\n|---|---|---|---|---|")
-    for kept in (False, True):
+    for kept in (False, True) if device == "cpu" else (True,):
         if kept and not keep_freed_memory():
             print("(freed memory cannot be kept here: glibc's settings unchanged)")
             break
         for K in (0, 1, 8):
-            model, data, prior = _members(K)
+            model, data, prior = _members(K, device)
             _evaluate(model, data, prior, cfg)
             walls, cpus = [], []
             for _ in range(repeat):
@@ -114,6 +167,9 @@ def timing(repeat: int, profile: bool) -> None:
             name = "one flow" if K == 0 else f"{K} batched members"
             print(f"| {name} | {data.obs.shape[-2]} | {'kept' if kept else 'default'} | {np.median(walls):.3f} | "
                   f"{np.median(cpus):.3f} |")
+            if device != "cpu":
+                print(f"  {name} on {device}: {_device_traffic(model, data, prior, cfg)}")
+                print(f"  {name} on {device}: {_graphed(model, data, prior, cfg, repeat)}")
             if profile:
                 from torch.profiler import ProfilerActivity, profile as prof
 
@@ -163,6 +219,7 @@ def main() -> None:
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--profile", action="store_true", help="with --timing: the torch profiler's table")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--device", default="cpu", help="with --timing: cpu or cuda")
     ap.add_argument("--quadrature", action="store_true")
     ap.add_argument("--ref", type=int, nargs=2, default=[257, 96], metavar=("N_S_V", "N_SPEED"))
     args = ap.parse_args()
@@ -171,7 +228,7 @@ def main() -> None:
         print("nothing to do: give --timing and/or --quadrature", file=sys.stderr)
         sys.exit(2)
     if args.timing:
-        timing(args.repeat, args.profile)
+        timing(args.repeat, args.profile, args.device)
     if args.quadrature:
         quadrature(tuple(args.ref))
 

@@ -124,7 +124,15 @@ def one(n: int, steps: int, batch: int, device: str, threads: int | None, optimi
         "full_objective_start": full0, "peak_fit_mb": peak_fit, "peak_mb": peak_full,
         "full_gradient_s": grad_s, "full_gradient_cpu_s": grad_cpu, "peak_grad_mb": _peak_mb(),
         "median_abs_dex": dex(res), "median_abs_dex_start": dex(start),
+        "full_gradient_wall_s": grad_s, "device_peak_mb": _device_peak_mb(device),
     }
+
+
+def _device_peak_mb(device: str) -> float | None:
+    """Peak memory torch allocated on a CUDA device in this process [MB]; None on the CPU."""
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
 
 
 def one_ensemble(K: int, batched: bool, device: str) -> dict:
@@ -215,9 +223,14 @@ def main() -> None:
     for n in args.n:
         cmd = [sys.executable, __file__, "--child", str(n), "--steps", str(args.steps), "--batch", str(args.batch),
                "--device", args.device, "--threads", str(args.threads), "--optimiser", args.optimiser]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"  N = {n}: {rows[-1]['wall_s']:.1f} s", file=sys.stderr)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:  # counted and shown, and the other N still run
+            print(f"  N = {n}: failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"  N = {n}: {rows[-1]['wall_s']:.1f} s; {json.dumps(rows[-1])}", file=sys.stderr)
+    if len(rows) < len(args.n):
+        print(f"{len(args.n) - len(rows)} of {len(args.n)} sizes failed; the table and slopes use the others")
     print("\n| N | steps | batch | fit wall [s] | fit CPU [s] | s/step | full objective wall [s] | "
           "full objective CPU [s] | peak memory after fit [MB] | peak memory with full objective [MB] | "
           "full objective and gradient CPU [s] | peak memory with it [MB] | "
@@ -229,6 +242,10 @@ def main() -> None:
               f"{r['peak_fit_mb']:.0f} | {r['peak_mb']:.0f} | {r['full_gradient_cpu_s']:.2f} | "
               f"{r['peak_grad_mb']:.0f} | {r['full_objective']:.4f} "
               f"({r['full_objective_start']:.4f}) | {r['median_abs_dex']:.3f} ({r['median_abs_dex_start']:.3f}) |")
+    for r in rows:
+        if r.get("device_peak_mb") is not None:
+            print(f"N = {r['n']}: peak device memory {r['device_peak_mb']:.0f} MB; full objective and gradient "
+                  f"wall {r['full_gradient_wall_s']:.2f} s")
     ns = [r["n"] for r in rows]
     for key, label in [("wall_s", "fit wall"), ("cpu_s", "fit CPU"), ("s_per_step", "s/step"),
                        ("full_objective_s", "full objective wall"), ("full_objective_cpu_s", "full objective CPU"),
