@@ -293,6 +293,17 @@ def test_fit_trains_an_ensemble_as_one_batch_with_the_members_accounted(cat, tmp
     assert np.array_equal(again.profile["rho"], res.profile["rho"], equal_nan=True)
 
 
+def test_cuda_graphs_are_ignored_on_the_cpu(cat):
+    """``TrainConfig(cuda_graphs=True)`` changes nothing on the CPU (tests/test_device.py checks the GPU)."""
+    from dsphnf.flows import TrainConfig
+
+    kw = dict(ensemble=2, steps=3, seed=2, progress=False, batched=True)
+    plain = fit_flow(cat, train_config=TrainConfig(steps=3), **kw)
+    graphs = fit_flow(cat, train_config=TrainConfig(steps=3, cuda_graphs=True), **kw)
+    assert "cuda_graphs" not in graphs.summary["diagnostics"]["grid"]
+    assert np.array_equal(plain.profile["rho"], graphs.profile["rho"], equal_nan=True)
+
+
 def test_settings_the_batch_cannot_train_fall_back_or_are_refused(cat):
     with pytest.raises(FitError, match="batched=True is not possible here: held-out"):
         from dsphnf.flows import FitOptions

@@ -45,6 +45,7 @@ from .member import MemberSettings, MemberStars, TrainedMember, _member_info, me
 from .nu_mean import describe
 from .objective import flow_loss
 from .optimise import relative_change
+from .cuda_graph import GraphedMemberObjective
 from .optimise_members import MemberAdam, MemberLBFGS, MemberObjective, MemberParams
 from .train import FAST_PARAMETERS
 from .train_config import TrainConfig
@@ -75,7 +76,9 @@ class BatchedTrainer:
         names = [n for n, _ in flow.named_parameters()]
         self.factor = self.params.column_factor({names.index(n): config.cusp_lr_factor
                                                  for n in FAST_PARAMETERS if n in names})
-        self.objective = MemberObjective(self.params, self._loss)
+        self._idx: dict[tuple[int, ...], torch.Tensor] = {}  # member indices made once (a CUDA graph cannot copy)
+        graphs = config.cuda_graphs and self.params.params[0].device.type == "cuda"
+        self.objective = (GraphedMemberObjective if graphs else MemberObjective)(self.params, self._loss)
         p = self.params.params[0]
         self.adam = MemberAdam(K, self.params.size, p)
         self.lbfgs = MemberLBFGS(K, config.lbfgs_lr, config.lbfgs_history, config.lbfgs_max_step)
@@ -91,8 +94,8 @@ class BatchedTrainer:
     # ------------------------------------------------------------------ pieces
     def _loss(self, rows: list[int]) -> torch.Tensor:
         """Losses (len(rows),) of the members ``rows`` [nats per star]."""
-        idx = None if rows == list(range(self.K)) else torch.as_tensor(rows, dtype=torch.long,
-                                                                      device=self.factor.device)
+        idx = None if rows == list(range(self.K)) else self._idx.setdefault(
+            tuple(rows), torch.as_tensor(rows, dtype=torch.long, device=self.factor.device))
         self.flow.select(idx)
         try:
             data, prior = self.batch.take(idx)
@@ -328,4 +331,6 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
                                  readout_s, scales[j]))
     record = {"batched": True, "threads": int(threads), "thread_probe_s": {str(n): t for n, t in probe.items()},
               "rows_per_member": int(batch.data.obs.shape[1]), "train_wall_s": trainer.wall}
+    if isinstance(trainer.objective, GraphedMemberObjective):
+        record["cuda_graphs"] = {"captured": trainer.objective.captured, "fallback": trainer.objective.fallback}
     return out, record

@@ -100,6 +100,11 @@ class TrainConfig:
         and step, the former stochastic loss). With 3 nodes the loss of the
         benchmark's 1000 stars is within 1.5e-5 nats per star of 64 nodes,
         and the difference between two flows within 3e-6 (benchmarks/RESULTS.md).
+    cuda_graphs : bool
+        On a GPU, batched members evaluate their objective by replaying a
+        captured CUDA graph (:mod:`~dsphnf.flows.cuda_graph`; 5-6.6x cheaper
+        per evaluation on an H200). Off by default: whole fits with graphs
+        have not yet been measured on a GPU. Ignored on the CPU.
     """
 
     steps: int = 400
@@ -133,6 +138,7 @@ class TrainConfig:
     keep_start: bool = True
     smooth_tau: float | None = 1.0
     nu_mean: str = "none"
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
