@@ -18,6 +18,7 @@ Usage::
     .venv/bin/python benchmarks/bench_flow.py --ensemble 8     # bands
     .venv/bin/python benchmarks/bench_flow.py --seeds 0 1 2    # several single flows
     .venv/bin/python benchmarks/bench_flow.py --device cuda --threads 0
+    .venv/bin/python benchmarks/bench_flow.py --device cuda --threads 0 --ensemble 8 --cuda-graphs
     .venv/bin/python benchmarks/bench_flow.py --mock PlumCoreIso --mock-seed 1   # a drawn mock instead
     .venv/bin/python benchmarks/bench_flow.py --steps 1                          # the untrained start
     .venv/bin/python benchmarks/bench_flow.py --no-positivity  # diagnostic: positivity term of the prior x 0
@@ -44,7 +45,7 @@ from dsphnf import draw_mock  # noqa: E402
 from dsphnf.catalog import read_catalog  # noqa: E402
 from dsphnf.flows import ensemble as flow_ensemble, prior as flow_prior  # noqa: E402
 from dsphnf.datasets import gaia_challenge_file  # noqa: E402
-from dsphnf.flows import FitOptions, fit_flow  # noqa: E402
+from dsphnf.flows import FitOptions, TrainConfig, fit_flow  # noqa: E402
 
 # the reference-data folder of dsphnf.datasets (DSPHNF_DATA, or ../shared/data beside the repository)
 FILE = gaia_challenge_file("NonPlumCuspIso") or (
@@ -81,13 +82,14 @@ def switch_off_positivity() -> None:
 
 
 def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device: str = "cpu",
-        mock: str | None = None, mock_seed: int = 1) -> dict:
+        mock: str | None = None, mock_seed: int = 1, cuda_graphs: bool = False) -> dict:
     cat, rho_true, rho_check = stars(mock, mock_seed)
     r_med = np.logspace(-1, 0, 21)
     grid = np.unique(np.concatenate([r_med, R_CHECK]))
     t0 = time.perf_counter()
     res = fit_flow(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps, distance=76.0, device=device,
-                   progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads))
+                   progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads),
+                   train_config=TrainConfig(cuda_graphs=True) if cuda_graphs else None)
     wall = time.perf_counter() - t0
     p = res.profile
     sel = np.isin(grid, r_med)
@@ -104,6 +106,7 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device
         "rho": p["rho"][at].tolist(), "rho_lo95": p["rho_lo95"][at].tolist(), "rho_hi95": p["rho_hi95"][at].tolist(),
         "rho_lo": p["rho_lo"][at].tolist(), "rho_hi": p["rho_hi"][at].tolist(),
         "log10_J_76kpc": res.summary["jfactor"]["log10_J"],
+        "cuda_graphs": res.summary["diagnostics"]["grid"].get("cuda_graphs"),
     }
     out["rho_true"] = rho_check.tolist()
     out["dex_at_check"] = np.log10(np.array(out["rho"]) / rho_check).tolist()
@@ -122,6 +125,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--mock", default=None, help="a Gaia Challenge model drawn by dsphnf.draw_mock (1000 stars)")
     ap.add_argument("--mock-seed", type=int, default=1, help="seed of the drawn mock")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="batched members replay their objective as CUDA graphs (TrainConfig(cuda_graphs=True))")
     ap.add_argument("--no-positivity", action="store_true",
                     help="diagnostic: train without the prior's positivity term (multiplied by zero)")
     args = ap.parse_args()
@@ -133,8 +138,11 @@ def main() -> None:
           f"threads {args.threads or torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f} at start")
     print(f"stars: {args.mock or FILE.name}" + (f" (draw_mock seed {args.mock_seed}, 1000 stars)" if args.mock else "")
           + (", positivity term switched off" if args.no_positivity else ""))
-    results = [run(s, args.ensemble, args.threads or None, args.steps, args.device, args.mock, args.mock_seed)
-               for s in args.seeds]
+    results = [run(s, args.ensemble, args.threads or None, args.steps, args.device, args.mock, args.mock_seed,
+                   args.cuda_graphs) for s in args.seeds]
+    for r in results:
+        if r["cuda_graphs"] is not None:
+            print(f"seed {r['seed']}: CUDA graphs {r['cuda_graphs']}")
     print("\n| seed | K | steps | wall [s] | train [s] | read-out [s] | median abs dex 0.1-1 kpc | log10 J(76 kpc) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
