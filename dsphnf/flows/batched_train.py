@@ -76,7 +76,7 @@ class BatchedTrainer:
         names = [n for n, _ in flow.named_parameters()]
         self.factor = self.params.column_factor({names.index(n): config.cusp_lr_factor
                                                  for n in FAST_PARAMETERS if n in names})
-        self._idx: dict[tuple[int, ...], torch.Tensor] = {}  # member indices made once (a CUDA graph cannot copy)
+        self._idx: dict[tuple[int, ...], torch.Tensor] = {}  # member indices, made once per set of members
         graphs = config.cuda_graphs and self.params.params[0].device.type == "cuda"
         self.objective = (GraphedMemberObjective if graphs else MemberObjective)(self.params, self._loss)
         p = self.params.params[0]

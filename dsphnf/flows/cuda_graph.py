@@ -11,8 +11,13 @@ L-BFGS directions and line search) stay outside the graph; they write the
 parameters in place (:meth:`~dsphnf.flows.optimise_members.MemberParams.set`),
 which is what a replay reads.
 
-One graph is captured per set of members evaluated together (all of them,
-and each smaller set left as members stop). Where a capture fails, the
+One graph is captured, of all members: when only some are asked for (the
+others have stopped, or the L-BFGS phase steps a subset), the graph still
+evaluates all of them and their rows are taken from its outputs. On a GPU
+the extra members cost arithmetic that launches hide; a graph per subset
+would cost a capture (four evaluations) each time a member stops. Members
+are independent in the objective, so the values are those of the subset's
+own evaluation to rounding. Where a capture fails, the
 objective says so once in the log, records why (:attr:`GraphedMemberObjective.fallback`)
 and evaluates eagerly from then on. On the CPU it is the plain objective.
 """
@@ -34,12 +39,11 @@ WARMUP = 3
 
 
 class GraphedMemberObjective(MemberObjective):
-    """:class:`~dsphnf.flows.optimise_members.MemberObjective` replaying one CUDA graph per set of members.
+    """:class:`~dsphnf.flows.optimise_members.MemberObjective` replaying one CUDA graph of all members.
 
-    ``compute(rows)`` must not create tensors from host data for a ``rows`` it
-    has seen before (the batched trainer caches its member indices), since a
-    capture cannot copy from the host. Returned tensors are copies: the
-    graph's own outputs are overwritten by the next replay.
+    ``compute(all rows)`` must not create tensors from host data (a capture
+    cannot copy from the host). Returned tensors are copies: the graph's own
+    outputs are overwritten by the next replay.
 
     >>> p = torch.nn.Parameter(torch.ones(2, 3, dtype=torch.float64))
     >>> obj = GraphedMemberObjective(MemberParams([p]), lambda rows: (p[rows] ** 2).sum(dim=1))
@@ -50,34 +54,37 @@ class GraphedMemberObjective(MemberObjective):
 
     def __init__(self, params: MemberParams, compute: Callable[[list[int]], torch.Tensor]) -> None:
         super().__init__(params, compute)
-        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...]]] = {}
+        self._graph: tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...]] | None = None
+        self._all = list(range(params.K))
         self.fallback: str | None = None
         self.on_gpu = params.params[0].device.type == "cuda"
 
     @property
     def captured(self) -> int:
-        """Number of graphs captured so far."""
-        return len(self._graphs)
+        """Number of graphs captured so far (0 or 1)."""
+        return int(self._graph is not None)
 
     def __call__(self, rows: Sequence[int], count: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = list(rows)
         if not self.on_gpu or self.fallback is not None:
             return super().__call__(rows, count)
-        key = tuple(rows)
-        if key not in self._graphs:
+        if self._graph is None:
             try:
-                self._graphs[key] = self._capture(rows)
+                self._graph = self._capture(self._all)
             except Exception as exc:  # noqa: BLE001 -- any failure to capture: recorded, and eager from here on
                 self.fallback = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if str(exc) else type(
                     exc).__name__
                 log.warning(f"CUDA graph capture failed ({self.fallback}); evaluating without graphs")
                 torch.cuda.synchronize()
                 return super().__call__(rows, count)
-        graph, outputs = self._graphs[key]
+        graph, outputs = self._graph
         graph.replay()
         for k in rows if count else ():
             self.evals[k] += 1
-        return tuple(t.clone() for t in outputs)  # type: ignore[return-value]
+        if rows == self._all:
+            return tuple(t.clone() for t in outputs)  # type: ignore[return-value]
+        sel = torch.as_tensor(rows, dtype=torch.long, device=outputs[0].device)
+        return tuple(t[sel] for t in outputs)  # type: ignore[return-value]
 
     def _body(self, rows: list[int], idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One evaluation as :meth:`MemberObjective.__call__` does it, with the member index ``idx`` made beforehand."""
