@@ -41,11 +41,11 @@ from tqdm import tqdm
 from ..errors import FitError
 from .allocator import keep_freed_memory
 from .batched import BatchedFlow, MemberBatch, member_batch
+from .cuda_graph import GraphedMemberObjective
 from .member import MemberSettings, MemberStars, TrainedMember, _member_info, member_data, member_profile, new_flow
 from .nu_mean import describe
 from .objective import flow_loss
 from .optimise import relative_change
-from .cuda_graph import GraphedMemberObjective
 from .optimise_members import MemberAdam, MemberLBFGS, MemberObjective, MemberParams
 from .train import FAST_PARAMETERS
 from .train_config import TrainConfig
