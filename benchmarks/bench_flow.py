@@ -89,7 +89,8 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device
     t0 = time.perf_counter()
     res = fit_flow(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps, distance=76.0, device=device,
                    progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads),
-                   train_config=TrainConfig(cuda_graphs=True) if cuda_graphs else None)
+                   train_config=TrainConfig(cuda_graphs=True) if cuda_graphs else None,
+                   batched=True if cuda_graphs else None)  # graphs live in the batched trainer, a single flow too
     wall = time.perf_counter() - t0
     p = res.profile
     sel = np.isin(grid, r_med)
@@ -126,7 +127,8 @@ def main() -> None:
     ap.add_argument("--mock", default=None, help="a Gaia Challenge model drawn by dsphnf.draw_mock (1000 stars)")
     ap.add_argument("--mock-seed", type=int, default=1, help="seed of the drawn mock")
     ap.add_argument("--cuda-graphs", action="store_true",
-                    help="batched members replay their objective as CUDA graphs (TrainConfig(cuda_graphs=True))")
+                    help="the members (one too) train batched and replay their objective as CUDA graphs "
+                         "(TrainConfig(cuda_graphs=True), batched=True)")
     ap.add_argument("--no-positivity", action="store_true",
                     help="diagnostic: train without the prior's positivity term (multiplied by zero)")
     args = ap.parse_args()
