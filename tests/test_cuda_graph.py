@@ -3,6 +3,8 @@ the captured evaluation checks the wrapper's bookkeeping (rows, copies, counts, 
 checks real graphs against eager training on a GPU."""
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 
@@ -22,16 +24,22 @@ def _objective(cls):
 
 
 class _Replay:
-    """Stands in for a CUDA graph: replaying re-runs the evaluation into the captured outputs."""
+    """Stands in for a CUDA graph: replaying re-runs the evaluation into the captured outputs.
+
+    Like a graph it does not own its inputs (a weak reference to the member index): a replay after the
+    objective let the index go fails, as a real one reads freed memory.
+    """
 
     def __init__(self, obj, rows, idx, outputs):
-        self.obj, self.rows, self.idx, self.outputs = obj, rows, idx, outputs
+        self.obj, self.rows, self.idx, self.outputs = obj, rows, weakref.ref(idx), outputs
 
     def replay(self):
+        idx = self.idx()
+        assert idx is not None, "the graph's member index was freed"
         for q in self.obj.params.params:
             q.grad = None
         with torch.enable_grad():
-            for out, new in zip(self.outputs, self.obj._body(self.rows, self.idx)):
+            for out, new in zip(self.outputs, self.obj._body(self.rows, idx)):
                 out.copy_(new)
 
 
@@ -39,7 +47,7 @@ def _fake_capture(self, rows):
     idx = torch.as_tensor(rows)
     with torch.enable_grad():
         outputs = self._body(rows, idx)
-    return _Replay(self, rows, idx, outputs), outputs
+    return _Replay(self, rows, idx, outputs), outputs, idx
 
 
 @pytest.fixture

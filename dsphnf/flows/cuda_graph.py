@@ -54,7 +54,9 @@ class GraphedMemberObjective(MemberObjective):
 
     def __init__(self, params: MemberParams, compute: Callable[[list[int]], torch.Tensor]) -> None:
         super().__init__(params, compute)
-        self._graph: tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...]] | None = None
+        # (graph, its outputs, its inputs made for it): a replay reads its inputs at their addresses, so they are
+        # kept alive with the graph (a freed member index, reused memory: an index out of bounds on the GPU)
+        self._graph: tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], torch.Tensor] | None = None
         self._all = list(range(params.K))
         self.fallback: str | None = None
         self.on_gpu = params.params[0].device.type == "cuda"
@@ -77,7 +79,7 @@ class GraphedMemberObjective(MemberObjective):
                 log.warning(f"CUDA graph capture failed ({self.fallback}); evaluating without graphs")
                 torch.cuda.synchronize()
                 return super().__call__(rows, count)
-        graph, outputs = self._graph
+        graph, outputs, _ = self._graph
         graph.replay()
         for k in rows if count else ():
             self.evals[k] += 1
@@ -94,8 +96,9 @@ class GraphedMemberObjective(MemberObjective):
         g = self.params.grad()[idx]
         return loss.detach(), g, ok & torch.isfinite(g).all(dim=1)
 
-    def _capture(self, rows: list[int]) -> tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...]]:
-        """Warm up on a side stream, then capture one evaluation of the members ``rows``."""
+    def _capture(self, rows: list[int]) -> tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], torch.Tensor]:
+        """Warm up on a side stream, then capture one evaluation of the members ``rows``; the graph, its outputs
+        and the member index it reads."""
         p0 = self.params.params[0]
         idx = torch.as_tensor(rows, dtype=torch.long, device=p0.device)
         side = torch.cuda.Stream(device=p0.device)
@@ -111,4 +114,4 @@ class GraphedMemberObjective(MemberObjective):
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph), torch.enable_grad():
             outputs = self._body(rows, idx)
-        return graph, outputs
+        return graph, outputs, idx
