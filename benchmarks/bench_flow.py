@@ -18,7 +18,7 @@ Usage::
     .venv/bin/python benchmarks/bench_flow.py --ensemble 8     # bands
     .venv/bin/python benchmarks/bench_flow.py --seeds 0 1 2    # several single flows
     .venv/bin/python benchmarks/bench_flow.py --device cuda --threads 0
-    .venv/bin/python benchmarks/bench_flow.py --device cuda --threads 0 --ensemble 8 --cuda-graphs
+    .venv/bin/python benchmarks/bench_flow.py --device cuda --threads 0 --ensemble 8 --no-cuda-graphs
     .venv/bin/python benchmarks/bench_flow.py --mock PlumCoreIso --mock-seed 1   # a drawn mock instead
     .venv/bin/python benchmarks/bench_flow.py --steps 1                          # the untrained start
     .venv/bin/python benchmarks/bench_flow.py --no-positivity  # diagnostic: positivity term of the prior x 0
@@ -82,15 +82,14 @@ def switch_off_positivity() -> None:
 
 
 def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device: str = "cpu",
-        mock: str | None = None, mock_seed: int = 1, cuda_graphs: bool = False) -> dict:
+        mock: str | None = None, mock_seed: int = 1, cuda_graphs: bool = True) -> dict:
     cat, rho_true, rho_check = stars(mock, mock_seed)
     r_med = np.logspace(-1, 0, 21)
     grid = np.unique(np.concatenate([r_med, R_CHECK]))
     t0 = time.perf_counter()
     res = fit_flow(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps, distance=76.0, device=device,
                    progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads),
-                   train_config=TrainConfig(cuda_graphs=True) if cuda_graphs else None,
-                   batched=True if cuda_graphs else None)  # graphs live in the batched trainer, a single flow too
+                   train_config=TrainConfig(cuda_graphs=cuda_graphs))
     wall = time.perf_counter() - t0
     p = res.profile
     sel = np.isin(grid, r_med)
@@ -126,9 +125,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--mock", default=None, help="a Gaia Challenge model drawn by dsphnf.draw_mock (1000 stars)")
     ap.add_argument("--mock-seed", type=int, default=1, help="seed of the drawn mock")
-    ap.add_argument("--cuda-graphs", action="store_true",
-                    help="the members (one too) train batched and replay their objective as CUDA graphs "
-                         "(TrainConfig(cuda_graphs=True), batched=True)")
+    ap.add_argument("--no-cuda-graphs", action="store_true",
+                    help="on a GPU, evaluate without CUDA graphs (TrainConfig(cuda_graphs=False)); "
+                         "a single flow then takes the plain trainer")
     ap.add_argument("--no-positivity", action="store_true",
                     help="diagnostic: train without the prior's positivity term (multiplied by zero)")
     args = ap.parse_args()
@@ -141,7 +140,7 @@ def main() -> None:
     print(f"stars: {args.mock or FILE.name}" + (f" (draw_mock seed {args.mock_seed}, 1000 stars)" if args.mock else "")
           + (", positivity term switched off" if args.no_positivity else ""))
     results = [run(s, args.ensemble, args.threads or None, args.steps, args.device, args.mock, args.mock_seed,
-                   args.cuda_graphs) for s in args.seeds]
+                   not args.no_cuda_graphs) for s in args.seeds]
     for r in results:
         if r["cuda_graphs"] is not None:
             print(f"seed {r['seed']}: CUDA graphs {r['cuda_graphs']}")

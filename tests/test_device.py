@@ -77,7 +77,7 @@ def test_cuda_graphs_follow_eager_batched_training(cat):
     from dsphnf.flows import TrainConfig
 
     kw = dict(anisotropy="isotropic", ensemble=3, steps=30, seed=5, progress=False, device="cuda", batched=True)
-    eager = fit_flow(cat, train_config=TrainConfig(steps=30, adam_steps=15), **kw)
+    eager = fit_flow(cat, train_config=TrainConfig(steps=30, adam_steps=15, cuda_graphs=False), **kw)
     graphed = fit_flow(cat, train_config=TrainConfig(steps=30, adam_steps=15, cuda_graphs=True), **kw)
     record = graphed.summary["diagnostics"]["grid"]["cuda_graphs"]
     assert record["fallback"] is None and record["captured"] >= 1

@@ -298,10 +298,23 @@ def test_cuda_graphs_are_ignored_on_the_cpu(cat):
     from dsphnf.flows import TrainConfig
 
     kw = dict(ensemble=2, steps=3, seed=2, progress=False, batched=True)
-    plain = fit_flow(cat, train_config=TrainConfig(steps=3), **kw)
+    plain = fit_flow(cat, train_config=TrainConfig(steps=3, cuda_graphs=False), **kw)
     graphs = fit_flow(cat, train_config=TrainConfig(steps=3, cuda_graphs=True), **kw)
     assert "cuda_graphs" not in graphs.summary["diagnostics"]["grid"]
     assert np.array_equal(plain.profile["rho"], graphs.profile["rho"], equal_nan=True)
+
+
+@pytest.mark.parametrize("device, graphs, why", [("cpu", True, "a single flow"), ("cuda", False, "a single flow"),
+                                                  ("cuda", True, None)])
+def test_a_single_flow_trains_as_a_batch_of_one_where_graphs_replay(device, graphs, why):
+    """On a CUDA device with graphs a single flow takes the batched trainer (the only one that replays graphs)."""
+    from dsphnf.anisotropy import anisotropy_from
+    from dsphnf.flows import FitOptions
+    from dsphnf.flows.fit_setup import FitSetup, batched_reason, executor_setting
+
+    setup = FitSetup(anisotropy_from("isotropic"), "free", 1, 0, torch.device(device), FitOptions(), FlowConfig(),
+                     TrainConfig(cuda_graphs=graphs), None, False, False, executor_setting("local", None, None, "cpu"))
+    assert batched_reason(setup, kinematic=True) == why
 
 
 def test_settings_the_batch_cannot_train_fall_back_or_are_refused(cat):

@@ -10,7 +10,8 @@ import torch
 from dsphnf.anisotropy import Inferred, parse_anisotropy
 from dsphnf.flows import SphericalFlow
 from dsphnf.flows.beta import GAIN
-from dsphnf.flows.losvd import exact_nll, expected_log_mixture, log_losvd, velocity_table
+from dsphnf.flows import losvd
+from dsphnf.flows.losvd import exact_nll, expected_log_mixture, log_losvd, uniform_mixture, velocity_table
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
@@ -101,6 +102,23 @@ def test_expected_log_mixture_equals_the_mean_log_of_the_mixture_with_its_gradie
     torch.testing.assert_close(fused, plain, rtol=1e-12, atol=0)
     torch.testing.assert_close(ga, pa, rtol=1e-10, atol=1e-14)
     torch.testing.assert_close(gw, pw, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 1000])
+def test_the_mixtures_chunking_changes_no_value_or_gradient(monkeypatch, rows):
+    """A GPU's chunks of many rows (losvd.chunk_rows) give the CPU's 16-row values and gradients to rounding."""
+    va, a, w, hb = _mixture_inputs(3)
+    nw = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+
+    def both():
+        fused = expected_log_mixture(va, a, w, hb, nw)
+        mix = uniform_mixture(va, a, w, hb)
+        return (fused, mix, *torch.autograd.grad(fused.sum() + (mix ** 2).sum(), (a, w)))
+
+    ref = both()
+    monkeypatch.setattr(losvd, "chunk_rows", lambda va, a: rows)
+    for got, want in zip(both(), ref):
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-300)
 
 
 def test_expected_log_mixture_keeps_a_member_axis_and_needs_no_gradient():

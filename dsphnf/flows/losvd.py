@@ -47,8 +47,12 @@ __all__ = ["velocity_table", "log_losvd", "exact_nll", "supports_exact", "unifor
 
 _FLOOR = 1e-30
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-#: rows (stars x members) of the velocity mixture computed at once (:class:`_UniformMixture`)
+#: rows (stars x members) of the velocity mixture computed at once on the CPU (:class:`_UniformMixture`)
 MIXTURE_CHUNK = 16
+#: elements (rows x velocities x S x J) of one chunk of the velocity mixture on a GPU, where each chunk's
+#: ~20 kernels cost their launches rather than their arithmetic: 16-row chunks made 13,000 of the 16,700
+#: kernels of one evaluation of 8 members (1000 stars) on an H200. A chunk's arrays are then ~130 MB each.
+GPU_MIXTURE_ELEMENTS = 2**24
 #: rows (stars x members) per piece of :func:`exact_nll`: larger catalogues go in pieces (a full-data
 #: objective of 1e5 stars took 3.2 GB in one piece); up to this size the arithmetic is that of one piece,
 #: bit for bit. A piece's largest arrays (rows x 33 x 24 float64, 104 MB) lie above
@@ -174,20 +178,36 @@ def _box_sum(va: torch.Tensor, a: torch.Tensor, w: torch.Tensor, hb: torch.Tenso
     return box, xp, xm, inv4a
 
 
+def chunk_rows(va: torch.Tensor, a: torch.Tensor) -> int:
+    """Rows per chunk of the velocity mixture for rows ``va`` (R, k, 1, 1) and nodes ``a`` (R, 1, S, J).
+
+    :data:`MIXTURE_CHUNK` on the CPU (a chunk stays in its cache); on other
+    devices as many rows as :data:`GPU_MIXTURE_ELEMENTS` allows. Rows are
+    independent, so the chunking changes no value beyond rounding.
+
+    >>> chunk_rows(torch.zeros(5000, 3, 1, 1), torch.zeros(5000, 1, 33, 24))
+    16
+    """
+    if va.device.type == "cpu":
+        return MIXTURE_CHUNK
+    return max(MIXTURE_CHUNK, GPU_MIXTURE_ELEMENTS // max(va.shape[1] * a.shape[-2] * a.shape[-1], 1))
+
+
 class _UniformMixture(torch.autograd.Function):
     """:func:`uniform_mixture` on rows (R, k, 1, 1), (R, 1, S, J), (R, 1, S, J), (R, 1, 1, 1), in chunks of rows.
 
     Nothing of size R k S J is kept between forward and backward: the
     backward pass recomputes each chunk's terms, and a chunk of
-    :data:`MIXTURE_CHUNK` rows stays in the CPU's cache (autograd of the plain
+    :data:`MIXTURE_CHUNK` rows stays in the CPU's cache (:func:`chunk_rows`; autograd of the plain
     expression kept and re-read several arrays of that size: 5-6 times slower).
     """
 
     @staticmethod
     def forward(ctx, va, a, w, hb):
         out = va.new_empty(va.shape[:2])
-        for i in range(0, va.shape[0], MIXTURE_CHUNK):
-            sl = slice(i, i + MIXTURE_CHUNK)
+        size = chunk_rows(va, a)
+        for i in range(0, va.shape[0], size):
+            sl = slice(i, i + size)
             out[sl] = (_box_sum(va[sl], a[sl], w[sl], hb[sl])[0] * w[sl]).sum(dim=(-2, -1))
         ctx.save_for_backward(va, a, w, hb)
         return out
@@ -196,8 +216,9 @@ class _UniformMixture(torch.autograd.Function):
     def backward(ctx, grad):
         va, a, w, hb = ctx.saved_tensors
         ga, gw = torch.empty_like(a), torch.empty_like(w)
-        for i in range(0, va.shape[0], MIXTURE_CHUNK):
-            sl = slice(i, i + MIXTURE_CHUNK)
+        size = chunk_rows(va, a)
+        for i in range(0, va.shape[0], size):
+            sl = slice(i, i + size)
             box, xp, xm, inv4a = _box_sum(va[sl], a[sl], w[sl], hb[sl])
             g = grad[sl].unsqueeze(-1).unsqueeze(-1)
             gw[sl] = (g * box).sum(dim=1, keepdim=True)
@@ -235,7 +256,7 @@ class _ExpectedLogMixture(torch.autograd.Function):
 
     The output of a row is one number, so its derivatives with respect to
     ``a`` and ``w`` are known in the forward pass: each chunk of
-    :data:`MIXTURE_CHUNK` rows forms them from the terms it has just
+    rows (:func:`chunk_rows`) forms them from the terms it has just
     computed (:func:`_log_mixture_chunk`), and the backward pass only scales
     them by the incoming gradient (the backward of :class:`_UniformMixture`
     recomputes every erf).
@@ -246,8 +267,9 @@ class _ExpectedLogMixture(torch.autograd.Function):
         out = va.new_empty(va.shape[0])
         need = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         ga, gw = (torch.empty_like(a), torch.empty_like(w)) if need else (None, None)
-        for i in range(0, va.shape[0], MIXTURE_CHUNK):
-            sl = slice(i, i + MIXTURE_CHUNK)
+        size = chunk_rows(va, a)
+        for i in range(0, va.shape[0], size):
+            sl = slice(i, i + size)
             out[sl], grads = _log_mixture_chunk(va[sl], a[sl], w[sl], hb[sl], nw.reshape(-1), need)
             if need:
                 ga[sl], gw[sl] = grads
