@@ -1,12 +1,13 @@
-"""Batched members' objective replayed as CUDA graphs (opt-in: ``TrainConfig(cuda_graphs=True)``).
+"""Batched members' objective replayed as CUDA graphs (``TrainConfig(cuda_graphs=True)``, the default; CUDA only).
 
 On a GPU one evaluation of the objective (loss and gradient) launches
 thousands of small kernels, and their launches, not their arithmetic, are
 its cost. Since nothing in an evaluation reads the device (the solver is
 :mod:`~dsphnf.flows.rk4`), it can be captured once as a CUDA graph and
-replayed: on an H200, 0.040 s for 8 members of 1000 stars against 0.261 s
-launched one by one, with the same gradient to 1e-13 (benchmarks/RESULTS.md,
-"On a GPU: the first measurements"). The trainers' own steps (Adam, the
+replayed: on an H200, 0.012 s for 8 members of 1000 stars against 0.066 s
+launched one by one, with the same gradient to 1e-13, and a whole fit of
+8 members in 26 s against more than 190 s (benchmarks/RESULTS.md, "A second
+lease: CUDA graphs in the trainer"). The trainers' own steps (Adam, the
 L-BFGS directions and line search) stay outside the graph; they write the
 parameters in place (:meth:`~dsphnf.flows.optimise_members.MemberParams.set`),
 which is what a replay reads.
