@@ -216,6 +216,7 @@ def stars_csv(cat, tmp_path_factory) -> Path:
     (["--workers", "2"], "--workers needs --executor ray (local runs one task at a time)"),
     (["--executor", "ray", "--workers", "0"], "--workers must be an integer of at least 1, got 0"),
     (["--executor", "ray", "--device", "cuda"], "--device cuda with --executor ray is not supported yet"),
+    (["--members-per-batch", "0"], "--members-per-batch must be at least 1, got 0"),
 ])
 def test_bad_executor_options_are_one_line_errors(stars_csv, tmp_path, capsys, extra, message):
     if "ray" in extra:
@@ -240,11 +241,38 @@ def ray2():
 
 
 def test_ray_gives_the_local_fit_bit_for_bit(ray2, cat, local):
-    res = fit_flow(cat, ensemble=2, steps=3, seed=7, distance=76.0, progress=False, executor=ray2)
+    """Members one by one: Ray's tasks give the local fit's bytes."""
+    res = fit_flow(cat, ensemble=2, steps=3, seed=7, distance=76.0, progress=False, executor=ray2, batched=False)
     _same(res, local)
     assert res.summary["settings"]["executor"] == "ray"
     grid = res.summary["diagnostics"]["grid"]
     assert (grid["executor"], grid["workers"], grid["workers_used"], grid["n_computed"]) == ("ray", 2, 2, 2)
+
+
+def test_ray_trains_one_batch_per_worker_and_gives_the_same_batches_local_result(ray2, cat):
+    """Batched members (the default): on 2 workers 4 members go as 2 batches of 2, side by side, and give
+    bit for bit what the local executor gives for the same batches (one after the other)."""
+    from dsphnf.flows import FitOptions
+
+    kw = dict(ensemble=4, steps=3, seed=7, progress=False)
+    remote = fit_flow(cat, executor=ray2, **kw)
+    grid = remote.summary["diagnostics"]["grid"]
+    assert grid["batched"] and grid["batches"] == [[0, 1], [2, 3]] and grid["workers_used"] == 2
+    assert grid["threads"] == 1 and len(grid["train_wall_s"]) == 2
+    here = fit_flow(cat, options=FitOptions(members_per_batch=2, threads=1), **kw)
+    assert here.summary["diagnostics"]["grid"]["batches"] == [[0, 1], [2, 3]]
+    _same(remote, here)
+
+
+def test_batches_on_ray_are_kept_and_a_rerun_resumes_from_them(ray2, cat, tmp_path):
+    """With a checkpoint folder every finished batch's members are kept; the same call with resume trains none."""
+    kw = dict(ensemble=3, steps=2, seed=4, progress=False, executor=ray2, checkpoint_dir=tmp_path / "ck")
+    first = fit_flow(cat, **kw)
+    assert first.summary["diagnostics"]["grid"]["batches"] == [[0, 1], [2]]
+    again = fit_flow(cat, resume=True, **kw)
+    grid = again.summary["diagnostics"]["grid"]
+    assert (grid["n_resumed"], grid["n_computed"], grid["batches"]) == (3, 0, [])
+    _same(again, first)
 
 
 def test_cli_on_ray_writes_the_grid_into_the_summary(ray2, stars_csv, tmp_path, capsys):

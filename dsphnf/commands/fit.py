@@ -129,6 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "by a short probe for an ensemble trained as one batch; the probe's choice depends on "
                         "the machine's load and the count changes the last digits, so give T for reruns that "
                         "are the same bit for bit)")
+    p.add_argument("--members-per-batch", type=int, default=None, metavar="B",
+                   help="most members trained together as one batch (default: the whole ensemble locally; on Ray "
+                        "ceil(ensemble / workers), one batch per worker); a member's result depends on its batch "
+                        "in the last digits, so give B for the same result on either executor")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -161,6 +165,8 @@ def _check_args(args: argparse.Namespace):
         raise FitError(f"bad --membership {args.membership!r}: use weights or mixture")
     if args.threads is not None and args.threads < 1:
         raise FitError(f"--threads must be at least 1, got {args.threads}")
+    if args.members_per_batch is not None and args.members_per_batch < 1:
+        raise FitError(f"--members-per-batch must be at least 1, got {args.members_per_batch}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
     if args.velocity not in VELOCITY_FAMILIES:
         raise FitError(f"bad --velocity {args.velocity!r}: use {' or '.join(VELOCITY_FAMILIES)}")
@@ -197,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
         res = fit_flow(
             cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
             distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
-            resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto"),
+            resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto",
+                                                       members_per_batch=args.members_per_batch),
             executor=args.executor, flow_config=FlowConfig(velocity=args.velocity),
             distance_err=args.distance_err, foreground=foreground,
             train_config=_train_config(args),

@@ -19,9 +19,11 @@ the shared :class:`~dsphnf.result.Result` (method ``"flow"``) whose
    ``steps`` is reached (:mod:`~dsphnf.flows.optimise`); with
    ``FitOptions.val_fraction > 0`` a random part of the stars is held out
    instead and training stops early when their loss stops improving. The
-   members are independent tasks (:mod:`~dsphnf.flows.member`) run by
-   :func:`dsphnf.executor.run_grid`, one after the other here or in
-   parallel on Ray, with bit-identical results;
+   members train as batches with a member axis (:mod:`~dsphnf.flows.batched_train`)
+   or, where the settings do not allow that, as independent tasks
+   (:mod:`~dsphnf.flows.member`); either way :func:`dsphnf.executor.run_grid`
+   runs them on Ray in parallel, with the local executor's results bit for
+   bit for the same batches;
 3. read out nu, sigma_r, beta, M, rho of every flow on the grid; at every
    radius the members whose read-out is physical there (M > 0, rho >= 0; the
    prior's positivity term makes it so by construction) give the value (their
@@ -52,7 +54,7 @@ import numpy as np
 
 from ..anisotropy import Inferred, anisotropy_from, require_form
 from ..errors import FitError
-from ..executor import ExecutorSpec, TaskError, run_grid
+from ..executor import TASK_THREADS, ExecutorSpec, GridRun, TaskError, run_grid
 from ..foreground import Foreground
 from ..result import Result
 from ..taskstore import TaskStore, task_fingerprint
@@ -61,7 +63,8 @@ from .artefacts import FlowArtefacts
 from .batched_train import train_members_batched
 from .cnf import FLOW_FORMS
 from .fit_setup import (FitSetup, batched_reason, check_arguments, check_systematics, check_velocity,
-                        executor_setting, member_settings, outer_threads, torch_threads, train_config_for)
+                        executor_setting, member_batches, member_settings, outer_threads, torch_threads,
+                        train_config_for)
 from .fit_summary import ensemble_j_record, fit_summary, plot_data
 from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
 from .settings import FitOptions, FlowConfig
@@ -145,8 +148,10 @@ def fit_flow(
         Train the members as one vectorised model with a member axis
         (:mod:`~dsphnf.flows.batched`, :mod:`~dsphnf.flows.batched_train`):
         the same members as trained one by one, to rounding (not bit for
-        bit). None (default): batched when ``ensemble > 1``, the executor is
-        local and the settings allow it
+        bit); in batches of ``options.members_per_batch``
+        (:class:`~dsphnf.flows.settings.FitOptions`), one after another here
+        or side by side on Ray. None (default): batched when ``ensemble > 1``
+        (on a CUDA device with graphs also a single flow) and the settings allow it
         (:func:`~dsphnf.flows.batched.batch_supported`: the deterministic
         objective, Adam then L-BFGS, no held-out stars, a given anisotropy);
         otherwise one by one, and ``diagnostics.grid.not_batched`` says why.
@@ -194,18 +199,19 @@ def fit_flow(
 
     Notes
     -----
-    Members run as the tasks ``member_0`` ... of :func:`dsphnf.executor.run_grid`
-    (:mod:`~dsphnf.flows.member`). With ``checkpoint_dir`` every finished
+    Members trained one by one run as the tasks ``member_0`` ... of
+    :func:`dsphnf.executor.run_grid` (:mod:`~dsphnf.flows.member`), batched
+    ones on Ray as the tasks ``members_0-3`` ... (one per batch). With ``checkpoint_dir`` every finished
     member is kept in ``checkpoint_dir/members/`` and, with the local
     executor, every member's training state in ``checkpoint_dir/member_k.pt``
     (every ``checkpoint_every`` steps); ``resume=True`` reuses the finished
     members and continues the unfinished ones. Timings: ``members_s`` is the
     wall time of the members' grid, ``train_s`` and ``readout_s`` are summed
     over the members (on Ray they run in parallel, so they may exceed
-    ``total_s``); batched members each carry 1/K of the batch's training
-    time, so ``train_s`` is the batch's. Batched members are kept in the
-    member store too (resume reuses them and trains the missing ones as one
-    batch) but have no per-step checkpoints; with the thread count chosen
+    ``total_s``); batched members each carry 1/K of their batch's training
+    time, so ``train_s`` sums the batches'. Batched members are kept in the
+    member store too (resume reuses them and trains the missing ones in
+    batches) but have no per-step checkpoints; with the thread count chosen
     by the probe (``threads="auto"``) a rerun may pick another count and
     differ in the last digits. ``summary["settings"]["executor"]`` is ``"local"`` or
     ``"ray"``; ``summary["diagnostics"]["grid"]`` records the executor, the
@@ -316,15 +322,8 @@ def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMem
     runner = MemberRunner(setup.checkpoints if local else None, own_bar)
     store, skipped = _member_store(setup, settings)
     tasks = {f"member_{k}": {"k": k} for k in range(setup.ensemble)}
-    try:
-        grid = run_grid(runner, tasks, executor=spec, common={"stars": stars, "settings": settings}, store=store,
-                        progress=setup.progress and not own_bar, desc="members")
-    except TaskError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, FitError):  # a diverged member: its FitError as before (it names the flow)
-            kept = f"; the finished members are kept in {store}, resume=True continues" if store else ""
-            raise FitError(f"{cause}{kept}") from exc
-        raise
+    grid = _member_grid(runner, tasks, setup, {"stars": stars, "settings": settings}, store,
+                        setup.progress and not own_bar, "members")
     record = {**grid.summary(), "store": None if store is None else str(store), "batched": False}
     if skipped:
         record["store_skipped"] = skipped
@@ -333,13 +332,30 @@ def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMem
     return list(grid.results.values()), record
 
 
+def _member_grid(runner, tasks: dict, setup: FitSetup, common: dict, store: Path | None, progress: bool,
+                 desc: str) -> GridRun:
+    """:func:`~dsphnf.executor.run_grid` of members' tasks; a diverged member's FitError comes back as
+    itself (it names the flow), with where the finished members are kept."""
+    try:
+        return run_grid(runner, tasks, executor=setup.executor, common=common, store=store, progress=progress,
+                        desc=desc)
+    except TaskError as exc:
+        if isinstance(exc.__cause__, FitError):
+            kept = f"; the finished members are kept in {store}, resume=True continues" if store else ""
+            raise FitError(f"{exc.__cause__}{kept}") from exc
+        raise
+
+
 def _train_batched(setup: FitSetup, stars: MemberStars,
                    settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
-    """The members as one batch (:func:`~dsphnf.flows.batched_train.train_members_batched`); also the record.
+    """The members in batches (:func:`~dsphnf.fit_setup.member_batches`); also the record.
 
-    With ``checkpoint_dir`` the finished members are kept in its member
-    store (under the task name ``train_member_batched``), and ``resume=True``
-    trains only the members not there; there are no per-step checkpoints.
+    Each batch is one :func:`~dsphnf.flows.batched_train.train_members_batched`:
+    one after another on the local executor, as tasks of
+    :func:`dsphnf.executor.run_grid` on Ray. With ``checkpoint_dir`` the
+    finished members are kept in its member store (under the task name
+    ``train_member_batched``), and ``resume=True`` trains only the members
+    not there; there are no per-step checkpoints.
     """
     t0 = time.perf_counter()
     store, skipped = _member_store(setup, settings)
@@ -353,20 +369,66 @@ def _train_batched(setup: FitSetup, stars: MemberStars,
             done[k] = value
     resumed = sorted(done)
     missing = [k for k in range(setup.ensemble) if k not in done]
-    threads = None if setup.options.threads in ("auto", None) else int(setup.options.threads)
-    record: dict[str, Any] = {"batched": True}
-    if missing:
-        trained, record = train_members_batched(stars, settings, missing, setup.progress, threads)
-        for m in trained:
-            done[m.member] = m
-            if box:
-                box.save(f"member_{m.member}", prints[m.member], m)
-    record = {**setup.executor.spec(), "workers_used": 1, "n_tasks": setup.ensemble, "n_resumed": len(resumed),
+    batches = member_batches(setup, missing)
+    keep = (lambda m: box.save(f"member_{m.member}", prints[m.member], m)) if box else (lambda m: None)
+    if setup.executor.kind == "local":
+        threads = None if setup.options.threads in ("auto", None) else int(setup.options.threads)
+        records, workers = [], 1
+        for batch in batches:
+            trained, rec = train_members_batched(stars, settings, batch, setup.progress, threads)
+            records.append(rec)
+            for m in trained:
+                done[m.member] = m
+                keep(m)
+    else:
+        records, workers = _batches_on_ray(setup, batches, common, store, done, keep)
+    record = {**setup.executor.spec(), "workers_used": workers, "n_tasks": setup.ensemble, "n_resumed": len(resumed),
               "n_computed": len(missing), "wall_s": time.perf_counter() - t0,
-              "store": None if store is None else str(store), **record}
+              "store": None if store is None else str(store), "batched": True, **_batch_record(batches, records)}
     if skipped:
         record["store_skipped"] = skipped
     return [done[k] for k in range(setup.ensemble)], record
+
+
+def _batches_on_ray(setup: FitSetup, batches: list[list[int]], common: dict, store: Path | None,
+                    done: dict[int, TrainedMember], keep) -> tuple[list[dict], int]:
+    """The batches as tasks ``members_a-b`` of one grid on Ray; their records and the workers used.
+
+    The grid keeps each finished batch in the member store too (so that an
+    interrupted grid resumes from it); its members are then kept one by one.
+    """
+    tasks = {f"members_{b[0]}-{b[-1]}": {"members": b} for b in batches}
+    grid = _member_grid(BatchRunner(), tasks, setup, common, store, setup.progress, "member batches")
+    records = []
+    for trained, rec in grid.results.values():
+        records.append(rec)
+        for m in trained:
+            done[m.member] = m
+            keep(m)
+    return records, grid.workers
+
+
+def _batch_record(batches: list[list[int]], records: list[dict]) -> dict[str, Any]:
+    """One record of the batches: the first batch's settings (threads, probe, graphs); per batch its members,
+    rows per member and training wall time [s]."""
+    per_batch = ("rows_per_member", "train_wall_s")
+    first = {k: v for k, v in (records[0] if records else {}).items() if k not in per_batch}
+    return {**first, "batches": batches, **{k: [r[k] for r in records] for k in per_batch}}
+
+
+class BatchRunner:
+    """:func:`~dsphnf.flows.batched_train.train_members_batched` of one batch as a grid task (Ray).
+
+    At :data:`~dsphnf.executor.TASK_THREADS` thread(s), without a bar (the grid has one);
+    returns the batch's members and its record.
+    """
+
+    def __init__(self) -> None:
+        self.__qualname__ = "train_members_batched"  # the task's identity in the store (as MemberRunner's)
+
+    def __call__(self, members: list[int], *, stars: MemberStars,
+                 settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
+        return train_members_batched(stars, settings, members, False, TASK_THREADS)
 
 
 class _BatchTask:

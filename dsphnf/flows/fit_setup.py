@@ -3,15 +3,17 @@
 :class:`FitSetup` holds them; the ``check_*`` functions turn bad input into
 one-line :class:`~dsphnf.errors.FitError` messages before anything is
 trained or written; :func:`batched_reason` decides whether the members train
-as one batch; :func:`member_settings` is the picklable part a member's task
+batched and :func:`member_batches` in which batches; :func:`member_settings` is the picklable part a member's task
 needs.
 """
 from __future__ import annotations
 
+import math
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ from .settings import FitOptions, FlowConfig, default_steps, fast_mode
 from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
-           "member_settings", "outer_threads", "torch_threads", "train_config_for"]
+           "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for"]
 
 
 @dataclass
@@ -61,6 +63,9 @@ def check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts:
         raise FitError(f"ensemble must be at least 1, got {ensemble}")
     if inner not in INNER_MODES:
         raise FitError(f"inner must be one of {', '.join(INNER_MODES)}, got {inner!r}")
+    b = opts.members_per_batch
+    if b is not None and (isinstance(b, bool) or int(b) != b or int(b) < 1):
+        raise FitError(f"members_per_batch must be an integer of at least 1, got {b!r}")
     if not 0.0 <= opts.val_fraction < 0.9:
         raise FitError(f"val_fraction must be in [0, 0.9), got {opts.val_fraction}")
     if catalog.n < MIN_STARS:
@@ -167,13 +172,38 @@ def batched_reason(setup: FitSetup, kinematic: bool) -> str | None:
     if setup.batched is False:
         return "batched=False"
     why = batch_supported(setup.anisotropy, setup.train, setup.options.val_fraction, kinematic)
-    if why is None and setup.executor.kind != "local":
-        why = "on Ray the members run as grid tasks"
     if setup.batched is True and why is not None:
         raise FitError(f"batched=True is not possible here: {why}")
     if setup.batched is None and why is None and setup.ensemble == 1 and not graphs_on(setup):
         why = "a single flow"
     return why
+
+
+def member_batches(setup: FitSetup, members: Sequence[int]) -> list[list[int]]:
+    """``members`` split into balanced batches of at most ``options.members_per_batch`` (FitOptions).
+
+    Its default: one batch on the local executor; on Ray ceil(ensemble / workers),
+    workers being the executor's ``workers`` or this machine's CPU count.
+
+    >>> from dataclasses import replace
+    >>> from dsphnf.flows.settings import FitOptions
+    >>> s = FitSetup(None, "free", 8, 0, torch.device("cpu"), FitOptions(members_per_batch=3), None, None,
+    ...              None, False, False, executor_setting("local", None, None, "cpu"))
+    >>> member_batches(s, range(8)), member_batches(s, [5, 6])
+    ([[0, 1, 2], [3, 4, 5], [6, 7]], [[5, 6]])
+    >>> member_batches(replace(s, options=FitOptions(), executor=executor_setting("ray", None, 2, "cpu")), range(8))
+    [[0, 1, 2, 3], [4, 5, 6, 7]]
+    """
+    members = [int(k) for k in members]
+    if not members:
+        return []
+    size = setup.options.members_per_batch
+    if size is None:
+        spec = setup.executor
+        workers = 1 if spec.kind == "local" else spec.workers or os.cpu_count() or 1
+        size = math.ceil(setup.ensemble / workers)
+    n = math.ceil(len(members) / int(size))
+    return [list(map(int, part)) for part in np.array_split(members, n)]
 
 
 def graphs_on(setup: FitSetup) -> bool:

@@ -90,6 +90,16 @@ class FitOptions:
         The default is 1: the per-step tensors are small, and on the shared
         2-core benchmark machine 2 threads made a step 20x slower (thread
         oversubscription) while 1 thread never lost much (benchmarks/RESULTS.md).
+    members_per_batch : int or None
+        Most members in one batch when the members train batched: the
+        ensemble is split into balanced batches of at most this many, trained
+        one after another on the local executor and side by side on Ray (one
+        task per batch). None (default): one batch on the local executor; on
+        Ray ceil(ensemble / workers) members per batch, so that every worker
+        has one (workers: the executor's ``workers``, else this machine's
+        CPUs). A member's result depends on its batch to rounding only (1e-10
+        relative), and is the same bit for bit on either executor for the
+        same batches: give this number to get one result everywhere.
     """
 
     n_grid: int = 40
@@ -98,3 +108,4 @@ class FitOptions:
     val_fraction: float = 0.0
     dtype: torch.dtype = torch.float64
     threads: int | str | None = "auto"
+    members_per_batch: int | None = None
