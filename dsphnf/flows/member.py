@@ -22,6 +22,7 @@ fit is resumed.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -316,8 +317,16 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
 
 def member_profile(flow: SphericalFlow, stars: MemberStars, scales: dict[str, float]) -> tuple[dict, float]:
     """A trained member's profile on the output grid (:func:`~dsphnf.flows.moments.flow_profiles`
-    in its own units ``scales``) and the read-out's wall time [s]."""
+    in its own units ``scales``) and the read-out's wall time [s].
+
+    The read-out runs on the CPU (a copy of a flow trained elsewhere): its
+    small float64 solves are launch-bound on a GPU, where 8 members took
+    3.3 s against 1.0 s on the CPU (benchmarks/RESULTS.md), and the profile
+    is then the CPU's arithmetic wherever the flow was trained.
+    """
     t0 = time.perf_counter()
+    if any(p.device.type != "cpu" for p in flow.parameters()):
+        flow = copy.deepcopy(flow).to("cpu")
     profile = flow_profiles(flow, stars.r_out, scales["L"], scales["V"])
     return profile, time.perf_counter() - t0
 
