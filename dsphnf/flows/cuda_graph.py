@@ -6,7 +6,7 @@ its cost. Since nothing in an evaluation reads the device (the solver is
 :mod:`~dsphnf.flows.rk4`), it can be captured once as a CUDA graph and
 replayed: on an H200, 0.012 s for 8 members of 1000 stars against 0.066 s
 launched one by one, with the same gradient to 1e-13, and a whole fit of
-8 members in 26 s against more than 190 s (benchmarks/RESULTS.md, "A second
+8 members in 24 s against more than 190 s (benchmarks/RESULTS.md, "A second
 lease: CUDA graphs in the trainer"). The trainers' own steps (Adam, the
 L-BFGS directions and line search) stay outside the graph; they write the
 parameters in place (:meth:`~dsphnf.flows.optimise_members.MemberParams.set`),
