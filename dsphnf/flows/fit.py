@@ -201,8 +201,8 @@ def fit_flow(
     -----
     Members trained one by one run as the tasks ``member_0`` ... of
     :func:`dsphnf.executor.run_grid` (:mod:`~dsphnf.flows.member`), batched
-    ones on Ray as the tasks ``members_0-3`` ... (one per batch). With ``checkpoint_dir`` every finished
-    member is kept in ``checkpoint_dir/members/`` and, with the local
+    ones on Ray as the tasks ``members_0-3`` ... (one per batch). With
+    ``checkpoint_dir`` every finished member is kept in ``checkpoint_dir/members/`` and, with the local
     executor, every member's training state in ``checkpoint_dir/member_k.pt``
     (every ``checkpoint_every`` steps); ``resume=True`` reuses the finished
     members and continues the unfinished ones. Timings: ``members_s`` is the
@@ -348,7 +348,7 @@ def _member_grid(runner, tasks: dict, setup: FitSetup, common: dict, store: Path
 
 def _train_batched(setup: FitSetup, stars: MemberStars,
                    settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
-    """The members in batches (:func:`~dsphnf.fit_setup.member_batches`); also the record.
+    """The members in batches (:func:`~dsphnf.flows.fit_setup.member_batches`); also the record.
 
     Each batch is one :func:`~dsphnf.flows.batched_train.train_members_batched`:
     one after another on the local executor, as tasks of

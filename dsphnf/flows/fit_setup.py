@@ -3,8 +3,8 @@
 :class:`FitSetup` holds them; the ``check_*`` functions turn bad input into
 one-line :class:`~dsphnf.errors.FitError` messages before anything is
 trained or written; :func:`batched_reason` decides whether the members train
-batched and :func:`member_batches` in which batches; :func:`member_settings` is the picklable part a member's task
-needs.
+batched and :func:`member_batches` in which batches; :func:`member_settings`
+is the picklable part a member's task needs.
 """
 from __future__ import annotations
 
@@ -208,5 +208,5 @@ def member_batches(setup: FitSetup, members: Sequence[int]) -> list[list[int]]:
 
 def graphs_on(setup: FitSetup) -> bool:
     """Whether the batched trainer replays CUDA graphs (a CUDA device and ``cuda_graphs``); then a single flow
-    trains as a batch of one, 7x faster on an H200 than the plain trainer (benchmarks/RESULTS.md)."""
+    trains as a batch of one, 10-16x faster on an H200 than the plain trainer (benchmarks/RESULTS.md)."""
     return setup.device.type == "cuda" and setup.train.cuda_graphs

@@ -104,7 +104,8 @@ class TrainConfig:
         On a CUDA device, batched members (a single flow too: a batch of
         one) evaluate their objective by replaying a captured CUDA graph
         (:mod:`~dsphnf.flows.cuda_graph`): on an H200 a single flow of 1000
-        stars trained in 11 s against 82 s without (benchmarks/RESULTS.md).
+        stars trained in 5-8 s against 82-86 s without, 8 members in 24 s
+        against more than 190 s (benchmarks/RESULTS.md).
         A failed capture falls back to eager evaluation and is recorded.
         Ignored on the CPU.
     """
