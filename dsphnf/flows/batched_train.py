@@ -76,7 +76,6 @@ class BatchedTrainer:
         names = [n for n, _ in flow.named_parameters()]
         self.factor = self.params.column_factor({names.index(n): config.cusp_lr_factor
                                                  for n in FAST_PARAMETERS if n in names})
-        self._idx: dict[tuple[int, ...], torch.Tensor] = {}  # member indices, made once per set of members
         graphs = config.cuda_graphs and self.params.params[0].device.type == "cuda"
         self.objective = (GraphedMemberObjective if graphs else MemberObjective)(self.params, self._loss)
         p = self.params.params[0]
@@ -94,8 +93,7 @@ class BatchedTrainer:
     # ------------------------------------------------------------------ pieces
     def _loss(self, rows: list[int]) -> torch.Tensor:
         """Losses (len(rows),) of the members ``rows`` [nats per star]."""
-        idx = None if rows == list(range(self.K)) else self._idx.setdefault(
-            tuple(rows), torch.as_tensor(rows, dtype=torch.long, device=self.factor.device))
+        idx = None if rows == list(range(self.K)) else self.params.index(rows)
         self.flow.select(idx)
         try:
             data, prior = self.batch.take(idx)
@@ -155,7 +153,7 @@ class BatchedTrainer:
         norm = torch.linalg.vector_norm(g, dim=1, keepdim=True)
         g = g * torch.clamp(self.cfg.grad_clip / (norm + 1e-6), max=1.0)  # per member clip
         krows = [rows[j] for j in ok]
-        x = self.params.flat()[torch.as_tensor(krows, dtype=torch.long, device=g.device)]
+        x = self.params.flat()[self.params.index(krows)]
         self.params.set(self.adam.step(x, g, krows, [lr[j] for j in ok], self.factor), krows)
         return {k: values[j] for j, k in zip(ok, krows)}
 

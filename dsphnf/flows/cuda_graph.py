@@ -86,7 +86,7 @@ class GraphedMemberObjective(MemberObjective):
             self.evals[k] += 1
         if rows == self._all:
             return tuple(t.clone() for t in outputs)  # type: ignore[return-value]
-        sel = torch.as_tensor(rows, dtype=torch.long, device=outputs[0].device)
+        sel = self.params.index(rows)
         return tuple(t[sel] for t in outputs)  # type: ignore[return-value]
 
     def _body(self, rows: list[int], idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -101,7 +101,7 @@ class GraphedMemberObjective(MemberObjective):
         """Warm up on a side stream, then capture one evaluation of the members ``rows``; the graph, its outputs
         and the member index it reads."""
         p0 = self.params.params[0]
-        idx = torch.as_tensor(rows, dtype=torch.long, device=p0.device)
+        idx = self.params.index(rows)
         side = torch.cuda.Stream(device=p0.device)
         side.wait_stream(torch.cuda.current_stream(p0.device))
         with torch.cuda.stream(side), torch.enable_grad():

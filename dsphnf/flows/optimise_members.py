@@ -40,6 +40,8 @@ class MemberParams:
     >>> mp = MemberParams([a, b])
     >>> mp.flat().shape, mp.size
     (torch.Size([2, 4]), 4)
+    >>> mp.index([1]).tolist(), mp.index([1]) is mp.index((1,))
+    ([1], True)
     """
 
     def __init__(self, params: Sequence[torch.Tensor]) -> None:
@@ -47,6 +49,15 @@ class MemberParams:
         self.K = int(self.params[0].shape[0])
         self.sizes = [p[0].numel() for p in self.params]
         self.size = sum(self.sizes)
+        self._index: dict[tuple[int, ...], torch.Tensor] = {}
+
+    def index(self, rows: Sequence[int]) -> torch.Tensor:
+        """The members ``rows`` as a LongTensor on the parameters' device, made once per set of rows
+        (on a GPU each new one is a copy from the host)."""
+        key = tuple(int(k) for k in rows)
+        if key not in self._index:
+            self._index[key] = torch.as_tensor(key, dtype=torch.long, device=self.params[0].device)
+        return self._index[key]
 
     def flat(self) -> torch.Tensor:
         """Every member's parameters (K, P) (a copy)."""
@@ -60,7 +71,7 @@ class MemberParams:
     @torch.no_grad()
     def set(self, x: torch.Tensor, rows: Sequence[int]) -> None:
         """Write ``x`` (len(rows), P) into the members ``rows``."""
-        idx = torch.as_tensor(list(rows), dtype=torch.long, device=x.device)
+        idx = self.index(rows)
         i = 0
         for p, n in zip(self.params, self.sizes):
             p.view(self.K, -1)[idx] = x[:, i: i + n]
@@ -100,7 +111,7 @@ class MemberObjective:
             loss = self.compute(rows)
             ok = torch.isfinite(loss)
             torch.where(ok, loss, torch.zeros_like(loss)).sum().backward()
-        g = self.params.grad()[torch.as_tensor(rows, dtype=torch.long, device=loss.device)]
+        g = self.params.grad()[self.params.index(rows)]
         for k in rows if count else ():
             self.evals[k] += 1
         return loss.detach(), g, ok & torch.isfinite(g).all(dim=1)
