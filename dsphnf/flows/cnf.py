@@ -220,7 +220,7 @@ class SphericalFlow(FlowDistribution, nn.Module):
             return rk4_solve(self._rhs if rhs is None else rhs, y0, self.n_steps, reverse)
         times = (1.0, 0.0) if reverse else (0.0, 1.0)
         (ts,) = on_device(("ode_times", times), lambda: (np.array(times),), y0.dtype, y0.device)
-        opts = {"step_size": 1.0 / self.n_steps} if self.method in ("rk4", "euler", "midpoint", "explicit_adams") else None
+        opts = {"step_size": 1.0 / self.n_steps} if self.method in ("euler", "midpoint", "explicit_adams") else None
         kw = {"rtol": 1e-7, "atol": 1e-9} if opts is None else {}
         return odeint(self._rhs if rhs is None else rhs, y0, ts, method=self.method, options=opts, **kw)[-1]
 
