@@ -22,6 +22,7 @@ Usage::
     .venv/bin/python benchmarks/bench_flow.py --mock PlumCoreIso --mock-seed 1   # a drawn mock instead
     .venv/bin/python benchmarks/bench_flow.py --ensemble 8 --executor ray --workers 2   # one batch per worker
     .venv/bin/python benchmarks/bench_flow.py --steps 1                          # the untrained start
+    .venv/bin/python benchmarks/bench_flow.py --ensemble 8 --warm-start 50        # members from the all-star flow
     .venv/bin/python benchmarks/bench_flow.py --no-positivity  # diagnostic: positivity term of the prior x 0
 
 Prints a Markdown table for benchmarks/RESULTS.md.
@@ -84,13 +85,13 @@ def switch_off_positivity() -> None:
 
 def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device: str = "cpu",
         mock: str | None = None, mock_seed: int = 1, cuda_graphs: bool = True, executor: str = "local",
-        workers: int | None = None) -> dict:
+        workers: int | None = None, warm_start: int = 0) -> dict:
     cat, rho_true, rho_check = stars(mock, mock_seed)
     r_med = np.logspace(-1, 0, 21)
     grid = np.unique(np.concatenate([r_med, R_CHECK]))
     t0 = time.perf_counter()
     res = fit_flow(cat, anisotropy="isotropic", ensemble=ensemble, seed=seed, steps=steps, distance=76.0, device=device,
-                   progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads),
+                   progress=sys.stderr.isatty(), options=FitOptions(r_grid=grid, threads=threads, warm_start=warm_start),
                    train_config=TrainConfig(cuda_graphs=cuda_graphs), executor=executor, workers=workers)
     wall = time.perf_counter() - t0
     p = res.profile
@@ -111,6 +112,8 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device
         "cuda_graphs": res.summary["diagnostics"]["grid"].get("cuda_graphs"),
         "grid": {k: res.summary["diagnostics"]["grid"].get(k) for k in
                  ("executor", "workers_used", "batched", "batches", "threads", "train_wall_s", "wall_s")},
+        "warm_start": {k: v for k, v in res.summary["diagnostics"]["grid"].get("warm_start", {}).items()
+                       if k != "anchor"} or None,
     }
     out["rho_true"] = rho_check.tolist()
     out["dex_at_check"] = np.log10(np.array(out["rho"]) / rho_check).tolist()
@@ -134,6 +137,8 @@ def main() -> None:
                          "a single flow then takes the plain trainer")
     ap.add_argument("--executor", default="local", help="local or ray (a local Ray instance)")
     ap.add_argument("--workers", type=int, default=None, help="with --executor ray: its workers")
+    ap.add_argument("--warm-start", type=int, default=0, metavar="N",
+                    help="members warm-started from the all-star flow, N L-BFGS steps each (FitOptions.warm_start)")
     ap.add_argument("--no-positivity", action="store_true",
                     help="diagnostic: train without the prior's positivity term (multiplied by zero)")
     args = ap.parse_args()
@@ -146,11 +151,11 @@ def main() -> None:
     print(f"stars: {args.mock or FILE.name}" + (f" (draw_mock seed {args.mock_seed}, 1000 stars)" if args.mock else "")
           + (", positivity term switched off" if args.no_positivity else ""))
     results = [run(s, args.ensemble, args.threads or None, args.steps, args.device, args.mock, args.mock_seed,
-                   not args.no_cuda_graphs, args.executor, args.workers) for s in args.seeds]
+                   not args.no_cuda_graphs, args.executor, args.workers, args.warm_start) for s in args.seeds]
     for r in results:
         if r["cuda_graphs"] is not None:
             print(f"seed {r['seed']}: CUDA graphs {r['cuda_graphs']}")
-        print(f"seed {r['seed']}: grid {r['grid']}")
+        print(f"seed {r['seed']}: grid {r['grid']}" + (f", warm start {r['warm_start']}" if r["warm_start"] else ""))
     print("\n| seed | K | steps | wall [s] | train [s] | read-out [s] | median abs dex 0.1-1 kpc | log10 J(76 kpc) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:

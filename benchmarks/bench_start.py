@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 from dsphnf import draw_mock  # noqa: E402
 from dsphnf.datasets import reference_or_mock  # noqa: E402
 from dsphnf.flows import FitOptions, FlowConfig, fit_flow  # noqa: E402
-from dsphnf.flows import batched_train, member  # noqa: E402
+from dsphnf.flows import member  # noqa: E402
 
 R_MED = np.logspace(-1, 0, 21)
 R_CHECK = np.array([0.1, 0.15, 0.25, 0.5, 1.0])
@@ -120,14 +120,14 @@ def run(name: str, start: str, steps: int | None, ensemble: int = 1) -> dict:
     cat, log_true, src = mock(name)
     length, speed, base = STARTS[start]
     original, patched = scaled_new_flow(length, speed)
-    member.new_flow = batched_train.new_flow = patched  # batched ensembles build their flows through their own import
+    member.new_flow = patched  # member.start_flow builds every flow through it, batched or not
     try:
         t0 = time.perf_counter()
         res = fit_flow(cat, anisotropy="isotropic", seed=0, steps=steps, ensemble=ensemble, progress=False,
                        options=FitOptions(r_grid=GRID, threads=1), flow_config=FlowConfig(base=base))
         wall = time.perf_counter() - t0
     finally:
-        member.new_flow = batched_train.new_flow = original
+        member.new_flow = original
     log_rho = np.log10(res.profile["rho"])
     members = res.summary["diagnostics"]["members"]
     R = np.hypot(cat.x, cat.y)

@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default, transition "
                         "sharpness free) | zhao (gNFW) | nfw | cored")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="flow training steps (default: as dsphnf fit)")
+    p.add_argument("--warm-start", type=int, default=0, metavar="N",
+                   help="flow ensembles as a k-step bootstrap, as in dsphnf fit --warm-start (default 0: off)")
     p.add_argument("--nu-mean", default="none", choices=["none", "zhao"],
                    help="what the flow's smoothness prior measures the roughness of ln nu from, as in dsphnf fit "
                         "--nu-mean (default none)")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                             realisations=args.realisations, stars=args.stars, methods=args.method,
                             ensemble=args.ensemble, fit_anisotropy=args.fit_anisotropy, steps=args.steps,
                             max_steps=args.max_steps, nwalkers=args.walkers, seed=args.seed,
-                            fit_halo=args.fit_halo, nu_mean=args.nu_mean)
+                            fit_halo=args.fit_halo, nu_mean=args.nu_mean, warm_start=args.warm_start)
     print(f"calibrating {', '.join(spec.methods)} on {spec.realisations} mocks of {spec.stars} stars "
           f"({spec.source.label()}, seeds {spec.seed}..{spec.seed + spec.realisations - 1}); "
           f"R_half = {spec.r_half:.4g} kpc (projected half-number radius of the true tracer)")

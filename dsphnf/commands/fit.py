@@ -133,6 +133,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="most members trained together as one batch (default: the whole ensemble locally; on Ray "
                         "ceil(ensemble / workers), one batch per worker); a member's result depends on its batch "
                         "in the last digits, so give B for the same result on either executor")
+    p.add_argument("--warm-start", type=int, default=0, metavar="N",
+                   help="a k-step bootstrap: first train one flow on all stars, then start every ensemble member "
+                        "from it and train at most N L-BFGS steps on its resample (a fraction of a flow's cost "
+                        "each; default 0: every member trains from scratch; its calibration: "
+                        "benchmarks/RESULTS.md, \"Warm-started members\")")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -167,6 +172,8 @@ def _check_args(args: argparse.Namespace):
         raise FitError(f"--threads must be at least 1, got {args.threads}")
     if args.members_per_batch is not None and args.members_per_batch < 1:
         raise FitError(f"--members-per-batch must be at least 1, got {args.members_per_batch}")
+    if args.warm_start < 0:
+        raise FitError(f"--warm-start must be at least 0 (0: off), got {args.warm_start}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
     if args.velocity not in VELOCITY_FAMILIES:
         raise FitError(f"bad --velocity {args.velocity!r}: use {' or '.join(VELOCITY_FAMILIES)}")
@@ -204,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
             cat, args.anisotropy, args.inner, ensemble=args.ensemble, steps=args.steps, seed=args.seed,
             distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
             resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto",
-                                                       members_per_batch=args.members_per_batch),
+                                                       members_per_batch=args.members_per_batch,
+                                                       warm_start=args.warm_start),
             executor=args.executor, flow_config=FlowConfig(velocity=args.velocity),
             distance_err=args.distance_err, foreground=foreground,
             train_config=_train_config(args),

@@ -42,7 +42,7 @@ from ..errors import FitError
 from .allocator import keep_freed_memory
 from .batched import BatchedFlow, MemberBatch, member_batch
 from .cuda_graph import GraphedMemberObjective
-from .member import MemberSettings, MemberStars, TrainedMember, _member_info, member_data, member_profile, new_flow
+from .member import MemberSettings, MemberStars, TrainedMember, _member_info, member_data, member_profile, start_flow
 from .nu_mean import describe
 from .objective import flow_loss
 from .optimise import relative_change
@@ -300,7 +300,7 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
         if len(va):
             raise FitError("batched members train without held-out stars (val_fraction = 0)")
         torch.manual_seed(settings.seed * 1009 + k)
-        flows.append(new_flow(stars, settings, sc["L"]))
+        flows.append(start_flow(stars, settings, sc["L"]))
         resamples.append(tr), std_all.append(std), scales.append(sc)
     batch = member_batch(resamples, std_all, scales, settings.bandwidth_factor, settings.train,
                          settings.dtype, dev, settings.foreground if stars.kinematic else None)

@@ -62,11 +62,11 @@ from . import ensemble as ens
 from .artefacts import FlowArtefacts
 from .batched_train import train_members_batched
 from .cnf import FLOW_FORMS
-from .fit_setup import (FitSetup, batched_reason, check_arguments, check_systematics, check_velocity,
-                        executor_setting, member_batches, member_settings, outer_threads, torch_threads,
-                        train_config_for)
+from .fit_setup import (FitSetup, anchor_setup, batched_reason, check_arguments, check_systematics, check_velocity,
+                        check_warm, executor_setting, member_batches, member_settings, outer_threads, torch_threads,
+                        train_config_for, warm_members)
 from .fit_summary import ensemble_j_record, fit_summary, plot_data
-from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow
+from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow, start_state
 from .settings import FitOptions, FlowConfig
 from .standardise import check_device, radial_grid, raw_stars, scales_of
 from .train_config import TrainConfig
@@ -243,6 +243,7 @@ def fit_flow(
         distance=None if distance_err is None else (float(distance), float(distance_err)),
     )
     check_velocity(setup, catalog.vz is not None)
+    check_warm(setup)
     batched_reason(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
     with torch_threads(outer_threads(opts.threads)):
         t0 = time.perf_counter()
@@ -250,7 +251,7 @@ def fit_flow(
         timings = {"prepare_s": time.perf_counter() - t0}
         trained, grid = _train_members(setup, stars)
         timings["members_s"] = grid["wall_s"]
-        timings["train_s"] = sum(m.train_s for m in trained)
+        timings["train_s"] = sum(m.train_s for m in trained) + grid.get("warm_start", {}).get("anchor_train_s", 0.0)
         t0 = time.perf_counter()
         settings = member_settings(setup)
         flows = [rebuild_flow(m, stars, settings) for m in trained]
@@ -306,6 +307,26 @@ def _member_store(setup: FitSetup, settings: MemberSettings) -> tuple[Path | Non
 
 
 def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMember], dict[str, Any]]:
+    """Train the members (warm-started from an all-star flow when ``options.warm_start`` > 0); also the record.
+
+    With a warm start the all-star flow trains first (:func:`~dsphnf.flows.fit_setup.anchor_setup`)
+    and the record gains ``warm_start``: the members' step limit and that flow's
+    diagnostics; ``wall_s`` covers both.
+    """
+    if not warm_members(setup):
+        return _train_grid(setup, stars, member_settings(setup))
+    t0 = time.perf_counter()
+    (anchor,), anchor_record = _train_members(anchor_setup(setup), stars)
+    trained, record = _train_grid(setup, stars, member_settings(setup, start_state(anchor)))
+    record["warm_start"] = {"steps": setup.options.warm_start, "anchor": anchor.info,
+                            "anchor_wall_s": anchor_record["wall_s"], "anchor_train_s": anchor.train_s,
+                            "anchor_resumed": anchor_record.get("n_resumed", 0)}
+    record["wall_s"] = time.perf_counter() - t0
+    return trained, record
+
+
+def _train_grid(setup: FitSetup, stars: MemberStars,
+                settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
     """Train the members as a grid of tasks ``member_k`` (locally or on Ray); also the grid's record.
 
     One bar counts the members; a single member on the local executor shows
@@ -313,7 +334,6 @@ def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMem
     written by the local executor only; on Ray an interrupted fit resumes
     from its finished members.
     """
-    settings = member_settings(setup)
     if batched_reason(setup, stars.kinematic) is None:
         return _train_batched(setup, stars, settings)
     spec = setup.executor

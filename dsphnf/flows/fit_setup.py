@@ -31,7 +31,8 @@ from .settings import FitOptions, FlowConfig, default_steps, fast_mode
 from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
-           "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for"]
+           "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
+           "anchor_setup", "check_warm", "warm_members", "warm_train"]
 
 
 @dataclass
@@ -66,6 +67,9 @@ def check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts:
     b = opts.members_per_batch
     if b is not None and (isinstance(b, bool) or int(b) != b or int(b) < 1):
         raise FitError(f"members_per_batch must be an integer of at least 1, got {b!r}")
+    w = opts.warm_start
+    if isinstance(w, bool) or int(w) != w or int(w) < 0:
+        raise FitError(f"warm_start must be an integer of at least 0 (0: off), got {w!r}")
     if not 0.0 <= opts.val_fraction < 0.9:
         raise FitError(f"val_fraction must be in [0, 0.9), got {opts.val_fraction}")
     if catalog.n < MIN_STARS:
@@ -155,16 +159,54 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def member_settings(setup: FitSetup) -> MemberSettings:
-    """The settings that decide a member's result, as plain picklable data for its task."""
+def member_settings(setup: FitSetup, start: dict[str, np.ndarray] | None = None) -> MemberSettings:
+    """The settings that decide a member's result, as plain picklable data for its task.
+
+    With ``start`` (a warm start, :func:`warm_members`) every member starts from
+    those weights and trains :func:`warm_train`'s schedule.
+    """
     opts = setup.options
     return MemberSettings(
         anisotropy=setup.anisotropy, inner=setup.inner, ensemble=setup.ensemble, seed=setup.seed,
-        flow=setup.flow, train=setup.train, val_fraction=opts.val_fraction,
-        bandwidth_factor=opts.bandwidth_factor, dtype=opts.dtype, device=str(setup.device),
-        threads=outer_threads(opts.threads) or TASK_THREADS, foreground=setup.foreground,
-        distance=setup.distance,
+        flow=setup.flow, train=setup.train if start is None else warm_train(setup.train, opts.warm_start),
+        val_fraction=opts.val_fraction, bandwidth_factor=opts.bandwidth_factor, dtype=opts.dtype,
+        device=str(setup.device), threads=outer_threads(opts.threads) or TASK_THREADS,
+        foreground=setup.foreground, distance=setup.distance, start=start,
     )
+
+
+def warm_members(setup: FitSetup) -> bool:
+    """Whether the members are warm-started from an all-star flow (``options.warm_start`` > 0, an ensemble)."""
+    return setup.options.warm_start > 0 and setup.ensemble > 1
+
+
+def warm_train(train: TrainConfig, steps: int) -> TrainConfig:
+    """A warm-started member's schedule: at most ``steps`` L-BFGS iterations, no Adam (it starts near its optimum).
+
+    >>> c = warm_train(TrainConfig(), 50)
+    >>> c.steps, c.adam_steps, c.min_steps
+    (50, 0, 50)
+    """
+    return replace(train, steps=int(steps), adam_steps=0, min_steps=min(train.min_steps, int(steps)))
+
+
+def check_warm(setup: FitSetup) -> None:
+    """A one-line FitError for a warm start without the deterministic objective and L-BFGS it relies on."""
+    c = setup.train
+    if warm_members(setup) and (c.optimiser != "adam+lbfgs" or c.loss != "abel" or c.batch is not None
+                                or c.n_gh < 1):
+        raise FitError("warm_start needs the deterministic exact objective and L-BFGS (optimiser='adam+lbfgs', "
+                       "loss='abel', n_gh >= 1, no minibatches)")
+
+
+def anchor_setup(setup: FitSetup) -> FitSetup:
+    """The setup of the all-star flow that warm-started members start from: one flow, the full schedule.
+
+    Its finished flow is kept in ``checkpoints/anchor`` (apart from the members' store).
+    """
+    ck = setup.checkpoints
+    return replace(setup, ensemble=1, options=replace(setup.options, warm_start=0),
+                   checkpoints=None if ck is None else ck / "anchor")
 
 
 def batched_reason(setup: FitSetup, kinematic: bool) -> str | None:

@@ -90,7 +90,7 @@ def settings_record(setup: FitSetup, distance: float | None) -> dict[str, Any]:
         "device": str(setup.device), "dtype": str(opts.dtype).replace("torch.", ""),
         "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
         "threads": outer_threads(opts.threads) or TASK_THREADS, "executor": setup.executor.kind,
-        "batched": setup.batched,
+        "batched": setup.batched, "warm_start": opts.warm_start if setup.ensemble > 1 else 0,
         "flow": asdict(setup.flow), "train": setup.train.to_dict(),
         "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU, "mass_slope_max": MASS_SLOPE_MAX,
                   "density_falls_outwards": True},

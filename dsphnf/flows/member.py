@@ -46,7 +46,8 @@ from .train import Trainer
 from .train_config import TrainConfig
 
 __all__ = ["MemberStars", "MemberSettings", "TrainedMember", "MemberRunner", "train_member", "member_split",
-           "member_data", "member_distance", "member_profile", "rebuild_flow", "TASK_NAME"]
+           "member_data", "member_distance", "member_profile", "rebuild_flow", "start_flow", "start_state",
+           "TASK_NAME"]
 
 #: The name a member task is stored under (:func:`dsphnf.taskstore.task_fingerprint`).
 TASK_NAME = "train_member"
@@ -87,7 +88,10 @@ class MemberSettings:
 
     ``foreground``: a :class:`~dsphnf.foreground.Foreground` mixed into the
     likelihood (:mod:`~dsphnf.flows.foreground`); ``distance``: (D, sigma_D)
-    [kpc] to draw each member's own distance (:func:`member_distance`), None: no draw.
+    [kpc] to draw each member's own distance (:func:`member_distance`), None: no draw;
+    ``start``: the weights every member starts from (a warm start: the
+    all-star flow's ``state_dict`` as arrays, :func:`start_flow`), None: fresh
+    weights from the seed.
     """
 
     anisotropy: AnisotropySpec
@@ -103,6 +107,7 @@ class MemberSettings:
     threads: int | None
     foreground: Foreground | None = None
     distance: tuple[float, float] | None = None
+    start: dict[str, np.ndarray] | None = None
 
     @property
     def mixture(self) -> bool:
@@ -251,6 +256,27 @@ def new_flow(stars: MemberStars, settings: MemberSettings, length_scale: float) 
     ).to(device=torch.device(settings.device), dtype=settings.dtype)
 
 
+def start_flow(stars: MemberStars, settings: MemberSettings, length_scale: float) -> SphericalFlow:
+    """A member's flow before training: :func:`new_flow`, with the weights of ``settings.start`` when given.
+
+    A warm start keeps the member's own unit ``length_scale`` [kpc] (its
+    resample's L; it is not part of the weights), so the start describes the
+    all-star flow's stars in this member's units: within the few per cent by
+    which the resamples' scales differ, which the member's training absorbs.
+    """
+    flow = new_flow(stars, settings, length_scale)
+    if settings.start is not None:
+        p = next(flow.parameters())
+        flow.load_state_dict({k: torch.as_tensor(v, dtype=p.dtype if np.issubdtype(v.dtype, np.floating) else None,
+                                                 device=p.device) for k, v in settings.start.items()})
+    return flow
+
+
+def start_state(member: TrainedMember) -> dict[str, np.ndarray]:
+    """A trained member's weights as arrays, for :attr:`MemberSettings.start` (picklable, fingerprinted bit for bit)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in member.state.items()}
+
+
 def rebuild_flow(trained: TrainedMember, stars: MemberStars, settings: MemberSettings) -> SphericalFlow:
     """The trained flow of a member, rebuilt from its weights (bit-identical to the one trained)."""
     flow = new_flow(stars, settings, trained.scales["L"])
@@ -299,7 +325,7 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
     tr, va, scales, std = member_data(stars, settings, k)
     h = bandwidths(std["obs"][tr], std["w"][tr], settings.bandwidth_factor)
     torch.manual_seed(seed * 1009 + k)
-    flow = new_flow(stars, settings, scales["L"])
+    flow = start_flow(stars, settings, scales["L"])
     trainer = Trainer(
         flow, _star_data(std, settings, tr, h, scales),
         _star_data(std, settings, va, h, scales) if len(va) else None,

@@ -100,6 +100,16 @@ class FitOptions:
         CPUs). A member's result depends on its batch to rounding only (1e-10
         relative), and is the same bit for bit on either executor for the
         same batches: give this number to get one result everywhere.
+    warm_start : int
+        0 (default): every bootstrap member starts from fresh weights and
+        trains the full schedule (Adam, then L-BFGS). N > 0: a k-step
+        bootstrap (Andrews 2002, Econometrica 70, 119): one flow is first
+        trained on all stars with the full schedule, then every member starts
+        from its weights and takes at most N L-BFGS iterations on its own
+        resample (its own standardisation; no Adam). The members then cost a
+        fraction of a flow each; whether their bands are calibrated is
+        measured with ``dsphnf calibrate --warm-start N``
+        (benchmarks/RESULTS.md, "Warm-started members"). Ignored for a single flow.
     """
 
     n_grid: int = 40
@@ -109,3 +119,4 @@ class FitOptions:
     dtype: torch.dtype = torch.float64
     threads: int | str | None = "auto"
     members_per_batch: int | None = None
+    warm_start: int = 0
