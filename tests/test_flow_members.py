@@ -264,6 +264,18 @@ def test_ray_trains_one_batch_per_worker_and_gives_the_same_batches_local_result
     _same(remote, here)
 
 
+def test_warm_started_members_on_ray_give_the_same_batches_local_result(ray2, cat):
+    """A warm start (the all-star flow as one Ray task, then the members' batches) gives the local fit's bytes."""
+    from dsphnf.flows import FitOptions
+
+    kw = dict(ensemble=4, steps=6, seed=7, progress=False)
+    remote = fit_flow(cat, executor=ray2, options=FitOptions(warm_start=2), **kw)
+    grid = remote.summary["diagnostics"]["grid"]
+    assert grid["batches"] == [[0, 1], [2, 3]] and grid["warm_start"]["steps"] == 2
+    here = fit_flow(cat, options=FitOptions(members_per_batch=2, threads=1, warm_start=2), **kw)
+    _same(remote, here)
+
+
 def test_batches_on_ray_are_kept_and_a_rerun_resumes_from_them(ray2, cat, tmp_path):
     """With a checkpoint folder every finished batch's members are kept; the same call with resume trains none."""
     kw = dict(ensemble=3, steps=2, seed=4, progress=False, executor=ray2, checkpoint_dir=tmp_path / "ck")
