@@ -120,6 +120,7 @@ def test_cli_warm_start(cat, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["fit", str(path), "-o", str(out), "--ensemble", "2", "--steps", "4", "--warm-start", "2",
                  "--no-progress", "--no-plots"]) == 0
+    assert "every flow started from one flow trained on all stars (4 steps" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["warm_start"] == 2
     assert summary["diagnostics"]["grid"]["warm_start"]["steps"] == 2

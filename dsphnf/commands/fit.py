@@ -45,6 +45,10 @@ Ensemble: --ensemble K flows (default 8), each trained on its own bootstrap
 resample of the stars and standardised by that resample's scales; their
 spread gives the 68 % and 95 % bands.  --ensemble 1 trains one flow on all
 stars and writes NaN band columns (one flow says nothing about its scatter).
+With --warm-start N one flow is trained on all stars first and every member
+starts from it for at most N L-BFGS steps (a k-step bootstrap, about 3x
+cheaper for 8 flows; its bands were calibrated on three isotropic models,
+see benchmarks/RESULTS.md).
 
 Steps: --steps N per flow; without --steps the default is 400 (120 when the
 environment variable DSPHNF_FAST=1 is set).  Every flow trains on all its
@@ -260,6 +264,11 @@ def _grid_note(grid: dict | None) -> str:
         note += f", summed over flows; {grid['wall_s']:.1f} s on Ray with {grid['workers_used']} worker(s)"
     if grid["n_resumed"]:
         note += f"; {grid['n_resumed']} of {grid['n_tasks']} flow(s) kept from the interrupted run"
+    warm = grid.get("warm_start")
+    if warm:
+        note += (f"; every flow started from one flow trained on all stars ({warm['anchor']['steps']} steps, "
+                 f"{warm['anchor_wall_s']:.1f} s" + (", kept from the interrupted run" if warm["anchor_resumed"]
+                                                      else "") + f") for at most {warm['steps']} L-BFGS steps")
     return note
 
 
