@@ -47,8 +47,8 @@ spread gives the 68 % and 95 % bands.  --ensemble 1 trains one flow on all
 stars and writes NaN band columns (one flow says nothing about its scatter).
 With --warm-start N one flow is trained on all stars first and every member
 starts from it for at most N L-BFGS steps (a k-step bootstrap, about 3x
-cheaper for 8 flows; its bands were calibrated on three isotropic models,
-see benchmarks/RESULTS.md).
+cheaper for 8 flows; its bands' coverage over four isotropic models is in
+benchmarks/RESULTS.md).
 
 Steps: --steps N per flow; without --steps the default is 400 (120 when the
 environment variable DSPHNF_FAST=1 is set).  Every flow trains on all its
