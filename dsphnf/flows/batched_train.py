@@ -153,8 +153,9 @@ class BatchedTrainer:
         norm = torch.linalg.vector_norm(g, dim=1, keepdim=True)
         g = g * torch.clamp(self.cfg.grad_clip / (norm + 1e-6), max=1.0)  # per member clip
         krows = [rows[j] for j in ok]
-        x = self.params.flat()[self.params.index(krows)]
-        self.params.set(self.adam.step(x, g, krows, [lr[j] for j in ok], self.factor), krows)
+        idx = self.params.index(krows)
+        self.params.set(self.adam.step(self.params.flat()[idx], g, krows, idx, [lr[j] for j in ok], self.factor),
+                        krows)
         return {k: values[j] for j, k in zip(ok, krows)}
 
     def _lbfgs_step(self, rows: list[int]) -> dict[int, float]:

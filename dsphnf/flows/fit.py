@@ -316,7 +316,8 @@ def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMem
     if not warm_members(setup):
         return _train_grid(setup, stars, member_settings(setup))
     t0 = time.perf_counter()
-    (anchor,), anchor_record = _train_members(anchor_setup(setup), stars)
+    first = anchor_setup(setup)
+    (anchor,), anchor_record = _train_grid(first, stars, member_settings(first))
     trained, record = _train_grid(setup, stars, member_settings(setup, start_state(anchor)))
     record["warm_start"] = {"steps": setup.options.warm_start, "anchor": anchor.info,
                             "anchor_wall_s": anchor_record["wall_s"], "anchor_train_s": anchor.train_s,

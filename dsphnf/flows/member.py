@@ -265,10 +265,8 @@ def start_flow(stars: MemberStars, settings: MemberSettings, length_scale: float
     which the resamples' scales differ, which the member's training absorbs.
     """
     flow = new_flow(stars, settings, length_scale)
-    if settings.start is not None:
-        p = next(flow.parameters())
-        flow.load_state_dict({k: torch.as_tensor(v, dtype=p.dtype if np.issubdtype(v.dtype, np.floating) else None,
-                                                 device=p.device) for k, v in settings.start.items()})
+    if settings.start is not None:  # load_state_dict copies into the flow's own tensors (dtype, device)
+        flow.load_state_dict({k: torch.from_numpy(v) for k, v in settings.start.items()})
     return flow
 
 

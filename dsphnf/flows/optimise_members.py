@@ -128,14 +128,14 @@ class MemberAdam:
         self.betas, self.eps = betas, eps
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, g: torch.Tensor, rows: Sequence[int], lr: Sequence[float],
+    def step(self, x: torch.Tensor, g: torch.Tensor, rows: Sequence[int], idx: torch.Tensor, lr: Sequence[float],
              factor: torch.Tensor) -> torch.Tensor:
         """New parameters (len(rows), P) of the members ``rows`` from theirs ``x`` and gradients ``g``.
 
-        ``lr`` per member, ``factor`` (P,) per column (a parameter group's learning-rate factor).
+        ``idx``: ``rows`` as an index tensor (:meth:`MemberParams.index`); ``lr`` per member, ``factor`` (P,)
+        per column (a parameter group's learning-rate factor).
         """
         b1, b2 = self.betas
-        idx = torch.as_tensor(list(rows), dtype=torch.long, device=x.device)
         m = self.m[idx].lerp_(g, 1 - b1)
         v = self.v[idx].mul_(b2).addcmul_(g, g, value=1 - b2)
         self.m[idx], self.v[idx] = m, v
