@@ -4,6 +4,8 @@
 #   1. one objective evaluation (loss and gradient) on CUDA: time, synchronisations, copies, kernels, graph replay;
 #   2. an ensemble of 8 on the public NonPlumCuspIso file (1000 stars) replaying CUDA graphs
 #      (target: <= 15 s on one H100-class GPU);
+#   2b. the same ensemble warm-started (--warm-start 50: one flow on all stars, then every member at most
+#      50 L-BFGS steps from it; not yet run on a GPU: on the CPU it costs 1.6 single flows);
 #   3. one flow on the same stars replaying CUDA graphs (the batched trainer with one member), twice:
 #      whether a GPU fit repeats itself bit for bit (on 2026-12-04 the same code stopped at step 256 once and
 #      ran to 400 once);
@@ -38,6 +40,8 @@ step "CUDA against CPU (tests/test_device.py)" 60 "$PY" -m pytest -q -p no:cache
 step "one objective evaluation" 45 "$PY" benchmarks/bench_objective.py --timing --device cuda --repeat 5
 step "ensemble of 8, 1000 stars, CUDA graphs" 120 "$PY" benchmarks/bench_flow.py --device cuda --threads 0 \
     --ensemble 8 --json "$OUTDIR/bench_gpu_ens8_graphs.json"
+step "ensemble of 8 warm-started (--warm-start 50), 1000 stars, CUDA graphs" 60 "$PY" benchmarks/bench_flow.py \
+    --device cuda --threads 0 --ensemble 8 --warm-start 50 --json "$OUTDIR/bench_gpu_ens8_warm50.json"
 step "single flow, 1000 stars, CUDA graphs" 100 "$PY" benchmarks/bench_flow.py --device cuda --threads 0 \
     --json "$OUTDIR/bench_gpu_single_graphs.json"
 step "the same single flow again" 60 "$PY" benchmarks/bench_flow.py --device cuda --threads 0 \
