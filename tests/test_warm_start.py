@@ -111,6 +111,29 @@ def test_a_warm_start_without_lbfgs_is_refused_in_one_line(cat):
         fit_flow(cat, ensemble=2, steps=2, progress=False, options=FitOptions(warm_start=-1))
 
 
+@pytest.mark.parametrize("anisotropy", ["free", "om"])
+def test_a_warm_start_with_a_learned_anisotropy_is_refused_in_one_line(cat, tmp_path, capsys, anisotropy):
+    """Its members would stay on the anchor's beta (their bands under-cover): refused before anything is written."""
+    with pytest.raises(FitError, match=f"warm_start needs a given anisotropy: with a learned one \\({anisotropy}\\)"):
+        _fit(cat, anisotropy=anisotropy)
+    path, out = tmp_path / "stars.csv", tmp_path / "out"
+    cat.to_csv(path)
+    argv = ["fit", str(path), "-o", str(out), "--anisotropy", anisotropy, "--warm-start", "5", "--no-progress"]
+    assert main(argv) == 2 and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train the members from scratch" in err[0]
+
+
+def test_a_warm_start_fits_the_stars_alone_whatever_the_anisotropy_says(cat):
+    """Without velocities there is no beta to learn, so a learned anisotropy does not block the warm start."""
+    from dsphnf.catalog import Catalog
+
+    positions = Catalog(x=cat.x, y=cat.y)
+    res = fit_flow(positions, anisotropy="free", ensemble=2, steps=6, seed=3, progress=False,
+                   options=FitOptions(warm_start=2))
+    assert res.summary["diagnostics"]["grid"]["warm_start"]["steps"] == 2
+
+
 def test_cli_warm_start(cat, tmp_path, capsys):
     path = tmp_path / "stars.csv"
     cat.to_csv(path)

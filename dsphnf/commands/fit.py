@@ -48,7 +48,9 @@ stars and writes NaN band columns (one flow says nothing about its scatter).
 With --warm-start N one flow is trained on all stars first and every member
 starts from it for at most N L-BFGS steps (a k-step bootstrap, about 3x
 cheaper for 8 flows; its bands' coverage over four isotropic models is in
-benchmarks/RESULTS.md).
+benchmarks/RESULTS.md).  It needs a given anisotropy: with a learned one
+(free, om, ...) the members stay near the first flow's beta and the bands
+under-cover, so that combination is refused.
 
 Steps: --steps N per flow; without --steps the default is 400 (120 when the
 environment variable DSPHNF_FAST=1 is set).  Every flow trains on all its
@@ -140,8 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warm-start", type=int, default=0, metavar="N",
                    help="a k-step bootstrap: first train one flow on all stars, then start every ensemble member "
                         "from it and train at most N L-BFGS steps on its resample (a fraction of a flow's cost "
-                        "each; default 0: every member trains from scratch; its calibration: "
-                        "benchmarks/RESULTS.md, \"Warm-started members\")")
+                        "each; default 0: every member trains from scratch; a given --anisotropy only; its "
+                        "calibration: benchmarks/RESULTS.md, \"Warm-started members\")")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -243,7 +243,7 @@ def fit_flow(
         distance=None if distance_err is None else (float(distance), float(distance_err)),
     )
     check_velocity(setup, catalog.vz is not None)
-    check_warm(setup)
+    check_warm(setup, catalog.vz is not None)
     batched_reason(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
     with torch_threads(outer_threads(opts.threads)):
         t0 = time.perf_counter()

@@ -32,7 +32,7 @@ from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
-           "anchor_setup", "check_warm", "warm_members", "warm_train"]
+           "anchor_setup", "check_warm", "warm_members", "warm_train", "WARM_LEARNED"]
 
 
 @dataclass
@@ -190,13 +190,29 @@ def warm_train(train: TrainConfig, steps: int) -> TrainConfig:
     return replace(train, steps=int(steps), adam_steps=0, min_steps=min(train.min_steps, int(steps)))
 
 
-def check_warm(setup: FitSetup) -> None:
-    """A one-line FitError for a warm start without the deterministic objective and L-BFGS it relies on."""
+#: Why a warm start is refused with a learned anisotropy (the calibration in benchmarks/RESULTS.md,
+#: "Warm-started members").
+WARM_LEARNED = ("warm_start needs a given anisotropy: with a learned one ({}) the members stay near the all-star "
+                "flow's beta, along a nearly flat direction of the objective, and their bands under-cover "
+                "(calibrated on Osipkov-Merritt mocks); train the members from scratch (warm_start=0)")
+
+
+def check_warm(setup: FitSetup, kinematic: bool) -> None:
+    """A one-line FitError for a warm start its bands are not calibrated for.
+
+    It needs the deterministic objective and L-BFGS it relies on, and, with
+    velocities, a given anisotropy: k steps from the all-star optimum move a
+    member along the steep directions of the objective but not along the
+    nearly flat one that a learned beta(r) opens.
+    """
     c = setup.train
-    if warm_members(setup) and (c.optimiser != "adam+lbfgs" or c.loss != "abel" or c.batch is not None
-                                or c.n_gh < 1):
+    if not warm_members(setup):
+        return
+    if c.optimiser != "adam+lbfgs" or c.loss != "abel" or c.batch is not None or c.n_gh < 1:
         raise FitError("warm_start needs the deterministic exact objective and L-BFGS (optimiser='adam+lbfgs', "
                        "loss='abel', n_gh >= 1, no minibatches)")
+    if kinematic and isinstance(setup.anisotropy, Inferred):
+        raise FitError(WARM_LEARNED.format(setup.anisotropy.spec()))
 
 
 def anchor_setup(setup: FitSetup) -> FitSetup:
