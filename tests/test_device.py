@@ -66,6 +66,19 @@ def test_short_fit_on_cuda_follows_the_cpus(cat, ensemble):
     assert np.max(dex) < 1e-4, f"largest difference {np.max(dex):.2e} dex"
 
 
+def test_warm_started_members_on_cuda_follow_the_cpus(cat):
+    """The all-star flow and 3 members warm-started from it (5 L-BFGS steps each): the CPU's profile to rounding."""
+    from dsphnf.flows import FitOptions
+
+    kw = dict(anisotropy="isotropic", ensemble=3, steps=15, seed=5, progress=False,
+              options=FitOptions(warm_start=5))
+    cpu = fit_flow(cat, device="cpu", **kw)
+    gpu = fit_flow(cat, device="cuda", **kw)
+    assert gpu.summary["diagnostics"]["grid"]["warm_start"]["steps"] == 5
+    dex = np.abs(np.log10(gpu.profile["rho"] / cpu.profile["rho"]))
+    assert np.max(dex) < 1e-4, f"largest difference {np.max(dex):.2e} dex"
+
+
 def test_free_beta_fit_runs_on_cuda(cat):
     """The free-anisotropy family (the model-independent mode) trains on the GPU and reads out a finite beta."""
     res = fit_flow(cat, anisotropy="free", steps=10, seed=2, device="cuda", progress=False)
