@@ -191,10 +191,10 @@ def warm_train(train: TrainConfig, steps: int) -> TrainConfig:
 
 
 #: Why a warm start is refused with a learned anisotropy (the calibration in benchmarks/RESULTS.md,
-#: "Warm-started members").
+#: "A learned beta with warm-started members").
 WARM_LEARNED = ("warm_start needs a given anisotropy: with a learned one ({}) the members stay near the all-star "
                 "flow's beta, along a nearly flat direction of the objective, and their bands under-cover "
-                "(calibrated on Osipkov-Merritt mocks); train the members from scratch (warm_start=0)")
+                "(measured on Osipkov-Merritt and constant-beta mocks); train the members from scratch (warm_start=0)")
 
 
 def check_warm(setup: FitSetup, kinematic: bool) -> None:
