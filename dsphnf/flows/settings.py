@@ -110,9 +110,9 @@ class FitOptions:
         fraction of a flow each; whether their bands are calibrated is
         measured with ``dsphnf calibrate --warm-start N``
         (benchmarks/RESULTS.md, "Warm-started members"). Ignored for a single flow.
-        Refused (a FitError) with velocities and a learned anisotropy: k
-        steps do not move a member along the nearly flat direction that a
-        learned beta(r) opens, and its bands under-cover.
+        Refused (a FitError) with velocities and a learned anisotropy: the
+        members stay near the all-star flow on the nearly flat ridge that a
+        learned beta(r) opens, and their bands under-cover.
     """
 
     n_grid: int = 40
