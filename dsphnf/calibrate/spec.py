@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Union
 
 import numpy as np
 
-from ..anisotropy import Anisotropy, AnisotropySpec, Inferred, anisotropy_from, require_form
+from ..anisotropy import Anisotropy, AnisotropySpec, anisotropy_from, require_form
 from ..errors import DsphnfError
 from ..result import MIN_STARS
 from .score import RADII_OVER_RHALF, projected_half_radius
@@ -196,7 +196,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
                   nwalkers: int, fit_halo: str, nu_mean: str = "none", warm_start: int = 0) -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
-    from ..flows.fit_setup import WARM_LEARNED
+    from ..flows.fit_setup import warm_refusal
     from ..flows.nu_mean import NU_MEANS
     from ..flows.settings import default_steps
 
@@ -211,8 +211,9 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     fits: list[FitSettings] = []
     if "flow" in chosen:
         warm = _integer(warm_start, "--warm-start", 0)
-        if warm and isinstance(beta, Inferred):
-            raise CalibrationError(WARM_LEARNED.format(beta.spec()))
+        why = warm_refusal(beta) if warm else None
+        if why is not None:
+            raise CalibrationError(why)
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
                                  default_steps() if steps is None else _integer(steps, "--steps", 1), nu_mean, warm))
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs

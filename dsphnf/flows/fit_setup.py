@@ -32,7 +32,7 @@ from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
-           "anchor_setup", "check_warm", "warm_members", "warm_train", "WARM_LEARNED"]
+           "anchor_setup", "check_warm", "warm_members", "warm_refusal", "warm_train"]
 
 
 @dataclass
@@ -192,9 +192,21 @@ def warm_train(train: TrainConfig, steps: int) -> TrainConfig:
 
 #: Why a warm start is refused with a learned anisotropy (the calibration in benchmarks/RESULTS.md,
 #: "A learned beta with warm-started members").
-WARM_LEARNED = ("warm_start needs a given anisotropy: with a learned one ({}) the members stay near the all-star "
+_WARM_LEARNED = ("warm_start needs a given anisotropy: with a learned one ({}) the members stay near the all-star "
                 "flow's beta, along a nearly flat direction of the objective, and their bands under-cover "
                 "(measured on Osipkov-Merritt and constant-beta mocks); train the members from scratch (warm_start=0)")
+
+
+def warm_refusal(anisotropy: AnisotropySpec) -> str | None:
+    """Why warm-started members cannot fit stars with velocities under ``anisotropy`` (None: they can).
+
+    >>> from ..anisotropy import anisotropy_from
+    >>> warm_refusal(anisotropy_from("om:0.3")) is None
+    True
+    >>> warm_refusal(anisotropy_from("om")).startswith("warm_start needs a given anisotropy: with a learned one (om)")
+    True
+    """
+    return _WARM_LEARNED.format(anisotropy.spec()) if isinstance(anisotropy, Inferred) else None
 
 
 def check_warm(setup: FitSetup, kinematic: bool) -> None:
@@ -211,8 +223,9 @@ def check_warm(setup: FitSetup, kinematic: bool) -> None:
     if c.optimiser != "adam+lbfgs" or c.loss != "abel" or c.batch is not None or c.n_gh < 1:
         raise FitError("warm_start needs the deterministic exact objective and L-BFGS (optimiser='adam+lbfgs', "
                        "loss='abel', n_gh >= 1, no minibatches)")
-    if kinematic and isinstance(setup.anisotropy, Inferred):
-        raise FitError(WARM_LEARNED.format(setup.anisotropy.spec()))
+    why = warm_refusal(setup.anisotropy) if kinematic else None
+    if why is not None:
+        raise FitError(why)
 
 
 def anchor_setup(setup: FitSetup) -> FitSetup:
