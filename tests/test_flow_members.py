@@ -99,17 +99,17 @@ def test_every_member_standardises_by_its_own_resample(cat, local):
 
 def _task_arguments(cat, res) -> dict:
     """The common task arguments fit_flow built for ``res`` (rebuilt through its private helpers)."""
-    from dsphnf.flows import fit as fit_mod
+    from dsphnf.flows import member_grid as grid_mod
 
     seen = {}
-    real = fit_mod.run_grid
+    real = grid_mod.run_grid
 
     def spy(func, tasks, *, common, **kw):
         seen.update(common)
         return real(func, tasks, common=common, **kw)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fit_mod, "run_grid", spy)
+        mp.setattr(grid_mod, "run_grid", spy)
         fit_flow(cat, ensemble=2, steps=3, seed=res.summary["settings"]["seed"], progress=False, batched=False)
     return seen
 

@@ -13,8 +13,8 @@ fields), :mod:`~dsphnf.flows.cnf` (the flow) and
 :mod:`~dsphnf.flows.moments` (Jeans read-out), :mod:`~dsphnf.flows.ensemble`
 (bands), :mod:`~dsphnf.flows.member_j` (the members' J-factors), :mod:`~dsphnf.flows.standardise` (units, grid),
 :mod:`~dsphnf.flows.settings` (options), :mod:`~dsphnf.flows.member` (one
-ensemble member, a task of :func:`dsphnf.executor.run_grid`),
-:mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.artefacts` (saved flows), :mod:`~dsphnf.flows.plots`,
+ensemble member, a task of :func:`dsphnf.executor.run_grid`), :mod:`~dsphnf.flows.member_grid` (the
+members' tasks, one by one or batched, and their store), :mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.artefacts` (saved flows), :mod:`~dsphnf.flows.plots`,
 :mod:`~dsphnf.flows.allocator` (freed tensor memory kept for reuse while training).
 """
 from .artefacts import FlowArtefacts, load_flows

@@ -23,7 +23,7 @@ the shared :class:`~dsphnf.result.Result` (method ``"flow"``) whose
    or, where the settings do not allow that, as independent tasks
    (:mod:`~dsphnf.flows.member`); either way :func:`dsphnf.executor.run_grid`
    runs them on Ray in parallel, with the local executor's results bit for
-   bit for the same batches;
+   bit for the same batches (:mod:`~dsphnf.flows.member_grid`);
 3. read out nu, sigma_r, beta, M, rho of every flow on the grid; at every
    radius the members whose read-out is physical there (M > 0, rho >= 0; the
    prior's positivity term makes it so by construction) give the value (their
@@ -45,7 +45,6 @@ always wins.
 from __future__ import annotations
 
 import os
-import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -53,29 +52,23 @@ from typing import Any
 import numpy as np
 
 from ..anisotropy import Inferred, anisotropy_from, require_form
-from ..errors import FitError
-from ..executor import TASK_THREADS, ExecutorSpec, GridRun, TaskError, run_grid
+from ..executor import ExecutorSpec
 from ..foreground import Foreground
 from ..result import Result
-from ..taskstore import TaskStore, task_fingerprint
 from . import ensemble as ens
 from .artefacts import FlowArtefacts
-from .batched_train import train_members_batched
 from .cnf import FLOW_FORMS
 from .fit_setup import (FitSetup, anchor_setup, batched_reason, check_arguments, check_systematics, check_velocity,
-                        check_warm, executor_setting, member_batches, member_settings, outer_threads, torch_threads,
+                        check_warm, executor_setting, member_settings, outer_threads, torch_threads,
                         train_config_for, warm_members)
 from .fit_summary import ensemble_j_record, fit_summary, plot_data
-from .member import MemberRunner, MemberSettings, MemberStars, TrainedMember, rebuild_flow, start_state
+from .member import MemberStars, TrainedMember, rebuild_flow, start_state
+from .member_grid import MEMBER_STORE, train_grid
 from .settings import FitOptions, FlowConfig
 from .standardise import check_device, radial_grid, raw_stars, scales_of
 from .train_config import TrainConfig
 
 __all__ = ["fit_flow"]
-
-#: Folder inside ``checkpoint_dir`` that keeps the finished members (:mod:`dsphnf.taskstore`).
-MEMBER_STORE = "members"
-
 
 def fit_flow(
     catalog,
@@ -294,18 +287,6 @@ def _prepare(catalog, setup: FitSetup) -> MemberStars:
 
 
 # ---------------------------------------------------------------------------- train
-def _member_store(setup: FitSetup, settings: MemberSettings) -> tuple[Path | None, str | None]:
-    """Folder that keeps finished members (None without checkpoints) and why there is none."""
-    if setup.checkpoints is None:
-        return None, None
-    try:
-        pickle.dumps(settings)
-    except Exception as exc:  # a lambda beta(r): the store could not recognise the task
-        return None, (f"finished members are not kept: the settings cannot be pickled "
-                      f"({type(exc).__name__}; a callable beta(r) must be a top-level function)")
-    return setup.checkpoints / MEMBER_STORE, None
-
-
 def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMember], dict[str, Any]]:
     """Train the members (warm-started from an all-star flow when ``options.warm_start`` > 0); also the record.
 
@@ -314,148 +295,17 @@ def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMem
     diagnostics; ``wall_s`` covers both.
     """
     if not warm_members(setup):
-        return _train_grid(setup, stars, member_settings(setup))
+        return train_grid(setup, stars, member_settings(setup))
     t0 = time.perf_counter()
     first = anchor_setup(setup)
-    (anchor,), anchor_record = _train_grid(first, stars, member_settings(first))
-    trained, record = _train_grid(setup, stars, member_settings(setup, start_state(anchor)))
+    (anchor,), anchor_record = train_grid(first, stars, member_settings(first))
+    trained, record = train_grid(setup, stars, member_settings(setup, start_state(anchor)))
     record["warm_start"] = {"steps": setup.options.warm_start, "anchor": anchor.info,
                             "anchor_wall_s": anchor_record["wall_s"], "anchor_train_s": anchor.train_s,
                             "anchor_resumed": anchor_record.get("n_resumed", 0)}
     record["wall_s"] = time.perf_counter() - t0
     return trained, record
 
-
-def _train_grid(setup: FitSetup, stars: MemberStars,
-                settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
-    """Train the members as a grid of tasks ``member_k`` (locally or on Ray); also the grid's record.
-
-    One bar counts the members; a single member on the local executor shows
-    its own bar over the training steps instead. Per-step checkpoints are
-    written by the local executor only; on Ray an interrupted fit resumes
-    from its finished members.
-    """
-    if batched_reason(setup, stars.kinematic) is None:
-        return _train_batched(setup, stars, settings)
-    spec = setup.executor
-    local = spec.kind == "local"
-    own_bar = setup.progress and local and setup.ensemble == 1
-    runner = MemberRunner(setup.checkpoints if local else None, own_bar)
-    store, skipped = _member_store(setup, settings)
-    tasks = {f"member_{k}": {"k": k} for k in range(setup.ensemble)}
-    grid = _member_grid(runner, tasks, setup, {"stars": stars, "settings": settings}, store,
-                        setup.progress and not own_bar, "members")
-    record = {**grid.summary(), "store": None if store is None else str(store), "batched": False}
-    if skipped:
-        record["store_skipped"] = skipped
-    if setup.ensemble > 1 and setup.batched is None:
-        record["not_batched"] = batched_reason(setup, stars.kinematic)
-    return list(grid.results.values()), record
-
-
-def _member_grid(runner, tasks: dict, setup: FitSetup, common: dict, store: Path | None, progress: bool,
-                 desc: str) -> GridRun:
-    """:func:`~dsphnf.executor.run_grid` of members' tasks; a diverged member's FitError comes back as
-    itself (it names the flow), with where the finished members are kept."""
-    try:
-        return run_grid(runner, tasks, executor=setup.executor, common=common, store=store, progress=progress,
-                        desc=desc)
-    except TaskError as exc:
-        if isinstance(exc.__cause__, FitError):
-            kept = f"; the finished members are kept in {store}, resume=True continues" if store else ""
-            raise FitError(f"{exc.__cause__}{kept}") from exc
-        raise
-
-
-def _train_batched(setup: FitSetup, stars: MemberStars,
-                   settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
-    """The members in batches (:func:`~dsphnf.flows.fit_setup.member_batches`); also the record.
-
-    Each batch is one :func:`~dsphnf.flows.batched_train.train_members_batched`:
-    one after another on the local executor, as tasks of
-    :func:`dsphnf.executor.run_grid` on Ray. With ``checkpoint_dir`` the
-    finished members are kept in its member store (under the task name
-    ``train_member_batched``), and ``resume=True`` trains only the members
-    not there; there are no per-step checkpoints.
-    """
-    t0 = time.perf_counter()
-    store, skipped = _member_store(setup, settings)
-    box = None if store is None else TaskStore(store)
-    common = {"stars": stars, "settings": settings}
-    prints = {k: task_fingerprint(_BatchTask, {"k": k}, common) for k in range(setup.ensemble)} if box else {}
-    done: dict[int, TrainedMember] = {}
-    for k in range(setup.ensemble):
-        found, value = box.load(f"member_{k}", prints[k]) if box else (False, None)
-        if found:
-            done[k] = value
-    resumed = sorted(done)
-    missing = [k for k in range(setup.ensemble) if k not in done]
-    batches = member_batches(setup, missing)
-    keep = (lambda m: box.save(f"member_{m.member}", prints[m.member], m)) if box else (lambda m: None)
-    if setup.executor.kind == "local":
-        threads = None if setup.options.threads in ("auto", None) else int(setup.options.threads)
-        records, workers = [], 1
-        for batch in batches:
-            trained, rec = train_members_batched(stars, settings, batch, setup.progress, threads)
-            records.append(rec)
-            for m in trained:
-                done[m.member] = m
-                keep(m)
-    else:
-        records, workers = _batches_on_ray(setup, batches, common, store, done, keep)
-    record = {**setup.executor.spec(), "workers_used": workers, "n_tasks": setup.ensemble, "n_resumed": len(resumed),
-              "n_computed": len(missing), "wall_s": time.perf_counter() - t0,
-              "store": None if store is None else str(store), "batched": True, **_batch_record(batches, records)}
-    if skipped:
-        record["store_skipped"] = skipped
-    return [done[k] for k in range(setup.ensemble)], record
-
-
-def _batches_on_ray(setup: FitSetup, batches: list[list[int]], common: dict, store: Path | None,
-                    done: dict[int, TrainedMember], keep) -> tuple[list[dict], int]:
-    """The batches as tasks ``members_a-b`` of one grid on Ray; their records and the workers used.
-
-    The grid keeps each finished batch in the member store too (so that an
-    interrupted grid resumes from it); its members are then kept one by one.
-    """
-    tasks = {f"members_{b[0]}-{b[-1]}": {"members": b} for b in batches}
-    grid = _member_grid(BatchRunner(), tasks, setup, common, store, setup.progress, "member batches")
-    records = []
-    for trained, rec in grid.results.values():
-        records.append(rec)
-        for m in trained:
-            done[m.member] = m
-            keep(m)
-    return records, grid.workers
-
-
-def _batch_record(batches: list[list[int]], records: list[dict]) -> dict[str, Any]:
-    """One record of the batches: the first batch's settings (threads, probe, graphs); per batch its members,
-    rows per member and training wall time [s]."""
-    per_batch = ("rows_per_member", "train_wall_s")
-    first = {k: v for k, v in (records[0] if records else {}).items() if k not in per_batch}
-    return {**first, "batches": batches, **{k: [r[k] for r in records] for k in per_batch}}
-
-
-class BatchRunner:
-    """:func:`~dsphnf.flows.batched_train.train_members_batched` of one batch as a grid task (Ray).
-
-    At :data:`~dsphnf.executor.TASK_THREADS` thread(s), without a bar (the grid has one);
-    returns the batch's members and its record.
-    """
-
-    def __init__(self) -> None:
-        self.__qualname__ = "train_members_batched"  # the task's identity in the store (as MemberRunner's)
-
-    def __call__(self, members: list[int], *, stars: MemberStars,
-                 settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
-        return train_members_batched(stars, settings, members, False, TASK_THREADS)
-
-
-class _BatchTask:
-    """The identity of a batched member in the member store (its fingerprint's name only)."""
-
-    __qualname__ = "train_member_batched"
 
 
 # ---------------------------------------------------------------------------- read out
