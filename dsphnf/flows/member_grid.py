@@ -42,10 +42,11 @@ def _member_store(setup: FitSetup, settings: MemberSettings) -> tuple[Path | Non
 
 
 def train_grid(setup: FitSetup, stars: MemberStars,
-                settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
-    """Train the members as a grid of tasks ``member_k`` (locally or on Ray); also the grid's record.
+               settings: MemberSettings) -> tuple[list[TrainedMember], dict[str, Any]]:
+    """Train the members (locally or on Ray); also the grid's record.
 
-    One bar counts the members; a single member on the local executor shows
+    In batches where :func:`~dsphnf.flows.fit_setup.batched_reason` allows it,
+    otherwise as a grid of tasks ``member_k``. One bar counts the members; a single member on the local executor shows
     its own bar over the training steps instead. Per-step checkpoints are
     written by the local executor only; on Ray an interrupted fit resumes
     from its finished members.
