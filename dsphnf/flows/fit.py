@@ -70,6 +70,7 @@ from .train_config import TrainConfig
 
 __all__ = ["fit_flow"]
 
+
 def fit_flow(
     catalog,
     anisotropy: Any = "isotropic",
@@ -305,7 +306,6 @@ def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMem
                             "anchor_resumed": anchor_record.get("n_resumed", 0)}
     record["wall_s"] = time.perf_counter() - t0
     return trained, record
-
 
 
 # ---------------------------------------------------------------------------- read out

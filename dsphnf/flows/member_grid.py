@@ -46,8 +46,9 @@ def train_grid(setup: FitSetup, stars: MemberStars,
     """Train the members (locally or on Ray); also the grid's record.
 
     In batches where :func:`~dsphnf.flows.fit_setup.batched_reason` allows it,
-    otherwise as a grid of tasks ``member_k``. One bar counts the members; a single member on the local executor shows
-    its own bar over the training steps instead. Per-step checkpoints are
+    otherwise as a grid of tasks ``member_k``. One bar counts the members; a
+    single member on the local executor shows its own bar over the training
+    steps instead. Per-step checkpoints are
     written by the local executor only; on Ray an interrupted fit resumes
     from its finished members.
     """
