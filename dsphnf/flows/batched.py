@@ -273,10 +273,9 @@ def batch_supported(anisotropy, train_config, val_fraction: float, kinematic: bo
     c = train_config
     if kinematic and isinstance(anisotropy, Inferred):
         return "a learned anisotropy is trained member by member"
-    if c.loss != "abel" or c.batch is not None or (kinematic and c.n_gh < 1):
-        return "only the deterministic exact objective (loss='abel', n_gh >= 1, no minibatches) is batched"
-    if c.optimiser != "adam+lbfgs":
-        return "only optimiser='adam+lbfgs' is batched"
+    gap = c.lbfgs_objective_gap(kinematic)
+    if gap is not None:
+        return f"only {gap} is batched"
     if val_fraction > 0:
         return "held-out validation stars (val_fraction > 0) are trained member by member"
     return None

@@ -220,9 +220,9 @@ def check_warm(setup: FitSetup, kinematic: bool) -> None:
     c = setup.train
     if not warm_members(setup):
         return
-    if c.optimiser != "adam+lbfgs" or c.loss != "abel" or c.batch is not None or c.n_gh < 1:
-        raise FitError("warm_start needs the deterministic exact objective and L-BFGS (optimiser='adam+lbfgs', "
-                       "loss='abel', n_gh >= 1, no minibatches)")
+    gap = c.lbfgs_objective_gap(kinematic)
+    if gap is not None:
+        raise FitError(f"warm_start needs the deterministic exact objective and L-BFGS: {gap}")
     why = warm_refusal(setup.anisotropy) if kinematic else None
     if why is not None:
         raise FitError(why)

@@ -155,5 +155,22 @@ class TrainConfig:
         if self.smooth_tau is not None and not self.smooth_tau > 0:
             raise ValueError(f"smooth_tau must be positive or None, got {self.smooth_tau!r}")
 
+    def lbfgs_objective_gap(self, kinematic: bool = True) -> str | None:
+        """What this schedule lacks of the deterministic exact objective trained by Adam then L-BFGS (None: nothing).
+
+        Batched members and warm starts both need it; ``kinematic=False`` (positions only) needs no
+        velocity smearing nodes.
+
+        >>> TrainConfig().lbfgs_objective_gap() is None
+        True
+        >>> TrainConfig(optimiser="adam").lbfgs_objective_gap()
+        "optimiser='adam+lbfgs'"
+        """
+        if self.loss != "abel" or self.batch is not None or (kinematic and self.n_gh < 1):
+            return "the deterministic exact objective (loss='abel', n_gh >= 1, no minibatches)"
+        if self.optimiser != "adam+lbfgs":
+            return "optimiser='adam+lbfgs'"
+        return None
+
     def to_dict(self) -> dict:
         return asdict(self)
