@@ -102,6 +102,19 @@ def test_an_inferred_beta_is_scored_and_covered_over_realisations(capsys, tmp_pa
     assert "mean beta-beta_true" in text
 
 
+def test_a_given_beta_has_no_band_to_cover(capsys, tmp_path):
+    # every member reads the same given OM beta(r): no band, so no coverage of it (was: rounding-noise bands
+    # that the truth, interpolated to 1e-5, missed, beta_cover68 = 0 in coverage.csv)
+    out = tmp_path / "om_given"
+    rc, _, err = run_cli(capsys, "calibrate", "--halo", "burkert:4e8,1", "--tracer", "plummer:0.25",
+                         "--anisotropy", "om:0.3", *TINY, "--method", "flow", "--fit-anisotropy", "om:0.3", "-o", out)
+    assert rc == 0, err
+    for row in read_rows(out / "calibration.csv"):
+        assert row["beta_lo"] == row["beta"] == row["beta_hi"] and abs(row["beta_err"]) < 1e-3
+        assert math.isnan(row["beta_in68"]) and math.isnan(row["beta_in95"])
+    assert all(c["beta_n_banded"] == 0 for c in read_rows(out / "coverage.csv"))
+
+
 def test_coverage_counts_only_rows_with_a_band():
     rows = [{"method": "flow", "r_over_rhalf": 1.0, "r": 0.2, "in68": f, "in95": g, "z": z, "log10_err": e}
             for f, g, z, e in [(1.0, 1.0, 0.5, 0.1), (0.0, 1.0, -1.5, -0.3), (0.0, 0.0, 2.5, 0.5),

@@ -44,7 +44,7 @@ from ..errors import FitError
 __all__ = ["readout_note", "UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask",
            "band_profiles",
            "readout_accounting", "check_survival",
-           "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near", "symmetrised_width", "beta_constraint",
+           "SAME_TOLERANCE", "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near", "symmetrised_width", "beta_constraint",
            "beta_constraint_note"]
 
 #: suffix -> (side, two-sided coverage) of every banded quantity
@@ -61,6 +61,11 @@ def bootstrap_indices(n: int, seed: int, member: int, ensemble: int) -> np.ndarr
     return rng.integers(0, n, n)
 
 
+#: members whose values differ by at most this (relative to max(1, |mean|)) agree: a given beta(r) read in
+#: each member's own units differs by ~1e-15; any learned quantity's members differ by far more
+SAME_TOLERANCE = 1e-9
+
+
 def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     """Student-t bootstrap bands (see the module docstring) of ``values`` along ``axis``.
 
@@ -68,8 +73,16 @@ def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     is no band (NaN: one flow says nothing about its own scatter). Returns the
     bands keyed by the suffixes of :data:`BANDS`.
 
+    Members that agree to rounding (a given beta(r), read by every member
+    from the same model in its own units: within :data:`SAME_TOLERANCE`) get a
+    band of zero width at their mean, not one of rounding noise that a
+    calibration would count as a band.
+
     >>> t_interval(np.array([[1.0], [np.nan]]))["_lo"]
     array([nan])
+    >>> b = t_interval(np.array([[0.1], [0.1 + 1e-16], [0.1 - 1e-16]]))
+    >>> bool(b["_lo"][0] == b["_hi"][0] == t_centre(np.array([[0.1], [0.1 + 1e-16], [0.1 - 1e-16]]))[0])
+    True
     """
     v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
     ok = np.isfinite(v)
@@ -77,7 +90,9 @@ def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     with np.errstate(all="ignore"):
         vz = np.where(ok, v, 0.0)
         mean = np.where(k > 0, vz.sum(axis=0) / k, np.nan)
-        var = np.where(k > 1, (np.where(ok, v - mean, 0.0) ** 2).sum(axis=0) / (k - 1), np.nan)
+        spread = np.where(ok, v, -np.inf).max(axis=0) - np.where(ok, v, np.inf).min(axis=0)
+        same = spread <= SAME_TOLERANCE * np.maximum(1.0, np.abs(mean))
+        var = np.where(k > 1, np.where(same, 0.0, (np.where(ok, v - mean, 0.0) ** 2).sum(axis=0) / (k - 1)), np.nan)
         dof = np.maximum(k - 1, 1)
         scale = np.sqrt(var * (1.0 + 1.0 / np.maximum(k, 1)))
     out = {}
