@@ -112,8 +112,7 @@ def run(seed: int, ensemble: int, threads: int | None, steps: int | None, device
         "cuda_graphs": res.summary["diagnostics"]["grid"].get("cuda_graphs"),
         "grid": {k: res.summary["diagnostics"]["grid"].get(k) for k in
                  ("executor", "workers_used", "batched", "batches", "threads", "train_wall_s", "wall_s")},
-        "warm_start": {k: v for k, v in res.summary["diagnostics"]["grid"].get("warm_start", {}).items()
-                       if k != "anchor"} or None,
+        "warm_start": res.summary["diagnostics"]["grid"].get("warm_start"),
     }
     out["rho_true"] = rho_check.tolist()
     out["dex_at_check"] = np.log10(np.array(out["rho"]) / rho_check).tolist()

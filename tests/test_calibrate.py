@@ -242,7 +242,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     assert [r["log10_err"] for r in start] == pytest.approx([r["log10_err"] for r in one.rows], rel=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["spec"]["fits"]["start"] == {"ensemble": 1, "steps": 1, "anisotropy": "isotropic",
-                                                "nu_mean": "none", "warm_start": 0}
+                                                "nu_mean": "none", "warm_start": 0, "centre": "members"}
     (v,) = summary["versus_start"]
     assert v["method"] == "flow" and v["n"] == 2 and 0 <= v["third"] <= v["better"] <= 2
     assert 0 <= v["far_third"] <= min(v["far"], v["third"]) and v["far"] <= 2
@@ -257,6 +257,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     (["PlumCuspIso", "--stars", "10"], ["--stars", "at least 20"]),
     (["PlumCuspIso", "--method", "jeans"], ["unknown --method"]),
     (["PlumCuspIso", "--warm-start", "-1"], ["--warm-start", "at least 0"]),
+    (["PlumCuspIso", "--centre", "median"], ["--centre must be one of members, all-stars"]),
     (["PlumCoreOm", "--fit-anisotropy", "free", "--warm-start", "5"], ["warm_start needs a given anisotropy", "free"]),
     (["PlumCuspIso", "--method", "baseline,jeans"], ["unknown --method", "comma list"]),
     (["PlumCuspIso", "--fit-anisotropy", "free", "--method", "profile"], ["does not support"]),

@@ -44,7 +44,7 @@ def single(cat):
 
 
 def test_the_anchor_is_the_single_flow_of_the_same_seed(warm, single):
-    anchor = warm.summary["diagnostics"]["grid"]["warm_start"]["anchor"]
+    anchor = warm.summary["diagnostics"]["grid"]["anchor"]["info"]
     assert anchor["final_train_loss"] == single.summary["diagnostics"]["members"][0]["final_train_loss"]
     assert anchor["steps"] == STEPS
 
@@ -100,7 +100,7 @@ def test_a_resumed_warm_fit_reuses_its_anchor_and_members(cat, warm, tmp_path):
     first = _fit(cat, batched=False, checkpoint_dir=tmp_path)
     again = _fit(cat, batched=False, checkpoint_dir=tmp_path, resume=True)
     grid = again.summary["diagnostics"]["grid"]
-    assert grid["warm_start"]["anchor_resumed"] == 1 and grid["n_resumed"] == 3
+    assert grid["anchor"]["resumed"] == 1 and grid["n_resumed"] == 3
     assert first.profile["rho"].tobytes() == again.profile["rho"].tobytes() == warm.profile["rho"].tobytes()
 
 

@@ -61,7 +61,8 @@ def _flow_profile(fit: FlowSettings | StartSettings, catalog, radii: np.ndarray,
     train = None if fit.nu_mean == "none" else TrainConfig(nu_mean=fit.nu_mean)  # None: fit_flow's defaults
     res = fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
                    progress=False, options=FitOptions(r_grid=tuple(radii), threads=TASK_THREADS,
-                                                      warm_start=fit.warm_start), train_config=train)
+                                                      warm_start=fit.warm_start, centre=fit.centre),
+                   train_config=train)
     profile = dict(res.profile)
     if not np.allclose(profile["r"], radii, rtol=1e-6):  # the read-out inverts r(u) numerically
         raise FitError("the flow read-out did not return the requested radii")

@@ -62,13 +62,14 @@ class MockSource:
 @dataclass(frozen=True)
 class FlowSettings:
     """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``, with ``TrainConfig(nu_mean=nu_mean)``
-    and ``FitOptions(warm_start=warm_start)``."""
+    and ``FitOptions(warm_start=warm_start, centre=centre)``."""
 
     anisotropy: AnisotropySpec
     ensemble: int
     steps: int
     nu_mean: str = "none"
     warm_start: int = 0
+    centre: str = "members"
     method: ClassVar[str] = "flow"
 
     @property
@@ -90,6 +91,7 @@ class StartSettings:
     steps: int = field(default=1, init=False)
     nu_mean: str = field(default="none", init=False)
     warm_start: int = field(default=0, init=False)
+    centre: str = field(default="members", init=False)
     method: ClassVar[str] = "start"
     banded: ClassVar[bool] = False
 
@@ -193,12 +195,13 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
-                  nwalkers: int, fit_halo: str, nu_mean: str = "none", warm_start: int = 0) -> tuple[FitSettings, ...]:
+                  nwalkers: int, fit_halo: str, nu_mean: str = "none", warm_start: int = 0,
+                  centre: str = "members") -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
     from ..flows.fit_setup import warm_refusal
     from ..flows.nu_mean import NU_MEANS
-    from ..flows.settings import default_steps
+    from ..flows.settings import CENTRES, default_steps
 
     words = [w.strip() for w in str(methods).lower().split(",")]
     aliases = {"both": ("flow", "baseline"), "all": _METHODS}
@@ -208,6 +211,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     beta = anisotropy_from(fit_anisotropy)
     halo_family(fit_halo, "--fit-halo", CalibrationError)
     _need(nu_mean in NU_MEANS, f"--nu-mean must be one of {', '.join(NU_MEANS)}, got {nu_mean!r}")
+    _need(centre in CENTRES, f"--centre must be one of {', '.join(CENTRES)}, got {centre!r}")
     fits: list[FitSettings] = []
     if "flow" in chosen:
         warm = _integer(warm_start, "--warm-start", 0)
@@ -215,7 +219,8 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
         if why is not None:
             raise CalibrationError(why)
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
-                                 default_steps() if steps is None else _integer(steps, "--steps", 1), nu_mean, warm))
+                                 default_steps() if steps is None else _integer(steps, "--steps", 1), nu_mean, warm,
+                                 centre))
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
                                      _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4),
@@ -231,7 +236,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
                      anisotropy: Any = None, realisations: int = 20, stars: int = 1000, methods: str = "both",
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
                      max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
-                     fit_halo: str = "zhao-alpha", nu_mean: str = "none", warm_start: int = 0) -> CalibrationSpec:
+                     fit_halo: str = "zhao-alpha", nu_mean: str = "none", warm_start: int = 0,
+                     centre: str = "members") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -264,6 +270,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         The flow's ``TrainConfig.nu_mean`` (``none``, the default, or ``zhao``: :mod:`dsphnf.flows.nu_mean`).
     warm_start : int
         The flow's ``FitOptions.warm_start`` (0, the default: members train from scratch; N: a k-step bootstrap).
+    centre : str
+        The flow's ``FitOptions.centre``: ``members`` (default) or ``all-stars`` (bands around a flow trained on
+        all stars).
 
     Raises
     ------
@@ -279,6 +288,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     ('flow', 'start')
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow", warm_start=50).fits[0].warm_start
     50
+    >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow", centre="all-stars").fits[0].centre
+    'all-stars'
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="baseline", fit_halo="zhao-alpha").fits[0].halo
     'zhao-alpha'
     >>> calibration_spec("PlumCuspIso", realisations=1)
@@ -290,7 +301,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     realisations = _integer(realisations, "--realisations", MIN_REALISATIONS)
     stars = _integer(stars, "--stars", MIN_STARS)
     seed = _integer(seed, "--seed", 0)
-    fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers, fit_halo, nu_mean, warm_start)
+    fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers, fit_halo, nu_mean, warm_start,
+                         centre)
     probe = source.draw(MIN_STARS, seed)  # parses halo/tracer specs now, before anything is written
     nu = getattr(getattr(probe.model, "tracer", None), "density", None)
     _need(callable(nu), f"the mock model of {source.label()} has no tracer density nu(r) to take R_half from")

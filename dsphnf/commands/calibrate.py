@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, metavar="N", help="flow training steps (default: as dsphnf fit)")
     p.add_argument("--warm-start", type=int, default=0, metavar="N",
                    help="flow ensembles as a k-step bootstrap, as in dsphnf fit --warm-start (default 0: off)")
+    p.add_argument("--centre", default="members", metavar="C",
+                   help="what the flow's value and bands are centred on, as in dsphnf fit --centre: members "
+                        "(default) | all-stars")
     p.add_argument("--nu-mean", default="none", choices=["none", "zhao"],
                    help="what the flow's smoothness prior measures the roughness of ln nu from, as in dsphnf fit "
                         "--nu-mean (default none)")
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                             realisations=args.realisations, stars=args.stars, methods=args.method,
                             ensemble=args.ensemble, fit_anisotropy=args.fit_anisotropy, steps=args.steps,
                             max_steps=args.max_steps, nwalkers=args.walkers, seed=args.seed,
-                            fit_halo=args.fit_halo, nu_mean=args.nu_mean, warm_start=args.warm_start)
+                            fit_halo=args.fit_halo, nu_mean=args.nu_mean, warm_start=args.warm_start,
+                            centre=args.centre)
     print(f"calibrating {', '.join(spec.methods)} on {spec.realisations} mocks of {spec.stars} stars "
           f"({spec.source.label()}, seeds {spec.seed}..{spec.seed + spec.realisations - 1}); "
           f"R_half = {spec.r_half:.4g} kpc (projected half-number radius of the true tracer)")

@@ -144,6 +144,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "from it and train at most N L-BFGS steps on its resample (a fraction of a flow's cost "
                         "each; default 0: every member trains from scratch; a given --anisotropy only; its "
                         "calibration: benchmarks/RESULTS.md, \"Warm-started members\")")
+    p.add_argument("--centre", default="members", metavar="C",
+                   help="what an ensemble's value and bands are centred on: members (default: the members' mean, "
+                        "bands t s sqrt(1 + 1/K)) | all-stars (one more flow trained on all stars, bands t s "
+                        "around it; its calibration: benchmarks/RESULTS.md, \"Bands centred on the all-star "
+                        "flow\")")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -218,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
             distance=args.distance, device=args.device, progress=not args.no_progress, checkpoint_dir=ck,
             resume=args.resume, options=FitOptions(val_fraction=args.val_fraction, threads=args.threads or "auto",
                                                        members_per_batch=args.members_per_batch,
-                                                       warm_start=args.warm_start),
+                                                       warm_start=args.warm_start, centre=args.centre),
             executor=args.executor, flow_config=FlowConfig(velocity=args.velocity),
             distance_err=args.distance_err, foreground=foreground,
             train_config=_train_config(args),
@@ -266,11 +271,12 @@ def _grid_note(grid: dict | None) -> str:
         note += f", summed over flows; {grid['wall_s']:.1f} s on Ray with {grid['workers_used']} worker(s)"
     if grid["n_resumed"]:
         note += f"; {grid['n_resumed']} of {grid['n_tasks']} flow(s) kept from the interrupted run"
-    warm = grid.get("warm_start")
-    if warm:
-        note += (f"; every flow started from one flow trained on all stars ({warm['anchor']['steps']} steps, "
-                 f"{warm['anchor_wall_s']:.1f} s" + (", kept from the interrupted run" if warm["anchor_resumed"]
-                                                      else "") + f") for at most {warm['steps']} L-BFGS steps")
+    anchor, warm = grid.get("anchor"), grid.get("warm_start")
+    if anchor:
+        trained = (f"one flow trained on all stars ({anchor['info']['steps']} steps, {anchor['wall_s']:.1f} s"
+                   + (", kept from the interrupted run" if anchor["resumed"] else "") + ")")
+        note += (f"; every flow started from {trained} for at most {warm['steps']} L-BFGS steps" if warm
+                 else f"; the value and bands centred on {trained}")
     return note
 
 
@@ -286,6 +292,11 @@ def _report(s: dict) -> None:
           + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s"
           + _grid_note(d.get("grid")) + ")")
     print(readout_note(d.get("readout")))
+    if d.get("centre"):
+        c = d["centre"]
+        print("value and bands centred on the flow trained on all stars (bands: -+ t s, s the flows' spread)"
+              + (f"; at {c['n_radii_from_members']} radii where its read-out is not physical, the flows' own"
+                 if c["n_radii_from_members"] else ""))
     if d.get("beta_constrained"):
         print(beta_constraint_note(d["beta_constrained"]))
     if d.get("foreground"):

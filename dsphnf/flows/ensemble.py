@@ -41,7 +41,7 @@ from scipy import stats
 
 from ..errors import FitError
 
-__all__ = ["readout_note", "UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_centre", "physical_mask",
+__all__ = ["readout_note", "UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_moments", "t_bands", "t_centre", "physical_mask",
            "band_profiles",
            "readout_accounting", "check_survival",
            "SAME_TOLERANCE", "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near", "symmetrised_width", "beta_constraint",
@@ -84,20 +84,40 @@ def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
     >>> bool(b["_lo"][0] == b["_hi"][0] == t_centre(np.array([[0.1], [0.1 + 1e-16], [0.1 - 1e-16]]))[0])
     True
     """
+    mean, var, k = t_moments(values, axis)
+    with np.errstate(all="ignore"):
+        scale = np.sqrt(var * (1.0 + 1.0 / np.maximum(k, 1)))
+    return t_bands(mean, scale, k)
+
+
+def t_moments(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, sample variance (0 where the values agree to :data:`SAME_TOLERANCE`) and count of the finite ``values``.
+
+    >>> [a.tolist() for a in t_moments(np.array([[1.0, 2.0], [3.0, np.nan]]))]
+    [[2.0, 2.0], [2.0, nan], [2, 1]]
+    """
     v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
     ok = np.isfinite(v)
     k = ok.sum(axis=0)
     with np.errstate(all="ignore"):
-        vz = np.where(ok, v, 0.0)
-        mean = np.where(k > 0, vz.sum(axis=0) / k, np.nan)
+        mean = np.where(k > 0, np.where(ok, v, 0.0).sum(axis=0) / k, np.nan)
         spread = np.where(ok, v, -np.inf).max(axis=0) - np.where(ok, v, np.inf).min(axis=0)
         same = spread <= SAME_TOLERANCE * np.maximum(1.0, np.abs(mean))
         var = np.where(k > 1, np.where(same, 0.0, (np.where(ok, v - mean, 0.0) ** 2).sum(axis=0) / (k - 1)), np.nan)
-        dof = np.maximum(k - 1, 1)
-        scale = np.sqrt(var * (1.0 + 1.0 / np.maximum(k, 1)))
+    return mean, var, k
+
+
+def t_bands(centre: np.ndarray, scale: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
+    """centre -+ t_{k-1}(q) scale for the :data:`BANDS` (NaN where ``scale`` is NaN, i.e. fewer than two values).
+
+    >>> b = t_bands(np.array([0.0]), np.array([1.0]), np.array([8]))
+    >>> round(float(b["_hi"][0]), 4), round(float(b["_hi95"][0]), 4)  # t_7 quantiles
+    (1.0767, 2.3646)
+    """
+    dof = np.maximum(np.asarray(k) - 1, 1)
     out = {}
     for suffix, (side, q) in BANDS.items():
-        out[suffix] = mean + side * stats.t.ppf(0.5 + q / 2.0, dof) * scale
+        out[suffix] = centre + side * stats.t.ppf(0.5 + q / 2.0, dof) * scale
     return out
 
 
@@ -142,30 +162,58 @@ def physical_mask(member: dict[str, np.ndarray]) -> np.ndarray:
     return ok
 
 
-def band_profiles(members: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:
+def band_profiles(members: list[dict[str, np.ndarray]], keys: list[str],
+                  centre: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Value and bootstrap bands of ``keys`` over member profiles (same grid ``r``) and ``n_used`` per radius.
 
     At every radius only the members whose read-out is physical there
     (:func:`physical_mask`) are used; ``n_used`` counts them. Positive
     quantities (:data:`LOG_KEYS`) are averaged and banded in ln x (the value is
     the geometric mean), the others in x; NaN where no member is used.
+
+    ``centre``: the read-out of a flow trained on all stars (``FitOptions(centre="all-stars")``).
+    Where it is physical the value is its read-out and the bands are
+    value -+ t_{K-1}(q) s, s the members' standard deviation (the members
+    estimate the all-star flow's sampling spread; no sqrt(1 + 1/K): the value
+    is not their mean); elsewhere the members' own value and bands, and
+    ``from_members`` (1.0) marks those radii.
+
+    >>> r = np.array([0.1, 1.0])
+    >>> m = [{"r": r, "rho": np.array([1.0, 1.0]) * f, "M": r} for f in (1.0, np.e)]
+    >>> out = band_profiles(m, ["rho"], centre={"r": r, "rho": np.array([2.0, -1.0]), "M": r})
+    >>> out["rho"].round(3).tolist(), out["from_members"].tolist()  # 2 (the centre), then the geometric mean
+    ([2.0, 1.649], [0.0, 1.0])
     """
     out = {"r": np.asarray(members[0]["r"])}
     used = np.array([physical_mask(m) for m in members])
+    own = None if centre is None else physical_mask(centre)
     for key in keys:
         if not all(key in m for m in members):
             continue
-        stack = np.array([m[key] for m in members], dtype=float)
+        vals = _member_values(np.array([m[key] for m in members], dtype=float), used, key in LOG_KEYS)
+        value, bands = t_centre(vals), t_interval(vals)
+        if own is not None and key in centre:
+            c = _member_values(np.asarray(centre[key], dtype=float)[None], own[None], key in LOG_KEYS)[0]
+            _, var, k = t_moments(vals)
+            with np.errstate(all="ignore"):
+                around = t_bands(c, np.sqrt(var), k)
+            value = np.where(own, c, value)
+            bands = {sfx: np.where(own, around[sfx], band) for sfx, band in bands.items()}
         log = key in LOG_KEYS
-        with np.errstate(all="ignore"):
-            good = used & np.isfinite(stack) & ((stack > 0) if log else True)
-            vals = np.where(good, np.log(np.where(good, stack, 1.0)) if log else stack, np.nan)
-        centre = t_centre(vals)
-        out[key] = np.exp(centre) if log else centre
-        for suffix, band in t_interval(vals).items():
+        out[key] = np.exp(value) if log else value
+        for suffix, band in bands.items():
             out[key + suffix] = np.exp(band) if log else band
     out["n_used"] = used.sum(axis=0).astype(float)
+    if own is not None:
+        out["from_members"] = (~own).astype(float)
     return out
+
+
+def _member_values(stack: np.ndarray, used: np.ndarray, log: bool) -> np.ndarray:
+    """Members' values (ln x for positive quantities), NaN where a member is not used or the value not valid."""
+    with np.errstate(all="ignore"):
+        good = used & np.isfinite(stack) & ((stack > 0) if log else True)
+        return np.where(good, np.log(np.where(good, stack, 1.0)) if log else stack, np.nan)
 
 
 def readout_accounting(members: list[dict[str, np.ndarray]], data_range: tuple[float, float]) -> dict:

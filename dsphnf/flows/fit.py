@@ -58,10 +58,10 @@ from ..result import Result
 from . import ensemble as ens
 from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS
-from .fit_setup import (FitSetup, anchor_setup, batched_reason, check_arguments, check_systematics, check_velocity,
-                        check_warm, executor_setting, member_settings, outer_threads, torch_threads,
-                        train_config_for, warm_members)
-from .fit_summary import ensemble_j_record, fit_summary, plot_data
+from .fit_setup import (FitSetup, anchor_setup, batched_reason, centred_on_all_stars, check_arguments,
+                        check_systematics, check_velocity, check_warm, executor_setting, member_settings,
+                        outer_threads, torch_threads, train_config_for, warm_members)
+from .fit_summary import centre_record, ensemble_j_record, fit_summary, plot_data
 from .member import MemberStars, TrainedMember, rebuild_flow, start_state
 from .member_grid import MEMBER_STORE, train_grid
 from .settings import FitOptions, FlowConfig
@@ -243,25 +243,28 @@ def fit_flow(
         t0 = time.perf_counter()
         stars = _prepare(catalog, setup)
         timings = {"prepare_s": time.perf_counter() - t0}
-        trained, grid = _train_members(setup, stars)
+        trained, grid, anchor = _train_members(setup, stars)
         timings["members_s"] = grid["wall_s"]
-        timings["train_s"] = sum(m.train_s for m in trained) + grid.get("warm_start", {}).get("anchor_train_s", 0.0)
+        timings["train_s"] = sum(m.train_s for m in trained) + (0.0 if anchor is None else anchor.train_s)
         t0 = time.perf_counter()
         settings = member_settings(setup)
         flows = [rebuild_flow(m, stars, settings) for m in trained]
-        members, profile = _read_out(stars, trained)
+        centre = anchor if centred_on_all_stars(setup) else None
+        members, profile = _read_out(stars, trained, centre)
         accounting = ens.readout_accounting(members, _data_range(stars))
         ens.check_survival(accounting)
         timings["readout_s"] = sum(m.readout_s for m in trained) + time.perf_counter() - t0
         jband = None
         if distance is not None and stars.kinematic:
             t0 = time.perf_counter()
-            jband = ensemble_j_record(members, trained, float(distance))
+            jband = ensemble_j_record(members, trained, float(distance), None if centre is None else centre.profile)
             timings["jfactor_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_all
     summary = fit_summary(catalog, setup, stars, trained, timings, distance, jband)
     summary["diagnostics"]["grid"] = grid
     summary["diagnostics"]["readout"] = accounting
+    if centre is not None:
+        summary["diagnostics"]["centre"] = centre_record(profile)
     if isinstance(setup.anisotropy, Inferred) and stars.kinematic:
         summary["diagnostics"]["beta_constrained"] = ens.beta_constraint(
             profile, np.hypot(catalog.x, catalog.y), catalog.weights)
@@ -288,32 +291,39 @@ def _prepare(catalog, setup: FitSetup) -> MemberStars:
 
 
 # ---------------------------------------------------------------------------- train
-def _train_members(setup: FitSetup, stars: MemberStars) -> tuple[list[TrainedMember], dict[str, Any]]:
-    """Train the members (warm-started from an all-star flow when ``options.warm_start`` > 0); also the record.
+def _train_members(setup: FitSetup, stars: MemberStars
+                   ) -> tuple[list[TrainedMember], dict[str, Any], TrainedMember | None]:
+    """Train the members, and the all-star flow where one is needed; also the record.
 
-    With a warm start the all-star flow trains first (:func:`~dsphnf.flows.fit_setup.anchor_setup`)
-    and the record gains ``warm_start``: the members' step limit and that flow's
-    diagnostics; ``wall_s`` covers both.
+    The all-star flow (:func:`~dsphnf.flows.fit_setup.anchor_setup`) trains first
+    when the members are warm-started from it (``options.warm_start`` > 0) or
+    the bands are centred on it (``options.centre == "all-stars"``); the record
+    then gains ``anchor`` (its diagnostics and times) and, with a warm start,
+    ``warm_start`` (the members' step limit); ``wall_s`` covers both.
     """
-    if not warm_members(setup):
-        return train_grid(setup, stars, member_settings(setup))
+    if not (warm_members(setup) or centred_on_all_stars(setup)):
+        trained, record = train_grid(setup, stars, member_settings(setup))
+        return trained, record, None
     t0 = time.perf_counter()
     first = anchor_setup(setup)
     (anchor,), anchor_record = train_grid(first, stars, member_settings(first))
-    trained, record = train_grid(setup, stars, member_settings(setup, start_state(anchor)))
-    record["warm_start"] = {"steps": setup.options.warm_start, "anchor": anchor.info,
-                            "anchor_wall_s": anchor_record["wall_s"], "anchor_train_s": anchor.train_s,
-                            "anchor_resumed": anchor_record.get("n_resumed", 0)}
+    start = start_state(anchor) if warm_members(setup) else None
+    trained, record = train_grid(setup, stars, member_settings(setup, start))
+    record["anchor"] = {"info": anchor.info, "wall_s": anchor_record["wall_s"], "train_s": anchor.train_s,
+                        "resumed": anchor_record.get("n_resumed", 0)}
+    if warm_members(setup):
+        record["warm_start"] = {"steps": setup.options.warm_start}
     record["wall_s"] = time.perf_counter() - t0
-    return trained, record
+    return trained, record, anchor
 
 
 # ---------------------------------------------------------------------------- read out
-def _read_out(stars: MemberStars, trained: list[TrainedMember]) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Every member's profiles on the output grid and their median with bootstrap bands."""
+def _read_out(stars: MemberStars, trained: list[TrainedMember],
+              centre: TrainedMember | None) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Every member's profiles on the output grid, and the value with bootstrap bands (around ``centre``'s if given)."""
     members = [m.profile for m in trained]
     keys = ["nu", "sigma_r", "sigma_t", "beta", "M", "rho", "dlnnu_dlnr"] if stars.kinematic else ["nu", "dlnnu_dlnr"]
-    return members, ens.band_profiles(members, keys)
+    return members, ens.band_profiles(members, keys, None if centre is None else centre.profile)
 
 
 def _data_range(stars: MemberStars) -> tuple[float, float]:

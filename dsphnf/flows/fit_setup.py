@@ -27,12 +27,12 @@ from .batched import batch_supported
 from .field import INNER_MODES
 from .member import MemberSettings
 from .separable import VELOCITY_FAMILIES
-from .settings import FitOptions, FlowConfig, default_steps, fast_mode
+from .settings import CENTRES, FitOptions, FlowConfig, default_steps, fast_mode
 from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
-           "anchor_setup", "check_warm", "warm_members", "warm_refusal", "warm_train"]
+           "anchor_setup", "centred_on_all_stars", "check_warm", "warm_members", "warm_refusal", "warm_train"]
 
 
 @dataclass
@@ -70,6 +70,8 @@ def check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts:
     w = opts.warm_start
     if isinstance(w, bool) or int(w) != w or int(w) < 0:
         raise FitError(f"warm_start must be an integer of at least 0 (0: off), got {w!r}")
+    if opts.centre not in CENTRES:
+        raise FitError(f"centre must be one of {', '.join(CENTRES)}, got {opts.centre!r}")
     if not 0.0 <= opts.val_fraction < 0.9:
         raise FitError(f"val_fraction must be in [0, 0.9), got {opts.val_fraction}")
     if catalog.n < MIN_STARS:
@@ -178,6 +180,11 @@ def member_settings(setup: FitSetup, start: dict[str, np.ndarray] | None = None)
 def warm_members(setup: FitSetup) -> bool:
     """Whether the members are warm-started from an all-star flow (``options.warm_start`` > 0, an ensemble)."""
     return setup.options.warm_start > 0 and setup.ensemble > 1
+
+
+def centred_on_all_stars(setup: FitSetup) -> bool:
+    """Whether an ensemble's value and bands are centred on an all-star flow (``options.centre == "all-stars"``)."""
+    return setup.options.centre == "all-stars" and setup.ensemble > 1
 
 
 def warm_train(train: TrainConfig, steps: int) -> TrainConfig:

@@ -21,16 +21,18 @@ from .member_j import ensemble_j_band, member_inner_slope, member_outer_slope
 from .prior import HOLE_TAU, MASS_SLOPE_MAX, POSITIVITY_TAU
 from .settings import fast_mode
 
-__all__ = ["J_THETA_DEG", "ensemble_j_record", "fit_summary", "foreground_record", "plot_data", "settings_record"]
+__all__ = ["J_THETA_DEG", "centre_record", "ensemble_j_record", "fit_summary", "foreground_record", "plot_data", "settings_record"]
 
 #: Integration angle of the J-factor [deg].
 J_THETA_DEG = 0.5
 
 
-def ensemble_j_record(members: list[dict], trained: list[TrainedMember], distance: float) -> dict[str, Any]:
-    """The J(0.5 deg) band; each member's log10 J (None when left out) goes into its diagnostics."""
+def ensemble_j_record(members: list[dict], trained: list[TrainedMember], distance: float,
+                      centre: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The J(0.5 deg) band (around ``centre``'s J, an all-star flow's profile, if given); each member's log10 J
+    (None when left out) goes into its diagnostics."""
     own = [m.scales.get("distance_kpc", distance) for m in trained]  # a distance drawn per member, or the one
-    band, each = ensemble_j_band(members, distance, J_THETA_DEG, own)
+    band, each = ensemble_j_band(members, distance, J_THETA_DEG, own, centre)
     if any(d != distance for d in own):
         band["member_distances_kpc"] = own
     for m, j, member in zip(trained, each, members):
@@ -38,6 +40,18 @@ def ensemble_j_record(members: list[dict], trained: list[TrainedMember], distanc
         m.info["j_inner_slope"] = member_inner_slope(member)
         m.info["j_outer_slope"] = member_outer_slope(member)
     return band
+
+
+def centre_record(profile: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``diagnostics.centre`` of a fit centred on its all-star flow: the radii [kpc] where that flow's read-out
+    was not physical, so that the members' own value and bands stand there.
+
+    >>> centre_record({"r": np.array([0.1, 1.0]), "from_members": np.array([0.0, 1.0])})
+    {'kind': 'all-stars', 'n_radii_from_members': 1, 'radii_from_members_kpc': [1.0]}
+    """
+    flag = np.asarray(profile["from_members"]) > 0
+    return {"kind": "all-stars", "n_radii_from_members": int(flag.sum()),
+            "radii_from_members_kpc": [float(r) for r in np.asarray(profile["r"])[flag]]}
 
 
 def fit_summary(catalog, setup: FitSetup, stars: MemberStars, trained: list[TrainedMember], timings: dict[str, float],
@@ -91,6 +105,7 @@ def settings_record(setup: FitSetup, distance: float | None) -> dict[str, Any]:
         "bandwidth_factor": opts.bandwidth_factor, "val_fraction": opts.val_fraction, "fast_mode": fast_mode(),
         "threads": outer_threads(opts.threads) or TASK_THREADS, "executor": setup.executor.kind,
         "batched": setup.batched, "warm_start": opts.warm_start if setup.ensemble > 1 else 0,
+        "centre": opts.centre if setup.ensemble > 1 else None,
         "flow": asdict(setup.flow), "train": setup.train.to_dict(),
         "prior": {"hole_tau": HOLE_TAU, "positivity_tau": POSITIVITY_TAU, "mass_slope_max": MASS_SLOPE_MAX,
                   "density_falls_outwards": True},

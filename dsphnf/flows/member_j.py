@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .ensemble import t_centre, t_interval
+from .ensemble import t_bands, t_centre, t_interval, t_moments
 
 __all__ = ["member_log10_j", "member_inner_slope", "member_outer_slope", "ensemble_j_band"]
 
@@ -82,7 +82,8 @@ def member_outer_slope(member: dict[str, np.ndarray]) -> float | None:
 
 def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
                     theta_deg: float = 0.5,
-                    member_distances: list[float] | None = None) -> tuple[dict, list[float | None]]:
+                    member_distances: list[float] | None = None,
+                    centre: dict[str, np.ndarray] | None = None) -> tuple[dict, list[float | None]]:
     """The J-factor band of an ensemble (:func:`dsphnf.result.j_band` schema) and every member's log10 J.
 
     The value is the mean over the members with a J (:func:`member_log10_j`),
@@ -90,6 +91,11 @@ def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
     profiles; members without a J are counted in ``n_left_out``. With
     ``member_distances`` [kpc] each member's J is taken at its own distance
     (a distance drawn per member), ``distance`` is the nominal one recorded.
+    With ``centre`` (an all-star flow's profile, at ``distance``) the value is
+    its J and the bands are that -+ t_{K-1}(q) s, s the members' spread, as
+    for the profiles (:func:`~dsphnf.flows.ensemble.band_profiles`); the
+    record's ``centre`` says which (``"all-stars"``, or ``"members"`` where that
+    flow has no J).
 
     >>> r = np.geomspace(0.01, 1.0, 50)
     >>> band, each = ensemble_j_band([{"r": r, "rho": 1e8 / r}, {"r": r, "rho": -r}], 76.0)
@@ -101,4 +107,15 @@ def ensemble_j_band(members: list[dict[str, np.ndarray]], distance: float,
     dist = member_distances if member_distances is not None else [distance] * len(members)
     each = [member_log10_j(m, d, theta_deg) for m, d in zip(members, dist)]
     values = [v for v in each if v is not None]
-    return j_band(values, distance, theta_deg, len(members), t_interval, centre=t_centre), each
+    own = None if centre is None else member_log10_j(centre, distance, theta_deg)
+    if own is None:
+        band = j_band(values, distance, theta_deg, len(members), t_interval, centre=t_centre)
+    else:
+        def around(v: np.ndarray) -> dict[str, float]:
+            _, var, k = t_moments(v)
+            return {sfx: float(b) for sfx, b in t_bands(own, np.sqrt(var), k).items()}
+
+        band = j_band(values, distance, theta_deg, len(members), around, centre=lambda v: own)
+    if centre is not None:
+        band["centre"] = "members" if own is None else "all-stars"
+    return band, each

@@ -17,7 +17,10 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["FlowConfig", "FitOptions", "fast_mode", "default_steps", "DEFAULT_STEPS", "FAST_STEPS"]
+__all__ = ["FlowConfig", "FitOptions", "fast_mode", "default_steps", "DEFAULT_STEPS", "FAST_STEPS", "CENTRES"]
+
+#: what an ensemble's value and bands are centred on (:attr:`FitOptions.centre`)
+CENTRES = ("members", "all-stars")
 
 #: Most training steps per flow by default (Adam steps plus L-BFGS iterations).
 DEFAULT_STEPS = 400
@@ -113,6 +116,16 @@ class FitOptions:
         Refused (a FitError) with velocities and a learned anisotropy: the
         members stay near the all-star flow on the nearly flat ridge that a
         learned beta(r) opens, and their bands under-cover.
+    centre : {"members", "all-stars"}
+        What an ensemble's value and bands are centred on
+        (:func:`~dsphnf.flows.ensemble.band_profiles`). ``"members"``
+        (default): the mean of the bootstrap members, bands m -+ t s
+        sqrt(1 + 1/K). ``"all-stars"``: one more flow trained on all stars
+        (the warm start's all-star flow, so free with ``warm_start``), bands
+        around its read-out of t s, s the members' spread: the usual bootstrap
+        interval around the full-sample estimate. Measured against the
+        default in benchmarks/RESULTS.md ("Bands centred on the all-star
+        flow"). Ignored for a single flow.
     """
 
     n_grid: int = 40
@@ -123,3 +136,4 @@ class FitOptions:
     threads: int | str | None = "auto"
     members_per_batch: int | None = None
     warm_start: int = 0
+    centre: str = "members"
