@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dsphnf.flows.ensemble import band_profiles, bootstrap_indices, t_interval
+from dsphnf.flows.ensemble import band_profiles, bootstrap_indices
+from dsphnf.flows.student_t import t_interval
 
 
 def test_t_interval_of_known_values():

@@ -34,21 +34,16 @@ survive at a radius inside the data's range.
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
-from scipy import stats
 
 from ..errors import FitError
+from .student_t import t_bands, t_centre, t_interval, t_moments
 
-__all__ = ["readout_note", "UnphysicalReadout", "BANDS", "LOG_KEYS", "bootstrap_indices", "t_interval", "t_moments", "t_bands", "t_centre", "physical_mask",
-           "band_profiles",
-           "readout_accounting", "check_survival",
-           "SAME_TOLERANCE", "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near", "symmetrised_width", "beta_constraint",
-           "beta_constraint_note"]
+__all__ = ["readout_note", "UnphysicalReadout", "LOG_KEYS", "bootstrap_indices", "physical_mask", "band_profiles",
+           "readout_accounting", "check_survival", "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near",
+           "symmetrised_width", "beta_constraint", "beta_constraint_note"]
 
-#: suffix -> (side, two-sided coverage) of every banded quantity
-BANDS = {"_lo": (-1, 0.6827), "_hi": (1, 0.6827), "_lo95": (-1, 0.95), "_hi95": (1, 0.95)}
 #: quantities whose bands are taken in ln x (positive by nature)
 LOG_KEYS = ("nu", "sigma_r", "sigma_t", "M", "rho")
 
@@ -61,85 +56,12 @@ def bootstrap_indices(n: int, seed: int, member: int, ensemble: int) -> np.ndarr
     return rng.integers(0, n, n)
 
 
-#: members whose values differ by at most this (relative to max(1, |mean|)) agree: a given beta(r) read in
-#: each member's own units differs by ~1e-15; any learned quantity's members differ by far more
-SAME_TOLERANCE = 1e-9
-
-
-def t_interval(values: np.ndarray, axis: int = 0) -> dict[str, np.ndarray]:
-    """Student-t bootstrap bands (see the module docstring) of ``values`` along ``axis``.
-
-    Non-finite values are left out; with fewer than two finite values there
-    is no band (NaN: one flow says nothing about its own scatter). Returns the
-    bands keyed by the suffixes of :data:`BANDS`.
-
-    Members that agree to rounding (a given beta(r), read by every member
-    from the same model in its own units: within :data:`SAME_TOLERANCE`) get a
-    band of zero width at their mean, not one of rounding noise that a
-    calibration would count as a band.
-
-    >>> t_interval(np.array([[1.0], [np.nan]]))["_lo"]
-    array([nan])
-    >>> b = t_interval(np.array([[0.1], [0.1 + 1e-16], [0.1 - 1e-16]]))
-    >>> bool(b["_lo"][0] == b["_hi"][0] == t_centre(np.array([[0.1], [0.1 + 1e-16], [0.1 - 1e-16]]))[0])
-    True
-    """
-    mean, var, k = t_moments(values, axis)
-    with np.errstate(all="ignore"):
-        scale = np.sqrt(var * (1.0 + 1.0 / np.maximum(k, 1)))
-    return t_bands(mean, scale, k)
-
-
-def t_moments(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, sample variance (0 where the values agree to :data:`SAME_TOLERANCE`) and count of the finite ``values``.
-
-    >>> [a.tolist() for a in t_moments(np.array([[1.0, 2.0], [3.0, np.nan]]))]
-    [[2.0, 2.0], [2.0, nan], [2, 1]]
-    """
-    v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
-    ok = np.isfinite(v)
-    k = ok.sum(axis=0)
-    with np.errstate(all="ignore"):
-        mean = np.where(k > 0, np.where(ok, v, 0.0).sum(axis=0) / k, np.nan)
-        spread = np.where(ok, v, -np.inf).max(axis=0) - np.where(ok, v, np.inf).min(axis=0)
-        same = spread <= SAME_TOLERANCE * np.maximum(1.0, np.abs(mean))
-        var = np.where(k > 1, np.where(same, 0.0, (np.where(ok, v - mean, 0.0) ** 2).sum(axis=0) / (k - 1)), np.nan)
-    return mean, var, k
-
-
-def t_bands(centre: np.ndarray, scale: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
-    """centre -+ t_{k-1}(q) scale for the :data:`BANDS` (NaN where ``scale`` is NaN, i.e. fewer than two values).
-
-    >>> b = t_bands(np.array([0.0]), np.array([1.0]), np.array([8]))
-    >>> round(float(b["_hi"][0]), 4), round(float(b["_hi95"][0]), 4)  # t_7 quantiles
-    (1.0767, 2.3646)
-    """
-    dof = np.maximum(np.asarray(k) - 1, 1)
-    out = {}
-    for suffix, (side, q) in BANDS.items():
-        out[suffix] = centre + side * stats.t.ppf(0.5 + q / 2.0, dof) * scale
-    return out
-
-
 class UnphysicalReadout(FitError):
     """Fewer than half of the members have a physical read-out at a radius inside the data's range.
 
     Training the same members again would give the same read-out, so there is
     nothing to resume: ``dsphnf fit`` removes its checkpoints on this error.
     """
-
-
-def t_centre(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    """The centre of the :func:`t_interval` bands: the mean of the finite ``values`` (NaN where none).
-
-    >>> t_centre(np.array([[1.0, 2.0], [3.0, np.nan]]))
-    array([2., 2.])
-    """
-    v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
-    ok = np.isfinite(v)
-    k = ok.sum(axis=0)
-    with np.errstate(all="ignore"):
-        return np.where(k > 0, np.where(ok, v, 0.0).sum(axis=0) / np.maximum(k, 1), np.nan)
 
 
 def physical_mask(member: dict[str, np.ndarray]) -> np.ndarray:

@@ -14,12 +14,12 @@ import torch
 from .. import __version__
 from ..executor import TASK_THREADS
 from ..foreground import Foreground
-from . import ensemble as ens
 from .fit_setup import FitSetup, outer_threads
 from .member import MemberStars, TrainedMember
 from .member_j import ensemble_j_band, member_inner_slope, member_outer_slope
 from .prior import HOLE_TAU, MASS_SLOPE_MAX, POSITIVITY_TAU
 from .settings import fast_mode
+from .student_t import t_centre, t_interval
 
 __all__ = ["J_THETA_DEG", "centre_record", "ensemble_j_record", "fit_summary", "foreground_record", "plot_data", "settings_record"]
 
@@ -88,9 +88,9 @@ def fit_summary(catalog, setup: FitSetup, stars: MemberStars, trained: list[Trai
 def foreground_record(fg: Foreground, info: list[dict]) -> dict[str, Any]:
     """The foreground's settings and the members' fractions, with their mean and Student-t band (JSON-ready)."""
     f = np.array([m["foreground_fraction"] if fg.fraction is None else fg.fraction for m in info], dtype=float)
-    band = ens.t_interval(f) if f.size > 1 else {}
+    band = t_interval(f) if f.size > 1 else {}
     return {**fg.spec(), "learned": fg.fraction is None, "member_fractions": f.tolist(),
-            "fraction": float(ens.t_centre(f)), **{"fraction" + k: float(v) for k, v in band.items()}}
+            "fraction": float(t_centre(f)), **{"fraction" + k: float(v) for k, v in band.items()}}
 
 
 def settings_record(setup: FitSetup, distance: float | None) -> dict[str, Any]:

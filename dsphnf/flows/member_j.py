@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .ensemble import t_bands, t_centre, t_interval, t_moments
+from .student_t import t_bands, t_centre, t_interval, t_moments
 
 __all__ = ["member_log10_j", "member_inner_slope", "member_outer_slope", "ensemble_j_band"]
 

@@ -166,7 +166,7 @@ def flow_quantities(result: Result, r_half: float, isotropic: bool, distance: fl
     """Banded survey quantities of a flow fit: the profile's bands; the slope's and J's from the ensemble members.
 
     Every band is the ensemble's Student-t bootstrap interval
-    (:func:`dsphnf.flows.ensemble.t_interval`; NaN for a single flow) around
+    (:func:`dsphnf.flows.student_t.t_interval`; NaN for a single flow) around
     its centre: rho and M from the profile, the slope at 150 pc from the
     members' slopes (mean and Student-t band, the same estimator).  J(0.5
     deg) is the fit's own band; when the data's largest angle
@@ -175,7 +175,7 @@ def flow_quantities(result: Result, r_half: float, isotropic: bool, distance: fl
     (:func:`dsphnf.flows.member_j.ensemble_j_band`), ``distance`` [kpc] the
     galaxy's.
     """
-    from ..flows.ensemble import t_centre, t_interval
+    from ..flows.student_t import t_centre, t_interval
 
     prof = result.profile
     members = getattr(result.artefacts, "members", None) or []
