@@ -34,7 +34,6 @@ survive at a radius inside the data's range.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..errors import FitError
