@@ -258,6 +258,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     (["PlumCuspIso", "--method", "jeans"], ["unknown --method"]),
     (["PlumCuspIso", "--warm-start", "-1"], ["--warm-start", "at least 0"]),
     (["PlumCuspIso", "--centre", "median"], ["--centre must be one of members, all-stars"]),
+    (["PlumCoreOm", "--fit-anisotropy", "free", "--centre", "all-stars"], ["centre='all-stars' needs a given", "free"]),
     (["PlumCoreOm", "--fit-anisotropy", "free", "--warm-start", "5"], ["warm_start needs a given anisotropy", "free"]),
     (["PlumCuspIso", "--method", "baseline,jeans"], ["unknown --method", "comma list"]),
     (["PlumCuspIso", "--fit-anisotropy", "free", "--method", "profile"], ["does not support"]),

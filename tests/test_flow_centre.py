@@ -83,6 +83,11 @@ def test_a_single_flow_ignores_the_centre_and_a_bad_one_is_one_line(cat):
         _fit(cat, centre="middle")
 
 
+def test_a_learned_anisotropy_is_refused_in_one_line(cat):
+    with pytest.raises(FitError, match=r"^centre='all-stars' needs a given anisotropy: with a learned one \(om\)"):
+        fit_flow(cat, "om", ensemble=2, steps=2, progress=False, options=FitOptions(centre="all-stars"))
+
+
 def test_the_command_line_writes_and_says_it(cat, tmp_path, capsys):
     stars = tmp_path / "stars.csv"
     np.savetxt(stars, np.c_[cat.x, cat.y, cat.vz], delimiter=",", header="x,y,vz", comments="")

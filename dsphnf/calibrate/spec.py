@@ -199,7 +199,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
                   centre: str = "members") -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
-    from ..flows.fit_setup import warm_refusal
+    from ..flows.fit_setup import centre_refusal, warm_refusal
     from ..flows.nu_mean import NU_MEANS
     from ..flows.settings import CENTRES, default_steps
 
@@ -214,11 +214,11 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     _need(centre in CENTRES, f"--centre must be one of {', '.join(CENTRES)}, got {centre!r}")
     fits: list[FitSettings] = []
     if "flow" in chosen:
-        warm = _integer(warm_start, "--warm-start", 0)
-        why = warm_refusal(beta) if warm else None
+        warm, k = _integer(warm_start, "--warm-start", 0), _integer(ensemble, "--ensemble", 1)
+        why = (warm_refusal(beta) if warm else None) or (centre_refusal(centre, beta) if k > 1 else None)
         if why is not None:
             raise CalibrationError(why)
-        fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
+        fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), k,
                                  default_steps() if steps is None else _integer(steps, "--steps", 1), nu_mean, warm,
                                  centre))
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs

@@ -58,7 +58,7 @@ from ..result import Result
 from . import ensemble as ens
 from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS
-from .fit_setup import (FitSetup, anchor_setup, batched_reason, centred_on_all_stars, check_arguments,
+from .fit_setup import (FitSetup, anchor_setup, batched_reason, centred_on_all_stars, check_arguments, check_centre,
                         check_systematics, check_velocity, check_warm, executor_setting, member_settings,
                         outer_threads, torch_threads, train_config_for, warm_members)
 from .fit_summary import centre_record, ensemble_j_record, fit_summary, plot_data
@@ -238,6 +238,7 @@ def fit_flow(
     )
     check_velocity(setup, catalog.vz is not None)
     check_warm(setup, catalog.vz is not None)
+    check_centre(setup, catalog.vz is not None)
     batched_reason(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
     with torch_threads(outer_threads(opts.threads)):
         t0 = time.perf_counter()

@@ -125,7 +125,9 @@ class FitOptions:
         around its read-out of t s, s the members' spread: the usual bootstrap
         interval around the full-sample estimate. Measured against the
         default in benchmarks/RESULTS.md ("Bands centred on the all-star
-        flow"). Ignored for a single flow.
+        flow"). Ignored for a single flow. Refused (a FitError) with velocities
+        and a learned anisotropy: one all-star flow leans further along the
+        nearly flat direction of beta than the members' mean.
     """
 
     n_grid: int = 40
