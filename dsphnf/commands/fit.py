@@ -147,8 +147,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--centre", default="members", metavar="C",
                    help="what an ensemble's value and bands are centred on: members (default: the members' mean, "
                         "bands t s sqrt(1 + 1/K)) | all-stars (one more flow trained on all stars, bands t s "
-                        "around it; its calibration: benchmarks/RESULTS.md, \"Bands centred on the all-star "
-                        "flow\")")
+                        "around it; a given --anisotropy only; its calibration: benchmarks/RESULTS.md, \"Bands "
+                        "centred on the all-star flow\")")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
