@@ -1,0 +1,60 @@
+"""Bands centred on the members' mean against bands centred on the all-star flow, on the same mocks (not a test).
+
+``dsphnf fit --centre all-stars`` reports the read-out of one flow trained on all stars with bands -+ t_{K-1} s
+(s the bootstrap members' spread); the default reports the members' mean with -+ t_{K-1} s sqrt(1 + 1/K). Both
+come from the same members, and the all-star flow is the single flow of the same seed (tests/test_flow_centre.py),
+so two calibrations of the same mocks give both estimators without a third run:
+
+    dsphnf calibrate MODEL --method flow --realisations R --seed S -o ENS                 # 8 members, default
+    dsphnf calibrate MODEL --method flow --ensemble 1 --realisations R --seed S -o ONE    # the all-star flows
+    python benchmarks/centre_compare.py ENS ONE [--ensemble 8]
+
+prints, per radius (0.25-4 R_half) and pooled, the coverage of the 68 % / 95 % bands, the median and spread of
+log10 rho/rho_true and the spread of z for both centres, and the median over mocks of the mean |error|.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+
+def paired(ens_dir: str, one_dir: str, k: int) -> pd.DataFrame:
+    """One row per (mock, radius): the members' row of calibrate with the all-star flow's error beside it."""
+    ens = pd.read_csv(f"{ens_dir}/calibration.csv").query("method == 'flow'")
+    one = pd.read_csv(f"{one_dir}/calibration.csv").query("method == 'flow'")
+    m = ens.merge(one[["seed", "r_over_rhalf", "log10_err"]], on=["seed", "r_over_rhalf"], suffixes=("", "_all"))
+    shrink = np.sqrt(1.0 + 1.0 / k)  # the members' half-width is t s sqrt(1 + 1/K); around the all-star flow t s
+    w68 = 0.5 * np.log10(m.rho_hi / m.rho_lo)
+    w95 = 0.5 * np.log10(m.rho_hi95 / m.rho_lo95)
+    m["in68_all"] = (np.abs(m.log10_err_all) <= w68 / shrink).astype(float)
+    m["in95_all"] = (np.abs(m.log10_err_all) <= w95 / shrink).astype(float)
+    m["z_all"] = m.log10_err_all / (w68 / shrink)
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("ensembles")
+    ap.add_argument("single")
+    ap.add_argument("--ensemble", type=int, default=8, help="members per fit of ENS (default 8)")
+    args = ap.parse_args()
+    m = paired(args.ensembles, args.single, args.ensemble)
+    g = m.groupby("r_over_rhalf")
+    fmt = lambda s, f="{:.2f}": " / ".join(f.format(v) for v in s)
+    print(f"{m.seed.nunique()} mocks; radii {fmt(g.size().index, '{:g}')} R_half")
+    for name, err, i68, i95, z in (("members' mean", "log10_err", "in68", "in95", "z"),
+                                   ("all-star flow", "log10_err_all", "in68_all", "in95_all", "z_all")):
+        print(f"{name}: 68 % {fmt(g[i68].mean())} | 95 % {fmt(g[i95].mean())} | pooled {m[i68].mean():.3f} / "
+              f"{m[i95].mean():.3f}")
+        print(f"    median err {fmt(g[err].median(), '{:+.3f}')} | sd {fmt(g[err].std(), '{:.3f}')} | "
+              f"z std {fmt(g[z].std())}")
+    per = m.groupby("seed")[["log10_err", "log10_err_all"]].agg(lambda e: np.mean(np.abs(e)))
+    print(f"median of the mean |error|: members' mean {per.log10_err.median():.3f}, all-star flow "
+          f"{per.log10_err_all.median():.3f} dex (all-star flow better on {(per.log10_err_all < per.log10_err).sum()} "
+          f"of {len(per)})")
+
+
+if __name__ == "__main__":
+    main()
