@@ -32,7 +32,8 @@ from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
-           "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "check_warm", "warm_members", "warm_refusal", "warm_train"]
+           "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "check_warm", "warm_members",
+           "warm_refusal", "warm_train"]
 
 
 @dataclass
@@ -223,11 +224,13 @@ _CENTRE_LEARNED = ("centre='all-stars' needs a given anisotropy: with a learned 
 
 
 def centre_refusal(centre: str, anisotropy: AnisotropySpec) -> str | None:
-    """Why an ensemble fitting stars with velocities under ``anisotropy`` cannot be centred on ``centre`` (None: it can).
+    """Why an ensemble fitting stars with velocities under ``anisotropy`` cannot be centred on ``centre``.
+
+    None: it can.
 
     >>> from ..anisotropy import anisotropy_from
-    >>> centre_refusal("all-stars", anisotropy_from("om:0.3")) is None, centre_refusal("members", anisotropy_from("free"))
-    (True, None)
+    >>> centre_refusal("all-stars", anisotropy_from("om:0.3")), centre_refusal("members", anisotropy_from("free"))
+    (None, None)
     >>> centre_refusal("all-stars", anisotropy_from("free")).startswith("centre='all-stars' needs a given anisotropy")
     True
     """
@@ -262,7 +265,8 @@ def check_centre(setup: FitSetup, kinematic: bool) -> None:
 
 
 def anchor_setup(setup: FitSetup) -> FitSetup:
-    """The setup of the all-star flow that warm-started members start from: one flow, the full schedule.
+    """The setup of the all-star flow (warm-started members start from it; ``centre="all-stars"`` centres on it):
+    one flow, the full schedule.
 
     Its finished flow is kept in ``checkpoints/anchor`` (apart from the members' store).
     """

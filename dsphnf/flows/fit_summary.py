@@ -21,7 +21,8 @@ from .prior import HOLE_TAU, MASS_SLOPE_MAX, POSITIVITY_TAU
 from .settings import fast_mode
 from .student_t import t_centre, t_interval
 
-__all__ = ["J_THETA_DEG", "centre_record", "ensemble_j_record", "fit_summary", "foreground_record", "plot_data", "settings_record"]
+__all__ = ["J_THETA_DEG", "centre_record", "ensemble_j_record", "fit_summary", "foreground_record", "plot_data",
+           "settings_record"]
 
 #: Integration angle of the J-factor [deg].
 J_THETA_DEG = 0.5
