@@ -115,6 +115,16 @@ def test_a_given_beta_has_no_band_to_cover(capsys, tmp_path):
     assert all(c["beta_n_banded"] == 0 for c in read_rows(out / "coverage.csv"))
 
 
+def test_the_all_star_centre_reaches_the_flow_fits(capsys, tmp_path):
+    out = tmp_path / "centre"
+    rc, _, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow", "--centre", "all-stars",
+                         "-o", out)
+    assert rc == 0, err
+    assert json.loads((out / "summary.json").read_text())["spec"]["fits"]["flow"]["centre"] == "all-stars"
+    rows = read_rows(out / "calibration.csv")
+    assert len(rows) == 2 * len(RADII_OVER_RHALF) and all(r["rho_lo"] < r["rho"] < r["rho_hi"] for r in rows)
+
+
 def test_coverage_counts_only_rows_with_a_band():
     rows = [{"method": "flow", "r_over_rhalf": 1.0, "r": 0.2, "in68": f, "in95": g, "z": z, "log10_err": e}
             for f, g, z, e in [(1.0, 1.0, 0.5, 0.1), (0.0, 1.0, -1.5, -0.3), (0.0, 0.0, 2.5, 0.5),
