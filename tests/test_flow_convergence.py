@@ -166,7 +166,7 @@ def test_lbfgs_rejects_a_drop_below_its_floor():
     opt.state["floor"] = float(f()) - 1.5  # 1 - 1.5: the true minimum (0 at w = 1) lies above it
     for _ in range(20):
         opt.step(f)
-    assert float(w) == pytest.approx(1.0, abs=1e-6) and opt.state["rejected"] >= 1
+    assert float(w.detach()) == pytest.approx(1.0, abs=1e-6) and opt.state["rejected"] >= 1
 
 
 def test_minibatched_training_reports_the_objective_on_every_star():
