@@ -114,16 +114,16 @@ def band_profiles(members: list[dict[str, np.ndarray]], keys: list[str],
     for key in keys:
         if not all(key in m for m in members):
             continue
-        vals = _member_values(np.array([m[key] for m in members], dtype=float), used, key in LOG_KEYS)
+        log = key in LOG_KEYS
+        vals = _member_values(np.array([m[key] for m in members], dtype=float), used, log)
         value, bands = t_centre(vals), t_interval(vals)
         if own is not None and key in centre:
-            c = _member_values(np.asarray(centre[key], dtype=float)[None], own[None], key in LOG_KEYS)[0]
+            c = _member_values(np.asarray(centre[key], dtype=float)[None], own[None], log)[0]
             _, var, k = t_moments(vals)
             with np.errstate(all="ignore"):
                 around = t_bands(c, np.sqrt(var), k)
             value = np.where(own, c, value)
             bands = {sfx: np.where(own, around[sfx], band) for sfx, band in bands.items()}
-        log = key in LOG_KEYS
         out[key] = np.exp(value) if log else value
         for suffix, band in bands.items():
             out[key + suffix] = np.exp(band) if log else band

@@ -302,17 +302,17 @@ def _train_members(setup: FitSetup, stars: MemberStars
     then gains ``anchor`` (its diagnostics and times) and, with a warm start,
     ``warm_start`` (the members' step limit); ``wall_s`` covers both.
     """
-    if not (warm_members(setup) or centred_on_all_stars(setup)):
+    warm = warm_members(setup)
+    if not (warm or centred_on_all_stars(setup)):
         trained, record = train_grid(setup, stars, member_settings(setup))
         return trained, record, None
     t0 = time.perf_counter()
     first = anchor_setup(setup)
     (anchor,), anchor_record = train_grid(first, stars, member_settings(first))
-    start = start_state(anchor) if warm_members(setup) else None
-    trained, record = train_grid(setup, stars, member_settings(setup, start))
+    trained, record = train_grid(setup, stars, member_settings(setup, start_state(anchor) if warm else None))
     record["anchor"] = {"info": anchor.info, "wall_s": anchor_record["wall_s"], "train_s": anchor.train_s,
                         "resumed": anchor_record.get("n_resumed", 0)}
-    if warm_members(setup):
+    if warm:
         record["warm_start"] = {"steps": setup.options.warm_start}
     record["wall_s"] = time.perf_counter() - t0
     return trained, record, anchor
