@@ -8,6 +8,7 @@ so two calibrations of the same mocks give both estimators without a third run:
     dsphnf calibrate MODEL --method flow --realisations R --seed S -o ENS                 # 8 members, default
     dsphnf calibrate MODEL --method flow --ensemble 1 --realisations R --seed S -o ONE    # the all-star flows
     python benchmarks/centre_compare.py ENS ONE [--ensemble 8]
+    python benchmarks/centre_compare.py ENS_A,ENS_B ONE_A,ONE_B      # calibrations of several seed ranges pooled
 
 prints, per radius (0.25-4 R_half) and pooled, the coverage of the 68 % / 95 % bands, the median and spread of
 log10 rho/rho_true and the spread of z for both centres, and the median over mocks of the mean |error|.
@@ -20,10 +21,21 @@ import numpy as np
 import pandas as pd
 
 
+def _rows(dirs: str) -> pd.DataFrame:
+    """The flow rows of one or more calibrate folders (comma-separated), refusing a mock seed found twice."""
+    rows = pd.concat([pd.read_csv(f"{d}/calibration.csv") for d in dirs.split(",")]).query("method == 'flow'")
+    if rows.duplicated(["seed", "r_over_rhalf"]).any():
+        raise SystemExit(f"centre_compare: a mock seed appears twice in {dirs}")
+    return rows
+
+
 def paired(ens_dir: str, one_dir: str, k: int) -> pd.DataFrame:
-    """One row per (mock, radius): the members' row of calibrate with the all-star flow's error beside it."""
-    ens = pd.read_csv(f"{ens_dir}/calibration.csv").query("method == 'flow'")
-    one = pd.read_csv(f"{one_dir}/calibration.csv").query("method == 'flow'")
+    """One row per (mock, radius): the members' row of calibrate with the all-star flow's error beside it.
+
+    ``ens_dir`` and ``one_dir`` may each be a comma-separated list of calibrate folders (their rows are pooled).
+    """
+    ens = _rows(ens_dir)
+    one = _rows(one_dir)
     m = ens.merge(one[["seed", "r_over_rhalf", "log10_err"]], on=["seed", "r_over_rhalf"], suffixes=("", "_all"))
     shrink = np.sqrt(1.0 + 1.0 / k)  # the members' half-width is t s sqrt(1 + 1/K); around the all-star flow t s
     w68 = 0.5 * np.log10(m.rho_hi / m.rho_lo)

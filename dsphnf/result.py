@@ -13,7 +13,9 @@ parametric Jeans fit) return a :class:`Result`.  Its schema:
     JSON-ready: ``method`` (``"flow"`` or ``"baseline"``), ``source``,
     ``n_stars``, ``settings`` (``anisotropy`` in the grammar of
     :mod:`dsphnf.anisotropy`), ``timings_s``, ``diagnostics`` (method
-    specific) and, with a distance, ``jfactor`` in the :func:`j_band` schema.
+    specific), ``versions`` and ``machine`` (:mod:`dsphnf.provenance`: a
+    trained flow repeats bit for bit on one CPU only) and, with a distance,
+    ``jfactor`` in the :func:`j_band` schema.
 
 :func:`load_result` reads a saved folder back (profiles and summary; the
 method-specific artefacts stay on disk).

@@ -15,6 +15,7 @@ from dsphnf.calibrate import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMN
                               pooled_coverage, projected_half_radius, score_beta, score_profile)
 from dsphnf.cli import main
 from dsphnf.profiles import tracer_zhao
+from dsphnf.provenance import cpu_label
 
 # a tiny grid: 2 realisations x 60 stars, 2 flows of 2 steps, 60 emcee steps of 8 walkers (seconds per fit)
 TINY = ["--realisations", 2, "--stars", 60, "--ensemble", 2, "--steps", 2, "--max-steps", 60, "--walkers", 8,
@@ -211,12 +212,14 @@ def test_calibrate_tiny_grid_end_to_end_and_resume(capsys, tmp_path):
         assert c["z_mean"] == pytest.approx(np.mean([r["z"] for r in sub]), rel=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["grid"]["n_computed"] == 4 and summary["spec"]["r_half_kpc"] == pytest.approx(r_half)
+    assert summary["machines"] == {cpu_label(): 4}  # every fit says where it ran (fits differ between CPUs)
 
     first = (out / "calibration.csv").read_text()
     rc, text, _ = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "-o", out)  # the same command resumes
     assert rc == 0 and "0 fit(s) computed, 4 resumed" in text
     assert (out / "calibration.csv").read_text() == first
     assert json.loads((out / "summary.json").read_text())["grid"]["n_computed"] == 0
+    assert json.loads((out / "summary.json").read_text())["machines"] == {cpu_label(): 4}  # kept with the resumed
 
     more = [str(a) for a in TINY]
     more[1] = "3"  # a third realisation reuses the two finished flow fits

@@ -53,6 +53,7 @@ def test_smoke_fit_writes_all_outputs(stars, tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     for key in ("method", "source", "n_stars", "settings", "timings_s", "diagnostics", "jfactor", "versions"):
         assert key in s, key
+    assert s["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # fits differ by CPU
     assert s["method"] == "flow" and s["settings"]["anisotropy"] == "isotropic"
     assert s["n_stars"] == 300 and s["settings"]["ensemble"] == 2 and s["settings"]["seed"] == 0
     assert all(k in s["timings_s"] for k in ("train_s", "readout_s", "total_s"))

@@ -20,6 +20,7 @@ from ..anisotropy import AnisotropySpec, anisotropy_from
 from ..catalog import Catalog
 from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
+from ..provenance import machine, software_versions
 from ..result import MIN_STARS, Result
 from .artefacts import BaselineArtefacts, percentile_band
 from .likelihood import BaselineLikelihood
@@ -228,4 +229,5 @@ def _summary(catalog: Catalog, like: BaselineLikelihood, s: SamplerResult, setti
             "left_out_because": "R = 0 (no projected radius)" if n_centre else ""}
     return {"method": "baseline", "source": str(catalog.source), "n_stars": int(catalog.n),
             "n_eff": float(catalog.weights.sum()), "kinematic": True, "settings": settings, "timings_s": timings,
-            "diagnostics": {"sampler": sampler, "parameters": post, "data": data}, "units": UNITS}
+            "diagnostics": {"sampler": sampler, "parameters": post, "data": data}, "units": UNITS,
+            "versions": software_versions(), "machine": machine()}

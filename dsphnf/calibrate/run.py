@@ -19,6 +19,7 @@ from ..errors import FitError
 from ..executor import TASK_THREADS, ExecutorSpec, GridRun, run_grid
 from ..outputs import atomic_file, write_json
 from ..plotting import save_figure
+from ..provenance import cpu_label, machine_tally, software_versions
 from .report import plot_coverage
 from .score import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile,
                     versus_start)
@@ -86,8 +87,9 @@ def calibration_task(*, source: MockSource, stars: int, r_half: float, realisati
     Returns
     -------
     dict
-        ``rows`` (:data:`CALIBRATION_COLUMNS`), ``fit_s`` (fit wall time [s])
-        and ``failed`` (None, or the one-line FitError of a fit that failed: NaN rows).
+        ``rows`` (:data:`CALIBRATION_COLUMNS`), ``fit_s`` (fit wall time [s]),
+        ``failed`` (None, or the one-line FitError of a fit that failed: NaN rows)
+        and ``machine`` (:func:`dsphnf.provenance.cpu_label` of the process that fitted it).
     """
     mock = source.draw(stars, seed)
     radii = np.asarray(RADII_OVER_RHALF) * r_half
@@ -101,7 +103,7 @@ def calibration_task(*, source: MockSource, stars: int, r_half: float, realisati
     fit_s = time.perf_counter() - t0
     rows = [{"realisation": realisation, "seed": seed, **row}
             for row in score_profile(fit.method, profile, mock.truth, radii, r_half, fit.banded)]
-    return {"rows": rows, "fit_s": fit_s, "failed": failed}
+    return {"rows": rows, "fit_s": fit_s, "failed": failed, "machine": cpu_label()}
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ class Calibration:
                 "z": "log10(rho_fit/rho_true) / half-width of the 68% band in log10",
                 "coverage_error": "binomial sqrt(p(1-p)/n)", "unbanded": list(self.unbanded),
                 "failed": self.failed, "n_rows": len(self.rows), "n_rows_without_fit": self.without_fit,
-                "fit_wall_s": times, "versus_start": versus_start(self.rows), "grid": self.grid.summary()}
+                "fit_wall_s": times, "versus_start": versus_start(self.rows), "grid": self.grid.summary(),
+                "machines": machine_tally(v.get("machine") for v in self.grid.results.values()),
+                "versions": software_versions()}
 
 
 def calibrate(spec: CalibrationSpec, out: str | Path, *, executor: ExecutorSpec | None = None,

@@ -21,7 +21,9 @@ the 68% band in log10, in68, in95; and beta: beta_true, beta with its bands,
 beta_err = beta - beta_true, beta_in68, beta_in95, NaN where beta is given),
 coverage.csv (per method and radius: the fraction of realisations inside the
 68% and 95% bands with binomial errors sqrt(p(1-p)/n), mean and spread of z,
-the same for beta), coverage.png and summary.json. A single
+the same for beta), coverage.png and summary.json (with machines: how many
+fits ran on each CPU, since a trained flow repeats bit for bit on one CPU
+only). A single
 flow (--ensemble 1) has no bands: its z and coverage are NaN. --method flow,start
 also scores the flow's untrained start (one flow, one step) on the same mocks and
 says on how many the trained flow beats it. Finished fits are

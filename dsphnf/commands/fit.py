@@ -73,7 +73,8 @@ n_stars, settings, timings_s, diagnostics with every member's steps, losses
 and scales, the read-out count (readout), for an inferred anisotropy where
 the data constrain beta (beta_constrained: 68 % band of beta/(2 - beta)
 narrower than 0.5 and >= 100 stars within a factor 2 in projected radius;
-printed in plain words), versions, and with --distance the
+printed in plain words), versions, machine (the CPU: a fit repeats bit for bit
+on one CPU only), and with --distance the
 jfactor block: log10 J(0.5 deg) with 68 % and 95 % bands over the members,
 with n_used and n_left_out: members unphysical anywhere on the grid are left
 out), flows/ (trained weights), profiles.png, data_vs_model.png,

@@ -4,16 +4,15 @@ Everything here is JSON-ready: settings as spec strings, numbers as floats.
 """
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..executor import TASK_THREADS
 from ..foreground import Foreground
+from ..provenance import machine, software_versions
 from .fit_setup import FitSetup, outer_threads
 from .member import MemberStars, TrainedMember
 from .member_j import ensemble_j_band, member_inner_slope, member_outer_slope
@@ -81,8 +80,8 @@ def fit_summary(catalog, setup: FitSetup, stars: MemberStars, trained: list[Trai
     if setup.foreground is not None:
         out["diagnostics"]["foreground"] = foreground_record(setup.foreground, info)
     out["dsphnf_version"] = __version__
-    out["versions"] = {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-                       "torchdiffeq": _version("torchdiffeq")}
+    out["versions"] = software_versions()
+    out["machine"] = machine()
     return out
 
 
@@ -122,12 +121,3 @@ def plot_data(catalog, stars: MemberStars) -> dict[str, np.ndarray]:
         if catalog.vz_err is not None:
             data["verr"] = np.asarray(catalog.vz_err, float)
     return data
-
-
-def _version(name: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:  # pragma: no cover
-        return "unknown"
