@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import timeit
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from dsphnf.anisotropy import parse_anisotropy
 from dsphnf.baseline import BaselineLikelihood, BaselineModel, fit_baseline
 from dsphnf.catalog import read_catalog
+from dsphnf.provenance import cpu_label
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gaia_challenge" / "NonPlumCuspIso"
 FILE = DATA / "gs100_bs050_rcrs025_rarcinf_cusp_0064mpc3_df_1000_0.dat"
@@ -52,7 +52,7 @@ def main() -> None:
     if not FILE.exists():
         raise SystemExit(f"data file not found: {FILE}")
     cat = read_catalog(FILE)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    print(f"machine: {cpu_label()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} (shared)")
     print("likelihood, 1000 stars [ms]: single min / median, per walker in a batch of 16 min / median")
     for k, v in time_likelihood(cat).items():

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from dsphnf.catalog import read_catalog  # noqa: E402
 from dsphnf.flows import ensemble as flow_ensemble, prior as flow_prior  # noqa: E402
 from dsphnf.datasets import gaia_challenge_file  # noqa: E402
 from dsphnf.flows import FitOptions, TrainConfig, fit_flow  # noqa: E402
+from dsphnf.provenance import cpu_label  # noqa: E402
 
 # the reference-data folder of dsphnf.datasets (DSPHNF_DATA, or ../shared/data beside the repository)
 FILE = gaia_challenge_file("NonPlumCuspIso") or (
@@ -145,7 +145,7 @@ def main() -> None:
         switch_off_positivity()
     if args.mock is None and not FILE.exists():
         sys.exit(f"benchmark data not found: {FILE}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    print(f"machine: {cpu_label()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"threads {args.threads or torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f} at start")
     print(f"stars: {args.mock or FILE.name}" + (f" (draw_mock seed {args.mock_seed}, 1000 stars)" if args.mock else "")
           + (", positivity term switched off" if args.no_positivity else ""))

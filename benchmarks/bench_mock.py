@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
 
 from dsphnf import dwarf
 from dsphnf.mocks import draw_mock
+from dsphnf.provenance import cpu_label
 
 MODELS = [  # label, halo, tracer, anisotropy
     ("isotropic", "nfw:6.4e7,1", "zhao:0.25,2,5,0.1", "isotropic"),
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=100_000, help="stars per model (default 1e5)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(f"# bench_mock: {args.n} stars per model; {platform.processor() or platform.machine()}, "
+    print(f"# bench_mock: {args.n} stars per model; {cpu_label()}, "
           f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n")
     print("| family | model | DF build [s] | sampling [s] | draw_mock total [s] |")
     print("|---|---|---:|---:|---:|")

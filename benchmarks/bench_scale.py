@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -55,6 +54,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from dsphnf.provenance import cpu_label  # noqa: E402
 
 
 def rho_nfw(r: np.ndarray) -> np.ndarray:
@@ -157,7 +158,7 @@ def one_ensemble(K: int, batched: bool, device: str) -> dict:
 
 def members_main(device: str) -> None:
     """The four ensemble fits of ``--members``, each in its own process, and their table."""
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {device}, "
+    print(f"machine: {cpu_label()}, {os.cpu_count()} cores, device {device}, "
           f"load average {os.getloadavg()[0]:.2f} at start")
     rows = {}
     for K in (1, 8):
@@ -217,7 +218,7 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(one(args.child, args.steps, args.batch, args.device, threads, args.optimiser)))
         return
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, device {args.device}, "
+    print(f"machine: {cpu_label()}, {os.cpu_count()} cores, device {args.device}, "
           f"threads {args.threads or 'default'}, optimiser {args.optimiser}, load average {os.getloadavg()[0]:.2f} at start")
     rows = []
     for n in args.n:
