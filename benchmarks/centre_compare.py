@@ -9,6 +9,7 @@ so two calibrations of the same mocks give both estimators without a third run:
     dsphnf calibrate MODEL --method flow --ensemble 1 --realisations R --seed S -o ONE    # the all-star flows
     python benchmarks/centre_compare.py ENS ONE [--ensemble 8]
     python benchmarks/centre_compare.py ENS_A,ENS_B ONE_A,ONE_B      # calibrations of several seed ranges pooled
+    python benchmarks/centre_compare.py ENS ONE --record MODEL       # also the all-star rows as a record entry
 
 prints, per radius (0.25-4 R_half) and pooled, the coverage of the 68 % / 95 % bands, the median and spread of
 log10 rho/rho_true and the spread of z for both centres, and the median over mocks of the mean |error|.
@@ -46,13 +47,27 @@ def paired(ens_dir: str, one_dir: str, k: int) -> pd.DataFrame:
     return m
 
 
+def record_entry(m: pd.DataFrame, label: str) -> str:
+    """The all-star centre's coverage per radius in the format of book chapter 9's ``MEASURED`` record."""
+    g = m.groupby("r_over_rhalf")
+    r = lambda s, d: [round(float(v), d) for v in s]  # noqa: E731
+    entry = {"n": int(m.seed.nunique()), "in68": r(g.in68_all.mean(), 3), "in95": r(g.in95_all.mean(), 3),
+             "z_mean": r(g.z_all.mean(), 3), "z_std": r(g.z_all.std(), 3), "sd_err": r(g.log10_err_all.std(), 3),
+             "median_err": r(g.log10_err_all.median(), 3)}
+    return f"    ({label!r}, 'flow'): {entry},"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ensembles")
     ap.add_argument("single")
     ap.add_argument("--ensemble", type=int, default=8, help="members per fit of ENS (default 8)")
+    ap.add_argument("--record", metavar="MODEL", help="print the all-star centre's rows as an entry of book "
+                    "chapter 9's MEASURED record, labelled MODEL")
     args = ap.parse_args()
     m = paired(args.ensembles, args.single, args.ensemble)
+    if args.record:
+        print(record_entry(m, args.record))
     g = m.groupby("r_over_rhalf")
     fmt = lambda s, f="{:.2f}": " / ".join(f.format(v) for v in s)
     print(f"{m.seed.nunique()} mocks; radii {fmt(g.size().index, '{:g}')} R_half")

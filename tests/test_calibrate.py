@@ -116,14 +116,16 @@ def test_a_given_beta_has_no_band_to_cover(capsys, tmp_path):
     assert all(c["beta_n_banded"] == 0 for c in read_rows(out / "coverage.csv"))
 
 
-def test_the_all_star_centre_reaches_the_flow_fits(capsys, tmp_path):
+def test_the_all_star_centre_is_the_default_and_a_store_of_the_other_centre_is_refused(capsys, tmp_path):
     out = tmp_path / "centre"
-    rc, _, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow", "--centre", "all-stars",
-                         "-o", out)
+    rc, _, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow", "-o", out)
     assert rc == 0, err
     assert json.loads((out / "summary.json").read_text())["spec"]["fits"]["flow"]["centre"] == "all-stars"
     rows = read_rows(out / "calibration.csv")
     assert len(rows) == 2 * len(RADII_OVER_RHALF) and all(r["rho_lo"] < r["rho"] < r["rho_hi"] for r in rows)
+    rc, _, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow", "--centre", "members",
+                         "-o", out)
+    assert rc == 2 and "holds the result of a different task" in err and err.strip().count("\n") == 0
 
 
 def test_coverage_counts_only_rows_with_a_band():
@@ -270,7 +272,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     (["PlumCuspIso", "--stars", "10"], ["--stars", "at least 20"]),
     (["PlumCuspIso", "--method", "jeans"], ["unknown --method"]),
     (["PlumCuspIso", "--warm-start", "-1"], ["--warm-start", "at least 0"]),
-    (["PlumCuspIso", "--centre", "median"], ["--centre must be one of members, all-stars"]),
+    (["PlumCuspIso", "--centre", "median"], ["--centre must be one of auto, members, all-stars"]),
     (["PlumCoreOm", "--fit-anisotropy", "free", "--centre", "all-stars"], ["centre='all-stars' needs a given", "free"]),
     (["PlumCoreOm", "--fit-anisotropy", "free", "--warm-start", "5"], ["warm_start needs a given anisotropy", "free"]),
     (["PlumCuspIso", "--method", "baseline,jeans"], ["unknown --method", "comma list"]),

@@ -1,8 +1,9 @@
 """Bands centred on an all-star flow (``FitOptions(centre="all-stars")``): the value is the read-out of one
 flow trained on all stars, the bands are value -+ t_{K-1}(q) s with s the bootstrap members' spread.
 
-Whether such bands are calibrated is a benchmark over realisations (``dsphnf calibrate --centre all-stars``,
-benchmarks/RESULTS.md), not a test.
+It is the default (``centre="auto"``) for stars with velocities, a given anisotropy and members trained from
+scratch; the members' mean (``centre="members"``) otherwise. Whether such bands are calibrated is a benchmark over realisations
+(``dsphnf calibrate --centre all-stars``, benchmarks/RESULTS.md), not a test.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from dsphnf.catalog import Catalog
 from dsphnf.cli import main
 from dsphnf.errors import FitError
 from dsphnf.flows import FitOptions, fit_flow
@@ -58,11 +60,28 @@ def test_the_bands_are_t_times_the_members_spread_around_it(centred):
     np.testing.assert_allclose(hi - np.log(centred.profile["rho"]), np.log(centred.profile["rho"]) - lo, atol=1e-12)
 
 
-def test_the_members_are_those_of_the_default_and_only_the_centre_moves(cat, centred):
-    plain = _fit(cat)
+def test_it_is_the_default_with_a_given_anisotropy(cat, centred):
+    auto = _fit(cat)
+    assert auto.summary["settings"]["centre"] == "all-stars"
+    for key in ("rho", "rho_lo", "rho_hi95", "M"):
+        assert auto.profile[key].tobytes() == centred.profile[key].tobytes(), key
+
+
+def test_the_default_centres_on_the_members_with_a_learned_anisotropy_a_warm_start_or_no_velocities(cat):
+    learned = fit_flow(cat, "om", ensemble=2, steps=2, progress=False)
+    assert learned.summary["settings"]["centre"] == "members" and "centre" not in learned.summary["diagnostics"]
+    sky = Catalog(cat.x, cat.y)
+    positions = fit_flow(sky, ensemble=2, steps=2, progress=False)
+    assert positions.summary["settings"]["centre"] == "members" and "from_members" not in positions.profile
+    warm = fit_flow(cat, ensemble=2, steps=2, progress=False, options=FitOptions(warm_start=1))
+    assert warm.summary["settings"]["centre"] == "members" and "centre" not in warm.summary["diagnostics"]
+
+
+def test_the_members_are_those_of_the_members_centre_and_only_the_centre_moves(cat, centred):
+    plain = _fit(cat, centre="members")
     for a, b in zip(centred.artefacts.members, plain.artefacts.members):
         assert a["rho"].tobytes() == b["rho"].tobytes()
-    # the default's bands are sqrt(1 + 1/K) wider around the members' mean
+    # the members' centre's bands are sqrt(1 + 1/K) wider around the members' mean
     width = lambda p: np.log(p["rho_hi"] / p["rho_lo"])
     np.testing.assert_allclose(width(plain.profile), width(centred.profile) * np.sqrt(1 + 1 / K), rtol=1e-10)
     assert "centre" not in plain.summary["diagnostics"] and "from_members" not in plain.profile
@@ -79,7 +98,7 @@ def test_a_warm_start_centres_on_its_own_all_star_flow_without_a_second(cat):
 def test_a_single_flow_ignores_the_centre_and_a_bad_one_is_one_line(cat):
     one = _fit(cat, ensemble=1, centre="all-stars")
     assert one.summary["settings"]["centre"] is None and np.isnan(one.profile["rho_lo"]).all()
-    with pytest.raises(FitError, match="^centre must be one of members, all-stars, got 'middle'$"):
+    with pytest.raises(FitError, match="^centre must be one of auto, members, all-stars, got 'middle'$"):
         _fit(cat, centre="middle")
 
 
@@ -92,8 +111,8 @@ def test_the_command_line_writes_and_says_it(cat, tmp_path, capsys):
     stars = tmp_path / "stars.csv"
     np.savetxt(stars, np.c_[cat.x, cat.y, cat.vz], delimiter=",", header="x,y,vz", comments="")
     out = tmp_path / "fit"
-    rc = main(["fit", str(stars), "-o", str(out), "--ensemble", "2", "--steps", "3", "--centre", "all-stars",
-               "--no-progress", "--no-plots"])
+    rc = main(["fit", str(stars), "-o", str(out), "--ensemble", "2", "--steps", "3", "--no-progress",
+               "--no-plots"])  # the default centre, with the default (given, isotropic) anisotropy
     text = capsys.readouterr().out
     assert rc == 0 and "value and bands centred on the flow trained on all stars" in text
     assert json.loads((out / "summary.json").read_text())["settings"]["centre"] == "all-stars"

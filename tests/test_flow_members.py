@@ -131,16 +131,18 @@ def test_an_interrupted_ensemble_resumes_with_its_finished_members(cat, tmp_path
     _counting(monkeypatch, calls, fail_at=2)
     with pytest.raises(TaskError, match=r"^task 'member_2' failed: RuntimeError: worker interrupted; 2 finished"):
         fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False, checkpoint_dir=ck, batched=False)
-    assert calls == [0, 1, 2] and sorted(p.name for p in (ck / "members").iterdir()) == ["member_0.pkl",
-                                                                                          "member_1.pkl"]
+    # the all-star flow (the default centre) trains first, as task 0 of its own grid, then the members
+    assert calls == [0, 0, 1, 2] and sorted(p.name for p in (ck / "members").iterdir()) == ["member_0.pkl",
+                                                                                             "member_1.pkl"]
     calls.clear()
     _counting(monkeypatch, calls)
     # resumed with another progress setting: runtime settings are not part of a member's identity
     res = fit_flow(cat, ensemble=3, steps=3, seed=7, progress=True, checkpoint_dir=ck, resume=True,
                    batched=False)
-    assert calls == [2]  # only the unfinished member trains again
+    assert calls == [2]  # only the unfinished member trains again; the all-star flow is kept too
     grid = res.summary["diagnostics"]["grid"]
     assert (grid["n_resumed"], grid["n_computed"], grid["store"]) == (2, 1, str(ck / "members"))
+    assert grid["anchor"]["resumed"] == 1
     _same(res, fit_flow(cat, ensemble=3, steps=3, seed=7, progress=False, batched=False))  # as if never interrupted
     # without resume the stored members are cleared and every member trains again
     calls.clear()

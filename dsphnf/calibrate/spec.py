@@ -62,7 +62,8 @@ class MockSource:
 @dataclass(frozen=True)
 class FlowSettings:
     """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``, with ``TrainConfig(nu_mean=nu_mean)``
-    and ``FitOptions(warm_start=warm_start, centre=centre)``."""
+    and ``FitOptions(warm_start=warm_start, centre=centre)``; ``centre`` resolved (:func:`calibration_spec` turns
+    ``"auto"`` into ``"all-stars"`` or ``"members"``; the survey keeps ``"members"``, the centre of its bands)."""
 
     anisotropy: AnisotropySpec
     ensemble: int
@@ -196,10 +197,10 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
                   nwalkers: int, fit_halo: str, nu_mean: str = "none", warm_start: int = 0,
-                  centre: str = "members") -> tuple[FitSettings, ...]:
+                  centre: str = "auto") -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
-    from ..flows.fit_setup import centre_refusal, warm_refusal
+    from ..flows.fit_setup import centre_refusal, resolved_centre, warm_refusal
     from ..flows.nu_mean import NU_MEANS
     from ..flows.settings import CENTRES, default_steps
 
@@ -215,6 +216,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     fits: list[FitSettings] = []
     if "flow" in chosen:
         warm, k = _integer(warm_start, "--warm-start", 0), _integer(ensemble, "--ensemble", 1)
+        centre = resolved_centre(centre, beta, kinematic=True, warm_start=warm)  # every mock has velocities
         why = (warm_refusal(beta) if warm else None) or (centre_refusal(centre, beta) if k > 1 else None)
         if why is not None:
             raise CalibrationError(why)
@@ -237,7 +239,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
                      max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
                      fit_halo: str = "zhao-alpha", nu_mean: str = "none", warm_start: int = 0,
-                     centre: str = "members") -> CalibrationSpec:
+                     centre: str = "auto") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -271,8 +273,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     warm_start : int
         The flow's ``FitOptions.warm_start`` (0, the default: members train from scratch; N: a k-step bootstrap).
     centre : str
-        The flow's ``FitOptions.centre``: ``members`` (default) or ``all-stars`` (bands around a flow trained on
-        all stars).
+        The flow's ``FitOptions.centre``: ``auto`` (default; resolved here: ``all-stars`` for a given
+        ``fit_anisotropy`` and no warm start, else ``members``), ``members`` or ``all-stars`` (bands around a
+        flow trained on all stars). A store written with another centre is refused on resume.
 
     Raises
     ------
@@ -288,8 +291,10 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     ('flow', 'start')
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow", warm_start=50).fits[0].warm_start
     50
-    >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow", centre="all-stars").fits[0].centre
+    >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow").fits[0].centre
     'all-stars'
+    >>> calibration_spec("PlumCoreOm", realisations=2, methods="flow", fit_anisotropy="free").fits[0].centre
+    'members'
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="baseline", fit_halo="zhao-alpha").fits[0].halo
     'zhao-alpha'
     >>> calibration_spec("PlumCuspIso", realisations=1)

@@ -52,9 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, metavar="N", help="flow training steps (default: as dsphnf fit)")
     p.add_argument("--warm-start", type=int, default=0, metavar="N",
                    help="flow ensembles as a k-step bootstrap, as in dsphnf fit --warm-start (default 0: off)")
-    p.add_argument("--centre", default="members", metavar="C",
-                   help="what the flow's value and bands are centred on, as in dsphnf fit --centre: members "
-                        "(default) | all-stars")
+    p.add_argument("--centre", default="auto", metavar="C",
+                   help="what the flow's value and bands are centred on, as in dsphnf fit --centre: auto (default: "
+                        "all-stars with a given --fit-anisotropy and no --warm-start, else members) | members | all-stars")
     p.add_argument("--nu-mean", default="none", choices=["none", "zhao"],
                    help="what the flow's smoothness prior measures the roughness of ln nu from, as in dsphnf fit "
                         "--nu-mean (default none)")

@@ -145,11 +145,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "from it and train at most N L-BFGS steps on its resample (a fraction of a flow's cost "
                         "each; default 0: every member trains from scratch; a given --anisotropy only; its "
                         "calibration: benchmarks/RESULTS.md, \"Warm-started members\")")
-    p.add_argument("--centre", default="members", metavar="C",
-                   help="what an ensemble's value and bands are centred on: members (default: the members' mean, "
-                        "bands t s sqrt(1 + 1/K)) | all-stars (one more flow trained on all stars, bands t s "
-                        "around it; a given --anisotropy only; its calibration: benchmarks/RESULTS.md, \"Bands "
-                        "centred on the all-star flow\")")
+    p.add_argument("--centre", default="auto", metavar="C",
+                   help="what an ensemble's value and bands are centred on: auto (default: all-stars with a given "
+                        "--anisotropy and no --warm-start, else members) | members (the members' mean, bands "
+                        "t s sqrt(1 + 1/K)) | all-stars (one more flow trained on all stars, bands t s around it; "
+                        "a given --anisotropy only; its calibration: benchmarks/RESULTS.md, \"Twenty mocks per "
+                        "model for both centres\")")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoints/ of an interrupted run")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

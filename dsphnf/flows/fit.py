@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS
 from .fit_setup import (FitSetup, anchor_setup, batched_reason, centred_on_all_stars, check_arguments, check_centre,
                         check_systematics, check_velocity, check_warm, executor_setting, member_settings,
-                        outer_threads, torch_threads, train_config_for, warm_members)
+                        outer_threads, resolved_centre, torch_threads, train_config_for, warm_members)
 from .fit_summary import centre_record, ensemble_j_record, fit_summary, plot_data
 from .member import MemberStars, TrainedMember, rebuild_flow, start_state
 from .member_grid import MEMBER_STORE, train_grid
@@ -236,6 +237,8 @@ def fit_flow(
         executor=where, batched=batched, foreground=foreground,
         distance=None if distance_err is None else (float(distance), float(distance_err)),
     )
+    centre = resolved_centre(opts.centre, setup.anisotropy, catalog.vz is not None, int(opts.warm_start))
+    setup = replace(setup, options=replace(opts, centre=centre))
     check_velocity(setup, catalog.vz is not None)
     check_warm(setup, catalog.vz is not None)
     check_centre(setup, catalog.vz is not None)

@@ -32,7 +32,7 @@ from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
-           "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "check_warm", "warm_members",
+           "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "resolved_centre", "check_warm", "warm_members",
            "warm_refusal", "warm_train"]
 
 
@@ -255,6 +255,32 @@ def check_warm(setup: FitSetup, kinematic: bool) -> None:
     why = warm_refusal(setup.anisotropy) if kinematic else None
     if why is not None:
         raise FitError(why)
+
+
+def resolved_centre(centre: str, anisotropy: AnisotropySpec, kinematic: bool, warm_start: int = 0) -> str:
+    """The centre an ensemble's bands use: ``centre``, with ``"auto"`` resolved.
+
+    ``"auto"`` is ``"all-stars"`` for stars with velocities (``kinematic``), a
+    given anisotropy and members trained from scratch (``warm_start`` 0), where
+    it was measured to cover better over realisations (benchmarks/RESULTS.md,
+    "Twenty mocks per model for both centres"), and ``"members"`` otherwise: a
+    learned anisotropy, where the all-star centre is refused; warm-started
+    members, whose bands were calibrated around their mean; positions only,
+    where it was not measured.
+
+    >>> from ..anisotropy import anisotropy_from
+    >>> iso = anisotropy_from("isotropic")
+    >>> resolved_centre("auto", iso, True), resolved_centre("auto", anisotropy_from("free"), True)
+    ('all-stars', 'members')
+    >>> resolved_centre("auto", iso, False), resolved_centre("auto", iso, True, warm_start=50)
+    ('members', 'members')
+    >>> resolved_centre("members", iso, True), resolved_centre("all-stars", iso, True, warm_start=50)
+    ('members', 'all-stars')
+    """
+    if centre != "auto":
+        return centre
+    given = kinematic and not isinstance(anisotropy, Inferred)
+    return "all-stars" if given and not warm_start else "members"
 
 
 def check_centre(setup: FitSetup, kinematic: bool) -> None:
