@@ -86,7 +86,8 @@ def test_demo_fits_the_flow_and_recovers_rho(capsys, tmp_path):
     true = loginterp(RADII, truth["r"], truth["rho"])
     inside = np.sum((lo <= true) & (true <= hi))
     assert re.search(rf"^flow: truth inside 68% band at {inside}/5 radii, inside 95% at \d/5", out, flags=re.M)
-    assert "flow fit: 2 flow(s) of 25 steps" in out and "bands: 68 % and 95 % Student-t" in out
+    assert "flow fit: 2 flow(s) of 25 steps and one on all stars" in out and "bands: 68 % and 95 % Student-t" in out
+    assert "value and bands centred on the flow trained on all stars" in out  # the default centre
 
 
 def test_demo_with_one_flow_prints_no_coverage(capsys, tmp_path):

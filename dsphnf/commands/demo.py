@@ -26,7 +26,8 @@ DESCRIPTION = f"""\
 Draw the benchmark mock dwarf ({DEFAULT_MODEL}: Zhao (2,5,1) stars with
 r* = 0.25 kpc in an NFW halo, r_s = 1 kpc, rho0 = 6.4e7 Msun/kpc^3,
 isotropic), fit an ensemble of {DEMO_ENSEMBLE} equivariant flows of {DEMO_STEPS} steps each to its
-(x, y, vz) as `dsphnf fit stars.csv --anisotropy isotropic --ensemble {DEMO_ENSEMBLE}
+(x, y, vz), and one more on all stars that the value and bands are centred on,
+as `dsphnf fit stars.csv --anisotropy isotropic --ensemble {DEMO_ENSEMBLE}
 --steps {DEMO_STEPS}` would (dsphnf fit's defaults, 8 flows of 400 steps, take
 about four times as long), and write into OUT (atomically; an existing OUT is
 replaced) everything `dsphnf fit` writes (profile.csv, profile_bands.csv,
@@ -123,13 +124,16 @@ def _write(out: Path, cat, truth, result, sky: SkyChecks, args: argparse.Namespa
 def _report_fit(result, truth, out: Path) -> None:
     """The fit against the truth: the table of errors and coverage, the read-out count, the cost."""
     from ..compare import compare, format_table
-    from ..flows.ensemble import readout_note
+    from ..flows.ensemble import centre_note, readout_note
 
     print(format_table(compare({"flow": result}, truth=truth)))
-    print(readout_note(result.summary["diagnostics"].get("readout")))
+    d = result.summary["diagnostics"]
+    print(readout_note(d.get("readout")))
+    if d.get("centre"):
+        print(centre_note(d["centre"]))
     k = result.summary["settings"]["ensemble"]
-    print(f"flow fit: {k} flow(s) of {result.summary['diagnostics']['members'][0]['steps']} steps, "
-          f"{result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
+    flows = f"{k} flow(s) of {d['members'][0]['steps']} steps" + (" and one on all stars" if d.get("centre") else "")
+    print(f"flow fit: {flows}, {result.summary['timings_s']['total_s']:.0f} s; wrote {out}/ "
           "(stars.csv, truth.csv, binned.csv, sky.png, profile.csv, summary.json, profiles.png, ...)")
 
 

@@ -284,7 +284,7 @@ def _grid_note(grid: dict | None) -> str:
 
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
-    from ..flows.ensemble import beta_constraint_note, readout_note
+    from ..flows.ensemble import beta_constraint_note, centre_note, readout_note
     from ..jfactor import INNER_GAMMA_MAX, OUTER_GAMMA_MIN
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])
@@ -295,10 +295,7 @@ def _report(s: dict) -> None:
           + _grid_note(d.get("grid")) + ")")
     print(readout_note(d.get("readout")))
     if d.get("centre"):
-        c = d["centre"]
-        print("value and bands centred on the flow trained on all stars (bands: -+ t s, s the flows' spread)"
-              + (f"; at {c['n_radii_from_members']} radii where its read-out is not physical, the flows' own"
-                 if c["n_radii_from_members"] else ""))
+        print(centre_note(d["centre"]))
     if d.get("beta_constrained"):
         print(beta_constraint_note(d["beta_constrained"]))
     if d.get("foreground"):

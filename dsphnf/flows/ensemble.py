@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import FitError
 from .student_t import t_bands, t_centre, t_interval, t_moments
 
-__all__ = ["readout_note", "UnphysicalReadout", "LOG_KEYS", "bootstrap_indices", "physical_mask", "band_profiles",
+__all__ = ["readout_note", "centre_note", "UnphysicalReadout", "LOG_KEYS", "bootstrap_indices", "physical_mask", "band_profiles",
            "readout_accounting", "check_survival", "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near",
            "symmetrised_width", "beta_constraint", "beta_constraint_note"]
 
@@ -205,6 +205,23 @@ def readout_note(acc: dict | None) -> str:
     return (f"{bands}; {len(bad)} of {k} flow(s) unphysical at some radii and left out there "
             f"(fewest used: {acc['fewest_used']} at r = {acc['fewest_used_at_r_kpc']:.3g} kpc; "
             "column n_used of profile_bands.csv)")
+
+
+def centre_note(centre: dict | None) -> str | None:
+    """One line saying that the value and bands are centred on the all-star flow (None: on the members' mean).
+
+    ``centre`` is ``summary["diagnostics"]["centre"]`` of a flow fit (absent when centred on the members).
+
+    >>> centre_note({"kind": "all-stars", "n_radii_from_members": 0, "radii_from_members_kpc": []})
+    "value and bands centred on the flow trained on all stars (bands: -+ t s, s the flows' spread)"
+    >>> centre_note(None) is None
+    True
+    """
+    if not centre:
+        return None
+    n = centre["n_radii_from_members"]
+    return ("value and bands centred on the flow trained on all stars (bands: -+ t s, s the flows' spread)"
+            + (f"; at {n} radii where its read-out is not physical, the flows' own" if n else ""))
 
 
 # ---------------------------------------------------------------------------- where beta is constrained
