@@ -10,6 +10,8 @@ so two calibrations of the same mocks give both estimators without a third run:
     python benchmarks/centre_compare.py ENS ONE [--ensemble 8]
     python benchmarks/centre_compare.py ENS_A,ENS_B ONE_A,ONE_B      # calibrations of several seed ranges pooled
     python benchmarks/centre_compare.py ENS ONE --record MODEL       # also the all-star rows as a record entry
+    python benchmarks/centre_compare.py ENS ONE --start START        # both centres against the untrained start
+                                                                     # (calibrate --method start on the same mocks)
 
 prints, per radius (0.25-4 R_half) and pooled, the coverage of the 68 % / 95 % bands, the median and spread of
 log10 rho/rho_true and the spread of z for both centres, and the median over mocks of the mean |error|.
@@ -22,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 
-def _rows(dirs: str) -> pd.DataFrame:
-    """The flow rows of one or more calibrate folders (comma-separated), refusing a mock seed found twice."""
-    rows = pd.concat([pd.read_csv(f"{d}/calibration.csv") for d in dirs.split(",")]).query("method == 'flow'")
+def _rows(dirs: str, method: str = "flow") -> pd.DataFrame:
+    """The ``method`` rows of one or more calibrate folders (comma-separated), refusing a mock seed found twice."""
+    rows = pd.concat([pd.read_csv(f"{d}/calibration.csv") for d in dirs.split(",")]).query(f"method == '{method}'")
     if rows.duplicated(["seed", "r_over_rhalf"]).any():
         raise SystemExit(f"centre_compare: a mock seed appears twice in {dirs}")
     return rows
@@ -57,6 +59,20 @@ def record_entry(m: pd.DataFrame, label: str) -> str:
     return f"    ({label!r}, 'flow'): {entry},"
 
 
+def against_start(m: pd.DataFrame, start_dirs: str) -> str:
+    """Both centres against the untrained start on the same mocks (:func:`dsphnf.calibrate.versus_start`)."""
+    from dsphnf.calibrate.score import START_FAR_DEX, versus_start
+
+    start = _rows(start_dirs, "start")
+    rows = [{"method": "start", "seed": s, "log10_err": e} for s, e in zip(start.seed, start.log10_err)]
+    for name, col in (("members' mean", "log10_err"), ("all-star flow", "log10_err_all")):
+        rows += [{"method": name, "seed": s, "log10_err": e} for s, e in zip(m.seed, m[col])]
+    return "\n".join(f"{v['method']}: median mean |error| {v['median_abs_err']:.3f} dex against the start's "
+                     f"{v['start_median_abs_err']:.3f}; better on {v['better']} of {v['n']}; within a third on "
+                     f"{v['third']}; where the start is >= {START_FAR_DEX} dex off ({v['far']}), within a third "
+                     f"on {v['far_third']}" for v in versus_start(rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ensembles")
@@ -64,10 +80,13 @@ def main() -> None:
     ap.add_argument("--ensemble", type=int, default=8, help="members per fit of ENS (default 8)")
     ap.add_argument("--record", metavar="MODEL", help="print the all-star centre's rows as an entry of book "
                     "chapter 9's MEASURED record, labelled MODEL")
+    ap.add_argument("--start", metavar="START", help="calibrate folder(s) of --method start on the same mocks")
     args = ap.parse_args()
     m = paired(args.ensembles, args.single, args.ensemble)
     if args.record:
         print(record_entry(m, args.record))
+    if args.start:
+        print(against_start(m, args.start))
     g = m.groupby("r_over_rhalf")
     fmt = lambda s, f="{:.2f}": " / ".join(f.format(v) for v in s)
     print(f"{m.seed.nunique()} mocks; radii {fmt(g.size().index, '{:g}')} R_half")
