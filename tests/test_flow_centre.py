@@ -1,9 +1,9 @@
 """Bands centred on an all-star flow (``FitOptions(centre="all-stars")``): the value is the read-out of one
 flow trained on all stars, the bands are value -+ t_{K-1}(q) s with s the bootstrap members' spread.
 
-It is the default (``centre="auto"``) for stars with velocities, a given anisotropy and members trained from
-scratch; the members' mean (``centre="members"``) otherwise. Whether such bands are calibrated is a benchmark over realisations
-(``dsphnf calibrate --centre all-stars``, benchmarks/RESULTS.md), not a test.
+It is the default (``centre="auto"``) for stars with velocities, a given anisotropy and members trained
+from scratch; the members' mean (``centre="members"``) otherwise. Whether such bands are calibrated is a
+benchmark over realisations (``dsphnf calibrate --centre all-stars``, benchmarks/RESULTS.md), not a test.
 """
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ import numpy as np
 from ..errors import FitError
 from .student_t import t_bands, t_centre, t_interval, t_moments
 
-__all__ = ["readout_note", "centre_note", "UnphysicalReadout", "LOG_KEYS", "bootstrap_indices", "physical_mask", "band_profiles",
+__all__ = ["readout_note", "centre_note", "UnphysicalReadout", "LOG_KEYS", "bootstrap_indices", "physical_mask",
+           "band_profiles",
            "readout_accounting", "check_survival", "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near",
            "symmetrised_width", "beta_constraint", "beta_constraint_note"]
 

@@ -32,8 +32,8 @@ from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
-           "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "resolved_centre", "check_warm", "warm_members",
-           "warm_refusal", "warm_train"]
+           "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "resolved_centre", "check_warm",
+           "warm_members", "warm_refusal", "warm_train"]
 
 
 @dataclass
