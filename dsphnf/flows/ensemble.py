@@ -20,9 +20,11 @@ which covers the truth with probability q when the members scatter around the
 estimate as the estimate scatters around the truth (the sqrt(1 + 1/K) and the
 t quantile account for the K-member mean and standard deviation):
 ``_lo``/``_hi`` for q = 68 %, ``_lo95``/``_hi95`` for q = 95 %. One flow has
-no band (NaN). With ``FitOptions(centre="all-stars")`` the value is instead the
-read-out c of one more flow trained on all stars, and band = c -+ t_{K-1}(q) s:
-the members then estimate only that flow's sampling spread
+no band (NaN). With ``FitOptions(centre="all-stars")``, the default
+(``"auto"``) with velocities, a given anisotropy and members trained from
+scratch, the value is instead the read-out c of one more flow trained on all
+stars, and band = c -+ t_{K-1}(q) s: the members then estimate only that
+flow's sampling spread
 (:func:`band_profiles`; the arithmetic in :mod:`~dsphnf.flows.student_t`).
 
 Physical read-out: a member is *used* at a radius when its read-out there is

@@ -3,11 +3,12 @@
 With K members' values of a quantity (ln x for positive ones), m and s their
 mean and standard deviation:
 
-- around the members' mean (the default centre): m -+ t_{K-1}(q) s sqrt(1 + 1/K)
+- around the members' mean (``centre="members"``): m -+ t_{K-1}(q) s sqrt(1 + 1/K)
   (:func:`t_interval`), a prediction interval that covers the truth with
   probability q when the members scatter around the estimate as the estimate
   scatters around the truth;
-- around another estimate c of the same quantity (a flow trained on all stars):
+- around another estimate c of the same quantity (a flow trained on all stars, the default centre with
+  velocities and a given anisotropy):
   c -+ t_{K-1}(q) s (:func:`t_bands` with the members' :func:`t_moments`).
 
 The band suffixes are those of :data:`BANDS`; no unit (the values' own).
