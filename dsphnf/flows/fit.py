@@ -229,20 +229,21 @@ def fit_flow(
     check_arguments(catalog, inner, ensemble, steps, opts)
     check_systematics(catalog, distance, distance_err, foreground, train_config)
     where = executor_setting(executor, ray_address, workers, device)
+    beta = require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit")
+    kinematic = catalog.vz is not None
+    opts = replace(opts, centre=resolved_centre(opts.centre, beta, kinematic, int(opts.warm_start)))
     setup = FitSetup(
-        anisotropy=require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit"), inner=inner,
+        anisotropy=beta, inner=inner,
         ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,
         flow=flow_config or FlowConfig(), train=train_config_for(steps, train_config),
         checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
         executor=where, batched=batched, foreground=foreground,
         distance=None if distance_err is None else (float(distance), float(distance_err)),
     )
-    centre = resolved_centre(opts.centre, setup.anisotropy, catalog.vz is not None, int(opts.warm_start))
-    setup = replace(setup, options=replace(opts, centre=centre))
-    check_velocity(setup, catalog.vz is not None)
-    check_warm(setup, catalog.vz is not None)
-    check_centre(setup, catalog.vz is not None)
-    batched_reason(setup, catalog.vz is not None)  # batched=True that cannot be: refused before anything is written
+    check_velocity(setup, kinematic)
+    check_warm(setup, kinematic)
+    check_centre(setup, kinematic)
+    batched_reason(setup, kinematic)  # batched=True that cannot be: refused before anything is written
     with torch_threads(outer_threads(opts.threads)):
         t0 = time.perf_counter()
         stars = _prepare(catalog, setup)
