@@ -1,9 +1,9 @@
 """Bands centred on an all-star flow (``FitOptions(centre="all-stars")``): the value is the read-out of one
 flow trained on all stars, the bands are value -+ t_{K-1}(q) s with s the bootstrap members' spread.
 
-It is the default (``centre="auto"``) for stars with velocities, a given anisotropy and members trained
-from scratch; the members' mean (``centre="members"``) otherwise. Whether such bands are calibrated is a
-benchmark over realisations (``dsphnf calibrate --centre all-stars``, benchmarks/RESULTS.md), not a test.
+It is the default (``centre="auto"``) for stars with velocities and a given anisotropy, members trained
+from scratch or warm-started; the members' mean (``centre="members"``) otherwise. Whether such bands are
+calibrated is a benchmark over realisations (``dsphnf calibrate --centre all-stars``, benchmarks/RESULTS.md), not a test.
 """
 from __future__ import annotations
 
@@ -67,14 +67,12 @@ def test_it_is_the_default_with_a_given_anisotropy(cat, centred):
         assert auto.profile[key].tobytes() == centred.profile[key].tobytes(), key
 
 
-def test_the_default_centres_on_the_members_with_a_learned_anisotropy_a_warm_start_or_no_velocities(cat):
+def test_the_default_centres_on_the_members_with_a_learned_anisotropy_or_no_velocities(cat):
     learned = fit_flow(cat, "om", ensemble=2, steps=2, progress=False)
     assert learned.summary["settings"]["centre"] == "members" and "centre" not in learned.summary["diagnostics"]
     sky = Catalog(cat.x, cat.y)
     positions = fit_flow(sky, ensemble=2, steps=2, progress=False)
     assert positions.summary["settings"]["centre"] == "members" and "from_members" not in positions.profile
-    warm = fit_flow(cat, ensemble=2, steps=2, progress=False, options=FitOptions(warm_start=1))
-    assert warm.summary["settings"]["centre"] == "members" and "centre" not in warm.summary["diagnostics"]
 
 
 def test_the_members_are_those_of_the_members_centre_and_only_the_centre_moves(cat, centred):
@@ -88,8 +86,9 @@ def test_the_members_are_those_of_the_members_centre_and_only_the_centre_moves(c
     assert plain.summary["settings"]["centre"] == "members" and "centre" not in plain.summary["jfactor"]
 
 
-def test_a_warm_start_centres_on_its_own_all_star_flow_without_a_second(cat):
-    res = _fit(cat, centre="all-stars", warm_start=2)
+def test_a_warm_start_centres_on_its_own_all_star_flow_by_default_without_a_second(cat):
+    res = _fit(cat, warm_start=2)
+    assert res.summary["settings"]["centre"] == "all-stars" and res.summary["jfactor"]["centre"] == "all-stars"
     grid = res.summary["diagnostics"]["grid"]
     assert grid["warm_start"]["steps"] == 2 and grid["anchor"]["info"]["steps"] == STEPS
     assert res.profile["rho"].tobytes() == _fit(cat, ensemble=1).profile["rho"].tobytes()

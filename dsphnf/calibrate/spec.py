@@ -216,7 +216,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     fits: list[FitSettings] = []
     if "flow" in chosen:
         warm, k = _integer(warm_start, "--warm-start", 0), _integer(ensemble, "--ensemble", 1)
-        centre = resolved_centre(centre, beta, kinematic=True, warm_start=warm)  # every mock has velocities
+        centre = resolved_centre(centre, beta, kinematic=True)  # every mock has velocities
         why = (warm_refusal(beta) if warm else None) or (centre_refusal(centre, beta) if k > 1 else None)
         if why is not None:
             raise CalibrationError(why)
@@ -274,7 +274,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         The flow's ``FitOptions.warm_start`` (0, the default: members train from scratch; N: a k-step bootstrap).
     centre : str
         The flow's ``FitOptions.centre``: ``auto`` (default; resolved here: ``all-stars`` for a given
-        ``fit_anisotropy`` and no warm start, else ``members``), ``members`` or ``all-stars`` (bands around a
+        ``fit_anisotropy``, else ``members``), ``members`` or ``all-stars`` (bands around a
         flow trained on all stars). A store written with another centre is refused on resume.
 
     Raises

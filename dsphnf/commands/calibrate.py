@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="flow ensembles as a k-step bootstrap, as in dsphnf fit --warm-start (default 0: off)")
     p.add_argument("--centre", default="auto", metavar="C",
                    help="what the flow's value and bands are centred on, as in dsphnf fit --centre: auto (default: "
-                        "all-stars with a given --fit-anisotropy and no --warm-start, else members) | members | "
+                        "all-stars with a given --fit-anisotropy, else members) | members | "
                         "all-stars")
     p.add_argument("--nu-mean", default="none", choices=["none", "zhao"],
                    help="what the flow's smoothness prior measures the roughness of ln nu from, as in dsphnf fit "

@@ -147,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "calibration: benchmarks/RESULTS.md, \"Warm-started members\")")
     p.add_argument("--centre", default="auto", metavar="C",
                    help="what an ensemble's value and bands are centred on: auto (default: all-stars with a given "
-                        "--anisotropy and no --warm-start, else members) | members (the members' mean, bands "
+                        "--anisotropy, else members) | members (the members' mean, bands "
                         "t s sqrt(1 + 1/K)) | all-stars (one more flow trained on all stars, bands t s around it; "
                         "a given --anisotropy only; its calibration: benchmarks/RESULTS.md, \"Twenty mocks per "
                         "model for both centres\")")

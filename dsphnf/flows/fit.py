@@ -231,7 +231,7 @@ def fit_flow(
     where = executor_setting(executor, ray_address, workers, device)
     beta = require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit")
     kinematic = catalog.vz is not None
-    opts = replace(opts, centre=resolved_centre(opts.centre, beta, kinematic, int(opts.warm_start)))
+    opts = replace(opts, centre=resolved_centre(opts.centre, beta, kinematic))
     setup = FitSetup(
         anisotropy=beta, inner=inner,
         ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,

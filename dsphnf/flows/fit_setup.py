@@ -257,30 +257,29 @@ def check_warm(setup: FitSetup, kinematic: bool) -> None:
         raise FitError(why)
 
 
-def resolved_centre(centre: str, anisotropy: AnisotropySpec, kinematic: bool, warm_start: int = 0) -> str:
+def resolved_centre(centre: str, anisotropy: AnisotropySpec, kinematic: bool) -> str:
     """The centre an ensemble's bands use: ``centre``, with ``"auto"`` resolved.
 
-    ``"auto"`` is ``"all-stars"`` for stars with velocities (``kinematic``), a
-    given anisotropy and members trained from scratch (``warm_start`` 0), where
-    it was measured to cover better over realisations (benchmarks/RESULTS.md,
-    "Twenty mocks per model for both centres"), and ``"members"`` otherwise: a
-    learned anisotropy, where the all-star centre is refused; warm-started
-    members, whose bands were calibrated around their mean; positions only,
-    where it was not measured.
+    ``"auto"`` is ``"all-stars"`` for stars with velocities (``kinematic``) and a
+    given anisotropy, where it was measured to cover better over realisations
+    than the members' mean with members trained from scratch
+    (benchmarks/RESULTS.md, "Twenty mocks per model for both centres") and as
+    well as their mean with warm-started members, whose all-star flow it is
+    ("Warm-started members around their all-star flow"); ``"members"``
+    otherwise: a learned anisotropy, where the all-star centre is refused;
+    positions only, where it was not measured.
 
     >>> from ..anisotropy import anisotropy_from
     >>> iso = anisotropy_from("isotropic")
     >>> resolved_centre("auto", iso, True), resolved_centre("auto", anisotropy_from("free"), True)
     ('all-stars', 'members')
-    >>> resolved_centre("auto", iso, False), resolved_centre("auto", iso, True, warm_start=50)
+    >>> resolved_centre("auto", iso, False), resolved_centre("members", iso, True)
     ('members', 'members')
-    >>> resolved_centre("members", iso, True), resolved_centre("all-stars", iso, True, warm_start=50)
-    ('members', 'all-stars')
     """
     if centre != "auto":
         return centre
     given = kinematic and not isinstance(anisotropy, Inferred)
-    return "all-stars" if given and not warm_start else "members"
+    return "all-stars" if given else "members"
 
 
 def check_centre(setup: FitSetup, kinematic: bool) -> None:

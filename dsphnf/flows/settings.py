@@ -124,14 +124,17 @@ class FitOptions:
         all-star flow, so free with ``warm_start``), bands around its
         read-out of t s, s the members' spread: the usual bootstrap interval
         around the full-sample estimate. ``"auto"`` (default): ``"all-stars"``
-        for stars with velocities, a given anisotropy and members trained
-        from scratch, ``"members"`` otherwise (a learned anisotropy, a warm
-        start, positions only: :func:`~dsphnf.flows.fit_setup.resolved_centre`;
-        the summary records which). Over 80 mocks of four models the all-star
+        for stars with velocities and a given anisotropy (members trained
+        from scratch or warm-started), ``"members"`` otherwise (a learned
+        anisotropy, positions only:
+        :func:`~dsphnf.flows.fit_setup.resolved_centre`; the summary records
+        which). Over 80 mocks of four models the all-star
         centre's bands held the truth 0.685 / 0.955 of the time (68 % / 95 %),
         the members' mean's 0.655 / 0.953, with an rms error no larger on any
         model (benchmarks/RESULTS.md, "Twenty mocks per model for both
-        centres"). Ignored for a single flow. ``"all-stars"`` is refused (a
+        centres"); with warm-started members 0.650 / 0.950, as around their
+        mean (0.655 / 0.945; "Warm-started members around their all-star
+        flow"). Ignored for a single flow. ``"all-stars"`` is refused (a
         FitError) with velocities and a learned anisotropy: one all-star flow
         leans further along the nearly flat direction of beta than the
         members' mean. Without velocities it was not measured.
