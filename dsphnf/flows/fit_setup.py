@@ -264,8 +264,8 @@ def resolved_centre(centre: str, anisotropy: AnisotropySpec, kinematic: bool) ->
     given anisotropy, where it was measured to cover better over realisations
     than the members' mean with members trained from scratch
     (benchmarks/RESULTS.md, "Twenty mocks per model for both centres") and as
-    well as their mean with warm-started members, whose all-star flow it is
-    ("Warm-started members around their all-star flow"); ``"members"``
+    well as their mean or better with warm-started members, whose all-star
+    flow it is ("Warm-started members around their all-star flow"); ``"members"``
     otherwise: a learned anisotropy, where the all-star centre is refused;
     positions only, where it was not measured.
 
