@@ -2,10 +2,11 @@
 # The whole GPU benchmark in one go (scaling issue, item 3), sized for a 10-minute slot (at most ~9.6 minutes):
 #   0. tests/test_device.py: objective, gradient and short fits on CUDA against the CPU's, CUDA graphs against eager;
 #   1. one objective evaluation (loss and gradient) on CUDA: time, synchronisations, copies, kernels, graph replay;
-#   2. an ensemble of 8 on the public NonPlumCuspIso file (1000 stars) replaying CUDA graphs
-#      (target: <= 15 s on one H100-class GPU);
-#   2b. the same ensemble warm-started (--warm-start 50: one flow on all stars, then every member at most
-#      50 L-BFGS steps from it; not yet run on a GPU: on the CPU it costs 1.6 single flows);
+#   2. an ensemble of 8 on the public NonPlumCuspIso file (1000 stars) replaying CUDA graphs, the default:
+#      8 members from scratch and, since 2026-12-05, one more flow on all stars, the centre of the value and
+#      bands (target: <= 15 s on one H100-class GPU; 24.0 s for the members alone on an H200, 2026-12-04);
+#   2b. the same ensemble warm-started (--warm-start 50: the all-star flow, then every member at most
+#      50 L-BFGS steps from it; the same value as 2; not yet run on a GPU: on the CPU it costs 1.7 single flows);
 #   3. one flow on the same stars replaying CUDA graphs (the batched trainer with one member), twice:
 #      whether a GPU fit repeats itself bit for bit (on 2026-12-04 the same code stopped at step 256 once and
 #      ran to 400 once);
