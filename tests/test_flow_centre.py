@@ -3,7 +3,8 @@ flow trained on all stars, the bands are value -+ t_{K-1}(q) s with s the bootst
 
 It is the default (``centre="auto"``) for stars with velocities and a given anisotropy, members trained
 from scratch or warm-started; the members' mean (``centre="members"``) otherwise. Whether such bands are
-calibrated is a benchmark over realisations (``dsphnf calibrate --centre all-stars``, benchmarks/RESULTS.md), not a test.
+calibrated is a benchmark over realisations (``dsphnf calibrate --centre all-stars``, benchmarks/RESULTS.md), not
+a test.
 """
 from __future__ import annotations
 
