@@ -128,17 +128,18 @@ class FitOptions:
         from scratch or warm-started), ``"members"`` otherwise (a learned
         anisotropy, positions only:
         :func:`~dsphnf.flows.fit_setup.resolved_centre`; the summary records
-        which). Over 80 mocks of four models the all-star
-        centre's bands held the truth 0.685 / 0.955 of the time (68 % / 95 %),
-        the members' mean's 0.655 / 0.953, with an rms error no larger on any
-        model (benchmarks/RESULTS.md, "Twenty mocks per model for both
-        centres"); with warm-started members 0.650 / 0.950, as around their
-        mean (0.655 / 0.945), and 0.600 / 0.930 on an Einasto halo with
-        radial orbits, where their mean's covered 0.570 / 0.890
-        ("Warm-started members around their all-star flow"). Ignored for a single flow. ``"all-stars"`` is refused (a
-        FitError) with velocities and a learned anisotropy: one all-star flow
-        leans further along the nearly flat direction of beta than the
-        members' mean. Without velocities it was not measured.
+        which). Over 80 mocks of four models the all-star centre's bands held
+        the truth 0.685 / 0.955 of the time (68 % / 95 %), the members'
+        mean's 0.655 / 0.953, with an rms error no larger on any model
+        (benchmarks/RESULTS.md, "Twenty mocks per model for both centres");
+        with warm-started members 0.650 / 0.950, as around their mean
+        (0.655 / 0.945), and 0.600 / 0.930 on an Einasto halo with radial
+        orbits, where their mean's covered 0.570 / 0.890 ("Warm-started
+        members around their all-star flow"). Ignored for a single flow.
+        ``"all-stars"`` is refused (a FitError) with velocities and a
+        learned anisotropy: one all-star flow leans further along the nearly
+        flat direction of beta than the members' mean. Without velocities it
+        was not measured.
     """
 
     n_grid: int = 40
