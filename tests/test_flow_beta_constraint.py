@@ -81,6 +81,25 @@ def test_nowhere_and_everywhere():
     assert beta_constraint_note(beta_constraint(prof, R)).startswith("beta is constrained over the whole grid")
 
 
+def test_a_central_beta_at_its_lower_bound_is_flagged_where_stars_are():
+    """Members near beta = -2.8 (y = -0.58, within the margin of y = -0.6) outside 0.3 kpc, -0.5 inside:
+    flagged at the radii with stars only, and said in the note; a beta of -2.3 (y = -0.535) is not."""
+    from dsphnf.flows.beta import BETA_MIN
+
+    centre = np.where(R_GRID > 0.3, -2.8, -0.5)
+    c = beta_constraint(band_profiles(_ensemble(np.full(R_GRID.size, 0.01), centre=centre), ["beta"]), _stars())
+    at = np.array(c["at_bound"])
+    near = np.array(c["n_stars_near"]) >= BETA_MIN_STARS
+    assert np.array_equal(at, (R_GRID > 0.3) & near) and at.any() and not at[R_GRID > 2.1].any()
+    note = beta_constraint_note(c)
+    assert f"beta sits at the lower bound of its parametrisation ({BETA_MIN:g})" in note
+    assert "; at 0.3" in note or "; at 0.33" in note
+    mild = beta_constraint(band_profiles(_ensemble(np.full(R_GRID.size, 0.01), centre=-2.3), ["beta"]), _stars())
+    assert not any(mild["at_bound"]) and "lower bound" not in beta_constraint_note(mild)
+    assert "lower bound" not in beta_constraint_note({**c, "at_bound": [False] * len(c["r_kpc"])})
+    json.dumps(c)
+
+
 def test_band_limits_beyond_beta_one_count_as_the_edge_of_y():
     # a Student-t band of beta can run past 1: its y limit is 1, not beta/(2 - beta) of it
     assert symmetrised_width(np.array([0.0]), np.array([1.5]))[0] == pytest.approx(1.0)

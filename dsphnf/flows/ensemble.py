@@ -47,7 +47,7 @@ from .student_t import t_bands, t_centre, t_interval, t_moments
 __all__ = ["readout_note", "centre_note", "UnphysicalReadout", "LOG_KEYS", "bootstrap_indices", "physical_mask",
            "band_profiles",
            "readout_accounting", "check_survival", "BETA_MAX_Y_WIDTH", "BETA_MIN_STARS", "stars_near",
-           "symmetrised_width", "beta_constraint", "beta_constraint_note"]
+           "symmetrised_width", "beta_constraint", "beta_constraint_note", "bound_note", "BETA_BOUND_Y_MARGIN"]
 
 #: quantities whose bands are taken in ln x (positive by nature)
 LOG_KEYS = ("nu", "sigma_r", "sigma_t", "M", "rho")
@@ -238,6 +238,10 @@ BETA_MAX_Y_WIDTH = 0.5
 #: radial or tangential orbits, the shape information that constrains a learned beta.
 BETA_MIN_STARS = 100.0
 BETA_STAR_FACTOR = 2.0
+#: A learned beta is *at its bound* where its central value's y = beta / (2 - beta) lies within this of
+#: the lowest y its parametrisation allows (:data:`~dsphnf.flows.beta.BETA_MIN` = -3, y = -0.6): below
+#: beta = -2.44 the bound, not the stars, stops it (a free beta run tangential on a mock: -2.2 to -3.0).
+BETA_BOUND_Y_MARGIN = 0.05
 
 
 def stars_near(r: np.ndarray, R: np.ndarray, weights: np.ndarray | None = None,
@@ -297,9 +301,12 @@ def beta_constraint(profile: dict[str, np.ndarray], R: np.ndarray, weights: np.n
     (NaN), so nowhere counts as constrained.
 
     Returns a JSON-ready dict: the rule and its thresholds, per radius
-    ``constrained`` (bool), ``y_width68`` (None without a band) and
-    ``n_stars_near``, and ``ranges_kpc``, the [first, last] grid radius of
-    every run of constrained radii (empty when none).
+    ``constrained`` (bool), ``y_width68`` (None without a band),
+    ``n_stars_near`` and ``at_bound`` (the central beta within
+    :data:`BETA_BOUND_Y_MARGIN` in y of the lower bound of its
+    parametrisation, where stars are: not a measurement but the family's
+    edge), and ``ranges_kpc``, the [first, last] grid radius of every run of
+    constrained radii (empty when none).
 
     >>> r = np.array([0.01, 0.1, 1.0, 10.0])
     >>> prof = {"r": r, "beta_lo": np.array([-0.1, -0.1, 0.0, -2.0]), "beta_hi": np.array([0.1, 0.3, 0.4, 0.9])}
@@ -313,14 +320,48 @@ def beta_constraint(profile: dict[str, np.ndarray], R: np.ndarray, weights: np.n
                               profile.get("beta_hi", np.full(r.size, np.nan)))
     near = stars_near(r, R, weights)
     ok = np.isfinite(width) & (width <= max_width) & (near >= min_stars)
+    at_bound = _at_lower_bound(profile.get("beta", np.full(r.size, np.nan))) & (near >= min_stars)
     return {
         "rule": (f"constrained where the 68 % band of y = beta/(2 - beta) is at most {max_width:g} wide and "
                  f">= {min_stars:g} stars have projected radii within a factor {BETA_STAR_FACTOR:g} of r"),
         "max_y_width68": float(max_width), "min_stars": float(min_stars),
         "r_kpc": r.tolist(), "constrained": ok.tolist(),
         "y_width68": [None if not np.isfinite(v) else float(v) for v in width],
-        "n_stars_near": near.tolist(), "ranges_kpc": _runs(r, ok),
+        "n_stars_near": near.tolist(), "at_bound": at_bound.tolist(), "ranges_kpc": _runs(r, ok),
     }
+
+
+def _at_lower_bound(beta: np.ndarray) -> np.ndarray:
+    """Where beta's y = beta / (2 - beta) is within :data:`BETA_BOUND_Y_MARGIN` of its parametrisation's lowest.
+
+    >>> _at_lower_bound(np.array([-0.5, -2.3, -2.6, np.nan])).tolist()
+    [False, False, True, False]
+    """
+    from .beta import Y_MIN
+
+    b = np.asarray(beta, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(b) & (b / (2.0 - b) < Y_MIN + BETA_BOUND_Y_MARGIN)
+
+
+def bound_note(c: dict) -> str:
+    """A clause on where the central beta sits at its lower bound ('' where it does not; ``c``: :func:`beta_constraint`).
+
+    >>> bound_note({"r_kpc": [0.1, 0.5, 1.0], "at_bound": [False, True, True]})  # doctest: +NORMALIZE_WHITESPACE
+    '; at 0.5-1 kpc beta sits at the lower bound of its parametrisation (-3): the bound, not the stars,
+     stops it there, and rho there moves with it; a strongly tangential free beta is a known bias of the
+     velocity family of the flow (the README, "How far to trust a fit"): compare with a given or parametric
+     anisotropy'
+    """
+    r = np.asarray(c["r_kpc"], dtype=float)
+    runs = _runs(r, np.asarray(c.get("at_bound", [False] * r.size), dtype=bool))
+    if not runs:
+        return ""
+    where = " and ".join(f"{lo:.3g} kpc" if lo == hi else f"{lo:.3g}-{hi:.3g} kpc" for lo, hi in runs)
+    return (f"; at {where} beta sits at the lower bound of its parametrisation (-3): the bound, not the stars, "
+            "stops it there, and rho there moves with it; a strongly tangential free beta is a known bias of "
+            "the velocity family of the flow (the README, \"How far to trust a fit\"): compare with a given or "
+            "parametric anisotropy")
 
 
 def beta_constraint_note(c: dict | None) -> str:
@@ -337,6 +378,11 @@ def beta_constraint_note(c: dict | None) -> str:
     """
     if not c:
         return ""
+    return _constraint_sentence(c) + bound_note(c)
+
+
+def _constraint_sentence(c: dict) -> str:
+    """:func:`beta_constraint_note` without the bound's clause."""
     r = np.asarray(c["r_kpc"], dtype=float)
     ok = np.asarray(c["constrained"], dtype=bool)
     rule = (f"68 % band of beta/(2 - beta) narrower than {c['max_y_width68']:g} and >= {c['min_stars']:g} "
