@@ -345,7 +345,9 @@ def _at_lower_bound(beta: np.ndarray) -> np.ndarray:
 
 
 def bound_note(c: dict) -> str:
-    """A clause on where the central beta sits at its lower bound ('' where it does not; ``c``: :func:`beta_constraint`).
+    """A clause on where the central beta sits at its lower bound ('' where it does not).
+
+    ``c``: :func:`beta_constraint`'s dict (one written before ``at_bound`` existed gives '').
 
     >>> bound_note({"r_kpc": [0.1, 0.5, 1.0], "at_bound": [False, True, True]})  # doctest: +NORMALIZE_WHITESPACE
     '; at 0.5-1 kpc beta sits at the lower bound of its parametrisation (-3): the bound, not the stars,
@@ -353,15 +355,17 @@ def bound_note(c: dict) -> str:
      velocity family of the flow (the README, "How far to trust a fit"): compare with a given or parametric
      anisotropy'
     """
+    from .beta import BETA_MIN
+
     r = np.asarray(c["r_kpc"], dtype=float)
     runs = _runs(r, np.asarray(c.get("at_bound", [False] * r.size), dtype=bool))
     if not runs:
         return ""
     where = " and ".join(f"{lo:.3g} kpc" if lo == hi else f"{lo:.3g}-{hi:.3g} kpc" for lo, hi in runs)
-    return (f"; at {where} beta sits at the lower bound of its parametrisation (-3): the bound, not the stars, "
-            "stops it there, and rho there moves with it; a strongly tangential free beta is a known bias of "
-            "the velocity family of the flow (the README, \"How far to trust a fit\"): compare with a given or "
-            "parametric anisotropy")
+    return (f"; at {where} beta sits at the lower bound of its parametrisation ({BETA_MIN:g}): the bound, not "
+            "the stars, stops it there, and rho there moves with it; a strongly tangential free beta is a known "
+            "bias of the velocity family of the flow (the README, \"How far to trust a fit\"): compare with a "
+            "given or parametric anisotropy")
 
 
 def beta_constraint_note(c: dict | None) -> str:
