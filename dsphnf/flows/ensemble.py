@@ -257,17 +257,25 @@ def stars_near(r: np.ndarray, R: np.ndarray, weights: np.ndarray | None = None,
     return (inside * w[None, :]).sum(axis=1)
 
 
+def _symmetrised(beta: np.ndarray) -> np.ndarray:
+    """y = beta / (2 - beta), with beta at or above 1 counted as y = 1 (NaN stays NaN)."""
+    b = np.asarray(beta, dtype=float)
+    with np.errstate(all="ignore"):
+        return np.where(b >= 1.0, 1.0, b / (2.0 - b))
+
+
 def symmetrised_width(beta_lo: np.ndarray, beta_hi: np.ndarray) -> np.ndarray:
     """Width of a band of beta in y = beta / (2 - beta) (in (-1, 1); limits at or above beta = 1 count as y = 1).
 
     >>> symmetrised_width(np.array([-2.0, np.nan]), np.array([5.0, 0.0]))
     array([1.5, nan])
     """
-    def y(b: np.ndarray) -> np.ndarray:
-        b = np.asarray(b, dtype=float)
-        with np.errstate(all="ignore"):
-            return np.where(b >= 1.0, 1.0, b / (2.0 - b))
-    return y(beta_hi) - y(beta_lo)
+    return _symmetrised(beta_hi) - _symmetrised(beta_lo)
+
+
+def _span(lo: float, hi: float) -> str:
+    """'lo kpc' or 'lo-hi kpc' (3 significant digits)."""
+    return f"{lo:.3g} kpc" if lo == hi else f"{lo:.3g}-{hi:.3g} kpc"
 
 
 def _runs(r: np.ndarray, ok: np.ndarray) -> list[list[float]]:
@@ -319,8 +327,9 @@ def beta_constraint(profile: dict[str, np.ndarray], R: np.ndarray, weights: np.n
     width = symmetrised_width(profile.get("beta_lo", np.full(r.size, np.nan)),
                               profile.get("beta_hi", np.full(r.size, np.nan)))
     near = stars_near(r, R, weights)
-    ok = np.isfinite(width) & (width <= max_width) & (near >= min_stars)
-    at_bound = _at_lower_bound(profile.get("beta", np.full(r.size, np.nan))) & (near >= min_stars)
+    enough = near >= min_stars
+    ok = np.isfinite(width) & (width <= max_width) & enough
+    at_bound = _at_lower_bound(profile.get("beta", np.full(r.size, np.nan))) & enough
     return {
         "rule": (f"constrained where the 68 % band of y = beta/(2 - beta) is at most {max_width:g} wide and "
                  f">= {min_stars:g} stars have projected radii within a factor {BETA_STAR_FACTOR:g} of r"),
@@ -339,9 +348,8 @@ def _at_lower_bound(beta: np.ndarray) -> np.ndarray:
     """
     from .beta import Y_MIN
 
-    b = np.asarray(beta, dtype=float)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(b) & (b / (2.0 - b) < Y_MIN + BETA_BOUND_Y_MARGIN)
+        return _symmetrised(beta) < Y_MIN + BETA_BOUND_Y_MARGIN
 
 
 def bound_note(c: dict) -> str:
@@ -361,7 +369,7 @@ def bound_note(c: dict) -> str:
     runs = _runs(r, np.asarray(c.get("at_bound", [False] * r.size), dtype=bool))
     if not runs:
         return ""
-    where = " and ".join(f"{lo:.3g} kpc" if lo == hi else f"{lo:.3g}-{hi:.3g} kpc" for lo, hi in runs)
+    where = " and ".join(_span(lo, hi) for lo, hi in runs)
     return (f"; at {where} beta sits at the lower bound of its parametrisation ({BETA_MIN:g}): the bound, not "
             "the stars, stops it there, and rho there moves with it; a strongly tangential free beta is a known "
             "bias of the velocity family of the flow (the README, \"How far to trust a fit\"): compare with a "
@@ -418,6 +426,6 @@ def _why_not(c: dict) -> str:
         k = j
         while k + 1 < len(r) and not c["constrained"][k + 1] and reason[k + 1] == reason[j]:
             k += 1
-        parts.append(f"{reason[j]} at " + (f"{r[j]:.3g} kpc" if k == j else f"{r[j]:.3g}-{r[k]:.3g} kpc"))
+        parts.append(f"{reason[j]} at " + _span(r[j], r[k]))
         j = k + 1
     return "; ".join(parts)
