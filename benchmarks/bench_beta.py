@@ -13,6 +13,8 @@ truth there, and the wall time. Variants:
 - ``start`` : the untrained start (one step at a learning rate of 1e-12);
 - ``separable`` : the flow with the separable velocity family (beta(r) learned
   with its separate radial and tangential speed maps; ``FlowConfig(velocity="separable")``);
+- ``angular`` : the flow with the angular velocity family (one speed map and a learned
+  law of the velocity's angle to the radius; ``FlowConfig(velocity="angular")``);
 - ``baseline:om`` (any ``baseline:FAMILY``) : the parametric Jeans fit with that inferred family
   (its posterior bands are reported as an ensemble's are).
 
@@ -105,9 +107,9 @@ def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save
     if variant == "start":
         res = fit_flow(cat, "free", seed=seed, progress=False, options=opts,
                        train_config=TrainConfig(steps=1, lr=1e-12))
-    elif variant == "separable":
+    elif variant in ("separable", "angular"):
         res = fit_flow(cat, "free", seed=seed, steps=steps, progress=False, options=opts, ensemble=ensemble,
-                       flow_config=FlowConfig(velocity="separable"))
+                       flow_config=FlowConfig(velocity=variant))
     else:
         res = fit_flow(cat, variant, seed=seed, steps=steps, progress=False, options=opts, ensemble=ensemble)
     wall = time.perf_counter() - t0

@@ -5,7 +5,8 @@ likelihood with Gauss-Hermite smearing, the smoothness prior and, for an
 inferred anisotropy, its priors) and its gradient, on the stars of a
 ``dsphnf.draw_mock`` catalogue standardised as ``fit_flow`` does, for an
 untrained flow of each family with ``anisotropy="free"``: ``elliptical``
-(speed map, learned beta layer) and ``separable`` (two semi-axis maps).
+(speed map, learned beta layer), ``separable`` (two semi-axis maps) and
+``angular`` (speed map and a learned angular law).
 Prints one JSON line per family: median wall and CPU seconds per step over
 ``--reps`` steps, the load average and the number of stars.
 
@@ -53,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(1)
     data, cfg = stars(a.n, a.seed), TrainConfig()
     prior = SmoothnessPrior.for_stars(data.R, data.weights, cfg.smooth_tau)
-    for family in ("elliptical", "separable"):
+    for family in ("elliptical", "separable", "angular"):
         torch.manual_seed(a.seed)
         flow = SphericalFlow(kinematic=True, anisotropy=Inferred("free"), velocity=family).double()
         walls, cpus = [], []

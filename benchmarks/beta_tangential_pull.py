@@ -11,7 +11,7 @@ starts the free beta at B at every radius instead of isotropy (the spline's coef
 
 Usage::
 
-    python benchmarks/beta_tangential_pull.py --velocities df|gaussian --equilibrium on|off --seeds 200-207 [--stars 1000] [--nu-mean zhao] [--beta-start -0.5]
+    python benchmarks/beta_tangential_pull.py --velocities df|gaussian --equilibrium on|off --seeds 200-207 [--stars 1000] [--nu-mean zhao] [--beta-start -0.5] [--velocity angular]
 
 Defaults: ``nfw:6.4e7,1`` | ``plummer:0.25`` | ``constant:-0.5`` (R_half = 0.25 kpc), 1000 stars; the radii
 are 0.25-4 R_half of the tracer given (:func:`dsphnf.calibrate.score.projected_half_radius`).
@@ -32,7 +32,7 @@ from dsphnf.anisotropy import Inferred  # noqa: E402
 from dsphnf.calibrate.score import projected_half_radius  # noqa: E402
 from dsphnf.catalog import Catalog  # noqa: E402
 from dsphnf.dwarf import build_model, sample_model  # noqa: E402
-from dsphnf.flows import FitOptions, TrainConfig, fit_flow  # noqa: E402
+from dsphnf.flows import FitOptions, FlowConfig, TrainConfig, fit_flow  # noqa: E402
 from dsphnf.flows import beta as flow_beta  # noqa: E402
 from dsphnf.flows import beta_prior  # noqa: E402
 from dsphnf.flows.ensemble import UnphysicalReadout  # noqa: E402
@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--stars", type=int, default=1000)
     ap.add_argument("--nu-mean", choices=("none", "zhao"), default="none")
     ap.add_argument("--beta-start", type=float, default=None, help="the free beta's start at every radius (default 0)")
+    ap.add_argument("--velocity", default="elliptical", help="velocity family: elliptical | separable | angular")
     args = ap.parse_args()
     if args.equilibrium == "off":
         beta_prior.EQUILIBRIUM_TAU = 1e6
@@ -100,7 +101,8 @@ def main() -> None:
             xv = gaussian_velocities(model, xv, np.random.default_rng(1000 + seed))
         try:
             res = fit_flow(Catalog.from_phase_space(xv, None), Inferred("free"), ensemble=1, seed=seed,
-                           progress=False, options=FitOptions(r_grid=tuple(radii), threads=1), train_config=train)
+                           progress=False, options=FitOptions(r_grid=tuple(radii), threads=1), train_config=train,
+                           flow_config=FlowConfig(velocity=args.velocity))
         except UnphysicalReadout as err:  # counted and reported, not scored
             failed.append(seed)
             print(f"seed {seed}: no read-out ({err})", flush=True)

@@ -155,6 +155,7 @@ def test_saved_flows_reload(stars, tmp_path):
         (["--device", "tpu"], "device"),
         (["--velocity", "spherical"], "--velocity"),
         (["--velocity", "separable"], "--anisotropy free"),
+        (["--velocity", "angular"], "--anisotropy free"),
         (["--distance-err", "5"], "--distance-err needs --distance"),
         (["--distance", "76", "--distance-err", "-1"], "--distance-err"),
         (["--membership", "guess"], "--membership"),

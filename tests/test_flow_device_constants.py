@@ -41,11 +41,11 @@ def _count_host_conversions(monkeypatch) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("velocity", ["elliptical", "separable"])
+@pytest.mark.parametrize("velocity", ["elliptical", "separable", "angular"])
 @pytest.mark.parametrize("mixture", [False, True])
 def test_an_evaluation_converts_no_host_arrays(monkeypatch, velocity: str, mixture: bool) -> None:
     """After a first evaluation (which makes the nodes), loss + prior + gradient convert no numpy array."""
-    kw = {"anisotropy": Inferred("free"), "velocity": "separable"} if velocity == "separable" else {}
+    kw = {"anisotropy": Inferred("free"), "velocity": velocity} if velocity != "elliptical" else {}
     flow = random_flow(3, kinematic=True, foreground=mixture, **kw)
     data, cfg = _stars(), TrainConfig(n_gh=3)
     if mixture:

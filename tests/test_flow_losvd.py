@@ -16,11 +16,11 @@ from dsphnf.flows.losvd import exact_nll, expected_log_mixture, log_losvd, unifo
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
 
-@pytest.mark.parametrize("velocity", ["elliptical", "separable"])
+@pytest.mark.parametrize("velocity", ["elliptical", "separable", "angular"])
 @pytest.mark.parametrize("h", [0.25, 0.4])
 def test_identity_flow_has_a_gaussian_losvd_at_every_radius(h, velocity):
     """Untrained flow of either velocity family: v ~ N(0, I) everywhere, so v_z convolved with h is N(0, 1 + h^2)."""
-    beta = {"anisotropy": Inferred("free")} if velocity == "separable" else {}
+    beta = {"anisotropy": Inferred("free")} if velocity != "elliptical" else {}
     flow = SphericalFlow(kinematic=True, velocity=velocity, **beta).double()
     R = torch.tensor([0.05, 0.3, 1.0, 3.0, 10.0]).repeat_interleave(6)
     v = torch.tensor([0.0, 0.3, 0.8, 1.5, 2.5, 4.0]).repeat(5)

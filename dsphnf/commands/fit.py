@@ -35,9 +35,12 @@ cuddeford, baes (parameters learned per flow) or free (a smooth beta(r)),
 with a fourth-order Jeans prior; weakly constrained by 1000 stars (see
 benchmarks/RESULTS.md).
 Velocity family (--velocity): elliptical (default: one speed map, beta by the
-anisotropy layer) or separable (radial and tangential speed maps learned
+anisotropy layer), separable (radial and tangential speed maps learned
 separately, so the radial and tangential velocity distributions have shapes
-of their own; beta(r) comes with them; needs --anisotropy free).
+of their own; beta(r) comes with them; needs --anisotropy free) or angular
+(one speed map and a learned law of the velocity's angle to the radius at
+each radius and speed, which holds constant-beta f(E) L^(-2 beta) models;
+needs --anisotropy free).
 Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
@@ -104,8 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inner", default="free", metavar="MODE", help="free | cored | cuspy (default free)")
     p.add_argument("--velocity", default="elliptical", metavar="FAMILY",
                    help="velocity family: elliptical (one speed map, beta by the anisotropy layer) | separable "
-                        "(radial and tangential speed maps learned separately; needs --anisotropy free) "
-                        "(default elliptical)")
+                        "(radial and tangential speed maps learned separately) | angular (one speed map and a "
+                        "learned angular law); separable and angular need --anisotropy free (default elliptical)")
     p.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, metavar="K",
                    help=f"flows on bootstrap resamples, for the bands (default {DEFAULT_ENSEMBLE}; 1: no bands)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
@@ -161,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _check_args(args: argparse.Namespace):
     from ..anisotropy import Inferred, parse_anisotropy, require_form
     from ..flows.cnf import FLOW_FORMS
-    from ..flows.separable import VELOCITY_FAMILIES
+    from ..flows.separable import TABLE_FAMILIES, VELOCITY_FAMILIES
     from ..flows.field import INNER_MODES
     from ..flows.standardise import check_device
 
@@ -189,9 +192,9 @@ def _check_args(args: argparse.Namespace):
         raise FitError(f"--warm-start must be at least 0 (0: off), got {args.warm_start}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
     if args.velocity not in VELOCITY_FAMILIES:
-        raise FitError(f"bad --velocity {args.velocity!r}: use {' or '.join(VELOCITY_FAMILIES)}")
-    if args.velocity == "separable" and args.anisotropy != Inferred("free"):
-        raise FitError("--velocity separable learns beta(r) itself: use --anisotropy free")
+        raise FitError(f"bad --velocity {args.velocity!r}: use {', '.join(VELOCITY_FAMILIES)}")
+    if args.velocity in TABLE_FAMILIES and args.anisotropy != Inferred("free"):
+        raise FitError(f"--velocity {args.velocity} learns beta(r) itself: use --anisotropy free")
     args.executor = executor_from_args(args)
     if args.executor.kind == "ray" and args.device.strip().lower().startswith("cuda"):
         raise ExecutorError("--device cuda with --executor ray is not supported yet: use --executor local on a GPU")

@@ -64,11 +64,12 @@ import math
 import torch
 
 from .beta import FreeBeta, symmetrised
-from .separable import is_separable_table, table_beta
+from .angular import AngularTable, angular_table_moments
+from .separable import is_separable_table, is_table_family, table_beta
 from .surface import interp_table
 
 __all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual",
-           "equilibrium_penalty", "separable_equilibrium_penalty", "learned_prior_per_star"]
+           "equilibrium_penalty", "separable_equilibrium_penalty", "angular_equilibrium_penalty", "learned_prior_per_star"]
 
 #: Prior scale of d^2 y / d ln r^2 of a free beta(r).
 BETA_TAU = 0.5
@@ -201,21 +202,43 @@ def separable_equilibrium_penalty(
     return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
 
 
+def angular_equilibrium_penalty(
+    table: tuple[torch.Tensor, torch.Tensor], vtable: AngularTable, log_range: tuple[float, float],
+    tau4: float = EQUILIBRIUM_TAU,
+) -> torch.Tensor:
+    """P_4 of the angular family (:mod:`~dsphnf.flows.angular`) on its table's nodes [nats].
+
+    Its moments (:func:`~dsphnf.flows.angular.angular_table_moments`) enter
+    :func:`fourth_order_residual` as ln <s^2> = ln 3 sigma_r^2 and ln <s^4> = ln 5 <v_r^4>
+    (so that 3 sigma_r^4 / <v_r^4> is right), with c4 = 2 - 6 <v_r^2 v_theta^2>/<v_r^4>
+    (0 = 2 beta for an isotropic law).
+    """
+    lnr = vtable.lnr
+    mom = angular_table_moments(vtable)
+    lnnu = interp_table(lnr, table[0], table[1])
+    lnm2, lnm4 = torch.log(3.0 * mom["sr2"]), torch.log(5.0 * mom["m4"])
+    c4 = 2.0 - 6.0 * mom["m22"] / mom["m4"]
+    x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, mom["beta"], c4)
+    return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+
+
 def learned_prior_per_star(flow, table, vtable, prior) -> torch.Tensor | float:
     """The priors of a flow's learned anisotropy divided by ``prior.n_eff`` [nats per star].
 
     Every inferred family: :func:`equilibrium_penalty`; a free beta(r) also
     :func:`anisotropy_penalty` (with ``prior.tau``). The separable velocity
     family (a 4-entry ``vtable``): :func:`separable_equilibrium_penalty` and
-    :func:`anisotropy_penalty` on the beta(r) of its table. Both over ``prior.log_range``
+    :func:`anisotropy_penalty` on the beta(r) of its table; the angular family likewise with
+    :func:`angular_equilibrium_penalty`. Both over ``prior.log_range``
     (a :class:`~dsphnf.flows.prior.SmoothnessPrior`), on the nodes of the speed
     table ``vtable``. 0 for a given anisotropy.
     """
     from .prior import sigma_r2_table
 
-    if is_separable_table(vtable) and table is not None:  # the separable family: beta from its table
+    if is_table_family(vtable) and table is not None:  # separable or angular: beta from its table
         beta = table_beta(vtable)(torch.exp(vtable[0]))
-        pen = separable_equilibrium_penalty(table, vtable, prior.log_range, EQUILIBRIUM_TAU)
+        p4 = separable_equilibrium_penalty if is_separable_table(vtable) else angular_equilibrium_penalty
+        pen = p4(table, vtable, prior.log_range, EQUILIBRIUM_TAU)
         pen = pen + anisotropy_penalty(vtable[0], beta, sigma_r2_table(vtable), prior.log_range, prior.tau, BETA_TAU)
         return pen / prior.n_eff
     net = getattr(flow, "beta_net", None)

@@ -31,7 +31,10 @@ triangular and radial:
    ``velocity="separable"`` has no such layer: the velocity ODE maps the
    radial and tangential semi-axes of each base speed shell separately, and
    beta(r) is read from the map (:mod:`~dsphnf.flows.separable`; needs
-   ``anisotropy=Inferred("free")``).
+   ``anisotropy=Inferred("free")``). ``velocity="angular"`` keeps the isotropic
+   speed map and replaces the layer by a learned law of the velocity's angle to
+   the radius vector at each radius and speed (:mod:`~dsphnf.flows.angular`;
+   also ``anisotropy=Inferred("free")``).
 
 Because the positional map is radial, its Jacobian determinant is
 (dr/du) (r/u)^2, and dr/du is obtained exactly (for the discretised solver
@@ -54,7 +57,8 @@ from .distribution import FlowDistribution
 from .field import INNER_MODES, RadialField, VelocityField
 from .layers import plummer_inverse, plummer_radius
 from .rk4 import rk4_solve
-from .separable import VELOCITY_FAMILIES, separable_table, shell_inverse, shell_transform, table_beta
+from .angular import AngularLaw, angular_inverse, angular_log_prob, angular_table, angular_transform
+from .separable import TABLE_FAMILIES, VELOCITY_FAMILIES, separable_table, shell_inverse, shell_transform, table_beta
 
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
 
@@ -93,10 +97,11 @@ class SphericalFlow(FlowDistribution, nn.Module):
         r. (Measured on the benchmark: 0.5 did not help over 0.1.)
     cusp_c : float or None
         Power of the cuspy map; None learns c >= 0 (starting at 0.5).
-    velocity : {"elliptical", "separable"}
-        Velocity family: the isotropic speed map with the anisotropy layer, or
-        the separate radial and tangential semi-axis maps of :mod:`~dsphnf.flows.separable`, which
-        learns beta(r) itself (``anisotropy`` must then be ``Inferred("free")``).
+    velocity : {"elliptical", "separable", "angular"}
+        Velocity family: the isotropic speed map with the anisotropy layer,
+        the separate radial and tangential semi-axis maps of :mod:`~dsphnf.flows.separable`, or
+        the speed map with the angular law of :mod:`~dsphnf.flows.angular`; the last two
+        learn beta(r) themselves (``anisotropy`` must then be ``Inferred("free")``).
     width, depth : int
         MLP size of each field.
     n_steps : int
@@ -143,15 +148,18 @@ class SphericalFlow(FlowDistribution, nn.Module):
             raise ValueError(f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}")
         self.velocity = velocity
         separable = self.kinematic and velocity == "separable"
-        if separable and anisotropy != Inferred("free"):
-            raise ValueError("the separable velocity family learns beta(r) itself: it needs anisotropy 'free'")
-        self.separable_anisotropy = anisotropy if separable else None
-        learned = self.kinematic and isinstance(anisotropy, Inferred) and not separable
-        self.beta_model = None if learned or separable else (anisotropy if kinematic else Isotropic())
+        tabled = self.kinematic and velocity in TABLE_FAMILIES
+        if tabled and anisotropy != Inferred("free"):
+            raise ValueError(f"the {velocity} velocity family learns beta(r) itself: it needs anisotropy 'free'")
+        self.table_anisotropy = anisotropy if tabled else None
+        learned = self.kinematic and isinstance(anisotropy, Inferred) and not tabled
+        self.beta_model = None if learned or tabled else (anisotropy if kinematic else Isotropic())
         self.beta_net: LearnedAnisotropy | None = learned_anisotropy(anisotropy.family) if learned else None
         self.pos_field = RadialField("free" if inner == "free" else "cored", r0=r0, width=width, depth=depth)
         vmode = "split" if separable else "isotropic"
         self.vel_field = VelocityField(vmode, r0=rv0, width=width, depth=depth) if self.kinematic else None
+        angular = self.kinematic and velocity == "angular"
+        self.angular_law = AngularLaw(width=width, depth=depth) if angular else None
         self.fixed_c = None if cusp_c is None else float(cusp_c)
         if inner == "cuspy" and cusp_c is None:
             self.c_raw = nn.Parameter(torch.tensor(math.log(math.expm1(0.5))))
@@ -188,7 +196,7 @@ class SphericalFlow(FlowDistribution, nn.Module):
         return {
             "kinematic": self.kinematic,
             "inner": self.inner,
-            "anisotropy": next(a for a in (self.beta_net, self.beta_model, self.separable_anisotropy)
+            "anisotropy": next(a for a in (self.beta_net, self.beta_model, self.table_anisotropy)
                                if a is not None).spec(),
             "length_scale": self.length_scale,
             "base": self.base,
@@ -299,7 +307,12 @@ class SphericalFlow(FlowDistribution, nn.Module):
     @property
     def anisotropy_learned(self) -> bool:
         """True when beta(r) (or its parameters) is trained with the flow."""
-        return self.beta_net is not None or self.separable
+        return self.beta_net is not None or self.separable or self.angular
+
+    @property
+    def angular(self) -> bool:
+        """True for the angular velocity family (:mod:`~dsphnf.flows.angular`)."""
+        return self.angular_law is not None
 
     @property
     def separable(self) -> bool:
@@ -309,10 +322,12 @@ class SphericalFlow(FlowDistribution, nn.Module):
     def beta(self, r: torch.Tensor) -> torch.Tensor:
         """beta at standardised radius ``r``: the given model's, or the learned one (differentiable).
 
-        The separable family reads it from a fresh velocity table (one solver pass).
+        The separable and angular families read it from a fresh velocity table (one solver pass).
         """
         if self.separable:
             return table_beta(separable_table(self))(r)
+        if self.angular:
+            return table_beta(angular_table(self))(r)
         if self.beta_net is not None:
             return self.beta_net(r)
         return self.beta_model.beta_torch(r * self.length_scale)
@@ -332,6 +347,8 @@ class SphericalFlow(FlowDistribution, nn.Module):
             raise ValueError("a kinematic flow needs base velocities uv")
         if self.separable:
             return shell_transform(self, u, n, uv)
+        if self.angular:
+            return angular_transform(self, u, n, uv)
         s0 = torch.linalg.vector_norm(uv, dim=-1, keepdim=True).clamp_min(1e-30)
         r, vs = self.radial_map(u, torch.log(s0))
         v = uv * torch.exp(vs[:, :1] - torch.log(s0))
@@ -350,6 +367,8 @@ class SphericalFlow(FlowDistribution, nn.Module):
             return n * self.premap_inverse(torch.exp(y0[:, 0])).unsqueeze(-1)
         if self.separable:
             return shell_inverse(self, r1, n, v)
+        if self.angular:
+            return angular_inverse(self, r, r1, n, v)
         vr = (v * n).sum(-1, keepdim=True)
         scale = torch.sqrt((1.0 - self.beta(r)).clamp_min(1e-12)).unsqueeze(-1)
         viso = vr * n + (v - vr * n) / scale

@@ -15,6 +15,7 @@ import math
 import torch
 
 from .field import log_normal_radius
+from .angular import angular_log_prob
 from .separable import shell_log_prob
 
 __all__ = ["FlowDistribution"]
@@ -135,7 +136,8 @@ class FlowDistribution:
         The triangular Jacobian is det(dx/du_x) det(dv/du_v | u_x): radial
         factors (dr/du)(r/u)^2 for positions; (ds/ds0)(s/s0)^2 (1 - beta) for the
         isotropic velocity field with the anisotropy layer, and
-        :func:`~dsphnf.flows.separable.shell_log_det` for the separable family;
+        :func:`~dsphnf.flows.separable.shell_log_det` for the separable family
+        (:func:`~dsphnf.flows.angular.angular_log_prob` for the angular one);
         derivatives by autograd.
         """
         with torch.enable_grad():
@@ -151,6 +153,8 @@ class FlowDistribution:
             lp = lp + log_normal_radius(torch.linalg.vector_norm(uv, dim=-1))
             if self.separable:
                 return tuple(t.detach() for t in shell_log_prob(self, u, n, uv, lp))
+            if self.angular:
+                return tuple(t.detach() for t in angular_log_prob(self, u, n, uv, lp))
             s0 = torch.linalg.vector_norm(uv, dim=-1).detach().requires_grad_(True)
             r, vs = self.radial_map(u, torch.log(s0).unsqueeze(-1))
             s1 = torch.exp(vs[:, 0])

@@ -26,7 +26,7 @@ from ..result import MIN_STARS
 from .batched import batch_supported
 from .field import INNER_MODES
 from .member import MemberSettings
-from .separable import VELOCITY_FAMILIES
+from .separable import TABLE_FAMILIES, VELOCITY_FAMILIES
 from .settings import CENTRES, FitOptions, FlowConfig, default_steps, fast_mode
 from .train_config import TrainConfig
 
@@ -85,8 +85,8 @@ def check_velocity(setup: FitSetup, kinematic: bool) -> None:
     velocity = setup.flow.velocity
     if velocity not in VELOCITY_FAMILIES:
         raise FitError(f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}")
-    if kinematic and velocity == "separable" and setup.anisotropy != Inferred("free"):
-        raise FitError(f"the separable velocity family learns beta(r) itself: use the anisotropy 'free', "
+    if kinematic and velocity in TABLE_FAMILIES and setup.anisotropy != Inferred("free"):
+        raise FitError(f"the {velocity} velocity family learns beta(r) itself: use the anisotropy 'free', "
                        f"not {setup.anisotropy.spec()!r}")
 
 

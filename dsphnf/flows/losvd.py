@@ -40,6 +40,7 @@ import math
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from .angular import angular_log_mixture, angular_table, is_angular_table
 from .separable import is_separable_table, speed_state_table
 from .surface import interp_table, line_of_sight_terms, radial_table, top_radius, weighted_mean
 
@@ -77,8 +78,11 @@ def velocity_table(
     Gauss-Laguerre nodes of the base speed. The separable family gives its own
     4-entry table instead (:func:`~dsphnf.flows.separable.separable_table`):
     both come from :func:`~dsphnf.flows.separable.speed_state_table`. A flow
-    with K members (:mod:`~dsphnf.flows.batched`) gives (K, m) and (K, m, J) tables.
+    with K members (:mod:`~dsphnf.flows.batched`) gives (K, m) and (K, m, J) tables. The angular family
+    adds its law at the nodes (:func:`~dsphnf.flows.angular.angular_table`).
     """
+    if getattr(flow, "angular", False):
+        return angular_table(flow, n_speed, n_nodes, r_range)
     return speed_state_table(flow, n_speed, n_nodes, r_range)
 
 
@@ -127,6 +131,8 @@ def log_losvd(
     log_sigma = math.log(2.0) + torch.logsumexp(terms, dim=-1)
     s, q, terms = line_of_sight_terms(lnr, lnnu, R, n_s_v, r_top)  # coarser nodes suffice for v_z
     lw_los = terms - torch.logsumexp(terms, dim=-1, keepdim=True)  # (n, n_s)
+    if is_angular_table(vtable):  # a polynomial law of v_z per node (:mod:`~dsphnf.flows.angular`)
+        return log_sigma, angular_log_mixture(vtable, q, torch.tanh(s), lw_los, v, h, node_weights)
     nz2 = torch.tanh(s) ** 2
     if is_separable_table(vtable):  # semi-axes A, B: |e|^2 = n_z^2 A^2 + (1 - n_z^2) B^2
         vl, lna, lnb, lw_speed = vtable

@@ -18,6 +18,8 @@ with ``torch.autograd.grad(..., create_graph=True)`` applied as often as needed
   beta(r) enters the Jeans equation and its derivative by autograd like nu.
   Separable family (:mod:`~dsphnf.flows.separable`): sigma_r^2 = <A^2>/3
   and sigma_t^2 = <B^2>/3 over the base speeds, beta = 1 - sigma_t^2/sigma_r^2.
+  Angular family (:mod:`~dsphnf.flows.angular`): sigma_r^2 = <S^2 mu^2> and
+  sigma_t^2 = <S^2 (1 - mu^2)>/2 with the law's <mu^2> at (r, s0).
 - G M(r) = -r sigma_r^2 [dln nu/dln r + dln sigma_r^2/dln r + 2 beta],
   rho = (dM/dln r) / (4 pi r^3).
 
@@ -37,6 +39,7 @@ from scipy import special
 from ..constants import G
 from .cnf import SphericalFlow
 from .field import log_normal_radius
+from .angular import law_moments
 from .separable import speed_nodes
 
 __all__ = ["flow_profiles", "velocity_nodes"]
@@ -74,6 +77,11 @@ def _velocity_moments(f64: SphericalFlow, u: torch.Tensor, rr: torch.Tensor, n_n
     sr2 = (torch.exp(2.0 * v1[:, 0]).reshape(n, K) * w_t).sum(-1) / 3.0
     if f64.separable:
         st2 = (torch.exp(2.0 * v1[:, 1]).reshape(n, K) * w_t).sum(-1) / 3.0
+        return sr2, st2, 1.0 - st2 / sr2
+    if f64.angular:  # <S^2 mu^2> and <S^2 (1 - mu^2)>/2 with the law at (r, s0)
+        mu2, _ = law_moments(f64.angular_law.weights(torch.log(rr).unsqueeze(-1), nodes_t[:, 0]))
+        s2 = torch.exp(2.0 * v1[:, 0]).reshape(n, K) * w_t
+        sr2, st2 = (s2 * mu2).sum(-1), (s2 * (1.0 - mu2)).sum(-1) / 2.0
         return sr2, st2, 1.0 - st2 / sr2
     beta = f64.beta(rr)
     return sr2, (1.0 - beta) * sr2, beta

@@ -51,12 +51,15 @@ from scipy import special
 from .device_constants import on_device
 from .surface import base_radii, interp_table
 
-__all__ = ["VELOCITY_FAMILIES", "speed_nodes", "speed_nodes_on", "speed_state_table", "separable_table",
+__all__ = ["VELOCITY_FAMILIES", "TABLE_FAMILIES", "is_table_family", "speed_nodes", "speed_nodes_on", "speed_state_table", "separable_table",
            "is_separable_table",
            "table_moments", "table_beta", "shell_transform", "shell_inverse", "shell_log_prob", "shell_log_det"]
 
-#: Velocity families of the flow: one speed map and an anisotropy layer, or two separate semi-axis maps.
-VELOCITY_FAMILIES = ("elliptical", "separable")
+#: Velocity families of the flow: one speed map and an anisotropy layer, two separate semi-axis maps, or one
+#: speed map and a learned angular law of the direction (:mod:`~dsphnf.flows.angular`).
+VELOCITY_FAMILIES = ("elliptical", "separable", "angular")
+#: The families that carry beta(r) in their velocity table and need the anisotropy 'free'.
+TABLE_FAMILIES = ("separable", "angular")
 
 
 def speed_nodes(n: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +74,12 @@ def speed_nodes(n: int = 24) -> tuple[np.ndarray, np.ndarray]:
 
 
 def is_separable_table(vtable) -> bool:
-    """True for a :func:`separable_table` (4 entries), False for an elliptical speed table (3)."""
+    """True for a :func:`separable_table` (4 entries), False for an elliptical speed table (3) or an angular one."""
+    return is_table_family(vtable) and not hasattr(vtable, "law")
+
+
+def is_table_family(vtable) -> bool:
+    """True for a table whose family carries beta(r) itself (separable, or :mod:`~dsphnf.flows.angular`'s)."""
     return vtable is not None and len(vtable) == 4
 
 
@@ -115,15 +123,21 @@ def table_moments(vtable) -> tuple[torch.Tensor, torch.Tensor]:
     """(ln sigma_r^2, ln sigma_t^2) on the nodes of a :func:`separable_table` (sigma_t: one component).
 
     A uniform direction has <w_r^2> = <w_y^2> = 1/3, so sigma_r^2 = <A^2>/3 and
-    sigma_t^2 = <B^2>/3 (exact quadrature over the base speeds).
+    sigma_t^2 = <B^2>/3 (exact quadrature over the base speeds). An angular
+    table: :func:`~dsphnf.flows.angular.angular_table_moments`.
     """
+    if hasattr(vtable, "law"):
+        from .angular import angular_table_moments
+
+        mom = angular_table_moments(vtable)
+        return torch.log(mom["sr2"]), torch.log(mom["st2"])
     _, lna, lnb, lw = vtable
     return (torch.logsumexp(2.0 * lna + lw, dim=-1) - math.log(3.0),
             torch.logsumexp(2.0 * lnb + lw, dim=-1) - math.log(3.0))
 
 
 def table_beta(vtable):
-    """beta(r) = 1 - sigma_t^2 / sigma_r^2 of a :func:`separable_table`, as a function of standardised r.
+    """beta(r) = 1 - sigma_t^2 / sigma_r^2 of a :func:`separable_table` (or an angular one) at standardised r.
 
     Linear in ln r between the table's nodes (exact at them), held beyond.
 

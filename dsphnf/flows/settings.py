@@ -43,9 +43,10 @@ class FlowConfig:
     """Architecture of each flow (see :class:`~dsphnf.flows.cnf.SphericalFlow`).
 
     ``velocity`` is the velocity family: ``"elliptical"`` (one speed map and
-    the anisotropy layer) or ``"separable"`` (radial and tangential semi-axis
-    maps learned separately, beta(r) with them; needs the anisotropy ``free``:
-    :mod:`~dsphnf.flows.separable`).
+    the anisotropy layer), ``"separable"`` (radial and tangential semi-axis
+    maps learned separately, beta(r) with them: :mod:`~dsphnf.flows.separable`)
+    or ``"angular"`` (one speed map and a learned law of the velocity's angle to
+    the radius: :mod:`~dsphnf.flows.angular`); the last two need the anisotropy ``free``.
     """
 
     base: str = "plummer"
