@@ -113,13 +113,36 @@ def test_polynomial_mixture_is_the_convolution(s_over_h):
     d = los_coefficients(law.unsqueeze(-2), torch.tensor([0.6], dtype=torch.float64))[0, 0]
     h, s = 0.3, 0.3 * s_over_h
     v = np.array([0.0, 0.5 * s, s, s + h, s + 3 * h, s + 8 * h])
-    got = polynomial_mixture(torch.as_tensor(v).reshape(-1, 1, 1), torch.tensor(s, dtype=torch.float64).reshape(1, 1, 1),
-                             d.reshape(1, 1, 1, -1), torch.ones(1, 1, 1, dtype=torch.float64),
-                             torch.tensor(h, dtype=torch.float64)).numpy()
+    one = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    got = polynomial_mixture(torch.as_tensor(v).reshape(1, -1, 1, 1), s * one, d.reshape(1, 1, 1, 1, -1), one,
+                             torch.tensor(h, dtype=torch.float64))[0].detach().numpy()
     q = lambda x: sum(float(d[m]) * (x / s) ** (2 * m) for m in range(K + 1)) / s  # noqa: E731
     exact = [integrate.quad(lambda x: q(x) * stats.norm.pdf(vi - x, scale=h), -s, s, points=[min(vi, s)],
                             epsabs=0, epsrel=1e-13, limit=400)[0] for vi in v]
     np.testing.assert_allclose(got, exact, rtol=2e-7)
+
+
+def test_mixture_gradient_is_that_of_the_plain_expression():
+    """The closed-form derivatives of the mixture (speeds on both sides of the switch) against autograd."""
+    import dsphnf.flows.angular as A
+
+    g = torch.Generator().manual_seed(5)
+    R, k, S, J = 3, 2, 4, 5
+    va = 2.0 * torch.rand(R, k, 1, 1, generator=g, dtype=torch.float64)
+    s = (0.05 + 2.0 * torch.rand(R, 1, S, J, generator=g, dtype=torch.float64)).requires_grad_(True)
+    d = los_coefficients(random_laws(R * S * J, 6).reshape(R, 1, S, J, K + 1),
+                         torch.full((R, 1, S), 0.4, dtype=torch.float64)).requires_grad_(True)
+    w = torch.rand(R, 1, S, J, generator=g, dtype=torch.float64).requires_grad_(True)
+    h = torch.tensor([0.2, 0.3, 0.25], dtype=torch.float64).reshape(R, 1, 1, 1)
+    gout = torch.rand(R, k, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad((polynomial_mixture(va, s, d, w, h) * gout).sum(), (s, d, w))
+    small = s.detach() < A.TAYLOR_SWITCH * h
+    assert 0 < int(small.sum()) < small.numel()  # both sides
+    ref = torch.where(small, A._quadrature_terms(va, s, d, h),
+                      A._taylor_terms(va, torch.maximum(s, A.TAYLOR_SWITCH * h), d, h))
+    want = torch.autograd.grad(((ref * w).sum(dim=(-2, -1)) * gout).sum(), (s, d, w))
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- the map
