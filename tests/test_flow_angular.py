@@ -9,7 +9,8 @@ import torch
 from numpy.polynomial import legendre as npleg
 from scipy import integrate, stats
 
-from conftest import random_rotation
+from conftest import (check_flow_equivariance, check_log_det_against_jacobian, check_losvd_against_samples,
+                      flow_base_points as base_points, plummer_losvd, sampled_beta)
 from dsphnf.anisotropy import Inferred, Isotropic
 from dsphnf.errors import FitError
 from dsphnf.flows import FlowConfig, SphericalFlow, fit_flow
@@ -35,11 +36,6 @@ def angular_flow(seed: int = 0, std: float = 0.15, **kw) -> SphericalFlow:
         for p in flow.parameters():
             p.normal_(0.0, std)
     return flow
-
-
-def base_points(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g)
 
 
 def random_laws(n: int, seed: int) -> torch.Tensor:
@@ -148,16 +144,7 @@ def test_mixture_gradient_is_that_of_the_plain_expression():
 # ----------------------------------------------------------------------------- the map
 @pytest.mark.parametrize("kw", [dict(), dict(inner="cuspy", base="gaussian")])
 def test_map_and_density_are_rotation_equivariant(kw):
-    flow = angular_flow(1, **kw)
-    ux, uv = base_points(64, 5)
-    x, v, lf = flow.log_prob_base(ux, uv)
-    for k in range(3):
-        Q = random_rotation(10 + k)
-        xr, vr = flow.transform(ux @ Q.T, uv @ Q.T)
-        assert torch.allclose(xr, x @ Q.T, atol=1e-11) and torch.allclose(vr, v @ Q.T, atol=1e-11)
-        assert torch.allclose(flow.log_prob_base(ux @ Q.T, uv @ Q.T)[2], lf, atol=1e-10)
-    x2, v2, lf2 = flow.log_prob_base(ux, -uv)  # an even law: f(x, v) = f(x, -v)
-    assert torch.allclose(v2, -v, atol=1e-12) and torch.allclose(lf2, lf, atol=1e-12)
+    check_flow_equivariance(angular_flow(1, **kw), *base_points(64, 5))  # an even law: f(x, v) = f(x, -v)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(inner="cuspy", base="gaussian")])
@@ -169,19 +156,7 @@ def test_forward_then_inverse_is_identity(kw):
 
 
 def test_phase_space_log_det_matches_brute_force_jacobian():
-    flow = angular_flow(5, std=0.3)
-    ux, uv = base_points(5, 7)
-    _, _, lf = flow.log_prob_base(ux, uv)
-
-    def T(z):
-        x, v = flow.transform(z[:3].unsqueeze(0), z[3:].unsqueeze(0))
-        return torch.cat([x[0], v[0]])
-
-    for i in range(ux.shape[0]):
-        z = torch.cat([ux[i], uv[i]])
-        J = torch.autograd.functional.jacobian(T, z)
-        brute = -0.5 * float(z @ z) - 3.0 * math.log(2 * math.pi) - torch.linalg.slogdet(J)[1]
-        assert float(lf[i]) == pytest.approx(float(brute), abs=1e-8)
+    check_log_det_against_jacobian(angular_flow(5, std=0.3), *base_points(5, 7), tol=1e-8)
 
 
 def test_untrained_flow_is_isotropic():
@@ -197,13 +172,6 @@ def _hand_table(flow, speed, law_of_speed) -> AngularTable:
     s0 = torch.exp(torch.as_tensor(speed_nodes(tab.lw.shape[0])[0]))
     m = tab.lnr.shape[0]
     return AngularTable(tab.lnr, torch.log(speed(s0)).expand(m, -1), tab.lw, law_of_speed(s0).expand(m, -1, -1))
-
-
-def _plummer_losvd(R: float, v: float, law) -> float:
-    """Int nu(r) p(v | r, n_z) dz / Int nu dz for the unit Plummer sphere (the untrained positions)."""
-    nu = lambda z: (1.0 + R * R + z * z) ** -2.5  # noqa: E731
-    top = integrate.quad(lambda z: nu(z) * law(v, z / math.sqrt(R * R + z * z)), 0.0, np.inf, epsabs=1e-13, epsrel=1e-9)[0]
-    return top / integrate.quad(nu, 0.0, np.inf, epsabs=1e-13, epsrel=1e-10)[0]
 
 
 def test_losvd_against_a_direct_integral_over_speed_and_direction():
@@ -232,7 +200,7 @@ def test_losvd_against_a_direct_integral_over_speed_and_direction():
     for R0, v0 in [(0.1, 0.0), (0.1, 1.2), (1.0, 0.5), (2.0, 0.0), (2.0, 2.0)]:
         with torch.no_grad():
             _, lp = log_losvd(flow, torch.tensor([R0]), torch.tensor([v0]), torch.tensor(h), radial_table(flow), vtab)
-        assert float(lp[0]) == pytest.approx(math.log(_plummer_losvd(R0, v0, law)), abs=5e-3)
+        assert float(lp[0]) == pytest.approx(math.log(plummer_losvd(R0, v0, law)), abs=5e-3)
 
 
 def test_losvd_is_normalised_and_matches_flow_samples():
@@ -241,16 +209,8 @@ def test_losvd_is_normalised_and_matches_flow_samples():
     grid = torch.linspace(-30.0, 30.0, 3001)
     with torch.no_grad():
         _, lp = log_losvd(flow, torch.full_like(grid, 1.0), grid, torch.tensor(0.3))
-        assert float(torch.trapezoid(torch.exp(lp), grid)) == pytest.approx(1.0, abs=1e-4)
-        x, v = flow.sample(80_000, torch.Generator().manual_seed(0))
-    R = torch.linalg.vector_norm(x[:, :2], dim=-1)
-    h, R0 = 0.3, 0.5
-    grid = torch.linspace(-2.5, 2.5, 11)
-    vz = v[(R > 0.92 * R0) & (R < 1.08 * R0), 2].numpy()
-    mc = np.array([np.mean(np.exp(-0.5 * ((g - vz) / h) ** 2)) / (h * math.sqrt(2 * math.pi)) for g in grid.numpy()])
-    mc = 0.5 * (mc + mc[::-1])
-    _, lp = log_losvd(flow, torch.full_like(grid, R0), grid, torch.tensor(h))
-    np.testing.assert_allclose(np.exp(lp.detach().numpy()), mc, rtol=0.1, atol=1e-3 * mc.max())
+    assert float(torch.trapezoid(torch.exp(lp), grid)) == pytest.approx(1.0, abs=1e-4)
+    check_losvd_against_samples(flow, log_losvd)
 
 
 def test_beta_read_back_from_table_readout_and_samples():
@@ -260,15 +220,7 @@ def test_beta_read_back_from_table_readout_and_samples():
     from_table = table_beta(velocity_table(flow))(torch.as_tensor(r)).detach().numpy()
     np.testing.assert_allclose(prof["beta"], from_table, atol=0.02)
     assert np.abs(prof["beta"]).max() > 0.1  # a non-trivial anisotropy
-    with torch.no_grad():
-        x, v = flow.sample(100_000, torch.Generator().manual_seed(1))
-    rr = torch.linalg.vector_norm(x, dim=-1)
-    n = x / rr.unsqueeze(-1)
-    vr = (v * n).sum(-1)
-    vt2 = (v * v).sum(-1) - vr * vr
-    for ri, b in zip(r, prof["beta"]):
-        sel = (rr > 0.85 * ri) & (rr < 1.15 * ri)
-        mc = 1.0 - 0.5 * float(vt2[sel].mean()) / float((vr[sel] ** 2).mean())
+    for mc, b in zip(sampled_beta(flow, r), prof["beta"]):
         assert mc == pytest.approx(b, abs=0.05)
 
 
@@ -304,7 +256,7 @@ def test_constant_beta_gaussian_model_has_the_analytic_losvd():
             _, lp = log_losvd(flow, torch.tensor([R0]), torch.tensor([v0]), torch.tensor(h), radial_table(flow), vtab)
         # 24 base-speed nodes for a map that is not polynomial: 3.7e-3 at most (64 nodes: 5e-4), against
         # 0.02-0.27 between this law and the isotropic one with the same speeds
-        assert float(lp[0]) == pytest.approx(math.log(_plummer_losvd(R0, v0, law)), abs=5e-3)
+        assert float(lp[0]) == pytest.approx(math.log(plummer_losvd(R0, v0, law)), abs=5e-3)
 
 
 def test_a_constant_beta_model_is_in_fourth_order_equilibrium():

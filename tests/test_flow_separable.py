@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, stats
+from scipy import stats
 
-from conftest import random_rotation
+from conftest import (check_flow_equivariance, check_log_det_against_jacobian, check_losvd_against_samples,
+                      flow_base_points as base_points, plummer_losvd, sampled_beta)
 from dsphnf.anisotropy import Inferred, Isotropic
 from dsphnf.errors import FitError
 from dsphnf.flows import FlowConfig, SphericalFlow, fit_flow
@@ -32,24 +33,9 @@ def separable_flow(seed: int = 0, std: float = 0.15, **kw) -> SphericalFlow:
     return flow
 
 
-def base_points(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g)
-
-
 @pytest.mark.parametrize("kw", [dict(), dict(inner="cuspy", base="gaussian")])
 def test_map_and_density_are_rotation_equivariant(kw):
-    flow = separable_flow(1, **kw)
-    ux, uv = base_points(64, 5)
-    x, v, lf = flow.log_prob_base(ux, uv)
-    for k in range(3):
-        Q = random_rotation(10 + k)
-        xr, vr = flow.transform(ux @ Q.T, uv @ Q.T)
-        assert torch.allclose(xr, x @ Q.T, atol=1e-11) and torch.allclose(vr, v @ Q.T, atol=1e-11)
-        assert torch.allclose(flow.log_prob_base(ux @ Q.T, uv @ Q.T)[2], lf, atol=1e-10)
-    # f(x, v) = f(x, -v): the map is odd in the base velocity
-    x2, v2, lf2 = flow.log_prob_base(ux, -uv)
-    assert torch.allclose(v2, -v, atol=1e-12) and torch.allclose(lf2, lf, atol=1e-12)
+    check_flow_equivariance(separable_flow(1, **kw), *base_points(64, 5))  # and odd in the base velocity
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(inner="cuspy", base="gaussian")])
@@ -62,19 +48,7 @@ def test_forward_then_inverse_is_identity(kw):
 
 
 def test_phase_space_log_det_matches_brute_force_jacobian():
-    flow = separable_flow(5)
-    ux, uv = base_points(5, 7)
-    _, _, lf = flow.log_prob_base(ux, uv)
-
-    def T(z):
-        x, v = flow.transform(z[:3].unsqueeze(0), z[3:].unsqueeze(0))
-        return torch.cat([x[0], v[0]])
-
-    for i in range(ux.shape[0]):
-        z = torch.cat([ux[i], uv[i]])
-        J = torch.autograd.functional.jacobian(T, z)
-        brute = -0.5 * float(z @ z) - 3.0 * math.log(2 * math.pi) - torch.linalg.slogdet(J)[1]
-        assert float(lf[i]) == pytest.approx(float(brute), abs=1e-9)
+    check_log_det_against_jacobian(separable_flow(5), *base_points(5, 7), tol=1e-9)
 
 
 def test_semi_axes_grow_with_the_base_speed():
@@ -103,16 +77,6 @@ def _hand_table(flow, semi_axes):
     return lnr, torch.log(a).expand(m, -1), torch.log(b).expand(m, -1), lw
 
 
-def _plummer_losvd(R: float, v: float, h: float, law) -> float:
-    """Int nu(r) p(v | r, n_z) dz / Int nu dz for the unit Plummer sphere (the untrained positions)."""
-    nu = lambda z: (1.0 + R * R + z * z) ** -2.5  # noqa: E731
-    def integrand(z):
-        nz = z / math.sqrt(R * R + z * z)
-        return nu(z) * law(v, nz, h)
-    top = integrate.quad(integrand, 0.0, np.inf, epsabs=1e-13, epsrel=1e-10)[0]
-    return top / integrate.quad(nu, 0.0, np.inf, epsabs=1e-13, epsrel=1e-10)[0]
-
-
 def test_constant_beta_gaussian_table_has_the_analytic_losvd():
     """Semi-axes (sigma_r s0, sigma_t s0): the anisotropic Gaussian, beta = 1 - sigma_t^2/sigma_r^2 = -0.5."""
     flow = SphericalFlow(**SEPARABLE).double()
@@ -124,7 +88,7 @@ def test_constant_beta_gaussian_table_has_the_analytic_losvd():
     with torch.no_grad():
         _, lp = log_losvd(flow, R, v, torch.tensor(h), radial_table(flow), vtab)
     gauss = lambda v, nz, h: stats.norm.pdf(v, scale=math.sqrt(sr**2 * nz**2 + st**2 * (1 - nz**2) + h * h))  # noqa: E731
-    exact = [math.log(_plummer_losvd(float(r), float(x), h, gauss)) for r, x in zip(R, v)]
+    exact = [math.log(plummer_losvd(float(r), float(x), lambda v, nz: gauss(v, nz, h))) for r, x in zip(R, v)]
     np.testing.assert_allclose(lp.numpy(), exact, atol=3e-3)
     beta = table_beta(vtab)(torch.tensor([0.05, 1.0, 20.0])).detach()
     assert torch.allclose(beta, torch.full((3,), -0.5), atol=1e-12)
@@ -149,22 +113,12 @@ def test_nonelliptical_table_has_its_analytic_losvd():
     for R0, v0 in [(0.1, 0.0), (0.1, 1.2), (2.0, 0.0), (2.0, 1.2)]:
         with torch.no_grad():
             _, lp = log_losvd(flow, torch.tensor([R0]), torch.tensor([v0]), torch.tensor(h), radial_table(flow), vtab)
-        assert float(lp[0]) == pytest.approx(math.log(_plummer_losvd(R0, v0, h, law)), abs=5e-3)
+        assert float(lp[0]) == pytest.approx(math.log(plummer_losvd(R0, v0, lambda v, nz: law(v, nz, h))), abs=5e-3)
 
 
 def test_losvd_matches_a_kernel_estimate_from_flow_samples():
     """The table's LOSVD is that of the flow's own samples (8e4 stars, ~4000 in a +-8 % annulus)."""
-    flow = separable_flow(3, std=0.2)
-    with torch.no_grad():
-        x, v = flow.sample(80_000, torch.Generator().manual_seed(0))
-    R = torch.linalg.vector_norm(x[:, :2], dim=-1)
-    h, R0 = 0.3, 0.5
-    grid = torch.linspace(-2.5, 2.5, 11)
-    vz = v[(R > 0.92 * R0) & (R < 1.08 * R0), 2].numpy()
-    mc = np.array([np.mean(np.exp(-0.5 * ((g - vz) / h) ** 2)) / (h * math.sqrt(2 * math.pi)) for g in grid.numpy()])
-    mc = 0.5 * (mc + mc[::-1])
-    _, lp = log_losvd(flow, torch.full_like(grid, R0), grid, torch.tensor(h))
-    np.testing.assert_allclose(np.exp(lp.detach().numpy()), mc, rtol=0.1, atol=1e-3 * mc.max())
+    check_losvd_against_samples(separable_flow(3, std=0.2), log_losvd)
 
 
 def test_beta_read_back_from_table_readout_and_samples():
@@ -175,15 +129,7 @@ def test_beta_read_back_from_table_readout_and_samples():
     from_table = table_beta(velocity_table(flow))(torch.as_tensor(r)).detach().numpy()
     np.testing.assert_allclose(prof["beta"], from_table, atol=0.02)
     assert np.ptp(prof["beta"]) > 0.05 or abs(prof["beta"][0]) > 0.1  # a non-trivial anisotropy
-    with torch.no_grad():
-        x, v = flow.sample(100_000, torch.Generator().manual_seed(1))
-    rr = torch.linalg.vector_norm(x, dim=-1)
-    n = x / rr.unsqueeze(-1)
-    vr = (v * n).sum(-1)
-    vt2 = (v * v).sum(-1) - vr * vr
-    for ri, b in zip(r, prof["beta"]):
-        sel = (rr > 0.85 * ri) & (rr < 1.15 * ri)  # >= 4000 stars per shell: beta to ~0.03
-        mc = 1.0 - 0.5 * float(vt2[sel].mean()) / float((vr[sel] ** 2).mean())
+    for mc, b in zip(sampled_beta(flow, r), prof["beta"]):  # >= 4000 stars per shell: beta to ~0.03
         assert mc == pytest.approx(b, abs=0.05)
     # sigma_t^2 / sigma_r^2 of the table's moments is the same beta
     ls_r, ls_t = table_moments(velocity_table(flow))
