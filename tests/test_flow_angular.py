@@ -1,4 +1,4 @@
-"""The angular velocity family: its law's closed forms, the map's symmetry, inverse and Jacobian, and its exact LOSVD."""
+"""The angular velocity family: its law's closed forms, the map's symmetry, inverse and Jacobian, its exact LOSVD."""
 from __future__ import annotations
 
 import math
@@ -15,7 +15,8 @@ from dsphnf.anisotropy import Inferred, Isotropic
 from dsphnf.errors import FitError
 from dsphnf.flows import FlowConfig, SphericalFlow, fit_flow
 from dsphnf.flows.angular import (AngularTable, angular_table, angular_table_moments, law_basis, law_cdf,
-                                  law_log_density, law_moments, law_quantile, los_coefficients, polynomial_mixture)
+                                  law_log_density, law_moments, law_quantile)
+from dsphnf.flows.angular_losvd import los_coefficients, polynomial_mixture
 from dsphnf.flows.beta_prior import angular_equilibrium_penalty
 from dsphnf.flows.losvd import log_losvd, velocity_table
 from dsphnf.flows.moments import flow_profiles
@@ -120,7 +121,7 @@ def test_polynomial_mixture_is_the_convolution(s_over_h):
 
 def test_mixture_gradient_is_that_of_the_plain_expression():
     """The closed-form derivatives of the mixture (speeds on both sides of the switch) against autograd."""
-    import dsphnf.flows.angular as A
+    import dsphnf.flows.angular_losvd as A
 
     g = torch.Generator().manual_seed(5)
     R, k, S, J = 3, 2, 4, 5
@@ -237,7 +238,8 @@ def _beta_minus_one_table(flow, isotropic: bool = False) -> AngularTable:
 
 def test_constant_beta_gaussian_model_has_the_analytic_losvd():
     """f prop. to L^2 exp(-E) (beta = -1, sigma_r = 1): v_theta has density (1 + y^2) phi(y) / 2, so at n_z = c
-    p(v) = N(v; 0, 1 + h^2) (1 + m^2 + tau^2) / 2 with m = s v / (1 + h^2), tau^2 = (c^2 + h^2) / (1 + h^2), s^2 = 1 - c^2."""
+    p(v) = N(v; 0, 1 + h^2) (1 + m^2 + tau^2) / 2 with m = s v / (1 + h^2), tau^2 = (c^2 + h^2) / (1 + h^2),
+    s^2 = 1 - c^2."""
     flow = SphericalFlow(**ANGULAR).double()
     vtab = _beta_minus_one_table(flow)
     np.testing.assert_allclose(law_values(np.linspace(-1, 1, 5), vtab.law[0, 0].numpy()),

@@ -69,7 +69,8 @@ from .separable import is_separable_table, is_table_family, table_beta
 from .surface import interp_table
 
 __all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual",
-           "equilibrium_penalty", "separable_equilibrium_penalty", "angular_equilibrium_penalty", "learned_prior_per_star"]
+           "equilibrium_penalty", "separable_equilibrium_penalty", "angular_equilibrium_penalty",
+           "learned_prior_per_star"]
 
 #: Prior scale of d^2 y / d ln r^2 of a free beta(r).
 BETA_TAU = 0.5

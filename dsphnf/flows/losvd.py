@@ -40,7 +40,8 @@ import math
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from .angular import angular_log_mixture, angular_table, is_angular_table
+from .angular import angular_table, is_angular_table
+from .angular_losvd import angular_log_mixture
 from .separable import is_separable_table, speed_state_table
 from .surface import interp_table, line_of_sight_terms, radial_table, top_radius, weighted_mean
 
