@@ -14,13 +14,13 @@ from conftest import (check_flow_equivariance, check_log_det_against_jacobian, c
 from dsphnf.anisotropy import Inferred, Isotropic
 from dsphnf.errors import FitError
 from dsphnf.flows import FlowConfig, SphericalFlow, fit_flow
-from dsphnf.flows.angular import (AngularTable, angular_table, angular_table_moments, law_basis, law_cdf,
-                                  law_log_density, law_moments, law_quantile)
+from dsphnf.flows.angular import (AngularTable, angular_table, angular_table_moments, family_table_beta, law_basis,
+                                  law_cdf, law_log_density, law_moments, law_quantile)
 from dsphnf.flows.angular_losvd import los_coefficients, polynomial_mixture
 from dsphnf.flows.beta_prior import angular_equilibrium_penalty
 from dsphnf.flows.losvd import log_losvd, velocity_table
 from dsphnf.flows.moments import flow_profiles
-from dsphnf.flows.separable import speed_nodes, table_beta
+from dsphnf.flows.separable import speed_nodes
 from dsphnf.flows.surface import radial_table
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
@@ -162,7 +162,7 @@ def test_phase_space_log_det_matches_brute_force_jacobian():
 
 def test_untrained_flow_is_isotropic():
     flow = SphericalFlow(**ANGULAR).double()
-    beta = table_beta(velocity_table(flow))(torch.tensor([0.05, 1.0, 20.0], dtype=torch.float64))
+    beta = family_table_beta(velocity_table(flow))(torch.tensor([0.05, 1.0, 20.0], dtype=torch.float64))
     assert float(beta.detach().abs().max()) < 1e-12
 
 
@@ -218,7 +218,7 @@ def test_beta_read_back_from_table_readout_and_samples():
     flow = angular_flow(8, std=0.3)
     r = np.array([0.3, 1.0, 2.0])
     prof = flow_profiles(flow, r, length_scale=1.0)
-    from_table = table_beta(velocity_table(flow))(torch.as_tensor(r)).detach().numpy()
+    from_table = family_table_beta(velocity_table(flow))(torch.as_tensor(r)).detach().numpy()
     np.testing.assert_allclose(prof["beta"], from_table, atol=0.02)
     assert np.abs(prof["beta"]).max() > 0.1  # a non-trivial anisotropy
     for mc, b in zip(sampled_beta(flow, r), prof["beta"]):
@@ -244,7 +244,7 @@ def test_constant_beta_gaussian_model_has_the_analytic_losvd():
     vtab = _beta_minus_one_table(flow)
     np.testing.assert_allclose(law_values(np.linspace(-1, 1, 5), vtab.law[0, 0].numpy()),
                                0.75 * (1 - np.linspace(-1, 1, 5) ** 2), atol=1e-12)
-    beta = table_beta(vtab)(torch.tensor([0.05, 1.0, 20.0], dtype=torch.float64))
+    beta = family_table_beta(vtab)(torch.tensor([0.05, 1.0, 20.0], dtype=torch.float64))
     assert torch.allclose(beta, torch.full((3,), -1.0, dtype=torch.float64), atol=1e-12)
     h = 0.3
 

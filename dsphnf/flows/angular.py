@@ -46,11 +46,12 @@ from torch import nn
 
 from .device_constants import on_device
 from .field import MLP, soft_log_radius
-from .separable import speed_nodes_on, speed_state_table
+from .separable import speed_nodes_on, speed_state_table, table_beta, table_moments
+from .surface import interp_table
 
 __all__ = ["ANGULAR_DEGREE", "AngularLaw", "AngularTable", "angular_table", "is_angular_table", "law_basis",
            "law_basis_on", "legendre_even", "law_moments", "angular_table_moments", "law_cdf", "law_quantile",
-           "law_log_density",
+           "law_log_density", "family_table_moments", "family_table_beta",
            "angular_transform", "angular_log_prob", "angular_inverse"]
 
 #: Degree K of the angular law in mu^2: beta in [-K, 1 - 1/(2K + 1)], the LOSVD a polynomial of degree 2K.
@@ -170,6 +171,22 @@ def angular_table_moments(vtable: AngularTable) -> dict[str, torch.Tensor]:
     m4 = (w * s2 * s2 * mu4).sum(-1)
     m22 = (w * s2 * s2 * (mu2 - mu4)).sum(-1) / 2.0
     return {"sr2": sr2, "st2": st2, "m4": m4, "m22": m22, "beta": 1.0 - st2 / sr2}
+
+
+def family_table_moments(vtable) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ln sigma_r^2, ln sigma_t^2) on the nodes of an angular or a separable table (sigma_t: one component)."""
+    if not is_angular_table(vtable):
+        return table_moments(vtable)
+    mom = angular_table_moments(vtable)
+    return torch.log(mom["sr2"]), torch.log(mom["st2"])
+
+
+def family_table_beta(vtable):
+    """beta(r) of an angular or a separable table at standardised r: linear in ln r between nodes, held beyond."""
+    if not is_angular_table(vtable):
+        return table_beta(vtable)
+    beta = angular_table_moments(vtable)["beta"]
+    return lambda r: interp_table(torch.log(r), vtable.lnr, beta, extrapolate=False)
 
 
 # ----------------------------------------------------------------------------- the map

@@ -25,6 +25,7 @@ import torch
 
 from .angular import AngularTable, law_basis_on, legendre_even
 from .device_constants import on_device
+from .surface import interp_table
 
 __all__ = ["los_coefficients", "polynomial_mixture", "angular_log_mixture", "TAYLOR_SWITCH", "QUADRATURE_NODES"]
 
@@ -197,8 +198,6 @@ def angular_log_mixture(vtable: AngularTable, q: torch.Tensor, nz: torch.Tensor,
     ``v`` (n,) or (n, k); ``h`` (n,) or a scalar. Returns v's shape, or (n,)
     with ``node_weights`` (k,) (the weighted sum over the k velocities).
     """
-    from .surface import interp_table
-
     m, J, k1 = vtable.law.shape
     s = torch.exp(interp_table(q, vtable.lnr, vtable.lns, extrapolate=False))  # (n, n_s, J)
     law = interp_table(q, vtable.lnr, vtable.law.reshape(m, J * k1), extrapolate=False).reshape(*q.shape, J, k1)

@@ -64,8 +64,8 @@ import math
 import torch
 
 from .beta import FreeBeta, symmetrised
-from .angular import AngularTable, angular_table_moments
-from .separable import is_separable_table, is_table_family, table_beta
+from .angular import AngularTable, angular_table_moments, family_table_beta
+from .separable import is_separable_table, is_table_family
 from .surface import interp_table
 
 __all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual",
@@ -237,7 +237,7 @@ def learned_prior_per_star(flow, table, vtable, prior) -> torch.Tensor | float:
     from .prior import sigma_r2_table
 
     if is_table_family(vtable) and table is not None:  # separable or angular: beta from its table
-        beta = table_beta(vtable)(torch.exp(vtable[0]))
+        beta = family_table_beta(vtable)(torch.exp(vtable[0]))
         p4 = separable_equilibrium_penalty if is_separable_table(vtable) else angular_equilibrium_penalty
         pen = p4(table, vtable, prior.log_range, EQUILIBRIUM_TAU)
         pen = pen + anisotropy_penalty(vtable[0], beta, sigma_r2_table(vtable), prior.log_range, prior.tau, BETA_TAU)

@@ -51,13 +51,13 @@ from torch import nn
 from torchdiffeq import odeint
 
 from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
+from .angular import AngularLaw, angular_inverse, angular_table, angular_transform, family_table_beta
 from .beta import LearnedAnisotropy, learned_anisotropy
 from .device_constants import on_device
 from .distribution import FlowDistribution
 from .field import INNER_MODES, RadialField, VelocityField
 from .layers import plummer_inverse, plummer_radius
 from .rk4 import rk4_solve
-from .angular import AngularLaw, angular_inverse, angular_log_prob, angular_table, angular_transform
 from .separable import TABLE_FAMILIES, VELOCITY_FAMILIES, separable_table, shell_inverse, shell_transform, table_beta
 
 __all__ = ["SphericalFlow", "FLOW_FORMS", "random_flow"]
@@ -327,7 +327,7 @@ class SphericalFlow(FlowDistribution, nn.Module):
         if self.separable:
             return table_beta(separable_table(self))(r)
         if self.angular:
-            return table_beta(angular_table(self))(r)
+            return family_table_beta(angular_table(self))(r)
         if self.beta_net is not None:
             return self.beta_net(r)
         return self.beta_model.beta_torch(r * self.length_scale)

@@ -14,8 +14,8 @@ import math
 
 import torch
 
-from .field import log_normal_radius
 from .angular import angular_log_prob
+from .field import log_normal_radius
 from .separable import shell_log_prob
 
 __all__ = ["FlowDistribution"]

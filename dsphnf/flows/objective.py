@@ -40,7 +40,8 @@ from .device_constants import on_device
 from .foreground import mixture_nll
 from .losvd import exact_nll, supports_exact, velocity_table
 from .prior import SmoothnessPrior
-from .separable import is_table_family, table_beta
+from .angular import family_table_beta
+from .separable import is_table_family
 from .stars import StarData
 from .surface import positional_nll, radial_table
 
@@ -146,6 +147,6 @@ def flow_loss(
         nll = kde.smeared_kde_loss(data, model, rows=rows, log_w=logw)
     if prior is None:
         return nll
-    beta = table_beta(vtable) if is_table_family(vtable) else flow.beta  # separable, angular: no second pass
+    beta = family_table_beta(vtable) if is_table_family(vtable) else flow.beta  # separable, angular: no second pass
     return nll + prior.per_star(table, vtable, beta) + learned_prior_per_star(flow, table, vtable, prior)
 

@@ -92,7 +92,8 @@ from typing import Callable
 import torch
 
 from .nu_mean import ZhaoMean, fit_zhao_mean
-from .separable import is_table_family, table_moments
+from .angular import family_table_moments
+from .separable import is_table_family
 
 __all__ = ["HOLE_TAU", "POSITIVITY_TAU", "MASS_SLOPE_MAX", "SmoothnessPrior", "log_derivative", "roughness",
            "hole_penalty", "sigma_r2_table", "jeans_positivity", "density_conditions", "positivity_penalty",
@@ -158,10 +159,10 @@ def sigma_r2_table(vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> t
     Before the anisotropy layer the velocities are isotropic, and the layer does
     not touch v_r, so sigma_r^2 = <S^2>/3 over the base speeds (quadrature
     weights of :func:`~dsphnf.flows.losvd.velocity_table`); for the separable
-    family's table, <A^2>/3 (:func:`~dsphnf.flows.separable.table_moments`).
+    family's table, <A^2>/3 (:func:`~dsphnf.flows.angular.family_table_moments`; the angular one's <S^2 mu^2>).
     """
     if is_table_family(vtable):  # the separable family: <A^2>/3; the angular one: <S^2 mu^2>
-        return table_moments(vtable)[0]
+        return family_table_moments(vtable)[0]
     _, lns, lw = vtable
     return torch.logsumexp(2.0 * lns + lw, dim=-1)
 

@@ -123,21 +123,16 @@ def table_moments(vtable) -> tuple[torch.Tensor, torch.Tensor]:
     """(ln sigma_r^2, ln sigma_t^2) on the nodes of a :func:`separable_table` (sigma_t: one component).
 
     A uniform direction has <w_r^2> = <w_y^2> = 1/3, so sigma_r^2 = <A^2>/3 and
-    sigma_t^2 = <B^2>/3 (exact quadrature over the base speeds). An angular
-    table: :func:`~dsphnf.flows.angular.angular_table_moments`.
+    sigma_t^2 = <B^2>/3 (exact quadrature over the base speeds). For either
+    family's table: :func:`~dsphnf.flows.angular.family_table_moments`.
     """
-    if hasattr(vtable, "law"):
-        from .angular import angular_table_moments
-
-        mom = angular_table_moments(vtable)
-        return torch.log(mom["sr2"]), torch.log(mom["st2"])
     _, lna, lnb, lw = vtable
     return (torch.logsumexp(2.0 * lna + lw, dim=-1) - math.log(3.0),
             torch.logsumexp(2.0 * lnb + lw, dim=-1) - math.log(3.0))
 
 
 def table_beta(vtable):
-    """beta(r) = 1 - sigma_t^2 / sigma_r^2 of a :func:`separable_table` (or an angular one) at standardised r.
+    """beta(r) = 1 - sigma_t^2 / sigma_r^2 of a :func:`separable_table`, as a function of standardised r.
 
     Linear in ln r between the table's nodes (exact at them), held beyond.
 
