@@ -56,6 +56,8 @@ __all__ = ["ANGULAR_DEGREE", "AngularLaw", "AngularTable", "angular_table", "is_
 
 #: Degree K of the angular law in mu^2: beta in [-K, 1 - 1/(2K + 1)], the LOSVD a polynomial of degree 2K.
 ANGULAR_DEGREE = 4
+
+
 @lru_cache(maxsize=None)
 def law_basis(degree: int = ANGULAR_DEGREE) -> dict[str, np.ndarray]:
     """Constants of the Bernstein basis phi_k in mu^2 of degree K (module docstring).
