@@ -12,6 +12,7 @@ starts the free beta at B at every radius instead of isotropy (the spline's coef
 Usage::
 
     python benchmarks/beta_tangential_pull.py --velocities df|gaussian --equilibrium on|off --seeds 200-207 [--stars 1000] [--nu-mean zhao] [--beta-start -0.5] [--velocity angular]
+        [--tangential-equation on|off]
 
 Defaults: ``nfw:6.4e7,1`` | ``plummer:0.25`` | ``constant:-0.5`` (R_half = 0.25 kpc), 1000 stars; the radii
 are 0.25-4 R_half of the tracer given (:func:`dsphnf.calibrate.score.projected_half_radius`).
@@ -85,7 +86,12 @@ def main() -> None:
     ap.add_argument("--nu-mean", choices=("none", "zhao"), default="none")
     ap.add_argument("--beta-start", type=float, default=None, help="the free beta's start at every radius (default 0)")
     ap.add_argument("--velocity", default="elliptical", help="velocity family: elliptical | separable | angular")
+    ap.add_argument("--tangential-equation", choices=("on", "off", "default"), default="default",
+                    help="whether the family's prior holds the v_r v_t^2 moment equation (default: "
+                         "beta_prior.TANGENTIAL_EQUATION, on for the angular family only)")
     args = ap.parse_args()
+    if args.tangential_equation != "default":
+        beta_prior.TANGENTIAL_EQUATION[args.velocity] = args.tangential_equation == "on"
     if args.equilibrium == "off":
         beta_prior.EQUILIBRIUM_TAU = 1e6
     if args.beta_start is not None:

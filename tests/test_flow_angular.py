@@ -17,11 +17,11 @@ from dsphnf.flows import FlowConfig, SphericalFlow, fit_flow
 from dsphnf.flows.angular import (AngularTable, angular_table, angular_table_moments, family_table_beta, law_basis,
                                   law_cdf, law_log_density, law_moments, law_quantile)
 from dsphnf.flows.angular_losvd import los_coefficients, polynomial_mixture
-from dsphnf.flows.beta_prior import angular_equilibrium_penalty
+from dsphnf.flows.beta_prior import TANGENTIAL_EQUATION, angular_equilibrium_penalty, tangential_fourth_order_residual
 from dsphnf.flows.losvd import log_losvd, velocity_table
 from dsphnf.flows.moments import flow_profiles
 from dsphnf.flows.separable import speed_nodes
-from dsphnf.flows.surface import radial_table
+from dsphnf.flows.surface import interp_table, radial_table
 
 pytestmark = pytest.mark.usefixtures("float64_one_thread")
 
@@ -262,12 +262,22 @@ def test_constant_beta_gaussian_model_has_the_analytic_losvd():
 
 
 def test_a_constant_beta_model_is_in_fourth_order_equilibrium():
-    """The model above obeys the v_r^3 Jeans equation for any nu (E4 = 0); its speeds with an isotropic law do not."""
+    """The model above obeys both fourth-order Jeans equations for any nu (E4 = E4t = 0); its speeds with an
+    isotropic law do not, and the family's prior holds both."""
     flow = SphericalFlow(**ANGULAR).double()
     rng = (math.log(0.05), math.log(5.0))
     table = radial_table(flow)
-    assert float(angular_equilibrium_penalty(table, _beta_minus_one_table(flow), rng).detach()) < 1e-4
+    assert TANGENTIAL_EQUATION["angular"]
+    assert float(angular_equilibrium_penalty(table, _beta_minus_one_table(flow), rng).detach()) < 2e-4
     assert float(angular_equilibrium_penalty(table, _beta_minus_one_table(flow, isotropic=True), rng).detach()) > 1.0
+    vtab = _beta_minus_one_table(flow)
+    lnnu = interp_table(vtab.lnr, table[0], table[1])
+    x, e4t = tangential_fourth_order_residual(vtab.lnr, lnnu, angular_table_moments(vtab))
+    inside = (x >= rng[0]) & (x <= rng[1])
+    assert float(e4t[inside].detach().abs().max()) < 5e-3  # the table's differences and quadrature
+    iso = _beta_minus_one_table(flow, isotropic=True)
+    _, e4t_iso = tangential_fourth_order_residual(iso.lnr, lnnu, angular_table_moments(iso))
+    assert float(e4t_iso[inside].detach().abs().median()) > 0.1
 
 
 def test_angular_needs_the_free_anisotropy_and_a_fit_records_it(monkeypatch):

@@ -11,7 +11,7 @@ from dsphnf.anisotropy import Inferred, parse_anisotropy
 from dsphnf.flows import SphericalFlow, random_flow
 from dsphnf.flows.beta import BETA_MAX, BETA_MIN, GAIN, FreeBeta, bounded_beta, learned_anisotropy, symmetrised
 from dsphnf.flows.beta_prior import (anisotropy_penalty, equilibrium_penalty, fourth_order_residual,
-                                     learned_prior_per_star)
+                                     learned_prior_per_star, tangential_fourth_order_residual)
 from dsphnf.flows.surface import radial_table
 from dsphnf.flows.cnf import FLOW_FORMS
 from dsphnf.flows.losvd import exact_nll, velocity_table
@@ -200,6 +200,43 @@ def test_fourth_order_residual_closed_form():
     kappa_w = (5.0 / 3.0) * np.exp(2 * 0.3 * xc - (0.5 * xc + math.log(15.0) + 0.2 * np.sin(xc)))
     want = (-2 - xc + 0.5 + 0.2 * np.cos(xc)) + 2 * b - kappa_w * (-2 - xc + 0.3 + 2 * b)
     np.testing.assert_allclose(e4.numpy(), want, atol=1e-4)
+
+
+def _beta_law_moments(beta: torch.Tensor, sr2: torch.Tensor, m4: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Moments of an L^(-2 beta) f(E) distribution at each radius from its sigma_r^2 and <v_r^4>: the direction law
+    (1 - mu^2)^(-beta) makes x = mu^2 a Beta(1/2, 1 - beta) variate, so <v_r^2 v_theta^2> = (1 - beta) <v_r^4> / 3
+    and <v_t^4> = (4/3)(1 - beta)(2 - beta) <v_r^4>."""
+    return {"sr2": sr2, "st2": (1 - beta) * sr2, "m4": m4, "m22": (1 - beta) * m4 / 3,
+            "t4": 4 * (1 - beta) * (2 - beta) * m4 / 3}
+
+
+def test_tangential_equation_of_a_constant_beta_distribution_is_the_radial_one():
+    """For f = L^(-2 beta) f0(E) the v_r v_t^2 equation reduces to the v_r^3 one: E4t = E4 for any nu and moments."""
+    x = torch.linspace(-2.0, 2.0, 201, dtype=torch.float64)
+    lnnu, sr2 = -2 * x - 0.5 * x**2, torch.exp(0.3 * x)
+    m4 = 3 * sr2**2 * torch.exp(0.2 * torch.sin(x))
+    for b0 in (-1.5, -0.5, 0.0, 0.4):
+        beta = torch.full_like(x, b0)
+        mom = _beta_law_moments(beta, sr2, m4)
+        _, e4 = fourth_order_residual(x, lnnu, torch.log(3 * sr2), torch.log(5 * m4), beta)
+        _, e4t = tangential_fourth_order_residual(x, lnnu, mom)
+        assert float(e4.abs().max()) > 0.05
+        np.testing.assert_allclose(e4t.numpy(), e4.numpy(), atol=1e-12)
+
+
+def test_elliptical_family_holds_the_tangential_equation_only_for_osipkov_merritt():
+    """Gaussian ellipsoids of constant width (E4 = 0 for any beta) have E4t = 2 beta + d ln(1 - beta)/d ln r:
+    2 beta for a constant beta, zero for beta = r^2 / (r^2 + r_a^2)."""
+    x = torch.linspace(-2.0, 2.0, 801, dtype=torch.float64)
+    one = torch.ones_like(x)
+
+    def e4t(beta):  # isotropic Gaussian w (sigma 1), v_t stretched by sqrt(1 - beta)
+        mom = {"sr2": one, "st2": 1 - beta, "m22": 1 - beta, "t4": 8 * (1 - beta) ** 2}
+        return tangential_fourth_order_residual(x, -3 * x, mom)[1]
+
+    np.testing.assert_allclose(e4t(torch.full_like(x, -0.5)).numpy(), -1.0, atol=1e-12)
+    r2 = torch.exp(2 * x)
+    assert float(e4t(r2 / (r2 + 0.3**2)).abs().max()) < 1e-4
 
 
 def test_gaussian_speeds_are_in_fourth_order_equilibrium_for_any_beta():

@@ -161,10 +161,11 @@ def law_moments(law: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def angular_table_moments(vtable: AngularTable) -> dict[str, torch.Tensor]:
-    """sigma_r^2, sigma_t^2 (one component), <v_r^4>, <v_r^2 v_theta^2> and beta on the table's radii.
+    """sigma_r^2, sigma_t^2 (one component), <v_r^4>, <v_r^2 v_theta^2>, <v_t^4> and beta on the table's radii.
 
     With v_r = S mu and v_theta = S sqrt(1 - mu^2) cos phi: sigma_r^2 = <S^2 mu^2>,
-    sigma_t^2 = <S^2 (1 - mu^2)>/2, <v_r^4> = <S^4 mu^4>, <v_r^2 v_theta^2> = <S^4 (mu^2 - mu^4)>/2.
+    sigma_t^2 = <S^2 (1 - mu^2)>/2, <v_r^4> = <S^4 mu^4>, <v_r^2 v_theta^2> = <S^4 (mu^2 - mu^4)>/2,
+    <v_t^4> = <S^4 (1 - mu^2)^2> (v_t^2 = v_theta^2 + v_phi^2).
     """
     mu2, mu4 = law_moments(vtable.law)
     w, s2 = torch.exp(vtable.lw), torch.exp(2.0 * vtable.lns)
@@ -172,7 +173,8 @@ def angular_table_moments(vtable: AngularTable) -> dict[str, torch.Tensor]:
     st2 = (w * s2 * (1.0 - mu2)).sum(-1) / 2.0
     m4 = (w * s2 * s2 * mu4).sum(-1)
     m22 = (w * s2 * s2 * (mu2 - mu4)).sum(-1) / 2.0
-    return {"sr2": sr2, "st2": st2, "m4": m4, "m22": m22, "beta": 1.0 - st2 / sr2}
+    t4 = (w * s2 * s2 * (1.0 - 2.0 * mu2 + mu4)).sum(-1)
+    return {"sr2": sr2, "st2": st2, "m4": m4, "m22": m22, "t4": t4, "beta": 1.0 - st2 / sr2}
 
 
 def family_table_moments(vtable) -> tuple[torch.Tensor, torch.Tensor]:

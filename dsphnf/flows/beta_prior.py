@@ -31,6 +31,18 @@ and B of each base shell learned separately) has
 (:func:`separable_equilibrium_penalty`); its beta(r) = 1 - <B^2>/<A^2> gets
 the same smoothness prior as a free beta.
 
+The v_r v_t^2 moment equation (:func:`tangential_fourth_order_residual`,
+E4t) is the other fourth-order Jeans equation of a spherical system; with
+E4 it fixes how <v_t^4> and <v_r^2 v_t^2> may change with radius. A
+constant-beta L^(-2 beta) f(E) distribution obeys it whenever it obeys E4
+(tests/test_flow_beta.py). The elliptical family obeys both only for
+isotropy and Osipkov-Merritt-like beta = r^2 / (r^2 + c) (its equilibrium
+members are the f(Q) models), so the term would make its free beta a
+disguised Osipkov-Merritt fit. The angular family, whose direction laws
+hold f(E, L) distributions, holds both equations (P_4 integrates
+E4^2 + E4t^2); the elliptical and separable families hold E4 only
+(:data:`TANGENTIAL_EQUATION`).
+
 Smoothness of a free beta(r) (:func:`anisotropy_penalty`):
 
     P_beta = Int (d^2 y / d ln r^2)^2 d ln r / (2 tau_beta^2)
@@ -68,7 +80,8 @@ from .angular import AngularTable, angular_table_moments, family_table_beta
 from .separable import is_separable_table, is_table_family
 from .surface import interp_table
 
-__all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "anisotropy_penalty", "fourth_order_residual",
+__all__ = ["BETA_TAU", "BETA_SLOPE_TAU", "EQUILIBRIUM_TAU", "TANGENTIAL_EQUATION", "anisotropy_penalty",
+           "fourth_order_residual", "tangential_fourth_order_residual",
            "equilibrium_penalty", "separable_equilibrium_penalty", "angular_equilibrium_penalty",
            "learned_prior_per_star"]
 
@@ -163,6 +176,56 @@ def fourth_order_residual(
     return lnr[1:-1], a4 + c - w * (a2 + 2.0 * b)
 
 
+def tangential_fourth_order_residual(
+    lnr: torch.Tensor, lnnu: torch.Tensor, mom: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ln r, E4t) at the interior nodes: the Jeans equation of the v_r v_t^2 moment, divided by nu <v_r^2 v_t^2> / r.
+
+    With v_t^2 = v_theta^2 + v_phi^2, the steady collisionless Boltzmann equation
+    times v_r v_t^2, integrated over velocities, gives
+
+        d(nu <v_r^2 v_t^2>)/dr + (nu/r)(4 <v_r^2 v_t^2> - <v_t^4>) + nu <v_t^2> dPhi/dr = 0,
+
+    i.e. E4t = d ln(nu m22)/d ln r + 4 - t4/(2 m22) - (st2 sr2/m22)[d ln(nu sr2)/d ln r + 2 beta] = 0
+    with the second-order read-out r dPhi/dr = -sr2 [d ln(nu sr2)/d ln r + 2 beta]. ``mom`` holds
+    sr2 = sigma_r^2, st2 = sigma_t^2 (one component), m22 = <v_r^2 v_theta^2>, t4 = <v_t^4> at the nodes.
+    For an isotropic distribution E4t is E4; for the elliptical family E4t - E4 = 2 beta + d ln(1 - beta)/d ln r,
+    zero only for isotropy and Osipkov-Merritt-like beta = r^2 / (r^2 + c) (its equilibrium members are f(Q)).
+
+    >>> x = torch.linspace(-2, 2, 41, dtype=torch.float64)
+    >>> one = torch.ones_like(x)                     # isothermal: isotropic Gaussian, sigma = 1, nu ~ r^-2
+    >>> mom = {"sr2": one, "st2": one, "m22": one, "t4": 8 * one}
+    >>> _, e4t = tangential_fourth_order_residual(x, -2 * x, mom)
+    >>> float(e4t.abs().max()) < 1e-12
+    True
+    """
+    h = lnr[2:] - lnr[:-2]
+
+    def d(f: torch.Tensor) -> torch.Tensor:
+        return (f[2:] - f[:-2]) / h
+
+    sr2, st2, m22, t4 = (mom[k] for k in ("sr2", "st2", "m22", "t4"))
+    beta = (1.0 - st2 / sr2)[1:-1]
+    a2 = d(lnnu) + d(torch.log(sr2))
+    a22 = d(lnnu) + d(torch.log(m22))
+    inner = slice(1, -1)
+    e = a22 + 4.0 - t4[inner] / (2.0 * m22[inner]) - st2[inner] * sr2[inner] / m22[inner] * (a2 + 2.0 * beta)
+    return lnr[1:-1], e
+
+
+#: Per velocity family: whether its learned-anisotropy prior also holds the v_r v_t^2 moment equation
+#: (:func:`tangential_fourth_order_residual`): the angular family, whose laws hold f(E, L) distributions,
+#: does; the elliptical family would be pushed to isotropy or Osipkov-Merritt (module docstring).
+TANGENTIAL_EQUATION = {"elliptical": False, "separable": False, "angular": True}
+
+
+def _tangential_penalty(family: str, lnr, lnnu, mom, log_range, tau4) -> torch.Tensor | float:
+    if not TANGENTIAL_EQUATION[family]:
+        return 0.0
+    x, e = tangential_fourth_order_residual(lnr, lnnu, mom)
+    return _trapezoid_inside(x, e * e, *log_range) / (2.0 * tau4**2)
+
+
 def equilibrium_penalty(
     table: tuple[torch.Tensor, torch.Tensor], vtable: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     beta: torch.Tensor, log_range: tuple[float, float], tau4: float = EQUILIBRIUM_TAU,
@@ -177,7 +240,10 @@ def equilibrium_penalty(
     lnm2 = torch.logsumexp(2.0 * lns + lw, dim=-1)
     lnm4 = torch.logsumexp(4.0 * lns + lw, dim=-1)
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, beta)
-    return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+    s2, s4, ob = torch.exp(lnm2), torch.exp(lnm4), 1.0 - beta
+    mom = {"sr2": s2 / 3.0, "st2": ob * s2 / 3.0, "m22": ob * s4 / 15.0, "t4": ob * ob * s4 * (8.0 / 15.0)}
+    return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+            + _tangential_penalty("elliptical", lnr, lnnu, mom, log_range, tau4))
 
 
 def separable_equilibrium_penalty(
@@ -200,14 +266,17 @@ def separable_equilibrium_penalty(
     beta = -torch.expm1(torch.logsumexp(2.0 * lnb + lw, dim=-1) - lnm2)
     c4 = 2.0 - 2.0 * torch.exp(lnm22 - lnm4)
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, beta, c4)
-    return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+    mom = {"sr2": torch.exp(lnm2) / 3.0, "st2": torch.exp(torch.logsumexp(2.0 * lnb + lw, dim=-1)) / 3.0,
+           "m22": torch.exp(lnm22) / 15.0, "t4": torch.exp(torch.logsumexp(4.0 * lnb + lw, dim=-1)) * (8.0 / 15.0)}
+    return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+            + _tangential_penalty("separable", lnr, lnnu, mom, log_range, tau4))
 
 
 def angular_equilibrium_penalty(
     table: tuple[torch.Tensor, torch.Tensor], vtable: AngularTable, log_range: tuple[float, float],
     tau4: float = EQUILIBRIUM_TAU,
 ) -> torch.Tensor:
-    """P_4 of the angular family (:mod:`~dsphnf.flows.angular`) on its table's nodes [nats].
+    """P_4 of the angular family (:mod:`~dsphnf.flows.angular`) on its table's nodes [nats], E4t included.
 
     Its moments (:func:`~dsphnf.flows.angular.angular_table_moments`) enter
     :func:`fourth_order_residual` as ln <s^2> = ln 3 sigma_r^2 and ln <s^4> = ln 5 <v_r^4>
@@ -220,7 +289,8 @@ def angular_equilibrium_penalty(
     lnm2, lnm4 = torch.log(3.0 * mom["sr2"]), torch.log(5.0 * mom["m4"])
     c4 = 2.0 - 6.0 * mom["m22"] / mom["m4"]
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, mom["beta"], c4)
-    return _trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+    return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+            + _tangential_penalty("angular", lnr, lnnu, mom, log_range, tau4))
 
 
 def learned_prior_per_star(flow, table, vtable, prior) -> torch.Tensor | float:
