@@ -239,6 +239,25 @@ def test_elliptical_family_holds_the_tangential_equation_only_for_osipkov_merrit
     assert float(e4t(r2 / (r2 + 0.3**2)).abs().max()) < 1e-4
 
 
+def test_elliptical_family_pays_for_a_constant_beta_when_told_to_hold_the_tangential_equation(monkeypatch):
+    """The switch of :data:`TANGENTIAL_EQUATION`: Gaussian speeds of constant width with beta = -0.5 pay
+    Int (2 beta)^2 d ln r / (2 tau_4^2) with it, nothing without it."""
+    from dsphnf.flows import beta_prior
+
+    flow = random_flow(4, std=0.3, anisotropy=Inferred("free"))
+    with torch.no_grad():
+        for p in flow.vel_field.parameters():
+            p.zero_()
+    table, vt = radial_table(flow), velocity_table(flow)
+    beta = torch.full_like(vt[0], -0.5)
+    assert float(equilibrium_penalty(table, vt, beta, (-3.0, 2.0)).detach()) < 1e-12
+    monkeypatch.setitem(beta_prior.TANGENTIAL_EQUATION, "elliptical", True)
+    x = vt[0][1:-1].detach()
+    x = x[(x >= -3.0) & (x <= 2.0)]
+    want = float(x.max() - x.min()) * 1.0 / (2.0 * beta_prior.EQUILIBRIUM_TAU**2)
+    assert float(equilibrium_penalty(table, vt, beta, (-3.0, 2.0)).detach()) == pytest.approx(want, rel=1e-6)
+
+
 def test_gaussian_speeds_are_in_fourth_order_equilibrium_for_any_beta():
     """A flow with an untrained velocity map (Gaussian speeds, constant width) and any nu, beta: P_4 ~ 0."""
     flow = random_flow(4, std=0.3, anisotropy=Inferred("free"))

@@ -219,10 +219,11 @@ def tangential_fourth_order_residual(
 TANGENTIAL_EQUATION = {"elliptical": False, "separable": False, "angular": True}
 
 
-def _tangential_penalty(family: str, lnr, lnnu, mom, log_range, tau4) -> torch.Tensor | float:
+def _tangential_penalty(family: str, lnr, lnnu, moments, log_range, tau4) -> torch.Tensor | float:
+    """Int E4t^2 d ln r / (2 tau4^2) where ``family`` holds the equation, else 0; ``moments()`` gives its dict."""
     if not TANGENTIAL_EQUATION[family]:
         return 0.0
-    x, e = tangential_fourth_order_residual(lnr, lnnu, mom)
+    x, e = tangential_fourth_order_residual(lnr, lnnu, moments())
     return _trapezoid_inside(x, e * e, *log_range) / (2.0 * tau4**2)
 
 
@@ -240,10 +241,13 @@ def equilibrium_penalty(
     lnm2 = torch.logsumexp(2.0 * lns + lw, dim=-1)
     lnm4 = torch.logsumexp(4.0 * lns + lw, dim=-1)
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, beta)
-    s2, s4, ob = torch.exp(lnm2), torch.exp(lnm4), 1.0 - beta
-    mom = {"sr2": s2 / 3.0, "st2": ob * s2 / 3.0, "m22": ob * s4 / 15.0, "t4": ob * ob * s4 * (8.0 / 15.0)}
+
+    def moments() -> dict[str, torch.Tensor]:  # v = w_r n + sqrt(1 - beta) w_t, w isotropic with speeds s
+        s2, s4, ob = torch.exp(lnm2), torch.exp(lnm4), 1.0 - beta
+        return {"sr2": s2 / 3.0, "st2": ob * s2 / 3.0, "m22": ob * s4 / 15.0, "t4": ob * ob * s4 * (8.0 / 15.0)}
+
     return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
-            + _tangential_penalty("elliptical", lnr, lnnu, mom, log_range, tau4))
+            + _tangential_penalty("elliptical", lnr, lnnu, moments, log_range, tau4))
 
 
 def separable_equilibrium_penalty(
@@ -266,10 +270,14 @@ def separable_equilibrium_penalty(
     beta = -torch.expm1(torch.logsumexp(2.0 * lnb + lw, dim=-1) - lnm2)
     c4 = 2.0 - 2.0 * torch.exp(lnm22 - lnm4)
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, beta, c4)
-    mom = {"sr2": torch.exp(lnm2) / 3.0, "st2": torch.exp(torch.logsumexp(2.0 * lnb + lw, dim=-1)) / 3.0,
-           "m22": torch.exp(lnm22) / 15.0, "t4": torch.exp(torch.logsumexp(4.0 * lnb + lw, dim=-1)) * (8.0 / 15.0)}
+
+    def moments() -> dict[str, torch.Tensor]:  # <v_t^4> = (8/15) <B^4>
+        lnb2, lnb4 = (torch.logsumexp(k * lnb + lw, dim=-1) for k in (2.0, 4.0))
+        return {"sr2": torch.exp(lnm2) / 3.0, "st2": torch.exp(lnb2) / 3.0, "m22": torch.exp(lnm22) / 15.0,
+                "t4": torch.exp(lnb4) * (8.0 / 15.0)}
+
     return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
-            + _tangential_penalty("separable", lnr, lnnu, mom, log_range, tau4))
+            + _tangential_penalty("separable", lnr, lnnu, moments, log_range, tau4))
 
 
 def angular_equilibrium_penalty(
@@ -290,7 +298,7 @@ def angular_equilibrium_penalty(
     c4 = 2.0 - 6.0 * mom["m22"] / mom["m4"]
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, mom["beta"], c4)
     return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
-            + _tangential_penalty("angular", lnr, lnnu, mom, log_range, tau4))
+            + _tangential_penalty("angular", lnr, lnnu, lambda: mom, log_range, tau4))
 
 
 def learned_prior_per_star(flow, table, vtable, prior) -> torch.Tensor | float:
