@@ -101,6 +101,16 @@ def _trapezoid_inside(x: torch.Tensor, f: torch.Tensor, lo: float, hi: float) ->
     return (0.5 * (f[1:] + f[:-1]) * (x[1:] - x[:-1])).sum()
 
 
+def _interior_slope(lnr: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """d f / d ln r at the interior nodes (central differences)."""
+    return (f[2:] - f[:-2]) / (lnr[2:] - lnr[:-2])
+
+
+def _squared_integral(x: torch.Tensor, e: torch.Tensor, log_range: tuple[float, float], tau4: float) -> torch.Tensor:
+    """Int e^2 d ln r / (2 tau4^2) over ``log_range`` [nats]."""
+    return _trapezoid_inside(x, e * e, *log_range) / (2.0 * tau4**2)
+
+
 def anisotropy_penalty(
     lnr: torch.Tensor, beta: torch.Tensor, lnsr2: torch.Tensor, log_range: tuple[float, float],
     tau: float, beta_tau: float = BETA_TAU, slope_tau: float | None = None,
@@ -162,10 +172,8 @@ def fourth_order_residual(
     >>> float(e4.abs().max()) < 1e-12
     True
     """
-    h = lnr[2:] - lnr[:-2]
-
     def d(f: torch.Tensor) -> torch.Tensor:
-        return (f[2:] - f[:-2]) / h
+        return _interior_slope(lnr, f)
 
     b = beta[1:-1]
     a2 = d(lnnu) + d(lnm2)
@@ -199,10 +207,8 @@ def tangential_fourth_order_residual(
     >>> float(e4t.abs().max()) < 1e-12
     True
     """
-    h = lnr[2:] - lnr[:-2]
-
     def d(f: torch.Tensor) -> torch.Tensor:
-        return (f[2:] - f[:-2]) / h
+        return _interior_slope(lnr, f)
 
     sr2, st2, m22, t4 = (mom[k] for k in ("sr2", "st2", "m22", "t4"))
     beta = (1.0 - st2 / sr2)[1:-1]
@@ -223,8 +229,7 @@ def _tangential_penalty(family: str, lnr, lnnu, moments, log_range, tau4) -> tor
     """Int E4t^2 d ln r / (2 tau4^2) where ``family`` holds the equation, else 0; ``moments()`` gives its dict."""
     if not TANGENTIAL_EQUATION[family]:
         return 0.0
-    x, e = tangential_fourth_order_residual(lnr, lnnu, moments())
-    return _trapezoid_inside(x, e * e, *log_range) / (2.0 * tau4**2)
+    return _squared_integral(*tangential_fourth_order_residual(lnr, lnnu, moments()), log_range, tau4)
 
 
 def equilibrium_penalty(
@@ -246,7 +251,7 @@ def equilibrium_penalty(
         s2, s4, ob = torch.exp(lnm2), torch.exp(lnm4), 1.0 - beta
         return {"sr2": s2 / 3.0, "st2": ob * s2 / 3.0, "m22": ob * s4 / 15.0, "t4": ob * ob * s4 * (8.0 / 15.0)}
 
-    return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+    return (_squared_integral(x, e4, log_range, tau4)
             + _tangential_penalty("elliptical", lnr, lnnu, moments, log_range, tau4))
 
 
@@ -267,16 +272,16 @@ def separable_equilibrium_penalty(
     lnm2 = torch.logsumexp(2.0 * lna + lw, dim=-1)
     lnm4 = torch.logsumexp(4.0 * lna + lw, dim=-1)
     lnm22 = torch.logsumexp(2.0 * (lna + lnb) + lw, dim=-1)
-    beta = -torch.expm1(torch.logsumexp(2.0 * lnb + lw, dim=-1) - lnm2)
+    lnb2 = torch.logsumexp(2.0 * lnb + lw, dim=-1)
+    beta = -torch.expm1(lnb2 - lnm2)
     c4 = 2.0 - 2.0 * torch.exp(lnm22 - lnm4)
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, beta, c4)
 
     def moments() -> dict[str, torch.Tensor]:  # <v_t^4> = (8/15) <B^4>
-        lnb2, lnb4 = (torch.logsumexp(k * lnb + lw, dim=-1) for k in (2.0, 4.0))
         return {"sr2": torch.exp(lnm2) / 3.0, "st2": torch.exp(lnb2) / 3.0, "m22": torch.exp(lnm22) / 15.0,
-                "t4": torch.exp(lnb4) * (8.0 / 15.0)}
+                "t4": torch.exp(torch.logsumexp(4.0 * lnb + lw, dim=-1)) * (8.0 / 15.0)}
 
-    return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+    return (_squared_integral(x, e4, log_range, tau4)
             + _tangential_penalty("separable", lnr, lnnu, moments, log_range, tau4))
 
 
@@ -297,7 +302,7 @@ def angular_equilibrium_penalty(
     lnm2, lnm4 = torch.log(3.0 * mom["sr2"]), torch.log(5.0 * mom["m4"])
     c4 = 2.0 - 6.0 * mom["m22"] / mom["m4"]
     x, e4 = fourth_order_residual(lnr, lnnu, lnm2, lnm4, mom["beta"], c4)
-    return (_trapezoid_inside(x, e4 * e4, *log_range) / (2.0 * tau4**2)
+    return (_squared_integral(x, e4, log_range, tau4)
             + _tangential_penalty("angular", lnr, lnnu, lambda: mom, log_range, tau4))
 
 
