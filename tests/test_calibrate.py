@@ -257,7 +257,8 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     assert [r["log10_err"] for r in start] == pytest.approx([r["log10_err"] for r in one.rows], rel=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["spec"]["fits"]["start"] == {"ensemble": 1, "steps": 1, "anisotropy": "isotropic",
-                                                "nu_mean": "none", "warm_start": 0, "centre": "members"}
+                                                "nu_mean": "none", "warm_start": 0, "centre": "members",
+                                                "velocity": "elliptical"}
     (v,) = summary["versus_start"]
     assert v["method"] == "flow" and v["n"] == 2 and 0 <= v["third"] <= v["better"] <= 2
     assert 0 <= v["far_third"] <= min(v["far"], v["third"]) and v["far"] <= 2
@@ -276,6 +277,8 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     (["PlumCoreOm", "--fit-anisotropy", "free", "--centre", "all-stars"], ["centre='all-stars' needs a given", "free"]),
     (["PlumCoreOm", "--fit-anisotropy", "free", "--warm-start", "5"], ["warm_start needs a given anisotropy", "free"]),
     (["PlumCuspIso", "--method", "baseline,jeans"], ["unknown --method", "comma list"]),
+    (["PlumCuspIso", "--velocity", "spherical"], ["velocity must be one of elliptical, separable, angular"]),
+    (["PlumCoreOm", "--fit-anisotropy", "om:0.3", "--velocity", "separable"], ["learns beta(r) itself", "om:0.3"]),
     (["PlumCuspIso", "--fit-anisotropy", "free", "--method", "profile"], ["does not support"]),
     (["PlumCuspIso", "--ensemble", "0"], ["--ensemble"]),
     (["PlumCuspIso", "--halo", "burkert:1e8,0.5"], ["MODEL or --halo"]),
@@ -431,3 +434,28 @@ def test_the_flows_nu_mean_is_a_setting_of_its_fits_and_of_the_record():
     assert calibration_spec("PlumCuspIso", realisations=2, methods="flow").fits[0].nu_mean == "none"
     with pytest.raises(CalibrationError, match="--nu-mean"):
         calibration_spec("PlumCuspIso", realisations=2, methods="flow", nu_mean="plummer")
+
+
+def test_the_flows_velocity_family_reaches_its_fits_not_the_start(monkeypatch):
+    """--velocity reaches the flow's fit_flow call (and its fingerprint and summary.json); the start stays
+    elliptical, the family every flow starts from."""
+    from dsphnf.calibrate import run as run_module
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fit_flow(catalog, anisotropy, *, flow_config=None, **kw):
+        seen.append((anisotropy.spec(), flow_config.velocity))
+        raise Stop
+
+    monkeypatch.setattr("dsphnf.flows.fit_flow", fit_flow)
+    spec = calibration_spec("PlumCoreOm", realisations=2, stars=60, methods="flow,start", ensemble=2, steps=2,
+                            fit_anisotropy="free", velocity="separable")
+    assert spec.describe()["fits"]["flow"]["velocity"] == "separable"
+    cat = spec.source.draw(60, 0).catalog
+    for fit in spec.fits:
+        with pytest.raises(Stop):
+            run_module._fit_profile(fit, cat, spec.radii, 0)
+    assert seen == [("free", "separable"), ("free", "elliptical")]

@@ -57,13 +57,13 @@ def _flow_profile(fit: FlowSettings | StartSettings, catalog, radii: np.ndarray,
     batched trainer's probe (whose choice depends on the machine's load), so
     that a realisation's fit is the same on every run and executor.
     """
-    from ..flows import FitOptions, TrainConfig, fit_flow
+    from ..flows import FitOptions, FlowConfig, TrainConfig, fit_flow
 
     train = None if fit.nu_mean == "none" else TrainConfig(nu_mean=fit.nu_mean)  # None: fit_flow's defaults
     res = fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
                    progress=False, options=FitOptions(r_grid=tuple(radii), threads=TASK_THREADS,
                                                       warm_start=fit.warm_start, centre=fit.centre),
-                   train_config=train)
+                   train_config=train, flow_config=FlowConfig(velocity=fit.velocity))
     profile = dict(res.profile)
     if not np.allclose(profile["r"], radii, rtol=1e-6):  # the read-out inverts r(u) numerically
         raise FitError("the flow read-out did not return the requested radii")

@@ -61,8 +61,8 @@ class MockSource:
 
 @dataclass(frozen=True)
 class FlowSettings:
-    """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``, with ``TrainConfig(nu_mean=nu_mean)``
-    and ``FitOptions(warm_start=warm_start, centre=centre)``; ``centre`` resolved (:func:`calibration_spec` turns
+    """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``, with ``TrainConfig(nu_mean=nu_mean)``,
+    ``FitOptions(warm_start=warm_start, centre=centre)`` and ``FlowConfig(velocity=velocity)``; ``centre`` resolved (:func:`calibration_spec` turns
     ``"auto"`` into ``"all-stars"`` or ``"members"``; the survey keeps ``"members"``, the centre of its bands)."""
 
     anisotropy: AnisotropySpec
@@ -71,6 +71,7 @@ class FlowSettings:
     nu_mean: str = "none"
     warm_start: int = 0
     centre: str = "members"
+    velocity: str = "elliptical"
     method: ClassVar[str] = "flow"
 
     @property
@@ -93,6 +94,7 @@ class StartSettings:
     nu_mean: str = field(default="none", init=False)
     warm_start: int = field(default=0, init=False)
     centre: str = field(default="members", init=False)
+    velocity: str = field(default="elliptical", init=False)
     method: ClassVar[str] = "start"
     banded: ClassVar[bool] = False
 
@@ -197,10 +199,10 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
                   nwalkers: int, fit_halo: str, nu_mean: str = "none", warm_start: int = 0,
-                  centre: str = "auto") -> tuple[FitSettings, ...]:
+                  centre: str = "auto", velocity: str = "elliptical") -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
-    from ..flows.fit_setup import centre_refusal, resolved_centre, warm_refusal
+    from ..flows.fit_setup import centre_refusal, resolved_centre, velocity_refusal, warm_refusal
     from ..flows.nu_mean import NU_MEANS
     from ..flows.settings import CENTRES, default_steps
 
@@ -217,12 +219,13 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     if "flow" in chosen:
         warm, k = _integer(warm_start, "--warm-start", 0), _integer(ensemble, "--ensemble", 1)
         centre = resolved_centre(centre, beta, kinematic=True)  # every mock has velocities
-        why = (warm_refusal(beta) if warm else None) or (centre_refusal(centre, beta) if k > 1 else None)
+        why = ((warm_refusal(beta) if warm else None) or (centre_refusal(centre, beta) if k > 1 else None)
+               or velocity_refusal(velocity, beta))
         if why is not None:
             raise CalibrationError(why)
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), k,
                                  default_steps() if steps is None else _integer(steps, "--steps", 1), nu_mean, warm,
-                                 centre))
+                                 centre, velocity))
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
                                      _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4),
@@ -239,7 +242,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
                      max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
                      fit_halo: str = "zhao-alpha", nu_mean: str = "none", warm_start: int = 0,
-                     centre: str = "auto") -> CalibrationSpec:
+                     centre: str = "auto", velocity: str = "elliptical") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -276,6 +279,10 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         The flow's ``FitOptions.centre``: ``auto`` (default; resolved here: ``all-stars`` for a given
         ``fit_anisotropy``, else ``members``), ``members`` or ``all-stars`` (bands around a
         flow trained on all stars). A store written with another centre is refused on resume.
+    velocity : str
+        The flow's ``FlowConfig.velocity`` (:data:`dsphnf.flows.separable.VELOCITY_FAMILIES`; default
+        ``elliptical``; ``separable`` and ``angular`` need ``fit_anisotropy="free"``). The start keeps the
+        elliptical family.
 
     Raises
     ------
@@ -295,6 +302,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     'all-stars'
     >>> calibration_spec("PlumCoreOm", realisations=2, methods="flow", fit_anisotropy="free").fits[0].centre
     'members'
+    >>> calibration_spec("PlumCoreOm", realisations=2, methods="flow", fit_anisotropy="free",
+    ...                  velocity="separable").fits[0].velocity
+    'separable'
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="baseline", fit_halo="zhao-alpha").fits[0].halo
     'zhao-alpha'
     >>> calibration_spec("PlumCuspIso", realisations=1)
@@ -307,7 +317,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     stars = _integer(stars, "--stars", MIN_STARS)
     seed = _integer(seed, "--seed", 0)
     fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers, fit_halo, nu_mean, warm_start,
-                         centre)
+                         centre, velocity)
     probe = source.draw(MIN_STARS, seed)  # parses halo/tracer specs now, before anything is written
     nu = getattr(getattr(probe.model, "tracer", None), "density", None)
     _need(callable(nu), f"the mock model of {source.label()} has no tracer density nu(r) to take R_half from")

@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--nu-mean", default="none", choices=["none", "zhao"],
                    help="what the flow's smoothness prior measures the roughness of ln nu from, as in dsphnf fit "
                         "--nu-mean (default none)")
+    p.add_argument("--velocity", default="elliptical", metavar="FAMILY",
+                   help="the flow's velocity family: elliptical | separable | angular (the last two need "
+                        "--fit-anisotropy free; default elliptical)")
     p.add_argument("--max-steps", type=int, default=20000, metavar="N", help="baseline emcee steps at most (default 20000)")
     p.add_argument("--walkers", type=int, default=32, metavar="W", help="baseline emcee walkers (default 32)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="base random seed (default 0)")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                             ensemble=args.ensemble, fit_anisotropy=args.fit_anisotropy, steps=args.steps,
                             max_steps=args.max_steps, nwalkers=args.walkers, seed=args.seed,
                             fit_halo=args.fit_halo, nu_mean=args.nu_mean, warm_start=args.warm_start,
-                            centre=args.centre)
+                            centre=args.centre, velocity=args.velocity)
     print(f"calibrating {', '.join(spec.methods)} on {spec.realisations} mocks of {spec.stars} stars "
           f"({spec.source.label()}, seeds {spec.seed}..{spec.seed + spec.realisations - 1}); "
           f"R_half = {spec.r_half:.4g} kpc (projected half-number radius of the true tracer)")

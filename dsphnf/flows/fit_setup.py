@@ -33,7 +33,7 @@ from .train_config import TrainConfig
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
            "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "resolved_centre", "check_warm",
-           "warm_members", "warm_refusal", "warm_train"]
+           "velocity_refusal", "warm_members", "warm_refusal", "warm_train"]
 
 
 @dataclass
@@ -80,14 +80,31 @@ def check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts:
                        f"the flow fit needs at least {MIN_STARS}")
 
 
-def check_velocity(setup: FitSetup, kinematic: bool) -> None:
-    """One-line FitErrors for a velocity family the fit cannot use (:data:`~dsphnf.flows.separable.VELOCITY_FAMILIES`)."""
-    velocity = setup.flow.velocity
+def velocity_refusal(velocity: str, anisotropy: AnisotropySpec) -> str | None:
+    """Why a fit of stars with velocities cannot use the velocity family ``velocity`` under ``anisotropy``.
+
+    None: it can (:data:`~dsphnf.flows.separable.VELOCITY_FAMILIES`; the separable and angular families
+    learn beta(r) themselves, so they need the anisotropy ``free``).
+
+    >>> from ..anisotropy import anisotropy_from
+    >>> velocity_refusal("separable", anisotropy_from("free")) is None
+    True
+    >>> velocity_refusal("angular", anisotropy_from("om:0.3"))
+    "the angular velocity family learns beta(r) itself: use the anisotropy 'free', not 'om:0.3'"
+    """
     if velocity not in VELOCITY_FAMILIES:
-        raise FitError(f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}")
-    if kinematic and velocity in TABLE_FAMILIES and setup.anisotropy != Inferred("free"):
-        raise FitError(f"the {velocity} velocity family learns beta(r) itself: use the anisotropy 'free', "
-                       f"not {setup.anisotropy.spec()!r}")
+        return f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}"
+    if velocity in TABLE_FAMILIES and anisotropy != Inferred("free"):
+        return (f"the {velocity} velocity family learns beta(r) itself: use the anisotropy 'free', "
+                f"not {anisotropy.spec()!r}")
+    return None
+
+
+def check_velocity(setup: FitSetup, kinematic: bool) -> None:
+    """One-line FitErrors for a velocity family the fit cannot use (:func:`velocity_refusal`)."""
+    why = velocity_refusal(setup.flow.velocity, setup.anisotropy)
+    if why is not None and (kinematic or setup.flow.velocity not in VELOCITY_FAMILIES):  # positions only: any beta
+        raise FitError(why)
 
 
 def check_systematics(catalog, distance: float | None, distance_err: float | None, foreground: Foreground | None,
