@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--velocity", default="elliptical", help="velocity family: elliptical | separable | angular")
     ap.add_argument("--tangential-equation", choices=("on", "off", "default"), default="default",
                     help="whether the family's prior holds the v_r v_t^2 moment equation (default: "
-                         "beta_prior.TANGENTIAL_EQUATION, on for the angular family only)")
+                         "beta_prior.TANGENTIAL_EQUATION: on for the angular and separable families)")
     args = ap.parse_args()
     if args.tangential_equation != "default":
         beta_prior.TANGENTIAL_EQUATION[args.velocity] = args.tangential_equation == "on"

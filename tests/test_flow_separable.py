@@ -155,23 +155,29 @@ def test_fit_records_the_family_and_refuses_a_given_beta(monkeypatch):
     assert res.artefacts.flows[0].separable and np.all(np.isfinite(res.profile["beta"]))
 
 
-def test_fourth_order_residual_of_the_separable_table():
-    """E4 = 0 for Gaussian shells of any aspect; for B = c A it is the elliptical family's E4 with beta = 1 - c^2."""
-    from dsphnf.flows.beta_prior import fourth_order_residual, separable_equilibrium_penalty
+def test_fourth_order_residuals_of_the_separable_table():
+    """Both fourth-order equations (the family holds E4 and E4t). For B = c A, the elliptical family's special case,
+    E4 is that family's with beta = 1 - c^2 and E4t = E4 + 2 beta for any speeds (Gaussian shells: E4 = 0,
+    E4t = 2 beta); Gaussian shells with an Osipkov-Merritt aspect, B^2 = A^2 r_a^2 / (r^2 + r_a^2), obey both."""
+    from dsphnf.flows.beta_prior import EQUILIBRIUM_TAU, TANGENTIAL_EQUATION, fourth_order_residual
+    from dsphnf.flows.beta_prior import separable_equilibrium_penalty
+    from dsphnf.flows.surface import interp_table
 
+    assert TANGENTIAL_EQUATION["separable"]
     flow = SphericalFlow(**SEPARABLE).double()
     table = radial_table(flow)
     rng = (math.log(0.05), math.log(5.0))
-    assert float(separable_equilibrium_penalty(table, _hand_table(flow, lambda s: (s, 1.3 * s)), rng).detach()) < 1e-12
+    lnr, lna, lnb, lw = _hand_table(flow, lambda s: (s, s))
+    om = (lnr, lna, lnb - 0.5 * torch.log1p(torch.exp(2 * lnr) / 0.3**2)[:, None], lw)
+    assert float(separable_equilibrium_penalty(table, om, rng).detach()) < 1e-2  # central differences, 41 nodes
     c = 0.7
-    vtab = _hand_table(flow, lambda s: (s + 0.2 * s * s, c * (s + 0.2 * s * s)))
-    lnr, lna, _, lw = vtab
-    from dsphnf.flows.surface import interp_table
-
-    lnnu = interp_table(lnr, *table)
-    m2, m4 = torch.logsumexp(2 * lna + lw, -1), torch.logsumexp(4 * lna + lw, -1)
-    x, e4 = fourth_order_residual(lnr, lnnu, m2, m4, torch.full_like(lnr, 1 - c * c))
-    inside = (x >= rng[0]) & (x <= rng[1])
-    expect = (torch.trapezoid(e4[inside] ** 2, x[inside]) / (2 * 0.1**2)).detach()
-    assert float(expect) > 1.0  # non-Gaussian speeds: out of fourth-order equilibrium
-    assert float(separable_equilibrium_penalty(table, vtab, rng).detach()) == pytest.approx(float(expect), rel=1e-9)
+    for speed in (lambda s: s, lambda s: s + 0.2 * s * s):  # Gaussian shells, then non-Gaussian speeds
+        vtab = _hand_table(flow, lambda s: (speed(s), c * speed(s)))
+        lnnu = interp_table(lnr, *table)
+        m2, m4 = torch.logsumexp(2 * vtab[1] + lw, -1), torch.logsumexp(4 * vtab[1] + lw, -1)
+        x, e4 = fourth_order_residual(lnr, lnnu, m2, m4, torch.full_like(lnr, 1 - c * c))
+        inside = (x >= rng[0]) & (x <= rng[1])
+        both = e4[inside] ** 2 + (e4[inside] + 2 * (1 - c * c)) ** 2
+        expect = (torch.trapezoid(both, x[inside]) / (2 * EQUILIBRIUM_TAU**2)).detach()
+        assert float(expect) > 1.0
+        assert float(separable_equilibrium_penalty(table, vtab, rng).detach()) == pytest.approx(float(expect), rel=1e-9)

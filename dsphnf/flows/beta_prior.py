@@ -39,9 +39,11 @@ constant-beta L^(-2 beta) f(E) distribution obeys it whenever it obeys E4
 isotropy and Osipkov-Merritt-like beta = r^2 / (r^2 + c) (its equilibrium
 members are the f(Q) models), so the term would make its free beta a
 disguised Osipkov-Merritt fit. The angular family, whose direction laws
-hold f(E, L) distributions, holds both equations (P_4 integrates
-E4^2 + E4t^2); the elliptical and separable families hold E4 only
-(:data:`TANGENTIAL_EQUATION`).
+hold f(E, L) distributions, and the separable family, whose equilibrium
+members include sums of Osipkov-Merritt models with different anisotropy
+radii (shells of different aspect), hold both equations (P_4 integrates
+E4^2 + E4t^2); the elliptical family holds E4 only (:data:`TANGENTIAL_EQUATION`;
+measured in benchmarks/RESULTS.md, "Both fourth-order Jeans equations").
 
 Smoothness of a free beta(r) (:func:`anisotropy_penalty`):
 
@@ -220,9 +222,9 @@ def tangential_fourth_order_residual(
 
 
 #: Per velocity family: whether its learned-anisotropy prior also holds the v_r v_t^2 moment equation
-#: (:func:`tangential_fourth_order_residual`): the angular family, whose laws hold f(E, L) distributions,
-#: does; the elliptical family would be pushed to isotropy or Osipkov-Merritt (module docstring).
-TANGENTIAL_EQUATION = {"elliptical": False, "separable": False, "angular": True}
+#: (:func:`tangential_fourth_order_residual`): the angular and separable families do; the elliptical family
+#: would be pushed to isotropy or Osipkov-Merritt (module docstring).
+TANGENTIAL_EQUATION = {"elliptical": False, "separable": True, "angular": True}
 
 
 def _tangential_penalty(family: str, lnr, lnnu, moments, log_range, tau4) -> torch.Tensor | float:
