@@ -37,7 +37,9 @@ benchmarks/RESULTS.md).
 Velocity family (--velocity): elliptical (default: one speed map, beta by the
 anisotropy layer), separable (radial and tangential speed maps learned
 separately, so the radial and tangential velocity distributions have shapes
-of their own; beta(r) comes with them; needs --anisotropy free) or angular
+of their own; beta(r) comes with them; needs --anisotropy free; measured
+better than the default on tangential and isotropic mocks, too radial where
+beta changes sign: see benchmarks/RESULTS.md) or angular
 (one speed map and a learned law of the velocity's angle to the radius at
 each radius and speed, which holds constant-beta f(E) L^(-2 beta) models;
 needs --anisotropy free).

@@ -39,11 +39,16 @@ constant-beta L^(-2 beta) f(E) distribution obeys it whenever it obeys E4
 isotropy and Osipkov-Merritt-like beta = r^2 / (r^2 + c) (its equilibrium
 members are the f(Q) models), so the term would make its free beta a
 disguised Osipkov-Merritt fit. The angular family, whose direction laws
-hold f(E, L) distributions, and the separable family, whose equilibrium
-members include sums of Osipkov-Merritt models with different anisotropy
-radii (shells of different aspect), hold both equations (P_4 integrates
-E4^2 + E4t^2); the elliptical family holds E4 only (:data:`TANGENTIAL_EQUATION`;
-measured in benchmarks/RESULTS.md, "Both fourth-order Jeans equations").
+hold f(E, L) distributions, and the separable family hold both equations
+(P_4 integrates E4^2 + E4t^2); the elliptical family holds E4 only
+(:data:`TANGENTIAL_EQUATION`; measured in benchmarks/RESULTS.md, "Both
+fourth-order Jeans equations"). The separable family's exact equilibrium
+members are the distributions constant on nested ellipses in (v_r, v_t):
+f(E, L) = F(c) on E - L^2 / (2 r_a(c)^2) = Q(c), an Osipkov-Merritt model
+whose anisotropy radius may change from one level c to the next. With E4t
+its free beta leans towards such profiles (radial and rising outwards for
+real r_a); where the true beta changes sign (a Cuddeford profile,
+tangential inside) it was measured too radial at R_half.
 
 Smoothness of a free beta(r) (:func:`anisotropy_penalty`):
 
