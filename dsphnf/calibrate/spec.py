@@ -61,9 +61,10 @@ class MockSource:
 
 @dataclass(frozen=True)
 class FlowSettings:
-    """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``, with ``TrainConfig(nu_mean=nu_mean)``,
-    ``FitOptions(warm_start=warm_start, centre=centre)`` and ``FlowConfig(velocity=velocity)``; ``centre`` resolved (:func:`calibration_spec` turns
-    ``"auto"`` into ``"all-stars"`` or ``"members"``; the survey keeps ``"members"``, the centre of its bands)."""
+    """Flow fits: ``fit_flow(catalog, anisotropy, ensemble=ensemble, steps=steps)``, with
+    ``TrainConfig(nu_mean=nu_mean)``, ``FitOptions(warm_start=warm_start, centre=centre)`` and
+    ``FlowConfig(velocity=velocity)``; ``centre`` resolved (:func:`calibration_spec` turns ``"auto"`` into
+    ``"all-stars"`` or ``"members"``; the survey keeps ``"members"``, the centre of its bands)."""
 
     anisotropy: AnisotropySpec
     ensemble: int
