@@ -14,6 +14,7 @@ from dsphnf.calibrate import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMN
                               calibrate, calibration_spec, coverage, format_coverage, nominal_interval,
                               pooled_coverage, projected_half_radius, score_beta, score_profile)
 from dsphnf.cli import main
+from dsphnf.flows.ensemble import BETA_MAX_Y_WIDTH, symmetrised_width
 from dsphnf.profiles import tracer_zhao
 from dsphnf.provenance import cpu_label
 
@@ -101,6 +102,15 @@ def test_an_inferred_beta_is_scored_and_covered_over_realisations(capsys, tmp_pa
     cover = {c["method"]: c for c in read_rows(out / "coverage.csv")}
     assert cover["flow"]["beta_n_banded"] == 2 and cover["baseline"]["beta_n_banded"] == 2
     assert "mean beta-beta_true" in text
+    # where the flow called beta constrained is its own rule's verdict at the scored radii (the baseline says nothing)
+    assert all(r["beta_constrained"] in (0.0, 1.0) for r in flow) and all(math.isnan(r["beta_constrained"])
+                                                                          for r in baseline)
+    for row in flow:
+        narrow = symmetrised_width(np.array(row["beta_lo"]), np.array(row["beta_hi"])) <= BETA_MAX_Y_WIDTH
+        assert row["beta_constrained"] <= float(narrow)
+    said = [r for r in flow if r["r_over_rhalf"] == cover["flow"]["r_over_rhalf"] and r["beta_constrained"] == 1.0]
+    assert cover["flow"]["beta_n_constrained"] == len(said) and cover["baseline"]["beta_n_constrained"] == 0
+    assert "where the fit called beta constrained" in text or "called beta constrained at none" in text
 
 
 def test_a_given_beta_has_no_band_to_cover(capsys, tmp_path):
@@ -126,6 +136,19 @@ def test_the_all_star_centre_is_the_default_and_a_store_of_the_other_centre_is_r
     rc, _, err = run_cli(capsys, "calibrate", "PlumCuspIso", *TINY, "--method", "flow", "--centre", "members",
                          "-o", out)
     assert rc == 2 and "holds the result of a different task" in err and err.strip().count("\n") == 0
+
+
+def test_beta_is_covered_apart_where_the_fit_called_it_constrained():
+    rows = [{"method": "flow", "r_over_rhalf": 1.0, "r": 0.2, "in68": 1.0, "in95": 1.0, "z": 0.1, "log10_err": 0.01,
+             "beta_in68": i68, "beta_in95": 1.0, "beta_err": 0.1, "beta_constrained": said}
+            for i68, said in [(1.0, 1.0), (0.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.0, math.nan)]]
+    c = coverage(rows)[0]
+    assert (c["beta_n_banded"], c["beta_cover68"]) == (5, 0.4)
+    assert c["beta_n_constrained"] == 3 and c["beta_cover68_constrained"] == pytest.approx(1 / 3)
+    assert c["beta_cover95_constrained"] == 1.0
+    none = coverage([{**r, "beta_constrained": 0.0} for r in rows])[0]
+    assert none["beta_n_constrained"] == 0 and math.isnan(none["beta_cover68_constrained"])
+    assert pooled_coverage(rows, "beta_")[0]["cover68"] == pytest.approx(0.4)
 
 
 def test_coverage_counts_only_rows_with_a_band():

@@ -17,7 +17,10 @@ scored at the same radii. Per realisation, method and radius:
 The anisotropy is scored at the same radii (:data:`BETA_COLUMNS`, :func:`score_beta`):
 ``beta_err`` = beta_fit - beta_true and ``beta_in68``, ``beta_in95`` where the fit
 has a band on beta (an inferred anisotropy, ``fit_anisotropy="free"``, ``"om"``, ...;
-NaN for a given beta), so that coverage.csv gives the coverage of the beta bands too.
+NaN for a given beta), so that coverage.csv gives the coverage of the beta bands too;
+``beta_constrained`` records where the flow itself called beta constrained (its
+``beta_constrained`` diagnostic), and coverage.csv gives beta's coverage there alone
+(``beta_cover68_constrained``, ``beta_cover95_constrained``): the test of that statement.
 
 A method without bands (a single flow, ``ensemble=1``: its "band" is the fit
 itself) is *not* reported as covering: its ``z``, ``in68`` and ``in95`` are

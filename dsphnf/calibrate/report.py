@@ -82,6 +82,7 @@ def format_coverage(cal: Any) -> str:
             lines.append(f"{p['method']}: pooled over {p['n_pairs']} (radius, realisation) pairs "
                          f"{p['cover68']:.2f} inside the 68 % band, {p['cover95']:.2f} inside the 95 % band "
                          "(radii of one fit are correlated: fewer independent numbers than pairs)")
+    lines += _beta_pooled_lines(cal.rows)
     for v in versus_start(cal.rows):
         lines.append(f"{v['method']}: mean |log10 err| over the radii {v['median_abs_err']:.3f} dex against "
                      f"{v['start_median_abs_err']:.3f} for the untrained start (medians over {v['n']} mocks); "
@@ -103,6 +104,23 @@ def _beta_lines(table: list[dict[str, Any]]) -> list[str]:
         cells = _cover_cells(c, "beta_")
         lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['beta_n_banded']:3d} "
                      f"{cells[0]:>14s} {cells[1]:>14s} {c['beta_err_mean']:19.2f} {c['beta_err_rms']:6.2f}")
+    return lines
+
+
+def _beta_pooled_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """beta's coverage pooled over the radii, and over the radii where the fit called beta constrained."""
+    said = [r for r in rows if r.get("beta_constrained") == 1.0]
+    lines = []
+    for p in pooled_coverage(rows, "beta_"):
+        if not p["n_pairs"]:
+            continue
+        con = [c for c in pooled_coverage(said, "beta_") if c["method"] == p["method"] and c["n_pairs"]]
+        spoke = any(r["method"] == p["method"] and r.get("beta_constrained") == 0.0 for r in rows)
+        where = (f"; where the fit called beta constrained ({con[0]['n_pairs']} pairs) {con[0]['cover68']:.2f} and "
+                 f"{con[0]['cover95']:.2f}" if con else "; the fit called beta constrained at none of them" if spoke
+                 else "")  # fits stored before the statement was recorded say nothing
+        lines.append(f"beta, {p['method']}: pooled over {p['n_pairs']} pairs {p['cover68']:.2f} inside the 68 % "
+                     f"band, {p['cover95']:.2f} inside the 95 % band{where}")
     return lines
 
 

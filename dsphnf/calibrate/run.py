@@ -68,6 +68,9 @@ def _flow_profile(fit: FlowSettings | StartSettings, catalog, radii: np.ndarray,
     if not np.allclose(profile["r"], radii, rtol=1e-6):  # the read-out inverts r(u) numerically
         raise FitError("the flow read-out did not return the requested radii")
     profile["r"] = radii
+    said = res.summary["diagnostics"].get("beta_constrained")  # the fit's statement, at these radii
+    if said is not None:
+        profile["beta_constrained"] = np.asarray(said["constrained"], dtype=float)
     return profile
 
 

@@ -24,9 +24,10 @@ MIN_REALISATIONS = 2
 NOMINAL68, NOMINAL95 = 0.6827, 0.95
 #: A start this far off [dex, mean |log10 error| over the radii] is one training must cut to a third (issue 16).
 START_FAR_DEX = 0.15
-#: Columns of calibration.csv on the anisotropy (:func:`score_beta`; beta_err = beta - beta_true, no unit).
+#: Columns of calibration.csv on the anisotropy (:func:`score_beta`; beta_err = beta - beta_true, no unit;
+#: beta_constrained: 1 where the fit itself called beta constrained at r, 0 where it did not, NaN: no statement).
 BETA_COLUMNS = ("beta_true", "beta", "beta_lo", "beta_hi", "beta_lo95", "beta_hi95", "beta_err", "beta_in68",
-                "beta_in95")
+                "beta_in95", "beta_constrained")
 #: Columns of calibration.csv (rho in Msun/kpc^3, r in kpc; in68/in95 are 1, 0 or NaN).
 CALIBRATION_COLUMNS = ("realisation", "seed", "method", "r_over_rhalf", "r", "rho_true", "rho", "rho_lo", "rho_hi",
                        "rho_lo95", "rho_hi95", "log10_err", "z", "in68", "in95") + BETA_COLUMNS
@@ -34,7 +35,7 @@ CALIBRATION_COLUMNS = ("realisation", "seed", "method", "r_over_rhalf", "r", "rh
 COVERAGE_COLUMNS = ("method", "r_over_rhalf", "r", "n_fits", "n_banded", "cover68", "cover68_err", "cover95",
                     "cover95_err", "z_mean", "z_std", "log10_err_mean", "log10_err_rms", "beta_n_banded",
                     "beta_cover68", "beta_cover68_err", "beta_cover95", "beta_cover95_err", "beta_err_mean",
-                    "beta_err_rms")
+                    "beta_err_rms", "beta_n_constrained", "beta_cover68_constrained", "beta_cover95_constrained")
 
 
 def projected_half_radius(nu, r_lo: float = 1e-6, r_hi: float = 1e6) -> float:
@@ -117,7 +118,12 @@ def score_beta(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray
     ``beta_err`` = beta_fit - beta_true (beta is signed and unbounded below, so
     the difference, not a log); ``beta_in68``/``beta_in95`` are NaN where the
     fit has no band of positive width there (a given beta, a single flow, a
-    method without beta) or the truth has no beta.
+    method without beta) or the truth has no beta. ``beta_constrained`` is
+    the fit's own statement, ``profile["beta_constrained"]`` (1 or 0 per
+    node, the flow's :func:`~dsphnf.flows.ensemble.beta_constraint`): 1 only
+    where the nodes on both sides of the radius say constrained, NaN without
+    a statement (the baseline, a given beta), so that the bands can be
+    scored where the fit claims that the stars constrain beta.
 
     Examples
     --------
@@ -129,10 +135,14 @@ def score_beta(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray
     (-0.3, 0.0, 1.0)
     >>> score_beta({"r": r, "rho": r}, {"r": r, "beta": np.zeros(5)}, [0.5])[0]["beta_in68"]  # no beta: NaN
     nan
+    >>> said = {**fit, "beta_constrained": np.array([0.0, 1.0, 1.0, 1.0, 0.0])}
+    >>> [row["beta_constrained"] for row in score_beta(said, {"r": r, "beta": np.full(5, 0.6)}, [0.1, 0.5, 1.9])]
+    [0.0, 1.0, 0.0]
     """
     radii = np.asarray(radii, dtype=float)
     true = _lin_in_log_r(radii, truth, "beta")
     val = {k: _lin_in_log_r(radii, profile, k) for k in BETA_COLUMNS[1:6]}
+    said = _lin_in_log_r(radii, profile, "beta_constrained")  # 1 between two constrained nodes, below 1 next to one not
     rows = []
     for i in range(radii.size):
         row = {"beta_true": float(true[i]), **{k: float(v[i]) for k, v in val.items()}}
@@ -140,6 +150,7 @@ def score_beta(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray
         for level, (lo, hi) in (("68", ("beta_lo", "beta_hi")), ("95", ("beta_lo95", "beta_hi95"))):
             ok = banded and math.isfinite(row["beta_err"]) and row[hi] > row[lo]  # False for NaN limits
             row["beta_in" + level] = float(row[lo] <= row["beta_true"] <= row[hi]) if ok else math.nan
+        row["beta_constrained"] = float(said[i] >= 1.0 - 1e-9) if math.isfinite(said[i]) else math.nan
         rows.append(row)
     return rows
 
@@ -169,7 +180,8 @@ def coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for ratio in sorted({r["r_over_rhalf"] for r in rows if r["method"] == method}):
             sub = [r for r in rows if r["method"] == method and r["r_over_rhalf"] == ratio]
             col = {k: np.array([float(r.get(k, math.nan)) for r in sub])
-                   for k in ("in68", "in95", "z", "log10_err", "beta_in68", "beta_in95", "beta_err")}
+                   for k in ("in68", "in95", "z", "log10_err", "beta_in68", "beta_in95", "beta_err",
+                             "beta_constrained")}
             z = col["z"][np.isfinite(col["z"])]
             out.append({
                 "method": method, "r_over_rhalf": ratio, "r": sub[0]["r"], "n_fits": len(sub),
@@ -177,6 +189,7 @@ def coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "z_mean": float(z.mean()) if z.size else math.nan,
                 "z_std": float(z.std(ddof=1)) if z.size > 1 else math.nan,
                 **_band_coverage(col, "beta_", "beta_err"),
+                **_constrained_coverage(col),
             })
     return out
 
@@ -190,6 +203,15 @@ def _band_coverage(col: Mapping[str, np.ndarray], prefix: str, err: str) -> dict
             prefix + "cover68_err": e68, prefix + "cover95": p95, prefix + "cover95_err": e95,
             err + "_mean": float(e.mean()) if e.size else math.nan,
             err + "_rms": float(np.sqrt(np.mean(e**2))) if e.size else math.nan}
+
+
+def _constrained_coverage(col: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """beta's coverage over the rows where the fit called beta constrained (``beta_constrained`` 1)."""
+    said = col["beta_constrained"] == 1.0
+    flags = {k: np.where(said, col["beta_in" + k], math.nan) for k in ("68", "95")}
+    n = int(np.isfinite(flags["68"]).sum())
+    return {"beta_n_constrained": n,
+            **{f"beta_cover{k}_constrained": float(np.nanmean(f)) if n else math.nan for k, f in flags.items()}}
 
 
 def nominal_interval(n: int, p: float, level: float = 0.95) -> tuple[float, float]:
@@ -214,8 +236,8 @@ def nominal_interval(n: int, p: float, level: float = 0.95) -> tuple[float, floa
     return float(stats.binom.ppf(q, n, p) / n), float(stats.binom.ppf(1.0 - q, n, p) / n)
 
 
-def pooled_coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Coverage of the 68 % and 95 % bands pooled over all radii, per method.
+def pooled_coverage(rows: Sequence[Mapping[str, Any]], prefix: str = "") -> list[dict[str, Any]]:
+    """Coverage of the 68 % and 95 % bands pooled over all radii, per method (``prefix`` "beta_": beta's bands).
 
     The radii of one realisation are correlated (one fit), so a pooled
     fraction of ``n_pairs`` (radius, realisation) pairs has a larger error
@@ -230,7 +252,8 @@ def pooled_coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
-        flags = {k: np.array([float(r[k]) for r in rows if r["method"] == method]) for k in ("in68", "in95")}
+        flags = {k: np.array([float(r.get(prefix + k, math.nan)) for r in rows if r["method"] == method])
+                 for k in ("in68", "in95")}
         ok = np.isfinite(flags["in68"]) & np.isfinite(flags["in95"])
         n = int(ok.sum())
         out.append({"method": method, "n_pairs": n,
