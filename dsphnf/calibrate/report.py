@@ -109,15 +109,16 @@ def _beta_lines(table: list[dict[str, Any]]) -> list[str]:
 
 def _beta_pooled_lines(rows: list[dict[str, Any]]) -> list[str]:
     """beta's coverage pooled over the radii, and over the radii where the fit called beta constrained."""
-    said = [r for r in rows if r.get("beta_constrained") == 1.0]
+    said = {c["method"]: c for c in pooled_coverage([r for r in rows if r.get("beta_constrained") == 1.0], "beta_")
+            if c["n_pairs"]}
     lines = []
     for p in pooled_coverage(rows, "beta_"):
         if not p["n_pairs"]:
             continue
-        con = [c for c in pooled_coverage(said, "beta_") if c["method"] == p["method"] and c["n_pairs"]]
+        con = said.get(p["method"])
         spoke = any(r["method"] == p["method"] and r.get("beta_constrained") == 0.0 for r in rows)
-        where = (f"; where the fit called beta constrained ({con[0]['n_pairs']} pairs) {con[0]['cover68']:.2f} and "
-                 f"{con[0]['cover95']:.2f}" if con else "; the fit called beta constrained at none of them" if spoke
+        where = (f"; where the fit called beta constrained ({con['n_pairs']} pairs) {con['cover68']:.2f} and "
+                 f"{con['cover95']:.2f}" if con else "; the fit called beta constrained at none of them" if spoke
                  else "")  # fits stored before the statement was recorded say nothing
         lines.append(f"beta, {p['method']}: pooled over {p['n_pairs']} pairs {p['cover68']:.2f} inside the 68 % "
                      f"band, {p['cover95']:.2f} inside the 95 % band{where}")

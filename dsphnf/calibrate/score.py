@@ -209,9 +209,8 @@ def _constrained_coverage(col: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """beta's coverage over the rows where the fit called beta constrained (``beta_constrained`` 1)."""
     said = col["beta_constrained"] == 1.0
     flags = {k: np.where(said, col["beta_in" + k], math.nan) for k in ("68", "95")}
-    n = int(np.isfinite(flags["68"]).sum())
-    return {"beta_n_constrained": n,
-            **{f"beta_cover{k}_constrained": float(np.nanmean(f)) if n else math.nan for k, f in flags.items()}}
+    return {"beta_n_constrained": int(np.isfinite(flags["68"]).sum()),
+            **{f"beta_cover{k}_constrained": _binomial(f)[0] for k, f in flags.items()}}
 
 
 def nominal_interval(n: int, p: float, level: float = 0.95) -> tuple[float, float]:
