@@ -156,6 +156,8 @@ def test_saved_flows_reload(stars, tmp_path):
         (["--velocity", "spherical"], "--velocity"),
         (["--velocity", "separable"], "--anisotropy free"),
         (["--velocity", "angular"], "--anisotropy free"),
+        (["--velocity", "mixed"], "--anisotropy free"),
+        (["--velocity", "mixed", "--anisotropy", "free", "--ensemble", "3"], "multiple of 2"),
         (["--distance-err", "5"], "--distance-err needs --distance"),
         (["--distance", "76", "--distance-err", "-1"], "--distance-err"),
         (["--membership", "guess"], "--membership"),

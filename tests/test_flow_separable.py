@@ -155,6 +155,31 @@ def test_fit_records_the_family_and_refuses_a_given_beta(monkeypatch):
     assert res.artefacts.flows[0].separable and np.all(np.isfinite(res.profile["beta"]))
 
 
+def test_mixed_ensemble_is_the_two_families_members(monkeypatch):
+    """``mixed``: member k is member k of the one-family ensemble of its family (elliptical for even k, separable
+    for odd k), bit for bit, and the bands are those of the members together."""
+    from dsphnf.mocks import draw_mock
+
+    monkeypatch.setenv("DSPHNF_FAST", "1")
+    cat = draw_mock(n=200, seed=2, halo="nfw:6.4e7,1", tracer="plummer:0.25", anisotropy="constant:-0.5").catalog
+    with pytest.raises(FitError, match="multiple of 2"):
+        fit_flow(cat, "free", steps=2, ensemble=3, progress=False, flow_config=FlowConfig(velocity="mixed"))
+    with pytest.raises(FitError, match="free"):
+        fit_flow(cat, "om", steps=2, ensemble=2, progress=False, flow_config=FlowConfig(velocity="mixed"))
+    fits = {v: fit_flow(cat, "free", steps=3, ensemble=2, seed=4, progress=False, flow_config=FlowConfig(velocity=v))
+            for v in ("mixed", "elliptical", "separable")}
+    mixed = fits["mixed"]
+    assert [m["velocity"] for m in mixed.summary["diagnostics"]["members"]] == ["elliptical", "separable"]
+    assert [f.velocity for f in mixed.artefacts.flows] == ["elliptical", "separable"]
+    for k, family in enumerate(("elliptical", "separable")):
+        for key in ("rho", "beta", "nu"):
+            np.testing.assert_array_equal(mixed.artefacts.members[k][key], fits[family].artefacts.members[k][key])
+    both = mixed.profile["n_used"] == 2
+    assert both.sum() > 10
+    rho = np.log10(np.stack([m["rho"][both] for m in mixed.artefacts.members]))
+    np.testing.assert_allclose(np.log10(mixed.profile["rho"][both]), rho.mean(axis=0), rtol=1e-12)
+
+
 def test_fourth_order_residuals_of_the_separable_table():
     """Both fourth-order equations (the family holds E4 and E4t). For B = c A, the elliptical family's special case,
     E4 is that family's with beta = 1 - c^2 and E4t = E4 + 2 beta for any speeds (Gaussian shells: E4 = 0,

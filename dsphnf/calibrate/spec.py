@@ -221,7 +221,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
         warm, k = _integer(warm_start, "--warm-start", 0), _integer(ensemble, "--ensemble", 1)
         centre = resolved_centre(centre, beta, kinematic=True)  # every mock has velocities
         why = ((warm_refusal(beta) if warm else None) or (centre_refusal(centre, beta) if k > 1 else None)
-               or velocity_refusal(velocity, beta))
+               or velocity_refusal(velocity, beta, k))
         if why is not None:
             raise CalibrationError(why)
         fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), k,
@@ -281,9 +281,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         ``fit_anisotropy``, else ``members``), ``members`` or ``all-stars`` (bands around a
         flow trained on all stars). A store written with another centre is refused on resume.
     velocity : str
-        The flow's ``FlowConfig.velocity`` (:data:`dsphnf.flows.separable.VELOCITY_FAMILIES`; default
-        ``elliptical``; ``separable`` and ``angular`` need ``fit_anisotropy="free"``). The start keeps the
-        elliptical family.
+        The flow's ``FlowConfig.velocity`` (:data:`dsphnf.flows.separable.ENSEMBLE_VELOCITIES`; default
+        ``elliptical``; ``separable``, ``angular`` and ``mixed`` need ``fit_anisotropy="free"``, ``mixed``
+        an even ``ensemble``). The start keeps the elliptical family.
 
     Raises
     ------

@@ -60,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="what the flow's smoothness prior measures the roughness of ln nu from, as in dsphnf fit "
                         "--nu-mean (default none)")
     p.add_argument("--velocity", default="elliptical", metavar="FAMILY",
-                   help="the flow's velocity family: elliptical | separable | angular (the last two need "
-                        "--fit-anisotropy free; default elliptical)")
+                   help="the flow's velocity family: elliptical | separable | angular | mixed (all but "
+                        "elliptical need --fit-anisotropy free, mixed an even --ensemble; default elliptical)")
     p.add_argument("--max-steps", type=int, default=20000, metavar="N", help="baseline emcee steps at most (default 20000)")
     p.add_argument("--walkers", type=int, default=32, metavar="W", help="baseline emcee walkers (default 32)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="base random seed (default 0)")

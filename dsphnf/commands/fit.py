@@ -42,7 +42,9 @@ better than the default on tangential and isotropic mocks, too radial where
 beta changes sign: see benchmarks/RESULTS.md) or angular
 (one speed map and a learned law of the velocity's angle to the radius at
 each radius and speed, which holds constant-beta f(E) L^(-2 beta) models;
-needs --anisotropy free).
+needs --anisotropy free) or mixed (members alternate elliptical and
+separable, so the bands span both families' beta(r); an even --ensemble and
+--anisotropy free).
 Inner slope: free (data-driven), cored (flat core), cuspy (inner power law
 with learned slope).
 
@@ -110,7 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--velocity", default="elliptical", metavar="FAMILY",
                    help="velocity family: elliptical (one speed map, beta by the anisotropy layer) | separable "
                         "(radial and tangential speed maps learned separately) | angular (one speed map and a "
-                        "learned angular law); separable and angular need --anisotropy free (default elliptical)")
+                        "learned angular law) | mixed (members alternate elliptical and separable; an even "
+                        "--ensemble); all but elliptical need --anisotropy free (default elliptical)")
     p.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, metavar="K",
                    help=f"flows on bootstrap resamples, for the bands (default {DEFAULT_ENSEMBLE}; 1: no bands)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
@@ -166,7 +169,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _check_args(args: argparse.Namespace):
     from ..anisotropy import Inferred, parse_anisotropy, require_form
     from ..flows.cnf import FLOW_FORMS
-    from ..flows.separable import TABLE_FAMILIES, VELOCITY_FAMILIES
+    from ..flows.fit_setup import velocity_refusal
+    from ..flows.separable import ENSEMBLE_VELOCITIES, MIXED_FAMILIES, TABLE_FAMILIES
     from ..flows.field import INNER_MODES
     from ..flows.standardise import check_device
 
@@ -193,10 +197,14 @@ def _check_args(args: argparse.Namespace):
     if args.warm_start < 0:
         raise FitError(f"--warm-start must be at least 0 (0: off), got {args.warm_start}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
-    if args.velocity not in VELOCITY_FAMILIES:
-        raise FitError(f"bad --velocity {args.velocity!r}: use {', '.join(VELOCITY_FAMILIES)}")
-    if args.velocity in TABLE_FAMILIES and args.anisotropy != Inferred("free"):
+    if args.velocity not in ENSEMBLE_VELOCITIES:
+        raise FitError(f"bad --velocity {args.velocity!r}: use {', '.join(ENSEMBLE_VELOCITIES)}")
+    learns = args.velocity in TABLE_FAMILIES or args.velocity in MIXED_FAMILIES
+    if learns and args.anisotropy != Inferred("free"):
         raise FitError(f"--velocity {args.velocity} learns beta(r) itself: use --anisotropy free")
+    why = velocity_refusal(args.velocity, args.anisotropy, args.ensemble)
+    if why is not None:
+        raise FitError(f"--velocity {args.velocity}: {why}")
     args.executor = executor_from_args(args)
     if args.executor.kind == "ray" and args.device.strip().lower().startswith("cuda"):
         raise ExecutorError("--device cuda with --executor ray is not supported yet: use --executor local on a GPU")

@@ -301,7 +301,7 @@ def train_members_batched(stars: MemberStars, settings: MemberSettings, members:
         if len(va):
             raise FitError("batched members train without held-out stars (val_fraction = 0)")
         torch.manual_seed(settings.seed * 1009 + k)
-        flows.append(start_flow(stars, settings, sc["L"]))
+        flows.append(start_flow(stars, settings, sc["L"], k))
         resamples.append(tr), std_all.append(std), scales.append(sc)
     batch = member_batch(resamples, std_all, scales, settings.bandwidth_factor, settings.train,
                          settings.dtype, dev, settings.foreground if stars.kinematic else None)

@@ -26,7 +26,7 @@ from ..result import MIN_STARS
 from .batched import batch_supported
 from .field import INNER_MODES
 from .member import MemberSettings
-from .separable import TABLE_FAMILIES, VELOCITY_FAMILIES
+from .separable import ENSEMBLE_VELOCITIES, MIXED_FAMILIES, TABLE_FAMILIES
 from .settings import CENTRES, FitOptions, FlowConfig, default_steps, fast_mode
 from .train_config import TrainConfig
 
@@ -80,30 +80,41 @@ def check_arguments(catalog, inner: str, ensemble: int, steps: int | None, opts:
                        f"the flow fit needs at least {MIN_STARS}")
 
 
-def velocity_refusal(velocity: str, anisotropy: AnisotropySpec) -> str | None:
-    """Why a fit of stars with velocities cannot use the velocity family ``velocity`` under ``anisotropy``.
+def velocity_refusal(velocity: str, anisotropy: AnisotropySpec, ensemble: int = 1) -> str | None:
+    """Why a fit of stars with velocities cannot use the velocity family ``velocity`` under ``anisotropy``
+    with ``ensemble`` members.
 
-    None: it can (:data:`~dsphnf.flows.separable.VELOCITY_FAMILIES`; the separable and angular families
-    learn beta(r) themselves, so they need the anisotropy ``free``).
+    None: it can (:data:`~dsphnf.flows.separable.ENSEMBLE_VELOCITIES`; the separable and angular families
+    learn beta(r) themselves, so they need the anisotropy ``free``; so does ``mixed``, whose members
+    alternate elliptical and separable, as many of each).
 
     >>> from ..anisotropy import anisotropy_from
     >>> velocity_refusal("separable", anisotropy_from("free")) is None
     True
     >>> velocity_refusal("angular", anisotropy_from("om:0.3"))
     "the angular velocity family learns beta(r) itself: use the anisotropy 'free', not 'om:0.3'"
+    >>> velocity_refusal("mixed", anisotropy_from("free"), 4) is None
+    True
+    >>> print(velocity_refusal("mixed", anisotropy_from("free"), 3))
+    the mixed velocity families need an ensemble that is a multiple of 2 (members alternate elliptical, ...), got 3
     """
-    if velocity not in VELOCITY_FAMILIES:
-        return f"velocity must be one of {', '.join(VELOCITY_FAMILIES)}, got {velocity!r}"
-    if velocity in TABLE_FAMILIES and anisotropy != Inferred("free"):
+    if velocity not in ENSEMBLE_VELOCITIES:
+        return f"velocity must be one of {', '.join(ENSEMBLE_VELOCITIES)}, got {velocity!r}"
+    learns = velocity in TABLE_FAMILIES or velocity in MIXED_FAMILIES
+    if learns and anisotropy != Inferred("free"):
         return (f"the {velocity} velocity family learns beta(r) itself: use the anisotropy 'free', "
                 f"not {anisotropy.spec()!r}")
+    n = len(MIXED_FAMILIES.get(velocity, ("one",)))
+    if int(ensemble) % n:
+        return (f"the {velocity} velocity families need an ensemble that is a multiple of {n} (members "
+                f"alternate {', '.join(MIXED_FAMILIES[velocity])}), got {ensemble}")
     return None
 
 
 def check_velocity(setup: FitSetup, kinematic: bool) -> None:
     """One-line FitErrors for a velocity family the fit cannot use (:func:`velocity_refusal`)."""
-    why = velocity_refusal(setup.flow.velocity, setup.anisotropy)
-    if why is not None and (kinematic or setup.flow.velocity not in VELOCITY_FAMILIES):  # positions only: any beta
+    why = velocity_refusal(setup.flow.velocity, setup.anisotropy, setup.ensemble)
+    if why is not None and (kinematic or setup.flow.velocity not in ENSEMBLE_VELOCITIES):  # positions only: any
         raise FitError(why)
 
 

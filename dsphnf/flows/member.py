@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from .foreground import foreground_term
 from .kde import bandwidths
 from .moments import flow_profiles
 from .nu_mean import describe
+from .separable import member_velocity
 from .settings import FlowConfig
 from .standardise import fingerprint, scales_of, standardise_stars
 from .stars import StarData
@@ -247,16 +248,18 @@ def _star_data(std: dict[str, Any], settings: MemberSettings, sel: np.ndarray, h
     return data
 
 
-def new_flow(stars: MemberStars, settings: MemberSettings, length_scale: float) -> SphericalFlow:
-    """An untrained flow with the fit's architecture and unit ``length_scale`` [kpc] (weights from torch's seed)."""
+def new_flow(stars: MemberStars, settings: MemberSettings, length_scale: float, k: int = 0) -> SphericalFlow:
+    """Member ``k``'s untrained flow: the fit's architecture (the member's velocity family,
+    :func:`~dsphnf.flows.separable.member_velocity`) and unit ``length_scale`` [kpc] (weights from torch's seed)."""
+    config = replace(settings.flow, velocity=member_velocity(settings.flow.velocity, k))
     return SphericalFlow(
         kinematic=stars.kinematic, inner=settings.inner, anisotropy=settings.anisotropy,
-        length_scale=length_scale, **asdict(settings.flow),
+        length_scale=length_scale, **asdict(config),
         foreground=settings.mixture and settings.foreground.fraction is None and stars.kinematic,
     ).to(device=torch.device(settings.device), dtype=settings.dtype)
 
 
-def start_flow(stars: MemberStars, settings: MemberSettings, length_scale: float) -> SphericalFlow:
+def start_flow(stars: MemberStars, settings: MemberSettings, length_scale: float, k: int = 0) -> SphericalFlow:
     """A member's flow before training: :func:`new_flow`, with the weights of ``settings.start`` when given.
 
     A warm start keeps the member's own unit ``length_scale`` [kpc] (its
@@ -264,7 +267,7 @@ def start_flow(stars: MemberStars, settings: MemberSettings, length_scale: float
     all-star flow's stars in this member's units: within the few per cent by
     which the resamples' scales differ, which the member's training absorbs.
     """
-    flow = new_flow(stars, settings, length_scale)
+    flow = new_flow(stars, settings, length_scale, k)
     if settings.start is not None:  # load_state_dict copies into the flow's own tensors (dtype, device)
         flow.load_state_dict({k: torch.from_numpy(v) for k, v in settings.start.items()})
     return flow
@@ -277,7 +280,7 @@ def start_state(member: TrainedMember) -> dict[str, np.ndarray]:
 
 def rebuild_flow(trained: TrainedMember, stars: MemberStars, settings: MemberSettings) -> SphericalFlow:
     """The trained flow of a member, rebuilt from its weights (bit-identical to the one trained)."""
-    flow = new_flow(stars, settings, trained.scales["L"])
+    flow = new_flow(stars, settings, trained.scales["L"], trained.member)
     flow.load_state_dict(trained.state)
     return flow
 
@@ -323,7 +326,7 @@ def _train(k: int, stars: MemberStars, settings: MemberSettings, checkpoint: str
     tr, va, scales, std = member_data(stars, settings, k)
     h = bandwidths(std["obs"][tr], std["w"][tr], settings.bandwidth_factor)
     torch.manual_seed(seed * 1009 + k)
-    flow = start_flow(stars, settings, scales["L"])
+    flow = start_flow(stars, settings, scales["L"], k)
     trainer = Trainer(
         flow, _star_data(std, settings, tr, h, scales),
         _star_data(std, settings, va, h, scales) if len(va) else None,
@@ -365,7 +368,7 @@ def _member_info(k: int, trainer: Trainer, h: np.ndarray) -> dict[str, Any]:
     last = trainer.history["loss"][-25:]
     cusp = trainer.flow.cusp_power()
     return {
-        "member": k, "steps": trainer.step, "best_step": trainer.best_step,
+        "member": k, "velocity": trainer.flow.velocity, "steps": trainer.step, "best_step": trainer.best_step,
         "early_stopped": trainer.stop_reason == "early_stop",
         "converged": trainer.stop_reason == "converged",
         "convergence": trainer.convergence(),

@@ -51,7 +51,8 @@ from scipy import special
 from .device_constants import on_device
 from .surface import base_radii, interp_table
 
-__all__ = ["VELOCITY_FAMILIES", "TABLE_FAMILIES", "is_table_family", "speed_nodes", "speed_nodes_on", "speed_state_table", "separable_table",
+__all__ = ["VELOCITY_FAMILIES", "TABLE_FAMILIES", "MIXED_FAMILIES", "ENSEMBLE_VELOCITIES", "member_velocity",
+           "is_table_family", "speed_nodes", "speed_nodes_on", "speed_state_table", "separable_table",
            "is_separable_table",
            "table_moments", "table_beta", "shell_transform", "shell_inverse", "shell_log_prob", "shell_log_det"]
 
@@ -60,6 +61,22 @@ __all__ = ["VELOCITY_FAMILIES", "TABLE_FAMILIES", "is_table_family", "speed_node
 VELOCITY_FAMILIES = ("elliptical", "separable", "angular")
 #: The families that carry beta(r) in their velocity table and need the anisotropy 'free'.
 TABLE_FAMILIES = ("separable", "angular")
+#: Ensembles whose members alternate between families: member k has ``MIXED_FAMILIES[name][k % n]``. ``mixed``
+#: puts the elliptical and separable families, whose beta(r) lean in opposite ways on some dwarfs, in one
+#: ensemble, so that its bands span both (benchmarks/RESULTS.md, "Both velocity families in one ensemble").
+MIXED_FAMILIES = {"mixed": ("elliptical", "separable")}
+#: What a fit's ``FlowConfig.velocity`` may name: one family for every member, or a mixture.
+ENSEMBLE_VELOCITIES = VELOCITY_FAMILIES + tuple(MIXED_FAMILIES)
+
+
+def member_velocity(velocity: str, k: int) -> str:
+    """The velocity family of ensemble member ``k`` of a fit whose ``FlowConfig.velocity`` is ``velocity``.
+
+    >>> member_velocity("separable", 3), [member_velocity("mixed", k) for k in range(3)]
+    ('separable', ['elliptical', 'separable', 'elliptical'])
+    """
+    families = MIXED_FAMILIES.get(velocity, (velocity,))
+    return families[int(k) % len(families)]
 
 
 def speed_nodes(n: int = 24) -> tuple[np.ndarray, np.ndarray]:

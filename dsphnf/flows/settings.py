@@ -47,6 +47,9 @@ class FlowConfig:
     maps learned separately, beta(r) with them: :mod:`~dsphnf.flows.separable`)
     or ``"angular"`` (one speed map and a learned law of the velocity's angle to
     the radius: :mod:`~dsphnf.flows.angular`); the last two need the anisotropy ``free``.
+    ``"mixed"`` names an ensemble whose members alternate the elliptical and
+    separable families (:func:`~dsphnf.flows.separable.member_velocity`; the
+    anisotropy ``free``, an even ensemble).
     """
 
     base: str = "plummer"
