@@ -167,10 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check_args(args: argparse.Namespace):
-    from ..anisotropy import Inferred, parse_anisotropy, require_form
+    from ..anisotropy import parse_anisotropy, require_form
     from ..flows.cnf import FLOW_FORMS
     from ..flows.fit_setup import velocity_refusal
-    from ..flows.separable import ENSEMBLE_VELOCITIES, MIXED_FAMILIES, TABLE_FAMILIES
     from ..flows.field import INNER_MODES
     from ..flows.standardise import check_device
 
@@ -197,14 +196,9 @@ def _check_args(args: argparse.Namespace):
     if args.warm_start < 0:
         raise FitError(f"--warm-start must be at least 0 (0: off), got {args.warm_start}")
     args.anisotropy = require_form(parse_anisotropy(args.anisotropy), FLOW_FORMS, "dsphnf fit")
-    if args.velocity not in ENSEMBLE_VELOCITIES:
-        raise FitError(f"bad --velocity {args.velocity!r}: use {', '.join(ENSEMBLE_VELOCITIES)}")
-    learns = args.velocity in TABLE_FAMILIES or args.velocity in MIXED_FAMILIES
-    if learns and args.anisotropy != Inferred("free"):
-        raise FitError(f"--velocity {args.velocity} learns beta(r) itself: use --anisotropy free")
     why = velocity_refusal(args.velocity, args.anisotropy, args.ensemble)
     if why is not None:
-        raise FitError(f"--velocity {args.velocity}: {why}")
+        raise FitError(f"bad --velocity {args.velocity!r}: {why}")
     args.executor = executor_from_args(args)
     if args.executor.kind == "ray" and args.device.strip().lower().startswith("cuda"):
         raise ExecutorError("--device cuda with --executor ray is not supported yet: use --executor local on a GPU")
