@@ -155,7 +155,7 @@ def test_fit_records_the_family_and_refuses_a_given_beta(monkeypatch):
     assert res.artefacts.flows[0].separable and np.all(np.isfinite(res.profile["beta"]))
 
 
-def test_mixed_ensemble_is_the_two_families_members(monkeypatch):
+def test_mixed_ensemble_is_the_two_families_members(monkeypatch, tmp_path):
     """``mixed``: member k is member k of the one-family ensemble of its family (elliptical for even k, separable
     for odd k), bit for bit, and the bands are those of the members together."""
     from dsphnf.mocks import draw_mock
@@ -174,6 +174,10 @@ def test_mixed_ensemble_is_the_two_families_members(monkeypatch):
     for k, family in enumerate(("elliptical", "separable")):
         for key in ("rho", "beta", "nu"):
             np.testing.assert_array_equal(mixed.artefacts.members[k][key], fits[family].artefacts.members[k][key])
+    from dsphnf.flows import load_flows
+
+    flows, _ = load_flows(mixed.save(tmp_path / "mixed", plots=False))  # each flow rebuilt in its own family
+    assert [f.velocity for f in flows] == ["elliptical", "separable"]
     both = mixed.profile["n_used"] == 2
     assert both.sum() > 10
     rho = np.log10(np.stack([m["rho"][both] for m in mixed.artefacts.members]))
