@@ -114,7 +114,7 @@ def velocity_refusal(velocity: str, anisotropy: AnisotropySpec, ensemble: int = 
 def check_velocity(setup: FitSetup, kinematic: bool) -> None:
     """One-line FitErrors for a velocity family the fit cannot use (:func:`velocity_refusal`)."""
     why = velocity_refusal(setup.flow.velocity, setup.anisotropy, setup.ensemble)
-    if why is not None and (kinematic or setup.flow.velocity not in ENSEMBLE_VELOCITIES):  # positions only: any
+    if why is not None and (kinematic or setup.flow.velocity not in ENSEMBLE_VELOCITIES):  # positions: any beta
         raise FitError(why)
 
 
