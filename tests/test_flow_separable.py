@@ -157,7 +157,8 @@ def test_fit_records_the_family_and_refuses_a_given_beta(monkeypatch):
 
 def test_mixed_ensemble_is_the_two_families_members(monkeypatch, tmp_path):
     """``mixed``: member k is member k of the one-family ensemble of its family (elliptical for even k, separable
-    for odd k), bit for bit, and the bands are those of the members together."""
+    for odd k), bit for bit; each flow is saved and reloaded in its own family; the value is the members' mean."""
+    from dsphnf.flows import load_flows
     from dsphnf.mocks import draw_mock
 
     monkeypatch.setenv("DSPHNF_FAST", "1")
@@ -174,8 +175,6 @@ def test_mixed_ensemble_is_the_two_families_members(monkeypatch, tmp_path):
     for k, family in enumerate(("elliptical", "separable")):
         for key in ("rho", "beta", "nu"):
             np.testing.assert_array_equal(mixed.artefacts.members[k][key], fits[family].artefacts.members[k][key])
-    from dsphnf.flows import load_flows
-
     flows, _ = load_flows(mixed.save(tmp_path / "mixed", plots=False))  # each flow rebuilt in its own family
     assert [f.velocity for f in flows] == ["elliptical", "separable"]
     both = mixed.profile["n_used"] == 2
