@@ -11,6 +11,7 @@ from scipy import stats
 from conftest import (check_flow_equivariance, check_log_det_against_jacobian, check_losvd_against_samples,
                       flow_base_points as base_points, plummer_losvd, sampled_beta)
 from dsphnf.anisotropy import Inferred, Isotropic
+from dsphnf.catalog import Catalog
 from dsphnf.errors import FitError
 from dsphnf.flows import FlowConfig, SphericalFlow, fit_flow
 from dsphnf.flows.losvd import log_losvd, velocity_table
@@ -181,6 +182,10 @@ def test_mixed_ensemble_is_the_two_families_members(monkeypatch, tmp_path):
     assert both.sum() > 10
     rho = np.log10(np.stack([m["rho"][both] for m in mixed.artefacts.members]))
     np.testing.assert_allclose(np.log10(mixed.profile["rho"][both]), rho.mean(axis=0), rtol=1e-12)
+    positions = Catalog(cat.x, cat.y, source="positions only")  # no velocity field: one architecture, batched
+    res = fit_flow(positions, "free", steps=2, ensemble=2, progress=False, flow_config=FlowConfig(velocity="mixed"))
+    assert res.summary["diagnostics"]["grid"]["batched"]
+    assert [m["velocity"] for m in res.summary["diagnostics"]["members"]] == ["elliptical", "elliptical"]
 
 
 def test_fourth_order_residuals_of_the_separable_table():

@@ -250,8 +250,13 @@ def _star_data(std: dict[str, Any], settings: MemberSettings, sel: np.ndarray, h
 
 def new_flow(stars: MemberStars, settings: MemberSettings, length_scale: float, k: int = 0) -> SphericalFlow:
     """Member ``k``'s untrained flow: the fit's architecture (the member's velocity family,
-    :func:`~dsphnf.flows.separable.member_velocity`) and unit ``length_scale`` [kpc] (weights from torch's seed)."""
-    config = replace(settings.flow, velocity=member_velocity(settings.flow.velocity, k))
+    :func:`~dsphnf.flows.separable.member_velocity`) and unit ``length_scale`` [kpc] (weights from torch's seed).
+
+    Without velocities a flow has no velocity field, so every member takes member 0's family: one architecture,
+    which the batched trainer needs.
+    """
+    family = member_velocity(settings.flow.velocity, k if stars.kinematic else 0)
+    config = replace(settings.flow, velocity=family)
     return SphericalFlow(
         kinematic=stars.kinematic, inner=settings.inner, anisotropy=settings.anisotropy,
         length_scale=length_scale, **asdict(config),
