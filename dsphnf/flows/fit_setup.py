@@ -104,10 +104,10 @@ def velocity_refusal(velocity: str, anisotropy: AnisotropySpec, ensemble: int = 
     if learns and anisotropy != Inferred("free"):
         return (f"the {velocity} velocity family learns beta(r) itself: use the anisotropy 'free', "
                 f"not {anisotropy.spec()!r}")
-    n = len(MIXED_FAMILIES.get(velocity, ("one",)))
-    if int(ensemble) % n:
-        return (f"the {velocity} velocity families need an ensemble that is a multiple of {n} (members "
-                f"alternate {', '.join(MIXED_FAMILIES[velocity])}), got {ensemble}")
+    families = MIXED_FAMILIES.get(velocity)
+    if families and int(ensemble) % len(families):
+        return (f"the {velocity} velocity families need an ensemble that is a multiple of {len(families)} "
+                f"(members alternate {', '.join(families)}), got {ensemble}")
     return None
 
 
