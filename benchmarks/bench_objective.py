@@ -62,8 +62,8 @@ def _setup(K: int, device: str = "cpu") -> tuple[MemberStars, MemberSettings]:
     cat = draw_mock("NonPlumCuspIso", n=1000, seed=0).catalog
     raw = raw_stars(cat)
     stars = MemberStars(raw, scales_of(raw), True, np.logspace(-1, 0, 21))
-    settings = MemberSettings(anisotropy_from("isotropic"), "free", K, 0, FlowConfig(), TrainConfig(), 0.0, 1.0,
-                              torch.float64, device, 1)
+    settings = MemberSettings(anisotropy_from("isotropic"), "free", K, 0, FlowConfig(velocity="elliptical"),
+                              TrainConfig(), 0.0, 1.0, torch.float64, device, 1)
     return stars, settings
 
 

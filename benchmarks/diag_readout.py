@@ -78,7 +78,8 @@ def main() -> None:
     mock = draw_mock(args.mock, n=args.n, seed=args.mock_seed)
     setup = FitSetup(anisotropy=require_form(anisotropy_from("isotropic"), FLOW_FORMS, "the diagnostic"),
                      inner="free", ensemble=1, seed=args.seed, device=check_device("cpu"),
-                     options=FitOptions(threads=1), flow=FlowConfig(), train=train_config_for(args.steps, None),
+                     options=FitOptions(threads=1), flow=FlowConfig(velocity="elliptical"),
+                     train=train_config_for(args.steps, None),
                      checkpoints=None, resume=False, progress=False,
                      executor=executor_setting("local", None, None, "cpu"), batched=None, foreground=None,
                      distance=None)

@@ -300,7 +300,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     (["PlumCoreOm", "--fit-anisotropy", "free", "--centre", "all-stars"], ["centre='all-stars' needs a given", "free"]),
     (["PlumCoreOm", "--fit-anisotropy", "free", "--warm-start", "5"], ["warm_start needs a given anisotropy", "free"]),
     (["PlumCuspIso", "--method", "baseline,jeans"], ["unknown --method", "comma list"]),
-    (["PlumCuspIso", "--velocity", "spherical"], ["velocity must be one of elliptical, separable, angular, mixed"]),
+    (["PlumCuspIso", "--velocity", "spherical"], ["velocity must be one of auto, elliptical, separable, angular, mixed"]),
     (["PlumCoreOm", "--fit-anisotropy", "free", "--velocity", "mixed", "--ensemble", "3"], ["multiple of 2"]),
     (["PlumCoreOm", "--fit-anisotropy", "om:0.3", "--velocity", "separable"], ["learns beta(r) itself", "om:0.3"]),
     (["PlumCuspIso", "--fit-anisotropy", "free", "--method", "profile"], ["does not support"]),

@@ -35,8 +35,8 @@ def _loss_and_gradient(cat, device: str) -> tuple[float, np.ndarray]:
     """Objective (likelihood and smoothness prior) and its gradient of the same untrained flow on ``device``."""
     raw = raw_stars(cat)
     stars = MemberStars(raw, scales_of(raw), True, np.logspace(-1, 0, 11))
-    st = MemberSettings(anisotropy_from("isotropic"), "free", 1, 0, FlowConfig(), TrainConfig(), 0.0, 1.0,
-                        torch.float64, device, 1)
+    st = MemberSettings(anisotropy_from("isotropic"), "free", 1, 0, FlowConfig(velocity="elliptical"),
+                        TrainConfig(), 0.0, 1.0, torch.float64, device, 1)
     tr, _, sc, std = member_data(stars, st, 0)
     torch.manual_seed(11)
     flow = new_flow(stars, st, sc["L"])

@@ -41,8 +41,8 @@ def _stars(n: int, kinematic: bool = True) -> MemberStars:
 
 
 def _settings(K: int, inner: str = "cuspy", **train) -> MemberSettings:
-    return MemberSettings(OsipkovMerritt(0.4), inner, K, 5, FlowConfig(n_steps=2), TrainConfig(**train), 0.0, 1.0,
-                          torch.float64, "cpu", 1)
+    return MemberSettings(OsipkovMerritt(0.4), inner, K, 5, FlowConfig(n_steps=2, velocity="elliptical"),
+                          TrainConfig(**train), 0.0, 1.0, torch.float64, "cpu", 1)
 
 
 def _members(stars: MemberStars, st: MemberSettings):
@@ -312,8 +312,9 @@ def test_a_single_flow_trains_as_a_batch_of_one_where_graphs_replay(device, grap
     from dsphnf.flows import FitOptions
     from dsphnf.flows.fit_setup import FitSetup, batched_reason, executor_setting
 
-    setup = FitSetup(anisotropy_from("isotropic"), "free", 1, 0, torch.device(device), FitOptions(), FlowConfig(),
-                     TrainConfig(cuda_graphs=graphs), None, False, False, executor_setting("local", None, None, "cpu"))
+    setup = FitSetup(anisotropy_from("isotropic"), "free", 1, 0, torch.device(device), FitOptions(),
+                     FlowConfig(velocity="elliptical"), TrainConfig(cuda_graphs=graphs), None, False, False,
+                     executor_setting("local", None, None, "cpu"))
     assert batched_reason(setup, kinematic=True) == why
 
 

@@ -122,6 +122,7 @@ def test_fit_with_an_inferred_beta_writes_and_prints_where_it_is_constrained(tmp
     c = json.loads((out / "summary.json").read_text())["diagnostics"]["beta_constrained"]
     assert len(c["constrained"]) == len(c["r_kpc"]) == 40
     assert beta_constraint_note(c) in printed
+    assert "velocity family 1 elliptical + 1 separable" in printed  # --velocity auto: both families for a free beta
     # 150 stars: nowhere are >= 100 of them within a factor 2 of the innermost or outermost grid radius
     assert not c["constrained"][0] and not c["constrained"][-1]
     # a given beta is not inferred: no statement

@@ -73,7 +73,7 @@ def test_smoke_fit_writes_all_outputs(stars, tmp_path, capsys):
     assert len(list((out / "flows").glob("flow_*.pt"))) == 2
     assert not Path(str(out) + ".checkpoints").exists()
     printed = capsys.readouterr().out
-    assert "wrote" in printed and "2 flow(s) (30, 30 steps)" in printed and "log10 J(0.5 deg)" in printed
+    assert "wrote" in printed and "2 flow(s) (30, 30 steps; velocity family elliptical)" in printed and "log10 J(0.5 deg)" in printed
     assert f"from {jf['n_used']} of 2 flow(s)" in printed and "bands: 68 % and 95 %" in printed
     bands = np.genfromtxt(out / "profile_bands.csv", delimiter=",", names=True)
     assert np.all(bands["n_used"] <= 2) and list(bands["n_used"]) == d["readout"]["n_used"]

@@ -158,7 +158,8 @@ def test_fit_records_the_family_and_refuses_a_given_beta(monkeypatch):
 
 def test_mixed_ensemble_is_the_two_families_members(monkeypatch, tmp_path):
     """``mixed``: member k is member k of the one-family ensemble of its family (elliptical for even k, separable
-    for odd k), bit for bit; each flow is saved and reloaded in its own family; the value is the members' mean."""
+    for odd k), bit for bit; each flow is saved and reloaded in its own family; the value is the members' mean.
+    It is the default (``auto``) for a free beta and an even ensemble."""
     from dsphnf.flows import load_flows
     from dsphnf.mocks import draw_mock
 
@@ -172,6 +173,9 @@ def test_mixed_ensemble_is_the_two_families_members(monkeypatch, tmp_path):
             for v in ("mixed", "elliptical", "separable")}
     mixed = fits["mixed"]
     assert [m["velocity"] for m in mixed.summary["diagnostics"]["members"]] == ["elliptical", "separable"]
+    auto = fit_flow(cat, "free", steps=3, ensemble=2, seed=4, progress=False)  # the default: 'auto' -> 'mixed'
+    assert auto.summary["settings"]["flow"]["velocity"] == mixed.summary["settings"]["flow"]["velocity"] == "mixed"
+    np.testing.assert_array_equal(auto.profile["rho"], mixed.profile["rho"])
     assert [f.velocity for f in mixed.artefacts.flows] == ["elliptical", "separable"]
     for k, family in enumerate(("elliptical", "separable")):
         for key in ("rho", "beta", "nu"):

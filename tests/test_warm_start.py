@@ -75,7 +75,7 @@ def _setup(cat):
     from dsphnf.flows.settings import FlowConfig
 
     return FitSetup(anisotropy_from("isotropic"), "free", 3, 3, torch.device("cpu"), FitOptions(warm_start=WARM),
-                    FlowConfig(), train_config_for(STEPS, None), None, False, False,
+                    FlowConfig(velocity="elliptical"), train_config_for(STEPS, None), None, False, False,
                     executor_setting("local", None, None, "cpu"))
 
 

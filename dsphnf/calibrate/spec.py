@@ -200,10 +200,10 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
                   nwalkers: int, fit_halo: str, nu_mean: str = "none", warm_start: int = 0,
-                  centre: str = "auto", velocity: str = "elliptical") -> tuple[FitSettings, ...]:
+                  centre: str = "auto", velocity: str = "auto") -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
-    from ..flows.fit_setup import centre_refusal, resolved_centre, velocity_refusal, warm_refusal
+    from ..flows.fit_setup import centre_refusal, resolved_centre, resolved_velocity, velocity_refusal, warm_refusal
     from ..flows.nu_mean import NU_MEANS
     from ..flows.settings import CENTRES, default_steps
 
@@ -220,6 +220,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     if "flow" in chosen:
         warm, k = _integer(warm_start, "--warm-start", 0), _integer(ensemble, "--ensemble", 1)
         centre = resolved_centre(centre, beta, kinematic=True)  # every mock has velocities
+        velocity = resolved_velocity(velocity, beta, k, kinematic=True)
         why = ((warm_refusal(beta) if warm else None) or (centre_refusal(centre, beta) if k > 1 else None)
                or velocity_refusal(velocity, beta, k))
         if why is not None:
@@ -243,7 +244,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
                      max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
                      fit_halo: str = "zhao-alpha", nu_mean: str = "none", warm_start: int = 0,
-                     centre: str = "auto", velocity: str = "elliptical") -> CalibrationSpec:
+                     centre: str = "auto", velocity: str = "auto") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -281,9 +282,11 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         ``fit_anisotropy``, else ``members``), ``members`` or ``all-stars`` (bands around a
         flow trained on all stars). A store written with another centre is refused on resume.
     velocity : str
-        The flow's ``FlowConfig.velocity`` (:data:`dsphnf.flows.separable.ENSEMBLE_VELOCITIES`; default
-        ``elliptical``; ``separable``, ``angular`` and ``mixed`` need ``fit_anisotropy="free"``, ``mixed``
-        an even ``ensemble``). The start keeps the elliptical family.
+        The flow's ``FlowConfig.velocity``: ``auto`` (default; resolved here,
+        :func:`dsphnf.flows.fit_setup.resolved_velocity`: ``mixed`` for ``fit_anisotropy="free"`` and an even
+        ``ensemble``, else ``elliptical``) or one of :data:`dsphnf.flows.separable.ENSEMBLE_VELOCITIES`
+        (``separable``, ``angular`` and ``mixed`` need ``fit_anisotropy="free"``, ``mixed`` an even
+        ``ensemble``). The start keeps the elliptical family.
 
     Raises
     ------
@@ -301,8 +304,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     50
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="flow").fits[0].centre
     'all-stars'
-    >>> calibration_spec("PlumCoreOm", realisations=2, methods="flow", fit_anisotropy="free").fits[0].centre
-    'members'
+    >>> flow = calibration_spec("PlumCoreOm", realisations=2, methods="flow", fit_anisotropy="free").fits[0]
+    >>> flow.centre, flow.velocity
+    ('members', 'mixed')
     >>> calibration_spec("PlumCoreOm", realisations=2, methods="flow", fit_anisotropy="free",
     ...                  velocity="separable").fits[0].velocity
     'separable'

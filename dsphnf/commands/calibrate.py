@@ -59,9 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--nu-mean", default="none", choices=["none", "zhao"],
                    help="what the flow's smoothness prior measures the roughness of ln nu from, as in dsphnf fit "
                         "--nu-mean (default none)")
-    p.add_argument("--velocity", default="elliptical", metavar="FAMILY",
-                   help="the flow's velocity family: elliptical | separable | angular | mixed (all but "
-                        "elliptical need --fit-anisotropy free, mixed an even --ensemble; default elliptical)")
+    p.add_argument("--velocity", default="auto", metavar="FAMILY",
+                   help="the flow's velocity family, as in dsphnf fit --velocity: auto (default: mixed with "
+                        "--fit-anisotropy free and an even --ensemble, else elliptical) | elliptical | separable | "
+                        "angular | mixed (separable, angular and mixed need --fit-anisotropy free, mixed an even "
+                        "--ensemble)")
     p.add_argument("--max-steps", type=int, default=20000, metavar="N", help="baseline emcee steps at most (default 20000)")
     p.add_argument("--walkers", type=int, default=32, metavar="W", help="baseline emcee walkers (default 32)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="base random seed (default 0)")

@@ -34,12 +34,13 @@ Anisotropy: isotropic, constant:B, om:RA, cuddeford:B0,RA, baes:B0,BINF,RA,ETA
 cuddeford, baes (parameters learned per flow) or free (a smooth beta(r)),
 with a fourth-order Jeans prior; weakly constrained by 1000 stars (see
 benchmarks/RESULTS.md).
-Velocity family (--velocity): elliptical (default: one speed map, beta by the
+Velocity family (--velocity): auto (default: mixed for --anisotropy free with
+an even --ensemble, elliptical otherwise), elliptical (one speed map, beta by the
 anisotropy layer), separable (radial and tangential speed maps learned
 separately, so the radial and tangential velocity distributions have shapes
 of their own; beta(r) comes with them; needs --anisotropy free; measured
-better than the default on tangential and isotropic mocks, too radial where
-beta changes sign: see benchmarks/RESULTS.md) or angular
+better than the elliptical family on tangential and isotropic mocks, too
+radial where beta changes sign: see benchmarks/RESULTS.md) or angular
 (one speed map and a learned law of the velocity's angle to the radius at
 each radius and speed, which holds constant-beta f(E) L^(-2 beta) models;
 needs --anisotropy free) or mixed (members alternate elliptical and
@@ -109,11 +110,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA, or inferred: "
                         "constant | om | cuddeford | baes | free (default isotropic)")
     p.add_argument("--inner", default="free", metavar="MODE", help="free | cored | cuspy (default free)")
-    p.add_argument("--velocity", default="elliptical", metavar="FAMILY",
-                   help="velocity family: elliptical (one speed map, beta by the anisotropy layer) | separable "
+    p.add_argument("--velocity", default="auto", metavar="FAMILY",
+                   help="velocity family: auto (mixed with --anisotropy free and an even --ensemble, else "
+                        "elliptical) | elliptical (one speed map, beta by the anisotropy layer) | separable "
                         "(radial and tangential speed maps learned separately) | angular (one speed map and a "
                         "learned angular law) | mixed (members alternate elliptical and separable; an even "
-                        "--ensemble); all but elliptical need --anisotropy free (default elliptical)")
+                        "--ensemble); separable, angular and mixed need --anisotropy free (default auto)")
     p.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, metavar="K",
                    help=f"flows on bootstrap resamples, for the bands (default {DEFAULT_ENSEMBLE}; 1: no bands)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps per flow (default 400)")
@@ -289,13 +291,23 @@ def _grid_note(grid: dict | None) -> str:
     return note
 
 
+def _family_note(d: dict) -> str:
+    """The members' velocity families, for stars with velocities: one name, or each family's count (mixed)."""
+    if not d.get("kinematic"):
+        return ""
+    families = [m["velocity"] for m in d["members"]]
+    counts = {f: families.count(f) for f in dict.fromkeys(families)}
+    return "; velocity family " + (families[0] if len(counts) == 1
+                                   else " + ".join(f"{n} {f}" for f, n in counts.items()))
+
+
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
     from ..flows.ensemble import beta_constraint_note, centre_note, readout_note
     from ..jfactor import INNER_GAMMA_MAX, OUTER_GAMMA_MIN
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])
-    print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps), "
+    print(f"fit: {s['n_stars']} stars, {len(d['members'])} flow(s) ({steps} steps{_family_note(d)}), "
           f"train loss {d['final_train_loss']:.4f}"
           + (f", validation {d['final_val_loss']:.4f}" if d["final_val_loss"] is not None else "")
           + f"; {t['total_s']:.1f} s (training {t['train_s']:.1f} s, read-out {t['readout_s']:.1f} s"

@@ -61,7 +61,8 @@ from .artefacts import FlowArtefacts
 from .cnf import FLOW_FORMS
 from .fit_setup import (FitSetup, anchor_setup, batched_reason, centred_on_all_stars, check_arguments, check_centre,
                         check_systematics, check_velocity, check_warm, executor_setting, member_settings,
-                        outer_threads, resolved_centre, torch_threads, train_config_for, warm_members)
+                        outer_threads, resolved_centre, resolved_velocity, torch_threads, train_config_for,
+                        warm_members)
 from .fit_summary import centre_record, ensemble_j_record, fit_summary, plot_data
 from .member import MemberStars, TrainedMember, rebuild_flow, start_state
 from .member_grid import MEMBER_STORE, train_grid
@@ -232,10 +233,12 @@ def fit_flow(
     beta = require_form(anisotropy_from(anisotropy), FLOW_FORMS, "the flow fit")
     kinematic = catalog.vz is not None
     opts = replace(opts, centre=resolved_centre(opts.centre, beta, kinematic))
+    flow = flow_config or FlowConfig()
+    flow = replace(flow, velocity=resolved_velocity(flow.velocity, beta, int(ensemble), kinematic))
     setup = FitSetup(
         anisotropy=beta, inner=inner,
         ensemble=int(ensemble), seed=int(seed), device=check_device(device), options=opts,
-        flow=flow_config or FlowConfig(), train=train_config_for(steps, train_config),
+        flow=flow, train=train_config_for(steps, train_config),
         checkpoints=None if checkpoint_dir is None else Path(checkpoint_dir), resume=resume, progress=progress,
         executor=where, batched=batched, foreground=foreground,
         distance=None if distance_err is None else (float(distance), float(distance_err)),

@@ -26,14 +26,14 @@ from ..result import MIN_STARS
 from .batched import batch_supported
 from .field import INNER_MODES
 from .member import MemberSettings
-from .separable import ENSEMBLE_VELOCITIES, MIXED_FAMILIES, TABLE_FAMILIES
+from .separable import AUTO_VELOCITY, ENSEMBLE_VELOCITIES, MIXED_FAMILIES, TABLE_FAMILIES
 from .settings import CENTRES, FitOptions, FlowConfig, default_steps, fast_mode
 from .train_config import TrainConfig
 
 __all__ = ["FitSetup", "batched_reason", "check_arguments", "check_systematics", "check_velocity", "executor_setting",
            "graphs_on", "member_batches", "member_settings", "outer_threads", "torch_threads", "train_config_for",
            "anchor_setup", "centred_on_all_stars", "centre_refusal", "check_centre", "resolved_centre", "check_warm",
-           "velocity_refusal", "warm_members", "warm_refusal", "warm_train"]
+           "resolved_velocity", "velocity_refusal", "warm_members", "warm_refusal", "warm_train"]
 
 
 @dataclass
@@ -86,7 +86,7 @@ def velocity_refusal(velocity: str, anisotropy: AnisotropySpec, ensemble: int = 
 
     None: it can (:data:`~dsphnf.flows.separable.ENSEMBLE_VELOCITIES`; the separable and angular families
     learn beta(r) themselves, so they need the anisotropy ``free``; so does ``mixed``, whose members
-    alternate elliptical and separable, as many of each).
+    alternate elliptical and separable, as many of each; ``auto`` always can: :func:`resolved_velocity`).
 
     >>> from ..anisotropy import anisotropy_from
     >>> velocity_refusal("separable", anisotropy_from("free")) is None
@@ -98,8 +98,10 @@ def velocity_refusal(velocity: str, anisotropy: AnisotropySpec, ensemble: int = 
     >>> print(velocity_refusal("mixed", anisotropy_from("free"), 3))
     the mixed velocity families need an ensemble that is a multiple of 2 (members alternate elliptical, ...), got 3
     """
+    if velocity == AUTO_VELOCITY:
+        return None
     if velocity not in ENSEMBLE_VELOCITIES:
-        return f"velocity must be one of {', '.join(ENSEMBLE_VELOCITIES)}, got {velocity!r}"
+        return f"velocity must be one of {AUTO_VELOCITY}, {', '.join(ENSEMBLE_VELOCITIES)}, got {velocity!r}"
     learns = velocity in TABLE_FAMILIES or velocity in MIXED_FAMILIES
     if learns and anisotropy != Inferred("free"):
         return (f"the {velocity} velocity family learns beta(r) itself: use the anisotropy 'free', "
@@ -109,6 +111,32 @@ def velocity_refusal(velocity: str, anisotropy: AnisotropySpec, ensemble: int = 
         return (f"the {velocity} velocity families need an ensemble that is a multiple of {len(families)} "
                 f"(members alternate {', '.join(families)}), got {ensemble}")
     return None
+
+
+def resolved_velocity(velocity: str, anisotropy: AnisotropySpec, ensemble: int, kinematic: bool) -> str:
+    """The velocity family of a fit: ``velocity``, with ``"auto"`` resolved.
+
+    ``"auto"`` is ``"mixed"`` for stars with velocities (``kinematic``), the
+    anisotropy ``free`` and an even ``ensemble``: each family's ensembles lean
+    one way on some anisotropy profile with bands that miss the lean, the
+    mixture's bands held on every profile measured (benchmarks/RESULTS.md,
+    "Both velocity families in one ensemble"). ``"elliptical"`` otherwise: it
+    holds a given isotropic or Osipkov-Merritt beta exactly, and one flow or an
+    odd ensemble cannot hold as many members of each family.
+
+    >>> from ..anisotropy import anisotropy_from
+    >>> free = anisotropy_from("free")
+    >>> resolved_velocity("auto", free, 8, True), resolved_velocity("auto", free, 1, True)
+    ('mixed', 'elliptical')
+    >>> resolved_velocity("auto", anisotropy_from("om:0.3"), 8, True), resolved_velocity("auto", free, 8, False)
+    ('elliptical', 'elliptical')
+    >>> resolved_velocity("separable", free, 8, True)
+    'separable'
+    """
+    if velocity != AUTO_VELOCITY:
+        return velocity
+    mixable = kinematic and anisotropy == Inferred("free") and int(ensemble) % len(MIXED_FAMILIES["mixed"]) == 0
+    return "mixed" if mixable else "elliptical"
 
 
 def check_velocity(setup: FitSetup, kinematic: bool) -> None:

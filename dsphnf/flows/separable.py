@@ -51,7 +51,8 @@ from scipy import special
 from .device_constants import on_device
 from .surface import base_radii, interp_table
 
-__all__ = ["VELOCITY_FAMILIES", "TABLE_FAMILIES", "MIXED_FAMILIES", "ENSEMBLE_VELOCITIES", "member_velocity",
+__all__ = ["VELOCITY_FAMILIES", "TABLE_FAMILIES", "MIXED_FAMILIES", "ENSEMBLE_VELOCITIES", "AUTO_VELOCITY",
+           "member_velocity",
            "is_table_family", "speed_nodes", "speed_nodes_on", "speed_state_table", "separable_table",
            "is_separable_table",
            "table_moments", "table_beta", "shell_transform", "shell_inverse", "shell_log_prob", "shell_log_det"]
@@ -67,14 +68,22 @@ TABLE_FAMILIES = ("separable", "angular")
 MIXED_FAMILIES = {"mixed": ("elliptical", "separable")}
 #: What a fit's ``FlowConfig.velocity`` may name: one family for every member, or a mixture.
 ENSEMBLE_VELOCITIES = VELOCITY_FAMILIES + tuple(MIXED_FAMILIES)
+#: ``FlowConfig.velocity``'s default, which each fit resolves into one of ``ENSEMBLE_VELOCITIES``
+#: (:func:`~dsphnf.flows.fit_setup.resolved_velocity`).
+AUTO_VELOCITY = "auto"
 
 
 def member_velocity(velocity: str, k: int) -> str:
     """The velocity family of ensemble member ``k`` of a fit whose ``FlowConfig.velocity`` is ``velocity``.
 
+    ``"auto"`` must be resolved first (:func:`~dsphnf.flows.fit_setup.resolved_velocity`: it needs the fit's
+    anisotropy and ensemble).
+
     >>> member_velocity("separable", 3), [member_velocity("mixed", k) for k in range(3)]
     ('separable', ['elliptical', 'separable', 'elliptical'])
     """
+    if velocity == AUTO_VELOCITY:
+        raise ValueError("velocity 'auto' is resolved per fit (fit_setup.resolved_velocity), not per member")
     families = MIXED_FAMILIES.get(velocity, (velocity,))
     return families[int(k) % len(families)]
 

@@ -49,7 +49,10 @@ class FlowConfig:
     the radius: :mod:`~dsphnf.flows.angular`); the last two need the anisotropy ``free``.
     ``"mixed"`` names an ensemble whose members alternate the elliptical and
     separable families (:func:`~dsphnf.flows.separable.member_velocity`; the
-    anisotropy ``free``, an even ensemble).
+    anisotropy ``free``, an even ensemble). ``"auto"`` (the default) is
+    resolved by each fit (:func:`~dsphnf.flows.fit_setup.resolved_velocity`):
+    ``mixed`` for an even ensemble with the anisotropy ``free``, ``elliptical``
+    otherwise; the summary records the family used.
     """
 
     base: str = "plummer"
@@ -60,7 +63,7 @@ class FlowConfig:
     depth: int = 2
     n_steps: int = 4
     method: str = "rk4"
-    velocity: str = "elliptical"
+    velocity: str = "auto"
 
 
 @dataclass

@@ -78,12 +78,13 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
     if fit.method == "flow":  # at the grid's one thread per task, not a probe's choice: reproducible rows
         # centred on the members (FlowSettings.centre): the survey's slope, J within theta_max and per-draw
         # distance values are banded around the members' mean, so its profile values are too (one estimator)
-        from ..flows import FitOptions, fit_flow
+        from ..flows import FitOptions, FlowConfig, fit_flow
 
         return fit_flow(catalog, fit.anisotropy, ensemble=fit.ensemble, steps=fit.steps, seed=seed,
                         distance=galaxy.distance_kpc, progress=False, foreground=foreground,
                         distance_err=galaxy.distance_err_kpc if options.distance == "per-draw" else None,
-                        options=FitOptions(threads=TASK_THREADS, centre=fit.centre))
+                        options=FitOptions(threads=TASK_THREADS, centre=fit.centre),
+                        flow_config=FlowConfig(velocity=fit.velocity))
     from ..baseline import fit_baseline
 
     priors = photometric_tracer_priors(galaxy.half_light_kpc) if options.tracer == "photometric" else None

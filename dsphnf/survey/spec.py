@@ -143,6 +143,7 @@ def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble:
           steps: int, halo: str | None) -> tuple[FitSettings, ...]:
     from ..baseline.model import BASELINE_FORMS, DEFAULT_HALO, halo_family
     from ..flows.cnf import FLOW_FORMS
+    from ..flows.fit_setup import resolved_velocity
 
     chosen = {"flow": ("flow",), "baseline": ("baseline",), "both": ("flow", "baseline")}.get(
         str(method).strip().lower())
@@ -151,8 +152,9 @@ def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble:
     beta = anisotropy_from(anisotropy)
     fits: list[FitSettings] = []
     if "flow" in chosen:
-        fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), _integer(ensemble, "--ensemble", 1),
-                                 _integer(steps, "--steps", 1)))
+        k = _integer(ensemble, "--ensemble", 1)
+        fits.append(FlowSettings(require_form(beta, FLOW_FORMS, "the flow fit"), k, _integer(steps, "--steps", 1),
+                                 velocity=resolved_velocity("auto", beta, k, kinematic=True)))
     if halo is not None and "baseline" not in chosen:
         raise SurveyError("--halo is the baseline's halo family; the flow has none: use --method baseline or both")
     halo = DEFAULT_HALO if halo is None else halo_family(str(halo).strip().lower(), "--halo", SurveyError)
