@@ -8,13 +8,15 @@ ensemble's grid, which ends at the stars' 98th percentile), log10 errors at 0.1 
 beta at R_half (the weighted median projected radius of the stars) against the
 truth there, and the wall time. Variants:
 
-- ``free``, ``om``, ``constant``, ... : the flow with that anisotropy inferred;
+- ``free``, ``om``, ``constant``, ... : the flow with that anisotropy inferred (``free`` in the default
+  velocity family, ``auto``: with an even ``--ensemble`` both families, ``mixed``; else elliptical);
 - ``isotropic`` : the flow with beta wrongly fixed to zero (the bias);
 - ``start`` : the untrained start (one step at a learning rate of 1e-12);
 - ``separable`` : the flow with the separable velocity family (beta(r) learned
   with its separate radial and tangential speed maps; ``FlowConfig(velocity="separable")``);
 - ``angular`` : the flow with the angular velocity family (one speed map and a learned
   law of the velocity's angle to the radius; ``FlowConfig(velocity="angular")``);
+- ``elliptical``, ``mixed`` : beta(r) free in that velocity family, or in both (an even ``--ensemble``);
 - ``baseline:om`` (any ``baseline:FAMILY``) : the parametric Jeans fit with that inferred family
   (its posterior bands are reported as an ensemble's are).
 
@@ -107,7 +109,7 @@ def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save
     if variant == "start":
         res = fit_flow(cat, "free", seed=seed, progress=False, options=opts,
                        train_config=TrainConfig(steps=1, lr=1e-12))
-    elif variant in ("separable", "angular"):
+    elif variant in ("separable", "angular", "elliptical", "mixed"):
         res = fit_flow(cat, "free", seed=seed, steps=steps, progress=False, options=opts, ensemble=ensemble,
                        flow_config=FlowConfig(velocity=variant))
     else:

@@ -178,7 +178,9 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     method : {"flow", "baseline", "both"}
     anisotropy : str or Anisotropy
         beta(r) of the fits (:mod:`dsphnf.anisotropy`; the baseline infers
-        ``constant``, ``om``, ``cuddeford`` or ``baes``, the flow ``free``).
+        ``constant``, ``om``, ``cuddeford`` or ``baes``, the flow ``free``: with
+        an even ensemble in both velocity families, as ``dsphnf fit``'s default
+        ``--velocity auto``, :func:`dsphnf.flows.fit_setup.resolved_velocity`).
     options : SurveyOptions
         The systematics switches (default: the reference analysis).
     fast : bool
