@@ -118,9 +118,10 @@ def resolved_velocity(velocity: str, anisotropy: AnisotropySpec, ensemble: int, 
 
     ``"auto"`` is ``"mixed"`` for stars with velocities (``kinematic``), the
     anisotropy ``free`` and an even ``ensemble``: each family's ensembles lean
-    one way on some anisotropy profile with bands that miss the lean, the
-    mixture's bands held on every profile measured (benchmarks/RESULTS.md,
-    "Both velocity families in one ensemble"). ``"elliptical"`` otherwise: it
+    one way on some anisotropy profile with bands that miss the lean, while the
+    mixture's 95 % bands on beta held the truth on every profile measured (its
+    68 % bands too narrow where the families agree; benchmarks/RESULTS.md,
+    "Both families by default for a free beta"). ``"elliptical"`` otherwise: it
     holds a given isotropic or Osipkov-Merritt beta exactly, and one flow or an
     odd ensemble cannot hold as many members of each family.
 
