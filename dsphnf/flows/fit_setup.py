@@ -136,7 +136,7 @@ def resolved_velocity(velocity: str, anisotropy: AnisotropySpec, ensemble: int, 
     """
     if velocity != AUTO_VELOCITY:
         return velocity
-    mixable = kinematic and anisotropy == Inferred("free") and int(ensemble) % len(MIXED_FAMILIES["mixed"]) == 0
+    mixable = kinematic and velocity_refusal("mixed", anisotropy, ensemble) is None  # the mixture's own rule
     return "mixed" if mixable else "elliptical"
 
 
