@@ -64,6 +64,7 @@ MOCKS = {
     "radial_om": ("burkert:4e8,1", "plummer:0.25", "om:0.3"),
     "radial_constant": ("nfw:6.4e7,1", "zhao:0.25,1,4,1", "constant:0.3"),  # Hernquist stars: beta(0) <= 1/2
     "cuddeford": ("burkert:4e8,1", "plummer:0.25", "cuddeford:-0.3,0.4"),
+    "isotropic": ("burkert:4e8,1", "plummer:0.25", "isotropic"),
 }
 
 
