@@ -40,6 +40,14 @@ Usage::
 default) instead of single flows, and scores the shifts of the ensemble's
 central value also against the ``ref`` fit's own 68 % half-widths.
 
+``--seed S`` sets the fit seed (default 0). The default ``dsphnf fit`` of a
+given anisotropy reports the read-out of its all-star flow, which is the
+single flow of the same fit seed; so single flows of seed 0 from each start
+and one ``--ensemble 8`` fit of the ``ref`` start (for its own half-widths)
+measure the default's start-dependence. ``--report ... --pool-seeds`` scores
+instead the mean of the single flows of several fit seeds (run once per
+``--seed``) per start: a centre averaged over all-star flows.
+
 Results are appended to ``--json`` after every fit (a rerun skips finished
 fits), then printed as Markdown tables for benchmarks/RESULTS.md.
 """
@@ -116,14 +124,14 @@ def scaled_new_flow(length: float, speed: float):
     return original, new_flow
 
 
-def run(name: str, start: str, steps: int | None, ensemble: int = 1) -> dict:
+def run(name: str, start: str, steps: int | None, ensemble: int = 1, seed: int = 0) -> dict:
     cat, log_true, src = mock(name)
     length, speed, base = STARTS[start]
     original, patched = scaled_new_flow(length, speed)
     member.new_flow = patched  # member.start_flow builds every flow through it, batched or not
     try:
         t0 = time.perf_counter()
-        res = fit_flow(cat, anisotropy="isotropic", seed=0, steps=steps, ensemble=ensemble, progress=False,
+        res = fit_flow(cat, anisotropy="isotropic", seed=seed, steps=steps, ensemble=ensemble, progress=False,
                        options=FitOptions(r_grid=GRID, threads=1), flow_config=FlowConfig(base=base))
         wall = time.perf_counter() - t0
     finally:
@@ -131,7 +139,7 @@ def run(name: str, start: str, steps: int | None, ensemble: int = 1) -> dict:
     log_rho = np.log10(res.profile["rho"])
     members = res.summary["diagnostics"]["members"]
     R = np.hypot(cat.x, cat.y)
-    out = {"mock": name, "source": src, "start": start, "ensemble": ensemble, "wall_s": wall,
+    out = {"mock": name, "source": src, "start": start, "ensemble": ensemble, "seed": seed, "wall_s": wall,
            "load": os.getloadavg()[0], "R_2_98": np.percentile(R, [2, 98]).tolist(),
            "log10_rho": log_rho.tolist(), "dex": (log_rho - log_true).tolist(),
            "median_abs_dex": median_abs_dex((log_rho - log_true).tolist())[0],
@@ -184,26 +192,92 @@ def main() -> None:
     ap.add_argument("--starts", nargs="+", default=list(STARTS), choices=list(STARTS))
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--ensemble", type=int, default=1, help="members per fit (bootstrap ensemble; default 1)")
+    ap.add_argument("--seed", type=int, default=0, help="fit seed (default 0; the members' and all-star flows')")
     ap.add_argument("--json", type=Path, default=None, help="append results here (finished fits are skipped)")
     ap.add_argument("--report", type=Path, nargs="+", default=None,
                     help="only print the tables of these result files (no fitting)")
+    ap.add_argument("--pool-seeds", action="store_true",
+                    help="with --report: score the mean log10 rho of the single flows of every fit seed per start")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.report:
-        report([r for f in args.report for r in json.loads(f.read_text())])
+        results = [r for f in args.report for r in json.loads(f.read_text())]
+        report(pooled(results) if args.pool_seeds else results)
+        if args.pool_seeds:
+            seed_report(results)
         return
     results = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     for name in args.mocks:
         for start in args.starts:
-            if any(r["mock"] == name and r["start"] == start for r in results):
+            if any(r["mock"] == name and r["start"] == start and r.get("seed", 0) == args.seed for r in results):
                 continue
-            results.append(run(name, start, args.steps, args.ensemble))
+            results.append(run(name, start, args.steps, args.ensemble, args.seed))
             if args.json:
                 args.json.write_text(json.dumps(results, indent=1))
             r = results[-1]
             print(f"{name} {start}: {r['wall_s']:.0f} s, median |dex| {r['median_abs_dex']:.3f}, {r['convergence']}",
                   flush=True)
     report(results)
+
+
+def pooled(results: list[dict]) -> list[dict]:
+    """One entry per (mock, start): log10 rho averaged over the single flows (``ensemble == 1``) of every fit
+    seed, i.e. a centre that is the mean of several all-star flows; the ``ref`` entry keeps the 68 % half-width
+    of an ensemble fit of that mock (``ensemble > 1``), if there is one, as its yardstick."""
+    out = []
+    for name in dict.fromkeys(r["mock"] for r in results):
+        for start in dict.fromkeys(r["start"] for r in results if r["mock"] == name):
+            ones = [r for r in results if r["mock"] == name and r["start"] == start and r["ensemble"] == 1]
+            if not ones:
+                continue
+            log_rho = np.mean([r["log10_rho"] for r in ones], axis=0)
+            dex = np.mean([r["dex"] for r in ones], axis=0)
+            entry = {**ones[0], "seeds": [r.get("seed", 0) for r in ones], "log10_rho": log_rho.tolist(),
+                     "dex": dex.tolist(), "wall_s": float(sum(r["wall_s"] for r in ones))}
+            entry.pop("half68", None)
+            band = [r for r in results if r["mock"] == name and r["start"] == "ref" and r["ensemble"] > 1]
+            if start == "ref" and band:
+                entry["half68"] = band[0]["half68"]
+            out.append(entry)
+    return out
+
+
+def seed_report(results: list[dict]) -> None:
+    """Per mock and start: each fit seed's shift from the ``ref`` flow of the same seed over 0.3 x the ``ref``
+    ensemble's own 68 % half-width (one yardstick for every seed), and where (r [kpc]) the pooled shift peaks."""
+    ones = [r for r in results if r["ensemble"] == 1]
+    band = {r["mock"]: r for r in results if r["start"] == "ref" and r["ensemble"] > 1}
+    print("\n| mock | start | seeds | shift / (0.3 x the ref fit's own half-width), one per seed | seeds under 1 "
+          "| median | r of the pooled maximum [kpc] |")
+    print("|---|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["mock"] for r in ones):
+        if name not in band:
+            continue
+        for start in [x for x in STARTS if x != "ref"]:
+            ratios, seeds = [], []
+            for r in [x for x in ones if x["mock"] == name and x["start"] == start]:
+                seed = r.get("seed", 0)
+                ref = [x for x in ones if x["mock"] == name and x["start"] == "ref" and x.get("seed", 0) == seed]
+                if ref:
+                    shift = shifts([{**ref[0], "half68": band[name]["half68"]}, r])[0]
+                    ratios.append(shift["max_ratio_fit"])
+                    seeds.append(seed)
+            if not ratios:
+                continue
+            peak = _pooled_peak(pooled(results), name, start)
+            print(f"| {name} | {start} | {len(seeds)} | {' / '.join(f'{x:.2f}' for x in ratios)} "
+                  f"| {sum(x < 1 for x in ratios)} of {len(ratios)} | {np.median(ratios):.2f} | {peak:.3f} |")
+
+
+def _pooled_peak(entries: list[dict], name: str, start: str) -> float:
+    """The radius [kpc] where the pooled ``start`` entry differs most from the pooled ``ref`` within the stars."""
+    ref = next(e for e in entries if e["mock"] == name and e["start"] == "ref")
+    e = next(e for e in entries if e["mock"] == name and e["start"] == start)
+    lo, hi = e["R_2_98"]
+    sel = (GRID >= max(0.1, lo)) & (GRID <= min(1.0, hi))
+    d = np.abs(np.array(e["log10_rho"], dtype=float) - np.array(ref["log10_rho"], dtype=float))
+    d[~sel | ~np.isfinite(d)] = -1.0
+    return float(GRID[int(np.argmax(d))])
 
 
 def report(results: list[dict]) -> None:
