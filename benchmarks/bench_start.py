@@ -227,7 +227,7 @@ def pooled(results: list[dict]) -> list[dict]:
     out = []
     for name in dict.fromkeys(r["mock"] for r in results):
         for start in dict.fromkeys(r["start"] for r in results if r["mock"] == name):
-            ones = [r for r in results if r["mock"] == name and r["start"] == start and r["ensemble"] == 1]
+            ones = [r for r in results if r["mock"] == name and r["start"] == start and r.get("ensemble", 1) == 1]
             if not ones:
                 continue
             log_rho = np.mean([r["log10_rho"] for r in ones], axis=0)
@@ -235,7 +235,7 @@ def pooled(results: list[dict]) -> list[dict]:
             entry = {**ones[0], "seeds": [r.get("seed", 0) for r in ones], "log10_rho": log_rho.tolist(),
                      "dex": dex.tolist(), "wall_s": float(sum(r["wall_s"] for r in ones))}
             entry.pop("half68", None)
-            band = [r for r in results if r["mock"] == name and r["start"] == "ref" and r["ensemble"] > 1]
+            band = [r for r in results if r["mock"] == name and r["start"] == "ref" and r.get("ensemble", 1) > 1]
             if start == "ref" and band:
                 entry["half68"] = band[0]["half68"]
             out.append(entry)
@@ -244,9 +244,10 @@ def pooled(results: list[dict]) -> list[dict]:
 
 def seed_report(results: list[dict]) -> None:
     """Per mock and start: each fit seed's shift from the ``ref`` flow of the same seed over 0.3 x the ``ref``
-    ensemble's own 68 % half-width (one yardstick for every seed), and where (r [kpc]) the pooled shift peaks."""
-    ones = [r for r in results if r["ensemble"] == 1]
-    band = {r["mock"]: r for r in results if r["start"] == "ref" and r["ensemble"] > 1}
+    ensemble's own 68 % half-width (one yardstick for every seed), and where (r [kpc]) the pooled shift peaks;
+    then, as a control, the ``ref`` flow of every other seed against that of the first seed (the same start)."""
+    ones = [r for r in results if r.get("ensemble", 1) == 1]
+    band = {r["mock"]: r for r in results if r["start"] == "ref" and r.get("ensemble", 1) > 1}
     print("\n| mock | start | seeds | shift / (0.3 x the ref fit's own half-width), one per seed | seeds under 1 "
           "| median | r of the pooled maximum [kpc] |")
     print("|---|---|---|---|---|---|---|")
@@ -267,6 +268,13 @@ def seed_report(results: list[dict]) -> None:
             peak = _pooled_peak(pooled(results), name, start)
             print(f"| {name} | {start} | {len(seeds)} | {' / '.join(f'{x:.2f}' for x in ratios)} "
                   f"| {sum(x < 1 for x in ratios)} of {len(ratios)} | {np.median(ratios):.2f} | {peak:.3f} |")
+        refs = sorted((x for x in ones if x["mock"] == name and x["start"] == "ref"), key=lambda x: x.get("seed", 0))
+        if len(refs) > 1:
+            first = {**refs[0], "half68": band[name]["half68"]}
+            ratios = [shifts([first, {**r, "start": "seed"}])[0]["max_ratio_fit"] for r in refs[1:]]
+            print(f"| {name} | ref, other seeds against seed {refs[0].get('seed', 0)} | {len(ratios)} "
+                  f"| {' / '.join(f'{x:.2f}' for x in ratios)} | {sum(x < 1 for x in ratios)} of {len(ratios)} "
+                  f"| {np.median(ratios):.2f} | - |")
 
 
 def _pooled_peak(entries: list[dict], name: str, start: str) -> float:
