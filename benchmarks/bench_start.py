@@ -165,7 +165,8 @@ def half_width_at(r: np.ndarray, radii, widths) -> np.ndarray:
 
 def shifts(results: list[dict]) -> list[dict]:
     """Largest |log10 rho - log10 rho_ref| over [0.1, 1] kpc within the stars' 2nd-98th percentile of R,
-    alone and over 0.3 x each yardstick (HALF68, the mock's OWN_HALF68, the ref ensemble's own half-width)."""
+    the radius [kpc] where it is largest, and that shift over 0.3 x each yardstick (HALF68, the mock's
+    OWN_HALF68, the ref ensemble's own half-width)."""
     half = half_width_at(GRID, R_CHECK, HALF68)
     out = []
     for r in results:
@@ -178,6 +179,7 @@ def shifts(results: list[dict]) -> list[dict]:
         ok = np.isfinite(d)  # radii where either read-out has no rho > 0 are counted, not compared
         ratio = lambda width: float((d / (0.3 * width))[ok].max())  # noqa: E731
         out.append({"mock": r["mock"], "start": r["start"], "max_shift": float(d[ok].max()), "n_bad": int((~ok).sum()),
+                    "r_max_shift": float(GRID[sel][ok][np.argmax(d[ok])]),
                     "range": [float(GRID[sel][0]), float(GRID[sel][-1])],
                     "max_ratio": ratio(half[sel]),
                     "max_ratio_own": ratio(half_width_at(GRID[sel], *OWN_HALF68[r["mock"]])),
@@ -248,6 +250,7 @@ def seed_report(results: list[dict]) -> None:
     then, as a control, the ``ref`` flow of every other seed against that of the first seed (the same start)."""
     ones = [r for r in results if r.get("ensemble", 1) == 1]
     band = {r["mock"]: r for r in results if r["start"] == "ref" and r.get("ensemble", 1) > 1}
+    peak = {(x["mock"], x["start"]): x["r_max_shift"] for x in shifts(pooled(results))}
     print("\n| mock | start | seeds | shift / (0.3 x the ref fit's own half-width), one per seed | seeds under 1 "
           "| median | r of the pooled maximum [kpc] |")
     print("|---|---|---|---|---|---|---|")
@@ -265,9 +268,9 @@ def seed_report(results: list[dict]) -> None:
                     seeds.append(seed)
             if not ratios:
                 continue
-            peak = _pooled_peak(pooled(results), name, start)
             print(f"| {name} | {start} | {len(seeds)} | {' / '.join(f'{x:.2f}' for x in ratios)} "
-                  f"| {sum(x < 1 for x in ratios)} of {len(ratios)} | {np.median(ratios):.2f} | {peak:.3f} |")
+                  f"| {sum(x < 1 for x in ratios)} of {len(ratios)} | {np.median(ratios):.2f} "
+                  f"| {peak[name, start]:.3f} |")
         refs = sorted((x for x in ones if x["mock"] == name and x["start"] == "ref"), key=lambda x: x.get("seed", 0))
         if len(refs) > 1:
             first = {**refs[0], "half68": band[name]["half68"]}
@@ -275,17 +278,6 @@ def seed_report(results: list[dict]) -> None:
             print(f"| {name} | ref, other seeds against seed {refs[0].get('seed', 0)} | {len(ratios)} "
                   f"| {' / '.join(f'{x:.2f}' for x in ratios)} | {sum(x < 1 for x in ratios)} of {len(ratios)} "
                   f"| {np.median(ratios):.2f} | - |")
-
-
-def _pooled_peak(entries: list[dict], name: str, start: str) -> float:
-    """The radius [kpc] where the pooled ``start`` entry differs most from the pooled ``ref`` within the stars."""
-    ref = next(e for e in entries if e["mock"] == name and e["start"] == "ref")
-    e = next(e for e in entries if e["mock"] == name and e["start"] == start)
-    lo, hi = e["R_2_98"]
-    sel = (GRID >= max(0.1, lo)) & (GRID <= min(1.0, hi))
-    d = np.abs(np.array(e["log10_rho"], dtype=float) - np.array(ref["log10_rho"], dtype=float))
-    d[~sel | ~np.isfinite(d)] = -1.0
-    return float(GRID[int(np.argmax(d))])
 
 
 def report(results: list[dict]) -> None:

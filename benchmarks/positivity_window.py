@@ -5,19 +5,19 @@ counting each trapezoid segment by its overlap with the range (``dsphnf.flows.pr
 zero while a violating segment lies just outside, linear in the overlap once its end crosses in. So the
 objective has a corner where a flow breaks a condition just beyond the stars, and L-BFGS can stop on it
 (benchmarks/RESULTS.md, "The stall traced"). Here the integrand is multiplied by a window that is 1 on
-[lo, hi] and falls to 0 as 1 - smoothstep over ``MARGIN`` (in ln r) outside each end, and the trapezoid runs
-over every node: C1 in the node positions. The window replaces ``prior.positivity_penalty`` for the fits of
-:func:`bench_start.run` (single flows or batched ensembles alike).
+[lo, hi] and falls to 0 as 1 - smoothstep over ``--margin`` (in ln r) outside each end, and the trapezoid
+runs over every node: C1 in the node positions. The window replaces ``prior.positivity_penalty``, then
+``bench_start.py`` runs with the remaining arguments (single flows or batched ensembles alike).
 
-Usage (results appended to ``positivity_window_MARGIN_sSEED.json``; finished fits are skipped)::
+Usage (every option but ``--margin`` is ``bench_start.py``'s)::
 
     DSPHNF_DATA=../shared/data python benchmarks/positivity_window.py --margin 0.5 --seed 0 \\
-        --mocks NonPlumCuspIso PlumCuspIso burkert PlumCoreIso --starts ref x0.7 x1.4 gaussian
+        --mocks NonPlumCuspIso PlumCuspIso burkert PlumCoreIso --json window_0.5_s0.json
 """
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from pathlib import Path
 
@@ -39,31 +39,17 @@ def windowed_positivity(margin: float):
     def positivity_penalty(table, vtable, lo, hi, beta=None):
         x, c = prior.density_conditions(table, vtable, beta)
         f = window(x, lo, hi, margin) * (torch.relu(-c) ** 2).sum(dim=0)
-        return (0.5 * (f[..., 1:] + f[..., :-1]) * (x[..., 1:] - x[..., :-1])).sum(dim=-1)
+        return prior._integral_inside(x, f, -math.inf, math.inf)  # the trapezoid over every node
     return positivity_penalty
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--margin", type=float, default=0.5, help="width of the window's fall outside the range [ln r]")
-    ap.add_argument("--seed", type=int, default=0, help="fit seed")
-    ap.add_argument("--mocks", nargs="+", default=list(bench_start.MOCKS))
-    ap.add_argument("--starts", nargs="+", default=list(bench_start.STARTS), choices=list(bench_start.STARTS))
-    args = ap.parse_args()
+    args, rest = ap.parse_known_args()
     prior.positivity_penalty = windowed_positivity(args.margin)  # smoothness_penalty looks it up at call time
-    torch.set_num_threads(1)
-    out = Path(f"positivity_window_{args.margin:g}_s{args.seed}.json")
-    results = json.loads(out.read_text()) if out.exists() else []
-    for name in args.mocks:
-        for start in args.starts:
-            if any(r["mock"] == name and r["start"] == start for r in results):
-                continue
-            r = {**bench_start.run(name, start, None, 1, args.seed), "positivity_margin": args.margin}
-            results.append(r)
-            out.write_text(json.dumps(results, indent=1))
-            c = r["convergence"]
-            print(f"{name} {start}: {r['wall_s']:.0f} s, {c['stop_reason']}, {c['adam_steps']} + {c['lbfgs_steps']}, "
-                  f"objective {c['objective']:.6f}, median |dex| {r['median_abs_dex']:.3f}", flush=True)
+    sys.argv = [sys.argv[0], *rest]
+    bench_start.main()
 
 
 if __name__ == "__main__":
