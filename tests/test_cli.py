@@ -176,6 +176,13 @@ def test_console_entry_point_end_to_end(tmp_path):
     assert bad.stderr.strip().splitlines() == [f"dsphnf: error: {tmp_path / 'nothing.csv'}: no such file"]
 
 
+def test_python_m_dsphnf_is_the_same_command_line():
+    done = subprocess.run([sys.executable, "-m", "dsphnf", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("dsphnf ")
+    bad = subprocess.run([sys.executable, "-m", "dsphnf", "fit"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------- import structure
 PACKAGE = Path(__file__).resolve().parents[1] / "dsphnf"
 
