@@ -222,11 +222,20 @@ def main() -> None:
     report(results)
 
 
+def ref_bands(results: list[dict]) -> dict[str, dict]:
+    """Per mock, the first ``ref``-start ensemble fit (``ensemble > 1``): its 68 % half-widths are the yardstick."""
+    out: dict[str, dict] = {}
+    for r in results:
+        if r["start"] == "ref" and r.get("ensemble", 1) > 1:
+            out.setdefault(r["mock"], r)
+    return out
+
+
 def pooled(results: list[dict]) -> list[dict]:
     """One entry per (mock, start): log10 rho averaged over the single flows (``ensemble == 1``) of every fit
     seed, i.e. a centre that is the mean of several all-star flows; the ``ref`` entry keeps the 68 % half-width
     of an ensemble fit of that mock (``ensemble > 1``), if there is one, as its yardstick."""
-    out = []
+    out, band = [], ref_bands(results)
     for name in dict.fromkeys(r["mock"] for r in results):
         for start in dict.fromkeys(r["start"] for r in results if r["mock"] == name):
             ones = [r for r in results if r["mock"] == name and r["start"] == start and r.get("ensemble", 1) == 1]
@@ -237,9 +246,8 @@ def pooled(results: list[dict]) -> list[dict]:
             entry = {**ones[0], "seeds": [r.get("seed", 0) for r in ones], "log10_rho": log_rho.tolist(),
                      "dex": dex.tolist(), "wall_s": float(sum(r["wall_s"] for r in ones))}
             entry.pop("half68", None)
-            band = [r for r in results if r["mock"] == name and r["start"] == "ref" and r.get("ensemble", 1) > 1]
-            if start == "ref" and band:
-                entry["half68"] = band[0]["half68"]
+            if start == "ref" and name in band:
+                entry["half68"] = band[name]["half68"]
             out.append(entry)
     return out
 
@@ -249,7 +257,7 @@ def seed_report(results: list[dict]) -> None:
     ensemble's own 68 % half-width (one yardstick for every seed), and where (r [kpc]) the pooled shift peaks;
     then, as a control, the ``ref`` flow of every other seed against that of the first seed (the same start)."""
     ones = [r for r in results if r.get("ensemble", 1) == 1]
-    band = {r["mock"]: r for r in results if r["start"] == "ref" and r.get("ensemble", 1) > 1}
+    band = ref_bands(results)
     peak = {(x["mock"], x["start"]): x["r_max_shift"] for x in shifts(pooled(results))}
     print("\n| mock | start | seeds | shift / (0.3 x the ref fit's own half-width), one per seed | seeds under 1 "
           "| median | r of the pooled maximum [kpc] |")

@@ -165,7 +165,7 @@ def test_info_walker_draco(capsys, reference_file):
 # ---------------------------------------------------------------- entry point
 def test_console_entry_point_end_to_end(tmp_path):
     script = Path(sys.executable).parent / "dsphnf"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "dsphnf.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "dsphnf"]
     env_run = lambda *a: subprocess.run(cmd + [str(x) for x in a], capture_output=True, text=True, timeout=120)
     ok = env_run("mock", "PlumCuspIso", "-n", 40, "-o", tmp_path / "s.csv")
     assert ok.returncode == 0, ok.stderr
