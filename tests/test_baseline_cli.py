@@ -161,3 +161,37 @@ def test_zhao_alpha_samples_the_transition_sharpness(stars, tmp_path):
     assert 0.5 <= post["lo95"] <= post["median"] <= post["hi95"] <= 3.0
     assert s["settings"]["priors"]["alpha_dm"] == "U(0.5, 3)"
     assert "(0.25, 0.63, 1.59, 4 R_half)" in s["settings"]["priors"]["halo_measure"]  # alpha in the density measure
+
+
+def test_losvd_choices_and_defaults_are_the_models():
+    """As the halo families: every parser, signature and settings object spells LOSVD_SHAPES and DEFAULT_LOSVD."""
+    import inspect
+
+    from dsphnf.baseline import fit_baseline
+    from dsphnf.baseline.fit import likelihood_for
+    from dsphnf.baseline.losvd import DEFAULT_LOSVD, LOSVD_SHAPES
+    from dsphnf.baseline.model import BaselineModel
+    from dsphnf.calibrate.spec import BaselineSettings, ProfileSettings, calibration_spec
+    from dsphnf.commands import baseline as baseline_command
+    from dsphnf.commands import calibrate as calibrate_command
+
+    losvd = _option(baseline_command, "baseline", "--losvd")
+    assert list(losvd.choices) == list(LOSVD_SHAPES)
+    assert losvd.default == _option(calibrate_command, "calibrate", "--losvd").default == DEFAULT_LOSVD
+    for f in (fit_baseline, likelihood_for, BaselineModel, calibration_spec):
+        assert inspect.signature(f).parameters["losvd"].default == DEFAULT_LOSVD, f
+    for settings in (BaselineSettings, ProfileSettings):
+        assert settings.__dataclass_fields__["losvd"].default == DEFAULT_LOSVD
+
+
+def test_free_kurtosis_is_sampled_and_written(stars, tmp_path, capsys):
+    """--losvd kurtosis samples the LOSVD's kurtosis in [3, 12] and says so in summary.json and on screen."""
+    out = tmp_path / "k"
+    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "nfw", "--losvd", "kurtosis", "--steps", "200",
+               "--walkers", "24", "--no-progress", "--no-plots"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["losvd"] == "kurtosis" and s["settings"]["priors"]["kurtosis"] == "U(3, 12)"
+    post = s["diagnostics"]["parameters"]["kurtosis"]
+    assert 3.0 <= post["lo95"] <= post["median"] <= post["hi95"] <= 12.0
+    assert f"line-of-sight velocity kurtosis {post['median']:.2f}" in capsys.readouterr().out

@@ -310,6 +310,7 @@ def test_the_start_is_the_one_step_flow_scored_beside_the_trained_one(capsys, tm
     (["--halo", "nonsense", "--tracer", "plummer:0.25"], []),  # refused by draw_mock, or by a draw_mock without halos
     (["PlumCuspIso", "--executor", "spark"], ["unknown --executor"]),
     (["PlumCuspIso", "--fit-halo", "burkert"], ["unknown --fit-halo", "zhao-alpha"]),
+    (["PlumCuspIso", "--losvd", "student"], ["unknown --losvd 'student'", "gaussian, kurtosis"]),
 ])
 def test_malformed_specs_are_one_line_errors(capsys, tmp_path, argv, words):
     out = tmp_path / "cal"
@@ -413,9 +414,9 @@ def test_flow_fits_run_at_the_grids_one_thread_not_a_probes_choice(capsys, tmp_p
     assert rc == 0, err
 
 
-def test_the_baselines_halo_family_reaches_its_fits(monkeypatch):
-    """--fit-halo: the baseline and the profile likelihood fit the family asked for (zhao-alpha, the default, and
-    zhao, the gNFW)."""
+def test_the_baselines_halo_family_and_losvd_reach_its_fits(monkeypatch):
+    """--fit-halo and --losvd: the baseline and the profile likelihood fit the family and the velocity distribution
+    asked for (zhao-alpha and gaussian, the defaults; zhao, the gNFW, with a free kurtosis)."""
     import dsphnf.baseline as baseline
     import dsphnf.baseline.fit as baseline_fit
     from dsphnf.calibrate import run as run_module
@@ -426,24 +427,26 @@ def test_the_baselines_halo_family_reaches_its_fits(monkeypatch):
         pass
 
     def fit_baseline(catalog, anisotropy, halo="zhao", **kw):
-        seen.append(("baseline", halo))
+        seen.append(("baseline", halo, kw["losvd"]))
         raise Stop
 
     def likelihood_for(catalog, anisotropy, halo="zhao", **kw):
-        seen.append(("profile", halo))
+        seen.append(("profile", halo, kw["losvd"]))
         raise Stop
 
     monkeypatch.setattr(baseline, "fit_baseline", fit_baseline)
     monkeypatch.setattr(baseline_fit, "likelihood_for", likelihood_for)
-    for fit_halo in ("zhao-alpha", "zhao"):
+    for fit_halo, losvd in (("zhao-alpha", "gaussian"), ("zhao", "kurtosis")):
         spec = calibration_spec("PlumCuspIso", realisations=2, stars=60, methods="baseline,profile",
-                                fit_halo=fit_halo)
+                                fit_halo=fit_halo, losvd=losvd)
         assert spec.describe()["fits"]["baseline"]["halo"] == fit_halo
+        assert spec.describe()["fits"]["profile"]["losvd"] == losvd
         cat = spec.source.draw(60, 0).catalog
         for fit in spec.fits:
             with pytest.raises(Stop):
                 run_module._fit_profile(fit, cat, spec.radii, 0)
-    assert seen == [("baseline", "zhao-alpha"), ("profile", "zhao-alpha"), ("baseline", "zhao"), ("profile", "zhao")]
+    assert seen == [("baseline", "zhao-alpha", "gaussian"), ("profile", "zhao-alpha", "gaussian"),
+                    ("baseline", "zhao", "kurtosis"), ("profile", "zhao", "kurtosis")]
 
 
 def test_the_flows_nu_mean_is_a_setting_of_its_fits_and_of_the_record():

@@ -24,6 +24,7 @@ from ..provenance import machine, software_versions
 from ..result import MIN_STARS, Result
 from .artefacts import BaselineArtefacts, percentile_band
 from .likelihood import BaselineLikelihood
+from .losvd import DEFAULT_LOSVD, kurtosis_of
 from .mixture import Foreground, MixtureLikelihood, velocity_core
 from .model import DEFAULT_HALO, BaselineModel
 from .priors import Prior, read_priors
@@ -41,7 +42,8 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
                  halo: str = DEFAULT_HALO, *, priors: str | Path | Mapping[str, Prior] | None = None,
                  max_steps: int = 20000, nwalkers: int = 32, seed: int = 0, distance: float | None = None,
                  progress: bool | None = None, check_every: int = 250, n_draws: int = 1000,
-                 foreground: Foreground | None = None, profile_likelihood: int = 0) -> Result:
+                 foreground: Foreground | None = None, profile_likelihood: int = 0,
+                 losvd: str = DEFAULT_LOSVD) -> Result:
     """Sample the parametric Jeans posterior of ``catalog`` and summarise it.
 
     Parameters
@@ -82,6 +84,11 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         On the calibration mocks these intervals cover nominally where the
         posterior bands undercover (benchmarks/calibration_baseline.md).
         Not with a foreground.
+    losvd : {'gaussian', 'kurtosis'}
+        The line-of-sight velocity distribution (:mod:`dsphnf.baseline.losvd`):
+        Gaussian (default), or heavy-tailed with its kurtosis (>= 3) a free
+        parameter, for haloes whose stars' velocities have heavy tails (a
+        Gaussian likelihood's bands on a dispersion are then too narrow).
 
     Returns
     -------
@@ -111,7 +118,7 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     if isinstance(priors, (str, Path)):
         priors = read_priors(priors)
     catalog, n_centre = usable_stars(catalog)
-    like = likelihood_for(catalog, anisotropy, halo, priors=priors, foreground=foreground)
+    like = likelihood_for(catalog, anisotropy, halo, priors=priors, foreground=foreground, losvd=losvd)
     model = like.model
     sampler = _sample(model, like, catalog, max_steps=max_steps, nwalkers=nwalkers, seed=seed,
                       progress=progress, check_every=check_every)
@@ -131,7 +138,8 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         jband = artefacts.jfactor(float(distance), seed=seed)
         timings["jfactor_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
-    settings = {"anisotropy": model.anisotropy_spec, "halo": model.halo, "max_steps": int(max_steps),
+    settings = {"anisotropy": model.anisotropy_spec, "halo": model.halo, "losvd": model.losvd,
+                "max_steps": int(max_steps),
                 "nwalkers": int(sampler.chain.shape[1]), "seed": int(seed), "check_every": int(check_every),
                 "n_draws": int(n_draws), "priors": model.describe(), "fixed": model.fixed,
                 "profile_likelihood_radii": int(profile_likelihood)}
@@ -171,13 +179,14 @@ def usable_stars(catalog: Catalog) -> tuple[Catalog, int]:
 
 def likelihood_for(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable | None = "isotropic",
                    halo: str = DEFAULT_HALO, *, priors: Mapping[str, Prior] | None = None,
-                   foreground: Foreground | None = None) -> BaselineLikelihood:
+                   foreground: Foreground | None = None, losvd: str = DEFAULT_LOSVD) -> BaselineLikelihood:
     """The baseline's likelihood of the stars of ``catalog`` (already :func:`usable_stars`).
 
     The one place that builds it, for :func:`fit_baseline` and for callers
     that need the likelihood alone (``dsphnf calibrate --method profile``):
     the model's prior measure uses the stars' weighted median projected
-    radius [kpc]; with ``foreground`` the likelihood is a
+    radius [kpc]; ``losvd`` is the velocity distribution's shape
+    (:data:`dsphnf.baseline.losvd.LOSVD_SHAPES`); with ``foreground`` the likelihood is a
     :class:`~dsphnf.baseline.mixture.MixtureLikelihood`.
 
     Examples
@@ -189,7 +198,7 @@ def likelihood_for(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable
     ('nfw', 200)
     """
     model = BaselineModel(halo, anisotropy_from(anisotropy), priors,
-                          r_half=weighted_median(catalog.R, catalog.weights))
+                          r_half=weighted_median(catalog.R, catalog.weights), losvd=losvd)
     if foreground is None:
         return BaselineLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights)
     return MixtureLikelihood(model, catalog.R, catalog.vz, catalog.vz_err, catalog.weights, foreground)
@@ -227,7 +236,10 @@ def _summary(catalog: Catalog, like: BaselineLikelihood, s: SamplerResult, setti
     }
     data = {"R_min_kpc": like.R_min, "R_max_kpc": like.R_max, "n_stars_left_out": n_centre,
             "left_out_because": "R = 0 (no projected radius)" if n_centre else ""}
+    w = like.w * (like.member_probability(s.theta_map)[0] if isinstance(like, MixtureLikelihood) else 1.0)
+    losvd = {"shape": like.model.losvd,  # the velocities' kurtosis about the MAP model (Gaussian LOSVD: 3)
+             "kurtosis_about_map": kurtosis_of(like.standardised_velocities(s.theta_map), w)}
     return {"method": "baseline", "source": str(catalog.source), "n_stars": int(catalog.n),
             "n_eff": float(catalog.weights.sum()), "kinematic": True, "settings": settings, "timings_s": timings,
-            "diagnostics": {"sampler": sampler, "parameters": post, "data": data}, "units": UNITS,
+            "diagnostics": {"sampler": sampler, "parameters": post, "data": data, "losvd": losvd}, "units": UNITS,
             "versions": software_versions(), "machine": machine()}

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from .losvd import log_losvd
 from .model import BaselineModel
 from .projector import JeansProjector, cubic_weights
 
@@ -22,9 +23,12 @@ class BaselineLikelihood:
     """Unbinned log-likelihood of positions and velocities, batched over parameters.
 
     log L = sum_i w_i [ ln Sigma(R_i) - ln N_win ]
-          + sum_i w_i ln N(v_i | v_sys, sigma_los^2(R_i) + err_i^2),
+          + sum_i w_i ln f(v_i - v_sys | sigma_los^2(R_i), err_i^2),
 
-    with N_win = Int_{R_min}^{R_max} 2 pi R Sigma dR the model's number of
+    with f the LOSVD convolved with the star's error: a Gaussian of variance
+    sigma_los^2 + err_i^2 by default, or the scale mixture of
+    :mod:`dsphnf.baseline.losvd` with the model's free kurtosis
+    (``BaselineModel(losvd="kurtosis")``); N_win = Int_{R_min}^{R_max} 2 pi R Sigma dR the model's number of
     stars inside the data's radial window (so positions are a normalised
     density in the window), and w_i the membership probabilities.
 
@@ -76,15 +80,26 @@ class BaselineLikelihood:
         g = grid_values
         return g[:, i[0]] * w[0] + g[:, i[1]] * w[1] + g[:, i[2]] * w[2] + g[:, i[3]] * w[3]
 
-    def _star_terms(self, sub: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """ln Sigma at the stars (B, N), ln N_win (B,), the velocity variance (B, N) [(km/s)^2] and v - v_sys (B, N)."""
+    def _star_terms(self, sub: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ln Sigma at the stars (B, N), ln N_win (B,) and each star's ln LOSVD term (B, N)."""
         prof = self.proj.profiles(sub, self.model.anisotropy)
-        Sigma, s2 = prof["Sigma"], prof["sigma_los2"]
+        Sigma = prof["Sigma"]
         lS = self.at_stars(np.log(Sigma))
         log_nwin = np.log(np.einsum("bj,j->b", Sigma, self.win))
-        var = np.exp(self.at_stars(np.log(s2))) + self.e2
+        s2 = np.exp(self.at_stars(np.log(prof["sigma_los2"])))
         dv = self.v[None, :] - sub["v_sys"][:, None]
-        return lS, log_nwin, var, dv
+        return lS, log_nwin, log_losvd(dv, s2, self.e2, sub.get("kurtosis"))
+
+    def standardised_velocities(self, theta: np.ndarray) -> np.ndarray:
+        """(v - v_sys) / sqrt(sigma_los^2 + err^2) of every star (N,) for one parameter vector ``theta``.
+
+        Their kurtosis (:func:`~dsphnf.baseline.losvd.kurtosis_of`) says how
+        far the stars' velocities are from the Gaussian LOSVD: ~3 for a
+        Gaussian, larger for heavy tails.
+        """
+        params = self.model.unpack(np.atleast_2d(theta)[:1])
+        s2 = np.exp(self.at_stars(np.log(self.proj.profiles(params, self.model.anisotropy)["sigma_los2"])))[0]
+        return (self.v - params["v_sys"][0]) / np.sqrt(s2 + self.e2)
 
     def log_likelihood(self, theta: np.ndarray) -> np.ndarray:
         """Log-likelihood for ``theta`` of shape (B, ndim) or (ndim,) -> (B,) (-inf where invalid)."""
@@ -96,10 +111,9 @@ class BaselineLikelihood:
             return out
         sub = {k: v[ok] for k, v in params.items()}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            lS, log_nwin, var, dv = self._star_terms(sub)
+            lS, log_nwin, lvel = self._star_terms(sub)
             lpos = np.einsum("bn,n->b", lS, self.w) - self.wsum * log_nwin
-            lvel = -0.5 * np.einsum("bn,n->b", np.log(2.0 * np.pi * var) + dv * dv / var, self.w)
-            ll = lpos + lvel
+            ll = lpos + np.einsum("bn,n->b", lvel, self.w)
         out[ok] = np.where(np.isfinite(ll), ll, -np.inf)
         return out
 
@@ -124,9 +138,9 @@ class BaselineLikelihood:
         return out
 
     def _log_member(self, sub: dict[str, np.ndarray]) -> np.ndarray:
-        """Each star's unweighted ln p(R, v_z | member) (B, N): ln Sigma/N_win plus the Gaussian LOSVD term."""
-        lS, log_nwin, var, dv = self._star_terms(sub)
-        return lS - log_nwin[:, None] - 0.5 * (np.log(2.0 * np.pi * var) + dv * dv / var)
+        """Each star's unweighted ln p(R, v_z | member) (B, N): ln Sigma/N_win plus the LOSVD term."""
+        lS, log_nwin, lvel = self._star_terms(sub)
+        return lS - log_nwin[:, None] + lvel
 
     def log_posterior(self, theta: np.ndarray) -> np.ndarray:
         """Log prior + log-likelihood (the likelihood is skipped outside the prior)."""

@@ -20,8 +20,11 @@ The model has three parts:
   symmetrised beta_sym = beta / (2 - beta) in [-1, 1]), ``om`` (log10 r_a),
   ``cuddeford`` (b0_sym = b0 / (2 - b0), log10 r_a) or ``baes`` (b0_sym,
   binf_sym, log10 r_a, eta).
-- **Systemic velocity** v_sys [km/s] (catalogues usually have it removed
-  already, so the prior is centred on 0).
+- **Velocities**: the line-of-sight velocity distribution at each radius
+  has the Jeans model's dispersion sigma_los(R) and a Gaussian shape, or
+  (``losvd="kurtosis"``) a heavy-tailed shape with one free kurtosis
+  (:mod:`dsphnf.baseline.losvd`), and the **systemic velocity** v_sys [km/s]
+  (catalogues usually have it removed already, so the prior is centred on 0).
 
 The parameters, their default priors and the priors-file format are in
 :mod:`dsphnf.baseline.priors`.
@@ -36,6 +39,7 @@ import numpy as np
 from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from ..errors import FitError
 from .halo_measure import MEASURE_RADII, SHAPE_PARAMETERS, log_halo_measure
+from .losvd import DEFAULT_LOSVD, losvd_shape
 from .priors import PARAMETERS, Prior, default_prior, parse_measure
 
 __all__ = ["ANISOTROPY_PARAMETERS", "ANISOTROPY_NAMES", "BASELINE_FORMS", "BaselineModel",
@@ -103,6 +107,10 @@ class BaselineModel:
         the density measure (:mod:`dsphnf.baseline.halo_measure`); without it
         the halo priors are flat in the parameters (``fit_baseline`` always
         passes it).
+    losvd : {'gaussian', 'kurtosis'}
+        The line-of-sight velocity distribution's shape
+        (:data:`~dsphnf.baseline.losvd.LOSVD_SHAPES`): Gaussian (default) or
+        heavy-tailed with the parameter ``kurtosis`` free.
 
     Examples
     --------
@@ -113,19 +121,26 @@ class BaselineModel:
     'flat in ln rho at r = 0.05, 0.2, 0.8 kpc (0.25, 1, 4 R_half)'
     >>> BaselineModel("zhao-alpha", parse_anisotropy("isotropic"), r_half=0.2).measure_on
     ('log10_rs', 'gamma', 'alpha_dm')
+    >>> BaselineModel("nfw", parse_anisotropy("isotropic"), losvd="kurtosis").names[-2:]
+    ['kurtosis', 'v_sys']
     """
 
     def __init__(self, halo: str = DEFAULT_HALO, anisotropy: AnisotropySpec = Isotropic(),
-                 priors: Mapping[str, Prior | str] | None = None, r_half: float | None = None) -> None:
+                 priors: Mapping[str, Prior | str] | None = None, r_half: float | None = None,
+                 losvd: str = DEFAULT_LOSVD) -> None:
         self.halo = halo = halo_family(halo.strip().lower())
         self.anisotropy = require_form(anisotropy, BASELINE_FORMS, "the baseline")
         self.anisotropy_spec = anisotropy.spec()
         self.inferred = isinstance(anisotropy, Inferred)
+        self.losvd = losvd_shape(losvd)
         sampled = set(ANISOTROPY_PARAMETERS[anisotropy.family]) if self.inferred else set()
-        used = {n for n in PARAMETERS if n not in ANISOTROPY_NAMES} | sampled
+        sampled |= {"kurtosis"} if self.losvd == "kurtosis" else set()
+        used = {n for n in PARAMETERS if n not in ANISOTROPY_NAMES and n != "kurtosis"} | sampled
         priors = dict(priors or {})
         measure = parse_measure(priors.pop("halo_measure", "density"), "priors")
         for name in priors:
+            if name == "kurtosis" and name not in used:
+                raise FitError("prior for 'kurtosis' applies only with --losvd kurtosis")
             if name not in used:
                 raise FitError(f"prior for {name!r} does not apply to anisotropy {anisotropy.spec()!r}")
             if name in HALOS[halo]:
@@ -188,8 +203,8 @@ class BaselineModel:
 
         Keys: ``rstar``, ``gamma_star``, ``beta_star``, ``alpha_star`` (stars),
         ``rho0`` [Msun/kpc^3], ``rs`` [kpc], ``gamma``, ``alpha_dm``, ``beta_dm``
-        (halo), ``v_sys`` [km/s] and ``valid`` (physically allowed rows); for
-        an inferred anisotropy also its physical parameters, named as the
+        (halo), ``v_sys`` [km/s], ``kurtosis`` (with ``losvd="kurtosis"``) and
+        ``valid`` (physically allowed rows); for an inferred anisotropy also its physical parameters, named as the
         fields of the given models: ``beta0`` (constant), ``ra`` [kpc] (om),
         ``b0``, ``ra`` (cuddeford), ``b0``, ``binf``, ``ra``, ``eta`` (baes).
         """
@@ -213,6 +228,9 @@ class BaselineModel:
         valid &= (p["gamma"] < 3) & (p["alpha_dm"] > 0) & (p["beta_dm"] > p["gamma"])
         if self.inferred:
             valid &= self._unpack_anisotropy(get, p)
+        if self.losvd == "kurtosis":
+            p["kurtosis"] = get("kurtosis")
+            valid &= (p["kurtosis"] >= 3.0) & (p["kurtosis"] <= 1e3)
         p["valid"] = valid & np.all(np.isfinite(theta), axis=1)
         return p
 
@@ -253,6 +271,7 @@ class BaselineModel:
             "alpha_dm": 1.0,
             "beta_sym": 0.0,
             "log10_ra": math.log10(max(2.0 * R_half, 1e-3)),
+            "kurtosis": 4.0,
             "v_sys": v_mean,
         }
         # NFW-ish halo with r_s = 1 kpc: M(r) ~ 2 pi rho0 r_s r^2 for r << r_s

@@ -22,6 +22,9 @@ binf_sym    U(-1, 1)             binf/(2-binf), ``baes``
 log10_ra    U(-1.5, 1.5)         anisotropy radius r_a [kpc], ``om``,
                                  ``cuddeford`` and ``baes``
 eta         U(1, 3)              Baes transition sharpness, ``baes``
+kurtosis    U(3, 12)             line-of-sight velocity kurtosis
+                                 <v^4>/<v^2>^2, with ``losvd = "kurtosis"``
+                                 only (:mod:`dsphnf.baseline.losvd`)
 v_sys       U(-50, 50)           systemic velocity [km/s]
 ========== ==================== =============================================
 
@@ -85,6 +88,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "binf_sym": ((-1.0, 1.0), "symmetrised outer anisotropy binf/(2-binf) (baes)"),
     "log10_ra": ((-1.5, 1.5), "log10 anisotropy radius r_a [kpc] (om, cuddeford, baes)"),
     "eta": ((1.0, 3.0), "Baes transition sharpness eta"),
+    "kurtosis": ((3.0, 12.0), "line-of-sight velocity kurtosis <v^4>/<v^2>^2 (losvd kurtosis)"),
     "v_sys": ((-50.0, 50.0), "systemic velocity [km/s]"),
 }
 

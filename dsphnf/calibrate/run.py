@@ -37,8 +37,8 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
         return _profile_bands(fit, catalog, radii)
     from ..baseline import fit_baseline
 
-    res = fit_baseline(catalog, fit.anisotropy, fit.halo, max_steps=fit.max_steps, nwalkers=fit.nwalkers,
-                       seed=seed, progress=False)
+    res = fit_baseline(catalog, fit.anisotropy, fit.halo, losvd=fit.losvd, max_steps=fit.max_steps,
+                       nwalkers=fit.nwalkers, seed=seed, progress=False)
     grid = res.artefacts.likelihood.proj.r  # profile_at refuses radii outside the projector's grid
     inside = (radii >= grid[0]) & (radii <= grid[-1])
     part = res.artefacts.profile_at(radii[inside], seed=seed) if inside.any() else {}
@@ -80,7 +80,7 @@ def _profile_bands(fit: ProfileSettings, catalog, radii: np.ndarray) -> dict[str
     from ..baseline.profile_likelihood import profile_bands
 
     catalog, _ = usable_stars(catalog)
-    return profile_bands(likelihood_for(catalog, fit.anisotropy, fit.halo), radii)
+    return profile_bands(likelihood_for(catalog, fit.anisotropy, fit.halo, losvd=fit.losvd), radii)
 
 
 def calibration_task(*, source: MockSource, stars: int, r_half: float, realisation: int, seed: int,

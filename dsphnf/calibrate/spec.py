@@ -105,13 +105,15 @@ class BaselineSettings:
     """Baseline fits: ``fit_baseline(catalog, anisotropy, halo, max_steps=max_steps, nwalkers=nwalkers)``.
 
     ``halo`` is the fitted halo family (:data:`dsphnf.baseline.HALOS`; default ``zhao-alpha``, the
-    transition sharpness free).
+    transition sharpness free), ``losvd`` the velocity distribution's shape
+    (:data:`dsphnf.baseline.losvd.LOSVD_SHAPES`: ``gaussian``, the default, or ``kurtosis``).
     """
 
     anisotropy: AnisotropySpec
     max_steps: int
     nwalkers: int
     halo: str = "zhao-alpha"  # dsphnf.baseline.model.DEFAULT_HALO (tested equal; not imported: it loads emcee)
+    losvd: str = "gaussian"  # dsphnf.baseline.losvd.DEFAULT_LOSVD (tested equal)
     method: ClassVar[str] = "baseline"
     banded: ClassVar[bool] = True
 
@@ -119,10 +121,12 @@ class BaselineSettings:
 @dataclass(frozen=True)
 class ProfileSettings:
     """The baseline's likelihood with profile-likelihood bands, no prior and no sampler
-    (:func:`dsphnf.baseline.profile_likelihood.profile_bands`; halo family ``halo``, the default prior boxes)."""
+    (:func:`dsphnf.baseline.profile_likelihood.profile_bands`; halo family ``halo``, LOSVD shape ``losvd``,
+    the default prior boxes)."""
 
     anisotropy: AnisotropySpec
     halo: str = "zhao-alpha"  # dsphnf.baseline.model.DEFAULT_HALO
+    losvd: str = "gaussian"  # dsphnf.baseline.losvd.DEFAULT_LOSVD
     method: ClassVar[str] = "profile"
     banded: ClassVar[bool] = True
 
@@ -200,7 +204,8 @@ def _source(model: str | None, halo: str | None, tracer: str | None, anisotropy:
 
 def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int | None, max_steps: int,
                   nwalkers: int, fit_halo: str, nu_mean: str = "none", warm_start: int = 0,
-                  centre: str = "auto", velocity: str = "auto") -> tuple[FitSettings, ...]:
+                  centre: str = "auto", velocity: str = "auto", losvd: str = "gaussian") -> tuple[FitSettings, ...]:
+    from ..baseline.losvd import losvd_shape
     from ..baseline.model import BASELINE_FORMS, halo_family
     from ..flows.cnf import FLOW_FORMS
     from ..flows.fit_setup import centre_refusal, resolved_centre, resolved_velocity, velocity_refusal, warm_refusal
@@ -214,6 +219,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
           f"unknown --method {methods!r}: use flow, baseline, profile, start, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
     halo_family(fit_halo, "--fit-halo", CalibrationError)
+    losvd_shape(losvd, "--losvd", CalibrationError)
     _need(nu_mean in NU_MEANS, f"--nu-mean must be one of {', '.join(NU_MEANS)}, got {nu_mean!r}")
     _need(centre in CENTRES, f"--centre must be one of {', '.join(CENTRES)}, got {centre!r}")
     fits: list[FitSettings] = []
@@ -231,9 +237,9 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
     if "baseline" in chosen:  # the limits of fit_baseline, checked before anything runs
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
                                      _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4),
-                                     fit_halo))
+                                     fit_halo, losvd))
     if "profile" in chosen:
-        fits.append(ProfileSettings(require_form(beta, BASELINE_FORMS, "the profile likelihood"), fit_halo))
+        fits.append(ProfileSettings(require_form(beta, BASELINE_FORMS, "the profile likelihood"), fit_halo, losvd))
     if "start" in chosen:
         fits.append(StartSettings(require_form(beta, FLOW_FORMS, "the flow's start")))
     return tuple(fits)
@@ -244,7 +250,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
                      ensemble: int = 8, fit_anisotropy: Any = "isotropic", steps: int | None = None,
                      max_steps: int = 20000, nwalkers: int = 32, seed: int = 0,
                      fit_halo: str = "zhao-alpha", nu_mean: str = "none", warm_start: int = 0,
-                     centre: str = "auto", velocity: str = "auto") -> CalibrationSpec:
+                     centre: str = "auto", velocity: str = "auto", losvd: str = "gaussian") -> CalibrationSpec:
     """Parse and check calibration settings once; draws one small mock to check the model.
 
     Parameters
@@ -287,6 +293,9 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         ``ensemble``, else ``elliptical``) or one of :data:`dsphnf.flows.separable.ENSEMBLE_VELOCITIES`
         (``separable``, ``angular`` and ``mixed`` need ``fit_anisotropy="free"``, ``mixed`` an even
         ``ensemble``). The start keeps the elliptical family.
+    losvd : str
+        The baseline's line-of-sight velocity distribution (``baseline`` and ``profile``; as ``dsphnf baseline
+        --losvd``): ``gaussian`` (default) or ``kurtosis`` (heavy-tailed, its kurtosis free).
 
     Raises
     ------
@@ -312,6 +321,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     'separable'
     >>> calibration_spec("PlumCuspIso", realisations=2, methods="baseline", fit_halo="zhao-alpha").fits[0].halo
     'zhao-alpha'
+    >>> calibration_spec("PlumCuspIso", realisations=2, methods="profile", losvd="kurtosis").fits[0].losvd
+    'kurtosis'
     >>> calibration_spec("PlumCuspIso", realisations=1)
     Traceback (most recent call last):
     ...
@@ -322,7 +333,7 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
     stars = _integer(stars, "--stars", MIN_STARS)
     seed = _integer(seed, "--seed", 0)
     fits = _fit_settings(methods, fit_anisotropy, ensemble, steps, max_steps, nwalkers, fit_halo, nu_mean, warm_start,
-                         centre, velocity)
+                         centre, velocity, losvd)
     probe = source.draw(MIN_STARS, seed)  # parses halo/tracer specs now, before anything is written
     nu = getattr(getattr(probe.model, "tracer", None), "density", None)
     _need(callable(nu), f"the mock model of {source.label()} has no tracer density nu(r) to take R_half from")

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-halo", default="zhao-alpha", metavar="FAMILY",
                    help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default, transition "
                         "sharpness free) | zhao (gNFW) | nfw | cored")
+    p.add_argument("--losvd", default="gaussian", metavar="SHAPE",
+                   help="the baseline's line-of-sight velocity distribution, as in dsphnf baseline --losvd: gaussian "
+                        "(default) | kurtosis (heavy-tailed, its kurtosis free)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="flow training steps (default: as dsphnf fit)")
     p.add_argument("--warm-start", type=int, default=0, metavar="N",
                    help="flow ensembles as a k-step bootstrap, as in dsphnf fit --warm-start (default 0: off)")
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                             ensemble=args.ensemble, fit_anisotropy=args.fit_anisotropy, steps=args.steps,
                             max_steps=args.max_steps, nwalkers=args.walkers, seed=args.seed,
                             fit_halo=args.fit_halo, nu_mean=args.nu_mean, warm_start=args.warm_start,
-                            centre=args.centre, velocity=args.velocity)
+                            centre=args.centre, velocity=args.velocity, losvd=args.losvd)
     print(f"calibrating {', '.join(spec.methods)} on {spec.realisations} mocks of {spec.stars} stars "
           f"({spec.source.label()}, seeds {spec.seed}..{spec.seed + spec.realisations - 1}); "
           f"R_half = {spec.r_half:.4g} kpc (projected half-number radius of the true tracer)")

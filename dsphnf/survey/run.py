@@ -88,8 +88,8 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
     from ..baseline import fit_baseline
 
     priors = photometric_tracer_priors(galaxy.half_light_kpc) if options.tracer == "photometric" else None
-    return fit_baseline(catalog, fit.anisotropy, fit.halo, max_steps=fit.max_steps, nwalkers=fit.nwalkers, seed=seed,
-                        progress=False, foreground=foreground, n_draws=100, priors=priors)
+    return fit_baseline(catalog, fit.anisotropy, fit.halo, losvd=fit.losvd, max_steps=fit.max_steps,
+                        nwalkers=fit.nwalkers, seed=seed, progress=False, foreground=foreground, n_draws=100, priors=priors)
 
 
 def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_draws: int,
