@@ -90,6 +90,8 @@ def test_cli_two_galaxies_resume(tmp_path, capsys) -> None:
     (["survey", "draco", "--method", "both", "--tracer", "photometric"], "--tracer photometric is for the baseline"),
     (["survey", "draco", "--halo", "burkert"], "unknown --halo 'burkert'"),
     (["survey", "draco", "--method", "flow", "--halo", "zhao"], "--halo is the baseline's halo family"),
+    (["survey", "draco", "--losvd", "student"], "unknown --losvd 'student'"),
+    (["survey", "draco", "--method", "flow", "--losvd", "kurtosis"], "--losvd is the baseline's velocity"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message) -> None:
     find_reference("walker_dwarfs")
@@ -224,6 +226,21 @@ def test_halo_family_reaches_the_baseline_and_the_settings(two_galaxies) -> None
     assert gnfw.describe()["fits"]["baseline"]["halo"] == "zhao" and gnfw.fits != default.fits
     res = _fit(gnfw.fits[0], g.read(), g, gnfw.options, 0)
     assert res.summary["settings"]["halo"] == "zhao" and "alpha_dm" not in res.artefacts.sampler.names
+
+
+def test_losvd_reaches_the_baseline_and_its_diagnostics(two_galaxies) -> None:
+    """--losvd kurtosis samples the kurtosis in the survey's baseline fits and the row's diagnostics carry it;
+    the default fit carries the stars' kurtosis about its best fit."""
+    from dsphnf.survey.run import _fit, baseline_losvd
+
+    g = GALAXIES["leo2"]
+    heavy = survey_spec(["leo2"], losvd="kurtosis", **QUICK)
+    assert heavy.describe()["fits"]["baseline"]["losvd"] == "kurtosis" and heavy.fits != two_galaxies[0].fits
+    res = _fit(heavy.fits[0], g.read(), g, heavy.options, 0)
+    got = baseline_losvd(res)
+    assert res.summary["settings"]["losvd"] == "kurtosis" and "kurtosis" in res.artefacts.sampler.names
+    assert got["shape"] == "kurtosis" and 3.0 <= got["kurtosis_lo"] <= got["kurtosis"] <= got["kurtosis_hi"] <= 12.0
+    assert got["kurtosis_about_map"] > 1.0
 
 
 def test_photometric_tracer_keeps_the_stellar_profile_fixed_in_the_baseline(two_galaxies) -> None:

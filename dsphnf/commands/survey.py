@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--halo", default=None, metavar="FAMILY",
                    help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default) | "
                         "zhao (gNFW) | nfw | cored")
+    p.add_argument("--losvd", default=None, metavar="SHAPE",
+                   help="the baseline's line-of-sight velocity distribution, as in dsphnf baseline --losvd: gaussian "
+                        "(default) | kurtosis (heavy-tailed, its kurtosis free)")
     p.add_argument("--fast", action="store_true", help="quick settings for whatever is not given (a first look)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N",
                    help="baseline emcee steps at most (default 20000)")
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     options = SurveyOptions(args.radius, args.distance, args.membership, args.velocity_errors, args.tracer)
     spec = survey_spec(args.galaxies, method=args.method, anisotropy=args.anisotropy, options=options,
                        fast=args.fast, max_steps=args.max_steps, nwalkers=args.walkers, ensemble=args.ensemble,
-                       steps=args.steps, seed=args.seed, halo=args.halo)
+                       steps=args.steps, seed=args.seed, halo=args.halo, losvd=args.losvd)
     print(f"survey: {len(spec.galaxies)} galaxies x {', '.join(spec.methods)} ({len(spec.tasks())} fits); "
           + ", ".join(f"{k} {v}" for k, v in options.spec().items()))
     result = survey(spec, args.output, executor=executor, progress=False if args.no_progress else None,

@@ -30,8 +30,8 @@ from .quantities import (J_THETA_DEG, QUANTITIES, baseline_quantities, flow_diag
 from .spec import SurveyOptions, SurveySpec
 from .table import write_table
 
-__all__ = ["survey_task", "survey_catalog", "photometric_tracer_priors", "member_profiles", "Survey", "survey",
-           "failed"]
+__all__ = ["survey_task", "survey_catalog", "photometric_tracer_priors", "baseline_losvd", "member_profiles", "Survey",
+           "survey", "failed"]
 
 
 def survey_catalog(galaxy: Galaxy, options: SurveyOptions, root: str | None = None) -> Catalog:
@@ -89,7 +89,8 @@ def _fit(fit: Any, catalog: Catalog, galaxy: Galaxy, options: SurveyOptions, see
 
     priors = photometric_tracer_priors(galaxy.half_light_kpc) if options.tracer == "photometric" else None
     return fit_baseline(catalog, fit.anisotropy, fit.halo, losvd=fit.losvd, max_steps=fit.max_steps,
-                        nwalkers=fit.nwalkers, seed=seed, progress=False, foreground=foreground, n_draws=100, priors=priors)
+                        nwalkers=fit.nwalkers, seed=seed, progress=False, foreground=foreground, n_draws=100,
+                        priors=priors)
 
 
 def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_draws: int,
@@ -109,7 +110,8 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
                                 options.distance == "per-draw", theta_max, n_draws, seed)
         s = result.summary["diagnostics"]["sampler"]
         converged, note = bool(s["converged"]), f"{s['n_steps']} steps x {s['n_walkers']} walkers"
-        diag = {"converged": converged, "n_steps": int(s["n_steps"]), "n_walkers": int(s["n_walkers"])}
+        diag = {"converged": converged, "n_steps": int(s["n_steps"]), "n_walkers": int(s["n_walkers"]),
+                "losvd": baseline_losvd(result)}
         extra: dict[str, Any] = {}
     else:
         q = flow_quantities(result, g.half_light_kpc, isotropic, g.distance_kpc, theta_max)
@@ -129,6 +131,16 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
             "j_beyond_data": bool(theta_max < J_THETA_DEG),
             "converged": converged, "fit_note": note,
             "diagnostics": diag, **extra, "wall_s": time.perf_counter() - t0}
+
+
+def baseline_losvd(result: Any) -> dict[str, Any]:
+    """The baseline's velocity distribution: its shape, the stars' kurtosis about the best fit and, where it
+    was free, the fitted kurtosis with its 68 % band (summary.json of the survey)."""
+    out = dict(result.summary["diagnostics"]["losvd"])
+    k = result.summary["diagnostics"]["parameters"].get("kurtosis")
+    if k is not None:
+        out.update(kurtosis=k["median"], kurtosis_lo=k["lo"], kurtosis_hi=k["hi"])
+    return out
 
 
 def member_profiles(result: Any) -> list[dict[str, list[float]]]:

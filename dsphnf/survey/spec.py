@@ -140,7 +140,8 @@ def _integer(value: Any, name: str, least: int) -> int:
 
 
 def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble: int,
-          steps: int, halo: str | None) -> tuple[FitSettings, ...]:
+          steps: int, halo: str | None, losvd: str | None = None) -> tuple[FitSettings, ...]:
+    from ..baseline.losvd import DEFAULT_LOSVD, losvd_shape
     from ..baseline.model import BASELINE_FORMS, DEFAULT_HALO, halo_family
     from ..flows.cnf import FLOW_FORMS
     from ..flows.fit_setup import resolved_velocity
@@ -157,10 +158,15 @@ def _fits(method: str, anisotropy: Any, max_steps: int, nwalkers: int, ensemble:
                                  velocity=resolved_velocity("auto", beta, k, kinematic=True)))
     if halo is not None and "baseline" not in chosen:
         raise SurveyError("--halo is the baseline's halo family; the flow has none: use --method baseline or both")
+    if losvd is not None and "baseline" not in chosen:
+        raise SurveyError("--losvd is the baseline's velocity distribution; the flow learns its own: use --method "
+                          "baseline or both")
     halo = DEFAULT_HALO if halo is None else halo_family(str(halo).strip().lower(), "--halo", SurveyError)
+    losvd = DEFAULT_LOSVD if losvd is None else losvd_shape(str(losvd).strip().lower(), "--losvd", SurveyError)
     if "baseline" in chosen:
         fits.append(BaselineSettings(require_form(beta, BASELINE_FORMS, "the baseline"),
-                                     _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4), halo))
+                                     _integer(max_steps, "--max-steps", 10), _integer(nwalkers, "--walkers", 4), halo,
+                                     losvd))
     return tuple(fits)
 
 
@@ -168,7 +174,7 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
                 options: SurveyOptions | None = None, fast: bool = False, max_steps: int | None = None,
                 nwalkers: int | None = None, ensemble: int | None = None, steps: int | None = None,
                 n_draws: int | None = None, seed: int = 0, root: str | os.PathLike | None = None,
-                halo: str | None = None) -> SurveySpec:
+                halo: str | None = None, losvd: str | None = None) -> SurveySpec:
     """Parse and check survey settings once; every catalogue must be present.
 
     Parameters
@@ -197,6 +203,9 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     halo : str, optional
         The baseline's halo family (:data:`dsphnf.baseline.model.HALOS`; default
         :data:`~dsphnf.baseline.model.DEFAULT_HALO`, ``zhao-alpha``).
+    losvd : str, optional
+        The baseline's line-of-sight velocity distribution (:data:`dsphnf.baseline.losvd.LOSVD_SHAPES`;
+        default ``gaussian``; ``kurtosis``: heavy-tailed, its kurtosis free).
 
     Raises
     ------
@@ -224,7 +233,7 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
     options = options or SurveyOptions()
     pick = lambda value, key, default: value if value is not None else (FAST[key] if fast else default)  # noqa: E731
     fits = _fits(method, anisotropy, pick(max_steps, "max_steps", 20000), pick(nwalkers, "nwalkers", 32),
-                 pick(ensemble, "ensemble", 4), pick(steps, "steps", default_steps()), halo)
+                 pick(ensemble, "ensemble", 4), pick(steps, "steps", default_steps()), halo, losvd)
     if options.tracer == "photometric" and any(f.method == "flow" for f in fits):
         raise SurveyError("--tracer photometric is for the baseline: the flow learns the stellar density from the "
                           "stars' positions; use --method baseline")
