@@ -47,7 +47,8 @@ Outputs in OUT/: profile.csv (r [kpc], nu [kpc^-3, one star], sigma_r [km/s],
 beta, M [Msun] with 16/84% M_lo/M_hi, rho [Msun/kpc^3] with 16/84% and
 2.5/97.5% bands), profile_bands.csv (the 68/95% bands of every quantity),
 summary.json (settings, acceptance, tau, ESS, timings, parameter posteriors,
-versions, machine, log10 J(0.5 deg) with --distance), chain.npz, posterior.nc (the chain as ArviZ
+the velocities' kurtosis about the best fit, versions, machine, log10 J(0.5 deg)
+with --distance), chain.npz, posterior.nc (the chain as ArviZ
 InferenceData: arviz.from_netcdf), corner.png and profiles.png; with
 --profile-likelihood N also rho_profile_likelihood.csv (r [kpc], rho at the
 likelihood's maximum, 68/95% profile-likelihood intervals rho_lo, rho_hi,
