@@ -153,6 +153,8 @@ class DispersionFit:
     """The maximum-likelihood dispersion of one group of stars, and how honest its error is.
 
     ``sigma2`` [(km/s)^2] and ``kurtosis`` (3 for the Gaussian) at the maximum;
+    ``error`` = sqrt([H^-1]), the standard error of ln sigma^2 the likelihood's
+    curvature H claims (kurtosis profiled out);
     ``error_ratio`` = sqrt([H^-1 J H^-1] / [H^-1]) for ln sigma^2: the
     spread the stars' scores give the estimate (J, their outer product) over
     the one the likelihood's curvature H claims. One where the likelihood's
@@ -163,6 +165,7 @@ class DispersionFit:
     losvd: str
     sigma2: float
     kurtosis: float
+    error: float
     error_ratio: float
 
 
@@ -194,14 +197,13 @@ def fit_dispersion(v: np.ndarray, verr: np.ndarray | None = None, losvd: str = D
     x0 = [np.log(max(np.mean(v**2 - e2), 1e-6))] + ([4.0] if free else [])
     bounds = [(None, None)] + ([(3.0, 30.0)] if free else [])
     x = optimize.minimize(lambda p: -per_star(p).sum(), x0, method="L-BFGS-B", bounds=bounds).x
-    n, h = x.size, 1e-4
-    step = np.eye(n) * h
+    h = 1e-4
+    n = 2 if free and x[1] > 3.0 + 2 * h else 1  # on the Gaussian edge the kurtosis is not free: ln sigma^2 alone
+    step = np.eye(x.size)[:n] * h
     scores = np.array([(per_star(x + step[i]) - per_star(x - step[i])) / (2 * h) for i in range(n)])
     curv = np.array([[-(per_star(x + step[i] + step[j]) - per_star(x + step[i] - step[j])
                         - per_star(x - step[i] + step[j]) + per_star(x - step[i] - step[j])).sum() / (4 * h * h)
                       for j in range(n)] for i in range(n)])
-    if free and x[1] <= 3.0 + 1e-6:  # on the Gaussian edge: the kurtosis is not free there
-        curv, scores = curv[:1, :1], scores[:1]
     inv = np.linalg.inv(curv)
     ratio = float(np.sqrt((inv @ (scores @ scores.T) @ inv)[0, 0] / inv[0, 0]))
-    return DispersionFit(losvd, float(np.exp(x[0])), float(x[1]) if free else 3.0, ratio)
+    return DispersionFit(losvd, float(np.exp(x[0])), float(x[1]) if free else 3.0, float(np.sqrt(inv[0, 0])), ratio)
