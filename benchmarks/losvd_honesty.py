@@ -1,4 +1,4 @@
-"""Is the baseline's claimed error of a dispersion the true one?  Repeated groups of stars, Gaussian against free kurtosis.
+"""Is the baseline's claimed error of a dispersion the true one? Groups of stars, Gaussian against a free kurtosis.
 
 Draws one large mock, takes its stars in a ring of projected radius (0.7-1.4 R_half, where sigma_los is nearly
 flat), splits them into groups of N, fits each group's dispersion with both line-of-sight velocity
