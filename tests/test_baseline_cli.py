@@ -195,3 +195,16 @@ def test_free_kurtosis_is_sampled_and_written(stars, tmp_path, capsys):
     post = s["diagnostics"]["parameters"]["kurtosis"]
     assert 3.0 <= post["lo95"] <= post["median"] <= post["hi95"] <= 12.0
     assert f"line-of-sight velocity kurtosis {post['median']:.2f}" in capsys.readouterr().out
+
+
+def test_heavy_tails_are_pointed_out_where_significant(baseline_out, capsys):
+    """The report suggests --losvd kurtosis when the stars' kurtosis about a Gaussian fit is 3 sigma above 3."""
+    from dsphnf.commands.baseline import _report
+
+    summary = json.loads((baseline_out / "summary.json").read_text())
+    assert summary["settings"]["losvd"] == "gaussian" and summary["diagnostics"]["losvd"]["shape"] == "gaussian"
+    n = summary["n_eff"]
+    for kurtosis, said in ((3.0, False), (3.0 + 3.2 * np.sqrt(24 / n), True)):
+        summary["diagnostics"]["losvd"]["kurtosis_about_map"] = kurtosis
+        _report(summary, str(baseline_out))
+        assert ("--losvd kurtosis fits the tails" in capsys.readouterr().out) == said

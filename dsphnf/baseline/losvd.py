@@ -31,17 +31,13 @@ from scipy import optimize
 
 from ..errors import FitError
 
-__all__ = ["LOSVD_SHAPES", "DEFAULT_LOSVD", "HEAVY_TAILS", "N_NODES", "losvd_shape", "variance_multipliers",
-           "log_losvd", "kurtosis_of", "DispersionFit", "fit_dispersion"]
+__all__ = ["LOSVD_SHAPES", "DEFAULT_LOSVD", "N_NODES", "losvd_shape", "variance_multipliers", "log_losvd",
+           "kurtosis_of", "heavy_tails", "DispersionFit", "fit_dispersion"]
 
 #: The LOSVD shapes of the baseline: ``gaussian`` (kurtosis 3) and ``kurtosis`` (a free kurtosis >= 3).
 LOSVD_SHAPES = ("gaussian", "kurtosis")
 #: The default shape (``dsphnf baseline --losvd``).
 DEFAULT_LOSVD = "gaussian"
-#: A kurtosis of the stars' velocities about a Gaussian fit above which ``dsphnf baseline`` suggests
-#: ``--losvd kurtosis``: a Gaussian likelihood's errors of a dispersion are then sqrt((k - 1) / 2) >= 1.22
-#: times too small (the kurtosis of 1000 Gaussian velocities scatters by 0.15).
-HEAVY_TAILS = 4.0
 #: Gauss-Hermite nodes of the scale mixture.
 N_NODES = 8
 
@@ -146,6 +142,22 @@ def kurtosis_of(z: np.ndarray, weights: np.ndarray | None = None) -> float:
     w = np.ones_like(z) if weights is None else np.asarray(weights, dtype=float)
     m2, m4 = np.average(z**2, weights=w), np.average(z**4, weights=w)
     return float(m4 / m2**2)
+
+
+def heavy_tails(kurtosis: float, n_eff: float) -> bool:
+    """Whether a kurtosis of ``n_eff`` stars' velocities is above a Gaussian's by more than three standard errors.
+
+    The kurtosis of n Gaussian velocities scatters about 3 by sqrt(24 / n)
+    (0.15 for 1000 stars); ``dsphnf baseline`` suggests ``--losvd kurtosis``
+    above 3 + 3 sqrt(24 / n), where a Gaussian likelihood's errors of a
+    dispersion are about sqrt((k - 1) / 2) times too small.
+
+    Examples
+    --------
+    >>> heavy_tails(3.6, 1000), heavy_tails(3.6, 200)
+    (True, False)
+    """
+    return bool(kurtosis > 3.0 + 3.0 * np.sqrt(24.0 / max(float(n_eff), 1.0)))
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def _report_likelihood_bands(result) -> None:
 
 
 def _report(summary: dict, out: str) -> None:
-    from ..baseline.losvd import HEAVY_TAILS
+    from ..baseline.losvd import heavy_tails
 
     """Sampler diagnostics, stars left out (if any), the J-factor band (with --distance), the files written."""
     s = summary["diagnostics"]["sampler"]
@@ -134,8 +134,9 @@ def _report(summary: dict, out: str) -> None:
     if k is not None:
         print(f"line-of-sight velocity kurtosis {k['median']:.2f} [{k['lo']:.2f}, {k['hi']:.2f}] (68%; 3 is a "
               "Gaussian, and the least this distribution takes)")
-    elif about > HEAVY_TAILS:
-        print(f"the velocities about the fitted model have a kurtosis of {about:.2f} (a Gaussian's is 3): the "
+    elif heavy_tails(about, summary["n_eff"]):
+        print(f"the velocities about the fitted model have a kurtosis of {about:.2f} (a Gaussian's is 3, give or "
+              f"take {math.sqrt(24 / summary['n_eff']):.2f} for {summary['n_eff']:.0f} stars): the "
               f"Gaussian likelihood's bands on the dispersion are about {math.sqrt((about - 1) / 2):.2f} times too "
               "narrow; --losvd kurtosis fits the tails")
     j = summary.get("jfactor")
