@@ -25,12 +25,13 @@ class BaselineLikelihood:
     log L = sum_i w_i [ ln Sigma(R_i) - ln N_win ]
           + sum_i w_i ln f(v_i - v_sys | sigma_los^2(R_i), err_i^2),
 
-    with f the LOSVD convolved with the star's error: a Gaussian of variance
+    with f the LOSVD convolved with the star's error (a Gaussian of variance
     sigma_los^2 + err_i^2 by default, or the scale mixture of
-    :mod:`dsphnf.baseline.losvd` with the model's free kurtosis
-    (``BaselineModel(losvd="kurtosis")``); N_win = Int_{R_min}^{R_max} 2 pi R Sigma dR the model's number of
-    stars inside the data's radial window (so positions are a normalised
-    density in the window), and w_i the membership probabilities.
+    :mod:`dsphnf.baseline.losvd` with the model's free kurtosis,
+    ``BaselineModel(losvd="kurtosis")``), N_win = Int_{R_min}^{R_max} 2 pi R
+    Sigma dR the model's number of stars inside the data's radial window (so
+    positions are a normalised density in the window), and w_i the
+    membership probabilities.
 
     Parameters
     ----------

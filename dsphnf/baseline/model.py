@@ -204,8 +204,8 @@ class BaselineModel:
         Keys: ``rstar``, ``gamma_star``, ``beta_star``, ``alpha_star`` (stars),
         ``rho0`` [Msun/kpc^3], ``rs`` [kpc], ``gamma``, ``alpha_dm``, ``beta_dm``
         (halo), ``v_sys`` [km/s], ``kurtosis`` (with ``losvd="kurtosis"``) and
-        ``valid`` (physically allowed rows); for an inferred anisotropy also its physical parameters, named as the
-        fields of the given models: ``beta0`` (constant), ``ra`` [kpc] (om),
+        ``valid`` (physically allowed rows); for an inferred anisotropy also
+        its physical parameters, named as the fields of the given models: ``beta0`` (constant), ``ra`` [kpc] (om),
         ``b0``, ``ra`` (cuddeford), ``b0``, ``binf``, ``ra``, ``eta`` (baes).
         """
         theta = np.atleast_2d(np.asarray(theta, dtype=float))
