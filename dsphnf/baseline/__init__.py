@@ -7,7 +7,8 @@ artefacts are a :class:`BaselineArtefacts`.  See :mod:`dsphnf.baseline.model`
 for the model, :mod:`dsphnf.baseline.priors` for the parameters and priors,
 :mod:`dsphnf.baseline.projector` for the fast Jeans projection,
 :mod:`dsphnf.baseline.likelihood` and :mod:`dsphnf.baseline.mixture` (a
-foreground) for the likelihood,
+foreground) for the likelihood, :mod:`dsphnf.baseline.losvd` for its
+line-of-sight velocity distribution (Gaussian, or with a free kurtosis),
 :mod:`dsphnf.baseline.sampler` for emcee and
 :mod:`dsphnf.baseline.artefacts` for the saved chain and figures.
 """
