@@ -6,6 +6,7 @@ with the 68 % and 95 % contours below it.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -37,7 +38,9 @@ def corner_plot(samples: np.ndarray, names: Sequence[str], path: str | Path | No
     -------
     matplotlib.figure.Figure
     """
-    import corner
+    with warnings.catch_warnings():  # corner imports arviz, whose 0.x announces its 1.0 refactor once a day
+        warnings.simplefilter("ignore", FutureWarning)
+        import corner
 
     samples = np.asarray(samples, dtype=float)
     lims = [tuple(np.percentile(samples[:, i], [0.5, 99.5])) for i in range(samples.shape[1])]
