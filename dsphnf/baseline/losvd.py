@@ -30,6 +30,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import optimize
 
 from ..errors import FitError
+from .sampler import _laplace_cov  # the inverse finite-difference Hessian behind the sampler's start
 
 __all__ = ["LOSVD_SHAPES", "DEFAULT_LOSVD", "N_NODES", "losvd_shape", "variance_multipliers", "log_losvd",
            "kurtosis_of", "heavy_tails", "DispersionFit", "fit_dispersion"]
@@ -213,9 +214,6 @@ def fit_dispersion(v: np.ndarray, verr: np.ndarray | None = None, losvd: str = D
     n = 2 if free and x[1] > 3.0 + 2 * h else 1  # on the Gaussian edge the kurtosis is not free: ln sigma^2 alone
     step = np.eye(x.size)[:n] * h
     scores = np.array([(per_star(x + step[i]) - per_star(x - step[i])) / (2 * h) for i in range(n)])
-    curv = np.array([[-(per_star(x + step[i] + step[j]) - per_star(x + step[i] - step[j])
-                        - per_star(x - step[i] + step[j]) + per_star(x - step[i] - step[j])).sum() / (4 * h * h)
-                      for j in range(n)] for i in range(n)])
-    inv = np.linalg.inv(curv)
+    inv = _laplace_cov(lambda p: np.array([per_star(np.r_[q, x[n:]]).sum() for q in p]), x[:n], np.full(n, h))
     ratio = float(np.sqrt((inv @ (scores @ scores.T) @ inv)[0, 0] / inv[0, 0]))
     return DispersionFit(losvd, float(np.exp(x[0])), float(x[1]) if free else 3.0, float(np.sqrt(inv[0, 0])), ratio)
