@@ -129,13 +129,13 @@ class BaselineArtefacts:
         J is unbounded and the band is a lower bound.  Limits are percentiles.
         """
         from ..jfactor import log10_j_factor
-        from ..profiles import Zhao
+        from .halo_family import halo_object
 
         theta = _draws(self.sampler.samples, n_draws, seed)
         p = self.model.unpack(theta)
         values = []
         for i in range(len(theta)):
-            halo = Zhao(p["rho0"][i], p["rs"][i], p["alpha_dm"][i], p["beta_dm"][i], p["gamma"][i])
+            halo = halo_object(p, i)
             try:
                 values.append(log10_j_factor(halo.density, distance, theta_deg))
             except ValueError:  # the J integral diverges at the centre

@@ -13,7 +13,9 @@ The model has three parts:
   (U(0.5, 3)), so the halo can turn over as sharply as a Burkert or Einasto
   core; ``zhao`` fixes alpha_dm = 1 (the generalised NFW, the Gaia Challenge
   haloes' family); ``nfw`` fixes gamma = 1, ``cored`` gamma = 0 (both
-  alpha_dm = 1).  The stellar mass is neglected.
+  alpha_dm = 1); ``broken`` is a broken power law with nodes at 1/4 to 4
+  R_half, the density at R_half and four slopes free
+  (:mod:`dsphnf.baseline.halo_family`).  The stellar mass is neglected.
 - **Anisotropy**: any given model of :mod:`dsphnf.anisotropy` (``isotropic``,
   ``constant:B``, ``om:RA``, ``cuddeford:B0,RA``, ``baes:B0,BINF,RA,ETA`` or a
   callable beta(r)), or an inferred family: ``constant`` (sampled as the
@@ -38,6 +40,7 @@ import numpy as np
 
 from ..anisotropy import AnisotropySpec, Inferred, Isotropic, require_form
 from ..errors import FitError
+from .halo_family import BROKEN_NODES, DEFAULT_HALO, HALOS, halo_family, halo_parameters, unpack_halo
 from .halo_measure import MEASURE_RADII, SHAPE_PARAMETERS, log_halo_measure
 from .losvd import DEFAULT_LOSVD, losvd_shape
 from .priors import PARAMETERS, Prior, default_prior, parse_measure
@@ -55,33 +58,6 @@ ANISOTROPY_PARAMETERS: dict[str, tuple[str, ...]] = {
 #: Every sampled anisotropy parameter, of any family.
 ANISOTROPY_NAMES = frozenset(n for names in ANISOTROPY_PARAMETERS.values() for n in names)
 
-#: Named halo restrictions: the halo parameters each one fixes, and their values.
-#: ``zhao`` is the gNFW (alpha_dm = 1); ``zhao-alpha`` frees the transition sharpness alpha_dm.
-HALOS: dict[str, dict[str, float]] = {"zhao-alpha": {}, "zhao": {"alpha_dm": 1.0},
-                                      "nfw": {"gamma": 1.0, "alpha_dm": 1.0}, "cored": {"gamma": 0.0, "alpha_dm": 1.0}}
-#: The default halo family (``dsphnf baseline --halo``, ``dsphnf calibrate --fit-halo``): over 20 mocks of
-#: each of four haloes its bands covered as often as or more often than the gNFW's on three of them
-#: (a Burkert core 0.58 / 0.86 against 0.25 / 0.55), losing 0.05 / 0.04 on a gNFW cusp.
-DEFAULT_HALO = "zhao-alpha"
-
-
-def halo_family(name: str, flag: str = "halo", error: type[Exception] = FitError) -> str:
-    """``name`` if it is a family of :data:`HALOS`, else ``error`` in one line naming ``flag``.
-
-    Examples
-    --------
-    >>> halo_family("zhao")
-    'zhao'
-    >>> halo_family("burkert", "--fit-halo")
-    Traceback (most recent call last):
-    ...
-    dsphnf.errors.FitError: unknown --fit-halo 'burkert': use one of zhao-alpha, zhao, nfw, cored
-    """
-    if name not in HALOS:
-        raise error(f"unknown {flag} {name!r}: use one of {', '.join(HALOS)}")
-    return name
-
-
 #: Anisotropy forms the baseline supports (see :func:`dsphnf.anisotropy.require_form`): every given
 #: model, and the families whose integrating factor has a closed form that vectorises over walkers.
 BASELINE_FORMS = ("given:*", "inferred:constant", "inferred:om", "inferred:cuddeford", "inferred:baes")
@@ -92,10 +68,11 @@ class BaselineModel:
 
     Parameters
     ----------
-    halo : {'zhao-alpha', 'zhao', 'nfw', 'cored'}
+    halo : {'zhao-alpha', 'zhao', 'nfw', 'cored', 'broken'}
         Halo family (:data:`HALOS`: ``zhao-alpha``, the default, frees
         alpha_dm, ``zhao`` fixes alpha_dm = 1, ``nfw`` fixes gamma = alpha_dm = 1,
-        ``cored`` gamma = 0 and alpha_dm = 1).
+        ``cored`` gamma = 0 and alpha_dm = 1; ``broken`` the broken power
+        law, which needs ``r_half``).
     anisotropy : Anisotropy or Inferred
         Any given model, or an inferred ``constant``, ``om``, ``cuddeford``
         or ``baes`` (see :data:`BASELINE_FORMS`, :data:`ANISOTROPY_PARAMETERS`).
@@ -123,6 +100,11 @@ class BaselineModel:
     ('log10_rs', 'gamma', 'alpha_dm')
     >>> BaselineModel("nfw", parse_anisotropy("isotropic"), losvd="kurtosis").names[-2:]
     ['kurtosis', 'v_sys']
+    >>> m = BaselineModel("broken", parse_anisotropy("isotropic"), r_half=0.2)
+    >>> m.names[3:8]
+    ['log10_rho_half', 'gamma_1', 'gamma_2', 'gamma_3', 'gamma_4']
+    >>> m.describe()["halo_measure"]
+    'flat in ln rho at r = 0.05, 0.1, 0.2, 0.4, 0.8 kpc'
     """
 
     def __init__(self, halo: str = DEFAULT_HALO, anisotropy: AnisotropySpec = Isotropic(),
@@ -135,12 +117,16 @@ class BaselineModel:
         self.losvd = losvd_shape(losvd)
         sampled = set(ANISOTROPY_PARAMETERS[anisotropy.family]) if self.inferred else set()
         sampled |= {"kurtosis"} if self.losvd == "kurtosis" else set()
-        used = {n for n in PARAMETERS if n not in ANISOTROPY_NAMES and n != "kurtosis"} | sampled
+        other_halo = set(halo_parameters("zhao")) ^ set(halo_parameters("broken"))
+        used = {n for n in PARAMETERS if n not in ANISOTROPY_NAMES | other_halo and n != "kurtosis"}
+        used |= sampled | set(halo_parameters(halo))
         priors = dict(priors or {})
         measure = parse_measure(priors.pop("halo_measure", "density"), "priors")
         for name in priors:
             if name == "kurtosis" and name not in used:
                 raise FitError("prior for 'kurtosis' applies only with --losvd kurtosis")
+            if name in other_halo and name not in used:
+                raise FitError(f"prior for {name!r} does not apply to --halo {halo}")
             if name not in used:
                 raise FitError(f"prior for {name!r} does not apply to anisotropy {anisotropy.spec()!r}")
             if name in HALOS[halo]:
@@ -158,6 +144,8 @@ class BaselineModel:
         self.fixed: dict[str, float] = {n: p.a for n, p in self.priors.items() if p.kind == "fixed"}
         if r_half is not None and not (math.isfinite(r_half) and r_half > 0):
             raise FitError(f"r_half must be > 0 kpc, got {r_half}")
+        if halo == "broken" and r_half is None:
+            raise FitError("the broken halo family needs the data's R_half for its nodes")
         self.r_half = None if r_half is None else float(r_half)
         #: Free halo shape parameters the density measure covers (empty: priors flat in the parameters).
         self.measure_on: tuple[str, ...] = ()
@@ -177,6 +165,9 @@ class BaselineModel:
             c = MEASURE_RADII[len(self.measure_on)]
             radii = ", ".join(f"{x * self.r_half:.3g}" for x in c)
             out["halo_measure"] = f"flat in ln rho at r = {radii} kpc ({', '.join(f'{x:.3g}' for x in c)} R_half)"
+        elif self.halo == "broken":
+            radii = ", ".join(f"{x * self.r_half:.3g}" for x in BROKEN_NODES)
+            out["halo_measure"] = f"flat in ln rho at r = {radii} kpc"
         else:
             out["halo_measure"] = "flat in the parameters"
         return out
@@ -202,8 +193,10 @@ class BaselineModel:
         """Physical parameters for ``theta`` (B, ndim): arrays of shape (B,).
 
         Keys: ``rstar``, ``gamma_star``, ``beta_star``, ``alpha_star`` (stars),
-        ``rho0`` [Msun/kpc^3], ``rs`` [kpc], ``gamma``, ``alpha_dm``, ``beta_dm``
-        (halo), ``v_sys`` [km/s], ``kurtosis`` (with ``losvd="kurtosis"``) and
+        the halo's (:func:`~dsphnf.baseline.halo_family.unpack_halo`: ``rho0``
+        [Msun/kpc^3], ``rs`` [kpc], ``gamma``, ``alpha_dm``, ``beta_dm`` for a
+        Zhao family; ``ln_nodes``, ``ln_rho_nodes``, ``inner``, ``outer`` for
+        ``broken``), ``v_sys`` [km/s], ``kurtosis`` (with ``losvd="kurtosis"``) and
         ``valid`` (physically allowed rows); for an inferred anisotropy also
         its physical parameters, named as the fields of the given models: ``beta0`` (constant), ``ra`` [kpc] (om),
         ``b0``, ``ra`` (cuddeford), ``b0``, ``binf``, ``ra``, ``eta`` (baes).
@@ -217,15 +210,10 @@ class BaselineModel:
             "gamma_star": get("gamma_star"),
             "beta_star": get("beta_star"),
             "alpha_star": get("alpha_star"),
-            "rho0": 10.0 ** get("log10_rho0"),
-            "rs": 10.0 ** get("log10_rs"),
-            "gamma": get("gamma"),
-            "alpha_dm": get("alpha_dm"),
-            "beta_dm": get("beta_dm"),
             "v_sys": get("v_sys"),
+            **unpack_halo(self.halo, get, self.r_half),
         }
-        valid = (p["gamma_star"] < 3) & (p["beta_star"] > 3) & (p["alpha_star"] > 0)
-        valid &= (p["gamma"] < 3) & (p["alpha_dm"] > 0) & (p["beta_dm"] > p["gamma"])
+        valid = (p["gamma_star"] < 3) & (p["beta_star"] > 3) & (p["alpha_star"] > 0) & p.pop("valid_halo")
         if self.inferred:
             valid &= self._unpack_anisotropy(get, p)
         if self.losvd == "kurtosis":
@@ -276,6 +264,9 @@ class BaselineModel:
         }
         # NFW-ish halo with r_s = 1 kpc: M(r) ~ 2 pi rho0 r_s r^2 for r << r_s
         guess["log10_rho0"] = math.log10(mass / (2.0 * math.pi * r_half3**2))
+        # broken: slopes steepening 1 -> 2; rho(R_half) from the mean density inside 4/3 R_half (slope ~1.3)
+        guess |= {"gamma_1": 1.0, "gamma_2": 1.3, "gamma_3": 1.6, "gamma_4": 2.0,
+                  "log10_rho_half": math.log10(mass * (3.0 - 1.3) / (4.0 * math.pi * r_half3**3))}
         out = []
         for n in self.names:
             pr = self.priors[n]

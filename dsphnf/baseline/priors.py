@@ -14,8 +14,14 @@ log10_rho0  U(4, 11)             halo density scale rho0 [Msun/kpc^3]
 log10_rs    U(-1.5, 1.5)         halo scale radius r_s [kpc]
 gamma       U(0, 2)              halo inner slope (zhao; 1 nfw, 0 cored)
 alpha_dm    U(0.5, 3)            halo transition sharpness (``zhao-alpha``;
-                                 the other halo families fix it to 1)
+                                 the other Zhao families fix it to 1)
 beta_dm     fixed 3              halo outer slope
+log10_rho_half U(4, 11)          halo density at R_half [Msun/kpc^3]
+                                 (``broken``, instead of the five above)
+gamma_1     U(0, 2)              slopes -d ln rho / d ln r of the ``broken``
+gamma_2 ... U(0, 3)              halo between its nodes at 1/4, 1/2, 1, 2
+gamma_4                          and 4 R_half (:mod:`dsphnf.baseline.halo_family`);
+                                 gamma_1 also inwards (as gamma, the Zhao inner slope)
 beta_sym    U(-1, 1)             beta/(2-beta), anisotropy ``constant``
 b0_sym      U(-1, 1)             b0/(2-b0), ``cuddeford`` and ``baes``
 binf_sym    U(-1, 1)             binf/(2-binf), ``baes``
@@ -83,6 +89,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "gamma": ((0.0, 2.0), "halo inner slope gamma"),
     "alpha_dm": ((0.5, 3.0), "halo transition sharpness alpha"),
     "beta_dm": (3.0, "halo outer slope"),
+    "log10_rho_half": ((4.0, 11.0), "log10 halo density at R_half [Msun/kpc^3] (broken)"),
+    "gamma_1": ((0.0, 2.0), "halo slope -dln rho/dln r inside R_half/2 (broken)"),
+    "gamma_2": ((0.0, 3.0), "halo slope -dln rho/dln r from R_half/2 to R_half (broken)"),
+    "gamma_3": ((0.0, 3.0), "halo slope -dln rho/dln r from R_half to 2 R_half (broken)"),
+    "gamma_4": ((0.0, 3.0), "halo slope -dln rho/dln r beyond 2 R_half (broken; at least 2 beyond 4 R_half)"),
     "beta_sym": ((-1.0, 1.0), "symmetrised constant anisotropy beta/(2-beta)"),
     "b0_sym": ((-1.0, 1.0), "symmetrised central anisotropy b0/(2-b0) (cuddeford, baes)"),
     "binf_sym": ((-1.0, 1.0), "symmetrised outer anisotropy binf/(2-binf) (baes)"),

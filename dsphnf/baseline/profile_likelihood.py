@@ -29,10 +29,9 @@ from scipy import optimize, stats
 
 from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
-from ..profiles import Zhao
 from .likelihood import BaselineLikelihood
 from .model import ANISOTROPY_NAMES
-from .projector import zhao_log_density
+from .halo_family import halo_log10_density, halo_mass, normalisation
 
 __all__ = ["ProfileLikelihood", "maximise", "profile_bands"]
 
@@ -144,11 +143,11 @@ class ProfileLikelihood:
 
     def __post_init__(self) -> None:
         model = self.likelihood.model
-        if "log10_rho0" not in model.names:
-            raise FitError("the profile likelihood of rho needs a free log10_rho0")
+        if normalisation(model.halo) not in model.names:
+            raise FitError(f"the profile likelihood of rho needs a free {normalisation(model.halo)}")
         if not (math.isfinite(self.r) and self.r > 0):
             raise FitError(f"the radius must be > 0 kpc, got {self.r}")
-        self.k = model.names.index("log10_rho0")
+        self.k = model.names.index(normalisation(model.halo))
         self.bounds = [(p.a, p.b) if p.kind == "uniform" else (None, None)
                        for p in (model.priors[n] for n in model.names)]
         self._aniso = [i for i, n in enumerate(model.names) if n in ANISOTROPY_NAMES and None not in self.bounds[i]]
@@ -170,8 +169,7 @@ class ProfileLikelihood:
     def log10_rho(self, theta: np.ndarray) -> np.ndarray:
         """log10 rho(r) [Msun/kpc^3] for parameters ``theta`` (B, ndim) -> (B,)."""
         p = self.likelihood.model.unpack(np.atleast_2d(theta))
-        ln_shape = zhao_log_density(np.array([self.r]), p["rs"], p["alpha_dm"], p["beta_dm"], p["gamma"])[:, 0]
-        return np.log10(p["rho0"]) + ln_shape / math.log(10.0)
+        return halo_log10_density(p, np.array([self.r]))[:, 0]
 
     def best(self) -> tuple[np.ndarray, float]:
         """The free maximum: parameters and ln L there."""
@@ -327,5 +325,4 @@ def profile_bands(likelihood: BaselineLikelihood, radii: Sequence[float], starts
 
 def _enclosed_mass(likelihood: BaselineLikelihood, theta: np.ndarray, r: float) -> float:
     """M(< r) [Msun] of the halo with parameters ``theta``."""
-    p = {k: float(v[0]) for k, v in likelihood.model.unpack(theta[None, :]).items()}
-    return float(Zhao(p["rho0"], p["rs"], p["alpha_dm"], p["beta_dm"], p["gamma"]).mass(r))
+    return float(halo_mass(likelihood.model.unpack(theta[None, :]), np.array([r]))[0, 0])

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import special
 
 from ..anisotropy import AnisotropySpec, Inferred
+from ..broken import broken_log_density, broken_mass
 from ..constants import G
 
 __all__ = ["JeansProjector", "anisotropy_grid", "cubic_weights", "zhao_log_density", "zhao_mass_inner"]
@@ -74,8 +75,11 @@ def _log_phi(d: np.ndarray) -> np.ndarray:
 
 def zhao_log_density(r: np.ndarray, scale: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
                      gamma: np.ndarray) -> np.ndarray:
-    """ln of (r/scale)^-gamma [1 + (r/scale)^alpha]^((gamma-beta)/alpha), batched: params (B,), r (n,) -> (B, n)."""
-    lx = np.log(r)[None, :] - np.log(scale)[:, None]
+    """ln of (r/scale)^-gamma [1 + (r/scale)^alpha]^((gamma-beta)/alpha), batched: params (B,), r (n,) or (B, n).
+
+    Returns (B, n).
+    """
+    lx = np.log(r) - np.log(scale)[:, None]
     a = alpha[:, None]
     return -gamma[:, None] * lx + ((gamma - beta) / alpha)[:, None] * np.logaddexp(0.0, a * lx)
 
@@ -238,8 +242,12 @@ class JeansProjector:
         """
         log_nu = zhao_log_density(self.r, params["rstar"], params["alpha_star"], params["beta_star"],
                                   params["gamma_star"])
-        log_rho, log_M = self.log_mass(params["rho0"], params["rs"], params["alpha_dm"], params["beta_dm"],
-                                       params["gamma"])
+        if "ln_nodes" in params:  # the broken power law: closed forms on the grid
+            halo = (params["ln_nodes"], params["ln_rho_nodes"], params["inner"], params["outer"])
+            log_rho, log_M = broken_log_density(self.r, *halo), np.log(broken_mass(self.r, *halo))
+        else:
+            log_rho, log_M = self.log_mass(params["rho0"], params["rs"], params["alpha_dm"], params["beta_dm"],
+                                           params["gamma"])
         L, beta = anisotropy_grid(anisotropy, params, self.r, self.u)
         log_p = self.log_nu_sigma_r2(log_nu, log_M, L)
         beta = np.broadcast_to(beta, log_nu.shape)

@@ -17,7 +17,10 @@ Dark matter: Zhao halo rho0 [Msun/kpc^3], r_s [kpc], inner slope gamma,
 outer slope 3 and transition sharpness alpha_dm (by default free, --halo
 zhao-alpha, so the halo can turn over as sharply as a Burkert core; --halo zhao
 fixes alpha_dm = 1, the gNFW; --halo nfw fixes gamma = 1, --halo cored
-gamma = 0, both with alpha_dm = 1).  Velocities:
+gamma = 0, both with alpha_dm = 1); or --halo broken: a broken power law,
+log rho linear in log r between nodes at 1/4, 1/2, 1, 2 and 4 R_half (the
+stars' median projected radius), its density at R_half and its four slopes
+free, so cusps, cores and sharp turns are all inside the family.  Velocities:
 v_i ~ N(v_sys, sigma_los^2(R_i) + err_i^2), weighted by membership; with --losvd
 kurtosis a heavy-tailed distribution of the same variance instead (a Gaussian
 scale mixture, each component convolved with err_i) whose kurtosis
@@ -36,6 +39,7 @@ Default priors (override with --priors FILE, JSON or TOML; an entry is a number
 to fix a parameter, [lo, hi] for uniform or {normal = [mean, sd]}):
   log10_rstar U(-2, 1)  gamma_star U(0, 2)  beta_star U(3.2, 8)  alpha_star 2
   log10_rho0 U(4, 11)   log10_rs U(-1.5, 1.5)  gamma U(0, 2)  alpha_dm 1 (U(0.5, 3) with --halo zhao-alpha)  beta_dm 3
+  --halo broken instead: log10_rho_half U(4, 11)  gamma_1 U(0, 2)  gamma_2 ... gamma_4 U(0, 3)
   beta_sym U(-1, 1)  b0_sym U(-1, 1)  binf_sym U(-1, 1)  log10_ra U(-1.5, 1.5)  eta U(1, 3)
   v_sys U(-50, 50) km/s  kurtosis U(3, 12) (--losvd kurtosis)
 
@@ -64,9 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--anisotropy", default="isotropic", metavar="SPEC",
                    help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA (given) or "
                         "constant | om | cuddeford | baes (inferred); default isotropic")
-    p.add_argument("--halo", default="zhao-alpha", choices=["zhao-alpha", "zhao", "nfw", "cored"],
+    p.add_argument("--halo", default="zhao-alpha", choices=["zhao-alpha", "zhao", "nfw", "cored", "broken"],
                    help="halo family (default zhao-alpha: Zhao with its transition sharpness alpha_dm free; "
-                        "zhao: gNFW, alpha_dm = 1)")
+                        "zhao: gNFW, alpha_dm = 1; broken: a broken power law with nodes at 1/4-4 R_half)")
     p.add_argument("--losvd", default="gaussian", choices=["gaussian", "kurtosis"],
                    help="line-of-sight velocity distribution: gaussian (default) or kurtosis (heavy-tailed, its "
                         "kurtosis free; about twice the time)")

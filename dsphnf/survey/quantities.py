@@ -59,19 +59,6 @@ def band(values: np.ndarray) -> dict[str, float]:
     return {"": float(mid), "_lo": float(lo), "_hi": float(hi)}
 
 
-def _zhao(p: dict[str, np.ndarray], r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """rho [Msun/kpc^3], d ln rho / d ln r and M(<r) [Msun] of Zhao halos (B,) at radii r (B,)."""
-    from ..baseline.projector import zhao_mass_inner
-
-    x = r / p["rs"]
-    a, b, g = p["alpha_dm"], p["beta_dm"], p["gamma"]
-    xa = x**a
-    rho = p["rho0"] * x ** (-g) * (1.0 + xa) ** ((g - b) / a)
-    slope = -g + (g - b) * xa / (1.0 + xa)
-    mass = 4.0 * np.pi * p["rho0"] * p["rs"] ** 3 * zhao_mass_inner(x, a, b, g)
-    return rho, slope, mass
-
-
 def baseline_draws(result: Result, r_half: float, distance: float, distance_err: float, per_draw: bool,
                    n_draws: int, seed: int) -> dict[str, np.ndarray]:
     """Per-draw quantities of a baseline fit (arrays of n_draws); ``s`` the distance ratio of each draw.
@@ -84,6 +71,7 @@ def baseline_draws(result: Result, r_half: float, distance: float, distance_err:
         Draw a distance N(distance, distance_err) [kpc] per draw (else s = 1).
     """
     from ..anisotropy import Isotropic
+    from ..baseline.halo_family import halo_density, halo_log_slope, halo_mass
     from ..baseline.projector import anisotropy_grid
 
     art = result.artefacts
@@ -94,8 +82,9 @@ def baseline_draws(result: Result, r_half: float, distance: float, distance_err:
     s = np.ones(len(theta))
     if per_draw:
         s = np.clip(rng.normal(distance, distance_err, len(theta)), 0.5 * distance, None) / distance
-    rho, slope, _ = _zhao(p, R_RHO_KPC / s)  # the fit's halo at the radius that is 150 pc at distance s D
-    _, _, mass = _zhao(p, np.full(len(theta), r_half))
+    r150 = (R_RHO_KPC / s)[:, None]  # the fit's halo at the radius that is 150 pc at distance s D
+    rho, slope = halo_density(p, r150)[:, 0], halo_log_slope(p, r150)[:, 0]
+    mass = halo_mass(p, np.array([r_half]))[:, 0]
     out = {"s": s, "theta": theta, "rho150": rho / s**2, "slope150": slope, "M_half": mass * s}
     if isinstance(art.model.anisotropy, Isotropic):
         out["beta_half"] = np.full(len(theta), np.nan)
@@ -108,12 +97,12 @@ def baseline_draws(result: Result, r_half: float, distance: float, distance_err:
 
 def _log10_j(p: dict[str, np.ndarray], s: np.ndarray, distance: float, theta_deg: float, n: int) -> np.ndarray:
     """log10 J(theta_deg) of the first n draws, each at distance s D (NaN where J diverges)."""
+    from ..baseline.halo_family import halo_object
     from ..jfactor import log10_j_factor
-    from ..profiles import Zhao
 
     out = np.full(n, np.nan)
     for i in range(n):
-        halo = Zhao(p["rho0"][i] / s[i] ** 2, p["rs"][i] * s[i], p["alpha_dm"][i], p["beta_dm"][i], p["gamma"][i])
+        halo = halo_object(p, i, float(s[i]))
         try:
             out[i] = log10_j_factor(halo.density, distance * s[i], theta_deg)
         except ValueError:  # inner slope >= 1.5: J diverges
