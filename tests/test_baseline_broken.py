@@ -161,3 +161,28 @@ def test_family_holds_the_usual_haloes_inside_the_data(truth):
     box = np.array([PARAMETERS[n][0] for n in ("log10_rho_half", "gamma_1", "gamma_2", "gamma_3", "gamma_4")])
     fit = least_squares(miss, [8.0, 1.0, 1.0, 1.0, 1.0], bounds=(box[:, 0], box[:, 1]))
     assert np.abs(fit.fun).max() < 0.03 and np.all(fit.x < box[:, 1] - 0.01)  # no slope on its prior's edge
+
+
+def test_profile_likelihood_is_refused_for_the_family_in_one_line(tmp_path, capsys):
+    """Its maximum sits on the slopes' box edges, where Wilks' theorem fails (measured: intervals too narrow), so
+    the library, the baseline command and calibrate refuse it before any fit runs."""
+    from dsphnf.baseline import BaselineLikelihood
+    from dsphnf.baseline.profile_likelihood import ProfileLikelihood
+    from dsphnf.calibrate.spec import calibration_spec
+    from dsphnf.cli import main
+    from dsphnf.calibrate import CalibrationError
+    from dsphnf.mocks import draw_mock
+
+    cat = draw_mock("PlumCuspIso", n=100, seed=1).catalog
+    like = BaselineLikelihood(BaselineModel("broken", Isotropic(), r_half=R_HALF), cat.R, cat.vz)
+    with pytest.raises(FitError, match="not offered with the broken halo family"):
+        ProfileLikelihood(like, 0.2)
+    stars = tmp_path / "stars.csv"
+    cat.to_csv(stars)
+    rc = main(["baseline", str(stars), "-o", str(tmp_path / "out"), "--halo", "broken", "--profile-likelihood", "3",
+               "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "use the posterior's bands" in err[0] and not (tmp_path / "out").exists()
+    with pytest.raises(CalibrationError, match="not offered with the broken halo family"):
+        calibration_spec("PlumCuspIso", realisations=2, stars=100, methods="baseline,profile", fit_halo="broken")
+    assert calibration_spec("PlumCuspIso", realisations=2, stars=100, methods="baseline", fit_halo="broken")

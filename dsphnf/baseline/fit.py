@@ -28,7 +28,7 @@ from .losvd import DEFAULT_LOSVD, kurtosis_of
 from .mixture import Foreground, MixtureLikelihood, velocity_core
 from .model import DEFAULT_HALO, BaselineModel
 from .priors import Prior, read_priors
-from .profile_likelihood import profile_bands
+from .profile_likelihood import profile_bands, profile_refusal
 from .sampler import SamplerResult, run_emcee
 
 __all__ = ["fit_baseline"]
@@ -115,6 +115,8 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     _check_settings(max_steps, nwalkers, distance, n_draws)
     if profile_likelihood < 0 or (profile_likelihood and foreground is not None):
         raise FitError("profile_likelihood takes a number of radii >= 0, and no foreground")
+    if profile_likelihood and profile_refusal(halo.strip().lower()):
+        raise FitError(profile_refusal(halo.strip().lower()))
     if isinstance(priors, (str, Path)):
         priors = read_priors(priors)
     catalog, n_centre = usable_stars(catalog)

@@ -207,6 +207,7 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
                   centre: str = "auto", velocity: str = "auto", losvd: str = "gaussian") -> tuple[FitSettings, ...]:
     from ..baseline.losvd import losvd_shape
     from ..baseline.model import BASELINE_FORMS, halo_family
+    from ..baseline.profile_likelihood import profile_refusal
     from ..flows.cnf import FLOW_FORMS
     from ..flows.fit_setup import centre_refusal, resolved_centre, resolved_velocity, velocity_refusal, warm_refusal
     from ..flows.nu_mean import NU_MEANS
@@ -219,6 +220,8 @@ def _fit_settings(methods: str, fit_anisotropy: Any, ensemble: int, steps: int |
           f"unknown --method {methods!r}: use flow, baseline, profile, start, a comma list of them, both or all")
     beta = anisotropy_from(fit_anisotropy)
     halo_family(fit_halo, "--fit-halo", CalibrationError)
+    if "profile" in chosen and profile_refusal(fit_halo):
+        raise CalibrationError(profile_refusal(fit_halo))
     losvd_shape(losvd, "--losvd", CalibrationError)
     _need(nu_mean in NU_MEANS, f"--nu-mean must be one of {', '.join(NU_MEANS)}, got {nu_mean!r}")
     _need(centre in CENTRES, f"--centre must be one of {', '.join(CENTRES)}, got {centre!r}")
