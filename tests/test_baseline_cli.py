@@ -210,24 +210,27 @@ def test_heavy_tails_are_pointed_out_where_significant(baseline_out, capsys):
         assert ("--losvd kurtosis fits the tails" in capsys.readouterr().out) == said
 
 
-def test_broken_power_law_halo_end_to_end(stars, tmp_path, capsys):
-    """``--halo broken``: the density at R_half and four slopes are sampled, the prior is described at the
-    nodes, the likelihood's bands and the J-factor go through the family's closed forms."""
-    out = tmp_path / "broken"
-    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "broken", "--steps", "200", "--walkers", "24",
-               "--profile-likelihood", "2", "--distance", "76", "--no-progress", "--no-plots"])
+@pytest.mark.parametrize("halo,slopes", [("broken", ("gamma_1", "gamma_2", "gamma_3", "gamma_4")),
+                                         ("steepening", ("gamma_1", "dgamma_2", "dgamma_3", "dgamma_4"))])
+def test_broken_power_law_halo_end_to_end(stars, tmp_path, capsys, halo, slopes):
+    """``--halo broken`` / ``steepening``: the density at R_half and four slopes (or the first and three
+    steepenings) are sampled, the prior is described at the nodes, profiles and the J-factor go through the
+    family's closed forms."""
+    out = tmp_path / halo
+    rc = main(["baseline", str(stars), "-o", str(out), "--halo", halo, "--steps", "200", "--walkers", "24",
+               "--distance", "76", "--no-progress", "--no-plots"])
     assert rc == 0, capsys.readouterr().err
     s = json.loads((out / "summary.json").read_text())
     priors = s["settings"]["priors"]
-    assert s["settings"]["halo"] == "broken" and "log10_rs" not in priors and "alpha_dm" not in priors
-    assert [priors[f"gamma_{k}"] for k in range(1, 5)] == ["U(0, 2)"] + ["U(0, 3)"] * 3
+    assert s["settings"]["halo"] == halo and "log10_rs" not in priors and "alpha_dm" not in priors
+    assert [priors[k] for k in slopes] == ["U(0, 2)"] + (["U(0, 3)"] * 3 if halo == "broken" else ["U(0, 1.5)"] * 3)
     nodes = [float(x) for x in priors["halo_measure"].removeprefix("flat in ln rho at r = ")[:-4].split(", ")]
     np.testing.assert_allclose(np.array(nodes) / nodes[2], [0.25, 0.5, 1, 2, 4], rtol=2e-2)
-    for k in range(1, 5):
-        post = s["diagnostics"]["parameters"][f"gamma_{k}"]
-        assert 0.0 <= post["lo95"] <= post["median"] <= post["hi95"] <= (2.0 if k == 1 else 3.0)
-    rows = np.genfromtxt(out / "rho_profile_likelihood.csv", delimiter=",", names=True)
-    assert np.all(rows["rho_lo95"] < rows["rho"]) and np.all(rows["rho"] < rows["rho_hi95"])
-    assert np.all(np.diff(rows["M"]) > 0)
+    for k in slopes:
+        post = s["diagnostics"]["parameters"][k]
+        assert 0.0 <= post["lo95"] <= post["median"] <= post["hi95"] <= 3.0
+    rows = np.genfromtxt(out / "profile_bands.csv", delimiter=",", names=True)
+    assert np.all(np.diff(rows["M"]) > 0) and np.all(np.diff(rows["rho"]) < 0)
+    assert np.all(rows["rho_lo95"] <= rows["rho"]) and np.all(rows["rho"] <= rows["rho_hi95"])
     j = s["jfactor"]
     assert j["log10_J_lo95"] <= j["log10_J"] <= j["log10_J_hi95"] and 17.5 < j["log10_J"] < 20.5  # truth 19.05

@@ -75,11 +75,8 @@ def _log_phi(d: np.ndarray) -> np.ndarray:
 
 def zhao_log_density(r: np.ndarray, scale: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
                      gamma: np.ndarray) -> np.ndarray:
-    """ln of (r/scale)^-gamma [1 + (r/scale)^alpha]^((gamma-beta)/alpha), batched: params (B,), r (n,) or (B, n).
-
-    Returns (B, n).
-    """
-    lx = np.log(r) - np.log(scale)[:, None]
+    """ln of (r/scale)^-gamma [1 + (r/scale)^alpha]^((gamma-beta)/alpha), batched: params (B,), r (n,) -> (B, n)."""
+    lx = np.log(r)[None, :] - np.log(scale)[:, None]
     a = alpha[:, None]
     return -gamma[:, None] * lx + ((gamma - beta) / alpha)[:, None] * np.logaddexp(0.0, a * lx)
 
