@@ -187,17 +187,3 @@ def test_profile_likelihood_is_refused_for_the_family_in_one_line(tmp_path, caps
         calibration_spec("PlumCuspIso", realisations=2, stars=100, methods="baseline,profile", fit_halo="broken")
     assert calibration_spec("PlumCuspIso", realisations=2, stars=100, methods="baseline", fit_halo="broken")
 
-
-def test_steepening_family_samples_the_first_slope_and_how_much_each_piece_steepens():
-    """``steepening``: gamma_1 and increments dgamma_k >= 0, so the slopes never get shallower outwards (as every
-    halo of the mocks, NFW, cored Zhao, Burkert, Einasto); a prior flat in the increments keeps gamma_1's flat."""
-    m = BaselineModel("steepening", Isotropic(), r_half=R_HALF)
-    assert m.names[3:8] == ["log10_rho_half", "gamma_1", "dgamma_2", "dgamma_3", "dgamma_4"]
-    p = m.unpack(_theta(m, {"log10_rho_half": 8.0, "gamma_1": 0.4, "dgamma_2": 0.2, "dgamma_3": 0.0,
-                            "dgamma_4": 1.1}))
-    nodes = R_HALF * np.asarray(BROKEN_NODES)
-    slopes = -np.diff(halo_log10_density(p, nodes)[0]) / np.diff(np.log10(nodes))
-    np.testing.assert_allclose(slopes, [0.4, 0.6, 0.6, 1.7], rtol=1e-12)
-    assert p["outer"][0] == BROKEN_OUTER_MIN and m.describe()["halo_measure"].startswith("flat in ln rho at r = ")
-    shallower = _theta(m, {"log10_rho_half": 8.0, "gamma_1": 0.4, "dgamma_2": -0.1, "dgamma_3": 0.0, "dgamma_4": 1.1})
-    assert m.log_prior(shallower)[0] == -np.inf

@@ -145,7 +145,7 @@ class BaselineModel:
         self.fixed: dict[str, float] = {n: p.a for n, p in self.priors.items() if p.kind == "fixed"}
         if r_half is not None and not (math.isfinite(r_half) and r_half > 0):
             raise FitError(f"r_half must be > 0 kpc, got {r_half}")
-        if halo in ("broken", "steepening") and r_half is None:
+        if halo == "broken" and r_half is None:
             raise FitError(f"the {halo} halo family needs the data's R_half for its nodes")
         self.r_half = None if r_half is None else float(r_half)
         #: Free halo shape parameters the density measure covers (empty: priors flat in the parameters).
@@ -166,7 +166,7 @@ class BaselineModel:
             c = MEASURE_RADII[len(self.measure_on)]
             radii = ", ".join(f"{x * self.r_half:.3g}" for x in c)
             out["halo_measure"] = f"flat in ln rho at r = {radii} kpc ({', '.join(f'{x:.3g}' for x in c)} R_half)"
-        elif self.halo in ("broken", "steepening"):
+        elif self.halo == "broken":
             radii = ", ".join(f"{x * self.r_half:.3g}" for x in BROKEN_NODES)
             out["halo_measure"] = f"flat in ln rho at r = {radii} kpc"
         else:
@@ -266,8 +266,7 @@ class BaselineModel:
         # NFW-ish halo with r_s = 1 kpc: M(r) ~ 2 pi rho0 r_s r^2 for r << r_s
         guess["log10_rho0"] = math.log10(mass / (2.0 * math.pi * r_half3**2))
         # broken: slopes steepening 1 -> 2; rho(R_half) from the mean density inside 4/3 R_half (slope ~1.3)
-        guess |= {"gamma_1": 1.0, "gamma_2": 1.3, "gamma_3": 1.6, "gamma_4": 2.0, "dgamma_2": 0.3, "dgamma_3": 0.3,
-                  "dgamma_4": 0.4,
+        guess |= {"gamma_1": 1.0, "gamma_2": 1.3, "gamma_3": 1.6, "gamma_4": 2.0,
                   "log10_rho_half": math.log10(mass * (3.0 - 1.3) / (4.0 * math.pi * r_half3**3))}
         out = []
         for n in self.names:

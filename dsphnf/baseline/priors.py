@@ -22,9 +22,6 @@ gamma_1     U(0, 2)              slopes -d ln rho / d ln r of the ``broken``
 gamma_2 ... U(0, 3)              halo between its nodes at 1/4, 1/2, 1, 2
 gamma_4                          and 4 R_half (:mod:`dsphnf.baseline.halo_family`);
                                  gamma_1 also inwards (as gamma, the Zhao inner slope)
-dgamma_2 .. U(0, 1.5)            ``steepening`` instead of gamma_2 ... gamma_4:
-dgamma_4                         how much the slope steepens from one piece
-                                 to the next
 beta_sym    U(-1, 1)             beta/(2-beta), anisotropy ``constant``
 b0_sym      U(-1, 1)             b0/(2-b0), ``cuddeford`` and ``baes``
 binf_sym    U(-1, 1)             binf/(2-binf), ``baes``
@@ -97,9 +94,6 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "gamma_2": ((0.0, 3.0), "halo slope -dln rho/dln r from R_half/2 to R_half (broken)"),
     "gamma_3": ((0.0, 3.0), "halo slope -dln rho/dln r from R_half to 2 R_half (broken)"),
     "gamma_4": ((0.0, 3.0), "halo slope -dln rho/dln r beyond 2 R_half (broken; at least 2 beyond 4 R_half)"),
-    "dgamma_2": ((0.0, 1.5), "steepening of the halo slope from the first piece to the second (steepening)"),
-    "dgamma_3": ((0.0, 1.5), "steepening of the halo slope from the second piece to the third (steepening)"),
-    "dgamma_4": ((0.0, 1.5), "steepening of the halo slope from the third piece to the fourth (steepening)"),
     "beta_sym": ((-1.0, 1.0), "symmetrised constant anisotropy beta/(2-beta)"),
     "b0_sym": ((-1.0, 1.0), "symmetrised central anisotropy b0/(2-b0) (cuddeford, baes)"),
     "binf_sym": ((-1.0, 1.0), "symmetrised outer anisotropy binf/(2-binf) (baes)"),

@@ -49,7 +49,7 @@ def profile_refusal(halo: str) -> str | None:
     >>> profile_refusal("zhao-alpha") is None, profile_refusal("broken")[:40]
     (True, 'the profile likelihood is not offered wi')
     """
-    if halo in ("broken", "steepening"):
+    if halo == "broken":
         return (f"the profile likelihood is not offered with the {halo} halo family (its maximum sits on the edges "
                 "of the slopes' boxes, where its intervals are too narrow); use the posterior's bands")
     return None

@@ -20,9 +20,7 @@ fixes alpha_dm = 1, the gNFW; --halo nfw fixes gamma = 1, --halo cored
 gamma = 0, both with alpha_dm = 1); or --halo broken: a broken power law,
 log rho linear in log r between nodes at 1/4, 1/2, 1, 2 and 4 R_half (the
 stars' median projected radius), its density at R_half and its four slopes
-free, so cusps, cores and sharp turns are all inside the family; --halo
-steepening: the same with slopes that never get shallower outwards (the first
-slope and three steepenings >= 0 free).  Velocities:
+free, so cusps, cores and sharp turns are all inside the family.  Velocities:
 v_i ~ N(v_sys, sigma_los^2(R_i) + err_i^2), weighted by membership; with --losvd
 kurtosis a heavy-tailed distribution of the same variance instead (a Gaussian
 scale mixture, each component convolved with err_i) whose kurtosis
@@ -42,7 +40,6 @@ to fix a parameter, [lo, hi] for uniform or {normal = [mean, sd]}):
   log10_rstar U(-2, 1)  gamma_star U(0, 2)  beta_star U(3.2, 8)  alpha_star 2
   log10_rho0 U(4, 11)   log10_rs U(-1.5, 1.5)  gamma U(0, 2)  alpha_dm 1 (U(0.5, 3) with --halo zhao-alpha)  beta_dm 3
   --halo broken instead: log10_rho_half U(4, 11)  gamma_1 U(0, 2)  gamma_2 ... gamma_4 U(0, 3)
-  --halo steepening: log10_rho_half U(4, 11)  gamma_1 U(0, 2)  dgamma_2 ... dgamma_4 U(0, 1.5)
   beta_sym U(-1, 1)  b0_sym U(-1, 1)  binf_sym U(-1, 1)  log10_ra U(-1.5, 1.5)  eta U(1, 3)
   v_sys U(-50, 50) km/s  kurtosis U(3, 12) (--losvd kurtosis)
 
@@ -72,10 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="isotropic | constant:B | om:RA | cuddeford:B0,RA | baes:B0,BINF,RA,ETA (given) or "
                         "constant | om | cuddeford | baes (inferred); default isotropic")
     p.add_argument("--halo", default="zhao-alpha",
-                   choices=["zhao-alpha", "zhao", "nfw", "cored", "broken", "steepening"],
+                   choices=["zhao-alpha", "zhao", "nfw", "cored", "broken"],
                    help="halo family (default zhao-alpha: Zhao with its transition sharpness alpha_dm free; "
-                        "zhao: gNFW, alpha_dm = 1; broken: a broken power law with nodes at 1/4-4 R_half; steepening: "
-                        "the same with slopes steepening outwards)")
+                        "zhao: gNFW, alpha_dm = 1; broken: a broken power law with nodes at 1/4-4 R_half)")
     p.add_argument("--losvd", default="gaussian", choices=["gaussian", "kurtosis"],
                    help="line-of-sight velocity distribution: gaussian (default) or kurtosis (heavy-tailed, its "
                         "kurtosis free; about twice the time)")

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="beta(r) the fits assume (default isotropic), as in dsphnf fit --anisotropy")
     p.add_argument("--fit-halo", default="zhao-alpha", metavar="FAMILY",
                    help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default, transition "
-                        "sharpness free) | zhao (gNFW) | nfw | cored | broken (broken power law) | steepening")
+                        "sharpness free) | zhao (gNFW) | nfw | cored | broken (broken power law)")
     p.add_argument("--losvd", default="gaussian", metavar="SHAPE",
                    help="the baseline's line-of-sight velocity distribution, as in dsphnf baseline --losvd: gaussian "
                         "(default) | kurtosis (heavy-tailed, its kurtosis free)")

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="spectroscopic | photometric (default spectroscopic; photometric: baseline only)")
     p.add_argument("--halo", default=None, metavar="FAMILY",
                    help="the baseline's halo family, as in dsphnf baseline --halo: zhao-alpha (default) | "
-                        "zhao (gNFW) | nfw | cored | broken (broken power law) | steepening")
+                        "zhao (gNFW) | nfw | cored | broken (broken power law)")
     p.add_argument("--losvd", default=None, metavar="SHAPE",
                    help="the baseline's line-of-sight velocity distribution, as in dsphnf baseline --losvd: gaussian "
                         "(default) | kurtosis (heavy-tailed, its kurtosis free)")
