@@ -14,7 +14,7 @@ Per galaxy and method (units in :data:`COLUMNS`):
   beyond the stars).
 
 The baseline's numbers come from its posterior draws (:func:`baseline_draws`):
-the Zhao halo in closed form, so that a distance drawn per draw (the
+the halo of its family in closed form (:mod:`dsphnf.baseline.halo_family`), so that a distance drawn per draw (the
 ``per-draw`` switch) is propagated exactly by the homology of the Jeans
 equations: at distance s D every length scales by s, rho by s^-2, M by s.
 The flow's come from its profile bands and its ensemble members
