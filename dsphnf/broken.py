@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BrokenPowerLaw", "broken_slopes", "broken_log_density", "broken_mass"]
+__all__ = ["BrokenPowerLaw", "broken_slopes", "broken_log_density", "broken_log_slope", "broken_mass"]
 
 
 def broken_slopes(ln_nodes: np.ndarray, ln_rho: np.ndarray, inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
@@ -45,6 +45,11 @@ def broken_slopes(ln_nodes: np.ndarray, ln_rho: np.ndarray, inner: np.ndarray, o
     """
     between = -np.diff(ln_rho, axis=1) / np.diff(ln_nodes, axis=1)
     return np.concatenate([np.asarray(inner, float)[:, None], between, np.asarray(outer, float)[:, None]], axis=1)
+
+
+def _log_radii(r: np.ndarray, B: int) -> np.ndarray:
+    """ln r [ln kpc] as (B, n), from radii (n,) shared by B halos or (B, n) of their own."""
+    return np.broadcast_to(np.log(np.asarray(r, dtype=float)), (B, np.shape(r)[-1]))
 
 
 def _pieces(ln_r: np.ndarray, ln_nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,11 +69,25 @@ def broken_log_density(r: np.ndarray, ln_nodes: np.ndarray, ln_rho: np.ndarray, 
     array([[16.        ,  2.37037037,  0.0625    ]])
     """
     B = ln_nodes.shape[0]
-    ln_r = np.broadcast_to(np.log(np.asarray(r, dtype=float)), (B, np.shape(r)[-1]))
+    ln_r = _log_radii(r, B)
     gamma = broken_slopes(ln_nodes, ln_rho, inner, outer)
     j, a = _pieces(ln_r, ln_nodes)
     rows = np.arange(B)[:, None]
     return ln_rho[rows, a] - gamma[rows, j] * (ln_r - ln_nodes[rows, a])
+
+
+def broken_log_slope(r: np.ndarray, ln_nodes: np.ndarray, ln_rho: np.ndarray, inner: np.ndarray,
+                     outer: np.ndarray) -> np.ndarray:
+    """d ln rho / d ln r (minus the slope of the piece each radius lies in) at ``r`` [kpc] ((n,) or (B, n)) -> (B, n).
+
+    Examples
+    --------
+    >>> ln_n, ln_rho = np.log([[1.0, 2.0]]), np.log([[8.0, 1.0]])
+    >>> broken_log_slope(np.array([0.5, 1.5, 4.0]), ln_n, ln_rho, np.array([1.0]), np.array([4.0]))
+    array([[-1., -3., -4.]])
+    """
+    j, _ = _pieces(_log_radii(r, ln_nodes.shape[0]), ln_nodes)
+    return -np.take_along_axis(broken_slopes(ln_nodes, ln_rho, inner, outer), j, axis=1)
 
 
 def _power_integral(u: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -91,7 +110,7 @@ def broken_mass(r: np.ndarray, ln_nodes: np.ndarray, ln_rho: np.ndarray, inner: 
     10.666666666667
     """
     B, K = ln_nodes.shape
-    ln_r = np.broadcast_to(np.log(np.asarray(r, dtype=float)), (B, np.shape(r)[-1]))
+    ln_r = _log_radii(r, B)
     gamma = broken_slopes(ln_nodes, ln_rho, inner, outer)
     c = 3.0 - gamma  # (B, K + 1)
     amp = 4.0 * np.pi * np.exp(ln_rho + 3.0 * ln_nodes)  # 4 pi rho_k r_k^3, (B, K)
@@ -159,7 +178,4 @@ class BrokenPowerLaw:
 
     def dlogrho_dlogr(self, r):
         """Logarithmic slope d ln rho / d ln r (the slope of the piece r lies in)."""
-        r = np.asarray(r, dtype=float)
-        ln_nodes, ln_rho, inner, outer = self._args()
-        j, _ = _pieces(np.log(r.reshape(1, -1)), ln_nodes)
-        return -broken_slopes(ln_nodes, ln_rho, inner, outer)[0, j[0]].reshape(r.shape)
+        return self._apply(broken_log_slope, r)

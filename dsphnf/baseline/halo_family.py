@@ -42,7 +42,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..broken import BrokenPowerLaw, broken_log_density, broken_mass, broken_slopes
+from ..broken import BrokenPowerLaw, broken_log_density, broken_log_slope, broken_mass
 from ..errors import FitError
 from .projector import zhao_log_density, zhao_mass_inner
 
@@ -151,11 +151,7 @@ def halo_density(p: Mapping[str, np.ndarray], r: np.ndarray) -> np.ndarray:
 def halo_log_slope(p: Mapping[str, np.ndarray], r: np.ndarray) -> np.ndarray:
     """d ln rho / d ln r of B draws at radii ``r`` [kpc] ((n,) or (B, n)) -> (B, n)."""
     if "ln_nodes" in p:
-        ln_nodes, ln_rho, inner, outer = _broken(p)
-        gamma = broken_slopes(ln_nodes, ln_rho, inner, outer)
-        ln_r = np.broadcast_to(np.log(np.asarray(r, dtype=float)), (len(gamma), np.shape(r)[-1]))
-        j = np.sum(ln_r[:, :, None] >= ln_nodes[:, None, :], axis=2)
-        return -np.take_along_axis(gamma, j, axis=1)
+        return broken_log_slope(r, *_broken(p))
     xa = (np.asarray(r, dtype=float) / p["rs"][:, None]) ** p["alpha_dm"][:, None]
     g, b = p["gamma"][:, None], p["beta_dm"][:, None]
     return -g + (g - b) * xa / (1.0 + xa)
