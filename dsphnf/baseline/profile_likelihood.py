@@ -59,6 +59,9 @@ LogF = Callable[[np.ndarray], np.ndarray]
 
 #: Where in its box each free anisotropy parameter is put for the extra starts (:meth:`ProfileLikelihood.branches`).
 BRANCH_POINTS = (0.25, 0.75)
+#: How often :meth:`ProfileLikelihood.interval` searches again after its maximum moved, and by how much [nats]
+#: ln L must rise to count as a move.
+MAX_RESTARTS, RESTART_NATS = 3, 0.01
 
 
 def maximise(log_f: LogF, starts: Sequence[np.ndarray], bounds: Sequence[tuple[float | None, float | None]],
@@ -139,7 +142,12 @@ class ProfileLikelihood:
     (:meth:`branches`), so that a constrained maximum on the other ridge is
     not missed (on ten PlumCoreOm mocks without these starts, the default start
     missed the higher free maximum once and the walk a higher constrained
-    maximum once; benchmarks/calibration_baseline.md, section 5).
+    maximum once; benchmarks/calibration_baseline.md, section 5). The free
+    maximum is also started with the halo's inner slope ``gamma`` at 1/4 and
+    3/4 of its box, a cusp and a core (on a PlumCoreIso mock with a free LOSVD
+    kurtosis the default start alone stopped in the cusped basin, 3.3 nats
+    low); and where a constrained search still finds a higher point, the
+    interval is searched again from it (:meth:`interval`).
 
     Examples
     --------
@@ -172,17 +180,21 @@ class ProfileLikelihood:
         self.k = model.names.index(normalisation(model.halo))
         self.bounds = [(p.a, p.b) if p.kind == "uniform" else (None, None)
                        for p in (model.priors[n] for n in model.names)]
-        self._aniso = [i for i, n in enumerate(model.names) if n in ANISOTROPY_NAMES and None not in self.bounds[i]]
+        boxed = [i for i in range(len(model.names)) if None not in self.bounds[i]]
+        self._aniso = [i for i in boxed if model.names[i] in ANISOTROPY_NAMES]
+        self._slope = [i for i in boxed if model.names[i] == "gamma"]  # the halo's inner slope: cusp or core
 
-    def branches(self, theta: np.ndarray) -> list[np.ndarray]:
-        """``theta`` and copies with every free anisotropy parameter at the :data:`BRANCH_POINTS` of its box.
+    def branches(self, theta: np.ndarray, which: list[int] | None = None) -> list[np.ndarray]:
+        """``theta`` and copies with the parameters ``which`` (default: every free anisotropy parameter) at the
+        :data:`BRANCH_POINTS` of their boxes.
 
-        Only ``theta`` when no anisotropy parameter is fitted.
+        Only ``theta`` when there are none.
         """
+        which = self._aniso if which is None else which
         out = [np.asarray(theta, dtype=float)]
-        for q in BRANCH_POINTS if self._aniso else ():
+        for q in BRANCH_POINTS if which else ():
             t = out[0].copy()
-            for i in self._aniso:
+            for i in which:
                 lo, hi = self.bounds[i]
                 t[i] = lo + q * (hi - lo)
             out.append(t)
@@ -199,7 +211,8 @@ class ProfileLikelihood:
             like = self.likelihood
             mean, _, sigma, _ = ml_dispersion(like.v, np.sqrt(like.e2), like.w)  # the start fit_baseline uses
             guess = like.model.initial_guess(weighted_median(like.R, like.w), max(sigma, 1.0), mean)
-            self._best = maximise(like.log_likelihood, [*self.branches(guess), *self.starts], self.bounds)
+            starts = [*self.branches(guess), *self.branches(guess, self._slope)[1:], *self.starts]
+            self._best = maximise(like.log_likelihood, starts, self.bounds)
             if not math.isfinite(self._best[1]):
                 raise FitError("no starting point has a finite likelihood")
             x = self._best[0]
@@ -252,25 +265,32 @@ class ProfileLikelihood:
         """The maximum-likelihood log10 rho(r) and the ``level`` interval {y : 2 Delta(y) <= chi^2_1 quantile}.
 
         An end that is not reached within ``max_dex`` of the maximum is
-        returned as -inf / +inf: the data bound rho only on one side there. Each end is bracketed by steps of ``first_step``
-        [dex] (below, above the maximum) doubling outwards, then found to 1e-3 dex.
+        returned as -inf / +inf: the data bound rho only on one side there. Each end is bracketed by steps of
+        ``first_step`` [dex] (below, above the maximum) doubling outwards, then found to 1e-3 dex. Where a constrained search
+        finds a point higher than the free maximum by more than ``RESTART_NATS``, both ends are searched again
+        from the new maximum (at most ``MAX_RESTARTS`` times, then FitError): ends bracketed from a missed
+        maximum outside the interval collapse onto it.
         """
         if not 0 < level < 1:
             raise FitError(f"level must be in (0, 1), got {level}")
         q = float(stats.chi2.ppf(level, 1))
-        y0 = float(self.log10_rho(self.best()[0][None, :])[0])
-        ends = []
-        for sign, d in zip((-1.0, 1.0), first_step):
-            inner = 0.0
-            while d <= max_dex and self.statistic(y0 + sign * d) < q:
-                inner, d = d, 2.0 * d
-            if d > max_dex:
-                ends.append(sign * math.inf)
-                continue
-            f = lambda t: self.statistic(y0 + sign * t) - q  # noqa: E731
-            ends.append(y0 + sign * _crossing(f, inner, d, xtol=1e-3))
-        y0 = float(self.log10_rho(self.best()[0][None, :])[0])  # the free maximum may have moved
-        return y0, ends[0], ends[1]
+        for _ in range(MAX_RESTARTS + 1):  # again from the new maximum while a constrained search finds a higher one
+            value = self.best()[1]
+            y0 = float(self.log10_rho(self.best()[0][None, :])[0])
+            ends = [self._end(y0, sign, d, q, max_dex) for sign, d in zip((-1.0, 1.0), first_step)]
+            if self.best()[1] <= value + RESTART_NATS:
+                return y0, ends[0], ends[1]
+        raise FitError(f"the likelihood's maximum kept moving while the interval at r = {self.r:.3g} kpc was searched")
+
+    def _end(self, y0: float, sign: float, d: float, q: float, max_dex: float) -> float:
+        """The end of {y : 2 Delta(y) <= q} below (``sign`` -1) or above (+1) ``y0``, first step ``d`` [dex]."""
+        inner = 0.0
+        while d <= max_dex and self.statistic(y0 + sign * d) < q:
+            inner, d = d, 2.0 * d
+        if d > max_dex:
+            return sign * math.inf
+        f = lambda t: self.statistic(y0 + sign * t) - q  # noqa: E731
+        return y0 + sign * _crossing(f, inner, d, xtol=1e-3)
 
 
 def _crossing(f: Callable[[float], float], a: float, b: float, xtol: float) -> float:
