@@ -25,6 +25,15 @@ def test_maximise_reaches_a_curved_optimum_and_respects_the_box():
     assert v == -math.inf
 
 
+def test_maximise_reaches_an_optimum_on_a_bound_beyond_which_the_function_is_undefined():
+    """As the likelihood with a free LOSVD kurtosis at k = 3 on nearly Gaussian stars: -inf below the bound, the
+    best value on it. The gradient's differences stay inside the box (before, a central difference stepped
+    out, the search met -inf on its first touch of the bound and stopped there, 0.27 off in x0)."""
+    f = lambda x: np.where(x[:, 1] >= 0, -((x[:, 0] - x[:, 1] - 1) ** 2) - x[:, 1], -np.inf)  # noqa: E731
+    x, v = maximise(f, [np.array([0.0, 1.0])], [(None, None), (0.0, 2.0)])
+    assert x == pytest.approx([1.0, 0.0], abs=1e-5) and v == pytest.approx(0.0, abs=1e-9)
+
+
 def test_constrained_maximum_equals_a_brute_force_scan():
     """Stars and v_sys fixed, an NFW halo: at fixed log10 rho(r) only log10 r_s is free, so a grid finds the maximum."""
     cat = draw_mock("NonPlumCuspIso", n=400, seed=5).catalog
