@@ -147,9 +147,10 @@ class ProfileLikelihood:
     maximum once; benchmarks/calibration_baseline.md, section 5). The free
     maximum is also started with the halo's inner slope ``gamma`` at 1/4 and
     3/4 of its box, a cusp and a core (on a PlumCoreIso mock with a free LOSVD
-    kurtosis the default start alone stopped in the cusped basin, 3.3 nats
-    low); and where a constrained search still finds a higher point, the
-    interval is searched again from it (:meth:`interval`).
+    kurtosis the default start alone once stopped in the cusped basin, 3.3
+    nats low, when the gradient's differences still stepped outside the box);
+    and where a constrained search still finds a higher point, the interval is
+    searched again from it (:meth:`interval`).
 
     Examples
     --------
@@ -268,10 +269,10 @@ class ProfileLikelihood:
 
         An end that is not reached within ``max_dex`` of the maximum is
         returned as -inf / +inf: the data bound rho only on one side there. Each end is bracketed by steps of
-        ``first_step`` [dex] (below, above the maximum) doubling outwards, then found to 1e-3 dex. Where a constrained search
-        finds a point higher than the free maximum by more than ``RESTART_NATS``, both ends are searched again
-        from the new maximum (at most ``MAX_RESTARTS`` times, then FitError): ends bracketed from a missed
-        maximum outside the interval collapse onto it.
+        ``first_step`` [dex] (below, above the maximum) doubling outwards, then found to 1e-3 dex. Where a
+        constrained search finds a point higher than the free maximum by more than ``RESTART_NATS``, both ends
+        are searched again from the new maximum (at most ``MAX_RESTARTS`` times, then FitError): ends bracketed
+        from a missed maximum outside the interval collapse onto it.
         """
         if not 0 < level < 1:
             raise FitError(f"level must be in (0, 1), got {level}")
