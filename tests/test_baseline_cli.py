@@ -184,17 +184,26 @@ def test_losvd_choices_and_defaults_are_the_models():
         assert settings.__dataclass_fields__["losvd"].default == DEFAULT_LOSVD
 
 
-def test_free_kurtosis_is_sampled_and_written(stars, tmp_path, capsys):
-    """--losvd kurtosis samples the LOSVD's kurtosis in [3, 12] and says so in summary.json and on screen."""
+@pytest.mark.parametrize("losvd, names, said", [("kurtosis", ["kurtosis"], [""]),
+                                                 ("kurtosis-radial", ["kurtosis_inner", "kurtosis_outer"],
+                                                  [" at R_half/4", " at 4 R_half"])])
+def test_free_kurtosis_is_sampled_and_written(stars, tmp_path, capsys, losvd, names, said):
+    """--losvd kurtosis samples the LOSVD's kurtosis in [3, 12] (kurtosis-radial: one at each node) and says so
+    in summary.json and on screen."""
     out = tmp_path / "k"
-    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "nfw", "--losvd", "kurtosis", "--steps", "200",
+    rc = main(["baseline", str(stars), "-o", str(out), "--halo", "nfw", "--losvd", losvd, "--steps", "200",
                "--walkers", "24", "--no-progress", "--no-plots"])
     assert rc == 0
     s = json.loads((out / "summary.json").read_text())
-    assert s["settings"]["losvd"] == "kurtosis" and s["settings"]["priors"]["kurtosis"] == "U(3, 12)"
-    post = s["diagnostics"]["parameters"]["kurtosis"]
-    assert 3.0 <= post["lo95"] <= post["median"] <= post["hi95"] <= 12.0
-    assert f"line-of-sight velocity kurtosis {post['median']:.2f}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert s["settings"]["losvd"] == losvd
+    for name, where in zip(names, said):
+        assert s["settings"]["priors"][name] == "U(3, 12)"
+        post = s["diagnostics"]["parameters"][name]
+        assert 3.0 <= post["lo95"] <= post["median"] <= post["hi95"] <= 12.0
+        assert f"line-of-sight velocity kurtosis{where} {post['median']:.2f}" in printed
+    assert ("kurtosis_nodes" in s["settings"]["priors"]) == (losvd == "kurtosis-radial")
+    assert "fits the tails" not in printed
 
 
 def test_heavy_tails_are_pointed_out_where_significant(baseline_out, capsys):

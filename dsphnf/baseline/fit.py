@@ -84,11 +84,13 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         On the calibration mocks these intervals cover nominally where the
         posterior bands undercover (benchmarks/calibration_baseline.md).
         Not with a foreground.
-    losvd : {'gaussian', 'kurtosis'}
+    losvd : {'gaussian', 'kurtosis', 'kurtosis-radial'}
         The line-of-sight velocity distribution (:mod:`dsphnf.baseline.losvd`):
         Gaussian (default), or heavy-tailed with its kurtosis (>= 3) a free
         parameter, for haloes whose stars' velocities have heavy tails (a
-        Gaussian likelihood's bands on a dispersion are then too narrow).
+        Gaussian likelihood's bands on a dispersion are then too narrow), or
+        with its kurtosis at R_half/4 and 4 R_half free (tails that change
+        with radius).
 
     Returns
     -------

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .losvd import log_losvd
+from .losvd import kurtosis_at, log_losvd
 from .model import BaselineModel
 from .projector import JeansProjector, cubic_weights
 
@@ -28,7 +28,8 @@ class BaselineLikelihood:
     with f the LOSVD convolved with the star's error (a Gaussian of variance
     sigma_los^2 + err_i^2 by default, or the scale mixture of
     :mod:`dsphnf.baseline.losvd` with the model's free kurtosis,
-    ``BaselineModel(losvd="kurtosis")``), N_win = Int_{R_min}^{R_max} 2 pi R
+    ``BaselineModel(losvd="kurtosis")``, or its kurtosis at each star's R,
+    ``losvd="kurtosis-radial"``), N_win = Int_{R_min}^{R_max} 2 pi R
     Sigma dR the model's number of stars inside the data's radial window (so
     positions are a normalised density in the window), and w_i the
     membership probabilities.
@@ -89,7 +90,13 @@ class BaselineLikelihood:
         log_nwin = np.log(np.einsum("bj,j->b", Sigma, self.win))
         s2 = np.exp(self.at_stars(np.log(prof["sigma_los2"])))
         dv = self.v[None, :] - sub["v_sys"][:, None]
-        return lS, log_nwin, log_losvd(dv, s2, self.e2, sub.get("kurtosis"))
+        return lS, log_nwin, log_losvd(dv, s2, self.e2, self._kurtosis(sub))
+
+    def _kurtosis(self, sub: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The LOSVD's kurtosis: None (Gaussian), one per row (B,) or one per row and star (B, N)."""
+        if "kurtosis_inner" in sub:
+            return kurtosis_at(self.R, self.model.r_half, sub["kurtosis_inner"], sub["kurtosis_outer"])
+        return sub.get("kurtosis")
 
     def standardised_velocities(self, theta: np.ndarray) -> np.ndarray:
         """(v - v_sys) / sqrt(sigma_los^2 + err^2) of every star (N,) for one parameter vector ``theta``.

@@ -20,6 +20,15 @@ free parameter ``kurtosis`` shared by all radii. Velocity errors convolve
 each component exactly: N(v | 0, m_j sigma_los^2 + err^2). A scale mixture
 cannot be flatter than a Gaussian (k < 3, e.g. tangential orbits); there
 the fit sits at k = 3, the Gaussian.
+
+The kurtosis of a dwarf's stars changes with projected radius R (Lokas,
+Mamon & Prada 2005 fit Draco's kurtosis profile): on an isotropic Burkert
+halo with a Plummer tracer it falls from 4.5-4.9 inside R_half to 3.4
+beyond 3 R_half, and with radial orbits in the outskirts it rises outwards.
+``losvd="kurtosis-radial"`` lets it: two free parameters, ``kurtosis_inner``
+and ``kurtosis_outer``, the kurtosis at R_half/4 and 4 R_half
+(:data:`KURTOSIS_NODES`, R_half the stars' median projected radius),
+linear in ln R between them and constant beyond (:func:`kurtosis_at`).
 """
 from __future__ import annotations
 
@@ -32,11 +41,18 @@ from scipy import optimize
 from ..errors import FitError
 from .sampler import _laplace_cov  # the inverse finite-difference Hessian behind the sampler's start
 
-__all__ = ["LOSVD_SHAPES", "DEFAULT_LOSVD", "N_NODES", "losvd_shape", "variance_multipliers", "log_losvd",
-           "kurtosis_of", "heavy_tails", "DispersionFit", "fit_dispersion"]
+__all__ = ["LOSVD_SHAPES", "LOSVD_PARAMETERS", "KURTOSIS_NODES", "DEFAULT_LOSVD", "N_NODES", "losvd_shape",
+           "variance_multipliers", "log_losvd", "kurtosis_at", "kurtosis_of", "heavy_tails", "DispersionFit",
+           "fit_dispersion"]
 
-#: The LOSVD shapes of the baseline: ``gaussian`` (kurtosis 3) and ``kurtosis`` (a free kurtosis >= 3).
-LOSVD_SHAPES = ("gaussian", "kurtosis")
+#: The LOSVD shapes of the baseline: ``gaussian`` (kurtosis 3), ``kurtosis`` (a free kurtosis >= 3 shared by all
+#: radii) and ``kurtosis-radial`` (a free kurtosis at each of :data:`KURTOSIS_NODES`, linear in ln R between).
+LOSVD_SHAPES = ("gaussian", "kurtosis", "kurtosis-radial")
+#: The free parameters of each shape.
+LOSVD_PARAMETERS: dict[str, tuple[str, ...]] = {"gaussian": (), "kurtosis": ("kurtosis",),
+                                                "kurtosis-radial": ("kurtosis_inner", "kurtosis_outer")}
+#: Projected radii of ``kurtosis_inner`` and ``kurtosis_outer`` in units of the stars' median projected radius.
+KURTOSIS_NODES = (0.25, 4.0)
 #: The default shape (``dsphnf baseline --losvd``).
 DEFAULT_LOSVD = "gaussian"
 #: Gauss-Hermite nodes of the scale mixture.
@@ -60,7 +76,7 @@ def losvd_shape(name: str, flag: str = "--losvd", error: type[Exception] = FitEr
     >>> losvd_shape("student")
     Traceback (most recent call last):
     ...
-    dsphnf.errors.FitError: unknown --losvd 'student': use one of gaussian, kurtosis
+    dsphnf.errors.FitError: unknown --losvd 'student': use one of gaussian, kurtosis, kurtosis-radial
     """
     if name not in LOSVD_SHAPES:
         raise error(f"unknown {flag} {name!r}: use one of {', '.join(LOSVD_SHAPES)}")
@@ -68,7 +84,7 @@ def losvd_shape(name: str, flag: str = "--losvd", error: type[Exception] = FitEr
 
 
 def variance_multipliers(kurtosis: np.ndarray) -> np.ndarray:
-    """The mixture's variance multipliers m_j for each kurtosis (B,) -> (B, N_NODES).
+    """The mixture's variance multipliers m_j for each kurtosis, shape (...) -> (..., N_NODES).
 
     sum_j W_j m_j = 1 (the variance is sigma_los^2) and 3 sum_j W_j m_j^2 = k
     (the kurtosis); k = 3 gives m_j = 1, the Gaussian.
@@ -100,8 +116,9 @@ def log_losvd(dv: np.ndarray, s2: np.ndarray, e2: np.ndarray, kurtosis: np.ndarr
         The model's sigma_los^2 at each star [(km/s)^2].
     e2 : ndarray, (N,)
         Squared velocity errors [(km/s)^2].
-    kurtosis : ndarray (B,) or None
-        The intrinsic LOSVD's kurtosis (>= 3); None: a Gaussian.
+    kurtosis : ndarray (B,) or (B, N), or None
+        The intrinsic LOSVD's kurtosis (>= 3), one per row or one per row and
+        star (:func:`kurtosis_at`); None: a Gaussian.
 
     Examples
     --------
@@ -114,8 +131,9 @@ def log_losvd(dv: np.ndarray, s2: np.ndarray, e2: np.ndarray, kurtosis: np.ndarr
     if kurtosis is None:
         var = s2 + e2
         return -0.5 * (np.log(2.0 * np.pi * var) + dv * dv / var)
-    m = variance_multipliers(kurtosis)  # (B, K)
-    inv = m[:, None, :] * s2[..., None]  # (B, N, K), in place from here: this is the baseline's inner loop
+    m = variance_multipliers(kurtosis)  # (B, K) or (B, N, K)
+    m = m[:, None, :] if m.ndim == 2 else m
+    inv = m * s2[..., None]  # (B, N, K), in place from here: this is the baseline's inner loop
     inv += e2[None, :, None]
     np.reciprocal(inv, out=inv)
     half_d2 = -0.5 * dv * dv
@@ -127,9 +145,27 @@ def log_losvd(dv: np.ndarray, s2: np.ndarray, e2: np.ndarray, kurtosis: np.ndarr
         out = np.log(x @ _W) - 0.5 * _LOG_2PI
     far = ~np.isfinite(out)  # a star so far out that every component underflows: the broadest one, in logs
     if np.any(far):
-        var = (m[:, None, -1] * s2 + e2[None, :])[far]
+        var = (m[..., -1] * s2 + e2[None, :])[far]
         out[far] = np.log(_W[-1]) - 0.5 * (_LOG_2PI + np.log(var)) + half_d2[far] / var
     return out
+
+
+def kurtosis_at(R: np.ndarray, r_half: float, inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """The LOSVD's kurtosis at projected radii ``R`` [kpc] (N,) for rows of node values (B,) -> (B, N).
+
+    ``inner`` and ``outer`` are the kurtosis at R_half/4 and 4 R_half
+    (:data:`KURTOSIS_NODES`; ``r_half`` [kpc], the stars' median projected
+    radius); linear in ln R between the nodes, constant beyond them.
+
+    Examples
+    --------
+    >>> kurtosis_at(np.array([0.01, 0.05, 0.2, 0.8, 3.0]), 0.2, np.array([5.0]), np.array([3.0])).tolist()
+    [[5.0, 5.0, 4.0, 3.0, 3.0]]
+    """
+    lo, hi = (np.log(x * r_half) for x in KURTOSIS_NODES)
+    a = np.clip((np.log(np.asarray(R, dtype=float)) - lo) / (hi - lo), 0.0, 1.0)
+    inner, outer = np.asarray(inner, dtype=float)[:, None], np.asarray(outer, dtype=float)[:, None]
+    return inner + (outer - inner) * a[None, :]
 
 
 def kurtosis_of(z: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -201,7 +237,7 @@ def fit_dispersion(v: np.ndarray, verr: np.ndarray | None = None, losvd: str = D
     """
     v = np.asarray(v, dtype=float)
     e2 = np.zeros_like(v) if verr is None else np.asarray(verr, dtype=float) ** 2
-    free = losvd_shape(losvd) == "kurtosis"
+    free = losvd_shape(losvd) != "gaussian"  # one group of stars: kurtosis-radial is one free kurtosis too
 
     def per_star(p: np.ndarray) -> np.ndarray:
         k = np.array([p[1]]) if free else None

@@ -24,7 +24,8 @@ The model has three parts:
   binf_sym, log10 r_a, eta).
 - **Velocities**: the line-of-sight velocity distribution at each radius
   has the Jeans model's dispersion sigma_los(R) and a Gaussian shape, or
-  (``losvd="kurtosis"``) a heavy-tailed shape with one free kurtosis
+  (``losvd="kurtosis"``) a heavy-tailed shape with one free kurtosis, or
+  (``losvd="kurtosis-radial"``) one whose kurtosis changes with R
   (:mod:`dsphnf.baseline.losvd`), and the **systemic velocity** v_sys [km/s]
   (catalogues usually have it removed already, so the prior is centred on 0).
 
@@ -43,7 +44,7 @@ from ..errors import FitError
 from .halo_family import (BROKEN_NODES, DEFAULT_HALO, HALO_PARAMETER_NAMES, HALOS, halo_family, halo_parameters,
                           unpack_halo)
 from .halo_measure import MEASURE_RADII, SHAPE_PARAMETERS, log_halo_measure
-from .losvd import DEFAULT_LOSVD, losvd_shape
+from .losvd import DEFAULT_LOSVD, KURTOSIS_NODES, LOSVD_PARAMETERS, losvd_shape
 from .priors import PARAMETERS, Prior, default_prior, parse_measure
 
 __all__ = ["ANISOTROPY_PARAMETERS", "ANISOTROPY_NAMES", "BASELINE_FORMS", "BaselineModel",
@@ -85,10 +86,11 @@ class BaselineModel:
         the density measure (:mod:`dsphnf.baseline.halo_measure`); without it
         the halo priors are flat in the parameters (``fit_baseline`` always
         passes it).
-    losvd : {'gaussian', 'kurtosis'}
+    losvd : {'gaussian', 'kurtosis', 'kurtosis-radial'}
         The line-of-sight velocity distribution's shape
-        (:data:`~dsphnf.baseline.losvd.LOSVD_SHAPES`): Gaussian (default) or
-        heavy-tailed with the parameter ``kurtosis`` free.
+        (:data:`~dsphnf.baseline.losvd.LOSVD_SHAPES`): Gaussian (default),
+        heavy-tailed with the parameter ``kurtosis`` free, or with
+        ``kurtosis_inner`` and ``kurtosis_outer`` free (which needs ``r_half``).
 
     Examples
     --------
@@ -101,6 +103,9 @@ class BaselineModel:
     ('log10_rs', 'gamma', 'alpha_dm')
     >>> BaselineModel("nfw", parse_anisotropy("isotropic"), losvd="kurtosis").names[-2:]
     ['kurtosis', 'v_sys']
+    >>> m = BaselineModel("nfw", parse_anisotropy("isotropic"), r_half=0.2, losvd="kurtosis-radial")
+    >>> m.names[-3:], m.describe()["kurtosis_nodes"]
+    (['kurtosis_inner', 'kurtosis_outer', 'v_sys'], 'kurtosis_inner at R = 0.05 kpc, kurtosis_outer at R = 0.8 kpc')
     >>> m = BaselineModel("broken", parse_anisotropy("isotropic"), r_half=0.2)
     >>> m.names[3:8]
     ['log10_rho_half', 'gamma_1', 'gamma_2', 'gamma_3', 'gamma_4']
@@ -117,15 +122,17 @@ class BaselineModel:
         self.inferred = isinstance(anisotropy, Inferred)
         self.losvd = losvd_shape(losvd)
         sampled = set(ANISOTROPY_PARAMETERS[anisotropy.family]) if self.inferred else set()
-        sampled |= {"kurtosis"} if self.losvd == "kurtosis" else set()
+        sampled |= set(LOSVD_PARAMETERS[self.losvd])
         other_halo = HALO_PARAMETER_NAMES - set(halo_parameters(halo))
-        used = {n for n in PARAMETERS if n not in ANISOTROPY_NAMES | other_halo and n != "kurtosis"}
+        velocity = {n for names in LOSVD_PARAMETERS.values() for n in names}
+        used = {n for n in PARAMETERS if n not in ANISOTROPY_NAMES | other_halo | velocity}
         used |= sampled | set(halo_parameters(halo))
         priors = dict(priors or {})
         measure = parse_measure(priors.pop("halo_measure", "density"), "priors")
         for name in priors:
-            if name == "kurtosis" and name not in used:
-                raise FitError("prior for 'kurtosis' applies only with --losvd kurtosis")
+            if name in velocity and name not in used:
+                shape = next(s for s, names in LOSVD_PARAMETERS.items() if name in names)
+                raise FitError(f"prior for {name!r} applies only with --losvd {shape}")
             if name in other_halo and name not in used:
                 raise FitError(f"prior for {name!r} does not apply to --halo {halo}")
             if name not in used:
@@ -147,6 +154,8 @@ class BaselineModel:
             raise FitError(f"r_half must be > 0 kpc, got {r_half}")
         if halo == "broken" and r_half is None:
             raise FitError(f"the {halo} halo family needs the data's R_half for its nodes")
+        if self.losvd == "kurtosis-radial" and r_half is None:
+            raise FitError(f"--losvd {self.losvd} needs the data's R_half for its nodes")
         self.r_half = None if r_half is None else float(r_half)
         #: Free halo shape parameters the density measure covers (empty: priors flat in the parameters).
         self.measure_on: tuple[str, ...] = ()
@@ -171,6 +180,9 @@ class BaselineModel:
             out["halo_measure"] = f"flat in ln rho at r = {radii} kpc"
         else:
             out["halo_measure"] = "flat in the parameters"
+        if self.losvd == "kurtosis-radial":
+            out["kurtosis_nodes"] = ", ".join(f"{n} at R = {x * self.r_half:.3g} kpc" for n, x in
+                                              zip(LOSVD_PARAMETERS[self.losvd], KURTOSIS_NODES))
         return out
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
@@ -197,7 +209,8 @@ class BaselineModel:
         the halo's (:func:`~dsphnf.baseline.halo_family.unpack_halo`: ``rho0``
         [Msun/kpc^3], ``rs`` [kpc], ``gamma``, ``alpha_dm``, ``beta_dm`` for a
         Zhao family; ``ln_nodes``, ``ln_rho_nodes``, ``inner``, ``outer`` for
-        ``broken``), ``v_sys`` [km/s], ``kurtosis`` (with ``losvd="kurtosis"``) and
+        ``broken``), ``v_sys`` [km/s], ``kurtosis`` (with ``losvd="kurtosis"``),
+        ``kurtosis_inner`` and ``kurtosis_outer`` (with ``losvd="kurtosis-radial"``) and
         ``valid`` (physically allowed rows); for an inferred anisotropy also
         its physical parameters, named as the fields of the given models: ``beta0`` (constant), ``ra`` [kpc] (om),
         ``b0``, ``ra`` (cuddeford), ``b0``, ``binf``, ``ra``, ``eta`` (baes).
@@ -217,9 +230,9 @@ class BaselineModel:
         valid = (p["gamma_star"] < 3) & (p["beta_star"] > 3) & (p["alpha_star"] > 0) & p.pop("valid_halo")
         if self.inferred:
             valid &= self._unpack_anisotropy(get, p)
-        if self.losvd == "kurtosis":
-            p["kurtosis"] = get("kurtosis")
-            valid &= (p["kurtosis"] >= 3.0) & (p["kurtosis"] <= 1e3)
+        for name in LOSVD_PARAMETERS[self.losvd]:
+            p[name] = get(name)
+            valid &= (p[name] >= 3.0) & (p[name] <= 1e3)
         p["valid"] = valid & np.all(np.isfinite(theta), axis=1)
         return p
 
@@ -260,7 +273,7 @@ class BaselineModel:
             "alpha_dm": 1.0,
             "beta_sym": 0.0,
             "log10_ra": math.log10(max(2.0 * R_half, 1e-3)),
-            "kurtosis": 4.0,
+            "kurtosis": 4.0, "kurtosis_inner": 4.0, "kurtosis_outer": 4.0,
             "v_sys": v_mean,
         }
         # NFW-ish halo with r_s = 1 kpc: M(r) ~ 2 pi rho0 r_s r^2 for r << r_s

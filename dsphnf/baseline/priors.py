@@ -31,6 +31,8 @@ eta         U(1, 3)              Baes transition sharpness, ``baes``
 kurtosis    U(3, 12)             line-of-sight velocity kurtosis
                                  <v^4>/<v^2>^2, with ``losvd = "kurtosis"``
                                  only (:mod:`dsphnf.baseline.losvd`)
+kurtosis_inner U(3, 12)          the kurtosis at R_half/4 and at 4 R_half,
+kurtosis_outer                   with ``losvd = "kurtosis-radial"`` only
 v_sys       U(-50, 50)           systemic velocity [km/s]
 ========== ==================== =============================================
 
@@ -100,6 +102,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "log10_ra": ((-1.5, 1.5), "log10 anisotropy radius r_a [kpc] (om, cuddeford, baes)"),
     "eta": ((1.0, 3.0), "Baes transition sharpness eta"),
     "kurtosis": ((3.0, 12.0), "line-of-sight velocity kurtosis <v^4>/<v^2>^2 (losvd kurtosis)"),
+    "kurtosis_inner": ((3.0, 12.0), "line-of-sight velocity kurtosis at R_half/4 (losvd kurtosis-radial)"),
+    "kurtosis_outer": ((3.0, 12.0), "line-of-sight velocity kurtosis at 4 R_half (losvd kurtosis-radial)"),
     "v_sys": ((-50.0, 50.0), "systemic velocity [km/s]"),
 }
 

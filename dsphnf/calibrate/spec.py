@@ -106,7 +106,8 @@ class BaselineSettings:
 
     ``halo`` is the fitted halo family (:data:`dsphnf.baseline.HALOS`; default ``zhao-alpha``, the
     transition sharpness free), ``losvd`` the velocity distribution's shape
-    (:data:`dsphnf.baseline.losvd.LOSVD_SHAPES`: ``gaussian``, the default, or ``kurtosis``).
+    (:data:`dsphnf.baseline.losvd.LOSVD_SHAPES`: ``gaussian``, the default, ``kurtosis`` or
+    ``kurtosis-radial``).
     """
 
     anisotropy: AnisotropySpec
@@ -298,7 +299,8 @@ def calibration_spec(model: str | None = None, *, halo: str | None = None, trace
         ``ensemble``). The start keeps the elliptical family.
     losvd : str
         The baseline's line-of-sight velocity distribution (``baseline`` and ``profile``; as ``dsphnf baseline
-        --losvd``): ``gaussian`` (default) or ``kurtosis`` (heavy-tailed, its kurtosis free).
+        --losvd``): ``gaussian`` (default), ``kurtosis`` (heavy-tailed, its kurtosis free) or
+        ``kurtosis-radial`` (its kurtosis at R_half/4 and 4 R_half free).
 
     Raises
     ------

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "sharpness free) | zhao (gNFW) | nfw | cored | broken (broken power law)")
     p.add_argument("--losvd", default="gaussian", metavar="SHAPE",
                    help="the baseline's line-of-sight velocity distribution, as in dsphnf baseline --losvd: gaussian "
-                        "(default) | kurtosis (heavy-tailed, its kurtosis free)")
+                        "(default) | kurtosis (heavy-tailed, its kurtosis free) | kurtosis-radial (its "
+                        "kurtosis at R_half/4 and 4 R_half free)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="flow training steps (default: as dsphnf fit)")
     p.add_argument("--warm-start", type=int, default=0, metavar="N",
                    help="flow ensembles as a k-step bootstrap, as in dsphnf fit --warm-start (default 0: off)")

@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "zhao (gNFW) | nfw | cored | broken (broken power law)")
     p.add_argument("--losvd", default=None, metavar="SHAPE",
                    help="the baseline's line-of-sight velocity distribution, as in dsphnf baseline --losvd: gaussian "
-                        "(default) | kurtosis (heavy-tailed, its kurtosis free)")
+                        "(default) | kurtosis (heavy-tailed, its kurtosis free) | kurtosis-radial (its "
+                        "kurtosis at R_half/4 and 4 R_half free)")
     p.add_argument("--fast", action="store_true", help="quick settings for whatever is not given (a first look)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N",
                    help="baseline emcee steps at most (default 20000)")

@@ -135,11 +135,14 @@ def survey_task(*, galaxy: str, fit: Any, options: SurveyOptions, seed: int, n_d
 
 def baseline_losvd(result: Any) -> dict[str, Any]:
     """The baseline's velocity distribution: its shape, the stars' kurtosis about the best fit and, where it
-    was free, the fitted kurtosis with its 68 % band (summary.json of the survey)."""
+    was free, the fitted kurtosis (``kurtosis``, or ``kurtosis_inner`` and ``kurtosis_outer``) with its 68 % band
+    (summary.json of the survey)."""
     out = dict(result.summary["diagnostics"]["losvd"])
-    k = result.summary["diagnostics"]["parameters"].get("kurtosis")
-    if k is not None:
-        out.update(kurtosis=k["median"], kurtosis_lo=k["lo"], kurtosis_hi=k["hi"])
+    post = result.summary["diagnostics"]["parameters"]
+    for name in ("kurtosis", "kurtosis_inner", "kurtosis_outer"):
+        if name in post:
+            k = post[name]
+            out.update({name: k["median"], f"{name}_lo": k["lo"], f"{name}_hi": k["hi"]})
     return out
 
 

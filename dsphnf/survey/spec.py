@@ -205,7 +205,8 @@ def survey_spec(galaxies: Sequence[str] | None = None, *, method: str = "baselin
         :data:`~dsphnf.baseline.model.DEFAULT_HALO`, ``zhao-alpha``).
     losvd : str, optional
         The baseline's line-of-sight velocity distribution (:data:`dsphnf.baseline.losvd.LOSVD_SHAPES`;
-        default ``gaussian``; ``kurtosis``: heavy-tailed, its kurtosis free).
+        default ``gaussian``; ``kurtosis``: heavy-tailed, its kurtosis free; ``kurtosis-radial``: its kurtosis
+        at R_half/4 and 4 R_half free).
 
     Raises
     ------
