@@ -23,8 +23,8 @@ the fit sits at k = 3, the Gaussian.
 
 The kurtosis of a dwarf's stars changes with projected radius R (Lokas,
 Mamon & Prada 2005 fit Draco's kurtosis profile): on an isotropic Burkert
-halo with a Plummer tracer it falls from 4.5-4.9 inside R_half to 3.4
-beyond 3 R_half, and with radial orbits in the outskirts it rises outwards.
+halo with a Plummer tracer it falls from 4.4-4.9 inside 1.4 R_half to 3.4
+beyond 2.8 R_half, and with radial orbits in the outskirts it rises outwards.
 ``losvd="kurtosis-radial"`` lets it: two free parameters, ``kurtosis_inner``
 and ``kurtosis_outer``, the kurtosis at R_half/4 and 4 R_half
 (:data:`KURTOSIS_NODES`, R_half the stars' median projected radius),
