@@ -127,9 +127,9 @@ def _report_likelihood_bands(result) -> None:
 
 
 def _report(summary: dict, out: str) -> None:
-    from ..baseline.losvd import heavy_tails
-
     """Sampler diagnostics, stars left out (if any), the J-factor band (with --distance), the files written."""
+    from ..baseline.losvd import LOSVD_PARAMETERS, heavy_tails
+
     s = summary["diagnostics"]["sampler"]
     conv = "converged" if s["converged"] else "NOT converged (raise --steps)"
     print(f"baseline: {s['n_steps']} steps x {s['n_walkers']} walkers, {conv}; acceptance "
@@ -140,11 +140,11 @@ def _report(summary: dict, out: str) -> None:
         print(f"{left} star(s) at R = 0 left out; {summary['n_stars']} used")
     post = summary["diagnostics"]["parameters"]
     about = summary["diagnostics"]["losvd"]["kurtosis_about_map"]
-    where = {"kurtosis": "", "kurtosis_inner": " at R_half/4", "kurtosis_outer": " at 4 R_half"}
-    for name in (n for n in where if n in post):
+    where = {"kurtosis_inner": " at R_half/4", "kurtosis_outer": " at 4 R_half"}  # kurtosis: all radii
+    for name in LOSVD_PARAMETERS[summary["settings"]["losvd"]]:
         k = post[name]
-        print(f"line-of-sight velocity kurtosis{where[name]} {k['median']:.2f} [{k['lo']:.2f}, {k['hi']:.2f}] (68%; "
-              "3 is a Gaussian, and the least this distribution takes)")
+        print(f"line-of-sight velocity kurtosis{where.get(name, '')} {k['median']:.2f} [{k['lo']:.2f}, "
+              f"{k['hi']:.2f}] (68%; 3 is a Gaussian, and the least this distribution takes)")
     if summary["settings"]["losvd"] == "gaussian" and heavy_tails(about, summary["n_eff"]):
         print(f"the velocities about the fitted model have a kurtosis of {about:.2f} (a Gaussian's is 3, give or "
               f"take {math.sqrt(24 / summary['n_eff']):.2f} for {summary['n_eff']:.0f} stars): the "

@@ -137,12 +137,13 @@ def baseline_losvd(result: Any) -> dict[str, Any]:
     """The baseline's velocity distribution: its shape, the stars' kurtosis about the best fit and, where it
     was free, the fitted kurtosis (``kurtosis``, or ``kurtosis_inner`` and ``kurtosis_outer``) with its 68 % band
     (summary.json of the survey)."""
+    from ..baseline.losvd import LOSVD_PARAMETERS
+
     out = dict(result.summary["diagnostics"]["losvd"])
     post = result.summary["diagnostics"]["parameters"]
-    for name in ("kurtosis", "kurtosis_inner", "kurtosis_outer"):
-        if name in post:
-            k = post[name]
-            out.update({name: k["median"], f"{name}_lo": k["lo"], f"{name}_hi": k["hi"]})
+    for name in LOSVD_PARAMETERS[out["shape"]]:
+        k = post[name]
+        out.update({name: k["median"], f"{name}_lo": k["lo"], f"{name}_hi": k["hi"]})
     return out
 
 
