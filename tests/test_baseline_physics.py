@@ -134,6 +134,23 @@ def test_grid_mass_and_batching():
     assert not np.allclose(both[0], both[1])
 
 
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0, 2.65, 3.0])
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 1.7])
+@pytest.mark.parametrize("beta", [3.0, 4.5])
+def test_zhao_mass_matches_quadrature_far_outside_the_scale_radius(alpha, gamma, beta):
+    """M(<r) of the baseline's halos (:func:`halo_mass`, the posterior's and the profile likelihood's masses) against
+    quadrature of rho r^2 out to 2000 r_s. Before, scipy's 2F1 alone gave a negative mass at x = 15.5 for a
+    non-integer alpha = 2.65 with beta = 3 (a small r_s, as cored fits choose), NaN in log10 M."""
+    from dsphnf.baseline.halo_family import halo_mass
+
+    x = np.array([1e-3, 0.3, 1.0, 5.0, 15.5, 50.0, 200.0, 2000.0])
+    quad = [integrate.quad(lambda lt: np.exp((3 - gamma) * lt) * (1 + np.exp(alpha * lt)) ** ((gamma - beta) / alpha),
+                           -60.0, np.log(v), limit=400, epsrel=1e-12, epsabs=0.0)[0] for v in x]
+    one = lambda v: np.array([float(v)])  # noqa: E731
+    p = {"rho0": one(1.0), "rs": one(0.03), "alpha_dm": one(alpha), "beta_dm": one(beta), "gamma": one(gamma)}
+    np.testing.assert_allclose(halo_mass(p, 0.03 * x)[0], 4 * np.pi * 0.03**3 * np.array(quad), rtol=1e-9)
+
+
 def test_position_likelihood_is_normalised():
     """exp(log L_pos) of one star, integrated over the radial window, is one."""
     m = BaselineModel("nfw", parse_anisotropy("isotropic"), {"v_sys": _fixed(0.0)})
