@@ -222,7 +222,7 @@ def shape(args) -> None:
     art, _ = fit(source, args.seed, priors or None)
     like, names, S = art.likelihood, art.model.names, art.sampler.samples
     prof = ProfileLikelihood(like, r, starts=[S[np.argmax(like.log_likelihood(S))]])
-    y_s = prof.log10_rho(S)
+    y_s = prof.log10_value(S)
     y0, lo, hi = prof.interval(0.68)
     p16, p50, p84 = np.percentile(y_s, [16, 50, 84])
     half = 0.5 * (hi - lo)

@@ -64,7 +64,7 @@ def one_mock(name: str, seed: int, stars: int, gaussian: bool, gamma_min: float,
         y_true = math.log10(float(halo.density(np.array([r]))[0]))
         d2 = prof.statistic(y_true)
         best = prof.best()[0]
-        err = float(prof.log10_rho(best[None, :])[0]) - y_true
+        err = float(prof.log10_value(best[None, :])[0]) - y_true
         out.append((k, d2, math.copysign(math.sqrt(d2), err), err, float(best[k_gamma])))
     return out
 

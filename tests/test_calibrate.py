@@ -224,6 +224,10 @@ def test_calibrate_tiny_grid_end_to_end_and_resume(capsys, tmp_path):
         assert row["in95"] == float(row["rho_lo95"] <= row["rho_true"] <= row["rho_hi95"])
         w68 = 0.5 * math.log10(row["rho_hi"] / row["rho_lo"])
         assert row["z"] == pytest.approx(row["log10_err"] / w68, rel=1e-3)  # from 8-digit CSV values
+        assert row["M_true"] == pytest.approx(float(model.halo.mass(row["r"])), rel=1e-3)  # the enclosed mass too
+        assert row["M_err"] == pytest.approx(math.log10(row["M"] / row["M_true"]), abs=1e-6)
+        assert row["M_in68"] == float(row["M_lo"] <= row["M_true"] <= row["M_hi"])
+        assert row["M_in95"] == float(row["M_lo95"] <= row["M_true"] <= row["M_hi95"])
     baseline = [r for r in rows if r["method"] == "baseline"]
     assert all(abs(r["log10_err"]) < 1.0 for r in baseline)  # even 60 emcee steps land within a dex
 
@@ -233,6 +237,7 @@ def test_calibrate_tiny_grid_end_to_end_and_resume(capsys, tmp_path):
         sub = [r for r in rows if r["method"] == c["method"] and r["r_over_rhalf"] == c["r_over_rhalf"]]
         p = np.mean([r["in68"] for r in sub])
         assert c["n_banded"] == 2 and c["cover68"] == pytest.approx(p)
+        assert c["M_n_banded"] == 2 and c["M_cover95"] == pytest.approx(np.mean([r["M_in95"] for r in sub]))
         assert c["cover68_err"] == pytest.approx(math.sqrt(p * (1 - p) / 2), abs=1e-8)
         assert c["z_mean"] == pytest.approx(np.mean([r["z"] for r in sub]), rel=1e-6)
     summary = json.loads((out / "summary.json").read_text())
@@ -400,7 +405,9 @@ def test_method_lists_and_the_profile_likelihood_method(capsys, tmp_path):
     assert len(rows) == 2 * len(RADII_OVER_RHALF) and {r["method"] for r in rows} == {"profile"}
     for r in rows:
         assert r["rho_lo95"] < r["rho_lo"] < r["rho"] < r["rho_hi"] < r["rho_hi95"]
-        assert math.isfinite(r["z"]) and r["in95"] in (0.0, 1.0)
+        assert r["M_lo95"] < r["M_lo"] < r["M"] < r["M_hi"] < r["M_hi95"]  # the enclosed mass's own intervals
+        assert math.isfinite(r["z"]) and r["in95"] in (0.0, 1.0) and r["M_in95"] in (0.0, 1.0)
+    assert "M(<r), profile: pooled over 10 pairs" in text
 
 
 def test_flow_fits_run_at_the_grids_one_thread_not_a_probes_choice(capsys, tmp_path, monkeypatch):

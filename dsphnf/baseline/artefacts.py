@@ -61,7 +61,7 @@ class BaselineArtefacts:
     sampler : SamplerResult
         The chain (burn-in included), log-posterior, tau, ESS, MAP point.
     likelihood_bands : dict or None
-        rho(r) from the likelihood alone, the maximum with 68/95 % profile-likelihood
+        rho(r) and M(<r) from the likelihood alone, the maximum with 68/95 % profile-likelihood
         intervals (:func:`~dsphnf.baseline.profile_likelihood.profile_bands`), when asked for.
     """
 
@@ -166,7 +166,7 @@ class BaselineArtefacts:
 
     def write_into(self, folder: Path) -> list[str]:
         """chain.npz (chain, log_prob, names, burn, thin, tau), posterior.nc (ArviZ, netCDF via h5netcdf)
-        and, when computed, rho_profile_likelihood.csv (:attr:`likelihood_bands`)."""
+        and, when computed, profile_likelihood.csv (:attr:`likelihood_bands`)."""
         from ..outputs import write_csv
 
         folder, s = Path(folder), self.sampler
@@ -175,8 +175,8 @@ class BaselineArtefacts:
         self.inference_data().to_netcdf(str(folder / "posterior.nc"), engine="h5netcdf")
         names = ["chain.npz", "posterior.nc"]
         if self.likelihood_bands is not None:
-            write_csv(folder / "rho_profile_likelihood.csv", self.likelihood_bands)
-            names.append("rho_profile_likelihood.csv")
+            write_csv(folder / "profile_likelihood.csv", self.likelihood_bands)
+            names.append("profile_likelihood.csv")
         return names
 
     def plot_into(self, result: "Result", folder: Path) -> list[str]:

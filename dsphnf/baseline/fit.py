@@ -77,10 +77,11 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
         (:class:`~dsphnf.baseline.mixture.MixtureLikelihood`); a free
         fraction is sampled as ``f_fg``.  None (the default): members only.
     profile_likelihood : int
-        If > 0, also rho(r) from the likelihood alone at this many radii,
-        log-spaced over the data's projected range: the maximum with 68/95 %
-        profile-likelihood intervals (no prior; :mod:`dsphnf.baseline.profile_likelihood`),
-        in ``artefacts.likelihood_bands`` and rho_profile_likelihood.csv.
+        If > 0, also rho(r) and M(<r) from the likelihood alone at this many
+        radii, log-spaced over the data's projected range: the maximum with
+        68/95 % profile-likelihood intervals (no prior;
+        :mod:`dsphnf.baseline.profile_likelihood`), in
+        ``artefacts.likelihood_bands`` and profile_likelihood.csv.
         On the calibration mocks these intervals cover nominally where the
         posterior bands undercover (benchmarks/calibration_baseline.md).
         Not with a foreground.
@@ -131,7 +132,7 @@ def fit_baseline(catalog: Catalog, anisotropy: str | AnisotropySpec | Callable |
     if profile_likelihood:
         t1 = time.perf_counter()
         radii = np.geomspace(like.R_min, like.R_max, profile_likelihood)
-        artefacts.likelihood_bands = profile_bands(like, radii, starts=[sampler.theta_map])
+        artefacts.likelihood_bands = profile_bands(like, radii, starts=[sampler.theta_map], quantities=("rho", "M"))
         timings["profile_likelihood_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     profile = artefacts.profile_at(None, n_draws=n_draws, seed=seed)

@@ -1,8 +1,9 @@
-"""Profile likelihood of the dark-matter density at one radius: a check of the baseline's band with no prior.
+"""Profile likelihood of the dark-matter density or enclosed mass at one radius: the baseline's bands with no prior.
 
-For a radius r [kpc] and a value y of log10 rho(r) [Msun/kpc^3],
+For a radius r [kpc] and a value y of log10 q(r), q the density rho(r)
+[Msun/kpc^3] or the enclosed mass M(<r) [Msun] (:data:`PROFILE_QUANTITIES`),
 
-    2 Delta(y) = 2 [ max_theta ln L(theta) - max_{theta : log10 rho(r; theta) = y} ln L(theta) ],
+    2 Delta(y) = 2 [ max_theta ln L(theta) - max_{theta : log10 q(r; theta) = y} ln L(theta) ],
 
 maximised over every parameter of the baseline (stars, halo, anisotropy,
 v_sys) inside its prior box (rho0 excepted: it is eliminated), with the prior's density ignored. For a regular
@@ -13,8 +14,9 @@ what the stars say (the likelihood) from what the prior and the marginalisation
 add; over many mocks (``benchmarks/profile_coverage.py``) it shows whether the
 likelihood itself is calibrated at this number of stars.
 
-The constraint is exact: log10 rho0 is eliminated, log10 rho0 = y - log10
-[rho(r) / rho0], so the constrained maximum runs over the other parameters.
+The constraint is exact: both quantities are proportional to the halo's
+normalisation, so log10 rho0 is eliminated, log10 rho0 = y - log10
+[q(r) / rho0], and the constrained maximum runs over the other parameters.
 Maxima are found by L-BFGS-B inside the boxes, with central-difference
 gradients evaluated as one batch of the likelihood, from several starts.
 """
@@ -29,11 +31,16 @@ from scipy import optimize, stats
 
 from ..errors import FitError
 from ..kinematics import ml_dispersion, weighted_median
+from ..result import band_columns
 from .halo_family import halo_log10_density, halo_mass, normalisation
 from .likelihood import BaselineLikelihood
 from .model import ANISOTROPY_NAMES
 
-__all__ = ["ProfileLikelihood", "maximise", "profile_bands", "profile_refusal"]
+__all__ = ["PROFILE_QUANTITIES", "ProfileLikelihood", "maximise", "profile_bands", "profile_refusal"]
+
+#: The quantities a profile likelihood is offered for: the density rho(r) [Msun/kpc^3] and the enclosed mass
+#: M(<r) [Msun], both proportional to the halo's normalisation.
+PROFILE_QUANTITIES = ("rho", "M")
 
 
 def profile_refusal(halo: str) -> str | None:
@@ -119,7 +126,7 @@ def maximise(log_f: LogF, starts: Sequence[np.ndarray], bounds: Sequence[tuple[f
 
 @dataclass
 class ProfileLikelihood:
-    """2 Delta of log10 rho(r) for one baseline likelihood and one radius.
+    """2 Delta of log10 rho(r) or log10 M(<r) for one baseline likelihood and one radius.
 
     Parameters
     ----------
@@ -127,13 +134,18 @@ class ProfileLikelihood:
         The fit's likelihood (``result.artefacts.likelihood``), or one built on a catalogue.
     r : float
         Radius [kpc].
+    quantity : str
+        ``"rho"`` (the density at r) or ``"M"`` (the mass inside r), :data:`PROFILE_QUANTITIES`.
     starts : sequence of ndarray, optional
         Extra starting points (e.g. the posterior's best sample) for the free
         maximum; the model's data-based initial guess is always one. Each
         constrained maximum starts from the nearest one solved before.
     path_dex : float
-        Largest step [dex] in log10 rho(r) between constrained maxima: each
+        Largest step [dex] in log10 q(r) between constrained maxima: each
         starts from the last one solved (see :meth:`_walk_to`).
+    maximum : (ndarray, float), optional
+        The free maximum and ln L there when already found (by a profile of
+        another quantity on the same likelihood): not searched again.
 
     Notes
     -----
@@ -167,8 +179,10 @@ class ProfileLikelihood:
 
     likelihood: BaselineLikelihood
     r: float
+    quantity: str = "rho"
     starts: Sequence[np.ndarray] = ()
     path_dex: float = 0.1
+    maximum: tuple[np.ndarray, float] | None = None
     _best: tuple[np.ndarray, float] | None = field(default=None, init=False, repr=False)
     _warm: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
@@ -176,8 +190,10 @@ class ProfileLikelihood:
         model = self.likelihood.model
         if profile_refusal(model.halo):
             raise FitError(profile_refusal(model.halo))
+        if self.quantity not in PROFILE_QUANTITIES:
+            raise FitError(f"unknown profile quantity {self.quantity!r}: use one of {', '.join(PROFILE_QUANTITIES)}")
         if normalisation(model.halo) not in model.names:
-            raise FitError(f"the profile likelihood of rho needs a free {normalisation(model.halo)}")
+            raise FitError(f"the profile likelihood of {self.quantity} needs a free {normalisation(model.halo)}")
         if not (math.isfinite(self.r) and self.r > 0):
             raise FitError(f"the radius must be > 0 kpc, got {self.r}")
         self.k = model.names.index(normalisation(model.halo))
@@ -186,6 +202,8 @@ class ProfileLikelihood:
         boxed = [i for i in range(len(model.names)) if None not in self.bounds[i]]
         self._aniso = [i for i in boxed if model.names[i] in ANISOTROPY_NAMES]
         self._slope = [i for i in boxed if model.names[i] == "gamma"]  # the halo's inner slope: cusp or core
+        if self.maximum is not None:
+            self._remember_best((np.asarray(self.maximum[0], dtype=float), float(self.maximum[1])))
 
     def branches(self, theta: np.ndarray, which: list[int] | None = None) -> list[np.ndarray]:
         """``theta`` and copies with the parameters ``which`` (default: every free anisotropy parameter) at the
@@ -203,10 +221,15 @@ class ProfileLikelihood:
             out.append(t)
         return out
 
-    def log10_rho(self, theta: np.ndarray) -> np.ndarray:
-        """log10 rho(r) [Msun/kpc^3] for parameters ``theta`` (B, ndim) -> (B,)."""
-        p = self.likelihood.model.unpack(np.atleast_2d(theta))
-        return halo_log10_density(p, np.array([self.r]))[:, 0]
+    def log10_value(self, theta: np.ndarray) -> np.ndarray:
+        """log10 rho(r) [Msun/kpc^3] or log10 M(<r) [Msun] for parameters ``theta`` (B, ndim) -> (B,)."""
+        return _log10_quantity(self.likelihood, theta, self.r, self.quantity)
+
+    def _remember_best(self, best: tuple[np.ndarray, float]) -> None:
+        """Keep the free maximum and seed the walk of constrained maxima with it."""
+        self._best = best
+        x = best[0]
+        self._warm[float(self.log10_value(x[None, :])[0])] = np.delete(x, self.k)
 
     def best(self) -> tuple[np.ndarray, float]:
         """The free maximum: parameters and ln L there."""
@@ -215,20 +238,19 @@ class ProfileLikelihood:
             mean, _, sigma, _ = ml_dispersion(like.v, np.sqrt(like.e2), like.w)  # the start fit_baseline uses
             guess = like.model.initial_guess(weighted_median(like.R, like.w), max(sigma, 1.0), mean)
             starts = [*self.branches(guess), *self.branches(guess, self._slope)[1:], *self.starts]
-            self._best = maximise(like.log_likelihood, starts, self.bounds)
-            if not math.isfinite(self._best[1]):
+            best = maximise(like.log_likelihood, starts, self.bounds)
+            if not math.isfinite(best[1]):
                 raise FitError("no starting point has a finite likelihood")
-            x = self._best[0]
-            self._warm[float(self.log10_rho(x[None, :])[0])] = np.delete(x, self.k)
+            self._remember_best(best)
         return self._best
 
     def _constrained(self, y: float) -> tuple[np.ndarray, float]:
-        """max ln L with log10 rho(r) = y: the maximising parameters and the value."""
+        """max ln L with log10 q(r) = y: the maximising parameters and the value."""
         k = self.k
 
         def log_f(rest: np.ndarray) -> np.ndarray:  # rho0 is eliminated, so its box does not apply
             theta = np.insert(np.atleast_2d(rest), k, 0.0, axis=1)
-            theta[:, k] = y - self.log10_rho(theta)  # log10 rho0 that puts log10 rho(r) at y
+            theta[:, k] = y - self.log10_value(theta)  # log10 rho0 that puts log10 q(r) at y
             return self.likelihood.log_likelihood(theta)
 
         self.best()  # seeds the walk with the free maximum
@@ -239,7 +261,7 @@ class ProfileLikelihood:
         if math.isfinite(value):
             self._warm[y] = rest
         theta = np.insert(rest, k, 0.0)
-        theta[k] = y - self.log10_rho(theta[None, :])[0]
+        theta[k] = y - self.log10_value(theta[None, :])[0]
         return theta, value
 
     def _walk_to(self, y: float) -> float:
@@ -257,7 +279,8 @@ class ProfileLikelihood:
         return near
 
     def statistic(self, y: float) -> float:
-        """2 Delta at log10 rho(r) = ``y`` [log10 Msun/kpc^3] (>= 0; inf where no allowed parameters give y)."""
+        """2 Delta at log10 q(r) = ``y`` [log10 Msun/kpc^3 or log10 Msun] (>= 0; inf where no allowed parameters
+        give y)."""
         theta, value = self._constrained(float(y))
         if value > self.best()[1]:  # the constrained search found a higher point: restart the free one there
             self._best = maximise(self.likelihood.log_likelihood, [theta, self.best()[0]], self.bounds)
@@ -265,10 +288,10 @@ class ProfileLikelihood:
 
     def interval(self, level: float = 0.68, max_dex: float = 3.0,
                  first_step: tuple[float, float] = (0.02, 0.02)) -> tuple[float, float, float]:
-        """The maximum-likelihood log10 rho(r) and the ``level`` interval {y : 2 Delta(y) <= chi^2_1 quantile}.
+        """The maximum-likelihood log10 q(r) and the ``level`` interval {y : 2 Delta(y) <= chi^2_1 quantile}.
 
         An end that is not reached within ``max_dex`` of the maximum is
-        returned as -inf / +inf: the data bound rho only on one side there. Each end is bracketed by steps of
+        returned as -inf / +inf: the data bound q only on one side there. Each end is bracketed by steps of
         ``first_step`` [dex] (below, above the maximum) doubling outwards, then found to 1e-3 dex. Where a
         constrained search finds a point higher than the free maximum by more than ``RESTART_NATS``, both ends
         are searched again from the new maximum (at most ``MAX_RESTARTS`` times, then FitError): ends bracketed
@@ -279,7 +302,7 @@ class ProfileLikelihood:
         q = float(stats.chi2.ppf(level, 1))
         for _ in range(MAX_RESTARTS + 1):  # again from the new maximum while a constrained search finds a higher one
             value = self.best()[1]
-            y0 = float(self.log10_rho(self.best()[0][None, :])[0])
+            y0 = float(self.log10_value(self.best()[0][None, :])[0])
             ends = [self._end(y0, sign, d, q, max_dex) for sign, d in zip((-1.0, 1.0), first_step)]
             if self.best()[1] <= value + RESTART_NATS:
                 return y0, ends[0], ends[1]
@@ -320,8 +343,8 @@ def _crossing(f: Callable[[float], float], a: float, b: float, xtol: float) -> f
 
 
 def profile_bands(likelihood: BaselineLikelihood, radii: Sequence[float], starts: Sequence[np.ndarray] = (),
-                  max_dex: float = 3.0) -> dict[str, np.ndarray]:
-    """rho(r) at the likelihood's maximum with its 68 % and 95 % profile-likelihood intervals.
+                  max_dex: float = 3.0, quantities: Sequence[str] = ("rho",)) -> dict[str, np.ndarray]:
+    """rho(r) and M(<r) at the likelihood's maximum with 68 % and 95 % profile-likelihood intervals.
 
     Parameters
     ----------
@@ -332,14 +355,17 @@ def profile_bands(likelihood: BaselineLikelihood, radii: Sequence[float], starts
         Extra starting points (see :class:`ProfileLikelihood`).
     max_dex : float
         How far [dex] an interval end is searched for (beyond: 0 or inf).
+    quantities : sequence of str
+        Which of :data:`PROFILE_QUANTITIES` get intervals; each costs about
+        as much as the other (the free maximum at a radius is searched once).
 
     Returns
     -------
     dict
-        ``r`` [kpc] and ``rho``, ``rho_lo``, ``rho_hi``, ``rho_lo95``,
-        ``rho_hi95`` [Msun/kpc^3]: the band columns of :func:`dsphnf.result.band_columns`
-        with the maximum-likelihood value in place of the median, and ``M``
-        [Msun], the enclosed mass of the maximum-likelihood halo (no band).
+        ``r`` [kpc], ``rho`` [Msun/kpc^3] and ``M`` [Msun] of the
+        maximum-likelihood halo, and for each of ``quantities`` its band
+        columns of :func:`dsphnf.result.band_columns` (``_lo``, ``_hi``,
+        ``_lo95``, ``_hi95``).
 
     Examples
     --------
@@ -348,26 +374,43 @@ def profile_bands(likelihood: BaselineLikelihood, radii: Sequence[float], starts
     >>> from dsphnf.anisotropy import parse_anisotropy
     >>> cat = draw_mock("NonPlumCuspIso", n=300, seed=3).catalog
     >>> like = BaselineLikelihood(BaselineModel("nfw", parse_anisotropy("isotropic")), cat.R, cat.vz)
-    >>> b = profile_bands(like, [0.1, 0.3])
-    >>> bool(np.all(b["rho_lo95"] < b["rho_lo"]) and np.all(b["rho_lo"] < b["rho"]) and np.all(b["rho"] < b["rho_hi"]))
+    >>> b = profile_bands(like, [0.1, 0.3], quantities=("rho", "M"))
+    >>> all(bool(np.all(b[q + "_lo95"] < b[q + "_lo"]) and np.all(b[q + "_lo"] < b[q])
+    ...         and np.all(b[q] < b[q + "_hi"])) for q in ("rho", "M"))
     True
     """
+    unknown = [q for q in quantities if q not in PROFILE_QUANTITIES]
+    if unknown or not quantities:
+        raise FitError(f"profile quantities must be some of {', '.join(PROFILE_QUANTITIES)}, got {list(quantities)}")
     radii = np.asarray(radii, dtype=float)
-    keys = ("rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95")
-    out = {k: np.empty(radii.size) for k in (*keys, "M")}
+    out: dict[str, np.ndarray] = {"r": radii}
     best: list[np.ndarray] = []
     for i, r in enumerate(radii):
-        prof = ProfileLikelihood(likelihood, float(r), starts=[*starts, *best])
-        y, lo, hi = prof.interval(0.68, max_dex)
-        steps = tuple(1.8 * d if math.isfinite(d) and d > 0 else 0.02 for d in (y - lo, hi - y))
-        y, lo95, hi95 = prof.interval(0.95, max_dex, first_step=steps)  # 2 sigma is ~2x 1 sigma out
-        best = [prof.best()[0]]
-        for k, v in zip(keys, (y, lo, hi, lo95, hi95)):
-            out[k][i] = 10.0 ** v
-        out["M"][i] = _enclosed_mass(likelihood, best[0], float(r))
-    return {"r": radii, **out}
+        maximum = None
+        for q in quantities:
+            prof = ProfileLikelihood(likelihood, float(r), q, starts=[*starts, *best], maximum=maximum)
+            for key, v in zip(band_columns(q), _intervals(prof, max_dex)):
+                out.setdefault(key, np.full(radii.size, np.nan))[i] = 10.0 ** v
+            maximum = prof.best()
+        best = [maximum[0]]
+        for q in PROFILE_QUANTITIES:  # the maximum-likelihood halo's value where q has no interval
+            if q not in quantities:
+                value = _log10_quantity(likelihood, best[0], float(r), q)[0]
+                out.setdefault(q, np.full(radii.size, np.nan))[i] = 10.0**value
+    return out
 
 
-def _enclosed_mass(likelihood: BaselineLikelihood, theta: np.ndarray, r: float) -> float:
-    """M(< r) [Msun] of the halo with parameters ``theta``."""
-    return float(halo_mass(likelihood.model.unpack(theta[None, :]), np.array([r]))[0, 0])
+def _log10_quantity(likelihood: BaselineLikelihood, theta: np.ndarray, r: float, quantity: str) -> np.ndarray:
+    """log10 rho(r) [Msun/kpc^3] (``quantity`` "rho") or log10 M(<r) [Msun] ("M") of parameters (B, ndim) -> (B,)."""
+    p = likelihood.model.unpack(np.atleast_2d(theta))
+    if quantity == "M":
+        return np.log10(halo_mass(p, np.array([r]))[:, 0])
+    return halo_log10_density(p, np.array([r]))[:, 0]
+
+
+def _intervals(prof: ProfileLikelihood, max_dex: float) -> tuple[float, float, float, float, float]:
+    """log10 q at the maximum, its 68 % interval's ends and its 95 % interval's ends."""
+    y, lo, hi = prof.interval(0.68, max_dex)
+    steps = tuple(1.8 * d if math.isfinite(d) and d > 0 else 0.02 for d in (y - lo, hi - y))
+    y, lo95, hi95 = prof.interval(0.95, max_dex, first_step=steps)  # 2 sigma is ~2x 1 sigma out
+    return y, lo, hi, lo95, hi95

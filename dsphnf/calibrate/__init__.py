@@ -1,4 +1,4 @@
-"""Calibration: do a method's 68 % and 95 % bands on rho(r) cover the truth as often as they claim?
+"""Calibration: do a method's 68 % and 95 % bands on rho(r) and M(<r) cover the truth as often as they claim?
 
 :func:`calibrate` draws ``realisations`` independent mocks of one known model
 (:func:`dsphnf.mocks.draw_mock`; realisation ``i`` uses the random seed
@@ -13,6 +13,9 @@ scored at the same radii. Per realisation, method and radius:
 ``log10_err`` = log10(rho_fit / rho_true), with rho_true from the mock's truth table;
 ``z`` = log10_err / w68, w68 = (log10 rho_hi - log10 rho_lo) / 2 the half-width of the 68 % band in log10;
 ``in68``, ``in95`` = 1 when rho_lo <= rho_true <= rho_hi (resp. the 95 % band), else 0.
+
+The enclosed mass is scored as the density is (:data:`MASS_COLUMNS`, :func:`score_mass`):
+``M_err`` = log10(M_fit / M_true) and ``M_in68``, ``M_in95`` where the fit has a band on M.
 
 The anisotropy is scored at the same radii (:data:`BETA_COLUMNS`, :func:`score_beta`):
 ``beta_err`` = beta_fit - beta_true and ``beta_in68``, ``beta_in95`` where the fit
@@ -45,17 +48,17 @@ from __future__ import annotations
 
 from .report import format_coverage, plot_coverage
 from .run import Calibration, calibrate, calibration_task
-from .score import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMNS, NOMINAL68, NOMINAL95, RADII_OVER_RHALF,
-                    coverage, mean_abs_errors, nominal_interval, pooled_coverage, projected_half_radius, score_beta,
-                    score_profile, versus_start)
+from .score import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMNS, MASS_COLUMNS, NOMINAL68, NOMINAL95,
+                    RADII_OVER_RHALF, coverage, mean_abs_errors, nominal_interval, pooled_coverage,
+                    projected_half_radius, score_beta, score_mass, score_profile, versus_start)
 from .spec import (MIN_REALISATIONS, BaselineSettings, CalibrationError, CalibrationSpec, FlowSettings, MockSource,
                    ProfileSettings, StartSettings, calibration_spec)
 
 __all__ = [
     "RADII_OVER_RHALF", "MIN_REALISATIONS", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
-    "BETA_COLUMNS", "CalibrationError", "MockSource", "FlowSettings", "StartSettings", "BaselineSettings",
+    "BETA_COLUMNS", "MASS_COLUMNS", "CalibrationError", "MockSource", "FlowSettings", "StartSettings", "BaselineSettings",
     "ProfileSettings", "CalibrationSpec", "Calibration",
-    "calibration_spec", "projected_half_radius", "score_profile", "score_beta", "calibration_task", "coverage",
+    "calibration_spec", "projected_half_radius", "score_profile", "score_mass", "score_beta", "calibration_task", "coverage",
     "calibrate", "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start",
     "plot_coverage", "format_coverage",
 ]

@@ -75,13 +75,18 @@ def format_coverage(cal: Any) -> str:
         lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['n_banded']:3d} "
                      f"{cells[0]:>14s} {cells[1]:>14s} {g(c['z_mean'], 7)} {g(c['z_std'], 6)} "
                      f"{g(c['log10_err_rms'], 13)}")
-    lines += _beta_lines(cal.coverage)
+    lines += _quantity_lines(cal.coverage, "M_", "mean log10 M/M_true")
+    lines += _quantity_lines(cal.coverage, "beta_", "mean beta-beta_true")
     lines.append("* outside the central 95 % interval of a calibrated band for that many realisations")
     for p in pooled_coverage(cal.rows):
         if p["n_pairs"]:
             lines.append(f"{p['method']}: pooled over {p['n_pairs']} (radius, realisation) pairs "
                          f"{p['cover68']:.2f} inside the 68 % band, {p['cover95']:.2f} inside the 95 % band "
                          "(radii of one fit are correlated: fewer independent numbers than pairs)")
+    for p in pooled_coverage(cal.rows, "M_"):
+        if p["n_pairs"]:
+            lines.append(f"M(<r), {p['method']}: pooled over {p['n_pairs']} pairs {p['cover68']:.2f} inside the 68 % "
+                         f"band, {p['cover95']:.2f} inside the 95 % band")
     lines += _beta_pooled_lines(cal.rows)
     for v in versus_start(cal.rows):
         lines.append(f"{v['method']}: mean |log10 err| over the radii {v['median_abs_err']:.3f} dex against "
@@ -92,18 +97,19 @@ def format_coverage(cal: Any) -> str:
     return "\n".join(lines)
 
 
-def _beta_lines(table: list[dict[str, Any]]) -> list[str]:
-    """The same table for beta(r), for the methods that inferred it (none when beta was given)."""
-    rows = [c for c in table if c.get("beta_n_banded", 0) > 0]
+def _quantity_lines(table: list[dict[str, Any]], prefix: str, error: str) -> list[str]:
+    """The same table for M(<r) (``prefix`` "M_") or beta(r) ("beta_"), for the methods with its bands (for beta:
+    none when beta was given); ``error`` heads the mean-error column."""
+    rows = [c for c in table if c.get(prefix + "n_banded", 0) > 0]
     if not rows:
         return []
-    head = (f"{'beta':<9s} {'r/R_half':>8s} {'r[kpc]':>8s} {'n':>3s} {'68% cover':>14s} {'95% cover':>14s} "
-            f"{'mean beta-beta_true':>19s} {'rms':>6s}")
+    head = (f"{prefix[:-1]:<9s} {'r/R_half':>8s} {'r[kpc]':>8s} {'n':>3s} {'68% cover':>14s} {'95% cover':>14s} "
+            f"{error:>19s} {'rms':>6s}")
     lines = [head, "-" * len(head)]
     for c in rows:
-        cells = _cover_cells(c, "beta_")
-        lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c['beta_n_banded']:3d} "
-                     f"{cells[0]:>14s} {cells[1]:>14s} {c['beta_err_mean']:19.2f} {c['beta_err_rms']:6.2f}")
+        cells = _cover_cells(c, prefix)
+        lines.append(f"{c['method']:<9s} {c['r_over_rhalf']:8.3g} {c['r']:8.4f} {c[prefix + 'n_banded']:3d} "
+                     f"{cells[0]:>14s} {cells[1]:>14s} {c[prefix + 'err_mean']:19.3f} {c[prefix + 'err_rms']:6.3f}")
     return lines
 
 
@@ -126,7 +132,8 @@ def _beta_pooled_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _cover_cells(c: dict[str, Any], prefix: str) -> list[str]:
-    """The 68 % and 95 % coverage cells of one coverage.csv row, for rho (``prefix`` "") or beta ("beta_")."""
+    """The 68 % and 95 % coverage cells of one coverage.csv row, for rho (``prefix`` ""), M ("M_") or beta
+    ("beta_")."""
     return [_cover(c[prefix + key], c[prefix + key + "_err"], c[prefix + "n_banded"], nominal)
             for key, nominal in (("cover68", NOMINAL68), ("cover95", NOMINAL95))]
 

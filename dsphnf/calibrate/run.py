@@ -20,6 +20,7 @@ from ..executor import TASK_THREADS, ExecutorSpec, GridRun, run_grid
 from ..outputs import atomic_file, write_json
 from ..plotting import save_figure
 from ..provenance import cpu_label, machine_tally, software_versions
+from ..result import band_columns
 from .report import plot_coverage
 from .score import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMNS, RADII_OVER_RHALF, coverage, score_profile,
                     versus_start)
@@ -30,7 +31,8 @@ __all__ = ["calibration_task", "Calibration", "calibrate"]
 
 
 def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """rho(r) and beta(r) with their bands at ``radii`` [kpc] (NaN where the baseline's radial grid does not reach)."""
+    """rho(r), M(<r) and beta(r) with their bands at ``radii`` [kpc] (NaN where the baseline's radial grid does not
+    reach)."""
     if isinstance(fit, (FlowSettings, StartSettings)):
         return _flow_profile(fit, catalog, radii, seed)
     if isinstance(fit, ProfileSettings):
@@ -43,7 +45,7 @@ def _fit_profile(fit: FitSettings, catalog, radii: np.ndarray, seed: int) -> dic
     inside = (radii >= grid[0]) & (radii <= grid[-1])
     part = res.artefacts.profile_at(radii[inside], seed=seed) if inside.any() else {}
     profile = {"r": radii}
-    for key in ("rho", "rho_lo", "rho_hi", "rho_lo95", "rho_hi95", "M", *BETA_COLUMNS[1:6]):
+    for key in (*band_columns("rho"), *band_columns("M"), *BETA_COLUMNS[1:6]):
         profile[key] = np.full(radii.size, np.nan)
         if key in part:
             profile[key][inside] = part[key]
@@ -75,12 +77,14 @@ def _flow_profile(fit: FlowSettings | StartSettings, catalog, radii: np.ndarray,
 
 
 def _profile_bands(fit: ProfileSettings, catalog, radii: np.ndarray) -> dict[str, np.ndarray]:
-    """rho(r) at the maximum of the baseline's likelihood, with profile-likelihood bands, at ``radii`` [kpc]."""
+    """rho(r) and M(<r) at the maximum of the baseline's likelihood, with profile-likelihood bands, at ``radii``
+    [kpc]."""
     from ..baseline.fit import likelihood_for, usable_stars
     from ..baseline.profile_likelihood import profile_bands
 
     catalog, _ = usable_stars(catalog)
-    return profile_bands(likelihood_for(catalog, fit.anisotropy, fit.halo, losvd=fit.losvd), radii)
+    return profile_bands(likelihood_for(catalog, fit.anisotropy, fit.halo, losvd=fit.losvd), radii,
+                         quantities=("rho", "M"))
 
 
 def calibration_task(*, source: MockSource, stars: int, r_half: float, realisation: int, seed: int,

@@ -1,9 +1,11 @@
-"""Scoring one fitted rho(r) against the truth, and the coverage of many.
+"""Scoring one fitted rho(r), M(<r) and beta(r) against the truth, and the coverage of many.
 
 R_half [kpc] is the projected half-number radius of the true tracer
 (:func:`projected_half_radius`); the scored radii are :data:`RADII_OVER_RHALF`
 x R_half. ``z`` = log10(rho_fit / rho_true) / w68 with w68 the half-width of
 the 68 % band in log10; coverage errors are binomial, sqrt(p (1 - p) / n).
+The enclosed mass is scored as the density is, in log10 (:data:`MASS_COLUMNS`),
+beta as a difference (:data:`BETA_COLUMNS`).
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS", "BETA_COLUMNS",
-           "projected_half_radius", "score_profile", "score_beta", "coverage", "nominal_interval", "pooled_coverage",
-           "mean_abs_errors", "versus_start", "START_FAR_DEX"]
+           "MASS_COLUMNS", "projected_half_radius", "score_profile", "score_mass", "score_beta", "coverage",
+           "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start", "START_FAR_DEX"]
 
 #: Radii of the table, in units of R_half (projected half-number radius of the true tracer).
 RADII_OVER_RHALF: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -28,12 +30,15 @@ START_FAR_DEX = 0.15
 #: beta_constrained: 1 where the fit itself called beta constrained at r, 0 where it did not, NaN: no statement).
 BETA_COLUMNS = ("beta_true", "beta", "beta_lo", "beta_hi", "beta_lo95", "beta_hi95", "beta_err", "beta_in68",
                 "beta_in95", "beta_constrained")
+#: Columns of calibration.csv on the enclosed mass (:func:`score_mass`; M in Msun, M_err = log10(M / M_true)).
+MASS_COLUMNS = ("M_true", "M", "M_lo", "M_hi", "M_lo95", "M_hi95", "M_err", "M_in68", "M_in95")
 #: Columns of calibration.csv (rho in Msun/kpc^3, r in kpc; in68/in95 are 1, 0 or NaN).
 CALIBRATION_COLUMNS = ("realisation", "seed", "method", "r_over_rhalf", "r", "rho_true", "rho", "rho_lo", "rho_hi",
-                       "rho_lo95", "rho_hi95", "log10_err", "z", "in68", "in95") + BETA_COLUMNS
+                       "rho_lo95", "rho_hi95", "log10_err", "z", "in68", "in95") + MASS_COLUMNS + BETA_COLUMNS
 #: Columns of coverage.csv (n_fits: realisations; n_banded: those with a band and a truth there).
 COVERAGE_COLUMNS = ("method", "r_over_rhalf", "r", "n_fits", "n_banded", "cover68", "cover68_err", "cover95",
-                    "cover95_err", "z_mean", "z_std", "log10_err_mean", "log10_err_rms", "beta_n_banded",
+                    "cover95_err", "z_mean", "z_std", "log10_err_mean", "log10_err_rms", "M_n_banded", "M_cover68",
+                    "M_cover68_err", "M_cover95", "M_cover95_err", "M_err_mean", "M_err_rms", "beta_n_banded",
                     "beta_cover68", "beta_cover68_err", "beta_cover95", "beta_cover95_err", "beta_err_mean",
                     "beta_err_rms", "beta_n_constrained", "beta_cover68_constrained", "beta_cover95_constrained")
 
@@ -98,9 +103,54 @@ def score_profile(method: str, profile: Mapping[str, np.ndarray], truth: Mapping
         row["in68"] = float(c["in68"]) if ok and c["in68"] is not None else math.nan
         row["in95"] = float(c["in95"]) if ok and c["in95"] is not None else math.nan
         rows.append(row)
-    for row, beta in zip(rows, score_beta(profile, truth, radii, banded)):
+    for row, mass, beta in zip(rows, score_mass(profile, truth, radii, banded),
+                               score_beta(profile, truth, radii, banded)):
+        row.update(mass)
         row.update(beta)
     return rows
+
+
+def score_mass(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], radii: Sequence[float],
+               banded: bool = True) -> list[dict[str, float]]:
+    """The :data:`MASS_COLUMNS` of calibration.csv: a fitted enclosed mass M(<r) [Msun] against the true one.
+
+    Values are read log-log linearly at ``radii`` [kpc]; ``M_err`` =
+    log10(M / M_true); ``M_in68``/``M_in95`` are NaN where the fit has no
+    band of positive width there (a single flow, a fit that failed) or the
+    truth has no mass.
+
+    Examples
+    --------
+    >>> r = np.geomspace(0.05, 2.0, 5)
+    >>> fit = {"r": r, "M": 2e7 * r, "M_lo": 1.5e7 * r, "M_hi": 2.5e7 * r, "M_lo95": 1e7 * r, "M_hi95": 3e7 * r}
+    >>> row = score_mass(fit, {"r": r, "M": 1.2e7 * r}, [0.5])[0]
+    >>> round(row["M_err"], 4), row["M_in68"], row["M_in95"]  # log10(2 / 1.2)
+    (0.2218, 0.0, 1.0)
+    """
+    radii = np.asarray(radii, dtype=float)
+    true = _log_log(radii, truth, "M")
+    val = {k: _log_log(radii, profile, k) for k in MASS_COLUMNS[1:6]}
+    rows = []
+    for i in range(radii.size):
+        row = {"M_true": float(true[i]), **{k: float(v[i]) for k, v in val.items()}}
+        ok = math.isfinite(row["M"]) and row["M"] > 0 and math.isfinite(row["M_true"]) and row["M_true"] > 0
+        row["M_err"] = math.log10(row["M"] / row["M_true"]) if ok else math.nan
+        for level, (lo, hi) in (("68", ("M_lo", "M_hi")), ("95", ("M_lo95", "M_hi95"))):
+            inside = banded and ok and row[hi] > row[lo]  # False for NaN limits
+            row["M_in" + level] = float(row[lo] <= row["M_true"] <= row[hi]) if inside else math.nan
+        rows.append(row)
+    return rows
+
+
+def _log_log(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    """``table[key]`` (> 0) at ``radii`` [kpc], linear in ln r and ln value (NaN outside the table, where the value
+    is not positive, or without the key)."""
+    if key not in table:
+        return np.full(radii.size, np.nan)
+    v = np.asarray(table[key], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ln_v = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
+    return np.exp(_lin_in_log_r(radii, {"r": table["r"], key: ln_v}, key))
 
 
 def _lin_in_log_r(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np.ndarray:
@@ -180,14 +230,15 @@ def coverage(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for ratio in sorted({r["r_over_rhalf"] for r in rows if r["method"] == method}):
             sub = [r for r in rows if r["method"] == method and r["r_over_rhalf"] == ratio]
             col = {k: np.array([float(r.get(k, math.nan)) for r in sub])
-                   for k in ("in68", "in95", "z", "log10_err", "beta_in68", "beta_in95", "beta_err",
-                             "beta_constrained")}
+                   for k in ("in68", "in95", "z", "log10_err", "M_in68", "M_in95", "M_err", "beta_in68", "beta_in95",
+                             "beta_err", "beta_constrained")}
             z = col["z"][np.isfinite(col["z"])]
             out.append({
                 "method": method, "r_over_rhalf": ratio, "r": sub[0]["r"], "n_fits": len(sub),
                 **_band_coverage(col, "", "log10_err"),
                 "z_mean": float(z.mean()) if z.size else math.nan,
                 "z_std": float(z.std(ddof=1)) if z.size > 1 else math.nan,
+                **_band_coverage(col, "M_", "M_err"),
                 **_band_coverage(col, "beta_", "beta_err"),
                 **_constrained_coverage(col),
             })
@@ -236,7 +287,8 @@ def nominal_interval(n: int, p: float, level: float = 0.95) -> tuple[float, floa
 
 
 def pooled_coverage(rows: Sequence[Mapping[str, Any]], prefix: str = "") -> list[dict[str, Any]]:
-    """Coverage of the 68 % and 95 % bands pooled over all radii, per method (``prefix`` "beta_": beta's bands).
+    """Coverage of the 68 % and 95 % bands pooled over all radii, per method (``prefix`` "M_", "beta_": the
+    enclosed mass's or beta's bands).
 
     The radii of one realisation are correlated (one fit), so a pooled
     fraction of ``n_pairs`` (radius, realisation) pairs has a larger error

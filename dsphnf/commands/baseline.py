@@ -57,9 +57,9 @@ summary.json (settings, acceptance, tau, ESS, timings, parameter posteriors,
 the velocities' kurtosis about the best fit, versions, machine, log10 J(0.5 deg)
 with --distance), chain.npz, posterior.nc (the chain as ArviZ
 InferenceData: arviz.from_netcdf), corner.png and profiles.png; with
---profile-likelihood N also rho_profile_likelihood.csv (r [kpc], rho at the
-likelihood's maximum, 68/95% profile-likelihood intervals rho_lo, rho_hi,
-rho_lo95, rho_hi95 [Msun/kpc^3], no prior; M [Msun] of the maximum).
+--profile-likelihood N also profile_likelihood.csv (r [kpc], rho [Msun/kpc^3]
+and M [Msun] at the likelihood's maximum, each with its 68/95% profile-likelihood
+intervals _lo, _hi, _lo95, _hi95, no prior).
 """
 
 
@@ -86,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="distance [kpc]: converts Walker-format catalogues and gives the J-factor band")
     p.add_argument("--priors", default=None, metavar="FILE", help="prior overrides, JSON (.json) or TOML")
     p.add_argument("--profile-likelihood", type=int, default=0, metavar="N",
-                   help="also rho(r) from the likelihood alone at N radii over the data: maximum and 68/95%% "
-                        "profile-likelihood intervals, no prior (rho_profile_likelihood.csv; ~2-10 s per radius "
-                        "for 1000 stars); default 0, off")
+                   help="also rho(r) and M(<r) from the likelihood alone at N radii over the data: maximum and "
+                        "68/95%% profile-likelihood intervals, no prior (profile_likelihood.csv; ~5-20 s per "
+                        "radius for 1000 stars with a Gaussian LOSVD); default 0, off")
     p.add_argument("--no-plots", action="store_true", help="skip corner.png and profiles.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -112,18 +112,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report_likelihood_bands(result) -> None:
-    """rho from the posterior beside rho from the likelihood alone, at the profile-likelihood radii."""
+    """rho and M from the posterior beside the same from the likelihood alone, at the profile-likelihood radii."""
     import numpy as np
 
     pl = result.artefacts.likelihood_bands
     post = result.artefacts.profile_at(pl["r"])
-    print(f"rho [Msun/kpc^3], posterior median [68% band] | likelihood maximum [68% profile-likelihood interval] "
+    print(f"posterior median [68% band] | likelihood maximum [68% profile-likelihood interval] "
           f"({result.summary['timings_s']['profile_likelihood_s']:.0f} s):")
-    for i, r in enumerate(pl["r"]):
-        print(f"  r = {r:8.4f} kpc: {post['rho'][i]:.3g} [{post['rho_lo'][i]:.3g}, {post['rho_hi'][i]:.3g}] | "
-              f"{pl['rho'][i]:.3g} [{pl['rho_lo'][i]:.3g}, {pl['rho_hi'][i]:.3g}]"
-              + ("" if np.all(np.isfinite([pl["rho_lo"][i], pl["rho_hi"][i]])) and pl["rho_lo"][i] > 0
-                 else "  (open: the data bound rho on one side only)"))
+    for q, unit in (("rho", "Msun/kpc^3"), ("M", "Msun")):
+        print(f"{q} [{unit}]")
+        for i, r in enumerate(pl["r"]):
+            print(f"  r = {r:8.4f} kpc: {post[q][i]:.3g} [{post[q + '_lo'][i]:.3g}, {post[q + '_hi'][i]:.3g}] | "
+                  f"{pl[q][i]:.3g} [{pl[q + '_lo'][i]:.3g}, {pl[q + '_hi'][i]:.3g}]"
+                  + ("" if np.all(np.isfinite([pl[q + "_lo"][i], pl[q + "_hi"][i]])) and pl[q + "_lo"][i] > 0
+                     else f"  (open: the data bound {q} on one side only)"))
 
 
 def _report(summary: dict, out: str) -> None:

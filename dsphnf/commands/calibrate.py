@@ -17,11 +17,12 @@ the mock and the fit.
 
 Writes into OUT: calibration.csv (per realisation, method and radius: r [kpc],
 r/R_half, log10 error = log10(rho/rho_true), z = log10 error / half-width of
-the 68% band in log10, in68, in95; and beta: beta_true, beta with its bands,
-beta_err = beta - beta_true, beta_in68, beta_in95, NaN where beta is given),
-coverage.csv (per method and radius: the fraction of realisations inside the
-68% and 95% bands with binomial errors sqrt(p(1-p)/n), mean and spread of z,
-the same for beta), coverage.png and summary.json (with machines: how many
+the 68% band in log10, in68, in95; the enclosed mass: M_true, M with its
+bands [Msun], M_err = log10(M/M_true), M_in68, M_in95; and beta: beta_true,
+beta with its bands, beta_err = beta - beta_true, beta_in68, beta_in95, NaN
+where beta is given), coverage.csv (per method and radius: the fraction of
+realisations inside the 68% and 95% bands with binomial errors sqrt(p(1-p)/n),
+mean and spread of z, the same for M and beta), coverage.png (rho's) and summary.json (with machines: how many
 fits ran on each CPU, since a trained flow repeats bit for bit on one CPU
 only). A single
 flow (--ensemble 1) has no bands: its z and coverage are NaN. --method flow,start
