@@ -56,9 +56,9 @@ from .spec import (MIN_REALISATIONS, BaselineSettings, CalibrationError, Calibra
 
 __all__ = [
     "RADII_OVER_RHALF", "MIN_REALISATIONS", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS",
-    "BETA_COLUMNS", "MASS_COLUMNS", "CalibrationError", "MockSource", "FlowSettings", "StartSettings", "BaselineSettings",
-    "ProfileSettings", "CalibrationSpec", "Calibration",
-    "calibration_spec", "projected_half_radius", "score_profile", "score_mass", "score_beta", "calibration_task", "coverage",
-    "calibrate", "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start",
+    "BETA_COLUMNS", "MASS_COLUMNS", "CalibrationError", "MockSource", "FlowSettings", "StartSettings",
+    "BaselineSettings", "ProfileSettings", "CalibrationSpec", "Calibration",
+    "calibration_spec", "projected_half_radius", "score_profile", "score_mass", "score_beta", "calibration_task",
+    "coverage", "calibrate", "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start",
     "plot_coverage", "format_coverage",
 ]
