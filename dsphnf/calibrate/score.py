@@ -145,12 +145,11 @@ def score_mass(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray
 def _log_log(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np.ndarray:
     """``table[key]`` (> 0) at ``radii`` [kpc], linear in ln r and ln value (NaN outside the table, where the value
     is not positive, or without the key)."""
+    from ..compare import _loginterp  # the log-log reading compare() gives rho and M
+
     if key not in table:
         return np.full(radii.size, np.nan)
-    v = np.asarray(table[key], dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ln_v = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
-    return np.exp(_lin_in_log_r(radii, {"r": table["r"], key: ln_v}, key))
+    return _loginterp(radii, np.asarray(table["r"], dtype=float), np.asarray(table[key], dtype=float))
 
 
 def _lin_in_log_r(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np.ndarray:
