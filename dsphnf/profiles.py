@@ -13,11 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, special
 
-__all__ = ["Zhao", "nfw", "cored", "plummer", "tracer_zhao"]
-
-#: Above u = x^a/(1 + x^a) = this, an infinite-mass Zhao mass adds a quadrature to its 2F1 value.
-_U_SWITCH = 0.9
-
+__all__ = ["Zhao", "nfw", "cored", "plummer", "tracer_zhao", "zhao_mass_inner"]
 
 @dataclass(frozen=True)
 class Zhao:
@@ -63,8 +59,16 @@ class Zhao:
     def mass(self, r: np.ndarray | float) -> np.ndarray:
         """Enclosed mass M(<r) = 4 pi Int_0^r rho r'^2 dr' (units rho0 kpc^3).
 
-        Uses the regularised incomplete beta function where beta > 3 and a
-        Gauss hypergeometric function otherwise; both are exact.
+        Uses the regularised incomplete beta function where beta > 3, a
+        closed form for beta = 3 with integer (3 - gamma)/alpha, and
+        :func:`zhao_mass_inner` (a Gauss hypergeometric function, then
+        quadrature as x^alpha/(1 + x^alpha) -> 1) otherwise.
+
+        Examples
+        --------
+        >>> halo = Zhao(1e8, 1.0, alpha=2.65, beta=3.0, gamma=0.0)
+        >>> bool(np.isclose(halo.mass(15.5), halo.mass_quad(15.5), rtol=1e-8))
+        True
         """
         r = np.asarray(r, dtype=float)
         x = r / self.rs
@@ -95,31 +99,8 @@ class Zhao:
                 exact = np.where(small, 0.0, exact)
                 exact[small] = us**p_int * series
             return pref * exact / a
-        # beta <= 3: total mass diverges; write the integral with u = x^a/(1+x^a)
-        # and a hypergeometric function evaluated at u in [0, 1).
-        xa = x**a
-        u = xa / (1.0 + xa)
-        # Int_0^x t^(2-g) (1+t^a)^((g-b)/a) dt
-        #   = (1/a) Int_0^u s^(p-1) (1-s)^(q-1) ds with q = (b-3)/a <= 0
-        #   = (1/a) u^p / p 2F1(p, 1-q; p+1; u)
-        q = (b - 3.0) / a
-        near = u > _U_SWITCH  # scipy's 2F1 loses (and at u -> 1 overflows) there
-        out = pref * np.minimum(u, _U_SWITCH) ** p / (a * p) * special.hyp2f1(p, 1.0 - q, p + 1.0,
-                                                                             np.minimum(u, _U_SWITCH))
-        if np.any(near):
-            x0 = (_U_SWITCH / (1.0 - _U_SWITCH)) ** (1.0 / a) * self.rs  # where u = _U_SWITCH
-            out = np.where(near, out + self._shell_mass(x0, np.where(near, r, x0)), out)
-        return out
-
-    def _shell_mass(self, r0: float, r: np.ndarray) -> np.ndarray:
-        """4 pi Int_r0^r rho s^2 ds (r >= r0) by Gauss-Legendre panels of width <= 0.5 in ln s."""
-        span = np.log(np.asarray(r, dtype=float) / r0)
-        n_panel = max(1, int(np.ceil(np.max(span) / 0.5)))
-        x, w = np.polynomial.legendre.leggauss(12)
-        t = ((np.arange(n_panel)[:, None] + 0.5 * (x + 1.0)[None, :]) / n_panel).ravel()
-        wt = np.tile(0.5 * w / n_panel, n_panel)
-        s = r0 * np.exp(span[..., None] * t)
-        return 4.0 * np.pi * span * np.sum(wt * s**3 * self.density(s), axis=-1)
+        # beta <= 3: the total mass diverges; a hypergeometric function, then quadrature near u -> 1
+        return pref * zhao_mass_inner(x, a, b, g)
 
     def total_mass(self) -> float:
         """Total mass (finite only for beta > 3)."""
@@ -157,3 +138,46 @@ def plummer(mass: float, a: float) -> Zhao:
 def tracer_zhao(rs: float, gamma: float = 0.0, beta: float = 5.0, alpha: float = 2.0) -> Zhao:
     """Stellar tracer nu(r) of the Gaia Challenge family, normalised to one star."""
     return Zhao(1.0, rs, alpha, beta, gamma).normalised()
+
+
+#: Where u = x^alpha / (1 + x^alpha) the hypergeometric form of the mass hands over to quadrature: scipy's 2F1
+#: at c - a - b <= 0 (beta <= 3) loses accuracy as u -> 1 (a non-integer alpha = 2.65 gave a negative mass at x = 15).
+U_SWITCH = 0.9
+
+
+def zhao_mass_inner(x: np.ndarray, alpha: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """Int_0^x t^(2-gamma) (1+t^alpha)^((gamma-beta)/alpha) dt, broadcast over the arguments.
+
+    Exact (hypergeometric) where u = x^alpha / (1 + x^alpha) <= :data:`U_SWITCH`;
+    beyond, that value at u = U_SWITCH plus Gauss-Legendre quadrature in ln t.
+
+    Examples
+    --------
+    >>> x = np.array([0.5, 15.5, 200.0])  # NFW's closed form: ln(1 + x) - x / (1 + x)
+    >>> bool(np.allclose(zhao_mass_inner(x, 1.0, 3.0, 1.0), np.log1p(x) - x / (1 + x), rtol=1e-10))
+    True
+    """
+    x, alpha, beta, gamma = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, alpha, beta, gamma)))
+    xa = x**alpha
+    u = np.minimum(xa / (1.0 + xa), U_SWITCH)
+    p = (3.0 - gamma) / alpha
+    q = (beta - 3.0) / alpha
+    out = u**p / (alpha * p) * special.hyp2f1(p, 1.0 - q, p + 1.0, u)
+    x0 = (U_SWITCH / (1.0 - U_SWITCH)) ** (1.0 / alpha)  # where u = U_SWITCH
+    near = x > x0
+    if np.any(near):
+        out = out + np.where(near, _zhao_shell(x0, np.where(near, x, x0), alpha, beta, gamma), 0.0)
+    return out
+
+
+def _zhao_shell(x0: np.ndarray, x: np.ndarray, alpha: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """Int_x0^x t^(2-gamma) (1+t^alpha)^((gamma-beta)/alpha) dt (x >= x0), 12-point Gauss-Legendre panels of width
+    <= 0.25 in ln t."""
+    span = np.log(x / x0)
+    n_panel = max(1, int(np.ceil(np.max(span) / 0.25)))
+    z, w = np.polynomial.legendre.leggauss(12)
+    t = ((np.arange(n_panel)[:, None] + 0.5 * (z + 1.0)[None, :]) / n_panel).ravel()
+    lt = np.log(x0)[..., None] + span[..., None] * t  # ln of the nodes, (..., n_panel * 12)
+    a, b, g = alpha[..., None], beta[..., None], gamma[..., None]
+    f = np.exp((3.0 - g) * lt + (g - b) / a * np.logaddexp(0.0, a * lt))  # t^3 rho(t) / rho0: dt = t d(ln t)
+    return span * np.sum(np.tile(0.5 * w / n_panel, n_panel) * f, axis=-1)

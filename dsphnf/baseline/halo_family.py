@@ -44,7 +44,8 @@ import numpy as np
 
 from ..broken import BrokenPowerLaw, broken_log_density, broken_log_slope, broken_mass
 from ..errors import FitError
-from .projector import zhao_log_density, zhao_mass_inner
+from ..profiles import zhao_mass_inner
+from .projector import zhao_log_density
 
 __all__ = ["HALOS", "DEFAULT_HALO", "BROKEN_NODES", "BROKEN_OUTER_MIN", "halo_family", "halo_parameters",
            "normalisation", "unpack_halo", "halo_log10_density", "halo_density", "halo_log_slope", "halo_mass",

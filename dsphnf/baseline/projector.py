@@ -35,8 +35,9 @@ from scipy import special
 from ..anisotropy import AnisotropySpec, Inferred
 from ..broken import broken_log_density, broken_mass
 from ..constants import G
+from ..profiles import zhao_mass_inner
 
-__all__ = ["JeansProjector", "anisotropy_grid", "cubic_weights", "zhao_log_density", "zhao_mass_inner"]
+__all__ = ["JeansProjector", "anisotropy_grid", "cubic_weights", "zhao_log_density"]
 
 
 def cubic_weights(u: np.ndarray, u0: float, du: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,49 +80,6 @@ def zhao_log_density(r: np.ndarray, scale: np.ndarray, alpha: np.ndarray, beta: 
     lx = np.log(r)[None, :] - np.log(scale)[:, None]
     a = alpha[:, None]
     return -gamma[:, None] * lx + ((gamma - beta) / alpha)[:, None] * np.logaddexp(0.0, a * lx)
-
-
-#: Where u = x^alpha / (1 + x^alpha) the hypergeometric form of the mass hands over to quadrature: scipy's 2F1
-#: at c - a - b <= 0 (beta <= 3) loses accuracy as u -> 1 (a non-integer alpha = 2.65 gave a negative mass at x = 15).
-U_SWITCH = 0.9
-
-
-def zhao_mass_inner(x: np.ndarray, alpha: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
-    """Int_0^x t^(2-gamma) (1+t^alpha)^((gamma-beta)/alpha) dt, broadcast over the arguments.
-
-    Exact (hypergeometric) where u = x^alpha / (1 + x^alpha) <= :data:`U_SWITCH`;
-    beyond, that value at u = U_SWITCH plus Gauss-Legendre quadrature in ln t.
-
-    Examples
-    --------
-    >>> x = np.array([0.5, 15.5, 200.0])  # NFW's closed form: ln(1 + x) - x / (1 + x)
-    >>> bool(np.allclose(zhao_mass_inner(x, 1.0, 3.0, 1.0), np.log1p(x) - x / (1 + x), rtol=1e-10))
-    True
-    """
-    x, alpha, beta, gamma = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, alpha, beta, gamma)))
-    xa = x**alpha
-    u = np.minimum(xa / (1.0 + xa), U_SWITCH)
-    p = (3.0 - gamma) / alpha
-    q = (beta - 3.0) / alpha
-    out = u**p / (alpha * p) * special.hyp2f1(p, 1.0 - q, p + 1.0, u)
-    x0 = (U_SWITCH / (1.0 - U_SWITCH)) ** (1.0 / alpha)  # where u = U_SWITCH
-    near = x > x0
-    if np.any(near):
-        out = out + np.where(near, _zhao_shell(x0, np.where(near, x, x0), alpha, beta, gamma), 0.0)
-    return out
-
-
-def _zhao_shell(x0: np.ndarray, x: np.ndarray, alpha: np.ndarray, beta: np.ndarray, gamma: np.ndarray) -> np.ndarray:
-    """Int_x0^x t^(2-gamma) (1+t^alpha)^((gamma-beta)/alpha) dt (x >= x0), 12-point Gauss-Legendre panels of width
-    <= 0.25 in ln t."""
-    span = np.log(x / x0)
-    n_panel = max(1, int(np.ceil(np.max(span) / 0.25)))
-    z, w = np.polynomial.legendre.leggauss(12)
-    t = ((np.arange(n_panel)[:, None] + 0.5 * (z + 1.0)[None, :]) / n_panel).ravel()
-    lt = np.log(x0)[..., None] + span[..., None] * t  # ln of the nodes, (..., n_panel * 12)
-    a, b, g = alpha[..., None], beta[..., None], gamma[..., None]
-    f = np.exp((3.0 - g) * lt + (g - b) / a * np.logaddexp(0.0, a * lt))  # t^3 rho(t) / rho0: dt = t d(ln t)
-    return span * np.sum(np.tile(0.5 * w / n_panel, n_panel) * f, axis=-1)
 
 
 def anisotropy_grid(anisotropy: AnisotropySpec, params: Mapping[str, np.ndarray], r: np.ndarray,
