@@ -15,6 +15,7 @@ from scipy import integrate, special
 
 __all__ = ["Zhao", "nfw", "cored", "plummer", "tracer_zhao", "zhao_mass_inner"]
 
+
 @dataclass(frozen=True)
 class Zhao:
     """Spherical Zhao (alpha, beta, gamma) profile.
