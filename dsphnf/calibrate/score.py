@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..compare import _loginterp  # the log-log reading compare() gives rho and M
+
 __all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS", "BETA_COLUMNS",
            "MASS_COLUMNS", "projected_half_radius", "score_profile", "score_mass", "score_beta", "coverage",
            "nominal_interval", "pooled_coverage", "mean_abs_errors", "versus_start", "START_FAR_DEX"]
@@ -145,8 +147,6 @@ def score_mass(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray
 def _log_log(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np.ndarray:
     """``table[key]`` (> 0) at ``radii`` [kpc], linear in ln r and ln value (NaN outside the table, where the value
     is not positive, or without the key)."""
-    from ..compare import _loginterp  # the log-log reading compare() gives rho and M
-
     if key not in table:
         return np.full(radii.size, np.nan)
     return _loginterp(radii, np.asarray(table["r"], dtype=float), np.asarray(table[key], dtype=float))
