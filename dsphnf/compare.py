@@ -27,7 +27,7 @@ from .errors import DsphnfError
 from .result import Result, load_result
 
 __all__ = ["DEFAULT_RADII", "read_run", "load_runs", "read_truth", "parse_radii", "compare",
-           "format_table", "plot_comparison"]
+           "loginterp", "format_table", "plot_comparison"]
 
 #: Radii [kpc] of the Gaia Challenge benchmark table.
 DEFAULT_RADII = (0.1, 0.15, 0.25, 0.5, 1.0)
@@ -130,8 +130,24 @@ def parse_radii(text: str) -> np.ndarray:
     return r
 
 
-def _loginterp(r: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """log-log interpolation of y(x) at r; NaN outside [x0, x-1] or where y <= 0."""
+def loginterp(r: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y(x) read at r, linear in ln x and ln y: how profiles are compared at given radii.
+
+    Parameters
+    ----------
+    r, x : ndarray
+        Radii to read at and the table's radii (increasing), in the same unit (kpc).
+    y : ndarray
+        The table's values at ``x`` (rho in Msun/kpc^3, M in Msun, ...).
+
+    Returns
+    -------
+    ndarray
+        y at ``r``; NaN outside [x[0], x[-1]] or next to a node where y <= 0.
+
+    >>> loginterp(np.array([2.0, 8.0]), np.array([1.0, 4.0]), np.array([1.0, 1e-2])).round(6).tolist()
+    [0.1, nan]
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         ly = np.where(y > 0, np.log(np.where(y > 0, y, 1.0)), np.nan)
         out = np.exp(np.interp(np.log(r), np.log(x), ly, left=np.nan, right=np.nan))
@@ -194,10 +210,10 @@ def compare(runs, truth: Mapping[str, np.ndarray] | str | Path | None = None,
     radii = np.asarray(radii, dtype=float)
     rows = []
     for label, p in profiles.items():
-        vals = {k: _loginterp(radii, p["r"], p[k]) if k in p else np.full(radii.size, np.nan) for k in BAND_KEYS}
+        vals = {k: loginterp(radii, p["r"], p[k]) if k in p else np.full(radii.size, np.nan) for k in BAND_KEYS}
         if truth is not None:
-            rt = _loginterp(radii, truth["r"], truth["rho"])
-            mt = _loginterp(radii, truth["r"], truth["M"]) if "M" in truth else np.full(radii.size, np.nan)
+            rt = loginterp(radii, truth["r"], truth["rho"])
+            mt = loginterp(radii, truth["r"], truth["M"]) if "M" in truth else np.full(radii.size, np.nan)
         for i, r in enumerate(radii):
             row = {"run": label, "r": float(r), **{k: float(v[i]) for k, v in vals.items()}}
             if truth is not None:

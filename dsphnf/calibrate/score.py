@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..compare import _loginterp  # the log-log reading compare() gives rho and M
+from ..compare import loginterp  # the log-log reading compare() gives rho and M
 
 __all__ = ["RADII_OVER_RHALF", "NOMINAL68", "NOMINAL95", "CALIBRATION_COLUMNS", "COVERAGE_COLUMNS", "BETA_COLUMNS",
            "MASS_COLUMNS", "projected_half_radius", "score_profile", "score_mass", "score_beta", "coverage",
@@ -149,7 +149,7 @@ def _log_log(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np
     is not positive, or without the key)."""
     if key not in table:
         return np.full(radii.size, np.nan)
-    return _loginterp(radii, np.asarray(table["r"], dtype=float), np.asarray(table[key], dtype=float))
+    return loginterp(radii, np.asarray(table["r"], dtype=float), np.asarray(table[key], dtype=float))
 
 
 def _lin_in_log_r(radii: np.ndarray, table: Mapping[str, np.ndarray], key: str) -> np.ndarray:
