@@ -25,7 +25,7 @@ members on the default output grid (the 2nd-98th percentile of R, as ``dsphnf
 fit``), interpolated in ln r to the radii above, and the line also has the
 68 % band of beta and the 95 % band of rho at those radii (and whether the
 truth is inside), and where the data constrain beta
-(:func:`dsphnf.flows.ensemble.beta_constraint`).
+(:func:`dsphnf.flows.beta_constraint.beta_constraint`).
 
 Usage::
 
@@ -124,7 +124,7 @@ def run_variant(cat, variant: str, steps: int, seed: int, grid: np.ndarray, save
 
 def _bands(prof: dict, tr: dict, res, cat, at: np.ndarray, ih: int) -> dict:
     """The ensemble's bands at the check radii and R_half, truth coverage, and where beta is constrained."""
-    from dsphnf.flows.ensemble import beta_constraint
+    from dsphnf.flows.beta_constraint import beta_constraint
 
     def rnd(v):
         return [round(float(x), 3) for x in v]

@@ -2,7 +2,7 @@
 written before calibration.csv recorded that statement (not a test).
 
 ``dsphnf calibrate`` now writes ``beta_constrained`` per row (the fit's own
-:func:`dsphnf.flows.ensemble.beta_constraint` at the scored radii) and the coverage of beta's bands where it is 1.
+:func:`dsphnf.flows.beta_constraint.beta_constraint` at the scored radii) and the coverage of beta's bands where it is 1.
 For an older folder this script applies the same rule after the fact: it redraws each realisation's stars
 (the mock's random seed is the row's seed, as in ``calibrate``), counts the stars near each radius and takes the
 band's width from calibration.csv, then prints per radius how many realisations the rule calls constrained and
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dsphnf.anisotropy import anisotropy_from  # noqa: E402
 from dsphnf.calibrate.spec import MockSource  # noqa: E402
-from dsphnf.flows.ensemble import beta_constraint  # noqa: E402
+from dsphnf.flows.beta_constraint import beta_constraint  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from dsphnf.calibrate import (BETA_COLUMNS, CALIBRATION_COLUMNS, COVERAGE_COLUMN
                               calibrate, calibration_spec, coverage, format_coverage, nominal_interval,
                               pooled_coverage, projected_half_radius, score_beta, score_profile)
 from dsphnf.cli import main
-from dsphnf.flows.ensemble import BETA_MAX_Y_WIDTH, symmetrised_width
+from dsphnf.flows.beta_constraint import BETA_MAX_Y_WIDTH, symmetrised_width
 from dsphnf.profiles import tracer_zhao
 from dsphnf.provenance import cpu_label
 

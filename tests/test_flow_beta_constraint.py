@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from dsphnf.flows.ensemble import (BETA_MAX_Y_WIDTH, BETA_MIN_STARS, band_profiles, beta_constraint,
-                                   beta_constraint_note, stars_near, symmetrised_width)
+from dsphnf.flows.beta_constraint import (BETA_MAX_Y_WIDTH, BETA_MIN_STARS, beta_constraint, beta_constraint_note,
+                                          stars_near, symmetrised_width)
+from dsphnf.flows.ensemble import band_profiles
 
 R_GRID = np.geomspace(0.01, 3.0, 41)
 

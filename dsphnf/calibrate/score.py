@@ -169,7 +169,7 @@ def score_beta(profile: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray
     fit has no band of positive width there (a given beta, a single flow, a
     method without beta) or the truth has no beta. ``beta_constrained`` is
     the fit's own statement, ``profile["beta_constrained"]`` (1 or 0 per
-    node, the flow's :func:`~dsphnf.flows.ensemble.beta_constraint`): 1 only
+    node, the flow's :func:`~dsphnf.flows.beta_constraint.beta_constraint`): 1 only
     where the nodes on both sides of the radius say constrained, NaN without
     a statement (the baseline, a given beta), so that the bands can be
     scored where the fit claims that the stars constrain beta.

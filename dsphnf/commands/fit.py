@@ -303,7 +303,8 @@ def _family_note(d: dict) -> str:
 
 def _report(s: dict) -> None:
     """Print the members' steps and losses, the timings, the bands, the read-out count and any J-factor."""
-    from ..flows.ensemble import beta_constraint_note, centre_note, readout_note
+    from ..flows.beta_constraint import beta_constraint_note
+    from ..flows.ensemble import centre_note, readout_note
     from ..jfactor import INNER_GAMMA_MAX, OUTER_GAMMA_MIN
     d, t = s["diagnostics"], s["timings_s"]
     steps = ", ".join(str(m["steps"]) for m in d["members"])

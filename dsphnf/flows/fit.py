@@ -58,6 +58,7 @@ from ..foreground import Foreground
 from ..result import Result
 from . import ensemble as ens
 from .artefacts import FlowArtefacts
+from .beta_constraint import beta_constraint
 from .cnf import FLOW_FORMS
 from .fit_setup import (FitSetup, anchor_setup, batched_reason, centred_on_all_stars, check_arguments, check_centre,
                         check_systematics, check_velocity, check_warm, executor_setting, member_settings,
@@ -274,7 +275,7 @@ def fit_flow(
     if centre is not None:
         summary["diagnostics"]["centre"] = centre_record(profile)
     if isinstance(setup.anisotropy, Inferred) and stars.kinematic:
-        summary["diagnostics"]["beta_constrained"] = ens.beta_constraint(
+        summary["diagnostics"]["beta_constrained"] = beta_constraint(
             profile, np.hypot(catalog.x, catalog.y), catalog.weights)
     artefacts = FlowArtefacts(flows, members, [m.history for m in trained], stars.scales, plot_data(catalog, stars),
                               [m.scales for m in trained])
