@@ -11,7 +11,8 @@ fields), :mod:`~dsphnf.flows.cnf` (the flow) and
 :mod:`~dsphnf.flows.beta_prior` (its priors), :mod:`~dsphnf.flows.train` (training loop) and
 :mod:`~dsphnf.flows.checkpoint` (its checkpoints),
 :mod:`~dsphnf.flows.moments` (Jeans read-out), :mod:`~dsphnf.flows.ensemble`
-(bands), :mod:`~dsphnf.flows.member_j` (the members' J-factors), :mod:`~dsphnf.flows.standardise` (units, grid),
+(bands), :mod:`~dsphnf.flows.beta_constraint` (where a learned beta is constrained),
+:mod:`~dsphnf.flows.member_j` (the members' J-factors), :mod:`~dsphnf.flows.standardise` (units, grid),
 :mod:`~dsphnf.flows.settings` (options), :mod:`~dsphnf.flows.member` (one
 ensemble member, a task of :func:`dsphnf.executor.run_grid`), :mod:`~dsphnf.flows.member_grid` (the
 members' tasks, one by one or batched, and their store), :mod:`~dsphnf.flows.fit` (end-to-end fit), :mod:`~dsphnf.flows.artefacts` (saved flows), :mod:`~dsphnf.flows.plots`,
