@@ -6,7 +6,8 @@ v_z), fits one flow to each, and prints the spread of their log10 M(<r) and log1
 4 R_half beside the errors of the all-star flow. Compare the spreads with the half-widths of the same
 realisation's row in ``dsphnf calibrate NonPlumCuspIso --method flow`` (half-width = 1.077 x the members'
 standard deviation for 8 members). A trace of why the flow's mass bands are too narrow from R_half outwards
-(benchmarks/RESULTS.md, "The flow's mass bands over realisations"); not a method of the package.
+(benchmarks/RESULTS.md, "The flow's mass bands over realisations": over six mocks the draws spread no more
+than the resampled members, so this is not the cause); not a method of the package.
 
     python benchmarks/diag_smoothed_bootstrap.py 7        # about 15 minutes on one core (9 single flows)
 """
