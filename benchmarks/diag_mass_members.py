@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from dsphnf.calibrate import projected_half_radius
+from dsphnf.calibrate import RADII_OVER_RHALF, projected_half_radius
 from dsphnf.flows import FitOptions, fit_flow
 from dsphnf.mocks import draw_mock
 
@@ -21,12 +21,12 @@ from dsphnf.mocks import draw_mock
 def main(seed: int, model: str = "NonPlumCuspIso") -> None:
     mock = draw_mock(model, 1000, seed)
     r_half = projected_half_radius(mock.model.tracer.density)
-    radii = np.array([0.25, 0.5, 1.0, 2.0, 4.0]) * r_half
+    radii = np.asarray(RADII_OVER_RHALF) * r_half
     res = fit_flow(mock.catalog, "isotropic", ensemble=8, seed=seed, progress=False,
                    options=FitOptions(r_grid=tuple(radii), threads=1))
     truth = {"M": mock.model.halo.mass(radii), "rho": mock.model.halo.density(radii)}
     for key, true in truth.items():
-        print(f"{key}: log10({key} / {key}_true) at r / R_half = 0.25, 0.5, 1, 2, 4")
+        print(f"{key}: log10({key} / {key}_true) at r / R_half = {RADII_OVER_RHALF}")
         print("  value  ", np.round(np.log10(res.profile[key] / true), 3))
         for k, member in enumerate(res.artefacts.members):
             print(f"  member {k}", np.round(np.log10(np.asarray(member[key]) / true), 3))

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from dsphnf.calibrate import projected_half_radius
+from dsphnf.calibrate import RADII_OVER_RHALF, projected_half_radius
 from dsphnf.catalog import Catalog
 from dsphnf.flows import FitOptions, fit_flow
 from dsphnf.mocks import draw_mock
@@ -40,11 +40,11 @@ def main(seed: int, K: int = 8, model: str = "NonPlumCuspIso") -> None:
     mock = draw_mock(model, 1000, seed)
     if mock.catalog.vz_err is not None:
         raise SystemExit("this trace draws no velocity errors; the calibration mocks have none")
-    radii = np.array([0.25, 0.5, 1.0, 2.0, 4.0]) * projected_half_radius(mock.model.tracer.density)
+    radii = np.asarray(RADII_OVER_RHALF) * projected_half_radius(mock.model.tracer.density)
     options = FitOptions(r_grid=tuple(radii), threads=1)
     truth = {"M": mock.model.halo.mass(radii), "rho": mock.model.halo.density(radii)}
     anchor = fit_flow(mock.catalog, "isotropic", ensemble=1, seed=seed, progress=False, options=options)
-    print("log10(x / x_true) at r / R_half = 0.25, 0.5, 1, 2, 4")
+    print(f"log10(x / x_true) at r / R_half = {RADII_OVER_RHALF}")
     for q in QUANTITIES:
         print(f"  all-star flow {q:3s}", np.round(np.log10(anchor.profile[q] / truth[q]), 3))
     flow, scales = anchor.artefacts.flows[0], anchor.artefacts.scales_of(0)
